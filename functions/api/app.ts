@@ -1,0 +1,173 @@
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { createMiddleware } from "hono/factory";
+import { HTTPException } from "hono/http-exception";
+import { requestId } from "hono/request-id";
+import { secureHeaders } from "hono/secure-headers";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { StrongboxError } from "../../shared/domain/errors.ts";
+import {
+  auditReasonSchema,
+  createTenantSchema,
+  createTokenSchema,
+  pageQuerySchema,
+  putSecretSchema,
+  secretNameSchema,
+  tenantIdSchema,
+  tokenIdSchema,
+  versionQuerySchema,
+} from "../../shared/domain/schemas.ts";
+import { type AuditAction, SYSTEM_SCOPE } from "../../shared/domain/types.ts";
+import type { Runtime } from "../../shared/runtime/container.ts";
+import type { RequestContext } from "../../shared/services/context.ts";
+import { errorResponse, jsonBody, parseWith } from "./http.ts";
+
+type AppEnv = { Variables: { requestId: string; ctx: RequestContext } };
+
+/** JSON-escaped 64 KiB values can grow up to six-fold; anything past this is refused unread. */
+const MAX_BODY_BYTES = 512 * 1024;
+const DEFAULT_PAGE_SIZE = 50;
+
+export function createApp(runtime: Runtime): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  const { logger } = runtime;
+
+  // Request ids are always ours: a client-chosen id would let callers forge audit correlation.
+  app.use(requestId({ headerName: "" }));
+  app.use(async (c, next) => {
+    const started = performance.now();
+    await next();
+    c.header("X-Request-Id", c.get("requestId"));
+    c.header("Cache-Control", "no-store");
+    logger.info("request", {
+      requestId: c.get("requestId"),
+      method: c.req.method,
+      route: c.req.routePath,
+      status: c.res.status,
+      durationMs: Math.round(performance.now() - started),
+    });
+  });
+  app.use(secureHeaders());
+  app.use(
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: (c) =>
+        errorResponse(c, 413, "payload_too_large", `request body exceeds ${MAX_BODY_BYTES} bytes`),
+    }),
+  );
+
+  /** Authenticates before any input is looked at, and records a failed attempt against its target. */
+  const authenticated = (action: AuditAction) =>
+    createMiddleware<AppEnv>(async function authenticate(c, next) {
+      const tenant = tenantIdSchema.safeParse(c.req.param("tenantId"));
+      const name = secretNameSchema.safeParse(c.req.param("name"));
+      const principal = await runtime.tokens.authenticate(c.req.header("authorization"), c.get("requestId"), {
+        tenantId: tenant.success ? tenant.data : SYSTEM_SCOPE,
+        action,
+        ...(name.success ? { secretName: name.data } : {}),
+      });
+      c.set("ctx", { requestId: c.get("requestId"), principal });
+      await next();
+    });
+
+  const tenantParam = (raw: string | undefined) => parseWith(tenantIdSchema, raw, "tenantId");
+  const nameParam = (raw: string | undefined) => parseWith(secretNameSchema, raw, "name");
+  const page = (query: Record<string, string>) => {
+    const parsed = parseWith(pageQuerySchema, query, "query");
+    return { limit: parsed.limit ?? DEFAULT_PAGE_SIZE, cursor: parsed.cursor };
+  };
+
+  app.get("/health", async (c) => {
+    const report = await runtime.health.check();
+    return c.json(report, report.healthy ? 200 : 503);
+  });
+
+  app.post("/v1/tenants", authenticated("tenant.create"), async (c) => {
+    const { tenantId } = await jsonBody(c, createTenantSchema);
+    return c.json(await runtime.tenants.create(c.get("ctx"), tenantId), 201);
+  });
+
+  app.get("/v1/tenants/:tenantId", authenticated("tenant.read"), async (c) => {
+    return c.json(await runtime.tenants.get(c.get("ctx"), tenantParam(c.req.param("tenantId"))));
+  });
+
+  app.put("/v1/tenants/:tenantId/secrets/:name", authenticated("secret.write"), async (c) => {
+    const tenantId = tenantParam(c.req.param("tenantId"));
+    const name = nameParam(c.req.param("name"));
+    const body = await jsonBody(c, putSecretSchema);
+    return c.json(await runtime.secrets.write(c.get("ctx"), tenantId, name, body));
+  });
+
+  app.get("/v1/tenants/:tenantId/secrets/:name", authenticated("secret.read"), async (c) => {
+    const tenantId = tenantParam(c.req.param("tenantId"));
+    const name = nameParam(c.req.param("name"));
+    const { version } = parseWith(versionQuerySchema, c.req.query(), "query");
+    const reason = parseWith(auditReasonSchema, c.req.header("x-audit-reason") ?? "", "X-Audit-Reason");
+    return c.json(await runtime.secrets.read(c.get("ctx"), tenantId, name, reason, version));
+  });
+
+  app.get("/v1/tenants/:tenantId/secrets", authenticated("secret.list"), async (c) => {
+    const tenantId = tenantParam(c.req.param("tenantId"));
+    const { limit, cursor } = page(c.req.query());
+    const result = await runtime.secrets.list(c.get("ctx"), tenantId, limit, cursor);
+    return c.json({ secrets: result.items, ...(result.nextCursor ? { nextCursor: result.nextCursor } : {}) });
+  });
+
+  app.delete("/v1/tenants/:tenantId/secrets/:name", authenticated("secret.delete"), async (c) => {
+    const tenantId = tenantParam(c.req.param("tenantId"));
+    await runtime.secrets.delete(c.get("ctx"), tenantId, nameParam(c.req.param("name")));
+    return c.body(null, 204);
+  });
+
+  app.get("/v1/tenants/:tenantId/audit", authenticated("audit.read"), async (c) => {
+    const tenantId = tenantParam(c.req.param("tenantId"));
+    const { limit, cursor } = page(c.req.query());
+    const result = await runtime.audit.list(c.get("ctx"), tenantId, limit, cursor);
+    return c.json({ events: result.items, ...(result.nextCursor ? { nextCursor: result.nextCursor } : {}) });
+  });
+
+  app.get("/v1/audit", authenticated("audit.read"), async (c) => {
+    const { limit, cursor } = page(c.req.query());
+    const result = await runtime.audit.list(c.get("ctx"), SYSTEM_SCOPE, limit, cursor);
+    return c.json({ events: result.items, ...(result.nextCursor ? { nextCursor: result.nextCursor } : {}) });
+  });
+
+  app.post("/v1/tokens", authenticated("token.create"), async (c) => {
+    const input = await jsonBody(c, createTokenSchema);
+    return c.json(await runtime.tokens.create(c.get("ctx"), input), 201);
+  });
+
+  app.delete("/v1/tokens/:id", authenticated("token.revoke"), async (c) => {
+    await runtime.tokens.revoke(c.get("ctx"), parseWith(tokenIdSchema, c.req.param("id"), "id"));
+    return c.body(null, 204);
+  });
+
+  app.notFound((c) => errorResponse(c, 404, "not_found", "no such route"));
+
+  app.onError((error, c) => {
+    if (error instanceof StrongboxError) {
+      if (error.status >= 500) {
+        logger.error("request failed", {
+          requestId: c.get("requestId"),
+          code: error.code,
+          message: error.message,
+        });
+      }
+      return errorResponse(c, error.status as ContentfulStatusCode, error.code, error.message);
+    }
+    if (error instanceof HTTPException) {
+      const status = error.status as ContentfulStatusCode;
+      return errorResponse(
+        c,
+        status,
+        status >= 500 ? "internal_error" : "invalid_request",
+        "the request was refused",
+      );
+    }
+    // Unknown errors may carry anything in their message, so only the class name is logged.
+    logger.error("unexpected error", { requestId: c.get("requestId"), errorName: error.name });
+    return errorResponse(c, 500, "internal_error", "internal error; see the server log for this request id");
+  });
+
+  return app;
+}

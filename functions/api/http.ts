@@ -1,0 +1,57 @@
+import type { Context } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { z } from "zod";
+import { StrongboxError, ValidationError } from "../../shared/domain/errors.ts";
+
+export class UnsupportedMediaTypeError extends StrongboxError {
+  readonly status = 415;
+  readonly code = "unsupported_media_type";
+}
+
+export function errorBody(code: string, message: string) {
+  return { error: { code, message } };
+}
+
+export function errorResponse(
+  c: Context,
+  status: ContentfulStatusCode,
+  code: string,
+  message: string,
+): Response {
+  return c.json(errorBody(code, message), status);
+}
+
+/** zod issues name the field and the rule, never the rejected value, so they are safe to return. */
+export function parseWith<S extends z.ZodType>(schema: S, input: unknown, where: string): z.output<S> {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const details = result.error.issues
+    .slice(0, 5)
+    .map((issue) => `${[where, ...issue.path.map(String)].join(".")}: ${issue.message}`)
+    .join("; ");
+  throw new ValidationError(details);
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** Parses a JSON body strictly: JSON content type, valid UTF-8, valid JSON, then the schema. */
+export async function jsonBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.output<S>> {
+  const contentType = c.req.header("content-type") ?? "";
+  if (!/^application\/json\s*(;\s*charset=utf-8\s*)?$/i.test(contentType)) {
+    throw new UnsupportedMediaTypeError("Content-Type must be application/json");
+  }
+  let text: string;
+  try {
+    text = strictUtf8.decode(await c.req.arrayBuffer());
+  } catch {
+    throw new ValidationError("request body must be UTF-8");
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    // JSON.parse's own message quotes the input, which may be the very value being written.
+    throw new ValidationError("request body is not valid JSON");
+  }
+  return parseWith(schema, data, "body");
+}

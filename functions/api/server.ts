@@ -1,0 +1,97 @@
+import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { serve } from "@hono/node-server";
+import { ConfigError, StrongboxError } from "../../shared/domain/errors.ts";
+import { createLogger } from "../../shared/observability/logger.ts";
+import { readRuntimeConfig } from "../../shared/runtime/config.ts";
+import { createKeyring, createRuntime, type Runtime } from "../../shared/runtime/container.ts";
+import { type LocalDynamo, startLocalDynamo } from "../../shared/storage/local-dynamo.ts";
+import { createTable, ensureTableExists } from "../../shared/storage/table.ts";
+import { createApp } from "./app.ts";
+
+const BOOTSTRAP_TOKEN_TTL_SECONDS = 30 * 24 * 3600;
+const logger = createLogger();
+
+/** Local dev credentials for dynalite, which checks none; real DynamoDB uses the usual AWS chain. */
+const DYNALITE_CREDENTIALS = { accessKeyId: "local", secretAccessKey: "local" };
+
+async function ensureBootstrapToken(runtime: Runtime, path: string): Promise<void> {
+  if (existsSync(path)) {
+    const tokenId = /^sbx_([a-z2-7]{26})_/.exec(readFileSync(path, "utf8").trim())?.[1];
+    if (tokenId !== undefined && (await runtime.tokens.isActive(tokenId))) return;
+  }
+  const issued = await runtime.tokens.issue("admin", ["*"], BOOTSTRAP_TOKEN_TTL_SECONDS);
+  writeFileSync(path, `${issued.token}\n`, { mode: 0o600 });
+  chmodSync(path, 0o600);
+  logger.info("bootstrap admin token written; read it from the file", { path, expiresAt: issued.expiresAt });
+}
+
+async function main(): Promise<void> {
+  const env = process.env;
+  // The SDK would otherwise probe the instance metadata address for credentials and region.
+  env.AWS_EC2_METADATA_DISABLED ??= "true";
+  const dataDir = resolve(env.DATA_DIR ?? ".data");
+  const config = readRuntimeConfig(env);
+  const { keyring, devMode } = createKeyring(env, config, join(dataDir, "dev-kek"));
+  if (devMode) {
+    logger.warn(
+      "no KEK configured: using the development KEK in .data/dev-kek. Never do this in production.",
+      {
+        path: join(dataDir, "dev-kek"),
+        kekId: keyring.activeKekId,
+      },
+    );
+  }
+
+  let dynamo: LocalDynamo | undefined;
+  if (config.dynamoEndpoint === undefined) {
+    dynamo = await startLocalDynamo({ path: join(dataDir, "dynamodb") });
+  }
+  const endpoint = config.dynamoEndpoint ?? dynamo?.endpoint;
+  const table = createTable(
+    {
+      region: config.region,
+      ...(endpoint === undefined ? {} : { endpoint }),
+      ...(dynamo === undefined ? {} : { credentials: DYNALITE_CREDENTIALS }),
+    },
+    config.tableName,
+  );
+  await ensureTableExists(table);
+  const runtime = createRuntime({ keyring, table, config, logger });
+
+  const health = await runtime.health.check();
+  if (!health.healthy) {
+    for (const problem of health.problems) logger.error("refusing to start", { problem });
+    await dynamo?.close();
+    process.exit(1);
+  }
+  await ensureBootstrapToken(runtime, join(dataDir, "admin-token"));
+
+  const port = Number(env.PORT ?? 8787);
+  const hostname = env.HOST ?? "127.0.0.1";
+  const server = serve({ fetch: createApp(runtime).fetch, port, hostname }, (info) => {
+    logger.info("strongbox listening", {
+      url: `http://${hostname}:${info.port}`,
+      kekId: keyring.activeKekId,
+    });
+  });
+
+  const shutdown = () => {
+    server.close(() => {
+      void dynamo?.close().finally(() => process.exit(0));
+    });
+  };
+  process.once("SIGINT", shutdown);
+  process.once("SIGTERM", shutdown);
+}
+
+main().catch((error: unknown) => {
+  if (error instanceof ConfigError) {
+    logger.error(error.message, { variable: error.variable });
+  } else if (error instanceof StrongboxError) {
+    logger.error("start-up failed", { code: error.code, message: error.message });
+  } else {
+    logger.error("start-up failed", { errorName: error instanceof Error ? error.name : "unknown" });
+  }
+  process.exit(1);
+});

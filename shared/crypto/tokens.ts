@@ -1,0 +1,59 @@
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+
+/** Recognisable in leaked-credential scans and logs, the way `ghp_` and `xoxb-` are. */
+export const TOKEN_PREFIX = "sbx_";
+const ID_BYTES = 16;
+const SECRET_BYTES = 32;
+const BASE32 = "abcdefghijklmnopqrstuvwxyz234567";
+
+function base32(bytes: Uint8Array): string {
+  let bits = 0;
+  let value = 0;
+  let out = "";
+  for (const byte of bytes) {
+    value = (value << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      out += BASE32[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  if (bits > 0) out += BASE32[(value << (5 - bits)) & 31];
+  return out;
+}
+
+export interface MintedToken {
+  readonly tokenId: string;
+  /** The bearer credential: shown once to the caller, never stored. */
+  readonly token: string;
+  readonly secretHash: Uint8Array;
+}
+
+export interface ParsedToken {
+  readonly tokenId: string;
+  readonly secret: string;
+}
+
+const TOKEN_PATTERN = /^sbx_([a-z2-7]{26})_([0-9a-f]{64})$/;
+
+/** The secret half has 256 bits of entropy, so a plain SHA-256 is a sufficient one-way store. */
+export function hashTokenSecret(secret: string): Uint8Array {
+  return new Uint8Array(createHash("sha256").update(secret).digest());
+}
+
+export function mintToken(): MintedToken {
+  const tokenId = base32(randomBytes(ID_BYTES));
+  const secret = randomBytes(SECRET_BYTES).toString("hex");
+  return { tokenId, token: `${TOKEN_PREFIX}${tokenId}_${secret}`, secretHash: hashTokenSecret(secret) };
+}
+
+export function parseToken(token: string): ParsedToken | undefined {
+  const match = TOKEN_PATTERN.exec(token);
+  if (match?.[1] === undefined || match[2] === undefined) return undefined;
+  return { tokenId: match[1], secret: match[2] };
+}
+
+export function tokenSecretMatches(secret: string, storedHash: Uint8Array): boolean {
+  const candidate = hashTokenSecret(secret);
+  return candidate.byteLength === storedHash.byteLength && timingSafeEqual(candidate, storedHash);
+}

@@ -1,0 +1,95 @@
+/**
+ * The typed error family every layer throws. Each error carries the HTTP status and the stable code
+ * clients see in `{"error":{"code","message"}}`. Messages are written for operators and must never
+ * contain a secret value, a token or key material: callers pass only identifiers into them.
+ */
+export abstract class StrongboxError extends Error {
+  abstract readonly status: number;
+  abstract readonly code: string;
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+export class ValidationError extends StrongboxError {
+  readonly status = 400;
+  readonly code = "invalid_request";
+}
+
+export class AuthenticationError extends StrongboxError {
+  readonly status = 401;
+  readonly code = "unauthenticated";
+}
+
+export class AuthorizationError extends StrongboxError {
+  readonly status = 403;
+  readonly code = "forbidden";
+}
+
+export class NotFoundError extends StrongboxError {
+  readonly status = 404;
+  readonly code = "not_found";
+}
+
+export class ConflictError extends StrongboxError {
+  readonly status = 409;
+  readonly code = "conflict";
+}
+
+export class PayloadTooLargeError extends StrongboxError {
+  readonly status = 413;
+  readonly code = "payload_too_large";
+}
+
+/** The KEK that wrapped a DEK is not among the configured ones: the runbooks' most common incident. */
+export class KekMismatchError extends StrongboxError {
+  readonly status = 503;
+  readonly code = "kek_mismatch";
+
+  constructor(
+    readonly tenantId: string,
+    readonly dekVersion: number,
+    readonly wrappedBy: string,
+    readonly configured: readonly string[],
+  ) {
+    super(
+      `tenant ${tenantId}'s DEK v${dekVersion} was wrapped by KEK ${wrappedBy}; configured KEKs: ${configured.join(", ")}`,
+    );
+  }
+}
+
+/** Authenticated decryption failed: the ciphertext was altered, moved, or sealed under another key. */
+export class DecryptError extends StrongboxError {
+  readonly status = 500;
+  readonly code = "decrypt_failed";
+}
+
+/** The KEK keeper (KMS or the local keyring) could not be reached or refused the call. */
+export class KeyringUnavailableError extends StrongboxError {
+  readonly status = 503;
+  readonly code = "keyring_unavailable";
+}
+
+export class StoreUnavailableError extends StrongboxError {
+  readonly status = 503;
+  readonly code = "store_unavailable";
+}
+
+/** A read whose audit record cannot be written is refused, as Vault's audit devices do. */
+export class AuditUnavailableError extends StrongboxError {
+  readonly status = 503;
+  readonly code = "audit_unavailable";
+}
+
+/** Start-up configuration is missing or malformed; the message names the variable to fix. */
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}

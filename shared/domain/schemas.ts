@@ -1,0 +1,71 @@
+import { z } from "zod";
+import { ROLES } from "./types.ts";
+
+export const MAX_VALUE_BYTES = 64 * 1024;
+export const MAX_REASON_LENGTH = 256;
+export const MAX_TOKEN_TTL_SECONDS = 366 * 24 * 3600;
+
+export const tenantIdSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{1,62}$/, "tenant id must match ^[a-z0-9][a-z0-9-]{1,62}$");
+
+export const secretNameSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, "secret name must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$");
+
+const utf8 = new TextEncoder();
+
+export const secretValueSchema = z
+  .string()
+  .refine((value) => utf8.encode(value).byteLength <= MAX_VALUE_BYTES, {
+    message: `value must be at most ${MAX_VALUE_BYTES} bytes of UTF-8`,
+  })
+  // A lone surrogate cannot be encoded as UTF-8 and would not read back as written.
+  .refine((value) => value.isWellFormed(), { message: "value must be well-formed UTF-8 text" });
+
+export const createTenantSchema = z.strictObject({ tenantId: tenantIdSchema });
+
+export const putSecretSchema = z.strictObject({
+  value: secretValueSchema,
+  cas: z.number().int().min(0).optional(),
+});
+
+export const createTokenSchema = z
+  .strictObject({
+    role: z.enum(ROLES),
+    tenants: z.array(z.union([tenantIdSchema, z.literal("*")])).max(100),
+    ttlSeconds: z.number().int().min(60).max(MAX_TOKEN_TTL_SECONDS),
+  })
+  .refine((token) => token.role === "admin" || (token.tenants.length > 0 && !token.tenants.includes("*")), {
+    message: "non-admin tokens need at least one tenant, and '*' is for admin tokens only",
+    path: ["tenants"],
+  });
+
+export const auditReasonSchema = z
+  .string()
+  .trim()
+  .min(1, "X-Audit-Reason header is required")
+  .max(MAX_REASON_LENGTH, `X-Audit-Reason must be at most ${MAX_REASON_LENGTH} characters`)
+  .regex(/^[^\p{Cc}]*$/u, "X-Audit-Reason must not contain control characters");
+
+export const versionQuerySchema = z.strictObject({
+  version: z
+    .string()
+    .regex(/^[1-9][0-9]{0,8}$/, "version must be a positive integer")
+    .transform(Number)
+    .optional(),
+});
+
+export const pageQuerySchema = z.strictObject({
+  limit: z
+    .string()
+    .regex(/^[1-9][0-9]{0,2}$/, "limit must be an integer from 1 to 999")
+    .transform(Number)
+    .optional(),
+  cursor: z.string().max(2048).optional(),
+});
+
+export const tokenIdSchema = z.string().regex(/^[a-z0-9]{26}$/, "token id is malformed");
+
+export type CreateTokenInput = z.infer<typeof createTokenSchema>;
+export type PutSecretInput = z.infer<typeof putSecretSchema>;

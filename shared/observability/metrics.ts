@@ -1,0 +1,19 @@
+export const METRIC_NAMES = ["DecryptFailures", "AuthDenied", "AuditWriteFailures", "KekMismatches"] as const;
+export type MetricName = (typeof METRIC_NAMES)[number];
+
+export interface MetricsRecorder {
+  increment(name: MetricName, value?: number): void;
+}
+
+/** Process-local counters; the Lambda side publishes the same names through its own recorder. */
+export class CounterMetrics implements MetricsRecorder {
+  readonly #counts = new Map<MetricName, number>();
+
+  increment(name: MetricName, value = 1): void {
+    this.#counts.set(name, (this.#counts.get(name) ?? 0) + value);
+  }
+
+  count(name: MetricName): number {
+    return this.#counts.get(name) ?? 0;
+  }
+}

@@ -1,0 +1,53 @@
+import type { Env } from "../crypto/kek-source.ts";
+import { ConfigError } from "../domain/errors.ts";
+
+export interface RuntimeConfig {
+  readonly tableName: string;
+  readonly region: string;
+  /** A DynamoDB-protocol endpoint (dynalite, DynamoDB Local); unset means the real service. */
+  readonly dynamoEndpoint?: string;
+  readonly kms?: {
+    readonly keyId: string;
+    readonly previousKeyIds: readonly string[];
+    /** Only for pointing the SDK at a KMS-protocol test endpoint. */
+    readonly endpoint?: string;
+  };
+  readonly dataKeyCache: { readonly maxAgeMs: number; readonly maxUses: number };
+}
+
+function positiveInteger(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!/^[1-9][0-9]{0,9}$/.test(raw)) throw new ConfigError(name, `${name} must be a positive integer`);
+  return Number(raw);
+}
+
+const list = (raw: string | undefined): string[] =>
+  (raw ?? "")
+    .split(",")
+    .map((part) => part.trim())
+    .filter((part) => part !== "");
+
+export function readRuntimeConfig(env: Env): RuntimeConfig {
+  const kmsKeyId = env.KMS_KEY_ID?.trim();
+  const dynamoEndpoint = env.DYNAMODB_ENDPOINT?.trim();
+  const kmsEndpoint = env.KMS_ENDPOINT?.trim();
+  return {
+    tableName: env.TABLE_NAME?.trim() || "strongbox",
+    region: env.AWS_REGION?.trim() || env.AWS_DEFAULT_REGION?.trim() || "us-east-1",
+    ...(dynamoEndpoint ? { dynamoEndpoint } : {}),
+    ...(kmsKeyId
+      ? {
+          kms: {
+            keyId: kmsKeyId,
+            previousKeyIds: list(env.KMS_KEY_ID_PREVIOUS),
+            ...(kmsEndpoint ? { endpoint: kmsEndpoint } : {}),
+          },
+        }
+      : {}),
+    dataKeyCache: {
+      maxAgeMs: positiveInteger(env, "DATA_KEY_CACHE_MAX_AGE_SECONDS", 300) * 1000,
+      maxUses: positiveInteger(env, "DATA_KEY_CACHE_MAX_USES", 100_000),
+    },
+  };
+}

@@ -1,0 +1,95 @@
+import { KMSClient } from "@aws-sdk/client-kms";
+import { DataKeyCache } from "../crypto/data-key-cache.ts";
+import { ACTIVE_KEK_VARIABLES, type Env, loadLocalKek } from "../crypto/kek-source.ts";
+import type { Keyring } from "../crypto/keyring.ts";
+import { KmsKeyring } from "../crypto/kms-keyring.ts";
+import { LocalKeyring } from "../crypto/local-keyring.ts";
+import { ConfigError } from "../domain/errors.ts";
+import { createLogger, type Logger } from "../observability/logger.ts";
+import { CounterMetrics } from "../observability/metrics.ts";
+import { AuditService } from "../services/audit-service.ts";
+import { DataKeys } from "../services/data-keys.ts";
+import { HealthService } from "../services/health-service.ts";
+import { SecretService } from "../services/secret-service.ts";
+import { TenantService } from "../services/tenant-service.ts";
+import { TokenService } from "../services/token-service.ts";
+import { AuditRepository } from "../storage/audit-repository.ts";
+import { SecretRepository } from "../storage/secret-repository.ts";
+import type { Table } from "../storage/table.ts";
+import { TenantRepository } from "../storage/tenant-repository.ts";
+import { TokenRepository } from "../storage/token-repository.ts";
+import type { RuntimeConfig } from "./config.ts";
+
+export interface Runtime {
+  readonly keyring: Keyring;
+  readonly logger: Logger;
+  readonly metrics: CounterMetrics;
+  readonly tenants: TenantService;
+  readonly secrets: SecretService;
+  readonly tokens: TokenService;
+  readonly audit: AuditService;
+  readonly health: HealthService;
+}
+
+export interface KeyringChoice {
+  readonly keyring: Keyring;
+  /** True when a generated development KEK is in use; the caller warns on every start. */
+  readonly devMode: boolean;
+}
+
+/**
+ * KMS when `KMS_KEY_ID` is set, otherwise the local KEK. Setting both is refused rather than guessed
+ * at, since the wrong choice would wrap new DEKs under a key the other deployments do not hold.
+ */
+export function createKeyring(env: Env, config: RuntimeConfig, devKekPath?: string): KeyringChoice {
+  if (config.kms !== undefined) {
+    const localSet = ACTIVE_KEK_VARIABLES.find((name) => env[name] || env[`${name}_FILE`]);
+    if (localSet !== undefined) {
+      throw new ConfigError(localSet, `both KMS_KEY_ID and ${localSet} are set; configure one KEK keeper`);
+    }
+    const client = new KMSClient({
+      region: config.region,
+      ...(config.kms.endpoint === undefined ? {} : { endpoint: config.kms.endpoint }),
+    });
+    return {
+      keyring: new KmsKeyring({ client, keyId: config.kms.keyId, previousKeyIds: config.kms.previousKeyIds }),
+      devMode: false,
+    };
+  }
+  const material = loadLocalKek(env, devKekPath === undefined ? {} : { devKekPath });
+  return { keyring: new LocalKeyring(material), devMode: material.devMode };
+}
+
+export function createRuntime(options: {
+  readonly keyring: Keyring;
+  readonly table: Table;
+  readonly config: RuntimeConfig;
+  readonly logger?: Logger;
+}): Runtime {
+  const logger = options.logger ?? createLogger();
+  const metrics = new CounterMetrics();
+  const tenantRepository = new TenantRepository(options.table);
+  const audit = new AuditService(new AuditRepository(options.table), metrics, logger);
+  const dataKeys = new DataKeys(
+    options.keyring,
+    tenantRepository,
+    new DataKeyCache(options.config.dataKeyCache),
+    metrics,
+  );
+  return {
+    keyring: options.keyring,
+    logger,
+    metrics,
+    audit,
+    tenants: new TenantService(tenantRepository, dataKeys, audit),
+    secrets: new SecretService(
+      new SecretRepository(options.table),
+      tenantRepository,
+      dataKeys,
+      audit,
+      metrics,
+    ),
+    tokens: new TokenService(new TokenRepository(options.table), audit),
+    health: new HealthService(options.keyring, tenantRepository),
+  };
+}

@@ -1,0 +1,48 @@
+import type { DataKeyCache } from "../crypto/data-key-cache.ts";
+import type { Keyring } from "../crypto/keyring.ts";
+import { DecryptError, KekMismatchError, NotFoundError } from "../domain/errors.ts";
+import type { Tenant, WrappedDataKey } from "../domain/types.ts";
+import type { MetricsRecorder } from "../observability/metrics.ts";
+import type { TenantRepository } from "../storage/tenant-repository.ts";
+import { now } from "./context.ts";
+
+/** Tenant data keys: generated wrapped, stored wrapped, and unwrapped only into the bounded cache. */
+export class DataKeys {
+  constructor(
+    private readonly keyring: Keyring,
+    private readonly tenants: TenantRepository,
+    private readonly cache: DataKeyCache,
+    private readonly metrics: MetricsRecorder,
+  ) {}
+
+  /** DEK v1 of a new tenant. The plaintext goes straight into the cache; only the wrap is returned. */
+  async generateFirst(tenantId: string): Promise<WrappedDataKey> {
+    const version = 1;
+    await this.tenants.registerKek(this.keyring.activeKekId);
+    const generated = await this.keyring.generateDataKey({ tenantId, dekVersion: version });
+    return {
+      version,
+      kekId: generated.wrapped.kekId,
+      ciphertext: generated.wrapped.ciphertext,
+      createdAt: now(),
+    };
+  }
+
+  /** The plaintext DEK of one version, for sealing or opening. */
+  async unwrapped(tenantId: string, version: number, tenant?: Tenant): Promise<Uint8Array> {
+    return this.cache.get(`${tenantId}#${version}`, async () => {
+      const owner = tenant ?? (await this.tenants.get(tenantId));
+      const wrapped = owner?.dataKeys.find((key) => key.version === version);
+      if (wrapped === undefined) throw new NotFoundError(`tenant ${tenantId} has no DEK v${version}`);
+      try {
+        return await this.keyring.unwrap(wrapped, { tenantId, dekVersion: version });
+      } catch (error) {
+        if (error instanceof KekMismatchError || error instanceof DecryptError) {
+          this.metrics.increment("DecryptFailures");
+          if (error instanceof KekMismatchError) this.metrics.increment("KekMismatches");
+        }
+        throw error;
+      }
+    });
+  }
+}

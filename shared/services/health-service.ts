@@ -1,0 +1,55 @@
+import type { Keyring } from "../crypto/keyring.ts";
+import type { TenantRepository } from "../storage/tenant-repository.ts";
+
+export interface HealthReport {
+  readonly healthy: boolean;
+  readonly keyring: {
+    readonly kind: Keyring["kind"];
+    readonly activeKekId: string;
+    readonly status: "ok" | "unavailable";
+  };
+  readonly store: { readonly status: "ok" | "unavailable" };
+  /** Why the service is not usable, in operator terms; empty when healthy. */
+  readonly problems: readonly string[];
+}
+
+/**
+ * Whether the KEK and the store are usable together. A table holding DEKs wrapped by a KEK that is
+ * not configured is unhealthy: those tenants' secrets cannot be read, and the fingerprint says why.
+ */
+export class HealthService {
+  constructor(
+    private readonly keyring: Keyring,
+    private readonly tenants: TenantRepository,
+  ) {}
+
+  async check(): Promise<HealthReport> {
+    const problems: string[] = [];
+    const configured = await this.keyring.probe().catch(() => {
+      problems.push(`the ${this.keyring.kind} keyring is unavailable`);
+      return undefined;
+    });
+    const registered = await this.tenants.registeredKeks().catch(() => {
+      problems.push("the DynamoDB table is unavailable");
+      return undefined;
+    });
+    if (configured !== undefined && registered !== undefined) {
+      const missing = registered.filter((kekId) => !configured.includes(kekId));
+      if (missing.length > 0) {
+        problems.push(
+          `DEKs in this table were wrapped by KEK ${missing.join(", ")}; configured KEKs: ${configured.join(", ")}`,
+        );
+      }
+    }
+    return {
+      healthy: problems.length === 0,
+      keyring: {
+        kind: this.keyring.kind,
+        activeKekId: this.keyring.activeKekId,
+        status: configured === undefined ? "unavailable" : "ok",
+      },
+      store: { status: registered === undefined ? "unavailable" : "ok" },
+      problems,
+    };
+  }
+}

@@ -1,0 +1,104 @@
+import { mintToken, parseToken, tokenSecretMatches } from "../crypto/tokens.ts";
+import { AuthenticationError, NotFoundError } from "../domain/errors.ts";
+import type { CreateTokenInput } from "../domain/schemas.ts";
+import { type Principal, type Role, SYSTEM_SCOPE } from "../domain/types.ts";
+import type { TokenRepository } from "../storage/token-repository.ts";
+import type { AuditService, AuditTarget } from "./audit-service.ts";
+import { now, type RequestContext } from "./context.ts";
+
+export interface IssuedToken {
+  readonly id: string;
+  /** Shown to the caller once; only its hash is kept. */
+  readonly token: string;
+  readonly expiresAt: string;
+}
+
+const BEARER = /^Bearer ([!-~]{1,512})$/;
+
+export class TokenService {
+  constructor(
+    private readonly tokens: TokenRepository,
+    private readonly audit: AuditService,
+  ) {}
+
+  async create(ctx: RequestContext, input: CreateTokenInput): Promise<IssuedToken> {
+    const target = { tenantId: SYSTEM_SCOPE, action: "token.create" } as const;
+    await this.audit.authorize(ctx, "token:manage", target);
+    const issued = await this.issue(
+      input.role,
+      input.role === "admin" ? ["*"] : input.tenants,
+      input.ttlSeconds,
+    );
+    await this.audit.record(
+      this.audit.entry(ctx, {
+        ...target,
+        outcome: "success",
+        detail: `issued token ${issued.id} with role ${input.role} for ${input.tenants.join(",") || "*"}`,
+      }),
+    );
+    return issued;
+  }
+
+  /** Mints a token without a caller: used once, for the bootstrap admin of a fresh local install. */
+  async issue(role: Role, tenants: readonly string[], ttlSeconds: number): Promise<IssuedToken> {
+    const minted = mintToken();
+    const createdAt = new Date();
+    const expiresAt = new Date(createdAt.getTime() + ttlSeconds * 1000).toISOString();
+    await this.tokens.create({
+      tokenId: minted.tokenId,
+      secretHash: minted.secretHash,
+      role,
+      tenants,
+      createdAt: createdAt.toISOString(),
+      expiresAt,
+    });
+    return { id: minted.tokenId, token: minted.token, expiresAt };
+  }
+
+  async revoke(ctx: RequestContext, tokenId: string): Promise<void> {
+    const target = { tenantId: SYSTEM_SCOPE, action: "token.revoke" } as const;
+    await this.audit.authorize(ctx, "token:manage", target);
+    if (!(await this.tokens.revoke(tokenId, now()))) {
+      throw new NotFoundError(`no active token ${tokenId}`);
+    }
+    await this.audit.record(
+      this.audit.entry(ctx, { ...target, outcome: "success", detail: `revoked ${tokenId}` }),
+    );
+  }
+
+  async isActive(tokenId: string): Promise<boolean> {
+    const record = await this.tokens.get(tokenId);
+    return (
+      record !== undefined && record.revokedAt === undefined && Date.parse(record.expiresAt) > Date.now()
+    );
+  }
+
+  /**
+   * Turns an Authorization header into a principal. Every failure gives the same answer, so the
+   * response does not tell a guesser whether a token id exists, expired, or was revoked.
+   */
+  async authenticate(header: string | undefined, requestId: string, target: AuditTarget): Promise<Principal> {
+    const parsed = parseToken(BEARER.exec(header ?? "")?.[1] ?? "");
+    const record = parsed === undefined ? undefined : await this.tokens.get(parsed.tokenId);
+    const why =
+      parsed === undefined
+        ? "malformed_or_missing_token"
+        : record === undefined || !tokenSecretMatches(parsed.secret, record.secretHash)
+          ? "unknown_token"
+          : record.revokedAt !== undefined
+            ? "revoked_token"
+            : Date.parse(record.expiresAt) <= Date.now()
+              ? "expired_token"
+              : undefined;
+    if (why !== undefined || record === undefined) {
+      await this.audit.deny(
+        target,
+        requestId,
+        { actor: parsed?.tokenId ?? "anonymous", role: "anonymous" },
+        why,
+      );
+      throw new AuthenticationError("a valid bearer token is required");
+    }
+    return { tokenId: record.tokenId, role: record.role, tenants: record.tenants };
+  }
+}

@@ -1,0 +1,117 @@
+import {
+  ConditionalCheckFailedException,
+  CreateTableCommand,
+  DescribeTableCommand,
+  DynamoDBClient,
+  ResourceNotFoundException,
+} from "@aws-sdk/client-dynamodb";
+import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { StoreUnavailableError, ValidationError } from "../domain/errors.ts";
+
+/** One table, keyed by a string partition key `pk` and sort key `sk`; every entity lives in it. */
+export interface Table {
+  readonly doc: DynamoDBDocumentClient;
+  readonly name: string;
+}
+
+export interface DynamoConnection {
+  /** A DynamoDB-protocol endpoint such as local dynalite; omitted for the real service. */
+  readonly endpoint?: string;
+  readonly region: string;
+  readonly credentials?: { accessKeyId: string; secretAccessKey: string };
+}
+
+export function createTable(connection: DynamoConnection, name: string): Table {
+  const client = new DynamoDBClient({
+    region: connection.region,
+    maxAttempts: 3,
+    ...(connection.endpoint === undefined ? {} : { endpoint: connection.endpoint }),
+    ...(connection.credentials === undefined ? {} : { credentials: connection.credentials }),
+  });
+  return {
+    doc: DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } }),
+    name,
+  };
+}
+
+/** Thrown inside storage when a conditional write loses; repositories turn it into a domain answer. */
+export function isConditionFailure(error: unknown): boolean {
+  return error instanceof ConditionalCheckFailedException;
+}
+
+/** Every DynamoDB call goes through here so that no SDK error, with its request details, leaks upward. */
+export async function send<T>(operation: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (isConditionFailure(error)) throw error;
+    const name = error instanceof Error ? error.name : "unknown error";
+    throw new StoreUnavailableError(`DynamoDB ${operation} failed: ${name}`, { cause: error });
+  }
+}
+
+/** Creates the table if it is missing, for local runs; deployed tables are created by infra. */
+export async function ensureTableExists(table: Table): Promise<void> {
+  const client = table.doc;
+  try {
+    await client.send(new DescribeTableCommand({ TableName: table.name }));
+    return;
+  } catch (error) {
+    if (!(error instanceof ResourceNotFoundException)) {
+      throw new StoreUnavailableError(`cannot reach table ${table.name}`, { cause: error });
+    }
+  }
+  await client.send(
+    new CreateTableCommand({
+      TableName: table.name,
+      BillingMode: "PAY_PER_REQUEST",
+      AttributeDefinitions: [
+        { AttributeName: "pk", AttributeType: "S" },
+        { AttributeName: "sk", AttributeType: "S" },
+      ],
+      KeySchema: [
+        { AttributeName: "pk", KeyType: "HASH" },
+        { AttributeName: "sk", KeyType: "RANGE" },
+      ],
+    }),
+  );
+  for (let attempt = 0; attempt < 100; attempt += 1) {
+    const described = await client.send(new DescribeTableCommand({ TableName: table.name }));
+    if (described.Table?.TableStatus === "ACTIVE") return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new StoreUnavailableError(`table ${table.name} did not become active`);
+}
+
+export type Key = { pk: string; sk: string };
+
+/** Opaque pagination cursors that can only continue the partition they were issued for. */
+export function encodeCursor(key: Record<string, unknown> | undefined): string | undefined {
+  return key === undefined ? undefined : Buffer.from(JSON.stringify(key)).toString("base64url");
+}
+
+export function decodeCursor(cursor: string | undefined, partition: string): Key | undefined {
+  if (cursor === undefined) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
+    if (
+      typeof parsed === "object" &&
+      parsed !== null &&
+      "pk" in parsed &&
+      "sk" in parsed &&
+      parsed.pk === partition &&
+      typeof parsed.sk === "string" &&
+      Object.keys(parsed).length === 2
+    ) {
+      return { pk: partition, sk: parsed.sk };
+    }
+  } catch {
+    // Falls through to the same answer as any other foreign cursor.
+  }
+  throw new ValidationError("cursor is not valid for this listing");
+}
+
+export interface Page<T> {
+  readonly items: T[];
+  readonly nextCursor?: string;
+}

@@ -1,0 +1,104 @@
+import { randomBytes } from "node:crypto";
+import { createApp } from "../../functions/api/app.ts";
+import type { Keyring } from "../../shared/crypto/keyring.ts";
+import { LocalKeyring } from "../../shared/crypto/local-keyring.ts";
+import type { Role } from "../../shared/domain/types.ts";
+import type { Logger } from "../../shared/observability/logger.ts";
+import { readRuntimeConfig } from "../../shared/runtime/config.ts";
+import { createRuntime, type Runtime } from "../../shared/runtime/container.ts";
+import { type LocalDynamo, startLocalDynamo } from "../../shared/storage/local-dynamo.ts";
+import { createTable, ensureTableExists, type Table } from "../../shared/storage/table.ts";
+
+export const DUMMY_CREDENTIALS = { accessKeyId: "test", secretAccessKey: "test" };
+
+export function randomKek(): Uint8Array {
+  return new Uint8Array(randomBytes(32));
+}
+
+/** An in-memory dynalite on loopback with the service's table, reached through the real SDK. */
+export async function startStore(): Promise<{ dynamo: LocalDynamo; table: Table }> {
+  const dynamo = await startLocalDynamo();
+  const table = createTable(
+    { endpoint: dynamo.endpoint, region: "us-east-1", credentials: DUMMY_CREDENTIALS },
+    `strongbox-${randomBytes(4).toString("hex")}`,
+  );
+  await ensureTableExists(table);
+  return { dynamo, table };
+}
+
+export interface Harness {
+  readonly runtime: Runtime;
+  readonly app: ReturnType<typeof createApp>;
+  readonly table: Table;
+  readonly dynamo: LocalDynamo;
+  /** Issues a real token straight through the token service, as the bootstrap does. */
+  token(role: Role, tenants?: readonly string[]): Promise<string>;
+  /** `app.request` with a bearer token and JSON body filled in. */
+  call(
+    method: string,
+    path: string,
+    options?: { token?: string; body?: unknown; headers?: Record<string, string> },
+  ): Promise<ApiResponse>;
+  close(): Promise<void>;
+}
+
+/** A response read once, so tests can look at both the raw text and the parsed JSON. */
+export interface ApiResponse {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly text: string;
+  json(): Promise<any>;
+}
+
+export async function readResponse(response: Response): Promise<ApiResponse> {
+  const text = await response.text();
+  return {
+    status: response.status,
+    headers: response.headers,
+    text,
+    json: async () => JSON.parse(text),
+  };
+}
+
+export interface HarnessOptions {
+  readonly keyring?: Keyring;
+  readonly store?: { dynamo: LocalDynamo; table: Table };
+  readonly logger?: Logger;
+  readonly env?: Record<string, string>;
+}
+
+export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
+  const store = options.store ?? (await startStore());
+  const keyring = options.keyring ?? new LocalKeyring({ active: randomKek(), previous: [] });
+  const runtime = createRuntime({
+    keyring,
+    table: store.table,
+    config: readRuntimeConfig(options.env ?? {}),
+    ...(options.logger === undefined ? {} : { logger: options.logger }),
+  });
+  const app = createApp(runtime);
+  return {
+    runtime,
+    app,
+    table: store.table,
+    dynamo: store.dynamo,
+    async token(role, tenants = []) {
+      return (await runtime.tokens.issue(role, role === "admin" ? ["*"] : tenants, 3600)).token;
+    },
+    call(method, path, { token, body, headers = {} } = {}) {
+      const init: RequestInit = {
+        method,
+        headers: {
+          ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+          ...(body === undefined ? {} : { "content-type": "application/json" }),
+          ...headers,
+        },
+        ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }),
+      };
+      return Promise.resolve(app.request(path, init)).then(readResponse);
+    },
+    async close() {
+      if (options.store === undefined) await store.dynamo.close();
+    },
+  };
+}
