@@ -15,11 +15,12 @@ export class DataKeys {
     private readonly metrics: MetricsRecorder,
   ) {}
 
-  /** DEK v1 of a new tenant. The plaintext goes straight into the cache; only the wrap is returned. */
+  /** DEK v1 of a new tenant; only the wrapped form is returned, for storing. */
   async generateFirst(tenantId: string): Promise<WrappedDataKey> {
     const version = 1;
-    await this.tenants.registerKek(this.keyring.activeKekId);
     const generated = await this.keyring.generateDataKey({ tenantId, dekVersion: version });
+    // Registered by the id the keeper reports (a KMS key ARN, not an alias), before the tenant exists.
+    await this.tenants.registerKek(generated.wrapped.kekId);
     return {
       version,
       kekId: generated.wrapped.kekId,
