@@ -1,6 +1,6 @@
-import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import type { SealedVersion, SecretHead, SecretSummary } from "../domain/types.ts";
-import { decodeCursor, encodeCursor, isConditionFailure, type Page, send, type Table } from "./table.ts";
+import { getItem, type Page, putIfAbsent, queryPage, type Table, writeIf } from "./table.ts";
 
 const partition = (tenantId: string) => `T#${tenantId}`;
 const headKey = (tenantId: string, name: string) => ({ pk: partition(tenantId), sk: `S#${name}` });
@@ -36,12 +36,7 @@ export class SecretRepository {
   constructor(private readonly table: Table) {}
 
   async getHead(tenantId: string, name: string): Promise<SecretHead | undefined> {
-    const result = await send("GetItem", () =>
-      this.table.doc.send(
-        new GetCommand({ TableName: this.table.name, Key: headKey(tenantId, name), ConsistentRead: true }),
-      ),
-    );
-    const item = result.Item as HeadItem | undefined;
+    const item = (await getItem(this.table, headKey(tenantId, name))) as HeadItem | undefined;
     if (item === undefined) return undefined;
     return {
       tenantId: item.tenantId,
@@ -57,55 +52,27 @@ export class SecretRepository {
     name: string,
     version: number,
   ): Promise<SealedVersion | undefined> {
-    const result = await send("GetItem", () =>
-      this.table.doc.send(
-        new GetCommand({
-          TableName: this.table.name,
-          Key: versionKey(tenantId, name, version),
-          ConsistentRead: true,
-        }),
-      ),
-    );
-    const item = result.Item as VersionItem | undefined;
+    const item = (await getItem(this.table, versionKey(tenantId, name, version))) as VersionItem | undefined;
     if (item === undefined) return undefined;
     return { version: item.version, envelope: new Uint8Array(item.envelope), createdAt: item.createdAt };
   }
 
   /** Copies a version into the archive; a copy that is already there is left as it is. */
   async archive(tenantId: string, name: string, sealed: SealedVersion): Promise<void> {
-    const item: VersionItem & { pk: string; sk: string } = {
-      ...versionKey(tenantId, name, sealed.version),
+    const item: VersionItem = {
       version: sealed.version,
       envelope: sealed.envelope,
       createdAt: sealed.createdAt,
     };
-    try {
-      await send("PutItem", () =>
-        this.table.doc.send(
-          new PutCommand({
-            TableName: this.table.name,
-            Item: item,
-            ConditionExpression: "attribute_not_exists(pk)",
-          }),
-        ),
-      );
-    } catch (error) {
-      if (!isConditionFailure(error)) throw error;
-    }
+    await putIfAbsent(this.table, { ...versionKey(tenantId, name, sealed.version), ...item });
   }
 
   /**
    * Makes `next` the current version if the head still holds `expectedVersion` (0: no head yet).
    * Returns false when another writer got there first. Clears any soft delete.
    */
-  async commit(
-    tenantId: string,
-    name: string,
-    next: SealedVersion,
-    expectedVersion: number,
-  ): Promise<boolean> {
-    const item: HeadItem & { pk: string; sk: string } = {
-      ...headKey(tenantId, name),
+  commit(tenantId: string, name: string, next: SealedVersion, expectedVersion: number): Promise<boolean> {
+    const item: HeadItem = {
       tenantId,
       name,
       version: next.version,
@@ -113,73 +80,56 @@ export class SecretRepository {
       createdAt: next.createdAt,
       updatedAt: next.createdAt,
     };
-    try {
-      await send("PutItem", () =>
-        this.table.doc.send(
-          new PutCommand({
-            TableName: this.table.name,
-            Item: item,
-            ...(expectedVersion === 0
-              ? { ConditionExpression: "attribute_not_exists(pk)" }
-              : {
-                  ConditionExpression: "version = :expected",
-                  ExpressionAttributeValues: { ":expected": expectedVersion },
-                }),
-          }),
-        ),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
+    return writeIf("PutItem", () =>
+      this.table.doc.send(
+        new PutCommand({
+          TableName: this.table.name,
+          Item: { ...headKey(tenantId, name), ...item },
+          ...(expectedVersion === 0
+            ? { ConditionExpression: "attribute_not_exists(pk)" }
+            : {
+                ConditionExpression: "version = :expected",
+                ExpressionAttributeValues: { ":expected": expectedVersion },
+              }),
+        }),
+      ),
+    );
   }
 
   /** Returns false when there is no live secret to delete. */
-  async softDelete(tenantId: string, name: string, deletedAt: string): Promise<boolean> {
-    try {
-      await send("UpdateItem", () =>
-        this.table.doc.send(
-          new UpdateCommand({
-            TableName: this.table.name,
-            Key: headKey(tenantId, name),
-            UpdateExpression: "SET deletedAt = :deletedAt",
-            ConditionExpression: "attribute_exists(pk) AND attribute_not_exists(deletedAt)",
-            ExpressionAttributeValues: { ":deletedAt": deletedAt },
-          }),
-        ),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
+  softDelete(tenantId: string, name: string, deletedAt: string): Promise<boolean> {
+    return writeIf("UpdateItem", () =>
+      this.table.doc.send(
+        new UpdateCommand({
+          TableName: this.table.name,
+          Key: headKey(tenantId, name),
+          UpdateExpression: "SET deletedAt = :deletedAt",
+          ConditionExpression: "attribute_exists(pk) AND attribute_not_exists(deletedAt)",
+          ExpressionAttributeValues: { ":deletedAt": deletedAt },
+        }),
+      ),
+    );
   }
 
   /** Live secrets' names and versions; envelopes are not even read. */
   async list(tenantId: string, limit: number, cursor?: string): Promise<Page<SecretSummary>> {
     const pk = partition(tenantId);
-    const startKey = decodeCursor(cursor, pk);
-    const result = await send("Query", () =>
-      this.table.doc.send(
-        new QueryCommand({
-          TableName: this.table.name,
-          KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
-          FilterExpression: "attribute_not_exists(deletedAt)",
-          ProjectionExpression: "#name, version, updatedAt",
-          ExpressionAttributeNames: { "#name": "name" },
-          ExpressionAttributeValues: { ":pk": pk, ":prefix": "S#" },
-          Limit: limit,
-          ...(startKey === undefined ? {} : { ExclusiveStartKey: startKey }),
-        }),
-      ),
+    const page = await queryPage(
+      this.table,
+      {
+        KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
+        FilterExpression: "attribute_not_exists(deletedAt)",
+        ProjectionExpression: "#name, version, updatedAt",
+        ExpressionAttributeNames: { "#name": "name" },
+        ExpressionAttributeValues: { ":pk": pk, ":prefix": "S#" },
+      },
+      { partition: pk, limit, cursor },
     );
-    const items = (result.Items ?? []).map((item) => ({
+    const items = page.items.map((item) => ({
       name: item.name as string,
       version: item.version as number,
       updatedAt: item.updatedAt as string,
     }));
-    const nextCursor = encodeCursor(result.LastEvaluatedKey);
-    return nextCursor === undefined ? { items } : { items, nextCursor };
+    return { ...page, items };
   }
 }

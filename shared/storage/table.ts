@@ -5,7 +5,13 @@ import {
   DynamoDBClient,
   ResourceNotFoundException,
 } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import {
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  type QueryCommandInput,
+} from "@aws-sdk/lib-dynamodb";
 import { StoreUnavailableError, ValidationError } from "../domain/errors.ts";
 
 /** One table, keyed by a string partition key `pk` and sort key `sk`; every entity lives in it. */
@@ -34,8 +40,7 @@ export function createTable(connection: DynamoConnection, name: string): Table {
   };
 }
 
-/** Thrown inside storage when a conditional write loses; repositories turn it into a domain answer. */
-export function isConditionFailure(error: unknown): boolean {
+function isConditionFailure(error: unknown): boolean {
   return error instanceof ConditionalCheckFailedException;
 }
 
@@ -48,6 +53,55 @@ export async function send<T>(operation: string, call: () => Promise<T>): Promis
     const name = error instanceof Error ? error.name : "unknown error";
     throw new StoreUnavailableError(`DynamoDB ${operation} failed: ${name}`, { cause: error });
   }
+}
+
+/** Runs a conditional write; false means its condition did not hold, which callers answer in domain terms. */
+export async function writeIf(operation: string, call: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await send(operation, call);
+    return true;
+  } catch (error) {
+    if (isConditionFailure(error)) return false;
+    throw error;
+  }
+}
+
+export async function getItem(table: Table, key: Key): Promise<Record<string, unknown> | undefined> {
+  const result = await send("GetItem", () =>
+    table.doc.send(new GetCommand({ TableName: table.name, Key: key, ConsistentRead: true })),
+  );
+  return result.Item;
+}
+
+/** Puts an item that must not exist yet; false when it does. */
+export function putIfAbsent(table: Table, item: Key & Record<string, unknown>): Promise<boolean> {
+  return writeIf("PutItem", () =>
+    table.doc.send(
+      new PutCommand({ TableName: table.name, Item: item, ConditionExpression: "attribute_not_exists(pk)" }),
+    ),
+  );
+}
+
+/** One page of a query within one partition, continuing from a cursor issued for that partition. */
+export async function queryPage(
+  table: Table,
+  query: Omit<QueryCommandInput, "TableName" | "Limit" | "ExclusiveStartKey">,
+  page: { partition: string; limit: number; cursor?: string | undefined },
+): Promise<Page<Record<string, unknown>>> {
+  const startKey = decodeCursor(page.cursor, page.partition);
+  const result = await send("Query", () =>
+    table.doc.send(
+      new QueryCommand({
+        ...query,
+        TableName: table.name,
+        Limit: page.limit,
+        ...(startKey === undefined ? {} : { ExclusiveStartKey: startKey }),
+      }),
+    ),
+  );
+  const nextCursor = encodeCursor(result.LastEvaluatedKey);
+  const items = result.Items ?? [];
+  return nextCursor === undefined ? { items } : { items, nextCursor };
 }
 
 /** Creates the table if it is missing, for local runs; deployed tables are created by infra. */
@@ -86,11 +140,11 @@ export async function ensureTableExists(table: Table): Promise<void> {
 export type Key = { pk: string; sk: string };
 
 /** Opaque pagination cursors that can only continue the partition they were issued for. */
-export function encodeCursor(key: Record<string, unknown> | undefined): string | undefined {
+function encodeCursor(key: Record<string, unknown> | undefined): string | undefined {
   return key === undefined ? undefined : Buffer.from(JSON.stringify(key)).toString("base64url");
 }
 
-export function decodeCursor(cursor: string | undefined, partition: string): Key | undefined {
+function decodeCursor(cursor: string | undefined, partition: string): Key | undefined {
   if (cursor === undefined) return undefined;
   try {
     const parsed: unknown = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));

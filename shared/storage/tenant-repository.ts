@@ -1,6 +1,6 @@
-import { GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import type { Tenant, WrappedDataKey } from "../domain/types.ts";
-import { isConditionFailure, send, type Table } from "./table.ts";
+import { getItem, putIfAbsent, send, type Table } from "./table.ts";
 
 const tenantKey = (tenantId: string) => ({ pk: `T#${tenantId}`, sk: "TENANT" });
 const KEK_REGISTRY_KEY = { pk: "META", sk: "KEKS" };
@@ -20,38 +20,18 @@ export class TenantRepository {
   constructor(private readonly table: Table) {}
 
   /** Returns false when the tenant already exists. */
-  async create(tenant: Tenant): Promise<boolean> {
-    const item: TenantItem & { pk: string; sk: string } = {
-      ...tenantKey(tenant.tenantId),
+  create(tenant: Tenant): Promise<boolean> {
+    const item: TenantItem = {
       tenantId: tenant.tenantId,
       createdAt: tenant.createdAt,
       currentDekVersion: tenant.currentDekVersion,
       dataKeys: [...tenant.dataKeys],
     };
-    try {
-      await send("PutItem", () =>
-        this.table.doc.send(
-          new PutCommand({
-            TableName: this.table.name,
-            Item: item,
-            ConditionExpression: "attribute_not_exists(pk)",
-          }),
-        ),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
+    return putIfAbsent(this.table, { ...tenantKey(tenant.tenantId), ...item });
   }
 
   async get(tenantId: string): Promise<Tenant | undefined> {
-    const result = await send("GetItem", () =>
-      this.table.doc.send(
-        new GetCommand({ TableName: this.table.name, Key: tenantKey(tenantId), ConsistentRead: true }),
-      ),
-    );
-    const item = result.Item as TenantItem | undefined;
+    const item = (await getItem(this.table, tenantKey(tenantId))) as TenantItem | undefined;
     if (item === undefined) return undefined;
     return {
       tenantId: item.tenantId,
@@ -62,8 +42,8 @@ export class TenantRepository {
   }
 
   /**
-   * Records that a KEK wraps (or is about to wrap) DEKs in this table. Written before the tenant, so
-   * a crash in between leaves an extra name here, never a DEK whose KEK goes unlisted.
+   * Records that a KEK wraps DEKs in this table. Written before the tenant, so a crash in between
+   * leaves an extra name here, never a DEK whose KEK goes unlisted.
    */
   async registerKek(kekId: string): Promise<void> {
     await send("UpdateItem", () =>
@@ -80,12 +60,7 @@ export class TenantRepository {
 
   /** The KEKs that have wrapped DEKs here; also serves as the store's liveness probe. */
   async registeredKeks(): Promise<string[]> {
-    const result = await send("GetItem", () =>
-      this.table.doc.send(
-        new GetCommand({ TableName: this.table.name, Key: KEK_REGISTRY_KEY, ConsistentRead: true }),
-      ),
-    );
-    const kekIds = result.Item?.kekIds as Set<string> | undefined;
+    const kekIds = (await getItem(this.table, KEK_REGISTRY_KEY))?.kekIds as Set<string> | undefined;
     return kekIds === undefined ? [] : [...kekIds].sort();
   }
 }

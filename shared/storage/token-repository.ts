@@ -1,6 +1,7 @@
-import { GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { StoreUnavailableError } from "../domain/errors.ts";
 import type { TokenRecord } from "../domain/types.ts";
-import { isConditionFailure, send, type Table } from "./table.ts";
+import { getItem, putIfAbsent, type Table, writeIf } from "./table.ts";
 
 const tokenKey = (tokenId: string) => ({ pk: `TOKEN#${tokenId}`, sk: "TOKEN" });
 
@@ -11,29 +12,15 @@ export class TokenRepository {
   constructor(private readonly table: Table) {}
 
   async create(record: TokenRecord): Promise<void> {
-    const item: TokenItem & { pk: string; sk: string } = {
-      ...tokenKey(record.tokenId),
-      ...record,
-      tenants: [...record.tenants],
-    };
-    await send("PutItem", () =>
-      this.table.doc.send(
-        new PutCommand({
-          TableName: this.table.name,
-          Item: item,
-          ConditionExpression: "attribute_not_exists(pk)",
-        }),
-      ),
-    );
+    const item: TokenItem = { ...record, tenants: [...record.tenants] };
+    // Ids are 128 random bits; a collision means something is badly wrong, not a retryable conflict.
+    if (!(await putIfAbsent(this.table, { ...tokenKey(record.tokenId), ...item }))) {
+      throw new StoreUnavailableError("token id collision; refusing to overwrite an existing token");
+    }
   }
 
   async get(tokenId: string): Promise<TokenRecord | undefined> {
-    const result = await send("GetItem", () =>
-      this.table.doc.send(
-        new GetCommand({ TableName: this.table.name, Key: tokenKey(tokenId), ConsistentRead: true }),
-      ),
-    );
-    const item = result.Item as TokenItem | undefined;
+    const item = (await getItem(this.table, tokenKey(tokenId))) as TokenItem | undefined;
     if (item === undefined) return undefined;
     return {
       tokenId: item.tokenId,
@@ -47,23 +34,17 @@ export class TokenRepository {
   }
 
   /** Returns false when there is no such token or it is already revoked. */
-  async revoke(tokenId: string, revokedAt: string): Promise<boolean> {
-    try {
-      await send("UpdateItem", () =>
-        this.table.doc.send(
-          new UpdateCommand({
-            TableName: this.table.name,
-            Key: tokenKey(tokenId),
-            UpdateExpression: "SET revokedAt = :revokedAt",
-            ConditionExpression: "attribute_exists(pk) AND attribute_not_exists(revokedAt)",
-            ExpressionAttributeValues: { ":revokedAt": revokedAt },
-          }),
-        ),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
+  revoke(tokenId: string, revokedAt: string): Promise<boolean> {
+    return writeIf("UpdateItem", () =>
+      this.table.doc.send(
+        new UpdateCommand({
+          TableName: this.table.name,
+          Key: tokenKey(tokenId),
+          UpdateExpression: "SET revokedAt = :revokedAt",
+          ConditionExpression: "attribute_exists(pk) AND attribute_not_exists(revokedAt)",
+          ExpressionAttributeValues: { ":revokedAt": revokedAt },
+        }),
+      ),
+    );
   }
 }
