@@ -1,6 +1,5 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { createMiddleware } from "hono/factory";
 import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
@@ -19,10 +18,11 @@ import {
 } from "../../shared/domain/schemas.ts";
 import { type AuditAction, SYSTEM_SCOPE } from "../../shared/domain/types.ts";
 import type { Runtime } from "../../shared/runtime/container.ts";
-import type { RequestContext } from "../../shared/services/context.ts";
 import { errorResponse, jsonBody, parseWith } from "./http.ts";
+import { accessLog } from "./middleware/access-log.ts";
+import { type AuthenticatedEnv, authenticate } from "./middleware/authenticate.ts";
 
-type AppEnv = { Variables: { requestId: string; ctx: RequestContext } };
+type AppEnv = AuthenticatedEnv;
 
 /** JSON-escaped 64 KiB values can grow up to six-fold; anything past this is refused unread. */
 const MAX_BODY_BYTES = 512 * 1024;
@@ -34,19 +34,7 @@ export function createApp(runtime: Runtime): Hono<AppEnv> {
 
   // Request ids are always ours: a client-chosen id would let callers forge audit correlation.
   app.use(requestId({ headerName: "" }));
-  app.use(async (c, next) => {
-    const started = performance.now();
-    await next();
-    c.header("X-Request-Id", c.get("requestId"));
-    c.header("Cache-Control", "no-store");
-    logger.info("request", {
-      requestId: c.get("requestId"),
-      method: c.req.method,
-      route: c.req.routePath,
-      status: c.res.status,
-      durationMs: Math.round(performance.now() - started),
-    });
-  });
+  app.use(accessLog({ logger: runtime.logger }));
   app.use(secureHeaders());
   app.use(
     bodyLimit({
@@ -56,19 +44,7 @@ export function createApp(runtime: Runtime): Hono<AppEnv> {
     }),
   );
 
-  /** Authenticates before any input is looked at, and records a failed attempt against its target. */
-  const authenticated = (action: AuditAction) =>
-    createMiddleware<AppEnv>(async function authenticate(c, next) {
-      const tenant = tenantIdSchema.safeParse(c.req.param("tenantId"));
-      const name = secretNameSchema.safeParse(c.req.param("name"));
-      const principal = await runtime.tokens.authenticate(c.req.header("authorization"), c.get("requestId"), {
-        tenantId: tenant.success ? tenant.data : SYSTEM_SCOPE,
-        action,
-        ...(name.success ? { secretName: name.data } : {}),
-      });
-      c.set("ctx", { requestId: c.get("requestId"), principal });
-      await next();
-    });
+  const authenticated = (action: AuditAction) => authenticate({ tokens: runtime.tokens, action });
 
   const tenantParam = (raw: string | undefined) => parseWith(tenantIdSchema, raw, "tenantId");
   const nameParam = (raw: string | undefined) => parseWith(secretNameSchema, raw, "name");
