@@ -34,7 +34,7 @@ export function createApp(runtime: Runtime): Hono<AppEnv> {
 
   // Request ids are always ours: a client-chosen id would let callers forge audit correlation.
   app.use(requestId({ headerName: "" }));
-  app.use(accessLog({ logger: runtime.logger }));
+  app.use(accessLog({ logger }));
   app.use(secureHeaders());
   app.use(
     bodyLimit({
