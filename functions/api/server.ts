@@ -18,7 +18,10 @@ const DYNALITE_CREDENTIALS = { accessKeyId: "local", secretAccessKey: "local" };
 async function ensureBootstrapToken(runtime: Runtime, path: string): Promise<void> {
   if (existsSync(path)) {
     const tokenId = /^sbx_([a-z2-7]{26})_/.exec(readFileSync(path, "utf8").trim())?.[1];
-    if (tokenId !== undefined && (await runtime.tokens.isActive(tokenId))) return;
+    if (tokenId !== undefined && (await runtime.tokens.isActive(tokenId))) {
+      logger.info("bootstrap admin token is in its file", { path });
+      return;
+    }
   }
   const issued = await runtime.tokens.issue("admin", ["*"], BOOTSTRAP_TOKEN_TTL_SECONDS);
   writeFileSync(path, `${issued.token}\n`, { mode: 0o600 });
@@ -35,7 +38,7 @@ async function main(): Promise<void> {
   const { keyring, devMode } = createKeyring(env, config, join(dataDir, "dev-kek"));
   if (devMode) {
     logger.warn(
-      "no KEK configured: using the development KEK in .data/dev-kek. Never do this in production.",
+      "no KEK configured: using a generated development KEK (see path). Never do this in production.",
       {
         path: join(dataDir, "dev-kek"),
         kekId: keyring.activeKekId,
