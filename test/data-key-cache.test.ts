@@ -15,7 +15,12 @@ function gatedLoader() {
       fail = reject;
     });
   };
-  return { load, calls: () => calls, release: (value: Uint8Array) => release(value), fail: (e: Error) => fail(e) };
+  return {
+    load,
+    calls: () => calls,
+    release: (value: Uint8Array) => release(value),
+    fail: (e: Error) => fail(e),
+  };
 }
 
 describe("DataKeyCache", () => {
