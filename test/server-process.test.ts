@@ -102,6 +102,14 @@ describe("restarting the server on the same DATA_DIR", () => {
     // The bootstrap token from the first start is still valid, so the file is reused, not rewritten.
     const token = readFileSync(join(dataDir, "admin-token"), "utf8").trim();
     await readsEverythingBack(url, token);
+    // Past Node's 16 KiB header limit the server itself answers, still in the JSON error shape.
+    const huge = await fetch(`${url}/v1/tenants/acme/secrets`, {
+      headers: { "x-audit-reason": "r".repeat(20_000) },
+    });
+    expect(huge.status).toBe(431);
+    expect(await huge.json()).toEqual({
+      error: { code: "headers_too_large", message: "request headers are too large" },
+    });
     expect(await server.stop()).toEqual({ code: 0, signal: null });
   });
 

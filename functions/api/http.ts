@@ -21,13 +21,17 @@ export function errorResponse(
   return c.json(errorBody(code, message), status);
 }
 
-/** zod issues name the field and the rule, never the rejected value, so they are safe to return. */
+/** zod issues name the field and the rule, not the rejected value, so they are safe to return. */
 export function parseWith<S extends z.ZodType>(schema: S, input: unknown, where: string): z.output<S> {
   const result = schema.safeParse(input);
   if (result.success) return result.data;
   const details = result.error.issues
     .slice(0, 5)
-    .map((issue) => `${[where, ...issue.path.map(String)].join(".")}: ${issue.message}`)
+    .map((issue) => {
+      // zod quotes unknown keys back; a value pasted as a key by mistake must not be echoed.
+      const message = issue.code === "unrecognized_keys" ? "unknown fields are not allowed" : issue.message;
+      return `${[where, ...issue.path.map(String)].join(".")}: ${message}`;
+    })
     .join("; ");
   throw new ValidationError(details);
 }

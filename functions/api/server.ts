@@ -1,5 +1,6 @@
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import type { Duplex } from "node:stream";
 import { serve } from "@hono/node-server";
 import { ConfigError, StrongboxError } from "../../shared/domain/errors.ts";
 import { createLogger } from "../../shared/observability/logger.ts";
@@ -8,6 +9,7 @@ import { createKeyring, createRuntime, type Runtime } from "../../shared/runtime
 import { type LocalDynamo, startLocalDynamo } from "../../shared/storage/local-dynamo.ts";
 import { createTable, ensureTableExists } from "../../shared/storage/table.ts";
 import { createApp } from "./app.ts";
+import { errorBody } from "./http.ts";
 
 const BOOTSTRAP_TOKEN_TTL_SECONDS = 30 * 24 * 3600;
 const logger = createLogger();
@@ -77,6 +79,24 @@ async function main(): Promise<void> {
       url: `http://${hostname}:${info.port}`,
       kekId: keyring.activeKekId,
     });
+  });
+
+  // Node answers oversized or malformed requests itself, before Hono sees them; keep the JSON contract.
+  server.on("clientError", (error: NodeJS.ErrnoException, socket: Duplex) => {
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const tooLarge = error.code === "HPE_HEADER_OVERFLOW";
+    const body = JSON.stringify(
+      tooLarge
+        ? errorBody("headers_too_large", "request headers are too large")
+        : errorBody("invalid_request", "malformed HTTP request"),
+    );
+    socket.end(
+      `HTTP/1.1 ${tooLarge ? "431 Request Header Fields Too Large" : "400 Bad Request"}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
   });
 
   const shutdown = () => {

@@ -25,7 +25,7 @@ export class AuditRepository {
         ExpressionAttributeValues: { ":pk": pk },
         ScanIndexForward: false,
       },
-      { partition: pk, limit, cursor },
+      { partition: pk, sortKeyPrefix: "", limit, cursor },
     );
     return {
       ...page,

@@ -123,7 +123,7 @@ export class SecretRepository {
         ExpressionAttributeNames: { "#name": "name" },
         ExpressionAttributeValues: { ":pk": pk, ":prefix": "S#" },
       },
-      { partition: pk, limit, cursor },
+      { partition: pk, sortKeyPrefix: "S#", limit, cursor },
     );
     const items = page.items.map((item) => ({
       name: item.name as string,

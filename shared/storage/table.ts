@@ -82,13 +82,22 @@ export function putIfAbsent(table: Table, item: Key & Record<string, unknown>): 
   );
 }
 
-/** One page of a query within one partition, continuing from a cursor issued for that partition. */
+export interface PageRequest {
+  /** The partition the query reads; a cursor from any other partition is refused. */
+  readonly partition: string;
+  /** The sort-key prefix the query is confined to; a cursor outside it is refused. */
+  readonly sortKeyPrefix: string;
+  readonly limit: number;
+  readonly cursor?: string | undefined;
+}
+
+/** One page of a query within one partition, continuing from a cursor issued for that same range. */
 export async function queryPage(
   table: Table,
   query: Omit<QueryCommandInput, "TableName" | "Limit" | "ExclusiveStartKey">,
-  page: { partition: string; limit: number; cursor?: string | undefined },
+  page: PageRequest,
 ): Promise<Page<Record<string, unknown>>> {
-  const startKey = decodeCursor(page.cursor, page.partition);
+  const startKey = decodeCursor(page);
   const result = await send("Query", () =>
     table.doc.send(
       new QueryCommand({
@@ -144,20 +153,30 @@ function encodeCursor(key: Record<string, unknown> | undefined): string | undefi
   return key === undefined ? undefined : Buffer.from(JSON.stringify(key)).toString("base64url");
 }
 
-function decodeCursor(cursor: string | undefined, partition: string): Key | undefined {
-  if (cursor === undefined) return undefined;
+/** DynamoDB's own limit on a sort key; a longer one would reach it only to be rejected. */
+const MAX_SORT_KEY_BYTES = 1024;
+
+/**
+ * Cursors are client input. Anything DynamoDB would reject as a start key is refused here with a 400,
+ * so a crafted cursor can neither reach another range nor surface as a store error.
+ */
+function decodeCursor(page: PageRequest): Key | undefined {
+  if (page.cursor === undefined) return undefined;
   try {
-    const parsed: unknown = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
+    const parsed: unknown = JSON.parse(Buffer.from(page.cursor, "base64url").toString("utf8"));
     if (
       typeof parsed === "object" &&
       parsed !== null &&
       "pk" in parsed &&
       "sk" in parsed &&
-      parsed.pk === partition &&
+      parsed.pk === page.partition &&
       typeof parsed.sk === "string" &&
+      parsed.sk.length > page.sortKeyPrefix.length &&
+      parsed.sk.startsWith(page.sortKeyPrefix) &&
+      Buffer.byteLength(parsed.sk) <= MAX_SORT_KEY_BYTES &&
       Object.keys(parsed).length === 2
     ) {
-      return { pk: partition, sk: parsed.sk };
+      return { pk: page.partition, sk: parsed.sk };
     }
   } catch {
     // Falls through to the same answer as any other foreign cursor.
