@@ -83,7 +83,11 @@ export const AUDIT_ACTIONS = [
   "request.denied",
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
-export type AuditOutcome = "success" | "denied" | "failure";
+/**
+ * A change is recorded as an `attempt` before it is made and with its outcome after, so no change can
+ * exist without a record even if the process dies between the two.
+ */
+export type AuditOutcome = "attempt" | "success" | "denied" | "failure";
 
 export interface AuditEvent {
   readonly tenantId: string;

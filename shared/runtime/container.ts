@@ -74,7 +74,6 @@ export function createRuntime(options: {
     options.keyring,
     tenantRepository,
     new DataKeyCache(options.config.dataKeyCache),
-    metrics,
   );
   return {
     keyring: options.keyring,

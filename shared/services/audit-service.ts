@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { AuditUnavailableError, AuthorizationError } from "../domain/errors.ts";
+import { AuditUnavailableError, AuthorizationError, StrongboxError } from "../domain/errors.ts";
 import { isAllowed, type Permission } from "../domain/policy.ts";
 import type { AuditEvent } from "../domain/types.ts";
 import type { Logger } from "../observability/logger.ts";
@@ -12,8 +12,9 @@ export type AuditEntry = Omit<AuditEvent, "time">;
 export type AuditTarget = Pick<AuditEntry, "tenantId" | "action" | "secretName">;
 
 /**
- * The audit trail. A successful operation is not answered until its record is written (fail closed);
- * records of denials and failures are best effort, since the caller gets an error either way.
+ * The audit trail. Nothing is handed out or changed without a record: reads are answered only once
+ * their record is written, and changes only start once their attempt is (both fail closed). Records of
+ * denials and failures are best effort, since the caller gets an error either way.
  */
 export class AuditService {
   constructor(
@@ -37,6 +38,29 @@ export class AuditService {
         cause: error,
       });
     }
+  }
+
+  /**
+   * Runs a change between two records. The `attempt` is written first and fails closed: if it cannot
+   * be written, nothing is changed. The outcome is best effort, since the change has then happened and
+   * its attempt is already on the record.
+   */
+  async aroundChange<T>(
+    entry: Omit<AuditEntry, "outcome">,
+    change: () => Promise<T>,
+    describe: (result: T) => Pick<AuditEntry, "version" | "detail"> = () => ({}),
+  ): Promise<T> {
+    await this.record({ ...entry, outcome: "attempt" });
+    let result: T;
+    try {
+      result = await change();
+    } catch (error) {
+      const detail = error instanceof StrongboxError ? error.code : "internal_error";
+      await this.recordBestEffort({ ...entry, outcome: "failure", detail });
+      throw error;
+    }
+    await this.recordBestEffort({ ...entry, ...describe(result), outcome: "success" });
+    return result;
   }
 
   async recordBestEffort(entry: AuditEntry): Promise<void> {
@@ -73,7 +97,10 @@ export class AuditService {
     });
   }
 
-  entry(ctx: RequestContext, fields: Omit<AuditEntry, "actor" | "role" | "requestId">): AuditEntry {
+  entry<F extends Partial<AuditEntry>>(
+    ctx: RequestContext,
+    fields: F,
+  ): F & Pick<AuditEntry, "actor" | "role" | "requestId"> {
     return { ...fields, actor: ctx.principal.tokenId, role: ctx.principal.role, requestId: ctx.requestId };
   }
 }

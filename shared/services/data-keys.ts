@@ -1,8 +1,7 @@
 import type { DataKeyCache } from "../crypto/data-key-cache.ts";
 import type { Keyring } from "../crypto/keyring.ts";
-import { DecryptError, KekMismatchError, NotFoundError } from "../domain/errors.ts";
+import { DecryptError } from "../domain/errors.ts";
 import type { Tenant, WrappedDataKey } from "../domain/types.ts";
-import type { MetricsRecorder } from "../observability/metrics.ts";
 import type { TenantRepository } from "../storage/tenant-repository.ts";
 import { now } from "./context.ts";
 
@@ -12,7 +11,6 @@ export class DataKeys {
     private readonly keyring: Keyring,
     private readonly tenants: TenantRepository,
     private readonly cache: DataKeyCache,
-    private readonly metrics: MetricsRecorder,
   ) {}
 
   /** DEK v1 of a new tenant; only the wrapped form is returned, for storing. */
@@ -34,16 +32,11 @@ export class DataKeys {
     return this.cache.get(`${tenantId}#${version}`, async () => {
       const owner = tenant ?? (await this.tenants.get(tenantId));
       const wrapped = owner?.dataKeys.find((key) => key.version === version);
-      if (wrapped === undefined) throw new NotFoundError(`tenant ${tenantId} has no DEK v${version}`);
-      try {
-        return await this.keyring.unwrap(wrapped, { tenantId, dekVersion: version });
-      } catch (error) {
-        if (error instanceof KekMismatchError || error instanceof DecryptError) {
-          this.metrics.increment("DecryptFailures");
-          if (error instanceof KekMismatchError) this.metrics.increment("KekMismatches");
-        }
-        throw error;
+      if (wrapped === undefined) {
+        // Ciphertext or a tenant record naming a DEK that does not exist has been altered or misplaced.
+        throw new DecryptError(`tenant ${tenantId} has no DEK v${version}`);
       }
+      return this.keyring.unwrap(wrapped, { tenantId, dekVersion: version });
     });
   }
 }

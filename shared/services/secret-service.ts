@@ -1,5 +1,11 @@
 import { type EnvelopeBinding, envelopeDekVersion, openValue, sealValue } from "../crypto/envelope.ts";
-import { ConflictError, NotFoundError, StrongboxError } from "../domain/errors.ts";
+import {
+  ConflictError,
+  DecryptError,
+  KekMismatchError,
+  NotFoundError,
+  StrongboxError,
+} from "../domain/errors.ts";
 import type { PutSecretInput } from "../domain/schemas.ts";
 import type { SealedVersion, SecretHead, SecretSummary, SecretValue } from "../domain/types.ts";
 import type { MetricsRecorder } from "../observability/metrics.ts";
@@ -36,34 +42,11 @@ export class SecretService {
   ): Promise<{ name: string; version: number }> {
     const target = { tenantId, action: "secret.write", secretName: name } as const;
     await this.audit.authorize(ctx, "secret:write", target);
-    const tenant = await this.tenants.get(tenantId);
-    if (tenant === undefined) throw new NotFoundError(`tenant ${tenantId} does not exist`);
-    const dek = await this.dataKeys.unwrapped(tenantId, tenant.currentDekVersion, tenant);
-    const plaintext = utf8Encoder.encode(input.value);
-
-    for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt += 1) {
-      const head = await this.secrets.getHead(tenantId, name);
-      this.checkCas(input.cas, head, name);
-      const currentVersion = head?.current.version ?? 0;
-      const version = currentVersion + 1;
-      const next: SealedVersion = {
-        version,
-        envelope: sealValue(dek, tenant.currentDekVersion, plaintext, {
-          tenantId,
-          secretName: name,
-          version,
-        }),
-        createdAt: now(),
-      };
-      // Archive before the head moves on, so the version being replaced stays readable throughout.
-      if (head !== undefined) await this.secrets.archive(tenantId, name, head.current);
-      if (await this.secrets.commit(tenantId, name, next, currentVersion)) {
-        await this.audit.record(this.audit.entry(ctx, { ...target, version, outcome: "success" }));
-        return { name, version };
-      }
-      if (input.cas !== undefined) break;
-    }
-    throw new ConflictError(`secret ${name} was changed by another writer; read it and retry`);
+    return this.audit.aroundChange(
+      this.audit.entry(ctx, target),
+      () => this.commitNextVersion(tenantId, name, input),
+      ({ version }) => ({ version }),
+    );
   }
 
   async read(
@@ -117,20 +100,59 @@ export class SecretService {
   async delete(ctx: RequestContext, tenantId: string, name: string): Promise<void> {
     const target = { tenantId, action: "secret.delete", secretName: name } as const;
     await this.audit.authorize(ctx, "secret:delete", target);
-    if (!(await this.secrets.softDelete(tenantId, name, now()))) {
-      throw new NotFoundError(`secret ${name} does not exist in tenant ${tenantId}`);
-    }
-    await this.audit.record(this.audit.entry(ctx, { ...target, outcome: "success" }));
+    await this.audit.aroundChange(this.audit.entry(ctx, target), async () => {
+      if (!(await this.secrets.softDelete(tenantId, name, now()))) {
+        throw new NotFoundError(`secret ${name} does not exist in tenant ${tenantId}`);
+      }
+    });
   }
 
-  private async open(tenantId: string, sealed: SealedVersion, binding: EnvelopeBinding): Promise<string> {
-    const dek = await this.dataKeys.unwrapped(tenantId, envelopeDekVersion(sealed.envelope));
+  private async commitNextVersion(
+    tenantId: string,
+    name: string,
+    input: PutSecretInput,
+  ): Promise<{ name: string; version: number }> {
+    const tenant = await this.tenants.get(tenantId);
+    if (tenant === undefined) throw new NotFoundError(`tenant ${tenantId} does not exist`);
+    const dekVersion = tenant.currentDekVersion;
+    const dek = await this.countingDecryptFailures(() =>
+      this.dataKeys.unwrapped(tenantId, dekVersion, tenant),
+    );
+    const plaintext = utf8Encoder.encode(input.value);
+
+    for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt += 1) {
+      const head = await this.secrets.getHead(tenantId, name);
+      this.checkCas(input.cas, head, name);
+      const currentVersion = head?.current.version ?? 0;
+      const version = currentVersion + 1;
+      const binding = { tenantId, secretName: name, version };
+      const next = { version, envelope: sealValue(dek, dekVersion, plaintext, binding), createdAt: now() };
+      // Archive before the head moves on, so the version being replaced stays readable throughout.
+      if (head !== undefined) await this.secrets.archive(tenantId, name, head.current);
+      if (await this.secrets.commit(tenantId, name, next, currentVersion)) return { name, version };
+      if (input.cas !== undefined) break;
+    }
+    throw new ConflictError(`secret ${name} was changed by another writer; read it and retry`);
+  }
+
+  /** Every failure to decrypt, whether of a DEK or of a value, is counted once, here. */
+  private async countingDecryptFailures<T>(work: () => Promise<T>): Promise<T> {
     try {
-      return utf8Decoder.decode(openValue(dek, sealed.envelope, binding));
+      return await work();
     } catch (error) {
-      this.metrics.increment("DecryptFailures");
+      if (error instanceof DecryptError || error instanceof KekMismatchError) {
+        this.metrics.increment("DecryptFailures");
+      }
+      if (error instanceof KekMismatchError) this.metrics.increment("KekMismatches");
       throw error;
     }
+  }
+
+  private open(tenantId: string, sealed: SealedVersion, binding: EnvelopeBinding): Promise<string> {
+    return this.countingDecryptFailures(async () => {
+      const dek = await this.dataKeys.unwrapped(tenantId, envelopeDekVersion(sealed.envelope));
+      return utf8Decoder.decode(openValue(dek, sealed.envelope, binding));
+    });
   }
 
   private checkCas(cas: number | undefined, head: SecretHead | undefined, name: string): void {

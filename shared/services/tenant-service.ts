@@ -26,15 +26,16 @@ export class TenantService {
     if ((await this.tenants.get(tenantId)) !== undefined) {
       throw new ConflictError(`tenant ${tenantId} already exists`);
     }
-    const tenant: Tenant = {
-      tenantId,
-      createdAt: now(),
-      currentDekVersion: 1,
-      dataKeys: [await this.dataKeys.generateFirst(tenantId)],
-    };
-    if (!(await this.tenants.create(tenant))) throw new ConflictError(`tenant ${tenantId} already exists`);
-    await this.audit.record(this.audit.entry(ctx, { tenantId, action: "tenant.create", outcome: "success" }));
-    return view(tenant);
+    return this.audit.aroundChange(this.audit.entry(ctx, { tenantId, action: "tenant.create" }), async () => {
+      const tenant: Tenant = {
+        tenantId,
+        createdAt: now(),
+        currentDekVersion: 1,
+        dataKeys: [await this.dataKeys.generateFirst(tenantId)],
+      };
+      if (!(await this.tenants.create(tenant))) throw new ConflictError(`tenant ${tenantId} already exists`);
+      return view(tenant);
+    });
   }
 
   async get(ctx: RequestContext, tenantId: string): Promise<TenantView> {

@@ -24,19 +24,12 @@ export class TokenService {
   async create(ctx: RequestContext, input: CreateTokenInput): Promise<IssuedToken> {
     const target = { tenantId: SYSTEM_SCOPE, action: "token.create" } as const;
     await this.audit.authorize(ctx, "token:manage", target);
-    const issued = await this.issue(
-      input.role,
-      input.role === "admin" ? ["*"] : input.tenants,
-      input.ttlSeconds,
+    const tenants = input.role === "admin" ? ["*"] : input.tenants;
+    return this.audit.aroundChange(
+      this.audit.entry(ctx, { ...target, detail: `role ${input.role} for ${tenants.join(",")}` }),
+      () => this.issue(input.role, tenants, input.ttlSeconds),
+      (issued) => ({ detail: `issued token ${issued.id} with role ${input.role} for ${tenants.join(",")}` }),
     );
-    await this.audit.record(
-      this.audit.entry(ctx, {
-        ...target,
-        outcome: "success",
-        detail: `issued token ${issued.id} with role ${input.role} for ${input.tenants.join(",") || "*"}`,
-      }),
-    );
-    return issued;
   }
 
   /** Mints a token without a caller: used once, for the bootstrap admin of a fresh local install. */
@@ -58,11 +51,12 @@ export class TokenService {
   async revoke(ctx: RequestContext, tokenId: string): Promise<void> {
     const target = { tenantId: SYSTEM_SCOPE, action: "token.revoke" } as const;
     await this.audit.authorize(ctx, "token:manage", target);
-    if (!(await this.tokens.revoke(tokenId, now()))) {
-      throw new NotFoundError(`no active token ${tokenId}`);
-    }
-    await this.audit.record(
-      this.audit.entry(ctx, { ...target, outcome: "success", detail: `revoked ${tokenId}` }),
+    await this.audit.aroundChange(
+      this.audit.entry(ctx, { ...target, detail: `revoke ${tokenId}` }),
+      async () => {
+        if (!(await this.tokens.revoke(tokenId, now())))
+          throw new NotFoundError(`no active token ${tokenId}`);
+      },
     );
   }
 
