@@ -118,6 +118,22 @@ describe("secrets over the HTTP API", () => {
     expect(await rewritten.json()).toEqual({ name: "doomed", version: 2 });
   });
 
+  it("a warm read costs two DynamoDB requests: token and secret fetched together, then the audit append", async () => {
+    await read("/v1/tenants/acme/secrets/openai-key");
+    const sent: string[] = [];
+    h.table.doc.middlewareStack.add(
+      (next, context) => async (args) => {
+        sent.push(String(context.commandName));
+        return next(args);
+      },
+      { step: "initialize", name: "count-read-commands" },
+    );
+    const response = await read("/v1/tenants/acme/secrets/openai-key");
+    h.table.doc.middlewareStack.remove("count-read-commands");
+    expect(response.status).toBe(200);
+    expect(sent).toEqual(["BatchGetItemCommand", "PutItemCommand"]);
+  });
+
   it("a second tenant with the same id is a 409", async () => {
     const response = await h.call("POST", "/v1/tenants", { token: admin, body: { tenantId: "acme" } });
     expect(response.status).toBe(409);

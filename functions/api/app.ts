@@ -74,12 +74,14 @@ export function createApp(runtime: Runtime): Hono<AppEnv> {
     return c.json(await runtime.secrets.write(c.get("ctx"), tenantId, name, body));
   });
 
-  app.get("/v1/tenants/:tenantId/secrets/:name", authenticated("secret.read"), async (c) => {
+  // Reads authenticate inside the use case, which fetches the token and the secret in one round trip.
+  app.get("/v1/tenants/:tenantId/secrets/:name", async (c) => {
     const tenantId = tenantParam(c.req.param("tenantId"));
     const name = nameParam(c.req.param("name"));
     const { version } = parseWith(versionQuerySchema, c.req.query(), "query");
     const reason = parseWith(auditReasonSchema, c.req.header("x-audit-reason") ?? "", "X-Audit-Reason");
-    return c.json(await runtime.secrets.read(c.get("ctx"), tenantId, name, reason, version));
+    const caller = { requestId: c.get("requestId"), authorization: c.req.header("authorization") };
+    return c.json(await runtime.secrets.read(caller, tenantId, name, reason, version));
   });
 
   app.get("/v1/tenants/:tenantId/secrets", authenticated("secret.list"), async (c) => {

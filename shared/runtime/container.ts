@@ -75,20 +75,16 @@ export function createRuntime(options: {
     tenantRepository,
     new DataKeyCache(options.config.dataKeyCache),
   );
+  const tokens = new TokenService(new TokenRepository(options.table), audit);
+  const secretRepository = new SecretRepository(options.table);
   return {
     keyring: options.keyring,
     logger,
     metrics,
     audit,
+    tokens,
     tenants: new TenantService(tenantRepository, dataKeys, audit),
-    secrets: new SecretService(
-      new SecretRepository(options.table),
-      tenantRepository,
-      dataKeys,
-      audit,
-      metrics,
-    ),
-    tokens: new TokenService(new TokenRepository(options.table), audit),
+    secrets: new SecretService(secretRepository, tenantRepository, dataKeys, tokens, audit, metrics),
     health: new HealthService(options.keyring, tenantRepository),
   };
 }

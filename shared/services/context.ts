@@ -6,4 +6,10 @@ export interface RequestContext {
   readonly principal: Principal;
 }
 
+/** A request whose bearer token is not yet verified, for use cases that verify it themselves. */
+export interface Caller {
+  readonly requestId: string;
+  readonly authorization: string | undefined;
+}
+
 export const now = (): string => new Date().toISOString();

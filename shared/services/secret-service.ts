@@ -13,8 +13,9 @@ import type { SecretRepository } from "../storage/secret-repository.ts";
 import type { Page } from "../storage/table.ts";
 import type { TenantRepository } from "../storage/tenant-repository.ts";
 import type { AuditService } from "./audit-service.ts";
-import { now, type RequestContext } from "./context.ts";
+import { type Caller, now, type RequestContext } from "./context.ts";
 import type { DataKeys } from "./data-keys.ts";
+import type { TokenService } from "./token-service.ts";
 
 /** Writers racing without `cas` retry on a fresh head this many times before giving up with 409. */
 const MAX_WRITE_ATTEMPTS = 5;
@@ -30,6 +31,7 @@ export class SecretService {
     private readonly secrets: SecretRepository,
     private readonly tenants: TenantRepository,
     private readonly dataKeys: DataKeys,
+    private readonly tokens: TokenService,
     private readonly audit: AuditService,
     private readonly metrics: MetricsRecorder,
   ) {}
@@ -49,16 +51,27 @@ export class SecretService {
     );
   }
 
+  /**
+   * The hot path. It authenticates the caller itself so that the token and the secret's head are
+   * looked up together, in one round trip; the head is used only once the token checks out.
+   */
   async read(
-    ctx: RequestContext,
+    caller: Caller,
     tenantId: string,
     name: string,
     reason: string,
     requestedVersion?: number,
   ): Promise<SecretValue> {
     const target = { tenantId, action: "secret.read", secretName: name } as const;
+    const [principal, head] = await Promise.allSettled([
+      this.tokens.authenticate(caller.authorization, caller.requestId, target),
+      this.secrets.getHead(tenantId, name),
+    ]);
+    if (principal.status === "rejected") throw principal.reason;
+    const ctx = { requestId: caller.requestId, principal: principal.value };
     await this.audit.authorize(ctx, "secret:read", target);
-    const sealed = await this.findVersion(tenantId, name, requestedVersion);
+    if (head.status === "rejected") throw head.reason;
+    const sealed = await this.findVersion(head.value, requestedVersion);
     if (sealed === undefined) {
       await this.audit.recordBestEffort(
         this.audit.entry(ctx, { ...target, reason, outcome: "failure", detail: "not_found" }),
@@ -167,14 +180,12 @@ export class SecretService {
   }
 
   private async findVersion(
-    tenantId: string,
-    name: string,
+    head: SecretHead | undefined,
     requestedVersion: number | undefined,
   ): Promise<SealedVersion | undefined> {
-    const head = await this.secrets.getHead(tenantId, name);
     if (!isLive(head)) return undefined;
     if (requestedVersion === undefined || requestedVersion === head.current.version) return head.current;
     if (requestedVersion > head.current.version) return undefined;
-    return this.secrets.getArchivedVersion(tenantId, name, requestedVersion);
+    return this.secrets.getArchivedVersion(head.tenantId, head.name, requestedVersion);
   }
 }

@@ -7,17 +7,20 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import {
   DynamoDBDocumentClient,
-  GetCommand,
   PutCommand,
   QueryCommand,
   type QueryCommandInput,
 } from "@aws-sdk/lib-dynamodb";
 import { StoreUnavailableError, ValidationError } from "../domain/errors.ts";
+import { ItemReader, type Key } from "./item-reader.ts";
+
+export type { Key };
 
 /** One table, keyed by a string partition key `pk` and sort key `sk`; every entity lives in it. */
 export interface Table {
   readonly doc: DynamoDBDocumentClient;
   readonly name: string;
+  readonly reader: ItemReader;
 }
 
 export interface DynamoConnection {
@@ -34,10 +37,8 @@ export function createTable(connection: DynamoConnection, name: string): Table {
     ...(connection.endpoint === undefined ? {} : { endpoint: connection.endpoint }),
     ...(connection.credentials === undefined ? {} : { credentials: connection.credentials }),
   });
-  return {
-    doc: DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } }),
-    name,
-  };
+  const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+  return { doc, name, reader: new ItemReader(doc, name) };
 }
 
 function isConditionFailure(error: unknown): boolean {
@@ -66,11 +67,9 @@ export async function writeIf(operation: string, call: () => Promise<unknown>): 
   }
 }
 
-export async function getItem(table: Table, key: Key): Promise<Record<string, unknown> | undefined> {
-  const result = await send("GetItem", () =>
-    table.doc.send(new GetCommand({ TableName: table.name, Key: key, ConsistentRead: true })),
-  );
-  return result.Item;
+/** A strongly consistent read; reads asked for in the same tick share one round trip. */
+export function getItem(table: Table, key: Key): Promise<Record<string, unknown> | undefined> {
+  return table.reader.get(key);
 }
 
 /** Puts an item that must not exist yet; false when it does. */
@@ -145,8 +144,6 @@ export async function ensureTableExists(table: Table): Promise<void> {
   }
   throw new StoreUnavailableError(`table ${table.name} did not become active`);
 }
-
-export type Key = { pk: string; sk: string };
 
 /** Opaque pagination cursors that can only continue the partition they were issued for. */
 function encodeCursor(key: Record<string, unknown> | undefined): string | undefined {
