@@ -16,6 +16,7 @@ import {
   tokenIdSchema,
   versionQuerySchema,
 } from "../../shared/domain/schemas.ts";
+import type { Page } from "../../shared/domain/types.ts";
 import { type AuditAction, SYSTEM_SCOPE } from "../../shared/domain/types.ts";
 import type { Runtime } from "../../shared/runtime/container.ts";
 import { errorResponse, jsonBody, parseWith } from "./http.ts";
@@ -27,6 +28,13 @@ type AppEnv = AuthenticatedEnv;
 /** JSON-escaped 64 KiB values can grow up to six-fold; anything past this is refused unread. */
 const MAX_BODY_BYTES = 512 * 1024;
 const DEFAULT_PAGE_SIZE = 50;
+
+/** A listing page as JSON: the items under their own name, and a cursor only when there is more. */
+function pageBody<T>(field: string, page: Page<T>): Record<string, T[] | string> {
+  return page.nextCursor === undefined
+    ? { [field]: page.items }
+    : { [field]: page.items, nextCursor: page.nextCursor };
+}
 
 export function createApp(runtime: Runtime): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -87,8 +95,7 @@ export function createApp(runtime: Runtime): Hono<AppEnv> {
   app.get("/v1/tenants/:tenantId/secrets", authenticated("secret.list"), async (c) => {
     const tenantId = tenantParam(c.req.param("tenantId"));
     const { limit, cursor } = page(c.req.query());
-    const result = await runtime.secrets.list(c.get("ctx"), tenantId, limit, cursor);
-    return c.json({ secrets: result.items, ...(result.nextCursor ? { nextCursor: result.nextCursor } : {}) });
+    return c.json(pageBody("secrets", await runtime.secrets.list(c.get("ctx"), tenantId, limit, cursor)));
   });
 
   app.delete("/v1/tenants/:tenantId/secrets/:name", authenticated("secret.delete"), async (c) => {
@@ -100,14 +107,12 @@ export function createApp(runtime: Runtime): Hono<AppEnv> {
   app.get("/v1/tenants/:tenantId/audit", authenticated("audit.read"), async (c) => {
     const tenantId = tenantParam(c.req.param("tenantId"));
     const { limit, cursor } = page(c.req.query());
-    const result = await runtime.audit.list(c.get("ctx"), tenantId, limit, cursor);
-    return c.json({ events: result.items, ...(result.nextCursor ? { nextCursor: result.nextCursor } : {}) });
+    return c.json(pageBody("events", await runtime.audit.list(c.get("ctx"), tenantId, limit, cursor)));
   });
 
   app.get("/v1/audit", authenticated("audit.read"), async (c) => {
     const { limit, cursor } = page(c.req.query());
-    const result = await runtime.audit.list(c.get("ctx"), SYSTEM_SCOPE, limit, cursor);
-    return c.json({ events: result.items, ...(result.nextCursor ? { nextCursor: result.nextCursor } : {}) });
+    return c.json(pageBody("events", await runtime.audit.list(c.get("ctx"), SYSTEM_SCOPE, limit, cursor)));
   });
 
   app.post("/v1/tokens", authenticated("token.create"), async (c) => {

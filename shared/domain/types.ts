@@ -105,3 +105,9 @@ export interface AuditEvent {
 
 /** Audit events about no single tenant (token changes, unauthenticated calls) live under this scope. */
 export const SYSTEM_SCOPE = "_system";
+
+/** One page of a listing; `nextCursor` continues it and is absent on the last page. */
+export interface Page<T> {
+  readonly items: T[];
+  readonly nextCursor?: string;
+}

@@ -1,11 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { AuditUnavailableError, AuthorizationError, StrongboxError } from "../domain/errors.ts";
 import { isAllowed, type Permission } from "../domain/policy.ts";
-import type { AuditEvent } from "../domain/types.ts";
+import type { AuditEvent, Page } from "../domain/types.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { MetricsRecorder } from "../observability/metrics.ts";
 import type { AuditRepository } from "../storage/audit-repository.ts";
-import type { Page } from "../storage/table.ts";
 import { now, type RequestContext } from "./context.ts";
 
 export type AuditEntry = Omit<AuditEvent, "time">;

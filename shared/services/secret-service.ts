@@ -7,10 +7,9 @@ import {
   StrongboxError,
 } from "../domain/errors.ts";
 import type { PutSecretInput } from "../domain/schemas.ts";
-import type { SealedVersion, SecretHead, SecretSummary, SecretValue } from "../domain/types.ts";
+import type { Page, SealedVersion, SecretHead, SecretSummary, SecretValue } from "../domain/types.ts";
 import type { MetricsRecorder } from "../observability/metrics.ts";
 import type { SecretRepository } from "../storage/secret-repository.ts";
-import type { Page } from "../storage/table.ts";
 import type { TenantRepository } from "../storage/tenant-repository.ts";
 import type { AuditService } from "./audit-service.ts";
 import { type Caller, now, type RequestContext } from "./context.ts";

@@ -1,5 +1,5 @@
-import type { AuditEvent } from "../domain/types.ts";
-import { type Page, putIfAbsent, queryPage, type Table } from "./table.ts";
+import type { AuditEvent, Page } from "../domain/types.ts";
+import { putIfAbsent, queryPage, type Table } from "./table.ts";
 
 const partition = (scope: string) => `AUDIT#${scope}`;
 

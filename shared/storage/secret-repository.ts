@@ -1,6 +1,6 @@
 import { PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import type { SealedVersion, SecretHead, SecretSummary } from "../domain/types.ts";
-import { getItem, type Page, putIfAbsent, queryPage, type Table, writeIf } from "./table.ts";
+import type { Page, SealedVersion, SecretHead, SecretSummary } from "../domain/types.ts";
+import { getItem, putIfAbsent, queryPage, type Table, writeIf } from "./table.ts";
 
 const partition = (tenantId: string) => `T#${tenantId}`;
 const headKey = (tenantId: string, name: string) => ({ pk: partition(tenantId), sk: `S#${name}` });

@@ -12,6 +12,7 @@ import {
   type QueryCommandInput,
 } from "@aws-sdk/lib-dynamodb";
 import { StoreUnavailableError, ValidationError } from "../domain/errors.ts";
+import type { Page } from "../domain/types.ts";
 import { ItemReader, type Key } from "./item-reader.ts";
 
 export type { Key };
@@ -179,9 +180,4 @@ function decodeCursor(page: PageRequest): Key | undefined {
     // Falls through to the same answer as any other foreign cursor.
   }
   throw new ValidationError("cursor is not valid for this listing");
-}
-
-export interface Page<T> {
-  readonly items: T[];
-  readonly nextCursor?: string;
 }
