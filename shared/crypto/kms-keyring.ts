@@ -4,7 +4,7 @@ import {
   GenerateDataKeyCommand,
   IncorrectKeyException,
   InvalidCiphertextException,
-  type KMSClient,
+  KMSClient,
   ReEncryptCommand,
 } from "@aws-sdk/client-kms";
 import { DecryptError, KekMismatchError, KeyringUnavailableError } from "../domain/errors.ts";
@@ -150,4 +150,19 @@ export class KmsKeyring implements Keyring {
       throw new KeyringUnavailableError(`KMS call failed: ${name}`, { cause: error });
     }
   }
+}
+
+/** A KMS keyring on its own client, from the deployment's settings. */
+export function createKmsKeyring(options: {
+  readonly region: string;
+  readonly keyId: string;
+  readonly previousKeyIds: readonly string[];
+  /** Only for pointing the SDK at a KMS-protocol test endpoint. */
+  readonly endpoint?: string;
+}): KmsKeyring {
+  const client = new KMSClient({
+    region: options.region,
+    ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
+  });
+  return new KmsKeyring({ client, keyId: options.keyId, previousKeyIds: options.previousKeyIds });
 }

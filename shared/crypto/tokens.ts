@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
 
 /** Recognisable in leaked-credential scans and logs, the way `ghp_` and `xoxb-` are. */
 export const TOKEN_PREFIX = "sbx_";
@@ -56,4 +56,9 @@ export function parseToken(token: string): ParsedToken | undefined {
 export function tokenSecretMatches(secret: string, storedHash: Uint8Array): boolean {
   const candidate = hashTokenSecret(secret);
   return candidate.byteLength === storedHash.byteLength && timingSafeEqual(candidate, storedHash);
+}
+
+/** A random identifier for records that need uniqueness, not secrecy. */
+export function randomId(): string {
+  return randomUUID();
 }

@@ -1,8 +1,7 @@
-import { KMSClient } from "@aws-sdk/client-kms";
 import { DataKeyCache } from "../crypto/data-key-cache.ts";
 import { ACTIVE_KEK_VARIABLES, type Env, loadLocalKek } from "../crypto/kek-source.ts";
 import type { Keyring } from "../crypto/keyring.ts";
-import { KmsKeyring } from "../crypto/kms-keyring.ts";
+import { createKmsKeyring } from "../crypto/kms-keyring.ts";
 import { LocalKeyring } from "../crypto/local-keyring.ts";
 import { ConfigError } from "../domain/errors.ts";
 import { createLogger, type Logger } from "../observability/logger.ts";
@@ -47,14 +46,7 @@ export function createKeyring(env: Env, config: RuntimeConfig, devKekPath?: stri
     if (localSet !== undefined) {
       throw new ConfigError(localSet, `both KMS_KEY_ID and ${localSet} are set; configure one KEK keeper`);
     }
-    const client = new KMSClient({
-      region: config.region,
-      ...(config.kms.endpoint === undefined ? {} : { endpoint: config.kms.endpoint }),
-    });
-    return {
-      keyring: new KmsKeyring({ client, keyId: config.kms.keyId, previousKeyIds: config.kms.previousKeyIds }),
-      devMode: false,
-    };
+    return { keyring: createKmsKeyring({ region: config.region, ...config.kms }), devMode: false };
   }
   const material = loadLocalKek(env, devKekPath === undefined ? {} : { devKekPath });
   return { keyring: new LocalKeyring(material), devMode: material.devMode };

@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { randomId } from "../crypto/tokens.ts";
 import { AuditUnavailableError, AuthorizationError, StrongboxError } from "../domain/errors.ts";
 import { isAllowed, type Permission } from "../domain/policy.ts";
 import type { AuditEvent, Page } from "../domain/types.ts";
@@ -24,7 +24,7 @@ export class AuditService {
 
   async record(entry: AuditEntry): Promise<void> {
     try {
-      await this.repository.append({ ...entry, time: now() }, randomUUID());
+      await this.repository.append({ ...entry, time: now() }, randomId());
     } catch (error) {
       this.metrics.increment("AuditWriteFailures");
       this.logger.error("audit record could not be written", {
