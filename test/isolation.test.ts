@@ -161,6 +161,24 @@ const ROUTES: readonly RouteCase[] = [
     },
   },
   {
+    route: "GET /v1/tenants/:tenantId/audit/verify",
+    action: "audit.verify",
+    scoped: true,
+    roles: ["admin", "auditor"],
+    okStatus: 200,
+    prepare: async (target) => ({
+      method: "GET",
+      path: `/v1/tenants/${target}/audit/verify`,
+      auditScope: target,
+    }),
+    verify: async (target, _cell, granted, response) => {
+      if (!granted) return;
+      const body = await response.json();
+      expect(body).toMatchObject({ scope: target, intact: true });
+      expect(body.verifiedThrough).toBeGreaterThan(0);
+    },
+  },
+  {
     route: "POST /v1/tenants",
     action: "tenant.create",
     scoped: false,
@@ -221,6 +239,17 @@ const ROUTES: readonly RouteCase[] = [
     prepare: async () => ({ method: "GET", path: "/v1/audit", auditScope: SYSTEM_SCOPE }),
     verify: async (_target, _cell, granted, response) => {
       if (granted) expect(Array.isArray((await response.json()).events)).toBe(true);
+    },
+  },
+  {
+    route: "GET /v1/audit/verify",
+    action: "audit.verify",
+    scoped: false,
+    roles: ["admin"],
+    okStatus: 200,
+    prepare: async () => ({ method: "GET", path: "/v1/audit/verify", auditScope: SYSTEM_SCOPE }),
+    verify: async (_target, _cell, granted, response) => {
+      if (granted) expect(await response.json()).toMatchObject({ scope: SYSTEM_SCOPE, intact: true });
     },
   },
 ];

@@ -4,6 +4,7 @@ import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { describeVerification } from "../../shared/domain/audit-chain.ts";
 import { StrongboxError } from "../../shared/domain/errors.ts";
 import {
   auditReasonSchema,
@@ -113,6 +114,16 @@ export function createApp(runtime: Runtime): Hono<AppEnv> {
   app.get("/v1/audit", authenticated("audit.read"), async (c) => {
     const { limit, cursor } = page(c.req.query());
     return c.json(pageBody("events", await runtime.audit.list(c.get("ctx"), SYSTEM_SCOPE, limit, cursor)));
+  });
+
+  app.get("/v1/tenants/:tenantId/audit/verify", authenticated("audit.verify"), async (c) => {
+    const result = await runtime.audit.verify(c.get("ctx"), tenantParam(c.req.param("tenantId")));
+    return c.json({ ...result, summary: describeVerification(result) });
+  });
+
+  app.get("/v1/audit/verify", authenticated("audit.verify"), async (c) => {
+    const result = await runtime.audit.verify(c.get("ctx"), SYSTEM_SCOPE);
+    return c.json({ ...result, summary: describeVerification(result) });
   });
 
   app.post("/v1/tokens", authenticated("token.create"), async (c) => {

@@ -37,7 +37,7 @@ async function main(): Promise<void> {
   env.AWS_EC2_METADATA_DISABLED ??= "true";
   const dataDir = resolve(env.DATA_DIR ?? ".data");
   const config = readRuntimeConfig(env);
-  const { keyring, devMode } = createKeyring(env, config, join(dataDir, "dev-kek"));
+  const { keyring, chainKeys, devMode } = createKeyring(env, config, join(dataDir, "dev-kek"));
   if (devMode) {
     logger.warn(
       "no KEK configured: using a generated development KEK (see path). Never do this in production.",
@@ -62,7 +62,7 @@ async function main(): Promise<void> {
     config.tableName,
   );
   await ensureTableExists(table);
-  const runtime = createRuntime({ keyring, table, config, logger });
+  const runtime = createRuntime({ keyring, chainKeys, table, config, logger });
 
   const health = await runtime.health.check();
   if (!health.healthy) {

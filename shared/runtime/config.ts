@@ -13,6 +13,8 @@ export interface RuntimeConfig {
     readonly endpoint?: string;
   };
   readonly dataKeyCache: { readonly maxAgeMs: number; readonly maxUses: number };
+  /** The KMS HMAC key that authenticates the audit chain (`AUDIT_MAC_KEY_ID`); needed with KMS. */
+  readonly auditMacKeyId?: string;
 }
 
 function positiveInteger(env: Env, name: string, fallback: number): number {
@@ -32,6 +34,7 @@ export function readRuntimeConfig(env: Env): RuntimeConfig {
   const kmsKeyId = env.KMS_KEY_ID?.trim();
   const dynamoEndpoint = env.DYNAMODB_ENDPOINT?.trim();
   const kmsEndpoint = env.KMS_ENDPOINT?.trim();
+  const auditMacKeyId = env.AUDIT_MAC_KEY_ID?.trim();
   return {
     tableName: env.TABLE_NAME?.trim() || "strongbox",
     region: env.AWS_REGION?.trim() || env.AWS_DEFAULT_REGION?.trim() || "us-east-1",
@@ -45,6 +48,7 @@ export function readRuntimeConfig(env: Env): RuntimeConfig {
           },
         }
       : {}),
+    ...(auditMacKeyId ? { auditMacKeyId } : {}),
     dataKeyCache: {
       maxAgeMs: positiveInteger(env, "DATA_KEY_CACHE_MAX_AGE_SECONDS", 300) * 1000,
       maxUses: positiveInteger(env, "DATA_KEY_CACHE_MAX_USES", 100_000),

@@ -9,7 +9,7 @@ import { createKeyring, createRuntime, type Runtime } from "./container.ts";
  */
 export async function createLambdaRuntime(env: Env): Promise<Runtime> {
   const config = readRuntimeConfig(env);
-  const { keyring } = createKeyring(env, config);
+  const { keyring, chainKeys } = createKeyring(env, config);
   const table = createTable(
     {
       region: config.region,
@@ -17,5 +17,5 @@ export async function createLambdaRuntime(env: Env): Promise<Runtime> {
     },
     config.tableName,
   );
-  return createRuntime({ keyring, table, config });
+  return createRuntime({ keyring, chainKeys, table, config });
 }

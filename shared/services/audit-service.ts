@@ -1,10 +1,11 @@
-import { randomId } from "../crypto/tokens.ts";
+import type { ChainedAuditRecord, ChainVerification } from "../domain/audit-chain.ts";
 import { AuditUnavailableError, AuthorizationError, StrongboxError } from "../domain/errors.ts";
 import { isAllowed, type Permission } from "../domain/policy.ts";
 import type { AuditEvent, Page } from "../domain/types.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { MetricsRecorder } from "../observability/metrics.ts";
 import type { AuditRepository } from "../storage/audit-repository.ts";
+import type { AuditChain } from "./audit-chain.ts";
 import { now, type RequestContext } from "./context.ts";
 
 export type AuditEntry = Omit<AuditEvent, "time">;
@@ -18,13 +19,14 @@ export type AuditTarget = Pick<AuditEntry, "tenantId" | "action" | "secretName">
 export class AuditService {
   constructor(
     private readonly repository: AuditRepository,
+    private readonly chain: AuditChain,
     private readonly metrics: MetricsRecorder,
     private readonly logger: Logger,
   ) {}
 
   async record(entry: AuditEntry): Promise<void> {
     try {
-      await this.repository.append({ ...entry, time: now() }, randomId());
+      await this.chain.append({ ...entry, time: now() });
     } catch (error) {
       this.metrics.increment("AuditWriteFailures");
       this.logger.error("audit record could not be written", {
@@ -66,11 +68,30 @@ export class AuditService {
     await this.record(entry).catch(() => undefined);
   }
 
-  async list(ctx: RequestContext, scope: string, limit: number, cursor?: string): Promise<Page<AuditEvent>> {
+  async list(
+    ctx: RequestContext,
+    scope: string,
+    limit: number,
+    cursor?: string,
+  ): Promise<Page<ChainedAuditRecord>> {
     await this.authorize(ctx, "audit:read", { tenantId: scope, action: "audit.read" });
     const page = await this.repository.listNewestFirst(scope, limit, cursor);
     await this.record(this.entry(ctx, { tenantId: scope, action: "audit.read", outcome: "success" }));
     return page;
+  }
+
+  /** Walks the scope's chain; the verification itself goes on the record, with its answer. */
+  async verify(ctx: RequestContext, scope: string): Promise<ChainVerification> {
+    await this.authorize(ctx, "audit:read", { tenantId: scope, action: "audit.verify" });
+    const result = await this.chain.verify(scope);
+    const detail =
+      result.break === undefined
+        ? `intact up to sequence ${result.verifiedThrough}`
+        : `broken at sequence ${result.break.sequence}: ${result.break.reason}`;
+    await this.record(
+      this.entry(ctx, { tenantId: scope, action: "audit.verify", outcome: "success", detail }),
+    );
+    return result;
   }
 
   /** Every use case starts here: a denied attempt is counted, recorded, and refused. */

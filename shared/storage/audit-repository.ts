@@ -1,35 +1,118 @@
-import type { AuditEvent, Page } from "../domain/types.ts";
-import { putIfAbsent, queryPage, type Table } from "./table.ts";
+import { QueryCommand, ScanCommand } from "@aws-sdk/lib-dynamodb";
+import type { ChainedAuditRecord, ChainHead } from "../domain/audit-chain.ts";
+import type { Page } from "../domain/types.ts";
+import { putIfAbsent, queryPage, send, type Table } from "./table.ts";
 
 const partition = (scope: string) => `AUDIT#${scope}`;
+const RECORD_PREFIX = "SEQ#";
+/** Zero-padded so that sort-key order is sequence order. */
+const recordKey = (scope: string, sequence: number) => ({
+  pk: partition(scope),
+  sk: `${RECORD_PREFIX}${String(sequence).padStart(12, "0")}`,
+});
+const WALK_PAGE = 500;
 
-/** Append-only audit events per tenant, sorted by time so the newest come first. */
+/** A stored record and the sequence number its key puts it at, which a tampered record may contradict. */
+export interface StoredRecord {
+  readonly position: number;
+  readonly record: ChainedAuditRecord;
+}
+
+function toStored(item: Record<string, unknown>): StoredRecord {
+  const { pk: _pk, sk, ...record } = item;
+  return {
+    position: Number(String(sk).slice(RECORD_PREFIX.length)),
+    record: record as unknown as ChainedAuditRecord,
+  };
+}
+
+/**
+ * Each scope's audit chain, one item per record keyed by its sequence number. An append is one
+ * conditional put on the next sequence number's key: two writers racing for the same number cannot
+ * both succeed, so the chain neither forks nor loses a record, without transactions or a head item.
+ */
 export class AuditRepository {
   constructor(private readonly table: Table) {}
 
-  /** `eventId` makes the sort key unique when two events share a millisecond. */
-  async append(event: AuditEvent, eventId: string): Promise<void> {
-    await putIfAbsent(this.table, {
-      pk: partition(event.tenantId),
-      sk: `${event.time}#${eventId}`,
-      ...event,
-    });
+  /** False when a record already holds this sequence number: another writer appended first. */
+  appendIfNext(scope: string, record: ChainedAuditRecord): Promise<boolean> {
+    return putIfAbsent(this.table, { ...recordKey(scope, record.sequence), ...record });
   }
 
-  async listNewestFirst(scope: string, limit: number, cursor?: string): Promise<Page<AuditEvent>> {
+  /** The newest record's place and hash, read consistently: where an appender that lost a race picks up. */
+  async lastHead(scope: string): Promise<ChainHead | undefined> {
+    const result = await send("Query", () =>
+      this.table.doc.send(
+        new QueryCommand({
+          TableName: this.table.name,
+          KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
+          ExpressionAttributeValues: { ":pk": partition(scope), ":prefix": RECORD_PREFIX },
+          ScanIndexForward: false,
+          Limit: 1,
+          ConsistentRead: true,
+        }),
+      ),
+    );
+    const item = result.Items?.[0];
+    if (item === undefined) return undefined;
+    const { position, record } = toStored(item);
+    return { sequence: position, hash: String(record.hash) };
+  }
+
+  async listNewestFirst(scope: string, limit: number, cursor?: string): Promise<Page<ChainedAuditRecord>> {
     const pk = partition(scope);
     const page = await queryPage(
       this.table,
       {
-        KeyConditionExpression: "pk = :pk",
-        ExpressionAttributeValues: { ":pk": pk },
+        KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
+        ExpressionAttributeValues: { ":pk": pk, ":prefix": RECORD_PREFIX },
         ScanIndexForward: false,
       },
-      { partition: pk, sortKeyPrefix: "", limit, cursor },
+      { partition: pk, sortKeyPrefix: RECORD_PREFIX, limit, cursor },
     );
-    return {
-      ...page,
-      items: page.items.map(({ pk: _pk, sk: _sk, ...event }) => event as unknown as AuditEvent),
-    };
+    return { ...page, items: page.items.map((item) => toStored(item).record) };
+  }
+
+  /** Every record of a scope, oldest first, page by page, for verification and export. */
+  async *walk(scope: string): AsyncGenerator<StoredRecord> {
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const result = await send("Query", () =>
+        this.table.doc.send(
+          new QueryCommand({
+            TableName: this.table.name,
+            KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues: { ":pk": partition(scope), ":prefix": RECORD_PREFIX },
+            ConsistentRead: true,
+            Limit: WALK_PAGE,
+            ...(startKey === undefined ? {} : { ExclusiveStartKey: startKey }),
+          }),
+        ),
+      );
+      for (const item of result.Items ?? []) yield toStored(item);
+      startKey = result.LastEvaluatedKey;
+    } while (startKey !== undefined);
+  }
+
+  /** Every scope that has an audit chain: a full scan, for the operator's verify-all command only. */
+  async scopes(): Promise<string[]> {
+    const found = new Set<string>();
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const result = await send("Scan", () =>
+        this.table.doc.send(
+          new ScanCommand({
+            TableName: this.table.name,
+            FilterExpression: "begins_with(pk, :audit)",
+            ProjectionExpression: "pk",
+            ExpressionAttributeValues: { ":audit": "AUDIT#" },
+            ...(startKey === undefined ? {} : { ExclusiveStartKey: startKey }),
+          }),
+        ),
+      );
+      for (const item of result.Items ?? []) found.add(String(item.pk).slice("AUDIT#".length));
+      startKey = result.LastEvaluatedKey;
+    } while (startKey !== undefined);
+    return [...found].sort();
   }
 }

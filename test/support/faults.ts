@@ -1,4 +1,4 @@
-import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { DeleteCommand, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import type { Key, Table } from "../../shared/storage/table.ts";
 
 /** Key of a secret's head item, as `shared/storage/secret-repository.ts` lays it out. */
@@ -115,3 +115,14 @@ function putItemPartition(input: Record<string, unknown>): string | undefined {
 /** Matches exactly the audit repository's appends. */
 export const auditAppends = (call: SdkCall): boolean =>
   call.commandName === "PutItemCommand" && (putItemPartition(call.input)?.startsWith("AUDIT#") ?? false);
+
+/** Key of record `sequence` in a scope's audit chain, as `shared/storage/audit-repository.ts` lays it out. */
+export const auditRecordKey = (scope: string, sequence: number): Key => ({
+  pk: `AUDIT#${scope}`,
+  sk: `SEQ#${String(sequence).padStart(12, "0")}`,
+});
+
+/** Deletes an item behind the service's back. */
+export async function deleteRawItem(table: Table, key: Key): Promise<void> {
+  await table.doc.send(new DeleteCommand({ TableName: table.name, Key: key }));
+}
