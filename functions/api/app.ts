@@ -1,12 +1,18 @@
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { describeVerification } from "../../shared/domain/audit-chain.ts";
+import {
+  type AuditFilter,
+  type ChainedAuditRecord,
+  describeVerification,
+} from "../../shared/domain/audit-chain.ts";
 import { StrongboxError } from "../../shared/domain/errors.ts";
 import {
+  auditExportQuerySchema,
+  auditQuerySchema,
   auditReasonSchema,
   createTenantSchema,
   createTokenSchema,
@@ -35,6 +41,41 @@ function pageBody<T>(field: string, page: Page<T>): Record<string, T[] | string>
   return page.nextCursor === undefined
     ? { [field]: page.items }
     : { [field]: page.items, nextCursor: page.nextCursor };
+}
+
+/** The query's filter fields, under the names the repository uses. */
+function auditFilter(query: {
+  secret?: string | undefined;
+  actor?: string | undefined;
+  action?: string | undefined;
+  outcome?: string | undefined;
+  from?: string | undefined;
+  to?: string | undefined;
+}): AuditFilter {
+  const fields = {
+    secretName: query.secret,
+    actor: query.actor,
+    action: query.action,
+    outcome: query.outcome,
+    from: query.from,
+    to: query.to,
+  };
+  return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined));
+}
+
+/** JSON lines, one record each, pulled from the store as the client reads. */
+function jsonLines(records: AsyncGenerator<ChainedAuditRecord>): ReadableStream<Uint8Array> {
+  const encoder = new TextEncoder();
+  return new ReadableStream({
+    async pull(controller) {
+      const next = await records.next();
+      if (next.done === true) controller.close();
+      else controller.enqueue(encoder.encode(`${JSON.stringify(next.value)}\n`));
+    },
+    async cancel() {
+      await records.return(undefined);
+    },
+  });
 }
 
 export function createApp(runtime: Runtime): Hono<AppEnv> {
@@ -105,16 +146,35 @@ export function createApp(runtime: Runtime): Hono<AppEnv> {
     return c.body(null, 204);
   });
 
-  app.get("/v1/tenants/:tenantId/audit", authenticated("audit.read"), async (c) => {
-    const tenantId = tenantParam(c.req.param("tenantId"));
-    const { limit, cursor } = page(c.req.query());
-    return c.json(pageBody("events", await runtime.audit.list(c.get("ctx"), tenantId, limit, cursor)));
-  });
+  const auditPage = async (c: Context<AppEnv>, scope: string) => {
+    const query = parseWith(auditQuerySchema, c.req.query(), "query");
+    const events = await runtime.audit.list(
+      c.get("ctx"),
+      scope,
+      query.limit ?? DEFAULT_PAGE_SIZE,
+      query.cursor,
+      auditFilter(query),
+    );
+    return c.json(pageBody("events", events));
+  };
 
-  app.get("/v1/audit", authenticated("audit.read"), async (c) => {
-    const { limit, cursor } = page(c.req.query());
-    return c.json(pageBody("events", await runtime.audit.list(c.get("ctx"), SYSTEM_SCOPE, limit, cursor)));
-  });
+  const auditExport = async (c: Context<AppEnv>, scope: string) => {
+    const query = parseWith(auditExportQuerySchema, c.req.query(), "query");
+    const records = await runtime.audit.export(c.get("ctx"), scope, auditFilter(query));
+    return c.body(jsonLines(records), 200, { "Content-Type": "application/x-ndjson" });
+  };
+
+  app.get("/v1/tenants/:tenantId/audit", authenticated("audit.read"), async (c) =>
+    auditPage(c, tenantParam(c.req.param("tenantId"))),
+  );
+
+  app.get("/v1/audit", authenticated("audit.read"), async (c) => auditPage(c, SYSTEM_SCOPE));
+
+  app.get("/v1/tenants/:tenantId/audit/export", authenticated("audit.export"), async (c) =>
+    auditExport(c, tenantParam(c.req.param("tenantId"))),
+  );
+
+  app.get("/v1/audit/export", authenticated("audit.export"), async (c) => auditExport(c, SYSTEM_SCOPE));
 
   app.get("/v1/tenants/:tenantId/audit/verify", authenticated("audit.verify"), async (c) => {
     const result = await runtime.audit.verify(c.get("ctx"), tenantParam(c.req.param("tenantId")));

@@ -16,6 +16,17 @@ export interface ChainedAuditRecord extends AuditEvent {
 /** What record 1 links to. The scope is inside every hash, so chains cannot be spliced into each other. */
 export const GENESIS_HASH = "0".repeat(64);
 
+/** What an audit listing or export is narrowed to; every field is optional and they combine with AND. */
+export interface AuditFilter {
+  readonly secretName?: string;
+  readonly actor?: string;
+  readonly action?: string;
+  readonly outcome?: string;
+  /** Inclusive bounds on the record's time, ISO 8601 UTC. */
+  readonly from?: string;
+  readonly to?: string;
+}
+
 export interface ChainHead {
   readonly sequence: number;
   readonly hash: string;

@@ -15,6 +15,8 @@ export interface RuntimeConfig {
   readonly dataKeyCache: { readonly maxAgeMs: number; readonly maxUses: number };
   /** The KMS HMAC key that authenticates the audit chain (`AUDIT_MAC_KEY_ID`); needed with KMS. */
   readonly auditMacKeyId?: string;
+  /** Repeated denials by one actor within this window become one counted record; 0 turns that off. */
+  readonly auditDenialWindowMs: number;
 }
 
 function positiveInteger(env: Env, name: string, fallback: number): number {
@@ -29,6 +31,14 @@ const list = (raw: string | undefined): string[] =>
     .split(",")
     .map((part) => part.trim())
     .filter((part) => part !== "");
+
+function seconds(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!/^(0|[1-9][0-9]{0,5})$/.test(raw))
+    throw new ConfigError(name, `${name} must be a whole number of seconds`);
+  return Number(raw);
+}
 
 export function readRuntimeConfig(env: Env): RuntimeConfig {
   const kmsKeyId = env.KMS_KEY_ID?.trim();
@@ -49,6 +59,7 @@ export function readRuntimeConfig(env: Env): RuntimeConfig {
         }
       : {}),
     ...(auditMacKeyId ? { auditMacKeyId } : {}),
+    auditDenialWindowMs: seconds(env, "AUDIT_DENIAL_WINDOW_SECONDS", 60) * 1000,
     dataKeyCache: {
       maxAgeMs: positiveInteger(env, "DATA_KEY_CACHE_MAX_AGE_SECONDS", 300) * 1000,
       maxUses: positiveInteger(env, "DATA_KEY_CACHE_MAX_USES", 100_000),

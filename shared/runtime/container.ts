@@ -95,7 +95,7 @@ export function createRuntime(options: {
     options.chainKeys ?? defaultChainKeys(options.keyring),
     logger,
   );
-  const audit = new AuditService(auditRepository, chain, metrics, logger);
+  const audit = new AuditService(auditRepository, chain, metrics, logger, options.config.auditDenialWindowMs);
   const dataKeys = new DataKeys(
     options.keyring,
     tenantRepository,

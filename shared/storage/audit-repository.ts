@@ -1,7 +1,7 @@
 import { QueryCommand, ScanCommand } from "@aws-sdk/lib-dynamodb";
-import type { ChainedAuditRecord, ChainHead } from "../domain/audit-chain.ts";
+import type { AuditFilter, ChainedAuditRecord, ChainHead } from "../domain/audit-chain.ts";
 import type { Page } from "../domain/types.ts";
-import { putIfAbsent, queryPage, send, type Table } from "./table.ts";
+import { putIfAbsent, queryMatching, send, type Table } from "./table.ts";
 
 const partition = (scope: string) => `AUDIT#${scope}`;
 const RECORD_PREFIX = "SEQ#";
@@ -59,18 +59,51 @@ export class AuditRepository {
     return { sequence: position, hash: String(record.hash) };
   }
 
-  async listNewestFirst(scope: string, limit: number, cursor?: string): Promise<Page<ChainedAuditRecord>> {
+  /**
+   * One page of a scope's records, newest first (or oldest first, for export), narrowed by the filter.
+   * Records are keyed by sequence, so the filter, time range included, is applied as the query reads.
+   */
+  async query(
+    scope: string,
+    filter: AuditFilter,
+    page: { limit: number; cursor?: string | undefined; oldestFirst?: boolean },
+  ): Promise<Page<ChainedAuditRecord>> {
     const pk = partition(scope);
-    const page = await queryPage(
+    const names: Record<string, string> = {};
+    const values: Record<string, unknown> = { ":pk": pk, ":prefix": RECORD_PREFIX };
+    const conditions: string[] = [];
+    const equal = (attribute: string, value: string | undefined) => {
+      if (value === undefined) return;
+      names[`#${attribute}`] = attribute;
+      values[`:${attribute}`] = value;
+      conditions.push(`#${attribute} = :${attribute}`);
+    };
+    equal("secretName", filter.secretName);
+    equal("actor", filter.actor);
+    equal("action", filter.action);
+    equal("outcome", filter.outcome);
+    if (filter.from !== undefined || filter.to !== undefined) names["#time"] = "time";
+    if (filter.from !== undefined) {
+      values[":from"] = filter.from;
+      conditions.push("#time >= :from");
+    }
+    if (filter.to !== undefined) {
+      values[":to"] = filter.to;
+      conditions.push("#time <= :to");
+    }
+    const result = await queryMatching(
       this.table,
       {
         KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
-        ExpressionAttributeValues: { ":pk": pk, ":prefix": RECORD_PREFIX },
-        ScanIndexForward: false,
+        ExpressionAttributeValues: values,
+        ScanIndexForward: page.oldestFirst === true,
+        ...(conditions.length === 0
+          ? {}
+          : { FilterExpression: conditions.join(" AND "), ExpressionAttributeNames: names }),
       },
-      { partition: pk, sortKeyPrefix: RECORD_PREFIX, limit, cursor },
+      { partition: pk, sortKeyPrefix: RECORD_PREFIX, limit: page.limit, cursor: page.cursor },
     );
-    return { ...page, items: page.items.map((item) => toStored(item).record) };
+    return { ...result, items: result.items.map((item) => toStored(item).record) };
   }
 
   /** Every record of a scope, oldest first, page by page, for verification and export. */
