@@ -25,6 +25,7 @@ import {
 } from "../../shared/domain/schemas.ts";
 import type { Page } from "../../shared/domain/types.ts";
 import { type AuditAction, SYSTEM_SCOPE } from "../../shared/domain/types.ts";
+import { renderPrometheus } from "../../shared/observability/prometheus.ts";
 import type { Runtime } from "../../shared/runtime/container.ts";
 import { errorResponse, jsonBody, parseWith } from "./http.ts";
 import { accessLog } from "./middleware/access-log.ts";
@@ -78,7 +79,16 @@ function jsonLines(records: AsyncGenerator<ChainedAuditRecord>): ReadableStream<
   });
 }
 
-export function createApp(runtime: Runtime): Hono<AppEnv> {
+export interface AppOptions {
+  /**
+   * Serve `GET /metrics` in Prometheus text format, without a token: it holds only fixed counter names
+   * and numbers, never a tenant, secret or token. The local server turns it on for self-hosters'
+   * scrapers; on Lambda the same counts go to CloudWatch as EMF instead.
+   */
+  readonly exposeMetrics?: boolean;
+}
+
+export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const { logger } = runtime;
 
@@ -107,6 +117,12 @@ export function createApp(runtime: Runtime): Hono<AppEnv> {
     const report = await runtime.health.check();
     return c.json(report, report.healthy ? 200 : 503);
   });
+
+  if (options.exposeMetrics === true) {
+    app.get("/metrics", (c) =>
+      c.text(renderPrometheus(runtime.metrics), 200, { "Content-Type": "text/plain; version=0.0.4" }),
+    );
+  }
 
   app.post("/v1/tenants", authenticated("tenant.create"), async (c) => {
     const { tenantId } = await jsonBody(c, createTenantSchema);

@@ -82,12 +82,14 @@ function defaultChainKeys(keyring: Keyring): ChainKeys {
 export function createRuntime(options: {
   readonly keyring: Keyring;
   readonly chainKeys?: ChainKeys;
+  /** Where counts go; on Lambda the EMF recorder, which also keeps the process's own counts. */
+  readonly metrics?: CounterMetrics;
   readonly table: Table;
   readonly config: RuntimeConfig;
   readonly logger?: Logger;
 }): Runtime {
   const logger = options.logger ?? createLogger();
-  const metrics = new CounterMetrics();
+  const metrics = options.metrics ?? new CounterMetrics();
   const tenantRepository = new TenantRepository(options.table);
   const auditRepository = new AuditRepository(options.table);
   const chain = new AuditChain(
@@ -112,6 +114,6 @@ export function createRuntime(options: {
     tokens,
     tenants: new TenantService(tenantRepository, dataKeys, audit),
     secrets: new SecretService(secretRepository, tenantRepository, dataKeys, tokens, audit, metrics),
-    health: new HealthService(options.keyring, tenantRepository),
+    health: new HealthService(options.keyring, tenantRepository, chain),
   };
 }

@@ -1,4 +1,5 @@
 import type { Env } from "../crypto/kek-source.ts";
+import { EmfMetrics } from "../observability/emf-metrics.ts";
 import { createTable } from "../storage/table.ts";
 import { readRuntimeConfig } from "./config.ts";
 import { createKeyring, createRuntime, type Runtime } from "./container.ts";
@@ -8,8 +9,17 @@ import { createKeyring, createRuntime, type Runtime } from "./container.ts";
  * A missing or malformed KEK throws here, during init, so a misconfigured function never serves.
  */
 export async function createLambdaRuntime(env: Env): Promise<Runtime> {
+  const metrics = new EmfMetrics();
   const config = readRuntimeConfig(env);
-  const { keyring, chainKeys } = createKeyring(env, config);
+  let choice: ReturnType<typeof createKeyring>;
+  try {
+    choice = createKeyring(env, config);
+  } catch (error) {
+    // The alarm on KekConfigured == 0 needs a data point even from an instance that refuses to start.
+    metrics.increment("KekConfigured", 0);
+    throw error;
+  }
+  const { keyring, chainKeys } = choice;
   const table = createTable(
     {
       region: config.region,
@@ -17,5 +27,11 @@ export async function createLambdaRuntime(env: Env): Promise<Runtime> {
     },
     config.tableName,
   );
-  return createRuntime({ keyring, chainKeys, table, config });
+  const runtime = createRuntime({ keyring, chainKeys, metrics, table, config });
+  const reachable = await keyring.probe().then(
+    () => true,
+    () => false,
+  );
+  metrics.increment("KekConfigured", reachable ? 1 : 0);
+  return runtime;
 }

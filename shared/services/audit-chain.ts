@@ -58,6 +58,11 @@ export class AuditChain {
     return this.repository.scopes();
   }
 
+  /** The newest record's place and hash as stored, whichever instance wrote it. */
+  storedHead(scope: string): Promise<ChainHead | undefined> {
+    return this.repository.lastHead(scope);
+  }
+
   /** The heads this instance knows, newest first; read from memory, so it costs nothing to show. */
   knownHeads(): { scope: string; sequence: number; hash: string }[] {
     return [...this.#heads]
