@@ -17,6 +17,8 @@ export interface RuntimeConfig {
   readonly auditMacKeyId?: string;
   /** Repeated denials by one actor within this window become one counted record; 0 turns that off. */
   readonly auditDenialWindowMs: number;
+  /** For CloudTrail ingestion: this environment's KMS key ARNs and the service's own role ARNs. */
+  readonly kmsIngestion: { readonly watchedKeyArns: string[]; readonly serviceRoleArns: string[] };
 }
 
 function positiveInteger(env: Env, name: string, fallback: number): number {
@@ -60,6 +62,10 @@ export function readRuntimeConfig(env: Env): RuntimeConfig {
       : {}),
     ...(auditMacKeyId ? { auditMacKeyId } : {}),
     auditDenialWindowMs: seconds(env, "AUDIT_DENIAL_WINDOW_SECONDS", 60) * 1000,
+    kmsIngestion: {
+      watchedKeyArns: list(env.WATCHED_KMS_KEY_ARNS),
+      serviceRoleArns: list(env.SERVICE_ROLE_ARNS),
+    },
     dataKeyCache: {
       maxAgeMs: positiveInteger(env, "DATA_KEY_CACHE_MAX_AGE_SECONDS", 300) * 1000,
       maxUses: positiveInteger(env, "DATA_KEY_CACHE_MAX_USES", 100_000),

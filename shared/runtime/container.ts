@@ -11,6 +11,7 @@ import { AuditChain } from "../services/audit-chain.ts";
 import { AuditService } from "../services/audit-service.ts";
 import { DataKeys } from "../services/data-keys.ts";
 import { HealthService } from "../services/health-service.ts";
+import { KmsEventIngester } from "../services/kms-event-ingester.ts";
 import { SecretService } from "../services/secret-service.ts";
 import { TenantService } from "../services/tenant-service.ts";
 import { TokenService } from "../services/token-service.ts";
@@ -32,6 +33,8 @@ export interface Runtime {
   /** The audit chains themselves, for operators' tools that verify without a request (audit:verify). */
   readonly auditChain: AuditChain;
   readonly health: HealthService;
+  /** CloudTrail KMS events into the audit trail (functions/audit). */
+  readonly kmsEvents: KmsEventIngester;
 }
 
 export interface KeyringChoice {
@@ -115,5 +118,6 @@ export function createRuntime(options: {
     tenants: new TenantService(tenantRepository, dataKeys, audit),
     secrets: new SecretService(secretRepository, tenantRepository, dataKeys, tokens, audit, metrics),
     health: new HealthService(options.keyring, tenantRepository, chain),
+    kmsEvents: new KmsEventIngester(audit, tenantRepository, metrics, options.config.kmsIngestion),
   };
 }
