@@ -7,7 +7,7 @@ import { readRuntimeConfig } from "../shared/runtime/config.ts";
 import { createKeyring } from "../shared/runtime/container.ts";
 import type { LocalDynamo } from "../shared/storage/local-dynamo.ts";
 import type { Table } from "../shared/storage/table.ts";
-import { auditRecordKey, getRawItem } from "./support/faults.ts";
+import { getRawAuditRecord } from "./support/faults.ts";
 import { DUMMY_CREDENTIALS, type Harness, startHarness, startStore } from "./support/harness.ts";
 import { initialKeyId, type KmsEndpoint, startKmsEndpoint } from "./support/kms-endpoint.ts";
 
@@ -60,7 +60,7 @@ describe("the audit chain on a KMS HMAC key", () => {
       expect(put.status).toBe(200);
     }
     expect(kms.calls.GenerateMac).toBe(1);
-    const record = await getRawItem(store.table, auditRecordKey("acme", 3));
+    const record = await getRawAuditRecord(store.table, "acme", 3);
     expect(record.macKeyRef).toBe(`kms:${macKeyArn}:${new Date().toISOString().slice(0, 10)}`);
   });
 

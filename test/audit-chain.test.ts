@@ -1,11 +1,20 @@
 import { createHmac } from "node:crypto";
+import { QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chainHash } from "../shared/crypto/chain-keys.ts";
 import { LocalKeyring } from "../shared/crypto/local-keyring.ts";
 import { canonicalRecord } from "../shared/domain/audit-chain.ts";
+import { AuditRepository } from "../shared/storage/audit-repository.ts";
 import type { LocalDynamo } from "../shared/storage/local-dynamo.ts";
 import type { Table } from "../shared/storage/table.ts";
-import { auditRecordKey, deleteRawItem, getRawItem, putRawItem } from "./support/faults.ts";
+import {
+  auditAppends,
+  auditRecordKey,
+  deleteRawItem,
+  getRawAuditRecord,
+  injectFault,
+  putRawAuditRecord,
+} from "./support/faults.ts";
 import { type Harness, randomKek, startHarness, startStore } from "./support/harness.ts";
 
 /*
@@ -40,7 +49,7 @@ async function freshChain(): Promise<string> {
 }
 
 const verify = (tenant: string, harness = h) => harness.runtime.auditChain.verify(tenant);
-const raw = (tenant: string, sequence: number) => getRawItem(store.table, auditRecordKey(tenant, sequence));
+const raw = (tenant: string, sequence: number) => getRawAuditRecord(store.table, tenant, sequence);
 
 beforeAll(async () => {
   store = await startStore();
@@ -100,7 +109,7 @@ describe("tampering is detected at the sequence where it happened", () => {
   it("an edited record breaks at its sequence: its content no longer matches its hash", async () => {
     const tenant = await freshChain();
     const record = await raw(tenant, 5);
-    await putRawItem(store.table, { ...record, actor: "someone-else" });
+    await putRawAuditRecord(store.table, tenant, 5, { ...record, actor: "someone-else" });
     const result = await verify(tenant);
     expect(result).toMatchObject({
       intact: false,
@@ -127,8 +136,8 @@ describe("tampering is detected at the sequence where it happened", () => {
     const tenant = await freshChain();
     const third = await raw(tenant, 3);
     const sixth = await raw(tenant, 6);
-    await putRawItem(store.table, { ...sixth, pk: third.pk, sk: third.sk });
-    await putRawItem(store.table, { ...third, pk: sixth.pk, sk: sixth.sk });
+    await putRawAuditRecord(store.table, tenant, 3, sixth);
+    await putRawAuditRecord(store.table, tenant, 6, third);
     expect(await verify(tenant)).toMatchObject({
       intact: false,
       verifiedThrough: 2,
@@ -223,11 +232,10 @@ async function rewriteFrom(
 ): Promise<void> {
   let prevHash = records[fromSequence - 2]?.hash ?? "0".repeat(64);
   for (let sequence = fromSequence; sequence <= records.length; sequence += 1) {
-    const { pk: _pk, sk: _sk, hash: _hash, mac, ...body } = records[sequence - 1] as Record<string, any>;
+    const { hash: _hash, mac, ...body } = records[sequence - 1] as Record<string, any>;
     const rewritten = { ...body, sequence, prevHash };
     const hash = chainHash(canonicalRecord(rewritten as any));
-    await putRawItem(store.table, {
-      ...auditRecordKey(tenant, sequence),
+    await putRawAuditRecord(store.table, tenant, sequence, {
       ...rewritten,
       hash,
       mac: forgeMac === undefined ? mac : forgeMac(hash),
@@ -268,10 +276,86 @@ describe("concurrent appends from several instances on one table", () => {
         records: RECORDS + total,
       });
     }
-    const requestIds = new Set<string>();
-    for (let sequence = RECORDS + 1; sequence <= RECORDS + total; sequence += 1) {
-      requestIds.add((await raw(tenant, sequence)).requestId);
-    }
-    expect(requestIds.size).toBe(total);
+    const stored: string[] = [];
+    for await (const { record } of new AuditRepository(store.table).walk(tenant))
+      stored.push(record.requestId);
+    expect(new Set(stored.slice(RECORDS)).size).toBe(total);
+    expect(stored).toHaveLength(RECORDS + total);
+  });
+});
+
+describe("group commit within one instance", () => {
+  const readEvent = (tenant: string, n: number) => ({
+    tenantId: tenant,
+    action: "secret.read" as const,
+    outcome: "success" as const,
+    actor: "group-commit",
+    role: "runner" as const,
+    requestId: `group-${n}`,
+    time: new Date().toISOString(),
+  });
+
+  async function blockCount(tenant: string): Promise<number> {
+    const result = await store.table.doc.send(
+      new QueryCommand({
+        TableName: store.table.name,
+        KeyConditionExpression: "pk = :pk",
+        ExpressionAttributeValues: { ":pk": `AUDIT#${tenant}` },
+        Select: "COUNT",
+      }),
+    );
+    return result.Count ?? 0;
+  }
+
+  it("records that arrive while a write is in flight go out together as one block, each with its own place", async () => {
+    const tenant = await freshChain();
+    const appended = await Promise.all(
+      Array.from({ length: 40 }, (_, n) => h.runtime.auditChain.append(readEvent(tenant, n))),
+    );
+    expect(appended.map((record) => record.sequence)).toEqual(
+      Array.from({ length: 40 }, (_, n) => RECORDS + 1 + n),
+    );
+    // The first record goes alone; the 39 that queued behind it share the next write.
+    expect(await blockCount(tenant)).toBe(RECORDS + 2);
+    expect(await verify(tenant)).toMatchObject({ intact: true, verifiedThrough: RECORDS + 40 });
+  });
+
+  it("listing and export page through records inside blocks without gaps or repeats", async () => {
+    const tenant = await freshChain();
+    await Promise.all(
+      Array.from({ length: 25 }, (_, n) => h.runtime.auditChain.append(readEvent(tenant, n))),
+    );
+    const seen: number[] = [];
+    let cursor: string | undefined;
+    do {
+      const query = `?limit=3&action=secret.read${cursor === undefined ? "" : `&cursor=${cursor}`}`;
+      const body = await (
+        await h.call("GET", `/v1/tenants/${tenant}/audit${query}`, { token: admin })
+      ).json();
+      seen.push(...body.events.map((e: { sequence: number }) => e.sequence));
+      cursor = body.nextCursor;
+    } while (cursor !== undefined);
+    expect(seen).toEqual(Array.from({ length: 25 }, (_, n) => RECORDS + 25 - n));
+    const exported = await h.call("GET", `/v1/tenants/${tenant}/audit/export?action=secret.read`, {
+      token: admin,
+    });
+    const lines = exported.text
+      .trimEnd()
+      .split("\n")
+      .map((line) => JSON.parse(line).sequence);
+    expect(lines).toEqual(Array.from({ length: 25 }, (_, n) => RECORDS + 1 + n));
+  });
+
+  it("a block that cannot be written fails every caller in it, and the chain goes on intact afterwards", async () => {
+    const tenant = await freshChain();
+    const fault = injectFault(store.table, auditAppends);
+    const results = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, n) => h.runtime.auditChain.append(readEvent(tenant, n))),
+    );
+    fault.remove();
+    expect(results.map((result) => result.status)).toEqual(Array(10).fill("rejected"));
+    expect(await verify(tenant)).toMatchObject({ intact: true, verifiedThrough: RECORDS });
+    await h.runtime.auditChain.append(readEvent(tenant, 99));
+    expect(await verify(tenant)).toMatchObject({ intact: true, verifiedThrough: RECORDS + 1 });
   });
 });

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalKeyring } from "../shared/crypto/local-keyring.ts";
 import type { LocalDynamo } from "../shared/storage/local-dynamo.ts";
 import type { Table } from "../shared/storage/table.ts";
-import { auditRecordKey, getRawItem, putRawItem } from "./support/faults.ts";
+import { getRawAuditRecord, putRawAuditRecord } from "./support/faults.ts";
 import { DUMMY_CREDENTIALS, type Harness, randomKek, startHarness, startStore } from "./support/harness.ts";
 
 // `npm run audit:verify` as a child process, against the same dynalite the test's service writes to.
@@ -68,8 +68,8 @@ describe("npm run audit:verify", () => {
   });
 
   it("names the first broken sequence and why, and exits 1", async () => {
-    const record = await getRawItem(store.table, auditRecordKey("globex", 2));
-    await putRawItem(store.table, { ...record, outcome: "failure" });
+    const record = await getRawAuditRecord(store.table, "globex", 2);
+    await putRawAuditRecord(store.table, "globex", 2, { ...record, outcome: "failure" });
     const result = await runVerify("acme", "globex");
     expect(result.code).toBe(1);
     expect(result.stdout).toMatch(/^acme: intact up to sequence 2 /m);

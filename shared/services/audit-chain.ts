@@ -11,14 +11,14 @@ import {
 import { StoreUnavailableError } from "../domain/errors.ts";
 import type { AuditEvent } from "../domain/types.ts";
 import type { Logger } from "../observability/logger.ts";
-import type { AuditRepository } from "../storage/audit-repository.ts";
+import { type AuditRepository, MAX_BLOCK_RECORDS } from "../storage/audit-repository.ts";
 
 /**
  * Appends lost to other instances are retried on a fresh head. Someone wins every round, so the chain
  * always moves on; this bounds how long one request waits behind a crowd before it fails closed.
  */
 const MAX_APPEND_ATTEMPTS = 50;
-/** Every this many records the head goes to the log, an anchor outside the database (see README). */
+/** Each time the chain passes a multiple of this, the head goes to the log: an anchor outside the table. */
 const CHECKPOINT_EVERY = 1000;
 /** /health shows at most this many heads: the chains this instance appended to most recently. */
 const MAX_REPORTED_HEADS = 20;
@@ -26,15 +26,25 @@ const MAX_REPORTED_HEADS = 20;
 const pause = (attempt: number) =>
   new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(50, 2 ** attempt)));
 
+interface Waiting {
+  readonly event: AuditEvent;
+  resolve(record: ChainedAuditRecord): void;
+  reject(error: unknown): void;
+}
+
 /**
  * The audit chains of one service instance. Each instance keeps the last head it knows per scope, so
- * an append is normally one conditional put of record N+1. Appends of one scope within the instance
- * are queued (a record's hash needs its predecessor's), and an append that loses a race with another
- * instance re-reads the head and tries again.
+ * an append is normally one conditional put of the next block. Appends are group-committed per
+ * scope: while one block's write is in flight, newly arriving records wait, and the next write
+ * commits all of them as one block (a record's hash needs its predecessor's, so one scope's writes
+ * go one at a time). Each caller is answered only once the block holding its record is stored; if
+ * it cannot be, every caller in it gets the error (fail closed). An append that loses a race with
+ * another instance re-reads the head, re-sequences the waiting records after it, and tries again.
  */
 export class AuditChain {
   readonly #heads = new Map<string, ChainHead>();
-  readonly #queues = new Map<string, Promise<unknown>>();
+  readonly #waiting = new Map<string, Waiting[]>();
+  readonly #writing = new Set<string>();
 
   constructor(
     private readonly repository: AuditRepository,
@@ -44,13 +54,35 @@ export class AuditChain {
 
   append(event: AuditEvent): Promise<ChainedAuditRecord> {
     const scope = event.tenantId;
-    const run = (this.#queues.get(scope) ?? Promise.resolve()).then(() => this.#appendNow(event));
-    const settled = run.catch(() => undefined);
-    this.#queues.set(scope, settled);
-    void settled.then(() => {
-      if (this.#queues.get(scope) === settled) this.#queues.delete(scope);
+    return new Promise((resolve, reject) => {
+      const queue = this.#waiting.get(scope) ?? [];
+      queue.push({ event, resolve, reject });
+      this.#waiting.set(scope, queue);
+      if (!this.#writing.has(scope)) void this.#drain(scope);
     });
-    return run;
+  }
+
+  async #drain(scope: string): Promise<void> {
+    this.#writing.add(scope);
+    try {
+      for (;;) {
+        const queue = this.#waiting.get(scope) ?? [];
+        const block = queue.splice(0, MAX_BLOCK_RECORDS);
+        if (queue.length === 0) this.#waiting.delete(scope);
+        if (block.length === 0) return;
+        try {
+          const records = await this.#commit(
+            scope,
+            block.map((waiting) => waiting.event),
+          );
+          for (const [i, waiting] of block.entries()) waiting.resolve(records[i] as ChainedAuditRecord);
+        } catch (error) {
+          for (const waiting of block) waiting.reject(error);
+        }
+      }
+    } finally {
+      this.#writing.delete(scope);
+    }
   }
 
   /** Every scope with a chain, for verifying them all. */
@@ -115,20 +147,24 @@ export class AuditChain {
     };
   }
 
-  async #appendNow(event: AuditEvent): Promise<ChainedAuditRecord> {
-    const scope = event.tenantId;
+  async #commit(scope: string, events: readonly AuditEvent[]): Promise<ChainedAuditRecord[]> {
     for (let attempt = 0; attempt < MAX_APPEND_ATTEMPTS; attempt += 1) {
-      const head = this.#heads.get(scope) ?? (await this.#readHead(scope));
-      const key = await this.keys.current(new Date(event.time));
-      const body = { ...event, sequence: head.sequence + 1, prevHash: head.hash, macKeyRef: key.ref };
-      const hash = chainHash(canonicalRecord(body));
-      const record: ChainedAuditRecord = { ...body, hash, mac: chainMac(key.key, hash) };
-      if (await this.repository.appendIfNext(scope, record)) {
-        this.#remember(scope, { sequence: record.sequence, hash });
-        if (record.sequence % CHECKPOINT_EVERY === 0) {
-          this.logger.info("audit chain checkpoint", { scope, sequence: record.sequence, hash });
+      let head = this.#heads.get(scope) ?? (await this.#readHead(scope));
+      const records: ChainedAuditRecord[] = [];
+      for (const event of events) {
+        const key = await this.keys.current(new Date(event.time));
+        const body = { ...event, sequence: head.sequence + 1, prevHash: head.hash, macKeyRef: key.ref };
+        const hash = chainHash(canonicalRecord(body));
+        records.push({ ...body, hash, mac: chainMac(key.key, hash) });
+        head = { sequence: body.sequence, hash };
+      }
+      if (await this.repository.appendBlock(scope, records)) {
+        this.#remember(scope, head);
+        const first = records[0]?.sequence ?? head.sequence;
+        if (Math.floor(head.sequence / CHECKPOINT_EVERY) > Math.floor((first - 1) / CHECKPOINT_EVERY)) {
+          this.logger.info("audit chain checkpoint", { scope, sequence: head.sequence, hash: head.hash });
         }
-        return record;
+        return records;
       }
       this.#heads.delete(scope);
       await pause(attempt);

@@ -113,43 +113,6 @@ export async function queryPage(
   return nextCursor === undefined ? { items } : { items, nextCursor };
 }
 
-/**
- * A filtered query, continued until `limit` items match or `maxReads` pages were read, so that a sparse
- * filter does not answer with a run of empty pages. Stopping inside a page, the cursor points at the
- * last item returned; it is the same opaque cursor as any other listing's.
- */
-export async function queryMatching(
-  table: Table,
-  query: Omit<QueryCommandInput, "TableName" | "Limit" | "ExclusiveStartKey">,
-  page: PageRequest,
-  maxReads = 8,
-): Promise<Page<Record<string, unknown>>> {
-  let startKey: Record<string, unknown> | undefined = decodeCursor(page);
-  const items: Record<string, unknown>[] = [];
-  for (let read = 0; read < maxReads; read += 1) {
-    const result = await send("Query", () =>
-      table.doc.send(
-        new QueryCommand({
-          ...query,
-          TableName: table.name,
-          Limit: Math.max(page.limit, 100),
-          ...(startKey === undefined ? {} : { ExclusiveStartKey: startKey }),
-        }),
-      ),
-    );
-    const found = result.Items ?? [];
-    const wanted = page.limit - items.length;
-    items.push(...found.slice(0, wanted));
-    startKey = result.LastEvaluatedKey;
-    if (found.length > wanted || (found.length === wanted && startKey !== undefined)) {
-      const last = items.at(-1) as Record<string, unknown>;
-      return { items, nextCursor: encodeCursor({ pk: last.pk, sk: last.sk }) as string };
-    }
-    if (startKey === undefined) return { items };
-  }
-  return { items, nextCursor: encodeCursor(startKey) as string };
-}
-
 /** Creates the table if it is missing, for local runs; deployed tables are created by infra. */
 export async function ensureTableExists(table: Table): Promise<void> {
   const client = table.doc;
