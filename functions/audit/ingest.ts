@@ -28,29 +28,32 @@ function parse(record: SQSRecord) {
 export async function ingestBatch(runtime: Runtime, event: SQSEvent, logger: Logger = runtime.logger) {
   const summary: BatchSummary = { recorded: 0, anomalies: 0, ignored: 0, malformed: 0, retried: 0 };
   const batchItemFailures: SQSBatchResponse["batchItemFailures"] = [];
-  for (const record of event.Records) {
-    const parsed = parse(record);
-    if (parsed === undefined || !parsed.success) {
-      summary.malformed += 1;
-      logger.warn("malformed CloudTrail event dropped", { messageId: record.messageId });
-      continue;
-    }
-    try {
-      const result = await runtime.kmsEvents.ingest(parsed.data.detail);
-      if (result.status === "ignored") summary.ignored += 1;
-      else {
-        summary.recorded += 1;
-        summary.anomalies += result.anomalies.length;
+  // Concurrently: records of one scope that arrive together then share one audit block write.
+  await Promise.all(
+    event.Records.map(async (record) => {
+      const parsed = parse(record);
+      if (parsed === undefined || !parsed.success) {
+        summary.malformed += 1;
+        logger.warn("malformed CloudTrail event dropped", { messageId: record.messageId });
+        return;
       }
-    } catch (error) {
-      summary.retried += 1;
-      logger.error("CloudTrail event not recorded; returned for retry", {
-        messageId: record.messageId,
-        errorName: error instanceof Error ? error.name : "unknown",
-      });
-      batchItemFailures.push({ itemIdentifier: record.messageId });
-    }
-  }
+      try {
+        const result = await runtime.kmsEvents.ingest(parsed.data.detail);
+        if (result.status === "ignored") summary.ignored += 1;
+        else {
+          summary.recorded += 1;
+          summary.anomalies += result.anomalies.length;
+        }
+      } catch (error) {
+        summary.retried += 1;
+        logger.error("CloudTrail event not recorded; returned for retry", {
+          messageId: record.messageId,
+          errorName: error instanceof Error ? error.name : "unknown",
+        });
+        batchItemFailures.push({ itemIdentifier: record.messageId });
+      }
+    }),
+  );
   logger.info("CloudTrail batch ingested", { ...summary });
   return { batchItemFailures, summary };
 }
