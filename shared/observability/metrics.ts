@@ -1,4 +1,12 @@
-export const METRIC_NAMES = ["DecryptFailures", "AuthDenied", "AuditWriteFailures", "KekMismatches"] as const;
+export const METRIC_NAMES = [
+  "DecryptFailures",
+  "AuthDenied",
+  "AuditWriteFailures",
+  "KekMismatches",
+  "RotationsDue",
+  "RotationFailures",
+  "RotationsCompleted",
+] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];
 
 export interface MetricsRecorder {

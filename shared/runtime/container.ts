@@ -6,13 +6,19 @@ import { LocalKeyring } from "../crypto/local-keyring.ts";
 import { ConfigError } from "../domain/errors.ts";
 import { createLogger, type Logger } from "../observability/logger.ts";
 import { CounterMetrics } from "../observability/metrics.ts";
+import { createRotationEvents, type RotationEvents } from "../observability/rotation-events.ts";
 import { AuditService } from "../services/audit-service.ts";
 import { DataKeys } from "../services/data-keys.ts";
 import { HealthService } from "../services/health-service.ts";
+import { RotationRunner } from "../services/rotation-runner.ts";
+import { RotationService } from "../services/rotation-service.ts";
+import { Sealer } from "../services/sealer.ts";
+import { SecretRotationService } from "../services/secret-rotation-service.ts";
 import { SecretService } from "../services/secret-service.ts";
 import { TenantService } from "../services/tenant-service.ts";
 import { TokenService } from "../services/token-service.ts";
 import { AuditRepository } from "../storage/audit-repository.ts";
+import { RotationRepository } from "../storage/rotation-repository.ts";
 import { SecretRepository } from "../storage/secret-repository.ts";
 import type { Table } from "../storage/table.ts";
 import { TenantRepository } from "../storage/tenant-repository.ts";
@@ -28,6 +34,10 @@ export interface Runtime {
   readonly tokens: TokenService;
   readonly audit: AuditService;
   readonly health: HealthService;
+  readonly rotation: RotationService;
+  readonly secretRotation: SecretRotationService;
+  readonly rotationRunner: RotationRunner;
+  readonly config: RuntimeConfig;
 }
 
 export interface KeyringChoice {
@@ -57,6 +67,8 @@ export function createRuntime(options: {
   readonly table: Table;
   readonly config: RuntimeConfig;
   readonly logger?: Logger;
+  /** Where rotation events go; by default EventBridge when a bus is configured, else the log. */
+  readonly events?: RotationEvents;
 }): Runtime {
   const logger = options.logger ?? createLogger();
   const metrics = new CounterMetrics();
@@ -69,6 +81,29 @@ export function createRuntime(options: {
   );
   const tokens = new TokenService(new TokenRepository(options.table), audit);
   const secretRepository = new SecretRepository(options.table);
+  const rotationRepository = new RotationRepository(options.table);
+  const { rotation: rotationConfig } = options.config;
+  const sealer = new Sealer(dataKeys, metrics, rotationConfig.retireGraceMs / 2);
+  const rotation = new RotationService(
+    options.keyring,
+    tenantRepository,
+    secretRepository,
+    rotationRepository,
+    dataKeys,
+    sealer,
+    audit,
+    logger,
+    rotationConfig,
+  );
+  const secretRotation = new SecretRotationService(secretRepository, sealer, audit);
+  const events =
+    options.events ??
+    createRotationEvents({
+      logger,
+      region: options.config.region,
+      busName: rotationConfig.eventBusName,
+      endpoint: rotationConfig.eventsEndpoint,
+    });
   return {
     keyring: options.keyring,
     logger,
@@ -76,7 +111,21 @@ export function createRuntime(options: {
     audit,
     tokens,
     tenants: new TenantService(tenantRepository, dataKeys, audit),
-    secrets: new SecretService(secretRepository, tenantRepository, dataKeys, tokens, audit, metrics),
+    secrets: new SecretService(secretRepository, sealer, tokens, audit),
     health: new HealthService(options.keyring, tenantRepository),
+    rotation,
+    secretRotation,
+    rotationRunner: new RotationRunner(
+      rotation,
+      secretRotation,
+      secretRepository,
+      tenantRepository,
+      rotationRepository,
+      events,
+      audit,
+      metrics,
+      logger,
+    ),
+    config: options.config,
   };
 }
