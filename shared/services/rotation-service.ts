@@ -439,6 +439,8 @@ export class RotationService {
     }
     let rewrappedThisRun = 0;
     try {
+      // Registered before any DEK is wrapped by it, like a new tenant's KEK.
+      await this.tenants.registerKek(state.targetKekId);
       while (state.phase !== "done") {
         if (deadline.expired()) return { state, rewrapped: rewrappedThisRun, stoppedBecause: "deadline" };
         const page = await this.tenants.scan(state.cursor, this.options.pageSize);
