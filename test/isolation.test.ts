@@ -365,7 +365,6 @@ const ROUTES: readonly RouteCase[] = [
       return {
         method: "POST",
         path: `/v1/tenants/${target}/secrets/rollback-${cell}/rollback`,
-        body: {},
         auditScope: target,
       };
     },

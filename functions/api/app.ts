@@ -10,7 +10,6 @@ import {
   createTenantSchema,
   createTokenSchema,
   dueQuerySchema,
-  emptyBodySchema,
   pageQuerySchema,
   promoteSchema,
   putSecretSchema,
@@ -129,7 +128,6 @@ export function createApp(runtime: Runtime): Hono<AppEnv> {
   app.post("/v1/tenants/:tenantId/secrets/:name/rollback", authenticated("secret.rollback"), async (c) => {
     const tenantId = tenantParam(c.req.param("tenantId"));
     const name = nameParam(c.req.param("name"));
-    await jsonBody(c, emptyBodySchema);
     return c.json(await runtime.secretRotation.rollback(c.get("ctx"), tenantId, name));
   });
 

@@ -70,8 +70,6 @@ export const rotateSecretSchema = z.strictObject({ clientRequestToken: clientReq
 
 export const promoteSchema = z.strictObject({ version: z.number().int().min(1).optional() });
 
-export const emptyBodySchema = z.strictObject({});
-
 export const dueQuerySchema = z.strictObject({
   withinDays: z
     .string()
