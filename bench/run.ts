@@ -8,6 +8,7 @@ import { measureSealOpen } from "./crypto.ts";
 import { measureDynamoCallsPerRead } from "./dynamo-calls.ts";
 import { measureHttpReads } from "./http.ts";
 import { measureKmsCallsPerThousandReads } from "./kms.ts";
+import { measureRotation } from "./rotation.ts";
 import { formatNumber, report, type Stack, startStack } from "./support.ts";
 
 interface Section {
@@ -20,6 +21,7 @@ const SECTIONS: Record<string, Section> = {
   http: { run: async (stack) => measureHttpReads(await stack()) },
   kms: { run: () => measureKmsCallsPerThousandReads() },
   dynamo: { run: async (stack) => measureDynamoCallsPerRead(await stack()) },
+  rotation: { run: () => measureRotation() },
 };
 
 function printEnvironment(): void {

@@ -40,6 +40,17 @@ export interface SweepState {
   readonly lostToWriters: number;
   /** Ciphertexts per DEK version seen so far in the current pass, after its re-seals. */
   readonly passCounts: Record<string, number>;
+  /** Items looked at and re-sealed in the current pass. */
+  readonly passScanned?: number;
+  readonly passResealed?: number;
+  /** One line per finished pass, for progress reports and throughput figures. */
+  readonly completedPasses?: readonly {
+    readonly phase: SweepPhase;
+    readonly startedAt: string;
+    readonly endedAt: string;
+    readonly scanned: number;
+    readonly resealed: number;
+  }[];
   readonly retiredVersions?: number[];
 }
 
@@ -266,7 +277,7 @@ export class RotationService {
         const earliest = this.#earliestPassStart(state, rotatedAtMs);
         if (Date.now() < earliest)
           return { tenantId, state, resealed: resealedThisRun, stoppedBecause: "grace" };
-        state = { ...state, passStartedAt: now(), passCounts: {} };
+        state = { ...state, passStartedAt: now(), passCounts: {}, passScanned: 0, passResealed: 0 };
       }
       let sealing = await this.sealer.sealingKey(tenantId);
       const freshKey = async () => {
@@ -277,8 +288,11 @@ export class RotationService {
       const counts = { ...state.passCounts };
       let resealed = 0;
       let lost = 0;
-      for (const item of page.items) {
-        const outcome = await this.#resealItem(tenantId, item, state.targetDekVersion, freshKey);
+      // Items are independent, so a page's re-seals go out together; the checkpoint waits for all.
+      const outcomes = await Promise.all(
+        page.items.map((item) => this.#resealItem(tenantId, item, state.targetDekVersion, freshKey)),
+      );
+      for (const outcome of outcomes) {
         resealed += outcome.resealed ? 1 : 0;
         lost += outcome.lost ? 1 : 0;
         for (const version of outcome.versions) increment(counts, version);
@@ -288,6 +302,8 @@ export class RotationService {
         ...state,
         scanned: state.scanned + page.items.length,
         resealed: state.resealed + resealed,
+        passScanned: (state.passScanned ?? 0) + page.items.length,
+        passResealed: (state.passResealed ?? 0) + resealed,
         lostToWriters: state.lostToWriters + lost,
         passCounts: counts,
         updatedAt: now(),
@@ -312,8 +328,20 @@ export class RotationService {
   }
 
   async #endPass(tenantId: string, state: SweepState): Promise<SweepState> {
-    const { cursor: _cursor, passStartedAt: _started, ...rest } = state;
-    const ended = { ...rest, lastPassEndedAt: now() };
+    const { cursor: _cursor, passStartedAt: started, passScanned, passResealed, ...rest } = state;
+    const endedAt = now();
+    const pass = {
+      phase: state.phase,
+      startedAt: started ?? endedAt,
+      endedAt,
+      scanned: passScanned ?? 0,
+      resealed: passResealed ?? 0,
+    };
+    const ended = {
+      ...rest,
+      lastPassEndedAt: endedAt,
+      completedPasses: [...(state.completedPasses ?? []), pass],
+    };
     if (state.phase === "reencrypt") return { ...ended, phase: "settle" };
     if (state.phase === "settle") return { ...ended, phase: "verify" };
     const retiredVersions = await this.#retireBelow(tenantId, state.targetDekVersion);
