@@ -344,6 +344,8 @@ export class SecretRotationService {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
       const key = await this.sealer.sealingKey(tenantId);
       const head = await this.#liveHead(tenantId, name);
+      // Checked before too, since a change may write an archive copy of the head it read.
+      if (!key.fresh()) continue;
       const next = await change(head, key);
       if (next === head) return head;
       if (!key.fresh()) continue;

@@ -214,6 +214,9 @@ export class SecretService {
         }
         next = { ...head, pending: sealed, latestVersion: version, updatedAt: sealed.createdAt };
       } else {
+        // The archive copy carries the head's ciphertext as read, so it too must land within the
+        // snapshot's freshness window, or a sweep's verify pass could miss it.
+        if (!key.fresh()) continue;
         // Archive before the head moves on, so the version being replaced stays readable throughout.
         if (head !== undefined) await this.secrets.archive(tenantId, name, head.current);
         next = withNewCurrent(head, tenantId, name, sealed, sealed.createdAt);
