@@ -160,3 +160,41 @@ describe("a DEK sweep that crashes after k writes", () => {
     }
   }, 240_000);
 });
+
+describe("a writer holding a DEK snapshot across a rotation", () => {
+  it("takes a fresh snapshot instead of committing under the old DEK once half the grace period has passed", async () => {
+    const g = await startHarness({ env: { DEK_RETIRE_GRACE_SECONDS: "1" } });
+    try {
+      const token = await g.token("admin");
+      const tenant = "slow-writer";
+      expect((await g.call("POST", "/v1/tenants", { token, body: { tenantId: tenant } })).status).toBe(201);
+      const path = `/v1/tenants/${tenant}/secrets/slow`;
+      expect((await g.call("PUT", path, { token, body: { value: "first" } })).status).toBe(200);
+      // The writer's first archive write stalls for longer than half the grace period, and the DEK
+      // is rotated while it waits: the DEK snapshot it sealed with is stale by the time it resumes.
+      let stalled = false;
+      g.table.doc.middlewareStack.add(
+        (next, context) => async (args) => {
+          // The document client may already have marshalled the item: `sk` is then `{ S: "…" }`.
+          const sk = (args.input as { Item?: { sk?: unknown } }).Item?.sk;
+          const sortKey = typeof sk === "string" ? sk : String((sk as { S?: unknown } | undefined)?.S);
+          if (!stalled && context.commandName === "PutItemCommand" && sortKey.startsWith("V#slow#")) {
+            stalled = true;
+            await new Promise((resolve) => setTimeout(resolve, 700));
+          }
+          return next(args);
+        },
+        { step: "initialize", name: "stall-first-archive" },
+      );
+      const write = g.call("PUT", path, { token, body: { value: "second" } });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect((await g.call("POST", `/v1/tenants/${tenant}/rotate-dek`, { token })).status).toBe(200);
+      expect(await (await write).json()).toEqual({ name: "slow", version: 2 });
+      expect(stalled).toBe(true);
+      const head = await getRawItem(g.table, headKey(tenant, "slow"));
+      expect(envelopeDekVersion(head.envelope)).toBe(2);
+    } finally {
+      await g.close();
+    }
+  });
+});
