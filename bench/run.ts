@@ -9,6 +9,7 @@ import { measureSealOpen } from "./crypto.ts";
 import { measureDynamoCallsPerRead } from "./dynamo-calls.ts";
 import { measureHttpReads } from "./http.ts";
 import { measureKmsCallsPerThousandReads } from "./kms.ts";
+import { measureRotation } from "./rotation.ts";
 import { formatNumber, report, type Stack, startStack } from "./support.ts";
 
 interface Section {
@@ -22,6 +23,7 @@ const SECTIONS: Record<string, Section> = {
   kms: { run: () => measureKmsCallsPerThousandReads() },
   dynamo: { run: async (stack) => measureDynamoCallsPerRead(await stack()) },
   audit: { run: () => measureAuditChain() },
+  rotation: { run: () => measureRotation() },
 };
 
 function printEnvironment(): void {
