@@ -1,0 +1,86 @@
+import { Duration, Stack, type StackProps } from "aws-cdk-lib";
+import * as cloudtrail from "aws-cdk-lib/aws-cloudtrail";
+import * as events from "aws-cdk-lib/aws-events";
+import * as targets from "aws-cdk-lib/aws-events-targets";
+import type * as iam from "aws-cdk-lib/aws-iam";
+import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
+import type * as sqs from "aws-cdk-lib/aws-sqs";
+import type { Construct } from "constructs";
+import type { EnvironmentConfig } from "../config.ts";
+import { StrongboxFunction } from "../constructs/strongbox-function.ts";
+import type { DataStack } from "./data-stack.ts";
+import { grantMac, grantTableItems } from "./grants.ts";
+import { secureQueue } from "./queues.ts";
+
+export interface AuditStackProps extends StackProps {
+  readonly config: EnvironmentConfig;
+  readonly data: DataStack;
+  /** The roles of the service's own functions, so the audit function can tell expected calls from others. */
+  readonly serviceRoles: readonly iam.IRole[];
+}
+
+/**
+ * CloudTrail's record of every call on this environment's keys, via EventBridge and SQS, into the audit
+ * trail. The audit function can write audit records and MAC them; it can decrypt nothing.
+ */
+export class AuditStack extends Stack {
+  readonly audit: StrongboxFunction;
+  readonly queue: sqs.Queue;
+  readonly deadLetterQueue: sqs.Queue;
+  readonly rule: events.Rule;
+  readonly trail: cloudtrail.Trail | undefined;
+
+  constructor(scope: Construct, id: string, props: AuditStackProps) {
+    super(scope, id, props);
+    const { config, data } = props;
+    const watchedKeys = [data.kek.keyArn, data.auditMacKey.keyArn];
+    const timeout = Duration.seconds(30);
+
+    this.deadLetterQueue = secureQueue(this, "DeadLetterQueue", { protectData: config.protectData });
+    this.queue = secureQueue(this, "Queue", {
+      protectData: config.protectData,
+      deadLetterQueue: this.deadLetterQueue,
+      // AWS's guidance for Lambda event sources: six times the function timeout.
+      visibilityTimeout: Duration.seconds(timeout.toSeconds() * 6),
+    });
+
+    this.rule = new events.Rule(this, "KmsCalls", {
+      description: `CloudTrail records of calls on Strongbox ${config.name} keys`,
+      eventPattern: {
+        source: ["aws.kms"],
+        detailType: ["AWS API Call via CloudTrail"],
+        detail: { resources: { ARN: watchedKeys } },
+      },
+    });
+    this.rule.addTarget(new targets.SqsQueue(this.queue, { deadLetterQueue: this.deadLetterQueue }));
+
+    this.audit = new StrongboxFunction(this, "AuditFunction", {
+      name: "audit",
+      config,
+      timeout,
+      environment: {
+        TABLE_NAME: data.table.tableName,
+        WATCHED_KMS_KEY_ARNS: watchedKeys.join(","),
+        SERVICE_ROLE_ARNS: props.serviceRoles.map((role) => role.roleArn).join(","),
+        AUDIT_MAC_KEY_ID: data.auditMacKey.keyArn,
+        NODE_ENV: "production",
+      },
+    });
+    this.audit.function.addEventSource(
+      new SqsEventSource(this.queue, { batchSize: 10, reportBatchItemFailures: true }),
+    );
+    grantTableItems(this.audit.role, data.table.tableArn, ["GetItem", "PutItem", "UpdateItem", "Query"]);
+    grantMac(this.audit.role, data.auditMacKey, ["GenerateMac", "VerifyMac"]);
+
+    this.trail = config.createTrail ? this.#trail() : undefined;
+  }
+
+  #trail(): cloudtrail.Trail {
+    // CloudTrail's own bucket: SSE-S3, public access blocked, SSL only, and retained when the stack goes.
+    return new cloudtrail.Trail(this, "Trail", {
+      enableFileValidation: true,
+      includeGlobalServiceEvents: true,
+      managementEvents: cloudtrail.ReadWriteType.ALL,
+    });
+  }
+}
