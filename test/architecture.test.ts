@@ -75,6 +75,12 @@ describe("layering", () => {
     expect(violations((i) => !inDir("shared/storage")(i.file), dynamo)).toEqual([]);
   });
 
+  it("only shared/runtime reads Secrets Manager", () => {
+    const secrets = (i: Import) => i.target.startsWith("@aws-sdk/client-secrets-manager");
+    expect(violations((i) => !inDir("shared/runtime")(i.file), secrets)).toEqual([]);
+    expect(all.filter(secrets).length).toBeGreaterThan(0);
+  });
+
   it("functions never import each other", () => {
     const fn = (path: string) => /^functions\/([^/]+)\//.exec(path)?.[1];
     expect(
