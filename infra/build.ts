@@ -17,6 +17,8 @@ export function buildApp(
     readonly env: Record<string, string | undefined>;
     /** Only the cdk-nag test passes fewer, to prove each acknowledgement is still needed. */
     readonly acknowledgements?: readonly Acknowledgement[];
+    /** Only tests that compare bundles turn cdk-nag off, to skip its cost; synth always checks. */
+    readonly nag?: boolean;
   },
 ): Record<string, StrongboxStage> {
   const target = deploymentTarget((key) => app.node.tryGetContext(key), options.env);
@@ -24,8 +26,10 @@ export function buildApp(
   for (const name of options.stages) {
     if (!isEnvironmentName(name)) throw new Error(`unknown environment "${name}"; known: dev, staging, prod`);
     const stage = new StrongboxStage(app, name, { config: environmentConfig(name), env: target });
-    Validations.of(stage).addPlugins(new AwsSolutionsChecks(stage));
-    acknowledgeFindings(stage, options.acknowledgements ?? ACKNOWLEDGEMENTS);
+    if (options.nag !== false) {
+      Validations.of(stage).addPlugins(new AwsSolutionsChecks(stage));
+      acknowledgeFindings(stage, options.acknowledgements ?? ACKNOWLEDGEMENTS);
+    }
     stages[name] = stage;
   }
   return stages;

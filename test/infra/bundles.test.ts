@@ -1,0 +1,153 @@
+import { randomBytes } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { App } from "aws-cdk-lib";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildApp } from "../../infra/build.ts";
+import { bootstrapToken } from "../../shared/crypto/tokens.ts";
+import { createTable, ensureTableExists } from "../../shared/storage/table.ts";
+import { type Bundle, buildBundle, type Invocation, invokeBundle } from "../support/bundles.ts";
+import { DUMMY_CREDENTIALS, startStore } from "../support/harness.ts";
+import { httpApiEvent } from "../support/http-api-event.ts";
+import { type KmsEndpoint, startKmsEndpoint } from "../support/kms-endpoint.ts";
+import {
+  type SecretsManagerEndpoint,
+  startSecretsManagerEndpoint,
+} from "../support/secrets-manager-endpoint.ts";
+
+// The artifact API Gateway invokes is the bundle, not the TypeScript: build it as CDK does, load it in a
+// fresh Node process, and drive it with HTTP API (payload 2.0) events against dynalite, the KMS-protocol
+// endpoint and the Secrets Manager-protocol endpoint, all on loopback through the real SDK clients.
+
+let bundle: Bundle;
+let store: Awaited<ReturnType<typeof startStore>>;
+let kms: KmsEndpoint;
+let secrets: SecretsManagerEndpoint;
+let env: Record<string, string>;
+const bootstrapSecret = randomBytes(32).toString("hex");
+const admin = bootstrapToken(bootstrapSecret)?.token ?? "";
+const canary = `CANARY-${randomBytes(12).toString("hex")}`;
+
+beforeAll(async () => {
+  [bundle, store, kms, secrets] = await Promise.all([
+    buildBundle("api"),
+    startStore(),
+    startKmsEndpoint({ aliases: { "alias/strongbox-dev": "00000000-0000-4000-8000-000000000001" } }),
+    startSecretsManagerEndpoint(),
+  ]);
+  await ensureTableExists(
+    createTable(
+      { endpoint: store.dynamo.endpoint, region: "us-east-1", credentials: DUMMY_CREDENTIALS },
+      store.table.name,
+    ),
+  );
+  env = {
+    TABLE_NAME: store.table.name,
+    DYNAMODB_ENDPOINT: store.dynamo.endpoint,
+    KMS_KEY_ID: "alias/strongbox-dev",
+    KMS_ENDPOINT: kms.endpoint,
+    BOOTSTRAP_TOKEN_SECRET_ARN: secrets.putSecret("strongbox/dev/bootstrap-admin-token", bootstrapSecret),
+    SECRETS_MANAGER_ENDPOINT: secrets.endpoint,
+    AWS_REGION: "us-east-1",
+    AWS_ACCESS_KEY_ID: DUMMY_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: DUMMY_CREDENTIALS.secretAccessKey,
+    AWS_EC2_METADATA_DISABLED: "true",
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
+    NODE_ENV: "production",
+  };
+}, 60_000);
+afterAll(async () => {
+  await Promise.all([store.dynamo.close(), kms.close(), secrets.close()]);
+});
+
+const json = { "content-type": "application/json" };
+const auth = (token: string) => ({ authorization: `Bearer ${token}` });
+
+describe("the bundled API function", () => {
+  let run: Invocation;
+  beforeAll(async () => {
+    run = await invokeBundle(bundle, env, [
+      httpApiEvent("POST", "/v1/tenants", {
+        headers: { ...json, ...auth(admin) },
+        body: '{"tenantId":"acme"}',
+      }),
+      httpApiEvent("PUT", "/v1/tenants/acme/secrets/stripe-key", {
+        headers: { ...json, ...auth(admin) },
+        body: JSON.stringify({ value: canary }),
+      }),
+      httpApiEvent("GET", "/v1/tenants/acme/secrets/stripe-key", {
+        headers: { ...auth(admin), "x-audit-reason": "bundle test" },
+      }),
+      httpApiEvent("POST", "/v1/tenants", {
+        headers: { ...json, ...auth(admin) },
+        body: '{"tenantId":"NOT VALID"}',
+      }),
+      httpApiEvent("PUT", "/v1/tenants/acme/secrets/stripe-key", {
+        headers: { ...json, ...auth(admin) },
+        body: "{",
+      }),
+      httpApiEvent("GET", "/v1/tenants/acme/secrets/stripe-key", {
+        headers: { authorization: "Bearer nope", "x-audit-reason": "bundle test" },
+      }),
+    ]);
+  }, 60_000);
+
+  it("creates a tenant with the bootstrap admin token read from Secrets Manager", () => {
+    expect(run.results[0]).toMatchObject({ statusCode: 201 });
+  });
+
+  it("writes a secret and reads it back", () => {
+    expect(run.results[1]).toMatchObject({ statusCode: expect.any(Number) });
+    expect(run.results[1].statusCode).toBeLessThan(300);
+    expect(run.results[2].statusCode).toBe(200);
+    expect(JSON.parse(run.results[2].body)).toMatchObject({ name: "stripe-key", version: 1, value: canary });
+  });
+
+  it("answers bad input with a 4xx JSON error", () => {
+    for (const [result, status] of [
+      [run.results[3], 400],
+      [run.results[4], 400],
+      [run.results[5], 401],
+    ] as const) {
+      expect(result.statusCode).toBe(status);
+      expect(JSON.parse(result.body).error).toEqual({
+        code: expect.any(String),
+        message: expect.any(String),
+      });
+      expect(result.headers["content-type"]).toMatch(/application\/json/);
+    }
+  });
+
+  it("used KMS for the tenant's DEK, and logged neither the value nor the token", () => {
+    expect(kms.calls.GenerateDataKey).toBeGreaterThan(0);
+    expect(run.logs).not.toContain(canary);
+    expect(run.logs).not.toContain(bootstrapSecret);
+  });
+
+  it("leaves the AWS SDK to the runtime", () => {
+    const code = readFileSync(bundle.file, "utf8");
+    expect(code).toMatch(/from\s*"@aws-sdk\/client-dynamodb"/);
+    expect(code).not.toContain("DynamoDBServiceException=class");
+  });
+});
+
+describe("the bundling options", () => {
+  it("produce the same bytes as the NodejsFunction CDK deploys", async () => {
+    const app = new App({ context: { "aws:cdk:bundling-stacks": ["dev/Api"] } });
+    buildApp(app, { stages: ["dev"], env: {}, nag: false });
+    const out = app.synth().directory;
+    const assets = readdirSync(out).filter((name) => name.startsWith("asset."));
+    const deployed = assets
+      .map((name) => join(out, name, "index.mjs"))
+      .map((file) => {
+        try {
+          return readFileSync(file, "utf8");
+        } catch {
+          return undefined;
+        }
+      })
+      .filter((code) => code !== undefined && code.length > 10_000);
+    expect(deployed).toHaveLength(1);
+    expect(deployed[0]).toBe(readFileSync(bundle.file, "utf8"));
+  }, 60_000);
+});
