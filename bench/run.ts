@@ -4,6 +4,7 @@
  * (see SECTIONS) only those run, so one figure can be re-measured without waiting for the rest.
  */
 import { cpus } from "node:os";
+import { measureColdStart } from "./coldstart.ts";
 import { measureSealOpen } from "./crypto.ts";
 import { measureDynamoCallsPerRead } from "./dynamo-calls.ts";
 import { measureHttpReads } from "./http.ts";
@@ -20,6 +21,7 @@ const SECTIONS: Record<string, Section> = {
   http: { run: async (stack) => measureHttpReads(await stack()) },
   kms: { run: () => measureKmsCallsPerThousandReads() },
   dynamo: { run: async (stack) => measureDynamoCallsPerRead(await stack()) },
+  coldstart: { run: () => measureColdStart() },
 };
 
 function printEnvironment(): void {

@@ -1,11 +1,13 @@
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { promisify } from "node:util";
 import { build } from "esbuild";
 import { esbuildOptions, FUNCTION_ENTRIES, type FunctionName } from "../../infra/bundling.ts";
 
 const root = resolve(import.meta.dirname, "..", "..");
+const execFileAsync = promisify(execFile);
 
 export interface Bundle {
   readonly file: string;
@@ -16,10 +18,21 @@ export interface Bundle {
  * Builds a function the way its NodejsFunction does (infra/bundling.ts). The output goes under the
  * repository's node_modules so the externals (@aws-sdk/*) resolve, as the Lambda runtime provides them.
  */
-export async function buildBundle(name: FunctionName, outdir?: string): Promise<Bundle> {
-  const dir = outdir ?? join(root, "node_modules", ".cache", "strongbox-bundles", name);
+export async function buildBundle(
+  name: FunctionName,
+  /** Only the cold-start bench sets this, to show what bundling the SDK as well would change. */
+  options: { readonly bundleSdk?: boolean } = {},
+): Promise<Bundle> {
+  const dir = join(
+    root,
+    "node_modules",
+    ".cache",
+    "strongbox-bundles",
+    options.bundleSdk ? `${name}-with-sdk` : name,
+  );
   mkdirSync(dir, { recursive: true });
-  await build(esbuildOptions(join(root, FUNCTION_ENTRIES[name]), dir));
+  const deployed = esbuildOptions(join(root, FUNCTION_ENTRIES[name]), dir);
+  await build(options.bundleSdk ? { ...deployed, external: [] } : deployed);
   const file = join(dir, "index.mjs");
   return { file, bytes: statSync(file).size };
 }
@@ -52,6 +65,23 @@ export interface Invocation {
 }
 
 const MARKER = "\n@@result@@";
+
+/** Milliseconds a fresh Node process spends importing the SDK clients the functions use, median of `runs`. */
+export async function sdkImportMs(runs: number): Promise<number[]> {
+  const script = `const t = performance.now();
+await import("@aws-sdk/client-dynamodb"); await import("@aws-sdk/lib-dynamodb");
+await import("@aws-sdk/client-kms"); await import("@aws-sdk/client-secrets-manager");
+process.stdout.write(String(performance.now() - t));`;
+  const times: number[] = [];
+  for (let n = 0; n < runs; n++) {
+    const { stdout } = await execFileAsync(process.execPath, ["--input-type=module", "-e", script], {
+      cwd: root,
+      env: { PATH: process.env.PATH ?? "", AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" },
+    });
+    times.push(Number(stdout));
+  }
+  return times;
+}
 
 export function invokeBundle(
   bundle: Bundle,
