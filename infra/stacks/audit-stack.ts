@@ -27,7 +27,8 @@ export class AuditStack extends Stack {
   readonly audit: StrongboxFunction;
   readonly queue: sqs.Queue;
   readonly deadLetterQueue: sqs.Queue;
-  readonly rule: events.Rule;
+  readonly kekRule: events.Rule;
+  readonly macKeyRule: events.Rule;
   readonly trail: cloudtrail.Trail | undefined;
 
   constructor(scope: Construct, id: string, props: AuditStackProps) {
@@ -44,16 +45,6 @@ export class AuditStack extends Stack {
       visibilityTimeout: Duration.seconds(timeout.toSeconds() * 6),
     });
 
-    this.rule = new events.Rule(this, "KmsCalls", {
-      description: `CloudTrail records of calls on Strongbox ${config.name} keys`,
-      eventPattern: {
-        source: ["aws.kms"],
-        detailType: ["AWS API Call via CloudTrail"],
-        detail: { resources: { ARN: watchedKeys } },
-      },
-    });
-    this.rule.addTarget(new targets.SqsQueue(this.queue, { deadLetterQueue: this.deadLetterQueue }));
-
     this.audit = new StrongboxFunction(this, "AuditFunction", {
       name: "audit",
       config,
@@ -66,6 +57,30 @@ export class AuditStack extends Stack {
         NODE_ENV: "production",
       },
     });
+    const kmsCalls = (id: string, keyArn: string, detail: Record<string, unknown> = {}) => {
+      const rule = new events.Rule(this, id, {
+        description: `CloudTrail records of calls on a Strongbox ${config.name} key`,
+        eventPattern: {
+          source: ["aws.kms"],
+          detailType: ["AWS API Call via CloudTrail"],
+          detail: { resources: { ARN: [keyArn] }, ...detail },
+        },
+      });
+      rule.addTarget(new targets.SqsQueue(this.queue, { deadLetterQueue: this.deadLetterQueue }));
+      return rule;
+    };
+    // Every call on the KEK, the audit role's included: it holds no KEK permission, so any is an anomaly.
+    this.kekRule = kmsCalls("KekCalls", data.kek.keyArn);
+    // Calls on the MAC key, except the audit function's own: it MACs each record it writes, and each of
+    // those calls would come back as a new event to record, without end.
+    this.macKeyRule = kmsCalls("MacKeyCalls", data.auditMacKey.keyArn, {
+      userIdentity: {
+        arn: events.Match.anythingButPrefix(
+          `arn:${this.partition}:sts::${this.account}:assumed-role/${this.audit.role.roleName}/`,
+        ),
+      },
+    });
+
     this.audit.function.addEventSource(
       new SqsEventSource(this.queue, { batchSize: 10, reportBatchItemFailures: true }),
     );

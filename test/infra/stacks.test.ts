@@ -154,15 +154,37 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
 
   describe("Audit", () => {
     it("routes CloudTrail's KMS calls on this stage's keys through SQS to the audit function", () => {
-      const rule = onlyResource(t().audit, "AWS::Events::Rule");
-      expect(rule.Properties.EventPattern).toMatchObject({
-        source: ["aws.kms"],
-        "detail-type": ["AWS API Call via CloudTrail"],
-      });
-      const watched = JSON.stringify(rule.Properties.EventPattern.detail.resources.ARN);
-      expect(watched).toContain(`strongbox-${env}-data`);
-      expect(watched).toMatch(/Kek.*AuditMacKey/);
-      expect(JSON.stringify(rule.Properties.Targets[0].Arn)).toContain("Queue");
+      const rules = Object.values(t().audit.findResources("AWS::Events::Rule")).map(
+        (r) => (r as { Properties: Record<string, any> }).Properties,
+      );
+      expect(rules).toHaveLength(2);
+      for (const rule of rules) {
+        expect(rule.EventPattern).toMatchObject({
+          source: ["aws.kms"],
+          "detail-type": ["AWS API Call via CloudTrail"],
+        });
+        expect(JSON.stringify(rule.EventPattern.detail.resources.ARN)).toContain(`strongbox-${env}-data`);
+        expect(JSON.stringify(rule.Targets[0].Arn)).toContain("Queue");
+        expect(rule.Targets[0].DeadLetterConfig.Arn).toBeDefined();
+      }
+      const watched = rules.map((r) => JSON.stringify(r.EventPattern.detail.resources.ARN)).join();
+      expect(watched).toMatch(/Kek/);
+      expect(watched).toMatch(/AuditMacKey/);
+    });
+
+    it("watches every call on the KEK, but not the audit function's own MAC calls, which would loop", () => {
+      const rules = Object.values(t().audit.findResources("AWS::Events::Rule")).map(
+        (r) => (r as { Properties: Record<string, any> }).Properties.EventPattern.detail,
+      );
+      const kek = rules.find((d) => JSON.stringify(d.resources).includes("Kek"));
+      const mac = rules.find((d) => JSON.stringify(d.resources).includes("AuditMacKey"));
+      expect(kek?.userIdentity).toBeUndefined();
+      const excluded = JSON.stringify(mac?.userIdentity.arn[0]["anything-but"].prefix);
+      expect(excluded).toContain("assumed-role/");
+      expect(excluded).toContain("AuditFunctionRole");
+    });
+
+    it("feeds the audit function from the queue, reporting batch item failures, with a DLQ", () => {
       t().audit.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
         FunctionResponseTypes: ["ReportBatchItemFailures"],
       });
