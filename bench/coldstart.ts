@@ -59,6 +59,7 @@ export async function measureColdStart(): Promise<void> {
       DYNAMODB_ENDPOINT: store.dynamo.endpoint,
       KMS_KEY_ID: "alias/strongbox-bench",
       KMS_ENDPOINT: kms.endpoint,
+      AUDIT_MAC_KEY_ID: kms.createHmacKey(),
       BOOTSTRAP_TOKEN_SECRET_ARN: secrets.putSecret("strongbox/bench/bootstrap-admin-token", secret),
       SECRETS_MANAGER_ENDPOINT: secrets.endpoint,
       AWS_REGION: "us-east-1",

@@ -1,4 +1,5 @@
 import { KMSClient } from "@aws-sdk/client-kms";
+import { KmsChainKeys } from "../shared/crypto/chain-keys.ts";
 import { KmsKeyring } from "../shared/crypto/kms-keyring.ts";
 import { DUMMY_CREDENTIALS } from "../test/support/harness.ts";
 import { initialKeyId, type KmsEndpoint, startKmsEndpoint } from "../test/support/kms-endpoint.ts";
@@ -22,12 +23,13 @@ const describeCalls = (calls: Record<string, number>) =>
  */
 export async function measureKmsCallsPerThousandReads(): Promise<void> {
   const kms: KmsEndpoint = await startKmsEndpoint({ aliases: { [KEY_ALIAS]: initialKeyId(1) } });
-  const newKeyring = () =>
-    new KmsKeyring({
-      client: new KMSClient({ endpoint: kms.endpoint, region: "us-east-1", credentials: DUMMY_CREDENTIALS }),
-      keyId: KEY_ALIAS,
-    });
-  const stack = await startStack({ newKeyring });
+  const client = () =>
+    new KMSClient({ endpoint: kms.endpoint, region: "us-east-1", credentials: DUMMY_CREDENTIALS });
+  const macKeyArn = kms.createHmacKey();
+  const newKeyring = () => new KmsKeyring({ client: client(), keyId: KEY_ALIAS });
+  // Each instance derives its day's audit key with one GenerateMac, counted like every other call.
+  const newChainKeys = () => new KmsChainKeys({ client: client(), keyId: macKeyArn });
+  const stack = await startStack({ newKeyring, newChainKeys });
   try {
     const setupCalls = { ...kms.calls };
     kms.resetCalls();

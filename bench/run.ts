@@ -4,6 +4,7 @@
  * (see SECTIONS) only those run, so one figure can be re-measured without waiting for the rest.
  */
 import { cpus } from "node:os";
+import { measureAuditChain } from "./audit.ts";
 import { measureColdStart } from "./coldstart.ts";
 import { measureSealOpen } from "./crypto.ts";
 import { measureDynamoCallsPerRead } from "./dynamo-calls.ts";
@@ -21,6 +22,7 @@ const SECTIONS: Record<string, Section> = {
   http: { run: async (stack) => measureHttpReads(await stack()) },
   kms: { run: () => measureKmsCallsPerThousandReads() },
   dynamo: { run: async (stack) => measureDynamoCallsPerRead(await stack()) },
+  audit: { run: () => measureAuditChain() },
   coldstart: { run: () => measureColdStart() },
 };
 

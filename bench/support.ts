@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
 import { serve } from "@hono/node-server";
 import { Hono } from "hono";
+import type { ChainKeys } from "../shared/crypto/chain-keys.ts";
 import type { Keyring } from "../shared/crypto/keyring.ts";
 import { LocalKeyring } from "../shared/crypto/local-keyring.ts";
 import { createLogger, type Logger } from "../shared/observability/logger.ts";
@@ -151,6 +152,8 @@ async function checkRoutes(stack: Stack, value: string): Promise<void> {
 export interface StackOptions {
   /** Makes a keyring; called once per service instance, so each has its own. A local KEK by default. */
   readonly newKeyring?: () => Keyring;
+  /** The audit chain's keys per instance; needed with a KMS keyring, derived from a local KEK otherwise. */
+  readonly newChainKeys?: () => ChainKeys;
 }
 
 /**
@@ -161,7 +164,13 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const kek = randomKek();
   const newKeyring = options.newKeyring ?? (() => new LocalKeyring({ active: kek, previous: [] }));
   const store = await startStore();
-  const instance = () => startHarness({ store, keyring: newKeyring(), logger: discardingLogger() });
+  const instance = () =>
+    startHarness({
+      store,
+      keyring: newKeyring(),
+      ...(options.newChainKeys === undefined ? {} : { chainKeys: options.newChainKeys() }),
+      logger: discardingLogger(),
+    });
   const value = randomBytes((VALUE_BYTES * 3) / 4).toString("base64");
   const runner = await seed(await instance(), value);
   const service = await serveFetch((await instance()).app.fetch);

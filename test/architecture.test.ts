@@ -29,7 +29,9 @@ function importsOf(file: string): Import[] {
   }));
 }
 
-const all = [...sourceFiles("shared"), ...sourceFiles("functions")].flatMap(importsOf);
+const all = [...sourceFiles("shared"), ...sourceFiles("functions"), ...sourceFiles("scripts")].flatMap(
+  importsOf,
+);
 const violations = (from: (i: Import) => boolean, to: (i: Import) => boolean) =>
   all.filter((i) => from(i) && to(i)).map((i) => `${i.file} -> ${i.target}`);
 const inDir = (dir: string) => (path: string) => path.startsWith(`${dir}/`);
@@ -87,6 +89,16 @@ describe("layering", () => {
       violations(
         (i) => fn(i.file) !== undefined,
         (i) => fn(i.target) !== undefined && fn(i.target) !== fn(i.file),
+      ),
+    ).toEqual([]);
+  });
+
+  it("operator scripts build on shared only, never on a function", () => {
+    expect(all.some((i) => inDir("scripts")(i.file))).toBe(true);
+    expect(
+      violations(
+        (i) => inDir("scripts")(i.file),
+        (i) => /^(functions|infra)\//.test(i.target),
       ),
     ).toEqual([]);
   });

@@ -28,7 +28,8 @@ async function auditEventsFor(scope: string, requestId: string | null): Promise<
 }
 
 beforeAll(async () => {
-  h = await startHarness();
+  // Each denial is checked by its own request id, so repeats are not collapsed here (see audit-queries).
+  h = await startHarness({ env: { AUDIT_DENIAL_WINDOW_SECONDS: "0" } });
   admin = await h.token("admin");
   expect((await h.call("POST", "/v1/tenants", { token: admin, body: { tenantId: "acme" } })).status).toBe(
     201,

@@ -1,5 +1,6 @@
 import { KMSClient } from "@aws-sdk/client-kms";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { KmsChainKeys } from "../shared/crypto/chain-keys.ts";
 import { KmsKeyring } from "../shared/crypto/kms-keyring.ts";
 import type { LocalDynamo } from "../shared/storage/local-dynamo.ts";
 import { SecretRepository } from "../shared/storage/secret-repository.ts";
@@ -25,13 +26,22 @@ function kmsKeyring(): KmsKeyring {
   return new KmsKeyring({ client, keyId: "alias/strongbox-test" });
 }
 
+/** The audit chain's KMS HMAC key, reached through its own real KMS client. */
+let macKeyArn: string;
+const chainKeys = () =>
+  new KmsChainKeys({
+    client: new KMSClient({ endpoint: kms.endpoint, region: "us-east-1", credentials: DUMMY_CREDENTIALS }),
+    keyId: macKeyArn,
+  });
+
 /** A second service instance on the same table: a cold data-key cache, like a fresh Lambda. */
-const coldInstance = () => startHarness({ store, keyring: kmsKeyring() });
+const coldInstance = () => startHarness({ store, keyring: kmsKeyring(), chainKeys: chainKeys() });
 
 beforeAll(async () => {
   kms = await startKmsEndpoint({ aliases: { "alias/strongbox-test": initialKeyId(1) } });
+  macKeyArn = kms.createHmacKey();
   store = await startStore();
-  h = await startHarness({ store, keyring: kmsKeyring() });
+  h = await startHarness({ store, keyring: kmsKeyring(), chainKeys: chainKeys() });
   admin = await h.token("admin");
 });
 afterAll(async () => {
@@ -116,7 +126,11 @@ describe("the API on the KMS keyring", () => {
       region: "us-east-1",
       credentials: DUMMY_CREDENTIALS,
     });
-    const elsewhere = await startHarness({ store, keyring: new KmsKeyring({ client, keyId: otherArn }) });
+    const elsewhere = await startHarness({
+      store,
+      keyring: new KmsKeyring({ client, keyId: otherArn }),
+      chainKeys: chainKeys(),
+    });
     const response = await elsewhere.call("GET", "/v1/tenants/acme/secrets/api-key", {
       token: admin,
       headers: reason,

@@ -1,11 +1,18 @@
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import {
+  type AuditFilter,
+  type ChainedAuditRecord,
+  describeVerification,
+} from "../../shared/domain/audit-chain.ts";
 import { StrongboxError } from "../../shared/domain/errors.ts";
 import {
+  auditExportQuerySchema,
+  auditQuerySchema,
   auditReasonSchema,
   createTenantSchema,
   createTokenSchema,
@@ -18,6 +25,7 @@ import {
 } from "../../shared/domain/schemas.ts";
 import type { Page } from "../../shared/domain/types.ts";
 import { type AuditAction, SYSTEM_SCOPE } from "../../shared/domain/types.ts";
+import { renderPrometheus } from "../../shared/observability/prometheus.ts";
 import type { Runtime } from "../../shared/runtime/container.ts";
 import { errorResponse, jsonBody, parseWith } from "./http.ts";
 import { accessLog } from "./middleware/access-log.ts";
@@ -36,7 +44,51 @@ function pageBody<T>(field: string, page: Page<T>): Record<string, T[] | string>
     : { [field]: page.items, nextCursor: page.nextCursor };
 }
 
-export function createApp(runtime: Runtime): Hono<AppEnv> {
+/** The query's filter fields, under the names the repository uses. */
+function auditFilter(query: {
+  secret?: string | undefined;
+  actor?: string | undefined;
+  action?: string | undefined;
+  outcome?: string | undefined;
+  from?: string | undefined;
+  to?: string | undefined;
+}): AuditFilter {
+  const fields = {
+    secretName: query.secret,
+    actor: query.actor,
+    action: query.action,
+    outcome: query.outcome,
+    from: query.from,
+    to: query.to,
+  };
+  return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined));
+}
+
+/** JSON lines, one record each, pulled from the store as the client reads. */
+function jsonLines(records: AsyncGenerator<ChainedAuditRecord>): ReadableStream<Uint8Array> {
+  const encoder = new TextEncoder();
+  return new ReadableStream({
+    async pull(controller) {
+      const next = await records.next();
+      if (next.done === true) controller.close();
+      else controller.enqueue(encoder.encode(`${JSON.stringify(next.value)}\n`));
+    },
+    async cancel() {
+      await records.return(undefined);
+    },
+  });
+}
+
+export interface AppOptions {
+  /**
+   * Serve `GET /metrics` in Prometheus text format, without a token: it holds only fixed counter names
+   * and numbers, never a tenant, secret or token. The local server turns it on for self-hosters'
+   * scrapers; on Lambda the same counts go to CloudWatch as EMF instead.
+   */
+  readonly exposeMetrics?: boolean;
+}
+
+export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const { logger } = runtime;
 
@@ -65,6 +117,12 @@ export function createApp(runtime: Runtime): Hono<AppEnv> {
     const report = await runtime.health.check();
     return c.json(report, report.healthy ? 200 : 503);
   });
+
+  if (options.exposeMetrics === true) {
+    app.get("/metrics", (c) =>
+      c.text(renderPrometheus(runtime.metrics), 200, { "Content-Type": "text/plain; version=0.0.4" }),
+    );
+  }
 
   app.post("/v1/tenants", authenticated("tenant.create"), async (c) => {
     const { tenantId } = await jsonBody(c, createTenantSchema);
@@ -104,15 +162,44 @@ export function createApp(runtime: Runtime): Hono<AppEnv> {
     return c.body(null, 204);
   });
 
-  app.get("/v1/tenants/:tenantId/audit", authenticated("audit.read"), async (c) => {
-    const tenantId = tenantParam(c.req.param("tenantId"));
-    const { limit, cursor } = page(c.req.query());
-    return c.json(pageBody("events", await runtime.audit.list(c.get("ctx"), tenantId, limit, cursor)));
+  const auditPage = async (c: Context<AppEnv>, scope: string) => {
+    const query = parseWith(auditQuerySchema, c.req.query(), "query");
+    const events = await runtime.audit.list(
+      c.get("ctx"),
+      scope,
+      query.limit ?? DEFAULT_PAGE_SIZE,
+      query.cursor,
+      auditFilter(query),
+    );
+    return c.json(pageBody("events", events));
+  };
+
+  const auditExport = async (c: Context<AppEnv>, scope: string) => {
+    const query = parseWith(auditExportQuerySchema, c.req.query(), "query");
+    const records = await runtime.audit.export(c.get("ctx"), scope, auditFilter(query));
+    return c.body(jsonLines(records), 200, { "Content-Type": "application/x-ndjson" });
+  };
+
+  app.get("/v1/tenants/:tenantId/audit", authenticated("audit.read"), async (c) =>
+    auditPage(c, tenantParam(c.req.param("tenantId"))),
+  );
+
+  app.get("/v1/audit", authenticated("audit.read"), async (c) => auditPage(c, SYSTEM_SCOPE));
+
+  app.get("/v1/tenants/:tenantId/audit/export", authenticated("audit.export"), async (c) =>
+    auditExport(c, tenantParam(c.req.param("tenantId"))),
+  );
+
+  app.get("/v1/audit/export", authenticated("audit.export"), async (c) => auditExport(c, SYSTEM_SCOPE));
+
+  app.get("/v1/tenants/:tenantId/audit/verify", authenticated("audit.verify"), async (c) => {
+    const result = await runtime.audit.verify(c.get("ctx"), tenantParam(c.req.param("tenantId")));
+    return c.json({ ...result, summary: describeVerification(result) });
   });
 
-  app.get("/v1/audit", authenticated("audit.read"), async (c) => {
-    const { limit, cursor } = page(c.req.query());
-    return c.json(pageBody("events", await runtime.audit.list(c.get("ctx"), SYSTEM_SCOPE, limit, cursor)));
+  app.get("/v1/audit/verify", authenticated("audit.verify"), async (c) => {
+    const result = await runtime.audit.verify(c.get("ctx"), SYSTEM_SCOPE);
+    return c.json({ ...result, summary: describeVerification(result) });
   });
 
   app.post("/v1/tokens", authenticated("token.create"), async (c) => {

@@ -37,7 +37,7 @@ async function main(): Promise<void> {
   env.AWS_EC2_METADATA_DISABLED ??= "true";
   const dataDir = resolve(env.DATA_DIR ?? ".data");
   const config = readRuntimeConfig(env);
-  const { keyring, devMode } = createKeyring(env, config, join(dataDir, "dev-kek"));
+  const { keyring, chainKeys, devMode } = createKeyring(env, config, join(dataDir, "dev-kek"));
   if (devMode) {
     logger.warn(
       "no KEK configured: using a generated development KEK (see path). Never do this in production.",
@@ -62,9 +62,10 @@ async function main(): Promise<void> {
     config.tableName,
   );
   await ensureTableExists(table);
-  const runtime = createRuntime({ keyring, table, config, logger });
+  const runtime = createRuntime({ keyring, chainKeys, table, config, logger });
 
   const health = await runtime.health.check();
+  runtime.metrics.increment("KekConfigured", health.keyring.status === "ok" ? 1 : 0);
   if (!health.healthy) {
     for (const problem of health.problems) logger.error("refusing to start", { problem });
     await dynamo?.close();
@@ -74,12 +75,15 @@ async function main(): Promise<void> {
 
   const port = Number(env.PORT ?? 8787);
   const hostname = env.HOST ?? "127.0.0.1";
-  const server = serve({ fetch: createApp(runtime).fetch, port, hostname }, (info) => {
-    logger.info("strongbox listening", {
-      url: `http://${hostname}:${info.port}`,
-      kekId: keyring.activeKekId,
-    });
-  });
+  const server = serve(
+    { fetch: createApp(runtime, { exposeMetrics: true }).fetch, port, hostname },
+    (info) => {
+      logger.info("strongbox listening", {
+        url: `http://${hostname}:${info.port}`,
+        kekId: keyring.activeKekId,
+      });
+    },
+  );
 
   // Node answers oversized or malformed requests itself, before Hono sees them; keep the JSON contract.
   server.on("clientError", (error: NodeJS.ErrnoException, socket: Duplex) => {

@@ -1,6 +1,12 @@
-// Placeholder so the Audit stack synthesizes on the infra branch; replaced when issue 4 merges.
 import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
+import { createLambdaRuntime } from "../../shared/runtime/lambda.ts";
+import { ingestBatch } from "./ingest.ts";
 
-export async function handler(_event: SQSEvent, _context: Context): Promise<SQSBatchResponse> {
-  throw new Error("the audit handler has not been merged yet (issue 4)");
+// Needs TABLE_NAME, WATCHED_KMS_KEY_ARNS, SERVICE_ROLE_ARNS, AUDIT_MAC_KEY_ID, and the KEK settings
+// every runtime is built from (KMS_KEY_ID); ingestion itself never uses the KEK.
+const runtime = await createLambdaRuntime(process.env);
+
+export async function handler(event: SQSEvent, _context: Context): Promise<SQSBatchResponse> {
+  const { batchItemFailures } = await ingestBatch(runtime, event);
+  return { batchItemFailures };
 }

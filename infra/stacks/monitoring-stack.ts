@@ -9,8 +9,13 @@ import type { Construct } from "constructs";
 import type { EnvironmentConfig } from "../config.ts";
 import type { StrongboxFunction } from "../constructs/strongbox-function.ts";
 
-/** The CloudWatch namespace the service's MetricsRecorder publishes to, one `environment` dimension. */
+/**
+ * Where the Lambda runtime's EmfMetrics (shared/observability/emf-metrics.ts) publishes: namespace
+ * "Strongbox", Powertools' one `service` dimension. Nothing names the environment, so each environment
+ * belongs in its own account (or region), as the deploy workflow's per-environment variables allow.
+ */
 export const METRIC_NAMESPACE = "Strongbox";
+export const METRIC_DIMENSIONS = { service: "strongbox" } as const;
 
 export interface MonitoringStackProps extends StackProps {
   readonly config: EnvironmentConfig;
@@ -52,7 +57,7 @@ export class MonitoringStack extends Stack {
       new cloudwatch.Metric({
         namespace: METRIC_NAMESPACE,
         metricName,
-        dimensionsMap: { environment: config.name },
+        dimensionsMap: METRIC_DIMENSIONS,
         statistic,
         period: PERIOD,
       });

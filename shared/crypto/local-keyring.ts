@@ -1,6 +1,7 @@
 import { createHmac, randomBytes } from "node:crypto";
 import { DecryptError, KekMismatchError } from "../domain/errors.ts";
 import { aesGcmOpen, aesGcmSeal } from "./aead.ts";
+import { type ChainKeys, LocalChainKeys } from "./chain-keys.ts";
 import type { LocalKekMaterial } from "./kek-source.ts";
 import {
   type DataKeyContext,
@@ -60,6 +61,11 @@ export class LocalKeyring implements Keyring {
 
   async rewrap(wrapped: WrappedKey, context: DataKeyContext): Promise<WrappedKey> {
     return this.#wrap(await this.unwrap(wrapped, context), context);
+  }
+
+  /** The audit chain's keys, derived from these same KEKs so that the database never holds them. */
+  chainKeys(): ChainKeys {
+    return new LocalChainKeys(this.#keks, this.activeKekId);
   }
 
   async probe(): Promise<readonly string[]> {

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ROLES } from "./types.ts";
+import { AUDIT_ACTIONS, ROLES } from "./types.ts";
 
 export const MAX_VALUE_BYTES = 64 * 1024;
 export const MAX_REASON_LENGTH = 256;
@@ -64,6 +64,31 @@ export const pageQuerySchema = z.strictObject({
     .optional(),
   cursor: z.string().max(2048).optional(),
 });
+
+const auditFilterFields = {
+  secret: secretNameSchema.optional(),
+  actor: z
+    .string()
+    .regex(/^[A-Za-z0-9:/._@+=,-]{1,512}$/, "actor must be a token id or an IAM ARN")
+    .optional(),
+  action: z.enum(AUDIT_ACTIONS).optional(),
+  outcome: z.enum(["attempt", "success", "denied", "failure"]).optional(),
+  from: z.iso.datetime({ message: "from must be an ISO 8601 UTC time" }).optional(),
+  to: z.iso.datetime({ message: "to must be an ISO 8601 UTC time" }).optional(),
+};
+
+const orderedRange = (query: { from?: string | undefined; to?: string | undefined }) =>
+  query.from === undefined || query.to === undefined || query.from <= query.to;
+
+/** The audit listing: a page, narrowed by any of secret, actor, action, outcome and time range. */
+export const auditQuerySchema = pageQuerySchema
+  .extend(auditFilterFields)
+  .refine(orderedRange, { message: "from must not be after to", path: ["from"] });
+
+/** The export takes the same filters and no page: it streams every match. */
+export const auditExportQuerySchema = z
+  .strictObject(auditFilterFields)
+  .refine(orderedRange, { message: "from must not be after to", path: ["from"] });
 
 export const tokenIdSchema = z.string().regex(/^[a-z0-9]{26}$/, "token id is malformed");
 

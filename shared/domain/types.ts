@@ -81,6 +81,9 @@ export const AUDIT_ACTIONS = [
   "token.revoke",
   "audit.read",
   "request.denied",
+  "audit.verify",
+  "audit.export",
+  "kms.call",
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 /**
@@ -94,13 +97,18 @@ export interface AuditEvent {
   readonly action: AuditAction;
   readonly outcome: AuditOutcome;
   readonly actor: string;
-  readonly role: Role | "anonymous";
+  /** `aws` for calls on the service's KMS keys, taken from CloudTrail; the actor is then an IAM ARN. */
+  readonly role: Role | "anonymous" | "aws";
   readonly requestId: string;
   readonly time: string;
   readonly secretName?: string;
   readonly version?: number;
   readonly reason?: string;
   readonly detail?: string;
+  /** How many events this record stands for: repeated denials by one actor are collapsed into one. */
+  readonly count?: number;
+  /** `high` marks what an operator must look at: KMS anomalies. */
+  readonly severity?: "high";
 }
 
 /** Audit events about no single tenant (token changes, unauthenticated calls) live under this scope. */

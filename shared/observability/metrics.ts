@@ -1,7 +1,17 @@
-export const METRIC_NAMES = ["DecryptFailures", "AuthDenied", "AuditWriteFailures", "KekMismatches"] as const;
+export const METRIC_NAMES = [
+  "DecryptFailures",
+  "AuthDenied",
+  "AuditWriteFailures",
+  "KekMismatches",
+  "KekConfigured",
+  "KmsAnomalies",
+  "RotationsDue",
+  "RotationFailures",
+] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];
 
 export interface MetricsRecorder {
+  /** `KekConfigured` is recorded once per cold start, with 1 or 0; everything else counts events. */
   increment(name: MetricName, value?: number): void;
 }
 

@@ -13,6 +13,12 @@ export interface RuntimeConfig {
     readonly endpoint?: string;
   };
   readonly dataKeyCache: { readonly maxAgeMs: number; readonly maxUses: number };
+  /** The KMS HMAC key that authenticates the audit chain (`AUDIT_MAC_KEY_ID`); needed with KMS. */
+  readonly auditMacKeyId?: string;
+  /** Repeated denials by one actor within this window become one counted record; 0 turns that off. */
+  readonly auditDenialWindowMs: number;
+  /** For CloudTrail ingestion: this environment's KMS key ARNs and the service's own role ARNs. */
+  readonly kmsIngestion: { readonly watchedKeyArns: string[]; readonly serviceRoleArns: string[] };
 }
 
 function positiveInteger(env: Env, name: string, fallback: number): number {
@@ -28,10 +34,19 @@ const list = (raw: string | undefined): string[] =>
     .map((part) => part.trim())
     .filter((part) => part !== "");
 
+function seconds(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!/^(0|[1-9][0-9]{0,5})$/.test(raw))
+    throw new ConfigError(name, `${name} must be a whole number of seconds`);
+  return Number(raw);
+}
+
 export function readRuntimeConfig(env: Env): RuntimeConfig {
   const kmsKeyId = env.KMS_KEY_ID?.trim();
   const dynamoEndpoint = env.DYNAMODB_ENDPOINT?.trim();
   const kmsEndpoint = env.KMS_ENDPOINT?.trim();
+  const auditMacKeyId = env.AUDIT_MAC_KEY_ID?.trim();
   return {
     tableName: env.TABLE_NAME?.trim() || "strongbox",
     region: env.AWS_REGION?.trim() || env.AWS_DEFAULT_REGION?.trim() || "us-east-1",
@@ -45,6 +60,12 @@ export function readRuntimeConfig(env: Env): RuntimeConfig {
           },
         }
       : {}),
+    ...(auditMacKeyId ? { auditMacKeyId } : {}),
+    auditDenialWindowMs: seconds(env, "AUDIT_DENIAL_WINDOW_SECONDS", 60) * 1000,
+    kmsIngestion: {
+      watchedKeyArns: list(env.WATCHED_KMS_KEY_ARNS),
+      serviceRoleArns: list(env.SERVICE_ROLE_ARNS),
+    },
     dataKeyCache: {
       maxAgeMs: positiveInteger(env, "DATA_KEY_CACHE_MAX_AGE_SECONDS", 300) * 1000,
       maxUses: positiveInteger(env, "DATA_KEY_CACHE_MAX_USES", 100_000),

@@ -1,3 +1,4 @@
+import { type ChainKeys, createKmsChainKeys } from "../crypto/chain-keys.ts";
 import { DataKeyCache } from "../crypto/data-key-cache.ts";
 import { ACTIVE_KEK_VARIABLES, type Env, loadLocalKek } from "../crypto/kek-source.ts";
 import type { Keyring } from "../crypto/keyring.ts";
@@ -6,9 +7,11 @@ import { LocalKeyring } from "../crypto/local-keyring.ts";
 import { ConfigError } from "../domain/errors.ts";
 import { createLogger, type Logger } from "../observability/logger.ts";
 import { CounterMetrics } from "../observability/metrics.ts";
+import { AuditChain } from "../services/audit-chain.ts";
 import { AuditService } from "../services/audit-service.ts";
 import { DataKeys } from "../services/data-keys.ts";
 import { HealthService } from "../services/health-service.ts";
+import { KmsEventIngester } from "../services/kms-event-ingester.ts";
 import { SecretService } from "../services/secret-service.ts";
 import { TenantService } from "../services/tenant-service.ts";
 import { TokenService } from "../services/token-service.ts";
@@ -27,11 +30,17 @@ export interface Runtime {
   readonly secrets: SecretService;
   readonly tokens: TokenService;
   readonly audit: AuditService;
+  /** The audit chains themselves, for operators' tools that verify without a request (audit:verify). */
+  readonly auditChain: AuditChain;
   readonly health: HealthService;
+  /** CloudTrail KMS events into the audit trail (functions/audit). */
+  readonly kmsEvents: KmsEventIngester;
 }
 
 export interface KeyringChoice {
   readonly keyring: Keyring;
+  /** What authenticates the audit chain: derived from the local KEK, or the KMS HMAC key. */
+  readonly chainKeys: ChainKeys;
   /** True when a generated development KEK is in use; the caller warns on every start. */
   readonly devMode: boolean;
 }
@@ -46,22 +55,52 @@ export function createKeyring(env: Env, config: RuntimeConfig, devKekPath?: stri
     if (localSet !== undefined) {
       throw new ConfigError(localSet, `both KMS_KEY_ID and ${localSet} are set; configure one KEK keeper`);
     }
-    return { keyring: createKmsKeyring({ region: config.region, ...config.kms }), devMode: false };
+    if (config.auditMacKeyId === undefined) {
+      throw new ConfigError(
+        "AUDIT_MAC_KEY_ID",
+        "AUDIT_MAC_KEY_ID is not set: with KMS_KEY_ID the audit chain needs a KMS HMAC key (HMAC_256) to authenticate it",
+      );
+    }
+    return {
+      keyring: createKmsKeyring({ region: config.region, ...config.kms }),
+      chainKeys: createKmsChainKeys({
+        region: config.region,
+        keyId: config.auditMacKeyId,
+        ...(config.kms.endpoint === undefined ? {} : { endpoint: config.kms.endpoint }),
+      }),
+      devMode: false,
+    };
   }
   const material = loadLocalKek(env, devKekPath === undefined ? {} : { devKekPath });
-  return { keyring: new LocalKeyring(material), devMode: material.devMode };
+  const keyring = new LocalKeyring(material);
+  return { keyring, chainKeys: keyring.chainKeys(), devMode: material.devMode };
+}
+
+/** Local KEKs derive the chain keys themselves; a KMS keyring needs the HMAC key named explicitly. */
+function defaultChainKeys(keyring: Keyring): ChainKeys {
+  if (keyring instanceof LocalKeyring) return keyring.chainKeys();
+  throw new ConfigError("AUDIT_MAC_KEY_ID", "a KMS keyring needs AUDIT_MAC_KEY_ID for the audit chain");
 }
 
 export function createRuntime(options: {
   readonly keyring: Keyring;
+  readonly chainKeys?: ChainKeys;
+  /** Where counts go; on Lambda the EMF recorder, which also keeps the process's own counts. */
+  readonly metrics?: CounterMetrics;
   readonly table: Table;
   readonly config: RuntimeConfig;
   readonly logger?: Logger;
 }): Runtime {
   const logger = options.logger ?? createLogger();
-  const metrics = new CounterMetrics();
+  const metrics = options.metrics ?? new CounterMetrics();
   const tenantRepository = new TenantRepository(options.table);
-  const audit = new AuditService(new AuditRepository(options.table), metrics, logger);
+  const auditRepository = new AuditRepository(options.table);
+  const chain = new AuditChain(
+    auditRepository,
+    options.chainKeys ?? defaultChainKeys(options.keyring),
+    logger,
+  );
+  const audit = new AuditService(auditRepository, chain, metrics, logger, options.config.auditDenialWindowMs);
   const dataKeys = new DataKeys(
     options.keyring,
     tenantRepository,
@@ -74,9 +113,11 @@ export function createRuntime(options: {
     logger,
     metrics,
     audit,
+    auditChain: chain,
     tokens,
     tenants: new TenantService(tenantRepository, dataKeys, audit),
     secrets: new SecretService(secretRepository, tenantRepository, dataKeys, tokens, audit, metrics),
-    health: new HealthService(options.keyring, tenantRepository),
+    health: new HealthService(options.keyring, tenantRepository, chain),
+    kmsEvents: new KmsEventIngester(audit, tenantRepository, metrics, options.config.kmsIngestion),
   };
 }

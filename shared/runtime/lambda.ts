@@ -1,4 +1,5 @@
 import type { Env } from "../crypto/kek-source.ts";
+import { EmfMetrics } from "../observability/emf-metrics.ts";
 import { createTable } from "../storage/table.ts";
 import { ensureBootstrapToken } from "./bootstrap-secret.ts";
 import { readRuntimeConfig } from "./config.ts";
@@ -10,8 +11,17 @@ import { createKeyring, createRuntime, type Runtime } from "./container.ts";
  * an unreadable bootstrap token secret, where one is configured.
  */
 export async function createLambdaRuntime(env: Env): Promise<Runtime> {
+  const metrics = new EmfMetrics();
   const config = readRuntimeConfig(env);
-  const { keyring } = createKeyring(env, config);
+  let choice: ReturnType<typeof createKeyring>;
+  try {
+    choice = createKeyring(env, config);
+  } catch (error) {
+    // The alarm on KekConfigured == 0 needs a data point even from an instance that refuses to start.
+    metrics.increment("KekConfigured", 0);
+    throw error;
+  }
+  const { keyring, chainKeys } = choice;
   const table = createTable(
     {
       region: config.region,
@@ -19,7 +29,12 @@ export async function createLambdaRuntime(env: Env): Promise<Runtime> {
     },
     config.tableName,
   );
-  const runtime = createRuntime({ keyring, table, config });
+  const runtime = createRuntime({ keyring, chainKeys, metrics, table, config });
+  const reachable = await keyring.probe().then(
+    () => true,
+    () => false,
+  );
+  metrics.increment("KekConfigured", reachable ? 1 : 0);
   await ensureBootstrapToken(env, config, runtime, runtime.logger);
   return runtime;
 }

@@ -1,5 +1,7 @@
 import type { Keyring } from "../crypto/keyring.ts";
+import { SYSTEM_SCOPE } from "../domain/types.ts";
 import type { TenantRepository } from "../storage/tenant-repository.ts";
+import type { AuditChain } from "./audit-chain.ts";
 
 export interface HealthReport {
   readonly healthy: boolean;
@@ -9,6 +11,11 @@ export interface HealthReport {
     readonly status: "ok" | "unavailable";
   };
   readonly store: { readonly status: "ok" | "unavailable" };
+  /**
+   * Audit chain heads: the system chain's, read from the store, and those this instance appended to
+   * most recently, from memory (a bounded list; `npm run audit:verify` walks them all). Hashes only.
+   */
+  readonly audit: { readonly heads: readonly { scope: string; sequence: number; hash: string }[] };
   /** Why the service is not usable, in operator terms; empty when healthy. */
   readonly problems: readonly string[];
 }
@@ -21,6 +28,7 @@ export class HealthService {
   constructor(
     private readonly keyring: Keyring,
     private readonly tenants: TenantRepository,
+    private readonly chain: AuditChain,
   ) {}
 
   async check(): Promise<HealthReport> {
@@ -33,6 +41,9 @@ export class HealthService {
       problems.push("the DynamoDB table is unavailable");
       return undefined;
     });
+    const systemHead = await this.chain.storedHead(SYSTEM_SCOPE).catch(() => undefined);
+    const heads = this.chain.knownHeads().filter((head) => head.scope !== SYSTEM_SCOPE);
+    if (systemHead !== undefined) heads.unshift({ scope: SYSTEM_SCOPE, ...systemHead });
     if (configured !== undefined && registered !== undefined) {
       const missing = registered.filter((kekId) => !configured.includes(kekId));
       if (missing.length > 0) {
@@ -49,6 +60,7 @@ export class HealthService {
         status: configured === undefined ? "unavailable" : "ok",
       },
       store: { status: registered === undefined ? "unavailable" : "ok" },
+      audit: { heads },
       problems,
     };
   }

@@ -1,35 +1,202 @@
-import type { AuditEvent, Page } from "../domain/types.ts";
-import { putIfAbsent, queryPage, type Table } from "./table.ts";
+import { QueryCommand, type QueryCommandInput, ScanCommand } from "@aws-sdk/lib-dynamodb";
+import type { AuditFilter, ChainedAuditRecord, ChainHead } from "../domain/audit-chain.ts";
+import { ValidationError } from "../domain/errors.ts";
+import type { Page } from "../domain/types.ts";
+import { putIfAbsent, send, type Table } from "./table.ts";
 
 const partition = (scope: string) => `AUDIT#${scope}`;
+const BLOCK_PREFIX = "SEQ#";
+/** Just past every `SEQ#…` key, for ranges that start inside the chain. */
+const BLOCK_RANGE_END = "SEQ$";
+/** Zero-padded so that sort-key order is sequence order. */
+const blockSortKey = (firstSequence: number) => `${BLOCK_PREFIX}${String(firstSequence).padStart(12, "0")}`;
+const BLOCK_SORT_KEY = /^SEQ#\d{12}$/;
+/** Blocks read per query page; a block holds at most MAX_BLOCK_RECORDS records. */
+const BLOCKS_PER_PAGE = 100;
+const MAX_READS_PER_PAGE = 8;
+export const MAX_BLOCK_RECORDS = 100;
 
-/** Append-only audit events per tenant, sorted by time so the newest come first. */
+/** A stored record and the sequence number its place puts it at, which a tampered record may contradict. */
+export interface StoredRecord {
+  readonly position: number;
+  readonly record: ChainedAuditRecord;
+}
+
+/** A block's records with their places: the block's key names the first, the rest follow in order. */
+function recordsOf(item: Record<string, unknown>): StoredRecord[] {
+  const first = Number(String(item.sk).slice(BLOCK_PREFIX.length));
+  const records = Array.isArray(item.records) ? (item.records as ChainedAuditRecord[]) : [];
+  return records.map((record, index) => ({ position: first + index, record }));
+}
+
+function matches(record: ChainedAuditRecord, filter: AuditFilter): boolean {
+  return (
+    (filter.secretName === undefined || record.secretName === filter.secretName) &&
+    (filter.actor === undefined || record.actor === filter.actor) &&
+    (filter.action === undefined || record.action === filter.action) &&
+    (filter.outcome === undefined || record.outcome === filter.outcome) &&
+    (filter.from === undefined || record.time >= filter.from) &&
+    (filter.to === undefined || record.time <= filter.to)
+  );
+}
+
+/** Where a listing stopped: a block and the last record of it that was returned. */
+interface Cursor {
+  readonly sk: string;
+  readonly i: number;
+}
+
+const encodeCursor = (cursor: Cursor) => Buffer.from(JSON.stringify(cursor)).toString("base64url");
+
+/** Cursors are client input: anything but a block key and an index in range is refused with a 400. */
+function decodeCursor(raw: string | undefined): Cursor | undefined {
+  if (raw === undefined) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(raw, "base64url").toString("utf8"));
+    if (
+      typeof parsed === "object" &&
+      parsed !== null &&
+      Object.keys(parsed).length === 2 &&
+      "sk" in parsed &&
+      "i" in parsed &&
+      typeof parsed.sk === "string" &&
+      BLOCK_SORT_KEY.test(parsed.sk) &&
+      Number.isInteger(parsed.i) &&
+      (parsed.i as number) >= 0 &&
+      (parsed.i as number) < MAX_BLOCK_RECORDS
+    ) {
+      return { sk: parsed.sk, i: parsed.i as number };
+    }
+  } catch {
+    // Falls through to the same answer as any other foreign cursor.
+  }
+  throw new ValidationError("cursor is not valid for this listing");
+}
+
+/**
+ * Each scope's audit chain, stored as blocks of consecutive records, keyed by the sequence number of
+ * the block's first record. An append is one conditional put of the next block: two writers racing
+ * for the same next sequence number cannot both succeed, so the chain neither forks nor loses a
+ * record, without transactions or a head item. A block holds one record unless several were waiting
+ * for the same write (group commit), and each record in it carries its own hash and MAC.
+ */
 export class AuditRepository {
   constructor(private readonly table: Table) {}
 
-  /** `eventId` makes the sort key unique when two events share a millisecond. */
-  async append(event: AuditEvent, eventId: string): Promise<void> {
-    await putIfAbsent(this.table, {
-      pk: partition(event.tenantId),
-      sk: `${event.time}#${eventId}`,
-      ...event,
-    });
+  /** False when a block already starts at this sequence number: another writer appended first. */
+  appendBlock(scope: string, records: readonly ChainedAuditRecord[]): Promise<boolean> {
+    const first = records[0];
+    if (first === undefined) throw new RangeError("an audit block needs at least one record");
+    return putIfAbsent(this.table, { pk: partition(scope), sk: blockSortKey(first.sequence), records });
   }
 
-  async listNewestFirst(scope: string, limit: number, cursor?: string): Promise<Page<AuditEvent>> {
-    const pk = partition(scope);
-    const page = await queryPage(
-      this.table,
-      {
-        KeyConditionExpression: "pk = :pk",
-        ExpressionAttributeValues: { ":pk": pk },
-        ScanIndexForward: false,
-      },
-      { partition: pk, sortKeyPrefix: "", limit, cursor },
+  /** The newest record's place and hash, read consistently: where an appender that lost a race picks up. */
+  async lastHead(scope: string): Promise<ChainHead | undefined> {
+    const result = await this.#query({
+      KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
+      ExpressionAttributeValues: { ":pk": partition(scope), ":prefix": BLOCK_PREFIX },
+      ScanIndexForward: false,
+      Limit: 1,
+      ConsistentRead: true,
+    });
+    const item = result.Items?.[0];
+    const last = item === undefined ? undefined : recordsOf(item).at(-1);
+    return last === undefined ? undefined : { sequence: last.position, hash: String(last.record.hash) };
+  }
+
+  /**
+   * One page of a scope's records, newest first (or oldest first, for export), narrowed by the
+   * filter as blocks are read. A page may hold fewer than `limit` records while a cursor continues it.
+   */
+  async query(
+    scope: string,
+    filter: AuditFilter,
+    page: { limit: number; cursor?: string | undefined; oldestFirst?: boolean },
+  ): Promise<Page<ChainedAuditRecord>> {
+    const oldestFirst = page.oldestFirst === true;
+    const cursor = decodeCursor(page.cursor);
+    const values: Record<string, unknown> = { ":pk": partition(scope) };
+    let range: string;
+    if (cursor === undefined) {
+      values[":prefix"] = BLOCK_PREFIX;
+      range = "begins_with(sk, :prefix)";
+    } else {
+      // The cursor's own block is read again, and its records up to the cursor skipped.
+      values[":low"] = oldestFirst ? cursor.sk : BLOCK_PREFIX;
+      values[":high"] = oldestFirst ? BLOCK_RANGE_END : cursor.sk;
+      range = "sk BETWEEN :low AND :high";
+    }
+    const items: ChainedAuditRecord[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    let lastBlock: Cursor | undefined;
+    for (let read = 0; read < MAX_READS_PER_PAGE; read += 1) {
+      const result = await this.#query({
+        KeyConditionExpression: `pk = :pk AND ${range}`,
+        ExpressionAttributeValues: values,
+        ScanIndexForward: oldestFirst,
+        Limit: BLOCKS_PER_PAGE,
+        ...(startKey === undefined ? {} : { ExclusiveStartKey: startKey }),
+      });
+      for (const item of result.Items ?? []) {
+        const sk = String(item.sk);
+        const stored = recordsOf(item);
+        const order = oldestFirst ? stored.map((_, i) => i) : stored.map((_, i) => stored.length - 1 - i);
+        for (const i of order) {
+          const skip = sk === cursor?.sk && (oldestFirst ? i <= cursor.i : i >= cursor.i);
+          const record = stored[i]?.record;
+          if (skip || record === undefined || !matches(record, filter)) continue;
+          items.push(record);
+          if (items.length === page.limit) return { items, nextCursor: encodeCursor({ sk, i }) };
+        }
+        lastBlock = { sk, i: oldestFirst ? Math.max(stored.length - 1, 0) : 0 };
+      }
+      startKey = result.LastEvaluatedKey;
+      if (startKey === undefined) return { items };
+    }
+    return lastBlock === undefined ? { items } : { items, nextCursor: encodeCursor(lastBlock) };
+  }
+
+  /** Every record of a scope, oldest first, block by block, for verification. */
+  async *walk(scope: string): AsyncGenerator<StoredRecord> {
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const result = await this.#query({
+        KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
+        ExpressionAttributeValues: { ":pk": partition(scope), ":prefix": BLOCK_PREFIX },
+        ConsistentRead: true,
+        Limit: BLOCKS_PER_PAGE,
+        ...(startKey === undefined ? {} : { ExclusiveStartKey: startKey }),
+      });
+      for (const item of result.Items ?? []) yield* recordsOf(item);
+      startKey = result.LastEvaluatedKey;
+    } while (startKey !== undefined);
+  }
+
+  /** Every scope that has an audit chain: a full scan, for the operator's verify-all command only. */
+  async scopes(): Promise<string[]> {
+    const found = new Set<string>();
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const result = await send("Scan", () =>
+        this.table.doc.send(
+          new ScanCommand({
+            TableName: this.table.name,
+            FilterExpression: "begins_with(pk, :audit)",
+            ProjectionExpression: "pk",
+            ExpressionAttributeValues: { ":audit": "AUDIT#" },
+            ...(startKey === undefined ? {} : { ExclusiveStartKey: startKey }),
+          }),
+        ),
+      );
+      for (const item of result.Items ?? []) found.add(String(item.pk).slice("AUDIT#".length));
+      startKey = result.LastEvaluatedKey;
+    } while (startKey !== undefined);
+    return [...found].sort();
+  }
+
+  #query(input: Omit<QueryCommandInput, "TableName">) {
+    return send("Query", () =>
+      this.table.doc.send(new QueryCommand({ ...input, TableName: this.table.name })),
     );
-    return {
-      ...page,
-      items: page.items.map(({ pk: _pk, sk: _sk, ...event }) => event as unknown as AuditEvent),
-    };
   }
 }

@@ -46,6 +46,7 @@ beforeAll(async () => {
     DYNAMODB_ENDPOINT: store.dynamo.endpoint,
     KMS_KEY_ID: "alias/strongbox-dev",
     KMS_ENDPOINT: kms.endpoint,
+    AUDIT_MAC_KEY_ID: kms.createHmacKey(),
     BOOTSTRAP_TOKEN_SECRET_ARN: secrets.putSecret("strongbox/dev/bootstrap-admin-token", bootstrapSecret),
     SECRETS_MANAGER_ENDPOINT: secrets.endpoint,
     AWS_REGION: "us-east-1",

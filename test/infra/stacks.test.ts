@@ -231,7 +231,7 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
         Namespace: "Strongbox",
         ComparisonOperator: "GreaterThanThreshold",
         Threshold: config.alarms.decryptFailureThreshold,
-        Dimensions: [{ Name: "environment", Value: env }],
+        Dimensions: [{ Name: "service", Value: "strongbox" }],
       });
       expect(byMetric("KekConfigured")[0]).toMatchObject({
         ComparisonOperator: "LessThanThreshold",

@@ -1,4 +1,4 @@
-import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { DeleteCommand, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import type { Key, Table } from "../../shared/storage/table.ts";
 
 /** Key of a secret's head item, as `shared/storage/secret-repository.ts` lays it out. */
@@ -115,3 +115,36 @@ function putItemPartition(input: Record<string, unknown>): string | undefined {
 /** Matches exactly the audit repository's appends. */
 export const auditAppends = (call: SdkCall): boolean =>
   call.commandName === "PutItemCommand" && (putItemPartition(call.input)?.startsWith("AUDIT#") ?? false);
+
+/** Key of the audit block whose first record is `sequence`, as `shared/storage/audit-repository.ts` lays it out. */
+export const auditRecordKey = (scope: string, sequence: number): Key => ({
+  pk: `AUDIT#${scope}`,
+  sk: `SEQ#${String(sequence).padStart(12, "0")}`,
+});
+
+/** The record stored at `sequence`, from a block that holds it alone (as sequential requests write them). */
+export async function getRawAuditRecord(
+  table: Table,
+  scope: string,
+  sequence: number,
+): Promise<Record<string, any>> {
+  const block = await getRawItem(table, auditRecordKey(scope, sequence));
+  if (block.records?.length !== 1)
+    throw new Error(`block at ${sequence} holds ${block.records?.length} records`);
+  return block.records[0];
+}
+
+/** Stores `record` as the only record of the block at `sequence`, behind the service's back. */
+export async function putRawAuditRecord(
+  table: Table,
+  scope: string,
+  sequence: number,
+  record: Record<string, unknown>,
+): Promise<void> {
+  await putRawItem(table, { ...auditRecordKey(scope, sequence), records: [record] });
+}
+
+/** Deletes an item behind the service's back. */
+export async function deleteRawItem(table: Table, key: Key): Promise<void> {
+  await table.doc.send(new DeleteCommand({ TableName: table.name, Key: key }));
+}

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { createApp } from "../../functions/api/app.ts";
+import type { ChainKeys } from "../../shared/crypto/chain-keys.ts";
 import type { Keyring } from "../../shared/crypto/keyring.ts";
 import { LocalKeyring } from "../../shared/crypto/local-keyring.ts";
 import type { Role } from "../../shared/domain/types.ts";
@@ -62,6 +63,8 @@ export async function readResponse(response: Response): Promise<ApiResponse> {
 
 export interface HarnessOptions {
   readonly keyring?: Keyring;
+  /** Needed with a KMS keyring; a local keyring derives its own from its KEK. */
+  readonly chainKeys?: ChainKeys;
   readonly store?: { dynamo: LocalDynamo; table: Table };
   readonly logger?: Logger;
   readonly env?: Record<string, string>;
@@ -72,6 +75,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const keyring = options.keyring ?? new LocalKeyring({ active: randomKek(), previous: [] });
   const runtime = createRuntime({
     keyring,
+    ...(options.chainKeys === undefined ? {} : { chainKeys: options.chainKeys }),
     table: store.table,
     config: readRuntimeConfig(options.env ?? {}),
     ...(options.logger === undefined ? {} : { logger: options.logger }),

@@ -10,7 +10,7 @@
  * its own AES-256 key, and a ciphertext blob names the key that sealed it and is AES-256-GCM bound to the
  * canonicalised encryption context, so a wrong key or context genuinely fails to open.
  */
-import { createCipheriv, createDecipheriv, randomBytes, randomUUID } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHmac, randomBytes, randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
@@ -33,6 +33,8 @@ export interface KmsEndpoint {
   keyArn(aliasOrId: string): string;
   /** Creates a fresh key and returns its ARN. */
   createKey(): string;
+  /** Creates a fresh HMAC_256 key (usage GENERATE_VERIFY_MAC) and returns its ARN. */
+  createHmacKey(): string;
   /** Requests received per operation, failed ones included. */
   readonly calls: Record<string, number>;
   totalCalls(): number;
@@ -48,6 +50,7 @@ interface Key {
   readonly arn: string;
   readonly material: Buffer;
   readonly created: number;
+  readonly usage: "ENCRYPT_DECRYPT" | "GENERATE_VERIFY_MAC";
 }
 
 type Body = Record<string, unknown>;
@@ -73,12 +76,13 @@ export async function startKmsEndpoint(options: KmsEndpointOptions = {}): Promis
   const failures: { operation: string; errorType: string; remaining: number }[] = [];
   let latencyMs = 0;
 
-  const addKey = (id: string): Key => {
+  const addKey = (id: string, usage: Key["usage"] = "ENCRYPT_DECRYPT"): Key => {
     const key = {
       id,
       arn: `arn:aws:kms:${REGION}:${ACCOUNT}:key/${id}`,
       material: randomBytes(32),
       created: Math.floor(Date.now() / 1000),
+      usage,
     };
     keys.set(id, key);
     return key;
@@ -94,11 +98,13 @@ export async function startKmsEndpoint(options: KmsEndpointOptions = {}): Promis
     return keys.get(local.startsWith("key/") ? local.slice("key/".length) : local);
   };
 
-  const requireKey = (ref: unknown, field: string): Key => {
+  const requireKey = (ref: unknown, field: string, usage: Key["usage"] = "ENCRYPT_DECRYPT"): Key => {
     if (typeof ref !== "string" || ref === "")
       throw new KmsError("ValidationException", `${field} is required`);
     const key = findKey(ref);
     if (key === undefined) throw new KmsError("NotFoundException", `Key '${ref}' does not exist`);
+    // As in KMS, an HMAC key cannot encrypt and a symmetric encryption key cannot make MACs.
+    if (key.usage !== usage) throw new KmsError("InvalidKeyUsageException", `${key.arn} is not for ${usage}`);
     return key;
   };
 
@@ -194,8 +200,21 @@ export async function startKmsEndpoint(options: KmsEndpointOptions = {}): Promis
         DestinationEncryptionAlgorithm: "SYMMETRIC_DEFAULT",
       };
     },
+    GenerateMac(body) {
+      const key = requireKey(body.KeyId, "KeyId", "GENERATE_VERIFY_MAC");
+      if (body.MacAlgorithm !== "HMAC_SHA_256") {
+        throw new KmsError("InvalidKeyUsageException", "an HMAC_256 key supports only HMAC_SHA_256");
+      }
+      if (typeof body.Message !== "string" || body.Message === "") {
+        throw new KmsError("ValidationException", "Message is required");
+      }
+      const mac = createHmac("sha256", key.material).update(Buffer.from(body.Message, "base64")).digest();
+      return { KeyId: key.arn, Mac: mac.toString("base64"), MacAlgorithm: "HMAC_SHA_256" };
+    },
     DescribeKey(body) {
-      const key = requireKey(body.KeyId, "KeyId");
+      const key = findKey(typeof body.KeyId === "string" ? body.KeyId : "");
+      if (key === undefined) throw new KmsError("NotFoundException", `Key '${body.KeyId}' does not exist`);
+      const hmac = key.usage === "GENERATE_VERIFY_MAC";
       return {
         KeyMetadata: {
           AWSAccountId: ACCOUNT,
@@ -204,11 +223,11 @@ export async function startKmsEndpoint(options: KmsEndpointOptions = {}): Promis
           CreationDate: key.created,
           Enabled: true,
           KeyState: "Enabled",
-          KeySpec: "SYMMETRIC_DEFAULT",
-          KeyUsage: "ENCRYPT_DECRYPT",
+          KeySpec: hmac ? "HMAC_256" : "SYMMETRIC_DEFAULT",
+          KeyUsage: key.usage,
           KeyManager: "CUSTOMER",
           Origin: "AWS_KMS",
-          EncryptionAlgorithms: ["SYMMETRIC_DEFAULT"],
+          ...(hmac ? { MacAlgorithms: ["HMAC_SHA_256"] } : { EncryptionAlgorithms: ["SYMMETRIC_DEFAULT"] }),
         },
       };
     },
@@ -273,6 +292,7 @@ export async function startKmsEndpoint(options: KmsEndpointOptions = {}): Promis
       return key.arn;
     },
     createKey: () => addKey(randomUUID()).arn,
+    createHmacKey: () => addKey(randomUUID(), "GENERATE_VERIFY_MAC").arn,
     totalCalls: () => Object.values(calls).reduce((sum, n) => sum + n, 0),
     resetCalls() {
       // In place, so a test holding `calls` sees the reset.

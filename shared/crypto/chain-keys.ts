@@ -1,0 +1,182 @@
+import { createHash, createHmac, hkdfSync, timingSafeEqual } from "node:crypto";
+import { GenerateMacCommand, type GenerateMacCommandOutput, KMSClient } from "@aws-sdk/client-kms";
+import { KeyringUnavailableError } from "../domain/errors.ts";
+
+/**
+ * Keys that authenticate the audit chain. They never enter the database: a record stores only a
+ * reference (`macKeyRef`) naming the keeper and the UTC day the key belongs to, and the key is derived
+ * from that reference by a keeper the database cannot reach.
+ *
+ * - Locally the keeper is the KEK: HKDF-SHA256 over the KEK, with the reference as `info`.
+ * - On AWS it is a KMS HMAC key (`AUDIT_MAC_KEY_ID`): the day's key is KMS `GenerateMac` over a fixed
+ *   label and the day. HMAC is deterministic, so the verifier re-derives the same key the writer used.
+ *
+ * One key per day bounds both the KMS traffic (one GenerateMac per instance per day, never one per
+ * record, which would break the read path's KMS budget and feed CloudTrail its own audit appends) and
+ * the damage of a key copied out of a process's memory: it forges at most that day's records.
+ */
+export interface ChainKeys {
+  /** The key new records are authenticated with, and the reference stored beside them. */
+  current(at: Date): Promise<ChainKey>;
+  /** The key a stored reference names, or undefined when it names a keeper this service does not hold. */
+  forRef(ref: string): Promise<Uint8Array | undefined>;
+}
+
+export interface ChainKey {
+  readonly ref: string;
+  readonly key: Uint8Array;
+}
+
+const LABEL = "strongbox/audit-chain/v1";
+const KEY_BYTES = 32;
+/** Derived keys kept per process; a day's key is reused for every record of that day. */
+const MAX_CACHED_KEYS = 64;
+
+const day = (at: Date) => at.toISOString().slice(0, 10);
+const DAY = /^\d{4}-\d{2}-\d{2}$/;
+
+/** Splits `<prefix><keeper>:<day>`; the keeper may itself contain colons (KMS ARNs do). */
+function parseRef(ref: string, prefix: string): { keeper: string; day: string } | undefined {
+  if (!ref.startsWith(prefix)) return undefined;
+  const cut = ref.lastIndexOf(":");
+  const keeper = ref.slice(prefix.length, cut);
+  const refDay = ref.slice(cut + 1);
+  return keeper !== "" && DAY.test(refDay) ? { keeper, day: refDay } : undefined;
+}
+
+class KeyCache {
+  readonly #keys = new Map<string, Promise<Uint8Array>>();
+
+  get(ref: string, derive: () => Promise<Uint8Array>): Promise<Uint8Array> {
+    const cached = this.#keys.get(ref);
+    if (cached !== undefined) return cached;
+    if (this.#keys.size >= MAX_CACHED_KEYS) {
+      const oldest = this.#keys.keys().next();
+      if (oldest.done !== true) this.#keys.delete(oldest.value);
+    }
+    const pending = derive();
+    this.#keys.set(ref, pending);
+    // A failed derivation must not stick, or one KMS blip would stop audit appends until restart.
+    pending.catch(() => this.#keys.delete(ref));
+    return pending;
+  }
+}
+
+/** Chain keys derived from local KEKs, each named by its fingerprint, so old days verify after KEK rotation. */
+export class LocalChainKeys implements ChainKeys {
+  readonly #keks: ReadonlyMap<string, Uint8Array>;
+  readonly #activeId: string;
+  readonly #cache = new KeyCache();
+
+  /** `keks` maps fingerprint to KEK, the active one first. */
+  constructor(keks: ReadonlyMap<string, Uint8Array>, activeId: string) {
+    this.#keks = keks;
+    this.#activeId = activeId;
+  }
+
+  async current(at: Date): Promise<ChainKey> {
+    const ref = `local:${this.#activeId}:${day(at)}`;
+    const key = await this.forRef(ref);
+    if (key === undefined) throw new KeyringUnavailableError("the active KEK cannot derive an audit key");
+    return { ref, key };
+  }
+
+  async forRef(ref: string): Promise<Uint8Array | undefined> {
+    const parsed = parseRef(ref, "local:");
+    const kek = parsed === undefined ? undefined : this.#keks.get(parsed.keeper);
+    if (kek === undefined) return undefined;
+    return this.#cache.get(ref, async () => new Uint8Array(hkdfSync("sha256", kek, LABEL, ref, KEY_BYTES)));
+  }
+}
+
+/** Chain keys from a KMS HMAC key: one GenerateMac per day's key, cached. */
+export class KmsChainKeys implements ChainKeys {
+  readonly #client: KMSClient;
+  readonly #keyId: string;
+  readonly #cache = new KeyCache();
+  /** The key ARN KMS reports for `AUDIT_MAC_KEY_ID`; only references naming it are trusted. */
+  #arn: Promise<string> | undefined;
+
+  constructor(options: { readonly client: KMSClient; readonly keyId: string }) {
+    this.#client = options.client;
+    this.#keyId = options.keyId;
+  }
+
+  async current(at: Date): Promise<ChainKey> {
+    const ref = `kms:${await this.#resolveArn(at)}:${day(at)}`;
+    const key = await this.forRef(ref);
+    if (key === undefined) throw new KeyringUnavailableError("the audit MAC key cannot derive a key");
+    return { ref, key };
+  }
+
+  async forRef(ref: string): Promise<Uint8Array | undefined> {
+    const parsed = parseRef(ref, "kms:");
+    if (parsed === undefined) return undefined;
+    // A reference naming any other key (say, an attacker's key shared with this role) is not trusted.
+    if (parsed.keeper !== (await this.#resolveArn(new Date()))) return undefined;
+    return this.#cache.get(ref, async () => (await this.#generateMac(parsed.keeper, parsed.day)).mac);
+  }
+
+  /** The first derivation learns the ARN behind an alias and seeds the cache with that day's key. */
+  #resolveArn(at: Date): Promise<string> {
+    this.#arn ??= this.#generateMac(this.#keyId, day(at)).then(({ arn, mac }) => {
+      void this.#cache.get(`kms:${arn}:${day(at)}`, async () => mac);
+      return arn;
+    });
+    this.#arn.catch(() => {
+      this.#arn = undefined;
+    });
+    return this.#arn;
+  }
+
+  async #generateMac(keyId: string, keyDay: string): Promise<{ arn: string; mac: Uint8Array }> {
+    let result: GenerateMacCommandOutput;
+    try {
+      result = await this.#client.send(
+        new GenerateMacCommand({
+          KeyId: keyId,
+          MacAlgorithm: "HMAC_SHA_256",
+          Message: new TextEncoder().encode(`${LABEL}\0${keyDay}`),
+        }),
+      );
+    } catch (error) {
+      const name = error instanceof Error ? error.name : "unknown error";
+      throw new KeyringUnavailableError(`KMS GenerateMac for the audit key failed: ${name}`, {
+        cause: error,
+      });
+    }
+    if (result.Mac === undefined || result.KeyId === undefined) {
+      throw new KeyringUnavailableError("KMS GenerateMac returned an incomplete response");
+    }
+    return { arn: result.KeyId, mac: result.Mac };
+  }
+}
+
+export function createKmsChainKeys(options: {
+  readonly region: string;
+  readonly keyId: string;
+  /** Only for pointing the SDK at a KMS-protocol test endpoint. */
+  readonly endpoint?: string;
+}): KmsChainKeys {
+  const client = new KMSClient({
+    region: options.region,
+    ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
+  });
+  return new KmsChainKeys({ client, keyId: options.keyId });
+}
+
+/** SHA-256 of a record's canonical bytes, hex: what the next record links to. */
+export function chainHash(canonical: string): string {
+  return createHash("sha256").update(`${LABEL}\0`).update(canonical).digest("hex");
+}
+
+/** The record's MAC: HMAC-SHA256 over its hash under the day's chain key, hex. */
+export function chainMac(key: Uint8Array, hash: string): string {
+  return createHmac("sha256", key).update(hash).digest("hex");
+}
+
+export function chainMacMatches(key: Uint8Array, hash: string, mac: string): boolean {
+  const expected = Buffer.from(chainMac(key, hash), "hex");
+  const given = /^[0-9a-f]{64}$/.test(mac) ? Buffer.from(mac, "hex") : Buffer.alloc(0);
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}

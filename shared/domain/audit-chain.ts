@@ -1,0 +1,82 @@
+import type { AuditEvent } from "./types.ts";
+
+/**
+ * One link of a scope's audit chain: the event, its place (`sequence`, from 1), the hash of the record
+ * before it, its own hash, and a MAC over that hash under a key the database does not hold.
+ */
+export interface ChainedAuditRecord extends AuditEvent {
+  readonly sequence: number;
+  readonly prevHash: string;
+  readonly hash: string;
+  readonly mac: string;
+  /** Names the key the MAC was made with (keeper and day); never the key itself. */
+  readonly macKeyRef: string;
+}
+
+/** What record 1 links to. The scope is inside every hash, so chains cannot be spliced into each other. */
+export const GENESIS_HASH = "0".repeat(64);
+
+/** What an audit listing or export is narrowed to; every field is optional and they combine with AND. */
+export interface AuditFilter {
+  readonly secretName?: string;
+  readonly actor?: string;
+  readonly action?: string;
+  readonly outcome?: string;
+  /** Inclusive bounds on the record's time, ISO 8601 UTC. */
+  readonly from?: string;
+  readonly to?: string;
+}
+
+export interface ChainHead {
+  readonly sequence: number;
+  readonly hash: string;
+}
+
+/**
+ * The bytes a record's hash covers: every field but the hash and the MAC, as sorted key/value pairs,
+ * so that neither field order nor an added empty field changes what is hashed.
+ */
+export function canonicalRecord(record: Omit<ChainedAuditRecord, "hash" | "mac">): string {
+  const pairs = Object.entries(record)
+    .filter(([, value]) => value !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return JSON.stringify(pairs);
+}
+
+export type ChainBreakReason =
+  | "missing"
+  | "misplaced"
+  | "hash_mismatch"
+  | "mac_mismatch"
+  | "unknown_mac_key"
+  | "link_mismatch"
+  | "truncated";
+
+export const CHAIN_BREAK_EXPLANATIONS: Record<ChainBreakReason, string> = {
+  missing: "the record is missing: deleted, or its neighbours reordered",
+  misplaced: "the record stored here claims another sequence number: records were moved or swapped",
+  hash_mismatch: "the record's content does not match its hash: it was edited",
+  mac_mismatch:
+    "the record's MAC does not verify: it was edited and its hash recomputed without the audit key",
+  unknown_mac_key: "the record names an audit key this service does not hold: it was forged or re-keyed",
+  link_mismatch: "the record does not link to the one before it: records were removed, inserted or reordered",
+  truncated: "the chain ends before records this instance appended: its tail was deleted",
+};
+
+export interface ChainVerification {
+  readonly scope: string;
+  readonly intact: boolean;
+  /** The last sequence number up to which every record verified (0: none). */
+  readonly verifiedThrough: number;
+  readonly records: number;
+  readonly head?: ChainHead;
+  readonly break?: { readonly sequence: number; readonly reason: ChainBreakReason; readonly message: string };
+}
+
+/** The one-line answer the verify command prints and the route returns as `summary`. */
+export function describeVerification(result: ChainVerification): string {
+  if (result.break === undefined) {
+    return `${result.scope}: intact up to sequence ${result.verifiedThrough}`;
+  }
+  return `${result.scope}: broken at sequence ${result.break.sequence}: ${result.break.message}`;
+}

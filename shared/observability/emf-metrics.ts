@@ -1,0 +1,25 @@
+import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
+import { CounterMetrics, type MetricName } from "./metrics.ts";
+
+export const METRICS_NAMESPACE = "Strongbox";
+
+/**
+ * On Lambda: every increment also goes to CloudWatch as one EMF log line, through Powertools Metrics,
+ * under the namespace "Strongbox". Each is published at once rather than buffered to the end of the
+ * invocation: these count rare events (failures, denials, anomalies), and a buffered count would be
+ * lost if the instance were frozen or killed before the flush.
+ */
+export class EmfMetrics extends CounterMetrics {
+  readonly #metrics: Metrics;
+
+  constructor(metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: "strongbox" })) {
+    super();
+    this.#metrics = metrics;
+  }
+
+  override increment(name: MetricName, value = 1): void {
+    super.increment(name, value);
+    this.#metrics.addMetric(name, MetricUnit.Count, value);
+    this.#metrics.publishStoredMetrics();
+  }
+}

@@ -1,0 +1,186 @@
+import { type ChainKeys, chainHash, chainMac, chainMacMatches } from "../crypto/chain-keys.ts";
+import {
+  CHAIN_BREAK_EXPLANATIONS,
+  type ChainBreakReason,
+  type ChainedAuditRecord,
+  type ChainHead,
+  type ChainVerification,
+  canonicalRecord,
+  GENESIS_HASH,
+} from "../domain/audit-chain.ts";
+import { StoreUnavailableError } from "../domain/errors.ts";
+import type { AuditEvent } from "../domain/types.ts";
+import type { Logger } from "../observability/logger.ts";
+import { type AuditRepository, MAX_BLOCK_RECORDS } from "../storage/audit-repository.ts";
+
+/**
+ * Appends lost to other instances are retried on a fresh head. Someone wins every round, so the chain
+ * always moves on; this bounds how long one request waits behind a crowd before it fails closed.
+ */
+const MAX_APPEND_ATTEMPTS = 50;
+/** Each time the chain passes a multiple of this, the head goes to the log: an anchor outside the table. */
+const CHECKPOINT_EVERY = 1000;
+/** /health shows at most this many heads: the chains this instance appended to most recently. */
+const MAX_REPORTED_HEADS = 20;
+
+const pause = (attempt: number) =>
+  new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(50, 2 ** attempt)));
+
+interface Waiting {
+  readonly event: AuditEvent;
+  resolve(record: ChainedAuditRecord): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * The audit chains of one service instance. Each instance keeps the last head it knows per scope, so
+ * an append is normally one conditional put of the next block. Appends are group-committed per
+ * scope: while one block's write is in flight, newly arriving records wait, and the next write
+ * commits all of them as one block (a record's hash needs its predecessor's, so one scope's writes
+ * go one at a time). Each caller is answered only once the block holding its record is stored; if
+ * it cannot be, every caller in it gets the error (fail closed). An append that loses a race with
+ * another instance re-reads the head, re-sequences the waiting records after it, and tries again.
+ */
+export class AuditChain {
+  readonly #heads = new Map<string, ChainHead>();
+  readonly #waiting = new Map<string, Waiting[]>();
+  readonly #writing = new Set<string>();
+
+  constructor(
+    private readonly repository: AuditRepository,
+    private readonly keys: ChainKeys,
+    private readonly logger: Logger,
+  ) {}
+
+  append(event: AuditEvent): Promise<ChainedAuditRecord> {
+    const scope = event.tenantId;
+    return new Promise((resolve, reject) => {
+      const queue = this.#waiting.get(scope) ?? [];
+      queue.push({ event, resolve, reject });
+      this.#waiting.set(scope, queue);
+      if (!this.#writing.has(scope)) void this.#drain(scope);
+    });
+  }
+
+  async #drain(scope: string): Promise<void> {
+    this.#writing.add(scope);
+    try {
+      for (;;) {
+        const queue = this.#waiting.get(scope) ?? [];
+        const block = queue.splice(0, MAX_BLOCK_RECORDS);
+        if (queue.length === 0) this.#waiting.delete(scope);
+        if (block.length === 0) return;
+        try {
+          const records = await this.#commit(
+            scope,
+            block.map((waiting) => waiting.event),
+          );
+          for (const [i, waiting] of block.entries()) waiting.resolve(records[i] as ChainedAuditRecord);
+        } catch (error) {
+          for (const waiting of block) waiting.reject(error);
+        }
+      }
+    } finally {
+      this.#writing.delete(scope);
+    }
+  }
+
+  /** Every scope with a chain, for verifying them all. */
+  scopes(): Promise<string[]> {
+    return this.repository.scopes();
+  }
+
+  /** The newest record's place and hash as stored, whichever instance wrote it. */
+  storedHead(scope: string): Promise<ChainHead | undefined> {
+    return this.repository.lastHead(scope);
+  }
+
+  /** The heads this instance knows, newest first; read from memory, so it costs nothing to show. */
+  knownHeads(): { scope: string; sequence: number; hash: string }[] {
+    return [...this.#heads]
+      .reverse()
+      .slice(0, MAX_REPORTED_HEADS)
+      .map(([scope, head]) => ({ scope, ...head }));
+  }
+
+  /**
+   * Walks a chain from record 1 and stops at the first record that fails. The MAC check is what an
+   * attacker with write access to the table cannot pass: they can edit records and recompute every
+   * hash and link, but not the MAC, whose key is not in the database.
+   */
+  async verify(scope: string): Promise<ChainVerification> {
+    let previous: ChainHead = { sequence: 0, hash: GENESIS_HASH };
+    const broken = (sequence: number, reason: ChainBreakReason): ChainVerification => ({
+      scope,
+      intact: false,
+      verifiedThrough: previous.sequence,
+      records: previous.sequence,
+      ...(previous.sequence === 0 ? {} : { head: previous }),
+      break: { sequence, reason, message: CHAIN_BREAK_EXPLANATIONS[reason] },
+    });
+    for await (const { position, record } of this.repository.walk(scope)) {
+      const expected = previous.sequence + 1;
+      if (position !== expected) return broken(expected, "missing");
+      if (record.sequence !== position) return broken(position, "misplaced");
+      const { hash, mac, ...body } = record;
+      if (typeof hash !== "string" || chainHash(canonicalRecord(body)) !== hash) {
+        return broken(position, "hash_mismatch");
+      }
+      const key = typeof record.macKeyRef === "string" ? await this.keys.forRef(record.macKeyRef) : undefined;
+      if (key === undefined) return broken(position, "unknown_mac_key");
+      if (typeof mac !== "string" || !chainMacMatches(key, hash, mac))
+        return broken(position, "mac_mismatch");
+      if (record.prevHash !== previous.hash) return broken(position, "link_mismatch");
+      previous = { sequence: position, hash };
+    }
+    // Deleting the newest records leaves a valid shorter chain; only a head kept elsewhere shows it.
+    const known = this.#heads.get(scope);
+    if (known !== undefined && known.sequence > previous.sequence) {
+      return broken(previous.sequence + 1, "truncated");
+    }
+    return {
+      scope,
+      intact: true,
+      verifiedThrough: previous.sequence,
+      records: previous.sequence,
+      ...(previous.sequence === 0 ? {} : { head: previous }),
+    };
+  }
+
+  async #commit(scope: string, events: readonly AuditEvent[]): Promise<ChainedAuditRecord[]> {
+    for (let attempt = 0; attempt < MAX_APPEND_ATTEMPTS; attempt += 1) {
+      let head = this.#heads.get(scope) ?? (await this.#readHead(scope));
+      const records: ChainedAuditRecord[] = [];
+      for (const event of events) {
+        const key = await this.keys.current(new Date(event.time));
+        const body = { ...event, sequence: head.sequence + 1, prevHash: head.hash, macKeyRef: key.ref };
+        const hash = chainHash(canonicalRecord(body));
+        records.push({ ...body, hash, mac: chainMac(key.key, hash) });
+        head = { sequence: body.sequence, hash };
+      }
+      if (await this.repository.appendBlock(scope, records)) {
+        this.#remember(scope, head);
+        const first = records[0]?.sequence ?? head.sequence;
+        if (Math.floor(head.sequence / CHECKPOINT_EVERY) > Math.floor((first - 1) / CHECKPOINT_EVERY)) {
+          this.logger.info("audit chain checkpoint", { scope, sequence: head.sequence, hash: head.hash });
+        }
+        return records;
+      }
+      this.#heads.delete(scope);
+      await pause(attempt);
+    }
+    throw new StoreUnavailableError(
+      `audit chain ${scope} kept moving on: ${MAX_APPEND_ATTEMPTS} appends lost to other writers`,
+    );
+  }
+
+  async #readHead(scope: string): Promise<ChainHead> {
+    return (await this.repository.lastHead(scope)) ?? { sequence: 0, hash: GENESIS_HASH };
+  }
+
+  #remember(scope: string, head: ChainHead): void {
+    // Re-inserted so that the map's order is the order of last appends.
+    this.#heads.delete(scope);
+    this.#heads.set(scope, head);
+  }
+}

@@ -1,0 +1,116 @@
+import type { KmsApiCall } from "../domain/cloudtrail.ts";
+import { tenantIdSchema } from "../domain/schemas.ts";
+import { SYSTEM_SCOPE } from "../domain/types.ts";
+import type { MetricsRecorder } from "../observability/metrics.ts";
+import type { TenantRepository } from "../storage/tenant-repository.ts";
+import type { AuditService } from "./audit-service.ts";
+
+/** Operations that handle data under a key: only the service's own roles may call them on its keys. */
+const DATA_OPERATIONS = new Set([
+  "Decrypt",
+  "GenerateDataKey",
+  "GenerateDataKeyWithoutPlaintext",
+  "ReEncrypt",
+]);
+/** Operations that weaken or destroy a key, or hand it to someone: anomalous whoever calls them. */
+const KEY_CHANGES = new Set(["DisableKey", "ScheduleKeyDeletion", "PutKeyPolicy", "CreateGrant"]);
+const TENANT_CONTEXT_KEY = "strongbox:tenant";
+const MAX_KNOWN_TENANTS = 10_000;
+
+export interface KmsIngestionConfig {
+  /** This environment's key ARNs (`WATCHED_KMS_KEY_ARNS`): the KEKs and the audit HMAC key. */
+  readonly watchedKeyArns: readonly string[];
+  /** The IAM role ARNs of the service's own functions (`SERVICE_ROLE_ARNS`). */
+  readonly serviceRoleArns: readonly string[];
+}
+
+export type IngestResult =
+  | { readonly status: "recorded"; readonly scope: string; readonly anomalies: readonly string[] }
+  | { readonly status: "ignored" };
+
+/**
+ * Turns CloudTrail's record of a KMS call into an audit record. It reads only the event and the
+ * tenant table: it never calls KMS itself, so ingesting cannot create the CloudTrail events it
+ * consumes (the loop of elastic-serverless-forwarder #749). The one KMS call on its path is the audit
+ * chain's GenerateMac, once per instance per day; its own CloudTrail event comes back once and is
+ * appended with the key already in memory, so the loop ends there.
+ */
+export class KmsEventIngester {
+  readonly #watched: ReadonlySet<string>;
+  readonly #serviceRoles: ReadonlySet<string>;
+  readonly #knownTenants = new Set<string>();
+
+  constructor(
+    private readonly audit: AuditService,
+    private readonly tenants: TenantRepository,
+    private readonly metrics: MetricsRecorder,
+    config: KmsIngestionConfig,
+  ) {
+    this.#watched = new Set(config.watchedKeyArns);
+    this.#serviceRoles = new Set(config.serviceRoleArns);
+  }
+
+  async ingest(call: KmsApiCall): Promise<IngestResult> {
+    const keyArn = this.#watchedKey(call);
+    if (keyArn === undefined) return { status: "ignored" };
+    const principal = principalOf(call);
+    const anomalies: string[] = [];
+    if (DATA_OPERATIONS.has(call.eventName) && !this.#serviceRoles.has(principal)) {
+      anomalies.push(`${call.eventName} by ${principal}, which is not one of the service's roles`);
+    }
+    if (KEY_CHANGES.has(call.eventName)) anomalies.push(`${call.eventName} on a key of the service`);
+    const named = call.requestParameters?.encryptionContext?.[TENANT_CONTEXT_KEY];
+    let scope = SYSTEM_SCOPE;
+    if (named !== undefined) {
+      if (await this.#isTenant(named)) scope = named;
+      else anomalies.push("encryption context names an unknown tenant");
+    }
+    for (const _ of anomalies) this.metrics.increment("KmsAnomalies");
+    const outcome = call.errorCode === undefined ? "success" : "failure";
+    const facts = [
+      `${call.eventName} on ${keyArn} at ${call.eventTime}`,
+      ...(call.errorCode === undefined ? [] : [`error ${call.errorCode}`]),
+      ...(named !== undefined && scope === SYSTEM_SCOPE
+        ? [`context tenant ${JSON.stringify(named.slice(0, 64))}`]
+        : []),
+      ...anomalies.map((anomaly) => `anomaly: ${anomaly}`),
+    ];
+    await this.audit.record({
+      tenantId: scope,
+      action: "kms.call",
+      outcome,
+      actor: principal,
+      role: "aws",
+      requestId: call.eventID,
+      detail: facts.join("; "),
+      ...(anomalies.length > 0 ? { severity: "high" as const } : {}),
+    });
+    return { status: "recorded", scope, anomalies };
+  }
+
+  /** A watched key named by the event's resources or its request; calls on other keys are not ours. */
+  #watchedKey(call: KmsApiCall): string | undefined {
+    const named = [...(call.resources ?? []).map((resource) => resource.ARN), call.requestParameters?.keyId];
+    return named.find((arn): arn is string => arn !== undefined && this.#watched.has(arn));
+  }
+
+  async #isTenant(tenantId: string): Promise<boolean> {
+    if (!tenantIdSchema.safeParse(tenantId).success) return false;
+    if (this.#knownTenants.has(tenantId)) return true;
+    const exists = (await this.tenants.get(tenantId)) !== undefined;
+    if (exists && this.#knownTenants.size < MAX_KNOWN_TENANTS) this.#knownTenants.add(tenantId);
+    return exists;
+  }
+}
+
+/**
+ * Who called: for an assumed role, the role that issued the session (what SERVICE_ROLE_ARNS lists),
+ * not the per-session ARN; otherwise the identity's ARN, or the AWS service that acted.
+ */
+function principalOf(call: KmsApiCall): string {
+  const identity = call.userIdentity;
+  if (identity.type === "AssumedRole") {
+    return identity.sessionContext?.sessionIssuer?.arn ?? identity.arn ?? "unknown-assumed-role";
+  }
+  return identity.arn ?? identity.invokedBy ?? identity.principalId ?? `unknown-${identity.type}`;
+}
