@@ -2,7 +2,7 @@ import { Duration, Stack, type StackProps } from "aws-cdk-lib";
 import * as cloudtrail from "aws-cdk-lib/aws-cloudtrail";
 import * as events from "aws-cdk-lib/aws-events";
 import * as targets from "aws-cdk-lib/aws-events-targets";
-import type * as iam from "aws-cdk-lib/aws-iam";
+import * as iam from "aws-cdk-lib/aws-iam";
 import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
 import type * as sqs from "aws-cdk-lib/aws-sqs";
 import type { Construct } from "constructs";
@@ -51,6 +51,8 @@ export class AuditStack extends Stack {
       timeout,
       environment: {
         TABLE_NAME: data.table.tableName,
+        // Every runtime is built with the KEK settings; the audit function only describes the key at start.
+        KMS_KEY_ID: data.kek.keyArn,
         WATCHED_KMS_KEY_ARNS: watchedKeys.join(","),
         SERVICE_ROLE_ARNS: props.serviceRoles.map((role) => role.roleArn).join(","),
         AUDIT_MAC_KEY_ID: data.auditMacKey.keyArn,
@@ -85,7 +87,10 @@ export class AuditStack extends Stack {
       new SqsEventSource(this.queue, { batchSize: 10, reportBatchItemFailures: true }),
     );
     grantTableItems(this.audit.role, data.table.tableArn, ["GetItem", "PutItem", "UpdateItem", "Query"]);
-    grantMac(this.audit.role, data.auditMacKey, ["GenerateMac", "VerifyMac"]);
+    grantMac(this.audit.role, data.auditMacKey, ["GenerateMac"]);
+    this.audit.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ["kms:DescribeKey"], resources: [data.kek.keyArn] }),
+    );
 
     this.trail = config.createTrail ? this.#trail() : undefined;
   }

@@ -16,13 +16,16 @@ export interface DataStackProps extends StackProps {
 }
 
 /**
- * The environment's stateful half: its KEK, its audit MAC key, its table and its bootstrap secret. Nothing
+ * The environment's stateful half: its KEK, its audit MAC key, its table (with its own key) and its
+ * bootstrap secret. Nothing
  * here is shared with another environment, so a leaked dev KEK opens nothing in prod.
  */
 export class DataStack extends Stack {
   readonly table: dynamodb.Table;
-  /** The KEK: wraps tenant DEKs, and encrypts the table at rest. */
+  /** The KEK: wraps tenant DEKs; usable only with a tenant in the encryption context. */
   readonly kek: kms.Key;
+  /** Encrypts the table at rest, used by DynamoDB on behalf of the roles the table lets in. */
+  readonly tableKey: kms.Key;
   readonly auditMacKey: kms.Key;
   readonly bootstrapSecret: secretsmanager.Secret;
 
@@ -35,13 +38,36 @@ export class DataStack extends Stack {
 
     this.kek = new kms.Key(this, "Kek", {
       alias: `alias/strongbox-${config.name}`,
-      description: `Strongbox ${config.name} KEK: wraps tenant DEKs; encrypts the ${tableName} table`,
+      description: `Strongbox ${config.name} KEK: wraps tenant DEKs, nothing else`,
+      enableKeyRotation: true,
+      removalPolicy,
+    });
+    // Whatever IAM grants, a direct cryptographic call without the tenant in its encryption context is
+    // refused, so a DEK can only be unwrapped for the tenant it was generated for.
+    this.kek.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: "RequireTenantEncryptionContext",
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"],
+        resources: ["*"],
+        conditions: {
+          Null: { [TENANT_CONTEXT_CONDITION]: "true" },
+        },
+      }),
+    );
+
+    // The table has its own key. Encrypting it with the KEK would put DynamoDB's own calls (no tenant
+    // context, grants) among the KEK's CloudTrail events, where the audit function rightly flags them.
+    this.tableKey = new kms.Key(this, "TableKey", {
+      alias: `alias/strongbox-${config.name}-table`,
+      description: `Strongbox ${config.name}: encryption at rest of the ${tableName} table`,
       enableKeyRotation: true,
       removalPolicy,
     });
     // DynamoDB calls the key for table encryption with its own context, on behalf of callers that already
     // passed the table's IAM policy; letting it through here keeps KMS out of every role's table access.
-    this.kek.addToResourcePolicy(
+    this.tableKey.addToResourcePolicy(
       new iam.PolicyStatement({
         sid: "AllowTableEncryptionThroughDynamoDB",
         principals: [new iam.AnyPrincipal()],
@@ -56,22 +82,6 @@ export class DataStack extends Stack {
         },
       }),
     );
-    // Whatever IAM grants, a direct cryptographic call without the tenant in its encryption context is
-    // refused, so a DEK can only be unwrapped for the tenant it was generated for.
-    this.kek.addToResourcePolicy(
-      new iam.PolicyStatement({
-        sid: "RequireTenantEncryptionContext",
-        effect: iam.Effect.DENY,
-        principals: [new iam.AnyPrincipal()],
-        actions: ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"],
-        resources: ["*"],
-        conditions: {
-          Null: { [TENANT_CONTEXT_CONDITION]: "true" },
-          StringNotEquals: { "kms:ViaService": dynamoService },
-        },
-      }),
-    );
-
     this.auditMacKey = new kms.Key(this, "AuditMacKey", {
       alias: `alias/strongbox-${config.name}-audit-mac`,
       description: `Strongbox ${config.name} audit chain MAC key`,
@@ -87,7 +97,7 @@ export class DataStack extends Stack {
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED,
-      encryptionKey: this.kek,
+      encryptionKey: this.tableKey,
       deletionProtection: config.protectData,
       removalPolicy,
     });

@@ -7,7 +7,7 @@ import type { Construct } from "constructs";
 import type { EnvironmentConfig } from "../config.ts";
 import { StrongboxFunction } from "../constructs/strongbox-function.ts";
 import type { DataStack } from "./data-stack.ts";
-import { grantKekUse, grantTableItems } from "./grants.ts";
+import { grantKekUse, grantMac, grantTableItems } from "./grants.ts";
 import { secureQueue } from "./queues.ts";
 
 export interface RotationStackProps extends StackProps {
@@ -35,6 +35,7 @@ export class RotationStack extends Stack {
       environment: {
         TABLE_NAME: data.table.tableName,
         KMS_KEY_ID: data.kek.keyArn,
+        AUDIT_MAC_KEY_ID: data.auditMacKey.keyArn,
         EVENT_BUS_NAME: bus.eventBusName,
         NODE_ENV: "production",
       },
@@ -42,6 +43,7 @@ export class RotationStack extends Stack {
     const role = this.rotation.role;
     grantTableItems(role, data.table.tableArn, ["GetItem", "BatchGetItem", "PutItem", "UpdateItem", "Query"]);
     grantKekUse(role, [data.kek], ["GenerateDataKey", "Decrypt", "ReEncryptFrom", "ReEncryptTo"]);
+    grantMac(role, data.auditMacKey, ["GenerateMac"]);
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({ actions: ["events:PutEvents"], resources: [bus.eventBusArn] }),
     );

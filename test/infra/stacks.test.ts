@@ -21,7 +21,7 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
   const t = () => templates[env];
 
   describe("Data", () => {
-    it("keeps the table on demand, with point-in-time recovery, encrypted with the stage's KEK", () => {
+    it("keeps the table on demand, with point-in-time recovery, encrypted with the stage's own table key", () => {
       const table = onlyResource(t().data, "AWS::DynamoDB::Table");
       expect(table.Properties).toMatchObject({
         TableName: `strongbox-${env}`,
@@ -29,7 +29,20 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
         PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
         SSESpecification: { SSEEnabled: true, SSEType: "KMS" },
       });
-      expect(JSON.stringify(table.Properties.SSESpecification.KMSMasterKeyId)).toContain("Kek");
+      expect(JSON.stringify(table.Properties.SSESpecification.KMSMasterKeyId)).toContain("TableKey");
+    });
+
+    it("lets DynamoDB use the table key for this table only, and keeps DynamoDB away from the KEK", () => {
+      const keys = t().data.findResources("AWS::KMS::Key");
+      const policy = (name: string) =>
+        Object.entries(keys).find(([id]) => id.startsWith(name))?.[1] as { Properties: Record<string, any> };
+      const tableKey = policy("TableKey").Properties.KeyPolicy.Statement as Statement[];
+      const viaDynamo = tableKey.find((s) => JSON.stringify(s.Condition ?? {}).includes("kms:ViaService"));
+      expect(viaDynamo?.Condition?.StringEquals).toMatchObject({
+        "kms:EncryptionContext:aws:dynamodb:tableName": `strongbox-${env}`,
+      });
+      expect(JSON.stringify(policy("Kek").Properties.KeyPolicy)).not.toContain("dynamodb");
+      expect(policy("TableKey").Properties.EnableKeyRotation).toBe(true);
     });
 
     it("protects the table in prod only", () => {
@@ -56,7 +69,7 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
       expect(actionsOf(deny as Statement)).toEqual(
         expect.arrayContaining(["kms:Decrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"]),
       );
-      expect(deny?.Condition?.Null).toEqual({ [TENANT_CONTEXT_CONDITION]: "true" });
+      expect(deny?.Condition).toEqual({ Null: { [TENANT_CONTEXT_CONDITION]: "true" } });
     });
 
     it("has an HMAC key for the audit chain", () => {
@@ -257,7 +270,11 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
 describe("across stages", () => {
   it("gives every environment its own KEK alias, table and bootstrap secret", () => {
     const names = ENVIRONMENT_NAMES.map((env) => {
-      const alias = onlyResourceOf(templates[env].data, "AWS::KMS::Alias", /strongbox-\w+$/);
+      const alias = onlyResourceOf(
+        templates[env].data,
+        "AWS::KMS::Alias",
+        /^alias\/strongbox-(dev|staging|prod)$/,
+      );
       return alias;
     });
     expect(new Set(names).size).toBe(3);
