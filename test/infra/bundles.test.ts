@@ -7,6 +7,7 @@ import { buildApp } from "../../infra/build.ts";
 import { bootstrapToken } from "../../shared/crypto/tokens.ts";
 import { createTable, ensureTableExists } from "../../shared/storage/table.ts";
 import { type Bundle, buildBundle, type Invocation, invokeBundle } from "../support/bundles.ts";
+import { kmsCallEvent, sqsEvent } from "../support/cloudtrail-events.ts";
 import { DUMMY_CREDENTIALS, startStore } from "../support/harness.ts";
 import { httpApiEvent } from "../support/http-api-event.ts";
 import { type KmsEndpoint, startKmsEndpoint } from "../support/kms-endpoint.ts";
@@ -24,6 +25,7 @@ let store: Awaited<ReturnType<typeof startStore>>;
 let kms: KmsEndpoint;
 let secrets: SecretsManagerEndpoint;
 let env: Record<string, string>;
+let macKeyArn: string;
 const bootstrapSecret = randomBytes(32).toString("hex");
 const admin = bootstrapToken(bootstrapSecret)?.token ?? "";
 const canary = `CANARY-${randomBytes(12).toString("hex")}`;
@@ -35,6 +37,7 @@ beforeAll(async () => {
     startKmsEndpoint({ aliases: { "alias/strongbox-dev": "00000000-0000-4000-8000-000000000001" } }),
     startSecretsManagerEndpoint(),
   ]);
+  macKeyArn = kms.createHmacKey();
   await ensureTableExists(
     createTable(
       { endpoint: store.dynamo.endpoint, region: "us-east-1", credentials: DUMMY_CREDENTIALS },
@@ -46,7 +49,7 @@ beforeAll(async () => {
     DYNAMODB_ENDPOINT: store.dynamo.endpoint,
     KMS_KEY_ID: "alias/strongbox-dev",
     KMS_ENDPOINT: kms.endpoint,
-    AUDIT_MAC_KEY_ID: kms.createHmacKey(),
+    AUDIT_MAC_KEY_ID: macKeyArn,
     BOOTSTRAP_TOKEN_SECRET_ARN: secrets.putSecret("strongbox/dev/bootstrap-admin-token", bootstrapSecret),
     SECRETS_MANAGER_ENDPOINT: secrets.endpoint,
     AWS_REGION: "us-east-1",
@@ -129,6 +132,69 @@ describe("the bundled API function", () => {
     const code = readFileSync(bundle.file, "utf8");
     expect(code).toMatch(/from\s*"@aws-sdk\/client-dynamodb"/);
     expect(code).not.toContain("DynamoDBServiceException=class");
+  });
+});
+
+describe("the bundled audit function", () => {
+  let run: Invocation;
+  let trail: any;
+  beforeAll(async () => {
+    const kekArn = kms.keyArn("alias/strongbox-dev");
+    const audit = await buildBundle("audit");
+    run = await invokeBundle(
+      audit,
+      {
+        ...env,
+        WATCHED_KMS_KEY_ARNS: `${kekArn},${macKeyArn}`,
+        SERVICE_ROLE_ARNS: "arn:aws:iam::111122223333:role/strongbox-dev-api",
+      },
+      [
+        sqsEvent([
+          JSON.stringify(
+            kmsCallEvent({
+              eventName: "Decrypt",
+              keyArn: kekArn,
+              caller: { role: "strongbox-dev-api" },
+              tenant: "acme",
+            }),
+          ),
+          JSON.stringify(
+            kmsCallEvent({
+              eventName: "Decrypt",
+              keyArn: kekArn,
+              caller: { user: "mallory" },
+              tenant: "acme",
+            }),
+          ),
+          `{"source":"aws.kms","detail":${canary}`,
+        ]),
+      ],
+    );
+    const read = await invokeBundle(bundle, env, [
+      httpApiEvent("GET", "/v1/tenants/acme/audit", { headers: auth(admin), query: "limit=50" }),
+    ]);
+    trail = JSON.parse(read.results[0].body);
+  }, 60_000);
+
+  const kmsCalls = () => (trail.events as any[]).filter((e) => e.action === "kms.call");
+
+  it("records CloudTrail's KMS calls from an SQS batch and returns no batch item failure", () => {
+    expect(run.results[0]).toEqual({ batchItemFailures: [] });
+    expect(kmsCalls()).toHaveLength(2);
+    const service = kmsCalls().find((e) => e.actor === "arn:aws:iam::111122223333:role/strongbox-dev-api");
+    expect(service?.severity).toBeUndefined();
+  });
+
+  it("flags a call by a principal that is not one of the service's roles", () => {
+    const mallory = kmsCalls().find((e) => e.actor === "arn:aws:iam::111122223333:user/mallory");
+    expect(mallory).toMatchObject({ severity: "high", tenantId: "acme" });
+    expect(mallory?.detail).toContain("anomaly: Decrypt by arn:aws:iam::111122223333:user/mallory");
+    expect(run.logs).toMatch(/"KmsAnomalies":1/);
+  });
+
+  it("drops a malformed event without echoing it and without asking SQS to retry it", () => {
+    expect(run.logs).toContain("malformed CloudTrail event dropped");
+    expect(run.logs).not.toContain(canary);
   });
 });
 
