@@ -10,6 +10,7 @@ import { measureSealOpen } from "./crypto.ts";
 import { measureDynamoCallsPerRead } from "./dynamo-calls.ts";
 import { measureHttpReads } from "./http.ts";
 import { measureKmsCallsPerThousandReads } from "./kms.ts";
+import { measureRotation } from "./rotation.ts";
 import { formatNumber, report, type Stack, startStack } from "./support.ts";
 
 interface Section {
@@ -23,6 +24,7 @@ const SECTIONS: Record<string, Section> = {
   kms: { run: () => measureKmsCallsPerThousandReads() },
   dynamo: { run: async (stack) => measureDynamoCallsPerRead(await stack()) },
   audit: { run: () => measureAuditChain() },
+  rotation: { run: () => measureRotation() },
   coldstart: { run: () => measureColdStart() },
 };
 

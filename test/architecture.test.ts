@@ -83,6 +83,11 @@ describe("layering", () => {
     expect(all.filter(secrets).length).toBeGreaterThan(0);
   });
 
+  it("only the rotation events adapter touches EventBridge", () => {
+    const eventBridge = (i: Import) => i.target.startsWith("@aws-sdk/client-eventbridge");
+    expect(all.filter(eventBridge).map((i) => i.file)).toEqual(["shared/observability/rotation-events.ts"]);
+  });
+
   it("functions never import each other", () => {
     const fn = (path: string) => /^functions\/([^/]+)\//.exec(path)?.[1];
     expect(

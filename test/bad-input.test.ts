@@ -613,6 +613,171 @@ const CASES: readonly BadCase[] = [
     status: 404,
     code: "not_found",
   },
+  // Rotation: staging labels and idempotency tokens on writes and reads.
+  { title: "stage previous on a write", ...put(TARGET, { value: CANARY, stage: "previous" }), ...invalid },
+  {
+    title: "an unknown stage on a write",
+    ...put(TARGET, { value: CANARY, stage: `x${CANARY}` }),
+    ...invalid,
+  },
+  {
+    title: "a clientRequestToken of 3 characters",
+    ...put(TARGET, { value: CANARY, clientRequestToken: "abc" }),
+    ...invalid,
+  },
+  {
+    title: "a clientRequestToken with a space",
+    ...put(TARGET, { value: CANARY, clientRequestToken: `${CANARY} x` }),
+    ...invalid,
+  },
+  {
+    title: "a clientRequestToken as a number",
+    ...put(TARGET, { value: CANARY, clientRequestToken: 12345678 }),
+    ...invalid,
+  },
+  {
+    title: "a clientRequestToken of 65 characters",
+    ...put(TARGET, { value: CANARY, clientRequestToken: "t".repeat(65) }),
+    ...invalid,
+  },
+  { title: "an unknown stage on a read", ...read(`?stage=${CANARY}`), ...invalid },
+  { title: "both stage and version on a read", ...read("?stage=current&version=1"), ...invalid },
+  // Rotation policy.
+  { title: "rotationPeriodDays 0", ...put(`${TARGET}/rotation`, { rotationPeriodDays: 0 }), ...invalid },
+  {
+    title: "rotationPeriodDays negative",
+    ...put(`${TARGET}/rotation`, { rotationPeriodDays: -30 }),
+    ...invalid,
+  },
+  {
+    title: "rotationPeriodDays a float",
+    ...put(`${TARGET}/rotation`, { rotationPeriodDays: 1.5 }),
+    ...invalid,
+  },
+  {
+    title: "rotationPeriodDays over ten years",
+    ...put(`${TARGET}/rotation`, { rotationPeriodDays: 3651 }),
+    ...invalid,
+  },
+  {
+    title: "rotationPeriodDays a string",
+    ...put(`${TARGET}/rotation`, { rotationPeriodDays: "30" }),
+    ...invalid,
+  },
+  { title: "an empty rotation policy", ...put(`${TARGET}/rotation`, {}), ...invalid },
+  {
+    title: "an unknown field in the rotation policy",
+    ...put(`${TARGET}/rotation`, { rotationPeriodDays: 30, extra: CANARY }),
+    ...invalid,
+  },
+  {
+    title: "a generator shorter than 16 characters",
+    ...put(`${TARGET}/rotation`, { generator: { kind: "password", length: 8 } }),
+    ...invalid,
+  },
+  {
+    title: "an unknown generator kind",
+    ...put(`${TARGET}/rotation`, { generator: { kind: CANARY, length: 32 } }),
+    ...invalid,
+  },
+  {
+    title: "a generator alphabet of one character",
+    ...put(`${TARGET}/rotation`, { generator: { kind: "token", length: 32, alphabet: "aaaa" } }),
+    ...invalid,
+  },
+  {
+    title: "a generator alphabet with a space",
+    ...put(`${TARGET}/rotation`, { generator: { kind: "token", length: 32, alphabet: `ab ${CANARY}` } }),
+    ...invalid,
+  },
+  {
+    title: "a rotation policy on a secret that does not exist",
+    ...put(`/v1/tenants/${TENANT}/secrets/no-such-secret/rotation`, { rotationPeriodDays: 30 }),
+    status: 404,
+    code: "not_found",
+  },
+  // Rotation steps.
+  {
+    title: "a rotate with a malformed clientRequestToken",
+    method: "POST",
+    path: `${TARGET}/rotate`,
+    json: { clientRequestToken: `bad token ${CANARY}` },
+    ...invalid,
+  },
+  {
+    title: "an unknown field in a rotate",
+    method: "POST",
+    path: `${TARGET}/rotate`,
+    json: { extra: CANARY },
+    ...invalid,
+  },
+  {
+    title: "a promote of version 0",
+    method: "POST",
+    path: `${TARGET}/promote`,
+    json: { version: 0 },
+    ...invalid,
+  },
+  {
+    title: "a promote of version as a string",
+    method: "POST",
+    path: `${TARGET}/promote`,
+    json: { version: "2" },
+    ...invalid,
+  },
+  {
+    title: "a promote without a pending version",
+    method: "POST",
+    path: `${TARGET}/promote`,
+    json: {},
+    status: 409,
+    code: "conflict",
+  },
+  {
+    title: "a rollback of a secret that does not exist",
+    method: "POST",
+    path: `/v1/tenants/${TENANT}/secrets/no-such-secret/rollback`,
+    status: 404,
+    code: "not_found",
+  },
+  {
+    title: "a DEK rotation of a tenant that does not exist",
+    method: "POST",
+    path: "/v1/tenants/no-such-tenant/rotate-dek",
+    status: 404,
+    code: "not_found",
+  },
+  {
+    title: "a DEK rotation of an uppercase tenant id",
+    method: "POST",
+    path: "/v1/tenants/ACME/rotate-dek",
+    ...invalid,
+  },
+  // The due listing.
+  {
+    title: "withinDays negative",
+    method: "GET",
+    path: `/v1/tenants/${TENANT}/rotation/due?withinDays=-1`,
+    ...invalid,
+  },
+  {
+    title: "withinDays too large",
+    method: "GET",
+    path: `/v1/tenants/${TENANT}/rotation/due?withinDays=10000`,
+    ...invalid,
+  },
+  {
+    title: "an unknown query parameter on the due listing",
+    method: "GET",
+    path: `/v1/tenants/${TENANT}/rotation/due?sort=${CANARY}`,
+    ...invalid,
+  },
+  {
+    title: "a due-listing cursor for another tenant",
+    method: "GET",
+    path: `/v1/tenants/${TENANT}/rotation/due?cursor=${cursorOf({ pk: "T#other", sk: "S#a" })}`,
+    ...invalid,
+  },
   // Routes that do not exist.
   { title: "an unknown route", method: "GET", path: `/v1/${CANARY}`, status: 404, code: "not_found" },
   {

@@ -19,6 +19,8 @@ const BRAVO_VALUE = "BRAVO-CANARY-db-password-9c41";
 const BRAVO_ONLY_NAME = "bravo-canary-private-name";
 const BRAVO_ONLY_VALUE = "BRAVO-CANARY-private-value-77e2";
 const REASON = { "x-audit-reason": "isolation matrix" };
+/** A secret in both tenants with a rotation period, so both have something due. */
+const ROTATING_NAME = "rotating-api-key";
 
 let h: Harness;
 let admin: string;
@@ -284,7 +286,193 @@ const ROUTES: readonly RouteCase[] = [
       if (granted) expect(JSON.parse(response.text.split("\n")[0] ?? "").tenantId).toBe(SYSTEM_SCOPE);
     },
   },
+  {
+    route: "POST /v1/tenants/:tenantId/rotate-dek",
+    action: "tenant.rotate-dek",
+    scoped: true,
+    roles: ["admin", "operator"],
+    okStatus: 200,
+    prepare: async (target) => ({
+      method: "POST",
+      path: `/v1/tenants/${target}/rotate-dek`,
+      auditScope: target,
+    }),
+    verify: async (target, _cell, granted, response) => {
+      if (granted) expect((await response.json()).tenantId).toBe(target);
+      // Whoever rotated, the tenant's secrets still read back.
+      expect(await (await adminRead(target, SHARED_NAME)).json()).toMatchObject({
+        value: sharedValueOf(target),
+      });
+    },
+  },
+  {
+    route: "GET /v1/tenants/:tenantId/rotation",
+    action: "rotation.read",
+    scoped: true,
+    roles: ["admin", "operator"],
+    okStatus: 200,
+    prepare: async (target) => ({
+      method: "GET",
+      path: `/v1/tenants/${target}/rotation`,
+      auditScope: target,
+    }),
+    verify: async (target, _cell, granted, response) => {
+      if (!granted) return;
+      const body = await response.json();
+      expect(body.tenantId).toBe(target);
+      expect(
+        Object.values(body.itemsByDekVersion).reduce((a: number, b) => a + (b as number), 0),
+      ).toBeGreaterThan(0);
+    },
+  },
+  {
+    route: "GET /v1/tenants/:tenantId/rotation/due",
+    action: "rotation.read",
+    scoped: true,
+    roles: ["admin", "operator"],
+    okStatus: 200,
+    prepare: async (target) => ({
+      method: "GET",
+      path: `/v1/tenants/${target}/rotation/due?withinDays=30`,
+      auditScope: target,
+    }),
+    verify: async (target, _cell, granted, response) => {
+      if (!granted) return;
+      const names = (await response.json()).secrets.map((s: { name: string }) => s.name);
+      expect(names).toContain(ROTATING_NAME);
+      if (target === ALPHA) expect(names).not.toContain(BRAVO_ONLY_NAME);
+    },
+  },
+  {
+    route: "PUT /v1/tenants/:tenantId/secrets/:name/rotation",
+    action: "secret.rotation-policy",
+    scoped: true,
+    roles: ["admin", "operator"],
+    okStatus: 200,
+    prepare: async (target, cell) => {
+      await putAsAdmin(target, `policy-${cell}`, "policy value");
+      return {
+        method: "PUT",
+        path: `/v1/tenants/${target}/secrets/policy-${cell}/rotation`,
+        body: { rotationPeriodDays: 30 },
+        auditScope: target,
+      };
+    },
+    verify: async (target, cell, granted) => {
+      const list = await h.call("GET", `/v1/tenants/${target}/secrets?limit=999`, { token: admin });
+      const entry = (await list.json()).secrets.find((s: { name: string }) => s.name === `policy-${cell}`);
+      expect(entry.rotationDueAt !== undefined).toBe(granted);
+    },
+  },
+  {
+    route: "POST /v1/tenants/:tenantId/secrets/:name/rotate",
+    action: "secret.rotate",
+    scoped: true,
+    roles: ["admin", "operator"],
+    okStatus: 200,
+    prepare: async (target, cell) => {
+      await putAsAdmin(target, `gen-${cell}`, "generated seed value");
+      const policy = await h.call("PUT", `/v1/tenants/${target}/secrets/gen-${cell}/rotation`, {
+        token: admin,
+        body: { generator: { kind: "token", length: 32 } },
+      });
+      expect(policy.status).toBe(200);
+      return {
+        method: "POST",
+        path: `/v1/tenants/${target}/secrets/gen-${cell}/rotate`,
+        body: { clientRequestToken: `token-${cell}` },
+        auditScope: target,
+      };
+    },
+    verify: async (target, cell, granted) => {
+      const after = await (await adminRead(target, `gen-${cell}`)).json();
+      expect(after.version).toBe(granted ? 2 : 1);
+    },
+  },
+  {
+    route: "POST /v1/tenants/:tenantId/secrets/:name/promote",
+    action: "secret.promote",
+    scoped: true,
+    roles: ["admin", "operator"],
+    okStatus: 200,
+    prepare: async (target, cell) => {
+      await putAsAdmin(target, `promote-${cell}`, "old value");
+      const pending = await h.call("PUT", `/v1/tenants/${target}/secrets/promote-${cell}`, {
+        token: admin,
+        body: { value: "new value", stage: "pending" },
+      });
+      expect(pending.status).toBe(200);
+      return {
+        method: "POST",
+        path: `/v1/tenants/${target}/secrets/promote-${cell}/promote`,
+        body: {},
+        auditScope: target,
+      };
+    },
+    verify: async (target, cell, granted) => {
+      const after = await (await adminRead(target, `promote-${cell}`)).json();
+      expect(after.value).toBe(granted ? "new value" : "old value");
+    },
+  },
+  {
+    route: "POST /v1/tenants/:tenantId/secrets/:name/rollback",
+    action: "secret.rollback",
+    scoped: true,
+    roles: ["admin", "operator"],
+    okStatus: 200,
+    prepare: async (target, cell) => {
+      await putAsAdmin(target, `rollback-${cell}`, "first value");
+      await putAsAdmin(target, `rollback-${cell}`, "second value");
+      return {
+        method: "POST",
+        path: `/v1/tenants/${target}/secrets/rollback-${cell}/rollback`,
+        auditScope: target,
+      };
+    },
+    verify: async (target, cell, granted) => {
+      const after = await (await adminRead(target, `rollback-${cell}`)).json();
+      expect(after.value).toBe(granted ? "first value" : "second value");
+    },
+  },
+  {
+    route: "GET /v1/kek",
+    action: "kek.read",
+    scoped: false,
+    roles: ["admin"],
+    okStatus: 200,
+    prepare: async () => ({ method: "GET", path: "/v1/kek", auditScope: SYSTEM_SCOPE }),
+    verify: async (_target, _cell, granted, response) => {
+      if (granted) expect((await response.json()).keks[0].configured).toBe("active");
+    },
+  },
+  {
+    route: "POST /v1/kek/rewrap",
+    action: "kek.rewrap",
+    scoped: false,
+    roles: ["admin"],
+    okStatus: 200,
+    prepare: async () => ({ method: "POST", path: "/v1/kek/rewrap", auditScope: SYSTEM_SCOPE }),
+    verify: async (_target, _cell, granted, response) => {
+      if (granted) expect((await response.json()).state.phase).toBe("done");
+    },
+  },
+  {
+    route: "POST /v1/rotation/run",
+    action: "rotation.run",
+    scoped: false,
+    roles: ["admin"],
+    okStatus: 200,
+    prepare: async () => ({ method: "POST", path: "/v1/rotation/run", auditScope: SYSTEM_SCOPE }),
+    verify: async (_target, _cell, granted, response) => {
+      if (granted) expect((await response.json()).due.scanComplete).toBe(true);
+    },
+  },
 ];
+
+async function putAsAdmin(tenant: string, name: string, value: string): Promise<void> {
+  const put = await h.call("PUT", `/v1/tenants/${tenant}/secrets/${name}`, { token: admin, body: { value } });
+  expect(put.status).toBe(200);
+}
 
 /** Every event of a scope, read by an admin through the API, all pages. */
 async function auditTrail(scope: string): Promise<AuditEvent[]> {
@@ -349,6 +537,14 @@ beforeAll(async () => {
       body: { value: sharedValueOf(tenant) },
     });
     expect(put.status).toBe(200);
+  }
+  for (const tenant of [ALPHA, BRAVO]) {
+    await putAsAdmin(tenant, ROTATING_NAME, "rotating value");
+    const policy = await h.call("PUT", `/v1/tenants/${tenant}/secrets/${ROTATING_NAME}/rotation`, {
+      token: admin,
+      body: { rotationPeriodDays: 1 },
+    });
+    expect(policy.status).toBe(200);
   }
   const privatePut = await h.call("PUT", `/v1/tenants/${BRAVO}/secrets/${BRAVO_ONLY_NAME}`, {
     token: bravoAdmin.token,

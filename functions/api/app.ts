@@ -16,8 +16,12 @@ import {
   auditReasonSchema,
   createTenantSchema,
   createTokenSchema,
+  dueQuerySchema,
   pageQuerySchema,
+  promoteSchema,
   putSecretSchema,
+  rotateSecretSchema,
+  rotationPolicySchema,
   secretNameSchema,
   tenantIdSchema,
   tokenIdSchema,
@@ -27,6 +31,7 @@ import type { Page } from "../../shared/domain/types.ts";
 import { type AuditAction, SYSTEM_SCOPE } from "../../shared/domain/types.ts";
 import { renderPrometheus } from "../../shared/observability/prometheus.ts";
 import type { Runtime } from "../../shared/runtime/container.ts";
+import { deadlineIn } from "../../shared/services/rotation-runner.ts";
 import { errorResponse, jsonBody, parseWith } from "./http.ts";
 import { accessLog } from "./middleware/access-log.ts";
 import { type AuthenticatedEnv, authenticate } from "./middleware/authenticate.ts";
@@ -36,6 +41,9 @@ type AppEnv = AuthenticatedEnv;
 /** JSON-escaped 64 KiB values can grow up to six-fold; anything past this is refused unread. */
 const MAX_BODY_BYTES = 512 * 1024;
 const DEFAULT_PAGE_SIZE = 50;
+/** On-demand rotation work stops in time to answer within API Gateway's 29-second limit. */
+const ON_DEMAND_BUDGET_MS = 20_000;
+const DEFAULT_DUE_WITHIN_DAYS = 7;
 
 /** A listing page as JSON: the items under their own name, and a cursor only when there is more. */
 function pageBody<T>(field: string, page: Page<T>): Record<string, T[] | string> {
@@ -144,10 +152,81 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
   app.get("/v1/tenants/:tenantId/secrets/:name", async (c) => {
     const tenantId = tenantParam(c.req.param("tenantId"));
     const name = nameParam(c.req.param("name"));
-    const { version } = parseWith(versionQuerySchema, c.req.query(), "query");
+    const selector = parseWith(versionQuerySchema, c.req.query(), "query");
     const reason = parseWith(auditReasonSchema, c.req.header("x-audit-reason") ?? "", "X-Audit-Reason");
     const caller = { requestId: c.get("requestId"), authorization: c.req.header("authorization") };
-    return c.json(await runtime.secrets.read(caller, tenantId, name, reason, version));
+    return c.json(await runtime.secrets.read(caller, tenantId, name, reason, selector));
+  });
+
+  app.put(
+    "/v1/tenants/:tenantId/secrets/:name/rotation",
+    authenticated("secret.rotation-policy"),
+    async (c) => {
+      const tenantId = tenantParam(c.req.param("tenantId"));
+      const name = nameParam(c.req.param("name"));
+      const body = await jsonBody(c, rotationPolicySchema);
+      return c.json(await runtime.secretRotation.setPolicy(c.get("ctx"), tenantId, name, body));
+    },
+  );
+
+  app.post("/v1/tenants/:tenantId/secrets/:name/rotate", authenticated("secret.rotate"), async (c) => {
+    const tenantId = tenantParam(c.req.param("tenantId"));
+    const name = nameParam(c.req.param("name"));
+    const { clientRequestToken } = await jsonBody(c, rotateSecretSchema);
+    return c.json(await runtime.secretRotation.rotate(c.get("ctx"), tenantId, name, clientRequestToken));
+  });
+
+  app.post("/v1/tenants/:tenantId/secrets/:name/promote", authenticated("secret.promote"), async (c) => {
+    const tenantId = tenantParam(c.req.param("tenantId"));
+    const name = nameParam(c.req.param("name"));
+    const { version } = await jsonBody(c, promoteSchema);
+    return c.json(await runtime.secretRotation.promote(c.get("ctx"), tenantId, name, version));
+  });
+
+  app.post("/v1/tenants/:tenantId/secrets/:name/rollback", authenticated("secret.rollback"), async (c) => {
+    const tenantId = tenantParam(c.req.param("tenantId"));
+    const name = nameParam(c.req.param("name"));
+    return c.json(await runtime.secretRotation.rollback(c.get("ctx"), tenantId, name));
+  });
+
+  app.get("/v1/tenants/:tenantId/rotation/due", authenticated("rotation.read"), async (c) => {
+    const tenantId = tenantParam(c.req.param("tenantId"));
+    const query = parseWith(dueQuerySchema, c.req.query(), "query");
+    const within = query.withinDays ?? DEFAULT_DUE_WITHIN_DAYS;
+    const due = await runtime.secretRotation.listDue(
+      c.get("ctx"),
+      tenantId,
+      within,
+      query.limit ?? DEFAULT_PAGE_SIZE,
+      query.cursor,
+    );
+    return c.json(pageBody("secrets", due));
+  });
+
+  app.post("/v1/tenants/:tenantId/rotate-dek", authenticated("tenant.rotate-dek"), async (c) => {
+    const tenantId = tenantParam(c.req.param("tenantId"));
+    return c.json(await runtime.rotation.rotateDek(c.get("ctx"), tenantId));
+  });
+
+  app.get("/v1/tenants/:tenantId/rotation", authenticated("rotation.read"), async (c) => {
+    return c.json(await runtime.rotation.status(c.get("ctx"), tenantParam(c.req.param("tenantId"))));
+  });
+
+  app.get("/v1/kek", authenticated("kek.read"), async (c) => {
+    return c.json(await runtime.rotation.kekReport(c.get("ctx")));
+  });
+
+  app.post("/v1/kek/rewrap", authenticated("kek.rewrap"), async (c) => {
+    const run = await runtime.rotation.startRewrap(
+      c.get("ctx"),
+      c.get("requestId"),
+      deadlineIn(ON_DEMAND_BUDGET_MS),
+    );
+    return c.json(run);
+  });
+
+  app.post("/v1/rotation/run", authenticated("rotation.run"), async (c) => {
+    return c.json(await runtime.rotationRunner.runNow(c.get("ctx"), deadlineIn(ON_DEMAND_BUDGET_MS)));
   });
 
   app.get("/v1/tenants/:tenantId/secrets", authenticated("secret.list"), async (c) => {

@@ -6,6 +6,7 @@ import { ConfigError, StrongboxError } from "../../shared/domain/errors.ts";
 import { createLogger } from "../../shared/observability/logger.ts";
 import { readRuntimeConfig } from "../../shared/runtime/config.ts";
 import { createKeyring, createRuntime, type Runtime } from "../../shared/runtime/container.ts";
+import { deadlineIn } from "../../shared/services/rotation-runner.ts";
 import { type LocalDynamo, startLocalDynamo } from "../../shared/storage/local-dynamo.ts";
 import { createTable, ensureTableExists } from "../../shared/storage/table.ts";
 import { createApp } from "./app.ts";
@@ -29,6 +30,32 @@ async function ensureBootstrapToken(runtime: Runtime, path: string): Promise<voi
   writeFileSync(path, `${issued.token}\n`, { mode: 0o600 });
   chmodSync(path, 0o600);
   logger.info("bootstrap admin token written; read it from the file", { path, expiresAt: issued.expiresAt });
+}
+
+/**
+ * Locally the scheduled rotation work runs on a timer, as EventBridge runs the rotation Lambda in the
+ * cloud. Runs never overlap, and each stops well before the next is due.
+ */
+function startRotationTimer(runtime: Runtime): () => void {
+  const intervalMs = runtime.config.rotation.intervalSeconds * 1000;
+  if (intervalMs === 0) return () => undefined;
+  let running = false;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = true;
+    runtime.rotationRunner
+      .run(deadlineIn(intervalMs * 0.8), `timer-${Date.now()}`)
+      .catch((error: unknown) => {
+        logger.error("scheduled rotation run failed", {
+          errorName: error instanceof Error ? error.name : "unknown",
+        });
+      })
+      .finally(() => {
+        running = false;
+      });
+  }, intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 async function main(): Promise<void> {
@@ -103,7 +130,10 @@ async function main(): Promise<void> {
     );
   });
 
+  const stopRotation = startRotationTimer(runtime);
+
   const shutdown = () => {
+    stopRotation();
     server.close(() => {
       void dynamo?.close().finally(() => process.exit(0));
     });

@@ -93,3 +93,12 @@ export class ConfigError extends Error {
     this.name = "ConfigError";
   }
 }
+
+/**
+ * A ciphertext names a DEK version that was retired after a scan found nothing sealed under it: the
+ * item was re-encrypted after the caller read it, so reading it again gives the current ciphertext.
+ */
+export class DekRetiredError extends StrongboxError {
+  readonly status = 503;
+  readonly code = "dek_retired";
+}

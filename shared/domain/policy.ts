@@ -8,7 +8,12 @@ export type Permission =
   | "secret:list"
   | "secret:delete"
   | "token:manage"
-  | "audit:read";
+  | "audit:read"
+  | "dek:rotate"
+  | "kek:manage"
+  | "rotation:read"
+  | "rotation:run"
+  | "secret:rotate";
 
 const GRANTS: Record<Role, ReadonlySet<Permission>> = {
   admin: new Set<Permission>([
@@ -20,6 +25,11 @@ const GRANTS: Record<Role, ReadonlySet<Permission>> = {
     "secret:delete",
     "token:manage",
     "audit:read",
+    "dek:rotate",
+    "kek:manage",
+    "rotation:read",
+    "rotation:run",
+    "secret:rotate",
   ]),
   operator: new Set<Permission>([
     "tenant:read",
@@ -27,6 +37,9 @@ const GRANTS: Record<Role, ReadonlySet<Permission>> = {
     "secret:read",
     "secret:list",
     "secret:delete",
+    "dek:rotate",
+    "rotation:read",
+    "secret:rotate",
   ]),
   runner: new Set<Permission>(["secret:read", "secret:list"]),
   auditor: new Set<Permission>(["audit:read"]),

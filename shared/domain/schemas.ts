@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { AUDIT_ACTIONS, ROLES } from "./types.ts";
+import { AUDIT_ACTIONS, GENERATOR_KINDS, ROLES, STAGES } from "./types.ts";
 
 export const MAX_VALUE_BYTES = 64 * 1024;
 export const MAX_REASON_LENGTH = 256;
@@ -25,9 +25,63 @@ export const secretValueSchema = z
 
 export const createTenantSchema = z.strictObject({ tenantId: tenantIdSchema });
 
+/** As Secrets Manager's ClientRequestToken: an idempotency key the client picks per intended change. */
+export const clientRequestTokenSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{8,64}$/, "clientRequestToken must be 8 to 64 characters of A-Z, a-z, 0-9, _ or -");
+
 export const putSecretSchema = z.strictObject({
   value: secretValueSchema,
   cas: z.number().int().min(0).optional(),
+  clientRequestToken: clientRequestTokenSchema.optional(),
+  /** `pending` writes the next version without making it current, for testing before promotion. */
+  stage: z.enum(["current", "pending"]).optional(),
+});
+
+export const MAX_ROTATION_PERIOD_DAYS = 3650;
+
+export const generatorSchema = z
+  .strictObject({
+    kind: z.enum(GENERATOR_KINDS),
+    length: z.number().int().min(16).max(4096),
+    alphabet: z
+      .string()
+      .min(2)
+      .max(256)
+      .regex(/^[\x21-\x7e]+$/, "alphabet must be printable ASCII without spaces")
+      .optional(),
+  })
+  .refine((spec) => spec.alphabet === undefined || new Set(spec.alphabet).size >= 2, {
+    message: "alphabet needs at least two distinct characters",
+    path: ["alphabet"],
+  });
+
+/** null clears a setting; an absent field leaves it as it is. */
+export const rotationPolicySchema = z
+  .strictObject({
+    rotationPeriodDays: z.number().int().min(1).max(MAX_ROTATION_PERIOD_DAYS).nullable().optional(),
+    generator: generatorSchema.nullable().optional(),
+  })
+  .refine((policy) => policy.rotationPeriodDays !== undefined || policy.generator !== undefined, {
+    message: "set rotationPeriodDays, generator, or both",
+  });
+
+export const rotateSecretSchema = z.strictObject({ clientRequestToken: clientRequestTokenSchema.optional() });
+
+export const promoteSchema = z.strictObject({ version: z.number().int().min(1).optional() });
+
+export const dueQuerySchema = z.strictObject({
+  withinDays: z
+    .string()
+    .regex(/^[0-9]{1,4}$/, "withinDays must be an integer from 0 to 9999")
+    .transform(Number)
+    .optional(),
+  limit: z
+    .string()
+    .regex(/^[1-9][0-9]{0,2}$/, "limit must be an integer from 1 to 999")
+    .transform(Number)
+    .optional(),
+  cursor: z.string().max(2048).optional(),
 });
 
 export const createTokenSchema = z
@@ -48,13 +102,18 @@ export const auditReasonSchema = z
   .max(MAX_REASON_LENGTH, `X-Audit-Reason must be at most ${MAX_REASON_LENGTH} characters`)
   .regex(/^[^\p{Cc}]*$/u, "X-Audit-Reason must not contain control characters");
 
-export const versionQuerySchema = z.strictObject({
-  version: z
-    .string()
-    .regex(/^[1-9][0-9]{0,8}$/, "version must be a positive integer")
-    .transform(Number)
-    .optional(),
-});
+export const versionQuerySchema = z
+  .strictObject({
+    version: z
+      .string()
+      .regex(/^[1-9][0-9]{0,8}$/, "version must be a positive integer")
+      .transform(Number)
+      .optional(),
+    stage: z.enum(STAGES).optional(),
+  })
+  .refine((query) => query.version === undefined || query.stage === undefined, {
+    message: "give version or stage, not both",
+  });
 
 export const pageQuerySchema = z.strictObject({
   limit: z
@@ -94,3 +153,4 @@ export const tokenIdSchema = z.string().regex(/^[a-z0-9]{26}$/, "token id is mal
 
 export type CreateTokenInput = z.infer<typeof createTokenSchema>;
 export type PutSecretInput = z.infer<typeof putSecretSchema>;
+export type RotationPolicyInput = z.infer<typeof rotationPolicySchema>;

@@ -17,11 +17,24 @@ export interface WrappedDataKey {
   readonly createdAt: string;
 }
 
+/** A DEK version whose wrapped key was destroyed once a scan proved no ciphertext used it. */
+export interface RetiredDataKey {
+  readonly version: number;
+  readonly kekId: string;
+  readonly createdAt: string;
+  readonly retiredAt: string;
+}
+
 export interface Tenant {
   readonly tenantId: string;
   readonly createdAt: string;
   readonly currentDekVersion: number;
   readonly dataKeys: readonly WrappedDataKey[];
+  readonly retiredDataKeys?: readonly RetiredDataKey[];
+  /** When the current DEK version was created; retirement of older versions waits a grace period after it. */
+  readonly dekRotatedAt?: string;
+  /** Bumped by every change of the tenant item; changes are conditional on the revision they read. */
+  readonly revision?: number;
 }
 
 /** What a client may see of a tenant: no key material, wrapped or not. */
@@ -30,12 +43,37 @@ export interface TenantView {
   readonly createdAt: string;
   readonly currentDekVersion: number;
   readonly dataKeys: readonly { version: number; kekId: string; createdAt: string }[];
+  readonly retiredDataKeys?: readonly RetiredDataKey[];
 }
 
 export interface SealedVersion {
   readonly version: number;
   readonly envelope: Uint8Array;
   readonly createdAt: string;
+  /** The idempotency token the version was written with, as Secrets Manager's ClientRequestToken. */
+  readonly clientRequestToken?: string;
+}
+
+export const STAGES = ["current", "pending", "previous"] as const;
+export type Stage = (typeof STAGES)[number];
+
+export const GENERATOR_KINDS = ["token", "password"] as const;
+
+/** How the service makes a new value itself; secrets without one are rotated by an operator (BYOK). */
+export interface GeneratorSpec {
+  readonly kind: (typeof GENERATOR_KINDS)[number];
+  readonly length: number;
+  /** Characters to draw from; a default per kind when absent. */
+  readonly alphabet?: string;
+}
+
+export interface RotationPolicy {
+  readonly periodDays?: number;
+  readonly dueAt?: string;
+  readonly generator?: GeneratorSpec;
+  readonly lastRotatedAt?: string;
+  /** The due date a "rotation due" event was last emitted for, so each due date is announced once. */
+  readonly notifiedDueAt?: string;
 }
 
 /** The secret's head: its current version inline, so a current read is one item. */
@@ -45,12 +83,23 @@ export interface SecretHead {
   readonly current: SealedVersion;
   readonly deletedAt?: string;
   readonly updatedAt: string;
+  /** Bumped by every change of the head; head changes are conditional on the revision they read. */
+  readonly revision: number;
+  /** The highest version ever allocated, so that a rollback never lets a version number be reused. */
+  readonly latestVersion: number;
+  /** The version labelled `previous`: the one that was current before the last promotion. */
+  readonly previousVersion?: number;
+  /** The version labelled `pending`, written but not yet promoted, kept inline like the current one. */
+  readonly pending?: SealedVersion;
+  readonly rotation?: RotationPolicy;
 }
 
 export interface SecretSummary {
   readonly name: string;
   readonly version: number;
   readonly updatedAt: string;
+  readonly pendingVersion?: number;
+  readonly rotationDueAt?: string;
 }
 
 export interface SecretValue {
@@ -84,6 +133,16 @@ export const AUDIT_ACTIONS = [
   "audit.verify",
   "audit.export",
   "kms.call",
+  "tenant.rotate-dek",
+  "tenant.reencrypt",
+  "kek.rewrap",
+  "kek.read",
+  "rotation.read",
+  "rotation.run",
+  "secret.rotation-policy",
+  "secret.rotate",
+  "secret.promote",
+  "secret.rollback",
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 /**
@@ -97,8 +156,11 @@ export interface AuditEvent {
   readonly action: AuditAction;
   readonly outcome: AuditOutcome;
   readonly actor: string;
-  /** `aws` for calls on the service's KMS keys, taken from CloudTrail; the actor is then an IAM ARN. */
-  readonly role: Role | "anonymous" | "aws";
+  /**
+   * `aws` for calls on the service's KMS keys, taken from CloudTrail (the actor is then an IAM ARN);
+   * `system` for changes the service makes on its own schedule, such as a re-encryption sweep.
+   */
+  readonly role: Role | "anonymous" | "aws" | "system";
   readonly requestId: string;
   readonly time: string;
   readonly secretName?: string;

@@ -7,6 +7,7 @@ export const METRIC_NAMES = [
   "KmsAnomalies",
   "RotationsDue",
   "RotationFailures",
+  "RotationsCompleted",
 ] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];
 

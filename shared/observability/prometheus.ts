@@ -15,6 +15,7 @@ const HELP: Record<MetricName, string> = {
   KmsAnomalies: "Anomalies flagged by CloudTrail KMS event ingestion.",
   RotationsDue: "Rotations found due.",
   RotationFailures: "Rotations that failed.",
+  RotationsCompleted: "Rotations completed: re-encryption sweeps, KEK re-wraps and secret rotations.",
 };
 
 /**

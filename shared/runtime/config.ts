@@ -19,6 +19,20 @@ export interface RuntimeConfig {
   readonly auditDenialWindowMs: number;
   /** For CloudTrail ingestion: this environment's KMS key ARNs and the service's own role ARNs. */
   readonly kmsIngestion: { readonly watchedKeyArns: string[]; readonly serviceRoleArns: string[] };
+  readonly rotation: {
+    /** How long after a DEK rotation older DEK versions wait before they can be retired. */
+    readonly retireGraceMs: number;
+    /** How often `npm start` runs the scheduled rotation work; 0 turns the timer off. */
+    readonly intervalSeconds: number;
+    /** How long a runner's claim on a sweep or re-wrap lasts without a checkpoint (0: tests only). */
+    readonly leaseMs: number;
+    /** Items per sweep page, and so per checkpoint. */
+    readonly pageSize: number;
+    /** EventBridge bus for rotation events; without one they are log lines. */
+    readonly eventBusName?: string;
+    /** Only for pointing the SDK at an EventBridge-protocol test endpoint. */
+    readonly eventsEndpoint?: string;
+  };
 }
 
 function positiveInteger(env: Env, name: string, fallback: number): number {
@@ -28,25 +42,27 @@ function positiveInteger(env: Env, name: string, fallback: number): number {
   return Number(raw);
 }
 
+function nonNegativeInteger(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!/^(0|[1-9][0-9]{0,9})$/.test(raw))
+    throw new ConfigError(name, `${name} must be a non-negative integer`);
+  return Number(raw);
+}
+
 const list = (raw: string | undefined): string[] =>
   (raw ?? "")
     .split(",")
     .map((part) => part.trim())
     .filter((part) => part !== "");
 
-function seconds(env: Env, name: string, fallback: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === "") return fallback;
-  if (!/^(0|[1-9][0-9]{0,5})$/.test(raw))
-    throw new ConfigError(name, `${name} must be a whole number of seconds`);
-  return Number(raw);
-}
-
 export function readRuntimeConfig(env: Env): RuntimeConfig {
   const kmsKeyId = env.KMS_KEY_ID?.trim();
   const dynamoEndpoint = env.DYNAMODB_ENDPOINT?.trim();
   const kmsEndpoint = env.KMS_ENDPOINT?.trim();
   const auditMacKeyId = env.AUDIT_MAC_KEY_ID?.trim();
+  const eventBusName = env.EVENT_BUS_NAME?.trim();
+  const eventsEndpoint = env.EVENTBRIDGE_ENDPOINT?.trim();
   return {
     tableName: env.TABLE_NAME?.trim() || "strongbox",
     region: env.AWS_REGION?.trim() || env.AWS_DEFAULT_REGION?.trim() || "us-east-1",
@@ -61,7 +77,7 @@ export function readRuntimeConfig(env: Env): RuntimeConfig {
         }
       : {}),
     ...(auditMacKeyId ? { auditMacKeyId } : {}),
-    auditDenialWindowMs: seconds(env, "AUDIT_DENIAL_WINDOW_SECONDS", 60) * 1000,
+    auditDenialWindowMs: nonNegativeInteger(env, "AUDIT_DENIAL_WINDOW_SECONDS", 60) * 1000,
     kmsIngestion: {
       watchedKeyArns: list(env.WATCHED_KMS_KEY_ARNS),
       serviceRoleArns: list(env.SERVICE_ROLE_ARNS),
@@ -69,6 +85,14 @@ export function readRuntimeConfig(env: Env): RuntimeConfig {
     dataKeyCache: {
       maxAgeMs: positiveInteger(env, "DATA_KEY_CACHE_MAX_AGE_SECONDS", 300) * 1000,
       maxUses: positiveInteger(env, "DATA_KEY_CACHE_MAX_USES", 100_000),
+    },
+    rotation: {
+      retireGraceMs: nonNegativeInteger(env, "DEK_RETIRE_GRACE_SECONDS", 60) * 1000,
+      intervalSeconds: nonNegativeInteger(env, "ROTATION_INTERVAL_SECONDS", 300),
+      leaseMs: nonNegativeInteger(env, "ROTATION_LEASE_SECONDS", 60) * 1000,
+      pageSize: positiveInteger(env, "ROTATION_PAGE_SIZE", 100),
+      ...(eventBusName ? { eventBusName } : {}),
+      ...(eventsEndpoint ? { eventsEndpoint } : {}),
     },
   };
 }

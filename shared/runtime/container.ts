@@ -7,15 +7,21 @@ import { LocalKeyring } from "../crypto/local-keyring.ts";
 import { ConfigError } from "../domain/errors.ts";
 import { createLogger, type Logger } from "../observability/logger.ts";
 import { CounterMetrics } from "../observability/metrics.ts";
+import { createRotationEvents, type RotationEvents } from "../observability/rotation-events.ts";
 import { AuditChain } from "../services/audit-chain.ts";
 import { AuditService } from "../services/audit-service.ts";
 import { DataKeys } from "../services/data-keys.ts";
 import { HealthService } from "../services/health-service.ts";
 import { KmsEventIngester } from "../services/kms-event-ingester.ts";
+import { RotationRunner } from "../services/rotation-runner.ts";
+import { RotationService } from "../services/rotation-service.ts";
+import { Sealer } from "../services/sealer.ts";
+import { SecretRotationService } from "../services/secret-rotation-service.ts";
 import { SecretService } from "../services/secret-service.ts";
 import { TenantService } from "../services/tenant-service.ts";
 import { TokenService } from "../services/token-service.ts";
 import { AuditRepository } from "../storage/audit-repository.ts";
+import { RotationRepository } from "../storage/rotation-repository.ts";
 import { SecretRepository } from "../storage/secret-repository.ts";
 import type { Table } from "../storage/table.ts";
 import { TenantRepository } from "../storage/tenant-repository.ts";
@@ -35,6 +41,10 @@ export interface Runtime {
   readonly health: HealthService;
   /** CloudTrail KMS events into the audit trail (functions/audit). */
   readonly kmsEvents: KmsEventIngester;
+  readonly rotation: RotationService;
+  readonly secretRotation: SecretRotationService;
+  readonly rotationRunner: RotationRunner;
+  readonly config: RuntimeConfig;
 }
 
 export interface KeyringChoice {
@@ -90,6 +100,8 @@ export function createRuntime(options: {
   readonly table: Table;
   readonly config: RuntimeConfig;
   readonly logger?: Logger;
+  /** Where rotation events go; by default EventBridge when a bus is configured, else the log. */
+  readonly events?: RotationEvents;
 }): Runtime {
   const logger = options.logger ?? createLogger();
   const metrics = options.metrics ?? new CounterMetrics();
@@ -108,6 +120,29 @@ export function createRuntime(options: {
   );
   const tokens = new TokenService(new TokenRepository(options.table), audit);
   const secretRepository = new SecretRepository(options.table);
+  const rotationRepository = new RotationRepository(options.table);
+  const { rotation: rotationConfig } = options.config;
+  const sealer = new Sealer(dataKeys, metrics, rotationConfig.retireGraceMs / 2);
+  const rotation = new RotationService(
+    options.keyring,
+    tenantRepository,
+    secretRepository,
+    rotationRepository,
+    dataKeys,
+    sealer,
+    audit,
+    logger,
+    rotationConfig,
+  );
+  const secretRotation = new SecretRotationService(secretRepository, sealer, audit);
+  const events =
+    options.events ??
+    createRotationEvents({
+      logger,
+      region: options.config.region,
+      busName: rotationConfig.eventBusName,
+      endpoint: rotationConfig.eventsEndpoint,
+    });
   return {
     keyring: options.keyring,
     logger,
@@ -116,8 +151,22 @@ export function createRuntime(options: {
     auditChain: chain,
     tokens,
     tenants: new TenantService(tenantRepository, dataKeys, audit),
-    secrets: new SecretService(secretRepository, tenantRepository, dataKeys, tokens, audit, metrics),
+    secrets: new SecretService(secretRepository, sealer, tokens, audit),
     health: new HealthService(options.keyring, tenantRepository, chain),
     kmsEvents: new KmsEventIngester(audit, tenantRepository, metrics, options.config.kmsIngestion),
+    rotation,
+    secretRotation,
+    rotationRunner: new RotationRunner(
+      rotation,
+      secretRotation,
+      secretRepository,
+      tenantRepository,
+      rotationRepository,
+      events,
+      audit,
+      metrics,
+      logger,
+    ),
+    config: options.config,
   };
 }

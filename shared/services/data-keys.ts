@@ -1,9 +1,17 @@
 import type { DataKeyCache } from "../crypto/data-key-cache.ts";
 import type { Keyring } from "../crypto/keyring.ts";
-import { DecryptError } from "../domain/errors.ts";
+import { DecryptError, DekRetiredError, NotFoundError } from "../domain/errors.ts";
 import type { Tenant, WrappedDataKey } from "../domain/types.ts";
 import type { TenantRepository } from "../storage/tenant-repository.ts";
 import { now } from "./context.ts";
+
+/** The DEK new ciphertext is sealed under, with when the tenant item naming it was read. */
+export interface CurrentDataKey {
+  readonly tenant: Tenant;
+  readonly version: number;
+  readonly key: Uint8Array;
+  readonly readAtMs: number;
+}
 
 /** Tenant data keys: generated wrapped, stored wrapped, and unwrapped only into the bounded cache. */
 export class DataKeys {
@@ -15,7 +23,11 @@ export class DataKeys {
 
   /** DEK v1 of a new tenant; only the wrapped form is returned, for storing. */
   async generateFirst(tenantId: string): Promise<WrappedDataKey> {
-    const version = 1;
+    return this.generate(tenantId, 1);
+  }
+
+  /** A new DEK version, wrapped under the active KEK, whose KEK is registered before it is returned. */
+  async generate(tenantId: string, version: number): Promise<WrappedDataKey> {
     const generated = await this.keyring.generateDataKey({ tenantId, dekVersion: version });
     // Registered by the id the keeper reports (a KMS key ARN, not an alias), before the tenant exists.
     await this.tenants.registerKek(generated.wrapped.kekId);
@@ -27,16 +39,33 @@ export class DataKeys {
     };
   }
 
+  /** The tenant's current DEK, read fresh from the tenant item. */
+  async current(tenantId: string): Promise<CurrentDataKey> {
+    const readAtMs = Date.now();
+    const tenant = await this.tenants.get(tenantId);
+    if (tenant === undefined) throw new NotFoundError(`tenant ${tenantId} does not exist`);
+    const version = tenant.currentDekVersion;
+    return { tenant, version, key: await this.unwrapped(tenantId, version, tenant), readAtMs };
+  }
+
   /** The plaintext DEK of one version, for sealing or opening. */
   async unwrapped(tenantId: string, version: number, tenant?: Tenant): Promise<Uint8Array> {
     return this.cache.get(`${tenantId}#${version}`, async () => {
       const owner = tenant ?? (await this.tenants.get(tenantId));
       const wrapped = owner?.dataKeys.find((key) => key.version === version);
       if (wrapped === undefined) {
+        if (owner?.retiredDataKeys?.some((key) => key.version === version)) {
+          throw new DekRetiredError(`tenant ${tenantId}'s DEK v${version} has been retired`);
+        }
         // Ciphertext or a tenant record naming a DEK that does not exist has been altered or misplaced.
         throw new DecryptError(`tenant ${tenantId} has no DEK v${version}`);
       }
       return this.keyring.unwrap(wrapped, { tenantId, dekVersion: version });
     });
+  }
+
+  /** Drops retired versions from memory too, once their wrapped form is gone from the table. */
+  forget(tenantId: string, version: number): void {
+    this.cache.evict(`${tenantId}#${version}`);
   }
 }

@@ -18,6 +18,8 @@ export interface HealthReport {
   readonly audit: { readonly heads: readonly { scope: string; sequence: number; hash: string }[] };
   /** Why the service is not usable, in operator terms; empty when healthy. */
   readonly problems: readonly string[];
+  /** What an operator should act on although the service works, such as an unfinished KEK re-wrap. */
+  readonly warnings: readonly string[];
 }
 
 /**
@@ -33,6 +35,7 @@ export class HealthService {
 
   async check(): Promise<HealthReport> {
     const problems: string[] = [];
+    const warnings: string[] = [];
     const configured = await this.keyring.probe().catch(() => {
       problems.push(`the ${this.keyring.kind} keyring is unavailable`);
       return undefined;
@@ -51,6 +54,16 @@ export class HealthService {
           `DEKs in this table were wrapped by KEK ${missing.join(", ")}; configured KEKs: ${configured.join(", ")}`,
         );
       }
+      // probe() names the active KEK first, as stored DEKs name it.
+      const previousOnly = registered.filter(
+        (kekId) => configured.includes(kekId) && kekId !== configured[0],
+      );
+      for (const kekId of previousOnly) {
+        warnings.push(
+          `DEKs still depend on KEK ${kekId}, which is configured only as a previous key; ` +
+            "run POST /v1/kek/rewrap and keep it configured until GET /v1/kek says it may be removed",
+        );
+      }
     }
     return {
       healthy: problems.length === 0,
@@ -62,6 +75,7 @@ export class HealthService {
       store: { status: registered === undefined ? "unavailable" : "ok" },
       audit: { heads },
       problems,
+      warnings,
     };
   }
 }

@@ -1,38 +1,73 @@
-import { type EnvelopeBinding, envelopeDekVersion, openValue, sealValue } from "../crypto/envelope.ts";
-import {
-  ConflictError,
-  DecryptError,
-  KekMismatchError,
-  NotFoundError,
-  StrongboxError,
-} from "../domain/errors.ts";
+import { ConflictError, DekRetiredError, NotFoundError, StrongboxError } from "../domain/errors.ts";
 import type { PutSecretInput } from "../domain/schemas.ts";
-import type { Page, SealedVersion, SecretHead, SecretSummary, SecretValue } from "../domain/types.ts";
-import type { MetricsRecorder } from "../observability/metrics.ts";
+import type {
+  Page,
+  RotationPolicy,
+  SealedVersion,
+  SecretHead,
+  SecretSummary,
+  SecretValue,
+  Stage,
+} from "../domain/types.ts";
 import type { SecretRepository } from "../storage/secret-repository.ts";
-import type { TenantRepository } from "../storage/tenant-repository.ts";
 import type { AuditService } from "./audit-service.ts";
 import { type Caller, now, type RequestContext } from "./context.ts";
-import type { DataKeys } from "./data-keys.ts";
+import type { Sealer } from "./sealer.ts";
 import type { TokenService } from "./token-service.ts";
 
 /** Writers racing without `cas` retry on a fresh head this many times before giving up with 409. */
 const MAX_WRITE_ATTEMPTS = 5;
+const DAY_MS = 24 * 3600 * 1000;
 
-const utf8Encoder = new TextEncoder();
-const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
-
-const isLive = (head: SecretHead | undefined): head is SecretHead =>
+export const isLive = (head: SecretHead | undefined): head is SecretHead =>
   head !== undefined && head.deletedAt === undefined;
+
+/** Which version a read asks for: a number, a staging label, or (neither) the current one. */
+export interface VersionSelector {
+  readonly version?: number | undefined;
+  readonly stage?: Stage | undefined;
+}
+
+/** A new current value restarts the rotation clock: the next due date is a full period away. */
+export function rescheduled(policy: RotationPolicy | undefined, at: string): RotationPolicy | undefined {
+  if (policy === undefined) return undefined;
+  const { notifiedDueAt: _announced, dueAt: _due, ...rest } = policy;
+  return {
+    ...rest,
+    lastRotatedAt: at,
+    ...(policy.periodDays === undefined
+      ? {}
+      : { dueAt: new Date(Date.parse(at) + policy.periodDays * DAY_MS).toISOString() }),
+  };
+}
+
+/** The head after `current` becomes the current version; the old current one becomes `previous`. */
+export function withNewCurrent(
+  head: SecretHead | undefined,
+  tenantId: string,
+  name: string,
+  current: SealedVersion,
+  at: string,
+): SecretHead {
+  const rotation = rescheduled(head?.rotation, at);
+  return {
+    tenantId,
+    name,
+    current,
+    updatedAt: at,
+    revision: head?.revision ?? 0,
+    latestVersion: Math.max(head?.latestVersion ?? 0, current.version),
+    ...(head === undefined ? {} : { previousVersion: head.current.version }),
+    ...(rotation === undefined ? {} : { rotation }),
+  };
+}
 
 export class SecretService {
   constructor(
     private readonly secrets: SecretRepository,
-    private readonly tenants: TenantRepository,
-    private readonly dataKeys: DataKeys,
+    private readonly sealer: Sealer,
     private readonly tokens: TokenService,
     private readonly audit: AuditService,
-    private readonly metrics: MetricsRecorder,
   ) {}
 
   async write(
@@ -44,8 +79,8 @@ export class SecretService {
     const target = { tenantId, action: "secret.write", secretName: name } as const;
     await this.audit.authorize(ctx, "secret:write", target);
     return this.audit.aroundChange(
-      this.audit.entry(ctx, target),
-      () => this.commitNextVersion(tenantId, name, input),
+      this.audit.entry(ctx, { ...target, ...(input.stage === "pending" ? { detail: "stage pending" } : {}) }),
+      () => this.commitWrite(tenantId, name, input),
       ({ version }) => ({ version }),
     );
   }
@@ -59,41 +94,49 @@ export class SecretService {
     tenantId: string,
     name: string,
     reason: string,
-    requestedVersion?: number,
+    selector: VersionSelector = {},
   ): Promise<SecretValue> {
     const target = { tenantId, action: "secret.read", secretName: name } as const;
-    const [principal, head] = await Promise.allSettled([
+    const [principal, fetched] = await Promise.allSettled([
       this.tokens.authenticate(caller.authorization, caller.requestId, target),
       this.secrets.getHead(tenantId, name),
     ]);
     if (principal.status === "rejected") throw principal.reason;
     const ctx = { requestId: caller.requestId, principal: principal.value };
     await this.audit.authorize(ctx, "secret:read", target);
-    if (head.status === "rejected") throw head.reason;
-    const sealed = await this.findVersion(head.value, requestedVersion);
-    if (sealed === undefined) {
-      await this.audit.recordBestEffort(
-        this.audit.entry(ctx, { ...target, reason, outcome: "failure", detail: "not_found" }),
+    if (fetched.status === "rejected") throw fetched.reason;
+    let head = fetched.value;
+    for (let attempt = 0; ; attempt += 1) {
+      const sealed = await this.findVersion(head, selector);
+      if (sealed === undefined) {
+        await this.audit.recordBestEffort(
+          this.audit.entry(ctx, { ...target, reason, outcome: "failure", detail: "not_found" }),
+        );
+        throw new NotFoundError(
+          `secret ${name}${describeSelector(selector)} does not exist in tenant ${tenantId}`,
+        );
+      }
+      let value: string;
+      try {
+        value = await this.sealer.open(tenantId, name, sealed);
+      } catch (error) {
+        // The sweep re-encrypted the item and its old DEK was retired after it was read: read it again.
+        if (error instanceof DekRetiredError && attempt === 0) {
+          head = await this.secrets.getHead(tenantId, name);
+          continue;
+        }
+        const detail = error instanceof StrongboxError ? error.code : "internal_error";
+        await this.audit.recordBestEffort(
+          this.audit.entry(ctx, { ...target, version: sealed.version, reason, outcome: "failure", detail }),
+        );
+        throw error;
+      }
+      // The value is returned only once its read is on the record.
+      await this.audit.record(
+        this.audit.entry(ctx, { ...target, version: sealed.version, reason, outcome: "success" }),
       );
-      const which = requestedVersion === undefined ? "" : ` version ${requestedVersion}`;
-      throw new NotFoundError(`secret ${name}${which} does not exist in tenant ${tenantId}`);
+      return { name, version: sealed.version, value, createdAt: sealed.createdAt };
     }
-    const binding = { tenantId, secretName: name, version: sealed.version };
-    let value: string;
-    try {
-      value = await this.open(tenantId, sealed, binding);
-    } catch (error) {
-      const detail = error instanceof StrongboxError ? error.code : "internal_error";
-      await this.audit.recordBestEffort(
-        this.audit.entry(ctx, { ...target, version: sealed.version, reason, outcome: "failure", detail }),
-      );
-      throw error;
-    }
-    // The value is returned only once its read is on the record.
-    await this.audit.record(
-      this.audit.entry(ctx, { ...target, version: sealed.version, reason, outcome: "success" }),
-    );
-    return { name, version: sealed.version, value, createdAt: sealed.createdAt };
   }
 
   async list(
@@ -119,52 +162,70 @@ export class SecretService {
     });
   }
 
-  private async commitNextVersion(
+  /**
+   * A retried write (same clientRequestToken) answers with the version the token made, if its value is
+   * the same; the same token with another value is a conflict, as in Secrets Manager's PutSecretValue.
+   */
+  async replayed(
+    tenantId: string,
+    name: string,
+    head: SecretHead | undefined,
+    token: string,
+    value: string,
+  ): Promise<{ name: string; version: number } | undefined> {
+    const inline = [head?.current, head?.pending].find((sealed) => sealed?.clientRequestToken === token);
+    const made = inline ?? (await this.secrets.findArchivedByToken(tenantId, name, token));
+    if (made === undefined) return undefined;
+    if ((await this.sealer.open(tenantId, name, made)) === value) return { name, version: made.version };
+    throw new ConflictError(
+      `clientRequestToken was already used for version ${made.version} of ${name} with a different value`,
+    );
+  }
+
+  private async commitWrite(
     tenantId: string,
     name: string,
     input: PutSecretInput,
   ): Promise<{ name: string; version: number }> {
-    const tenant = await this.tenants.get(tenantId);
-    if (tenant === undefined) throw new NotFoundError(`tenant ${tenantId} does not exist`);
-    const dekVersion = tenant.currentDekVersion;
-    const dek = await this.countingDecryptFailures(() =>
-      this.dataKeys.unwrapped(tenantId, dekVersion, tenant),
-    );
-    const plaintext = utf8Encoder.encode(input.value);
-
     for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt += 1) {
+      const key = await this.sealer.sealingKey(tenantId);
       const head = await this.secrets.getHead(tenantId, name);
+      if (input.clientRequestToken !== undefined) {
+        const replay = await this.replayed(tenantId, name, head, input.clientRequestToken, input.value);
+        if (replay !== undefined) return replay;
+      }
       this.checkCas(input.cas, head, name);
-      const currentVersion = head?.current.version ?? 0;
-      const version = currentVersion + 1;
-      const binding = { tenantId, secretName: name, version };
-      const next = { version, envelope: sealValue(dek, dekVersion, plaintext, binding), createdAt: now() };
-      // Archive before the head moves on, so the version being replaced stays readable throughout.
-      if (head !== undefined) await this.secrets.archive(tenantId, name, head.current);
-      if (await this.secrets.commit(tenantId, name, next, currentVersion)) return { name, version };
+      if (isLive(head) && head.pending !== undefined) {
+        throw new ConflictError(
+          `secret ${name} has version ${head.pending.version} pending; promote it before writing another version`,
+        );
+      }
+      const version = (head?.latestVersion ?? 0) + 1;
+      const sealed: SealedVersion = {
+        version,
+        envelope: key.seal(name, version, input.value),
+        createdAt: now(),
+        ...(input.clientRequestToken === undefined ? {} : { clientRequestToken: input.clientRequestToken }),
+      };
+      let next: SecretHead;
+      if (input.stage === "pending") {
+        if (!isLive(head)) {
+          throw new NotFoundError(`secret ${name} has no current version to stage a pending one beside`);
+        }
+        next = { ...head, pending: sealed, latestVersion: version, updatedAt: sealed.createdAt };
+      } else {
+        // The archive copy carries the head's ciphertext as read, so it too must land within the
+        // snapshot's freshness window, or a sweep's verify pass could miss it.
+        if (!key.fresh()) continue;
+        // Archive before the head moves on, so the version being replaced stays readable throughout.
+        if (head !== undefined) await this.secrets.archive(tenantId, name, head.current);
+        next = withNewCurrent(head, tenantId, name, sealed, sealed.createdAt);
+      }
+      if (!key.fresh()) continue;
+      if (await this.secrets.replaceHead(next, head)) return { name, version };
       if (input.cas !== undefined) break;
     }
     throw new ConflictError(`secret ${name} was changed by another writer; read it and retry`);
-  }
-
-  /** Every failure to decrypt, whether of a DEK or of a value, is counted once, here. */
-  private async countingDecryptFailures<T>(work: () => Promise<T>): Promise<T> {
-    try {
-      return await work();
-    } catch (error) {
-      if (error instanceof DecryptError || error instanceof KekMismatchError) {
-        this.metrics.increment("DecryptFailures");
-      }
-      if (error instanceof KekMismatchError) this.metrics.increment("KekMismatches");
-      throw error;
-    }
-  }
-
-  private open(tenantId: string, sealed: SealedVersion, binding: EnvelopeBinding): Promise<string> {
-    return this.countingDecryptFailures(async () => {
-      const dek = await this.dataKeys.unwrapped(tenantId, envelopeDekVersion(sealed.envelope));
-      return utf8Decoder.decode(openValue(dek, sealed.envelope, binding));
-    });
   }
 
   private checkCas(cas: number | undefined, head: SecretHead | undefined, name: string): void {
@@ -180,11 +241,20 @@ export class SecretService {
 
   private async findVersion(
     head: SecretHead | undefined,
-    requestedVersion: number | undefined,
+    selector: VersionSelector,
   ): Promise<SealedVersion | undefined> {
     if (!isLive(head)) return undefined;
-    if (requestedVersion === undefined || requestedVersion === head.current.version) return head.current;
-    if (requestedVersion > head.current.version) return undefined;
-    return this.secrets.getArchivedVersion(head.tenantId, head.name, requestedVersion);
+    if (selector.stage === "pending") return head.pending;
+    const requested = selector.stage === "previous" ? head.previousVersion : selector.version;
+    if (selector.stage === "previous" && requested === undefined) return undefined;
+    if (requested === undefined || requested === head.current.version) return head.current;
+    if (requested === head.pending?.version) return head.pending;
+    if (requested > head.latestVersion) return undefined;
+    return this.secrets.getArchivedVersion(head.tenantId, head.name, requested);
   }
+}
+
+function describeSelector(selector: VersionSelector): string {
+  if (selector.stage !== undefined) return ` (stage ${selector.stage})`;
+  return selector.version === undefined ? "" : ` version ${selector.version}`;
 }

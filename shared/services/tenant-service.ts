@@ -11,6 +11,9 @@ function view(tenant: Tenant): TenantView {
     createdAt: tenant.createdAt,
     currentDekVersion: tenant.currentDekVersion,
     dataKeys: tenant.dataKeys.map(({ version, kekId, createdAt }) => ({ version, kekId, createdAt })),
+    ...(tenant.retiredDataKeys === undefined || tenant.retiredDataKeys.length === 0
+      ? {}
+      : { retiredDataKeys: tenant.retiredDataKeys }),
   };
 }
 

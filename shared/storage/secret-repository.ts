@@ -1,6 +1,6 @@
-import { PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import type { Page, SealedVersion, SecretHead, SecretSummary } from "../domain/types.ts";
-import { getItem, putIfAbsent, queryPage, type Table, writeIf } from "./table.ts";
+import { PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import type { Page, RotationPolicy, SealedVersion, SecretHead, SecretSummary } from "../domain/types.ts";
+import { getItem, putIfAbsent, queryPage, send, type Table, writeIf } from "./table.ts";
 
 const partition = (tenantId: string) => `T#${tenantId}`;
 const headKey = (tenantId: string, name: string) => ({ pk: partition(tenantId), sk: `S#${name}` });
@@ -17,34 +17,135 @@ interface HeadItem {
   createdAt: string;
   updatedAt: string;
   deletedAt?: string;
+  revision?: number;
+  latestVersion?: number;
+  clientRequestToken?: string;
+  previousVersion?: number;
+  pendingVersion?: number;
+  pendingEnvelope?: Uint8Array;
+  pendingCreatedAt?: string;
+  pendingClientRequestToken?: string;
+  rotation?: RotationPolicy;
 }
 
 interface VersionItem {
   version: number;
   envelope: Uint8Array;
   createdAt: string;
+  clientRequestToken?: string;
+}
+
+/** One stored ciphertext-bearing item, as the re-encryption sweep sees it. */
+export interface SealedItem {
+  readonly sk: string;
+  readonly name: string;
+  readonly kind: "head" | "archive";
+  readonly current: SealedVersion;
+  readonly pending?: SealedVersion;
+}
+
+/** A re-sealed copy of a sealed item: each envelope replaced only if it is still the one that was read. */
+export interface Reseal {
+  readonly envelope?: { readonly from: Uint8Array; readonly to: Uint8Array };
+  readonly pendingEnvelope?: { readonly from: Uint8Array; readonly to: Uint8Array };
+}
+
+function headFromItem(item: HeadItem): SecretHead {
+  const pending =
+    item.pendingVersion !== undefined && item.pendingEnvelope !== undefined
+      ? {
+          version: item.pendingVersion,
+          envelope: new Uint8Array(item.pendingEnvelope),
+          createdAt: item.pendingCreatedAt ?? item.updatedAt,
+          ...(item.pendingClientRequestToken === undefined
+            ? {}
+            : { clientRequestToken: item.pendingClientRequestToken }),
+        }
+      : undefined;
+  return {
+    tenantId: item.tenantId,
+    name: item.name,
+    current: {
+      version: item.version,
+      envelope: new Uint8Array(item.envelope),
+      createdAt: item.createdAt,
+      ...(item.clientRequestToken === undefined ? {} : { clientRequestToken: item.clientRequestToken }),
+    },
+    updatedAt: item.updatedAt,
+    revision: item.revision ?? 0,
+    latestVersion: Math.max(item.latestVersion ?? 0, item.version, item.pendingVersion ?? 0),
+    ...(item.deletedAt === undefined ? {} : { deletedAt: item.deletedAt }),
+    ...(item.previousVersion === undefined ? {} : { previousVersion: item.previousVersion }),
+    ...(pending === undefined ? {} : { pending }),
+    ...(item.rotation === undefined ? {} : { rotation: item.rotation }),
+  };
+}
+
+function itemFromHead(head: SecretHead, revision: number): HeadItem {
+  return {
+    tenantId: head.tenantId,
+    name: head.name,
+    version: head.current.version,
+    envelope: head.current.envelope,
+    createdAt: head.current.createdAt,
+    updatedAt: head.updatedAt,
+    revision,
+    latestVersion: head.latestVersion,
+    ...(head.current.clientRequestToken === undefined
+      ? {}
+      : { clientRequestToken: head.current.clientRequestToken }),
+    ...(head.deletedAt === undefined ? {} : { deletedAt: head.deletedAt }),
+    ...(head.previousVersion === undefined ? {} : { previousVersion: head.previousVersion }),
+    ...(head.pending === undefined
+      ? {}
+      : {
+          pendingVersion: head.pending.version,
+          pendingEnvelope: head.pending.envelope,
+          pendingCreatedAt: head.pending.createdAt,
+          ...(head.pending.clientRequestToken === undefined
+            ? {}
+            : { pendingClientRequestToken: head.pending.clientRequestToken }),
+        }),
+    ...(head.rotation === undefined ? {} : { rotation: head.rotation }),
+  };
+}
+
+const sealedFromVersionItem = (item: VersionItem): SealedVersion => ({
+  version: item.version,
+  envelope: new Uint8Array(item.envelope),
+  createdAt: item.createdAt,
+  ...(item.clientRequestToken === undefined ? {} : { clientRequestToken: item.clientRequestToken }),
+});
+
+/** Heads written before revisions existed have none; their first conditional change checks the version. */
+function revisionCondition(expected: { revision: number; version: number } | undefined) {
+  if (expected === undefined) return { ConditionExpression: "attribute_not_exists(pk)" };
+  if (expected.revision === 0) {
+    return {
+      ConditionExpression: "attribute_not_exists(revision) AND version = :version",
+      ExpressionAttributeValues: { ":version": expected.version },
+    };
+  }
+  return {
+    ConditionExpression: "revision = :revision",
+    ExpressionAttributeValues: { ":revision": expected.revision },
+  };
 }
 
 /**
- * Storage only ever sees sealed envelopes. A secret is a head item that holds its current version
- * inline, plus one archive item per earlier version. A write first archives the current version
- * (idempotently) and then swaps the head with one conditional put; the head swap is the commit. A
- * crash between the two leaves an archive copy of a version that is still current, which readers
- * never notice, so every version that was ever committed is readable at every instant.
+ * Storage only ever sees sealed envelopes. A secret is a head item that holds its current version (and
+ * a pending one, during a rotation) inline, plus one archive item per earlier version. A write first
+ * archives the current version (idempotently) and then swaps the head with one conditional put; the
+ * head swap is the commit. A crash between the two leaves an archive copy of a version that is still
+ * current, which readers never notice, so every version that was ever committed is readable at every
+ * instant.
  */
 export class SecretRepository {
   constructor(private readonly table: Table) {}
 
   async getHead(tenantId: string, name: string): Promise<SecretHead | undefined> {
     const item = (await getItem(this.table, headKey(tenantId, name))) as HeadItem | undefined;
-    if (item === undefined) return undefined;
-    return {
-      tenantId: item.tenantId,
-      name: item.name,
-      current: { version: item.version, envelope: new Uint8Array(item.envelope), createdAt: item.createdAt },
-      updatedAt: item.updatedAt,
-      ...(item.deletedAt === undefined ? {} : { deletedAt: item.deletedAt }),
-    };
+    return item === undefined ? undefined : headFromItem(item);
   }
 
   async getArchivedVersion(
@@ -53,8 +154,32 @@ export class SecretRepository {
     version: number,
   ): Promise<SealedVersion | undefined> {
     const item = (await getItem(this.table, versionKey(tenantId, name, version))) as VersionItem | undefined;
-    if (item === undefined) return undefined;
-    return { version: item.version, envelope: new Uint8Array(item.envelope), createdAt: item.createdAt };
+    return item === undefined ? undefined : sealedFromVersionItem(item);
+  }
+
+  /** The archived version written with a client request token, if any; a secret has few versions. */
+  async findArchivedByToken(
+    tenantId: string,
+    name: string,
+    token: string,
+  ): Promise<SealedVersion | undefined> {
+    const prefix = `V#${name}#`;
+    let cursor: string | undefined;
+    do {
+      const page = await queryPage(
+        this.table,
+        {
+          KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
+          FilterExpression: "clientRequestToken = :token",
+          ExpressionAttributeValues: { ":pk": partition(tenantId), ":prefix": prefix, ":token": token },
+        },
+        { partition: partition(tenantId), sortKeyPrefix: prefix, limit: 100, cursor },
+      );
+      const found = page.items[0];
+      if (found !== undefined) return sealedFromVersionItem(found as unknown as VersionItem);
+      cursor = page.nextCursor;
+    } while (cursor !== undefined);
+    return undefined;
   }
 
   /** Copies a version into the archive; a copy that is already there is left as it is. */
@@ -63,34 +188,27 @@ export class SecretRepository {
       version: sealed.version,
       envelope: sealed.envelope,
       createdAt: sealed.createdAt,
+      ...(sealed.clientRequestToken === undefined ? {} : { clientRequestToken: sealed.clientRequestToken }),
     };
     await putIfAbsent(this.table, { ...versionKey(tenantId, name, sealed.version), ...item });
   }
 
   /**
-   * Makes `next` the current version if the head still holds `expectedVersion` (0: no head yet).
-   * Returns false when another writer got there first. Clears any soft delete.
+   * Replaces the head with `next` if it is still the head that was read (`expected`; undefined when
+   * there was none). Returns false when another writer got there first.
    */
-  commit(tenantId: string, name: string, next: SealedVersion, expectedVersion: number): Promise<boolean> {
-    const item: HeadItem = {
-      tenantId,
-      name,
-      version: next.version,
-      envelope: next.envelope,
-      createdAt: next.createdAt,
-      updatedAt: next.createdAt,
-    };
+  replaceHead(next: SecretHead, expected: SecretHead | undefined): Promise<boolean> {
+    const revision = (expected?.revision ?? 0) + 1;
     return writeIf("PutItem", () =>
       this.table.doc.send(
         new PutCommand({
           TableName: this.table.name,
-          Item: { ...headKey(tenantId, name), ...item },
-          ...(expectedVersion === 0
-            ? { ConditionExpression: "attribute_not_exists(pk)" }
-            : {
-                ConditionExpression: "version = :expected",
-                ExpressionAttributeValues: { ":expected": expectedVersion },
-              }),
+          Item: { ...headKey(next.tenantId, next.name), ...itemFromHead(next, revision) },
+          ...revisionCondition(
+            expected === undefined
+              ? undefined
+              : { revision: expected.revision, version: expected.current.version },
+          ),
         }),
       ),
     );
@@ -103,9 +221,9 @@ export class SecretRepository {
         new UpdateCommand({
           TableName: this.table.name,
           Key: headKey(tenantId, name),
-          UpdateExpression: "SET deletedAt = :deletedAt",
+          UpdateExpression: "SET deletedAt = :deletedAt, revision = if_not_exists(revision, :zero) + :one",
           ConditionExpression: "attribute_exists(pk) AND attribute_not_exists(deletedAt)",
-          ExpressionAttributeValues: { ":deletedAt": deletedAt },
+          ExpressionAttributeValues: { ":deletedAt": deletedAt, ":zero": 0, ":one": 1 },
         }),
       ),
     );
@@ -119,17 +237,125 @@ export class SecretRepository {
       {
         KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
         FilterExpression: "attribute_not_exists(deletedAt)",
-        ProjectionExpression: "#name, version, updatedAt",
+        ProjectionExpression: "#name, version, updatedAt, pendingVersion, rotation.dueAt",
         ExpressionAttributeNames: { "#name": "name" },
         ExpressionAttributeValues: { ":pk": pk, ":prefix": "S#" },
       },
       { partition: pk, sortKeyPrefix: "S#", limit, cursor },
     );
-    const items = page.items.map((item) => ({
-      name: item.name as string,
-      version: item.version as number,
-      updatedAt: item.updatedAt as string,
-    }));
+    const items = page.items.map((item) => {
+      const dueAt = (item.rotation as { dueAt?: string } | undefined)?.dueAt;
+      return {
+        name: item.name as string,
+        version: item.version as number,
+        updatedAt: item.updatedAt as string,
+        ...(typeof item.pendingVersion === "number" ? { pendingVersion: item.pendingVersion } : {}),
+        ...(dueAt === undefined ? {} : { rotationDueAt: dueAt }),
+      };
+    });
     return { ...page, items };
+  }
+
+  /** Live heads with a rotation due date at or before `before`, one page. */
+  async listDue(tenantId: string, before: string, limit: number, cursor?: string): Promise<Page<SecretHead>> {
+    const pk = partition(tenantId);
+    const page = await queryPage(
+      this.table,
+      {
+        KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
+        FilterExpression: "attribute_not_exists(deletedAt) AND rotation.dueAt <= :before",
+        ExpressionAttributeValues: { ":pk": pk, ":prefix": "S#", ":before": before },
+      },
+      { partition: pk, sortKeyPrefix: "S#", limit, cursor },
+    );
+    return { ...page, items: page.items.map((item) => headFromItem(item as unknown as HeadItem)) };
+  }
+
+  /**
+   * Every ciphertext-bearing item of a tenant (heads, soft-deleted ones included, and archived
+   * versions) after sort key `after`, one page in key order: what a re-encryption sweep walks.
+   */
+  async scanSealed(
+    tenantId: string,
+    after: string | undefined,
+    limit: number,
+  ): Promise<{ items: SealedItem[]; last?: string }> {
+    const pk = partition(tenantId);
+    const output = await send("Query", () =>
+      this.table.doc.send(
+        new QueryCommand({
+          TableName: this.table.name,
+          ConsistentRead: true,
+          Limit: limit,
+          ...(after === undefined
+            ? {
+                KeyConditionExpression: "pk = :pk",
+                ExpressionAttributeValues: { ":pk": pk },
+              }
+            : {
+                KeyConditionExpression: "pk = :pk AND sk > :after",
+                ExpressionAttributeValues: { ":pk": pk, ":after": after },
+              }),
+        }),
+      ),
+    );
+    const items: SealedItem[] = [];
+    for (const raw of output.Items ?? []) {
+      const sk = raw.sk as string;
+      if (sk.startsWith("S#")) {
+        const head = headFromItem(raw as unknown as HeadItem);
+        items.push({
+          sk,
+          name: head.name,
+          kind: "head",
+          current: head.current,
+          ...(head.pending === undefined ? {} : { pending: head.pending }),
+        });
+      } else if (sk.startsWith("V#")) {
+        items.push({
+          sk,
+          name: sk.slice(2, sk.lastIndexOf("#")),
+          kind: "archive",
+          current: sealedFromVersionItem(raw as unknown as VersionItem),
+        });
+      }
+    }
+    const last = output.LastEvaluatedKey?.sk;
+    return typeof last === "string" ? { items, last } : { items };
+  }
+
+  /**
+   * Swaps re-sealed envelopes into one item, only if each is still the envelope that was read: a
+   * concurrent write wins, and the sweep moves on. The head's revision is left alone, so a writer that
+   * read the head before the swap still commits (its own new version supersedes this one anyway).
+   */
+  reseal(tenantId: string, sk: string, change: Reseal): Promise<boolean> {
+    const sets: string[] = [];
+    const conditions: string[] = [];
+    const values: Record<string, unknown> = {};
+    if (change.envelope !== undefined) {
+      sets.push("envelope = :to");
+      conditions.push("envelope = :from");
+      values[":to"] = change.envelope.to;
+      values[":from"] = change.envelope.from;
+    }
+    if (change.pendingEnvelope !== undefined) {
+      sets.push("pendingEnvelope = :pendingTo");
+      conditions.push("pendingEnvelope = :pendingFrom");
+      values[":pendingTo"] = change.pendingEnvelope.to;
+      values[":pendingFrom"] = change.pendingEnvelope.from;
+    }
+    if (sets.length === 0) return Promise.resolve(true);
+    return writeIf("UpdateItem", () =>
+      this.table.doc.send(
+        new UpdateCommand({
+          TableName: this.table.name,
+          Key: { pk: partition(tenantId), sk },
+          UpdateExpression: `SET ${sets.join(", ")}`,
+          ConditionExpression: conditions.join(" AND "),
+          ExpressionAttributeValues: values,
+        }),
+      ),
+    );
   }
 }

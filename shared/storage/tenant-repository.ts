@@ -1,44 +1,122 @@
-import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import type { Tenant, WrappedDataKey } from "../domain/types.ts";
-import { getItem, putIfAbsent, send, type Table } from "./table.ts";
+import { PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import type { RetiredDataKey, Tenant, WrappedDataKey } from "../domain/types.ts";
+import { getItem, putIfAbsent, send, type Table, writeIf } from "./table.ts";
 
 const tenantKey = (tenantId: string) => ({ pk: `T#${tenantId}`, sk: "TENANT" });
 const KEK_REGISTRY_KEY = { pk: "META", sk: "KEKS" };
+/** One small item per tenant under a single partition, so work over every tenant is a Query, not a Scan. */
+const DIRECTORY_PK = "TENANTS";
 
 interface TenantItem {
   tenantId: string;
   createdAt: string;
   currentDekVersion: number;
   dataKeys: WrappedDataKey[];
+  retiredDataKeys?: RetiredDataKey[];
+  dekRotatedAt?: string;
+  revision?: number;
+}
+
+function tenantFromItem(item: TenantItem): Tenant {
+  return {
+    tenantId: item.tenantId,
+    createdAt: item.createdAt,
+    currentDekVersion: item.currentDekVersion,
+    dataKeys: item.dataKeys.map((key) => ({ ...key, ciphertext: new Uint8Array(key.ciphertext) })),
+    retiredDataKeys: item.retiredDataKeys ?? [],
+    ...(item.dekRotatedAt === undefined ? {} : { dekRotatedAt: item.dekRotatedAt }),
+    revision: item.revision ?? 0,
+  };
+}
+
+function itemFromTenant(tenant: Tenant, revision: number): TenantItem {
+  return {
+    tenantId: tenant.tenantId,
+    createdAt: tenant.createdAt,
+    currentDekVersion: tenant.currentDekVersion,
+    dataKeys: [...tenant.dataKeys],
+    retiredDataKeys: [...(tenant.retiredDataKeys ?? [])],
+    ...(tenant.dekRotatedAt === undefined ? {} : { dekRotatedAt: tenant.dekRotatedAt }),
+    revision,
+  };
 }
 
 /**
- * A tenant and its wrapped DEKs are one item, so creating a tenant with DEK v1, adding a DEK version
- * or re-wrapping one is always a single conditional write.
+ * A tenant and its wrapped DEKs are one item, so creating a tenant with DEK v1, adding a DEK version,
+ * retiring one or re-wrapping them is always a single conditional write.
  */
 export class TenantRepository {
   constructor(private readonly table: Table) {}
 
-  /** Returns false when the tenant already exists. */
-  create(tenant: Tenant): Promise<boolean> {
-    const item: TenantItem = {
-      tenantId: tenant.tenantId,
-      createdAt: tenant.createdAt,
-      currentDekVersion: tenant.currentDekVersion,
-      dataKeys: [...tenant.dataKeys],
-    };
-    return putIfAbsent(this.table, { ...tenantKey(tenant.tenantId), ...item });
+  /**
+   * Returns false when the tenant already exists. The directory entry goes first, so a crash in
+   * between leaves an entry without a tenant, which every reader of the directory skips.
+   */
+  async create(tenant: Tenant): Promise<boolean> {
+    await send("PutItem", () =>
+      this.table.doc.send(
+        new PutCommand({
+          TableName: this.table.name,
+          Item: { pk: DIRECTORY_PK, sk: tenant.tenantId, tenantId: tenant.tenantId },
+        }),
+      ),
+    );
+    return putIfAbsent(this.table, { ...tenantKey(tenant.tenantId), ...itemFromTenant(tenant, 1) });
   }
 
   async get(tenantId: string): Promise<Tenant | undefined> {
     const item = (await getItem(this.table, tenantKey(tenantId))) as TenantItem | undefined;
-    if (item === undefined) return undefined;
-    return {
-      tenantId: item.tenantId,
-      createdAt: item.createdAt,
-      currentDekVersion: item.currentDekVersion,
-      dataKeys: item.dataKeys.map((key) => ({ ...key, ciphertext: new Uint8Array(key.ciphertext) })),
-    };
+    return item === undefined ? undefined : tenantFromItem(item);
+  }
+
+  /** Replaces the tenant if it still has the revision it was read at; false when it changed since. */
+  replace(next: Tenant, expectedRevision: number): Promise<boolean> {
+    return writeIf("PutItem", () =>
+      this.table.doc.send(
+        new PutCommand({
+          TableName: this.table.name,
+          Item: { ...tenantKey(next.tenantId), ...itemFromTenant(next, expectedRevision + 1) },
+          ...(expectedRevision === 0
+            ? { ConditionExpression: "attribute_exists(pk) AND attribute_not_exists(revision)" }
+            : {
+                ConditionExpression: "revision = :revision",
+                ExpressionAttributeValues: { ":revision": expectedRevision },
+              }),
+        }),
+      ),
+    );
+  }
+
+  /** One page of tenant ids from the directory, in order, continuing after `after`. */
+  async listIds(after: string | undefined, limit: number): Promise<{ tenantIds: string[]; last?: string }> {
+    const result = await send("Query", () =>
+      this.table.doc.send(
+        new QueryCommand({
+          TableName: this.table.name,
+          ConsistentRead: true,
+          Limit: limit,
+          ProjectionExpression: "sk",
+          ...(after === undefined
+            ? { KeyConditionExpression: "pk = :pk", ExpressionAttributeValues: { ":pk": DIRECTORY_PK } }
+            : {
+                KeyConditionExpression: "pk = :pk AND sk > :after",
+                ExpressionAttributeValues: { ":pk": DIRECTORY_PK, ":after": after },
+              }),
+        }),
+      ),
+    );
+    const tenantIds = (result.Items ?? []).map((item) => String(item.sk));
+    const last = result.LastEvaluatedKey?.sk;
+    return typeof last === "string" ? { tenantIds, last } : { tenantIds };
+  }
+
+  /** One page of tenants, continuing after tenant id `after`; entries whose tenant never got written are skipped. */
+  async scan(after: string | undefined, limit: number): Promise<{ tenants: Tenant[]; last?: string }> {
+    const page = await this.listIds(after, limit);
+    const tenants = (await Promise.all(page.tenantIds.map((id) => this.get(id)))).filter(
+      (tenant): tenant is Tenant => tenant !== undefined,
+    );
+    return page.last === undefined ? { tenants } : { tenants, last: page.last };
   }
 
   /**
@@ -52,6 +130,20 @@ export class TenantRepository {
           TableName: this.table.name,
           Key: KEK_REGISTRY_KEY,
           UpdateExpression: "ADD kekIds :kek",
+          ExpressionAttributeValues: { ":kek": new Set([kekId]) },
+        }),
+      ),
+    );
+  }
+
+  /** Forgets a KEK once a full scan has shown that no DEK here is wrapped by it any more. */
+  async deregisterKek(kekId: string): Promise<void> {
+    await send("UpdateItem", () =>
+      this.table.doc.send(
+        new UpdateCommand({
+          TableName: this.table.name,
+          Key: KEK_REGISTRY_KEY,
+          UpdateExpression: "DELETE kekIds :kek",
           ExpressionAttributeValues: { ":kek": new Set([kekId]) },
         }),
       ),

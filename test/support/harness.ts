@@ -5,6 +5,7 @@ import type { Keyring } from "../../shared/crypto/keyring.ts";
 import { LocalKeyring } from "../../shared/crypto/local-keyring.ts";
 import type { Role } from "../../shared/domain/types.ts";
 import type { Logger } from "../../shared/observability/logger.ts";
+import type { RotationEvents } from "../../shared/observability/rotation-events.ts";
 import { readRuntimeConfig } from "../../shared/runtime/config.ts";
 import { createRuntime, type Runtime } from "../../shared/runtime/container.ts";
 import { type LocalDynamo, startLocalDynamo } from "../../shared/storage/local-dynamo.ts";
@@ -68,6 +69,7 @@ export interface HarnessOptions {
   readonly store?: { dynamo: LocalDynamo; table: Table };
   readonly logger?: Logger;
   readonly env?: Record<string, string>;
+  readonly events?: RotationEvents;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -79,6 +81,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     table: store.table,
     config: readRuntimeConfig(options.env ?? {}),
     ...(options.logger === undefined ? {} : { logger: options.logger }),
+    ...(options.events === undefined ? {} : { events: options.events }),
   });
   const app = createApp(runtime);
   return {

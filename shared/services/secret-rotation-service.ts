@@ -1,0 +1,365 @@
+import { generateSecretValue, matchesGenerator } from "../crypto/generate.ts";
+import { ConflictError, NotFoundError } from "../domain/errors.ts";
+import type { RotationPolicyInput } from "../domain/schemas.ts";
+import type { GeneratorSpec, Page, RotationPolicy, SealedVersion, SecretHead } from "../domain/types.ts";
+import type { RotationEvent } from "../observability/rotation-events.ts";
+import type { SecretRepository } from "../storage/secret-repository.ts";
+import type { AuditEntry, AuditService } from "./audit-service.ts";
+import { now, type RequestContext } from "./context.ts";
+import { SYSTEM_ACTOR } from "./rotation-service.ts";
+import type { Sealer } from "./sealer.ts";
+import { isLive, withNewCurrent } from "./secret-service.ts";
+
+const MAX_ATTEMPTS = 5;
+const DAY_MS = 24 * 3600 * 1000;
+
+export interface PolicyView {
+  readonly name: string;
+  readonly rotationPeriodDays?: number;
+  readonly rotationDueAt?: string;
+  readonly generator?: GeneratorSpec;
+  readonly lastRotatedAt?: string;
+}
+
+export type RotateResult =
+  | {
+      readonly name: string;
+      readonly status: "rotated";
+      readonly version: number;
+      readonly previousVersion: number;
+    }
+  | { readonly name: string; readonly status: "awaiting_value"; readonly rotationDueAt: string };
+
+export interface DueSecret {
+  readonly name: string;
+  readonly version: number;
+  readonly rotationDueAt: string;
+  readonly overdue: boolean;
+  /** `generated` secrets the service rotates itself; `byok` ones wait for an operator's new value. */
+  readonly rotatedBy: "generated" | "byok";
+  readonly pendingVersion?: number;
+}
+
+function policyView(name: string, policy: RotationPolicy | undefined): PolicyView {
+  return {
+    name,
+    ...(policy?.periodDays === undefined ? {} : { rotationPeriodDays: policy.periodDays }),
+    ...(policy?.dueAt === undefined ? {} : { rotationDueAt: policy.dueAt }),
+    ...(policy?.generator === undefined ? {} : { generator: policy.generator }),
+    ...(policy?.lastRotatedAt === undefined ? {} : { lastRotatedAt: policy.lastRotatedAt }),
+  };
+}
+
+/**
+ * Rotation of secret values, with Secrets Manager's staging labels: `current`, `pending` and
+ * `previous`. Every step is one conditional write of the head (after an idempotent archive copy), so
+ * a rotation that dies between steps is resumed by running it again with the same clientRequestToken.
+ */
+export class SecretRotationService {
+  constructor(
+    private readonly secrets: SecretRepository,
+    private readonly sealer: Sealer,
+    private readonly audit: AuditService,
+  ) {}
+
+  async setPolicy(
+    ctx: RequestContext,
+    tenantId: string,
+    name: string,
+    input: RotationPolicyInput,
+  ): Promise<PolicyView> {
+    const target = { tenantId, action: "secret.rotation-policy", secretName: name } as const;
+    await this.audit.authorize(ctx, "secret:rotate", target);
+    return this.audit.aroundChange(this.audit.entry(ctx, target), () =>
+      this.#updateHead(tenantId, name, (head) => {
+        const { periodDays: _p, generator: _g, dueAt: _d, notifiedDueAt: _n, ...kept } = head.rotation ?? {};
+        const periodDays =
+          input.rotationPeriodDays === undefined ? head.rotation?.periodDays : input.rotationPeriodDays;
+        const requested = input.generator;
+        const generator: GeneratorSpec | null | undefined =
+          requested === undefined
+            ? head.rotation?.generator
+            : requested === null
+              ? null
+              : {
+                  kind: requested.kind,
+                  length: requested.length,
+                  ...(requested.alphabet === undefined ? {} : { alphabet: requested.alphabet }),
+                };
+        const since = Date.parse(head.rotation?.lastRotatedAt ?? head.current.createdAt);
+        const rotation: RotationPolicy = {
+          ...kept,
+          ...(periodDays === null || periodDays === undefined
+            ? {}
+            : { periodDays, dueAt: new Date(since + periodDays * DAY_MS).toISOString() }),
+          ...(generator === null || generator === undefined ? {} : { generator }),
+        };
+        const { rotation: _old, ...rest } = head;
+        return { ...rest, ...(Object.keys(rotation).length === 0 ? {} : { rotation }) };
+      }).then((head) => policyView(name, head.rotation)),
+    );
+  }
+
+  /** Secrets due for rotation within `withinDays` (0: due now), overdue ones flagged. */
+  async listDue(
+    ctx: RequestContext,
+    tenantId: string,
+    withinDays: number,
+    limit: number,
+    cursor?: string,
+  ): Promise<Page<DueSecret>> {
+    const target = { tenantId, action: "rotation.read" } as const;
+    await this.audit.authorize(ctx, "rotation:read", target);
+    const at = Date.now();
+    const before = new Date(at + withinDays * DAY_MS).toISOString();
+    const page = await this.secrets.listDue(tenantId, before, limit, cursor);
+    await this.audit.record(this.audit.entry(ctx, { ...target, outcome: "success" }));
+    return {
+      ...page,
+      items: page.items.map((head) => {
+        const dueAt = head.rotation?.dueAt ?? "";
+        return {
+          name: head.name,
+          version: head.current.version,
+          rotationDueAt: dueAt,
+          overdue: Date.parse(dueAt) <= at,
+          rotatedBy: head.rotation?.generator === undefined ? "byok" : "generated",
+          ...(head.pending === undefined ? {} : { pendingVersion: head.pending.version }),
+        };
+      }),
+    };
+  }
+
+  async rotate(
+    ctx: RequestContext,
+    tenantId: string,
+    name: string,
+    token: string | undefined,
+  ): Promise<RotateResult> {
+    const target = { tenantId, action: "secret.rotate", secretName: name } as const;
+    await this.audit.authorize(ctx, "secret:rotate", target);
+    const events: RotationEvent[] = [];
+    return this.rotateAudited(this.audit.entry(ctx, target), tenantId, name, token, events);
+  }
+
+  /** The scheduled runner's entry: recorded as the system's own change. */
+  rotateScheduled(tenantId: string, name: string, token: string, requestId: string, events: RotationEvent[]) {
+    const entry = {
+      tenantId,
+      action: "secret.rotate" as const,
+      secretName: name,
+      ...SYSTEM_ACTOR,
+      requestId,
+    };
+    return this.rotateAudited(entry, tenantId, name, token, events);
+  }
+
+  private rotateAudited(
+    entry: Omit<AuditEntry, "outcome">,
+    tenantId: string,
+    name: string,
+    token: string | undefined,
+    events: RotationEvent[],
+  ): Promise<RotateResult> {
+    return this.audit.aroundChange(
+      entry,
+      () => this.#rotate(tenantId, name, token ?? `rotation-${Date.now()}`, events),
+      (result) =>
+        result.status === "rotated"
+          ? { version: result.version, detail: `generated version ${result.version} promoted` }
+          : { detail: `rotation due ${result.rotationDueAt}; waiting for an operator's pending value` },
+    );
+  }
+
+  async #rotate(
+    tenantId: string,
+    name: string,
+    token: string,
+    events: RotationEvent[],
+  ): Promise<RotateResult> {
+    const head = await this.#liveHead(tenantId, name);
+    const generator = head.rotation?.generator;
+    if (generator === undefined) return this.#announceDue(head, events);
+
+    // createSecret: a pending version made with this token, unless it exists or another is in flight.
+    let staged = head;
+    if (head.current.clientRequestToken === token) {
+      return {
+        name,
+        status: "rotated",
+        version: head.current.version,
+        previousVersion: head.previousVersion ?? 0,
+      };
+    }
+    if (head.pending === undefined) {
+      if ((await this.secrets.findArchivedByToken(tenantId, name, token)) !== undefined) {
+        throw new ConflictError(`clientRequestToken was already used by an earlier rotation of ${name}`);
+      }
+      staged = await this.#updateHead(tenantId, name, async (fresh, key) => {
+        if (fresh.pending !== undefined) return fresh;
+        const version = fresh.latestVersion + 1;
+        const pending: SealedVersion = {
+          version,
+          envelope: key.seal(name, version, generateSecretValue(generator)),
+          createdAt: now(),
+          clientRequestToken: token,
+        };
+        return { ...fresh, pending, latestVersion: version, updatedAt: pending.createdAt };
+      });
+    }
+    const pending = staged.pending;
+    if (pending === undefined || pending.clientRequestToken !== token) {
+      throw new ConflictError(
+        `a rotation of ${name} is already in flight (version ${pending?.version} pending); finish it first`,
+      );
+    }
+    // setSecret has nothing to do: the service is the only holder of a generated value.
+    // testSecret: the pending value must open and be what the generator makes.
+    if (!matchesGenerator(generator, await this.sealer.open(tenantId, name, pending))) {
+      throw new ConflictError(
+        `pending version ${pending.version} of ${name} failed its test; it was not promoted`,
+      );
+    }
+    // finishSecret: pending becomes current, current becomes previous.
+    const finished = await this.#promote(tenantId, name, pending.version);
+    events.push({
+      detailType: "Secret Rotated",
+      detail: { tenantId, secretName: name, version: finished.current.version },
+    });
+    return {
+      name,
+      status: "rotated",
+      version: finished.current.version,
+      previousVersion: finished.previousVersion ?? 0,
+    };
+  }
+
+  /** Bring-your-own: mark it due and say so once per due date; an operator writes the pending value. */
+  async #announceDue(head: SecretHead, events: RotationEvent[]): Promise<RotateResult> {
+    const at = now();
+    const dueAt = head.rotation?.dueAt !== undefined && head.rotation.dueAt <= at ? head.rotation.dueAt : at;
+    if (head.rotation?.notifiedDueAt === dueAt && head.rotation.dueAt === dueAt) {
+      return { name: head.name, status: "awaiting_value", rotationDueAt: dueAt };
+    }
+    const updated = await this.#updateHead(head.tenantId, head.name, (fresh) => ({
+      ...fresh,
+      rotation: { ...fresh.rotation, dueAt, notifiedDueAt: dueAt },
+    }));
+    events.push({
+      detailType: "Secret Rotation Due",
+      detail: {
+        tenantId: head.tenantId,
+        secretName: head.name,
+        rotationDueAt: dueAt,
+        version: updated.current.version,
+      },
+    });
+    return { name: head.name, status: "awaiting_value", rotationDueAt: dueAt };
+  }
+
+  async promote(ctx: RequestContext, tenantId: string, name: string, version: number | undefined) {
+    const target = { tenantId, action: "secret.promote", secretName: name } as const;
+    await this.audit.authorize(ctx, "secret:rotate", target);
+    return this.audit.aroundChange(
+      this.audit.entry(ctx, target),
+      async () => {
+        const head = await this.#liveHead(tenantId, name);
+        // Promoting what is already current is the retry of a promotion that succeeded.
+        if (head.pending === undefined && version !== undefined && head.current.version === version) {
+          return labels(head);
+        }
+        if (head.pending === undefined)
+          throw new ConflictError(`secret ${name} has no pending version to promote`);
+        if (version !== undefined && version !== head.pending.version) {
+          throw new ConflictError(
+            `version ${version} of ${name} is not pending (version ${head.pending.version} is)`,
+          );
+        }
+        return labels(await this.#promote(tenantId, name, head.pending.version));
+      },
+      (result) => ({ version: result.current }),
+    );
+  }
+
+  async rollback(ctx: RequestContext, tenantId: string, name: string) {
+    const target = { tenantId, action: "secret.rollback", secretName: name } as const;
+    await this.audit.authorize(ctx, "secret:rotate", target);
+    return this.audit.aroundChange(
+      this.audit.entry(ctx, target),
+      async () => {
+        const head = await this.#liveHead(tenantId, name);
+        if (head.pending !== undefined) {
+          throw new ConflictError(
+            `secret ${name} has version ${head.pending.version} pending; promote it first`,
+          );
+        }
+        const previous = head.previousVersion;
+        if (previous === undefined)
+          throw new ConflictError(`secret ${name} has no previous version to roll back to`);
+        const archived = await this.secrets.getArchivedVersion(tenantId, name, previous);
+        if (archived === undefined)
+          throw new NotFoundError(`version ${previous} of ${name} is not in the archive`);
+        const value = await this.sealer.open(tenantId, name, archived);
+        const rolledBack = await this.#updateHead(tenantId, name, async (fresh, key) => {
+          if (fresh.current.version !== head.current.version || fresh.pending !== undefined) {
+            throw new ConflictError(`secret ${name} changed during the rollback; read it and retry`);
+          }
+          await this.secrets.archive(tenantId, name, fresh.current);
+          // Re-sealed under the current DEK, so a rollback never brings an old DEK back into use.
+          const current = { ...archived, envelope: key.seal(name, previous, value) };
+          return { ...fresh, current, previousVersion: fresh.current.version, updatedAt: now() };
+        });
+        return labels(rolledBack);
+      },
+      (result) => ({ version: result.current }),
+    );
+  }
+
+  async #promote(tenantId: string, name: string, pendingVersion: number): Promise<SecretHead> {
+    return this.#updateHead(tenantId, name, async (fresh) => {
+      if (fresh.pending === undefined && fresh.current.version === pendingVersion) return fresh;
+      if (fresh.pending?.version !== pendingVersion) {
+        throw new ConflictError(`version ${pendingVersion} of ${name} is no longer pending`);
+      }
+      await this.secrets.archive(tenantId, name, fresh.current);
+      return withNewCurrent(fresh, tenantId, name, fresh.pending, now());
+    });
+  }
+
+  async #liveHead(tenantId: string, name: string): Promise<SecretHead> {
+    const head = await this.secrets.getHead(tenantId, name);
+    if (!isLive(head)) throw new NotFoundError(`secret ${name} does not exist in tenant ${tenantId}`);
+    return head;
+  }
+
+  /** Read, change, conditional write; retried on a concurrent change. An unchanged head is not written. */
+  async #updateHead(
+    tenantId: string,
+    name: string,
+    change: (
+      head: SecretHead,
+      key: { seal(name: string, version: number, value: string): Uint8Array },
+    ) => SecretHead | Promise<SecretHead>,
+  ): Promise<SecretHead> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
+      const key = await this.sealer.sealingKey(tenantId);
+      const head = await this.#liveHead(tenantId, name);
+      // Checked before too, since a change may write an archive copy of the head it read.
+      if (!key.fresh()) continue;
+      const next = await change(head, key);
+      if (next === head) return head;
+      if (!key.fresh()) continue;
+      if (await this.secrets.replaceHead(next, head)) return { ...next, revision: head.revision + 1 };
+    }
+    throw new ConflictError(`secret ${name} was changed by another writer; retry`);
+  }
+}
+
+function labels(head: SecretHead) {
+  return {
+    name: head.name,
+    current: head.current.version,
+    ...(head.previousVersion === undefined ? {} : { previous: head.previousVersion }),
+    ...(head.pending === undefined ? {} : { pending: head.pending.version }),
+  };
+}
