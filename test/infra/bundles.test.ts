@@ -11,6 +11,7 @@ import { kmsCallEvent, sqsEvent } from "../support/cloudtrail-events.ts";
 import { DUMMY_CREDENTIALS, startStore } from "../support/harness.ts";
 import { httpApiEvent } from "../support/http-api-event.ts";
 import { type KmsEndpoint, startKmsEndpoint } from "../support/kms-endpoint.ts";
+import { scheduledEvent } from "../support/scheduled-event.ts";
 import {
   type SecretsManagerEndpoint,
   startSecretsManagerEndpoint,
@@ -195,6 +196,49 @@ describe("the bundled audit function", () => {
   it("drops a malformed event without echoing it and without asking SQS to retry it", () => {
     expect(run.logs).toContain("malformed CloudTrail event dropped");
     expect(run.logs).not.toContain(canary);
+  });
+});
+
+describe("the bundled rotation function", () => {
+  let run: Invocation;
+  let after: Invocation;
+  beforeAll(async () => {
+    const rotation = await buildBundle("rotation");
+    const queued = await invokeBundle(bundle, env, [
+      httpApiEvent("POST", "/v1/tenants/acme/rotate-dek", {
+        headers: { ...json, ...auth(admin) },
+        body: "{}",
+      }),
+    ]);
+    expect(queued.results[0].statusCode).toBeLessThan(300);
+    run = await invokeBundle(rotation, env, [
+      scheduledEvent("arn:aws:events:us-east-1:111122223333:rule/strongbox-dev-rotation-Schedule"),
+      { source: "aws.s3", "detail-type": "Object Created", detail: {} },
+    ]);
+    after = await invokeBundle(bundle, env, [
+      httpApiEvent("GET", "/v1/tenants/acme/secrets/stripe-key", {
+        headers: { ...auth(admin), "x-audit-reason": "after rotation" },
+      }),
+    ]);
+  }, 60_000);
+
+  it("runs the scheduled work: the tenant's secrets are re-sealed under the new DEK", () => {
+    const summary = run.results[0];
+    expect(summary.outOfTime).toBe(false);
+    const sweep = summary.sweeps.find((s: { tenantId: string }) => s.tenantId === "acme");
+    expect(sweep?.resealed).toBeGreaterThanOrEqual(1);
+    expect(sweep?.stoppedBecause).not.toBe("failed");
+  });
+
+  it("ignores an event that is not an EventBridge schedule", () => {
+    expect(run.results[1]).toEqual({ skipped: "not an EventBridge scheduled event" });
+  });
+
+  it("leaves the secret readable, with its value, and logs neither value nor token", () => {
+    expect(after.results[0].statusCode).toBe(200);
+    expect(JSON.parse(after.results[0].body).value).toBe(canary);
+    expect(run.logs).not.toContain(canary);
+    expect(run.logs).not.toContain(bootstrapSecret);
   });
 });
 
