@@ -5,6 +5,7 @@
  */
 import { cpus } from "node:os";
 import { measureAuditChain } from "./audit.ts";
+import { measureColdStart } from "./coldstart.ts";
 import { measureSealOpen } from "./crypto.ts";
 import { measureDynamoCallsPerRead } from "./dynamo-calls.ts";
 import { measureHttpReads } from "./http.ts";
@@ -24,6 +25,7 @@ const SECTIONS: Record<string, Section> = {
   dynamo: { run: async (stack) => measureDynamoCallsPerRead(await stack()) },
   audit: { run: () => measureAuditChain() },
   rotation: { run: () => measureRotation() },
+  coldstart: { run: () => measureColdStart() },
 };
 
 function printEnvironment(): void {

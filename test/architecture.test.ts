@@ -77,6 +77,12 @@ describe("layering", () => {
     expect(violations((i) => !inDir("shared/storage")(i.file), dynamo)).toEqual([]);
   });
 
+  it("only shared/runtime reads Secrets Manager", () => {
+    const secrets = (i: Import) => i.target.startsWith("@aws-sdk/client-secrets-manager");
+    expect(violations((i) => !inDir("shared/runtime")(i.file), secrets)).toEqual([]);
+    expect(all.filter(secrets).length).toBeGreaterThan(0);
+  });
+
   it("only the rotation events adapter touches EventBridge", () => {
     const eventBridge = (i: Import) => i.target.startsWith("@aws-sdk/client-eventbridge");
     expect(all.filter(eventBridge).map((i) => i.file)).toEqual(["shared/observability/rotation-events.ts"]);

@@ -62,3 +62,20 @@ export function tokenSecretMatches(secret: string, storedHash: Uint8Array): bool
 export function randomId(): string {
   return randomUUID();
 }
+
+const BOOTSTRAP_SECRET_PATTERN = /^[0-9a-f]{64}$/;
+
+/**
+ * The bootstrap admin token of a deployment whose secret half is kept in Secrets Manager. Secrets Manager
+ * can generate 64 hex characters but not the `sbx_<id>_` frame, so the id is derived one-way from the
+ * secret: a new secret value gives a new token id. Undefined when the value is not 64 lowercase hex.
+ */
+export function bootstrapToken(secret: string): MintedToken | undefined {
+  if (!BOOTSTRAP_SECRET_PATTERN.test(secret)) return undefined;
+  const idBytes = createHash("sha256")
+    .update(`strongbox bootstrap token id\0${secret}`)
+    .digest()
+    .subarray(0, ID_BYTES);
+  const tokenId = base32(idBytes);
+  return { tokenId, token: `${TOKEN_PREFIX}${tokenId}_${secret}`, secretHash: hashTokenSecret(secret) };
+}

@@ -1,12 +1,14 @@
 import type { Env } from "../crypto/kek-source.ts";
 import { EmfMetrics } from "../observability/emf-metrics.ts";
 import { createTable } from "../storage/table.ts";
+import { ensureBootstrapToken } from "./bootstrap-secret.ts";
 import { readRuntimeConfig } from "./config.ts";
 import { createKeyring, createRuntime, type Runtime } from "./container.ts";
 
 /**
  * The runtime every Lambda function shares, built once per cold start from the function's environment.
- * A missing or malformed KEK throws here, during init, so a misconfigured function never serves.
+ * A missing or malformed KEK throws here, during init, so a misconfigured function never serves; so does
+ * an unreadable bootstrap token secret, where one is configured.
  */
 export async function createLambdaRuntime(env: Env): Promise<Runtime> {
   const metrics = new EmfMetrics();
@@ -33,5 +35,6 @@ export async function createLambdaRuntime(env: Env): Promise<Runtime> {
     () => false,
   );
   metrics.increment("KekConfigured", reachable ? 1 : 0);
+  await ensureBootstrapToken(env, config, runtime, runtime.logger);
   return runtime;
 }

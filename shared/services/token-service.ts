@@ -1,4 +1,4 @@
-import { mintToken, parseToken, tokenSecretMatches } from "../crypto/tokens.ts";
+import { type MintedToken, mintToken, parseToken, tokenSecretMatches } from "../crypto/tokens.ts";
 import { AuthenticationError, NotFoundError } from "../domain/errors.ts";
 import type { CreateTokenInput } from "../domain/schemas.ts";
 import { type Principal, type Role, SYSTEM_SCOPE } from "../domain/types.ts";
@@ -46,6 +46,39 @@ export class TokenService {
       expiresAt,
     });
     return { id: minted.tokenId, token: minted.token, expiresAt };
+  }
+
+  /**
+   * Makes a deployment's bootstrap admin token usable, once per token across every cold start. A token
+   * that was revoked or has expired stays so: the operator replaces the secret, which gives a new token.
+   */
+  async ensureBootstrap(minted: MintedToken, ttlSeconds: number): Promise<"issued" | "active" | "unusable"> {
+    const existing = await this.tokens.get(minted.tokenId);
+    if (existing === undefined) {
+      const createdAt = new Date();
+      try {
+        await this.tokens.create({
+          tokenId: minted.tokenId,
+          secretHash: minted.secretHash,
+          role: "admin",
+          tenants: ["*"],
+          createdAt: createdAt.toISOString(),
+          expiresAt: new Date(createdAt.getTime() + ttlSeconds * 1000).toISOString(),
+        });
+        return "issued";
+      } catch (error) {
+        // Concurrent cold starts race to create the same token; the loser finds the winner's record.
+        if ((await this.tokens.get(minted.tokenId)) === undefined) throw error;
+      }
+    }
+    const record = existing ?? (await this.tokens.get(minted.tokenId));
+    const usable =
+      record !== undefined &&
+      tokenSecretMatches(parseToken(minted.token)?.secret ?? "", record.secretHash) &&
+      record.role === "admin" &&
+      record.revokedAt === undefined &&
+      Date.parse(record.expiresAt) > Date.now();
+    return usable ? "active" : "unusable";
   }
 
   async revoke(ctx: RequestContext, tokenId: string): Promise<void> {

@@ -1,0 +1,177 @@
+import { randomBytes } from "node:crypto";
+import { readFileSync, statSync } from "node:fs";
+import { resolve } from "node:path";
+import { FUNCTION_ENTRIES, type FunctionName } from "../infra/bundling.ts";
+import { bootstrapToken } from "../shared/crypto/tokens.ts";
+import { type Bundle, buildBundle, invokeBundle, sdkImportMs } from "../test/support/bundles.ts";
+import { kmsCallEvent, sqsEvent } from "../test/support/cloudtrail-events.ts";
+import { DUMMY_CREDENTIALS, startStore } from "../test/support/harness.ts";
+import { httpApiEvent } from "../test/support/http-api-event.ts";
+import { initialKeyId, startKmsEndpoint } from "../test/support/kms-endpoint.ts";
+import { scheduledEvent } from "../test/support/scheduled-event.ts";
+import { startSecretsManagerEndpoint } from "../test/support/secrets-manager-endpoint.ts";
+import { formatNumber, median, report, verdict } from "./support.ts";
+
+const RUNS = 7;
+const TARGET_COLD_START_MS = 150;
+const TARGET_BUNDLE_BYTES = 1024 * 1024;
+const root = resolve(import.meta.dirname, "..");
+
+/** The infra branch carries stand-ins for handlers other branches build; those are not measured. */
+const isPlaceholder = (name: FunctionName) =>
+  readFileSync(resolve(root, FUNCTION_ENTRIES[name]), "utf8").startsWith("// Placeholder");
+
+/**
+ * Each function's bundle as CDK builds it (infra/bundling.ts, @aws-sdk/* left to the Lambda runtime), and
+ * the API's cold start: a fresh Node process importing the bundle (which builds the runtime, reads the
+ * bootstrap secret and checks the KEK) and answering its first authenticated secret read. Loopback
+ * dynalite, KMS and Secrets Manager endpoints stand in for AWS, so network time is near zero and the
+ * figure is the CPU cost of start-up; Node's own boot before the import is shown apart.
+ */
+export async function measureColdStart(): Promise<void> {
+  report.section("coldstart: bundles (SDK excluded)");
+  const bundles = [];
+  for (const name of Object.keys(FUNCTION_ENTRIES) as FunctionName[]) {
+    if (isPlaceholder(name)) {
+      report.figure(`${name} bundle`, "not measured", "(placeholder until its issue merges)");
+      continue;
+    }
+    const bundle = await buildBundle(name);
+    bundles.push({ name, bundle });
+    const mapBytes = statSync(`${bundle.file}.map`).size;
+    report.figure(
+      `${name} bundle index.mjs`,
+      formatNumber(bundle.bytes / 1024, 1),
+      `KiB (map ${formatNumber(mapBytes / 1024, 0)} KiB) ${verdict(bundle.bytes < TARGET_BUNDLE_BYTES)} (< 1 MiB)`,
+    );
+  }
+
+  const api = bundles.find((b) => b.name === "api")?.bundle;
+  if (api === undefined) return;
+  const [store, kms, secrets] = await Promise.all([
+    startStore(),
+    startKmsEndpoint({ aliases: { "alias/strongbox-bench": initialKeyId(1) } }),
+    startSecretsManagerEndpoint(),
+  ]);
+  try {
+    const secret = randomBytes(32).toString("hex");
+    const token = bootstrapToken(secret)?.token ?? "";
+    const env = {
+      TABLE_NAME: store.table.name,
+      DYNAMODB_ENDPOINT: store.dynamo.endpoint,
+      KMS_KEY_ID: "alias/strongbox-bench",
+      KMS_ENDPOINT: kms.endpoint,
+      AUDIT_MAC_KEY_ID: kms.createHmacKey(),
+      BOOTSTRAP_TOKEN_SECRET_ARN: secrets.putSecret("strongbox/bench/bootstrap-admin-token", secret),
+      SECRETS_MANAGER_ENDPOINT: secrets.endpoint,
+      AWS_REGION: "us-east-1",
+      AWS_ACCESS_KEY_ID: DUMMY_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: DUMMY_CREDENTIALS.secretAccessKey,
+      AWS_EC2_METADATA_DISABLED: "true",
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
+      POWERTOOLS_LOG_LEVEL: "WARN",
+      NODE_ENV: "production",
+    };
+    const headers = { authorization: `Bearer ${token}`, "content-type": "application/json" };
+    const setup = await invokeBundle(api, env, [
+      httpApiEvent("POST", "/v1/tenants", { headers, body: '{"tenantId":"bench"}' }),
+      httpApiEvent("PUT", "/v1/tenants/bench/secrets/api-key", { headers, body: '{"value":"bench-value"}' }),
+    ]);
+    if (setup.results.some((r) => r.statusCode >= 300)) throw new Error("cold-start setup requests failed");
+
+    const read = httpApiEvent("GET", "/v1/tenants/bench/secrets/api-key", {
+      headers: { ...headers, "x-audit-reason": "bench" },
+    });
+    // Each run a fresh process: import the bundle, then answer one event; the answer must be `ok`.
+    const coldRuns = async (bundle: Bundle, event: unknown, ok: (result: any) => boolean, extra = {}) => {
+      const runs = [];
+      for (let n = 0; n < RUNS; n++) {
+        const started = performance.now();
+        const run = await invokeBundle(bundle, { ...env, ...extra }, [event]);
+        const wallMs = performance.now() - started;
+        if (!ok(run.results[0]))
+          throw new Error(`cold run answered ${JSON.stringify(run.results[0]).slice(0, 200)}`);
+        runs.push({ ...run, wallMs });
+      }
+      return runs;
+    };
+    const coldReads = (bundle: Bundle) => coldRuns(bundle, read, (r) => r?.statusCode === 200);
+
+    const runs = await coldReads(api);
+    const first = median(runs.map((r) => r.firstMs));
+    const sdk = median(await sdkImportMs(RUNS));
+    report.section(`coldstart: API function as deployed, median of ${RUNS} fresh processes`);
+    report.figure(
+      "import (runtime built, secret read, KEK checked)",
+      formatNumber(median(runs.map((r) => r.importMs)), 1),
+      "ms",
+    );
+    report.figure(
+      "import + first secret read",
+      formatNumber(first, 1),
+      `ms ${verdict(first < TARGET_COLD_START_MS)} (< ${TARGET_COLD_START_MS} ms)`,
+    );
+    report.figure(
+      "first-read range",
+      `${formatNumber(Math.min(...runs.map((r) => r.firstMs)), 1)}–${formatNumber(Math.max(...runs.map((r) => r.firstMs)), 1)}`,
+      "ms",
+    );
+    report.figure("whole process, spawn to exit", formatNumber(median(runs.map((r) => r.wallMs)), 1), "ms");
+    report.figure("SDK clients import alone, fresh process", formatNumber(sdk, 1), "ms");
+
+    // Not what is deployed: the same function with the SDK bundled in too, for the trade-off's other side.
+    const withSdk = await buildBundle("api", { bundleSdk: true });
+    const bundledRuns = await coldReads(withSdk);
+    const bundledFirst = median(bundledRuns.map((r) => r.firstMs));
+    report.section("coldstart: comparison, the API bundle with the SDK bundled in (not deployed)");
+    report.figure("bundle index.mjs", formatNumber(withSdk.bytes / 1024, 1), "KiB");
+    report.figure(
+      "import + first secret read",
+      formatNumber(bundledFirst, 1),
+      `ms ${verdict(bundledFirst < TARGET_COLD_START_MS)} (< ${TARGET_COLD_START_MS} ms)`,
+    );
+
+    const others = [
+      {
+        name: "rotation",
+        event: scheduledEvent("arn:aws:events:us-east-1:111122223333:rule/bench"),
+        ok: (r: any) => r?.outOfTime === false,
+        extra: {},
+      },
+      {
+        name: "audit",
+        event: sqsEvent([
+          JSON.stringify(
+            kmsCallEvent({
+              eventName: "Decrypt",
+              keyArn: kms.keyArn("alias/strongbox-bench"),
+              caller: { user: "ops" },
+              tenant: "bench",
+            }),
+          ),
+        ]),
+        ok: (r: any) => Array.isArray(r?.batchItemFailures) && r.batchItemFailures.length === 0,
+        extra: { WATCHED_KMS_KEY_ARNS: kms.keyArn("alias/strongbox-bench"), SERVICE_ROLE_ARNS: "" },
+      },
+    ] as const;
+    for (const { name, event, ok, extra } of others) {
+      const bundle = bundles.find((b) => b.name === name)?.bundle;
+      if (bundle === undefined) continue;
+      const runs = await coldRuns(bundle, event, ok, extra);
+      const firstMs = median(runs.map((r) => r.firstMs));
+      report.section(`coldstart: ${name} function as deployed, median of ${RUNS} fresh processes`);
+      report.figure(
+        "import (runtime built, KEK checked)",
+        formatNumber(median(runs.map((r) => r.importMs)), 1),
+        "ms",
+      );
+      report.figure(
+        `import + first ${name === "audit" ? "SQS batch" : "scheduled run"}`,
+        formatNumber(firstMs, 1),
+        `ms ${verdict(firstMs < TARGET_COLD_START_MS)} (< ${TARGET_COLD_START_MS} ms)`,
+      );
+    }
+  } finally {
+    await Promise.all([store.dynamo.close(), kms.close(), secrets.close()]);
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * The closed set of environments. Each gets its own Stage, its own KMS keys (so its own KEK), its own
+ * table and its own bootstrap secret: nothing is shared between environments.
+ */
+export const ENVIRONMENT_NAMES = ["dev", "staging", "prod"] as const;
+export type EnvironmentName = (typeof ENVIRONMENT_NAMES)[number];
+
+export interface EnvironmentConfig {
+  readonly name: EnvironmentName;
+  /** Table, keys and logs survive stack deletion, and the table refuses deletion. */
+  readonly protectData: boolean;
+  readonly logRetentionDays: 7 | 30 | 365;
+  readonly api: { readonly rateLimit: number; readonly burstLimit: number };
+  /** An EventBridge schedule expression for the rotation run. */
+  readonly rotationSchedule: string;
+  /** Create a CloudTrail trail in this stage; off where an organisation trail already delivers KMS events. */
+  readonly createTrail: boolean;
+  readonly alarms: {
+    /** DecryptFailures per 5 minutes above which the alarm fires. */
+    readonly decryptFailureThreshold: number;
+  };
+}
+
+const CONFIGS: Readonly<Record<EnvironmentName, Omit<EnvironmentConfig, "name">>> = {
+  dev: {
+    protectData: false,
+    logRetentionDays: 7,
+    api: { rateLimit: 20, burstLimit: 40 },
+    rotationSchedule: "rate(1 day)",
+    createTrail: false,
+    alarms: { decryptFailureThreshold: 5 },
+  },
+  staging: {
+    protectData: false,
+    logRetentionDays: 30,
+    api: { rateLimit: 50, burstLimit: 100 },
+    rotationSchedule: "rate(1 day)",
+    createTrail: false,
+    alarms: { decryptFailureThreshold: 1 },
+  },
+  prod: {
+    protectData: true,
+    logRetentionDays: 365,
+    api: { rateLimit: 200, burstLimit: 400 },
+    rotationSchedule: "cron(0 3 * * ? *)",
+    createTrail: true,
+    alarms: { decryptFailureThreshold: 0 },
+  },
+};
+
+export function environmentConfig(name: EnvironmentName): EnvironmentConfig {
+  return { name, ...CONFIGS[name] };
+}
+
+export function isEnvironmentName(value: string): value is EnvironmentName {
+  return (ENVIRONMENT_NAMES as readonly string[]).includes(value);
+}
+
+/**
+ * Where each stage deploys. Context (`-c account=... -c region=...`) wins over the CLI's environment;
+ * the offline fallback lets `npm run synth` and the tests run with no AWS credentials at all.
+ */
+export function deploymentTarget(
+  context: (key: string) => unknown,
+  env: Record<string, string | undefined>,
+): { account: string; region: string } {
+  const fromContext = (key: string) => {
+    const value = context(key);
+    return typeof value === "string" && value !== "" ? value : undefined;
+  };
+  return {
+    account: fromContext("account") ?? env.CDK_DEFAULT_ACCOUNT ?? "111111111111",
+    region: fromContext("region") ?? env.CDK_DEFAULT_REGION ?? "us-east-1",
+  };
+}

@@ -1,0 +1,74 @@
+import { resolve } from "node:path";
+import { Duration, RemovalPolicy } from "aws-cdk-lib";
+import * as iam from "aws-cdk-lib/aws-iam";
+import * as lambda from "aws-cdk-lib/aws-lambda";
+import { NodejsFunction } from "aws-cdk-lib/aws-lambda-nodejs";
+import * as logs from "aws-cdk-lib/aws-logs";
+import type * as sqs from "aws-cdk-lib/aws-sqs";
+import { Construct } from "constructs";
+import { FUNCTION_BUNDLING, FUNCTION_ENTRIES, type FunctionName } from "../bundling.ts";
+import type { EnvironmentConfig } from "../config.ts";
+
+const REPOSITORY_ROOT = resolve(import.meta.dirname, "..", "..");
+
+export interface StrongboxFunctionProps {
+  readonly name: FunctionName;
+  readonly config: EnvironmentConfig;
+  readonly environment: Record<string, string>;
+  readonly timeout?: Duration;
+  readonly memorySize?: number;
+  /** For asynchronous invocations (schedules): events that fail every retry land here. */
+  readonly deadLetterQueue?: sqs.IQueue;
+}
+
+/**
+ * The one way a Strongbox Lambda is built: ESM on Node 22 and arm64, bundled by FUNCTION_BUNDLING with
+ * source maps, X-Ray tracing, JSON logs into its own log group with the environment's retention, and a
+ * role that starts with nothing but that log group; each stack grants the rest explicitly.
+ */
+export class StrongboxFunction extends Construct {
+  readonly function: NodejsFunction;
+  readonly role: iam.Role;
+  readonly logGroup: logs.LogGroup;
+
+  constructor(scope: Construct, id: string, props: StrongboxFunctionProps) {
+    super(scope, id);
+    const removalPolicy = props.config.protectData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+    this.logGroup = new logs.LogGroup(this, "Logs", {
+      retention: props.config.logRetentionDays,
+      removalPolicy,
+    });
+    this.role = new iam.Role(this, "Role", {
+      assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
+      description: `strongbox ${props.config.name} ${props.name} function`,
+    });
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
+        resources: [this.logGroup.logGroupArn],
+      }),
+    );
+    this.function = new NodejsFunction(this, "Function", {
+      entry: resolve(REPOSITORY_ROOT, FUNCTION_ENTRIES[props.name]),
+      projectRoot: REPOSITORY_ROOT,
+      depsLockFilePath: resolve(REPOSITORY_ROOT, "package-lock.json"),
+      handler: "handler",
+      runtime: lambda.Runtime.NODEJS_22_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: props.memorySize ?? 512,
+      timeout: props.timeout ?? Duration.seconds(10),
+      tracing: lambda.Tracing.ACTIVE,
+      role: this.role,
+      logGroup: this.logGroup,
+      loggingFormat: lambda.LoggingFormat.JSON,
+      bundling: FUNCTION_BUNDLING,
+      ...(props.deadLetterQueue === undefined ? {} : { deadLetterQueue: props.deadLetterQueue }),
+      environment: {
+        ...props.environment,
+        NODE_OPTIONS: "--enable-source-maps",
+        POWERTOOLS_SERVICE_NAME: "strongbox",
+        STRONGBOX_ENVIRONMENT: props.config.name,
+      },
+    });
+  }
+}

@@ -1,0 +1,78 @@
+import { Validations } from "aws-cdk-lib";
+import type { IConstruct } from "constructs";
+import type { StrongboxStage } from "./stage.ts";
+
+export interface Acknowledgement {
+  /** Construct paths inside the stage, e.g. "Api/HttpApi/DefaultRoute". */
+  readonly paths: readonly string[];
+  readonly id: string;
+  readonly reason: string;
+}
+
+const FUNCTIONS = ["Api/ApiFunction", "Rotation/RotationFunction", "Audit/AuditFunction"] as const;
+
+/**
+ * Every cdk-nag finding Strongbox accepts, in one place, each with its reason. Anything not listed here
+ * fails `npm run synth` and test/infra/nag.test.ts.
+ */
+export const ACKNOWLEDGEMENTS: readonly Acknowledgement[] = [
+  {
+    paths: FUNCTIONS.map((fn) => `${fn}/Function`),
+    id: "AwsSolutions-L1",
+    reason:
+      "Node.js 22 is the runtime the bundles are built, tested and benchmarked for (infra/bundling.ts target " +
+      "node22); moving to a newer runtime is a deliberate upgrade, not a drift.",
+  },
+  {
+    paths: FUNCTIONS.map((fn) => `${fn}/Role/DefaultPolicy`),
+    id: "AwsSolutions-IAM5[Resource::*]",
+    reason:
+      "Only X-Ray's xray:PutTraceSegments and xray:PutTelemetryRecords, which support no resource-level " +
+      "permissions; every data, key and secret permission names its own resource.",
+  },
+  {
+    paths: ["Api/HttpApi/DefaultRoute"],
+    id: "AwsSolutions-APIG4",
+    reason:
+      "Every /v1 route authenticates a bearer token and checks role and tenant scope in the application " +
+      "(functions/api/middleware/authenticate.ts, shared/domain/policy.ts), and every denial is audited; " +
+      "/health is deliberately public.",
+  },
+  {
+    paths: ["Data/BootstrapAdminToken"],
+    id: "AwsSolutions-SMG4",
+    reason:
+      "The bootstrap admin token is rotated by an operator (README, Deploy: put a new 64-hex value; the next " +
+      "cold start issues the token it derives); a rotation Lambda would mint admin tokens unattended.",
+  },
+  {
+    paths: ["Audit/Trail/S3"],
+    id: "AwsSolutions-S1",
+    reason:
+      "The bucket only receives CloudTrail's log files (file validation on, SSL only, no public access);" +
+      " server access logging would need a second bucket holding only records about this one.",
+  },
+];
+
+function find(stage: StrongboxStage, path: string): IConstruct {
+  const found = stage.node.tryFindChild(path.split("/")[0] ?? "");
+  const construct = path
+    .split("/")
+    .slice(1)
+    .reduce<IConstruct | undefined>((node, id) => node?.node.tryFindChild(id), found);
+  if (construct === undefined) throw new Error(`cdk-nag acknowledgement names a missing construct: ${path}`);
+  return construct;
+}
+
+export function acknowledgeFindings(
+  stage: StrongboxStage,
+  acknowledgements: readonly Acknowledgement[],
+): void {
+  for (const { paths, id, reason } of acknowledgements) {
+    for (const path of paths) {
+      // Optional resources (the trail exists only where config.createTrail) are acknowledged where present.
+      if (path.startsWith("Audit/Trail/") && stage.audit.trail === undefined) continue;
+      Validations.of(find(stage, path)).acknowledge({ id, reason });
+    }
+  }
+}

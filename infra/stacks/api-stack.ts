@@ -1,0 +1,79 @@
+import { CfnOutput, Stack, type StackProps } from "aws-cdk-lib";
+import { AccessLogFormat } from "aws-cdk-lib/aws-apigateway";
+import * as apigw from "aws-cdk-lib/aws-apigatewayv2";
+import { HttpLambdaIntegration } from "aws-cdk-lib/aws-apigatewayv2-integrations";
+import * as iam from "aws-cdk-lib/aws-iam";
+import * as logs from "aws-cdk-lib/aws-logs";
+import type { Construct } from "constructs";
+import type { EnvironmentConfig } from "../config.ts";
+import { StrongboxFunction } from "../constructs/strongbox-function.ts";
+import type { DataStack } from "./data-stack.ts";
+import { grantKekUse, grantMac, grantTableItems } from "./grants.ts";
+
+export interface ApiStackProps extends StackProps {
+  readonly config: EnvironmentConfig;
+  readonly data: DataStack;
+}
+
+export class ApiStack extends Stack {
+  readonly api: StrongboxFunction;
+  readonly httpApi: apigw.HttpApi;
+  readonly stage: apigw.HttpStage;
+
+  constructor(scope: Construct, id: string, props: ApiStackProps) {
+    super(scope, id, props);
+    const { config, data } = props;
+
+    this.api = new StrongboxFunction(this, "ApiFunction", {
+      name: "api",
+      config,
+      environment: {
+        TABLE_NAME: data.table.tableName,
+        KMS_KEY_ID: data.kek.keyArn,
+        AUDIT_MAC_KEY_ID: data.auditMacKey.keyArn,
+        BOOTSTRAP_TOKEN_SECRET_ARN: data.bootstrapSecret.secretArn,
+        NODE_ENV: "production",
+      },
+    });
+    const role = this.api.role;
+    grantTableItems(role, data.table.tableArn, ["GetItem", "BatchGetItem", "PutItem", "UpdateItem", "Query"]);
+    grantKekUse(role, [data.kek], ["GenerateDataKey", "Decrypt"]);
+    grantMac(role, data.auditMacKey, ["GenerateMac"]);
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ["secretsmanager:GetSecretValue"],
+        resources: [data.bootstrapSecret.secretArn],
+      }),
+    );
+
+    this.httpApi = new apigw.HttpApi(this, "HttpApi", {
+      apiName: `strongbox-${config.name}`,
+      createDefaultStage: false,
+      defaultIntegration: new HttpLambdaIntegration("Api", this.api.function),
+    });
+    const accessLogs = new logs.LogGroup(this, "AccessLogs", { retention: config.logRetentionDays });
+    this.stage = new apigw.HttpStage(this, "DefaultStage", {
+      httpApi: this.httpApi,
+      stageName: "$default",
+      autoDeploy: true,
+      throttle: config.api,
+      accessLogSettings: {
+        destination: new apigw.LogGroupLogDestination(accessLogs),
+        // Identifiers and outcomes only: headers (the bearer token) and bodies (secret values) never.
+        format: AccessLogFormat.custom(
+          JSON.stringify({
+            requestId: "$context.requestId",
+            time: "$context.requestTime",
+            method: "$context.httpMethod",
+            path: "$context.path",
+            status: "$context.status",
+            latencyMs: "$context.responseLatency",
+            integrationError: "$context.integrationErrorMessage",
+            sourceIp: "$context.identity.sourceIp",
+          }),
+        ),
+      },
+    });
+    new CfnOutput(this, "Url", { value: this.stage.url, description: "the API base URL" });
+  }
+}

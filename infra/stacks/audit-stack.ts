@@ -1,0 +1,106 @@
+import { Duration, Stack, type StackProps } from "aws-cdk-lib";
+import * as cloudtrail from "aws-cdk-lib/aws-cloudtrail";
+import * as events from "aws-cdk-lib/aws-events";
+import * as targets from "aws-cdk-lib/aws-events-targets";
+import * as iam from "aws-cdk-lib/aws-iam";
+import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
+import type * as sqs from "aws-cdk-lib/aws-sqs";
+import type { Construct } from "constructs";
+import type { EnvironmentConfig } from "../config.ts";
+import { StrongboxFunction } from "../constructs/strongbox-function.ts";
+import type { DataStack } from "./data-stack.ts";
+import { grantMac, grantTableItems } from "./grants.ts";
+import { secureQueue } from "./queues.ts";
+
+export interface AuditStackProps extends StackProps {
+  readonly config: EnvironmentConfig;
+  readonly data: DataStack;
+  /** The roles of the service's own functions, so the audit function can tell expected calls from others. */
+  readonly serviceRoles: readonly iam.IRole[];
+}
+
+/**
+ * CloudTrail's record of every call on this environment's keys, via EventBridge and SQS, into the audit
+ * trail. The audit function can write audit records and MAC them; it can decrypt nothing.
+ */
+export class AuditStack extends Stack {
+  readonly audit: StrongboxFunction;
+  readonly queue: sqs.Queue;
+  readonly deadLetterQueue: sqs.Queue;
+  readonly kekRule: events.Rule;
+  readonly macKeyRule: events.Rule;
+  readonly trail: cloudtrail.Trail | undefined;
+
+  constructor(scope: Construct, id: string, props: AuditStackProps) {
+    super(scope, id, props);
+    const { config, data } = props;
+    const watchedKeys = [data.kek.keyArn, data.auditMacKey.keyArn];
+    const timeout = Duration.seconds(30);
+
+    this.deadLetterQueue = secureQueue(this, "DeadLetterQueue", { protectData: config.protectData });
+    this.queue = secureQueue(this, "Queue", {
+      protectData: config.protectData,
+      deadLetterQueue: this.deadLetterQueue,
+      // AWS's guidance for Lambda event sources: six times the function timeout.
+      visibilityTimeout: Duration.seconds(timeout.toSeconds() * 6),
+    });
+
+    this.audit = new StrongboxFunction(this, "AuditFunction", {
+      name: "audit",
+      config,
+      timeout,
+      environment: {
+        TABLE_NAME: data.table.tableName,
+        // Every runtime is built with the KEK settings; the audit function only describes the key at start.
+        KMS_KEY_ID: data.kek.keyArn,
+        WATCHED_KMS_KEY_ARNS: watchedKeys.join(","),
+        SERVICE_ROLE_ARNS: props.serviceRoles.map((role) => role.roleArn).join(","),
+        AUDIT_MAC_KEY_ID: data.auditMacKey.keyArn,
+        NODE_ENV: "production",
+      },
+    });
+    const kmsCalls = (id: string, keyArn: string, detail: Record<string, unknown> = {}) => {
+      const rule = new events.Rule(this, id, {
+        description: `CloudTrail records of calls on a Strongbox ${config.name} key`,
+        eventPattern: {
+          source: ["aws.kms"],
+          detailType: ["AWS API Call via CloudTrail"],
+          detail: { resources: { ARN: [keyArn] }, ...detail },
+        },
+      });
+      rule.addTarget(new targets.SqsQueue(this.queue, { deadLetterQueue: this.deadLetterQueue }));
+      return rule;
+    };
+    // Every call on the KEK, the audit role's included: it holds no KEK permission, so any is an anomaly.
+    this.kekRule = kmsCalls("KekCalls", data.kek.keyArn);
+    // Calls on the MAC key, except the audit function's own: it MACs each record it writes, and each of
+    // those calls would come back as a new event to record, without end.
+    this.macKeyRule = kmsCalls("MacKeyCalls", data.auditMacKey.keyArn, {
+      userIdentity: {
+        arn: events.Match.anythingButPrefix(
+          `arn:${this.partition}:sts::${this.account}:assumed-role/${this.audit.role.roleName}/`,
+        ),
+      },
+    });
+
+    this.audit.function.addEventSource(
+      new SqsEventSource(this.queue, { batchSize: 10, reportBatchItemFailures: true }),
+    );
+    grantTableItems(this.audit.role, data.table.tableArn, ["GetItem", "PutItem", "UpdateItem", "Query"]);
+    grantMac(this.audit.role, data.auditMacKey, ["GenerateMac"]);
+    this.audit.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ["kms:DescribeKey"], resources: [data.kek.keyArn] }),
+    );
+
+    this.trail = config.createTrail ? this.#trail() : undefined;
+  }
+
+  #trail(): cloudtrail.Trail {
+    // CloudTrail's own bucket: SSE-S3, public access blocked, SSL only, and retained when the stack goes.
+    return new cloudtrail.Trail(this, "Trail", {
+      enableFileValidation: true,
+      includeGlobalServiceEvents: true,
+      managementEvents: cloudtrail.ReadWriteType.ALL,
+    });
+  }
+}

@@ -1,0 +1,60 @@
+import { App, type Stack } from "aws-cdk-lib";
+import * as sqs from "aws-cdk-lib/aws-sqs";
+import { describe, expect, it } from "vitest";
+import { buildApp, unacknowledgedFindings } from "../../infra/build.ts";
+import { ENVIRONMENT_NAMES } from "../../infra/config.ts";
+import { ACKNOWLEDGEMENTS } from "../../infra/nag-acknowledgements.ts";
+
+/**
+ * The findings of one synthesis. In a test run the CDK throws the validation report instead of only
+ * writing it, so both ways of failing count as findings.
+ */
+function findings(build: (app: App) => void): string[] {
+  const app = new App({ context: { "aws:cdk:bundling-stacks": [] } });
+  build(app);
+  try {
+    return unacknowledgedFindings(app.synth().directory);
+  } catch (error) {
+    return [String(error)];
+  }
+}
+
+describe("cdk-nag AwsSolutions", () => {
+  it("finds nothing unacknowledged in any stage", () => {
+    const app = new App({ context: { "aws:cdk:bundling-stacks": [] } });
+    buildApp(app, { stages: ENVIRONMENT_NAMES, env: {} });
+    expect(unacknowledgedFindings(app.synth().directory)).toEqual([]);
+  }, 60_000);
+
+  it.each(ENVIRONMENT_NAMES)(
+    "fails on a finding nobody acknowledged in %s",
+    (env) => {
+      const found = findings((app) => {
+        const [stage] = Object.values(buildApp(app, { stages: [env], env: {} }));
+        // A queue that accepts plain HTTP: AwsSolutions-SQS4.
+        new sqs.Queue(stage?.data as Stack, "UnsafeQueue", { encryption: sqs.QueueEncryption.SQS_MANAGED });
+      });
+      expect(found.join("\n")).toContain("AwsSolutions-SQS4");
+    },
+    60_000,
+  );
+
+  it.each(ACKNOWLEDGEMENTS.map((a) => [a.id, a]))(
+    "still needs the acknowledgement of %s",
+    (id) => {
+      const found = findings((app) => {
+        buildApp(app, {
+          stages: ["prod"],
+          env: {},
+          acknowledgements: ACKNOWLEDGEMENTS.filter((a) => a.id !== id),
+        });
+      });
+      expect(found.join("\n")).toContain(id.replace(/\[.*$/, ""));
+    },
+    60_000,
+  );
+
+  it("gives every acknowledgement a reason", () => {
+    for (const { reason } of ACKNOWLEDGEMENTS) expect(reason.length).toBeGreaterThan(60);
+  });
+});
