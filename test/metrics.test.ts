@@ -114,6 +114,13 @@ describe("CloudWatch EMF on Lambda", () => {
     expect(metrics.count("AuditWriteFailures")).toBe(2);
   });
 
+  it("names the environment as a dimension beside the service, as the alarms expect", async () => {
+    const lines = await captureStdout(async () => new EmfMetrics("staging").increment("DecryptFailures"));
+    const [doc] = emf(lines);
+    expect(doc?._aws.CloudWatchMetrics[0]?.Dimensions).toEqual([["service", "environment"]]);
+    expect(doc).toMatchObject({ service: "strongbox", environment: "staging", DecryptFailures: 1 });
+  });
+
   it("a Lambda cold start emits KekConfigured 1, and a tampered ciphertext emits DecryptFailures", async () => {
     vi.stubEnv("AWS_ACCESS_KEY_ID", DUMMY_CREDENTIALS.accessKeyId);
     vi.stubEnv("AWS_SECRET_ACCESS_KEY", DUMMY_CREDENTIALS.secretAccessKey);

@@ -11,11 +11,11 @@ import type { StrongboxFunction } from "../constructs/strongbox-function.ts";
 
 /**
  * Where the Lambda runtime's EmfMetrics (shared/observability/emf-metrics.ts) publishes: namespace
- * "Strongbox", Powertools' one `service` dimension. Nothing names the environment, so each environment
- * belongs in its own account (or region), as the deploy workflow's per-environment variables allow.
+ * "Strongbox", dimensions `service` and `environment` (from STRONGBOX_ENVIRONMENT, which the house
+ * construct sets), so each stage's alarms count only its own functions even in a shared account.
  */
 export const METRIC_NAMESPACE = "Strongbox";
-export const METRIC_DIMENSIONS = { service: "strongbox" } as const;
+const metricDimensions = (environment: string) => ({ service: "strongbox", environment });
 
 export interface MonitoringStackProps extends StackProps {
   readonly config: EnvironmentConfig;
@@ -57,7 +57,7 @@ export class MonitoringStack extends Stack {
       new cloudwatch.Metric({
         namespace: METRIC_NAMESPACE,
         metricName,
-        dimensionsMap: METRIC_DIMENSIONS,
+        dimensionsMap: metricDimensions(config.name),
         statistic,
         period: PERIOD,
       });

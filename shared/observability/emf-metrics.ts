@@ -12,9 +12,17 @@ export const METRICS_NAMESPACE = "Strongbox";
 export class EmfMetrics extends CounterMetrics {
   readonly #metrics: Metrics;
 
-  constructor(metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: "strongbox" })) {
+  /**
+   * `environment` becomes a dimension beside `service`, so the alarms of dev, staging and prod can
+   * share one account and region without counting each other's failures.
+   */
+  constructor(environment?: string) {
     super();
-    this.#metrics = metrics;
+    this.#metrics = new Metrics({
+      namespace: METRICS_NAMESPACE,
+      serviceName: "strongbox",
+      ...(environment === undefined || environment === "" ? {} : { defaultDimensions: { environment } }),
+    });
   }
 
   override increment(name: MetricName, value = 1): void {

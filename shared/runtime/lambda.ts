@@ -11,7 +11,7 @@ import { createKeyring, createRuntime, type Runtime } from "./container.ts";
  * an unreadable bootstrap token secret, where one is configured.
  */
 export async function createLambdaRuntime(env: Env): Promise<Runtime> {
-  const metrics = new EmfMetrics();
+  const metrics = new EmfMetrics(env.STRONGBOX_ENVIRONMENT);
   const config = readRuntimeConfig(env);
   let choice: ReturnType<typeof createKeyring>;
   try {

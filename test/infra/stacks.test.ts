@@ -244,7 +244,10 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
         Namespace: "Strongbox",
         ComparisonOperator: "GreaterThanThreshold",
         Threshold: config.alarms.decryptFailureThreshold,
-        Dimensions: [{ Name: "service", Value: "strongbox" }],
+        Dimensions: [
+          { Name: "environment", Value: config.name },
+          { Name: "service", Value: "strongbox" },
+        ],
       });
       expect(byMetric("KekConfigured")[0]).toMatchObject({
         ComparisonOperator: "LessThanThreshold",
