@@ -1,6 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { readFileSync, statSync } from "node:fs";
-import { resolve } from "node:path";
+import { statSync } from "node:fs";
 import { FUNCTION_ENTRIES, type FunctionName } from "../infra/bundling.ts";
 import { bootstrapToken } from "../shared/crypto/tokens.ts";
 import { type Bundle, buildBundle, invokeBundle, sdkImportMs } from "../test/support/bundles.ts";
@@ -15,11 +14,6 @@ import { formatNumber, median, report, verdict } from "./support.ts";
 const RUNS = 7;
 const TARGET_COLD_START_MS = 150;
 const TARGET_BUNDLE_BYTES = 1024 * 1024;
-const root = resolve(import.meta.dirname, "..");
-
-/** The infra branch carries stand-ins for handlers other branches build; those are not measured. */
-const isPlaceholder = (name: FunctionName) =>
-  readFileSync(resolve(root, FUNCTION_ENTRIES[name]), "utf8").startsWith("// Placeholder");
 
 /**
  * Each function's bundle as CDK builds it (infra/bundling.ts, @aws-sdk/* left to the Lambda runtime), and
@@ -32,10 +26,6 @@ export async function measureColdStart(): Promise<void> {
   report.section("coldstart: bundles (SDK excluded)");
   const bundles = [];
   for (const name of Object.keys(FUNCTION_ENTRIES) as FunctionName[]) {
-    if (isPlaceholder(name)) {
-      report.figure(`${name} bundle`, "not measured", "(placeholder until its issue merges)");
-      continue;
-    }
     const bundle = await buildBundle(name);
     bundles.push({ name, bundle });
     const mapBytes = statSync(`${bundle.file}.map`).size;
