@@ -41,6 +41,7 @@ export class StrongboxStage extends Stage {
       config,
       httpApi: this.api.httpApi,
       functions: { api: this.api.api, rotation: this.rotation.rotation, audit: this.audit.audit },
+      deadLetterQueues: { audit: this.audit.deadLetterQueue, rotation: this.rotation.deadLetterQueue },
     });
   }
 }

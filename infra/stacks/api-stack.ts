@@ -1,4 +1,4 @@
-import { CfnOutput, Stack, type StackProps } from "aws-cdk-lib";
+import { CfnOutput, Duration, Stack, type StackProps } from "aws-cdk-lib";
 import { AccessLogFormat } from "aws-cdk-lib/aws-apigateway";
 import * as apigw from "aws-cdk-lib/aws-apigatewayv2";
 import { HttpLambdaIntegration } from "aws-cdk-lib/aws-apigatewayv2-integrations";
@@ -27,6 +27,8 @@ export class ApiStack extends Stack {
     this.api = new StrongboxFunction(this, "ApiFunction", {
       name: "api",
       config,
+      // The on-demand rotation routes work for up to 20 s (functions/api/app.ts); HTTP APIs wait 30 s.
+      timeout: Duration.seconds(29),
       environment: {
         TABLE_NAME: data.table.tableName,
         KMS_KEY_ID: data.kek.keyArn,

@@ -86,7 +86,14 @@ export class AuditStack extends Stack {
     this.audit.function.addEventSource(
       new SqsEventSource(this.queue, { batchSize: 10, reportBatchItemFailures: true }),
     );
-    grantTableItems(this.audit.role, data.table.tableArn, ["GetItem", "PutItem", "UpdateItem", "Query"]);
+    // BatchGetItem: the store coalesces reads asked for in the same tick, as a batch of events does.
+    grantTableItems(this.audit.role, data.table.tableArn, [
+      "GetItem",
+      "BatchGetItem",
+      "PutItem",
+      "UpdateItem",
+      "Query",
+    ]);
     grantMac(this.audit.role, data.auditMacKey, ["GenerateMac"]);
     this.audit.role.addToPrincipalPolicy(
       new iam.PolicyStatement({ actions: ["kms:DescribeKey"], resources: [data.kek.keyArn] }),

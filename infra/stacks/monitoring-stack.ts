@@ -5,6 +5,7 @@ import * as actions from "aws-cdk-lib/aws-cloudwatch-actions";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as kms from "aws-cdk-lib/aws-kms";
 import * as sns from "aws-cdk-lib/aws-sns";
+import type * as sqs from "aws-cdk-lib/aws-sqs";
 import type { Construct } from "constructs";
 import type { EnvironmentConfig } from "../config.ts";
 import type { StrongboxFunction } from "../constructs/strongbox-function.ts";
@@ -21,6 +22,8 @@ export interface MonitoringStackProps extends StackProps {
   readonly config: EnvironmentConfig;
   readonly functions: Readonly<Record<string, StrongboxFunction>>;
   readonly httpApi: apigw.HttpApi;
+  /** Where undeliverable events end up; a message there is work (an audit record, a rotation) not done. */
+  readonly deadLetterQueues: Readonly<Record<string, sqs.IQueue>>;
 }
 
 const PERIOD = Duration.minutes(5);
@@ -133,6 +136,15 @@ export class MonitoringStack extends Stack {
         above,
         0,
         `${name} function throttled`,
+      );
+    }
+    for (const [name, queue] of Object.entries(props.deadLetterQueues)) {
+      alarm(
+        `${name}-DeadLetters`,
+        queue.metricApproximateNumberOfMessagesVisible({ period: PERIOD, statistic: "Maximum" }),
+        above,
+        0,
+        `${name} events in the dead-letter queue: work that was given up on and must be replayed`,
       );
     }
     alarm(

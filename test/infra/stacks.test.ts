@@ -2,6 +2,8 @@ import { Match, type Template } from "aws-cdk-lib/assertions";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ENVIRONMENT_NAMES, environmentConfig } from "../../infra/config.ts";
 import { TENANT_CONTEXT_CONDITION } from "../../infra/stacks/data-stack.ts";
+import { METRIC_NAMESPACE } from "../../infra/stacks/monitoring-stack.ts";
+import { METRICS_NAMESPACE } from "../../shared/observability/emf-metrics.ts";
 import { actionsOf, roleStatements, type Statement, synthesizeAll, type Templates } from "./support.ts";
 
 let templates: Templates;
@@ -227,6 +229,13 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
       expect(actions).toEqual(expect.arrayContaining(["kms:GenerateMac", "sqs:ReceiveMessage"]));
     });
 
+    it("lets the audit role make every table call its store makes, batched reads included", () => {
+      const actions = roleStatements(t().audit).flatMap(actionsOf);
+      for (const action of ["GetItem", "BatchGetItem", "PutItem", "Query"]) {
+        expect(actions).toContain(`dynamodb:${action}`);
+      }
+    });
+
     it(`creates its own CloudTrail trail only where configured (${config.createTrail})`, () => {
       t().audit.resourceCountIs("AWS::CloudTrail::Trail", config.createTrail ? 1 : 0);
     });
@@ -266,6 +275,19 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
       const topic = Object.keys(t().monitoring.findResources("AWS::SNS::Topic"))[0];
       for (const alarm of alarms()) expect(alarm.AlarmActions).toEqual([{ Ref: topic }]);
       t().monitoring.resourceCountIs("AWS::CloudWatch::Dashboard", 1);
+    });
+
+    it("alarms on a message in either dead-letter queue", () => {
+      const deadLetters = byMetric("ApproximateNumberOfMessagesVisible");
+      expect(deadLetters.map((a) => a.AlarmName).sort()).toEqual([
+        `strongbox-${config.name}-audit-DeadLetters`,
+        `strongbox-${config.name}-rotation-DeadLetters`,
+      ]);
+      for (const alarm of deadLetters) expect(alarm).toMatchObject({ Threshold: 0, Namespace: "AWS/SQS" });
+    });
+
+    it("watches the namespace the functions publish to", () => {
+      expect(METRIC_NAMESPACE).toBe(METRICS_NAMESPACE);
     });
   });
 });
