@@ -170,13 +170,25 @@ export function chainHash(canonical: string): string {
   return createHash("sha256").update(`${LABEL}\0`).update(canonical).digest("hex");
 }
 
-/** The record's MAC: HMAC-SHA256 over its hash under the day's chain key, hex. */
-export function chainMac(key: Uint8Array, hash: string): string {
-  return createHmac("sha256", key).update(hash).digest("hex");
+/**
+ * What record 1 of a scope links to. Each scope starts from its own genesis, so a chain copied whole
+ * into another scope's partition fails at its first link instead of verifying as that scope's.
+ */
+export function chainGenesis(scope: string): string {
+  return createHash("sha256").update(`${LABEL}\0genesis\0`).update(scope).digest("hex");
 }
 
-export function chainMacMatches(key: Uint8Array, hash: string, mac: string): boolean {
-  const expected = Buffer.from(chainMac(key, hash), "hex");
+/**
+ * The record's MAC: HMAC-SHA256 over its scope and hash under the day's chain key, hex. The scope is
+ * in the MAC input rather than in the key's derivation so that one day key (one KMS call) still
+ * serves every scope, while a MAC made for one scope never verifies in another.
+ */
+export function chainMac(key: Uint8Array, scope: string, hash: string): string {
+  return createHmac("sha256", key).update(`${scope}\0${hash}`).digest("hex");
+}
+
+export function chainMacMatches(key: Uint8Array, scope: string, hash: string, mac: string): boolean {
+  const expected = Buffer.from(chainMac(key, scope, hash), "hex");
   const given = /^[0-9a-f]{64}$/.test(mac) ? Buffer.from(mac, "hex") : Buffer.alloc(0);
   return given.length === expected.length && timingSafeEqual(given, expected);
 }

@@ -3,6 +3,11 @@ import type { AuditEvent } from "./types.ts";
 /**
  * One link of a scope's audit chain: the event, its place (`sequence`, from 1), the hash of the record
  * before it, its own hash, and a MAC over that hash under a key the database does not hold.
+ *
+ * The hash covers `tenantId`, but that alone does not keep chains apart: a chain copied whole into
+ * another scope's partition carries consistent hashes. What does is that verification requires every
+ * record's `tenantId` to be the scope, record 1 links to a genesis hash derived from the scope
+ * (`chainGenesis`), and the MAC covers the scope.
  */
 export interface ChainedAuditRecord extends AuditEvent {
   readonly sequence: number;
@@ -12,9 +17,6 @@ export interface ChainedAuditRecord extends AuditEvent {
   /** Names the key the MAC was made with (keeper and day); never the key itself. */
   readonly macKeyRef: string;
 }
-
-/** What record 1 links to. The scope is inside every hash, so chains cannot be spliced into each other. */
-export const GENESIS_HASH = "0".repeat(64);
 
 /** What an audit listing or export is narrowed to; every field is optional and they combine with AND. */
 export interface AuditFilter {
@@ -45,6 +47,7 @@ export function canonicalRecord(record: Omit<ChainedAuditRecord, "hash" | "mac">
 
 export type ChainBreakReason =
   | "missing"
+  | "foreign_scope"
   | "misplaced"
   | "hash_mismatch"
   | "mac_mismatch"
@@ -54,6 +57,8 @@ export type ChainBreakReason =
 
 export const CHAIN_BREAK_EXPLANATIONS: Record<ChainBreakReason, string> = {
   missing: "the record is missing: deleted, or its neighbours reordered",
+  foreign_scope:
+    "the record belongs to another scope's chain: records were copied in from another tenant's partition",
   misplaced: "the record stored here claims another sequence number: records were moved or swapped",
   hash_mismatch: "the record's content does not match its hash: it was edited",
   mac_mismatch:

@@ -1,4 +1,4 @@
-import { type ChainKeys, chainHash, chainMac, chainMacMatches } from "../crypto/chain-keys.ts";
+import { type ChainKeys, chainGenesis, chainHash, chainMac, chainMacMatches } from "../crypto/chain-keys.ts";
 import {
   CHAIN_BREAK_EXPLANATIONS,
   type ChainBreakReason,
@@ -6,7 +6,6 @@ import {
   type ChainHead,
   type ChainVerification,
   canonicalRecord,
-  GENESIS_HASH,
 } from "../domain/audit-chain.ts";
 import { StoreUnavailableError } from "../domain/errors.ts";
 import type { AuditEvent } from "../domain/types.ts";
@@ -109,7 +108,7 @@ export class AuditChain {
    * hash and link, but not the MAC, whose key is not in the database.
    */
   async verify(scope: string): Promise<ChainVerification> {
-    let previous: ChainHead = { sequence: 0, hash: GENESIS_HASH };
+    let previous: ChainHead = { sequence: 0, hash: chainGenesis(scope) };
     const broken = (sequence: number, reason: ChainBreakReason): ChainVerification => ({
       scope,
       intact: false,
@@ -122,13 +121,14 @@ export class AuditChain {
       const expected = previous.sequence + 1;
       if (position !== expected) return broken(expected, "missing");
       if (record.sequence !== position) return broken(position, "misplaced");
+      if (record.tenantId !== scope) return broken(position, "foreign_scope");
       const { hash, mac, ...body } = record;
       if (typeof hash !== "string" || chainHash(canonicalRecord(body)) !== hash) {
         return broken(position, "hash_mismatch");
       }
       const key = typeof record.macKeyRef === "string" ? await this.keys.forRef(record.macKeyRef) : undefined;
       if (key === undefined) return broken(position, "unknown_mac_key");
-      if (typeof mac !== "string" || !chainMacMatches(key, hash, mac))
+      if (typeof mac !== "string" || !chainMacMatches(key, scope, hash, mac))
         return broken(position, "mac_mismatch");
       if (record.prevHash !== previous.hash) return broken(position, "link_mismatch");
       previous = { sequence: position, hash };
@@ -155,7 +155,7 @@ export class AuditChain {
         const key = await this.keys.current(new Date(event.time));
         const body = { ...event, sequence: head.sequence + 1, prevHash: head.hash, macKeyRef: key.ref };
         const hash = chainHash(canonicalRecord(body));
-        records.push({ ...body, hash, mac: chainMac(key.key, hash) });
+        records.push({ ...body, hash, mac: chainMac(key.key, scope, hash) });
         head = { sequence: body.sequence, hash };
       }
       if (await this.repository.appendBlock(scope, records)) {
@@ -175,7 +175,7 @@ export class AuditChain {
   }
 
   async #readHead(scope: string): Promise<ChainHead> {
-    return (await this.repository.lastHead(scope)) ?? { sequence: 0, hash: GENESIS_HASH };
+    return (await this.repository.lastHead(scope)) ?? { sequence: 0, hash: chainGenesis(scope) };
   }
 
   #remember(scope: string, head: ChainHead): void {
