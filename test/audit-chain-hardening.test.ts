@@ -1,5 +1,12 @@
+import { hkdfSync } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chainGenesis, chainHash, chainMac, chainMacMatches } from "../shared/crypto/chain-keys.ts";
+import {
+  CLOCK_SKEW_MS,
+  chainGenesis,
+  chainHash,
+  chainMac,
+  chainMacMatches,
+} from "../shared/crypto/chain-keys.ts";
 import { LocalKeyring } from "../shared/crypto/local-keyring.ts";
 import { canonicalRecord } from "../shared/domain/audit-chain.ts";
 import type { LocalDynamo } from "../shared/storage/local-dynamo.ts";
@@ -106,5 +113,119 @@ describe("a chain is bound to its scope", () => {
     const mac = chainMac(key, "acme", hash);
     expect(chainMacMatches(key, "acme", hash, mac)).toBe(true);
     expect(chainMacMatches(key, "globex", hash, mac)).toBe(false);
+  });
+});
+
+const DAY_MS = 24 * 3600 * 1000;
+const dayOf = (at: number) => new Date(at).toISOString().slice(0, 10);
+
+/**
+ * The key of any day, as someone who copied one day's key (or the KEK) out of a process could make
+ * it: the local keeper's derivation, done outside the service, so no service check is on its path.
+ */
+async function leakedKey(at: number): Promise<{ ref: string; key: Uint8Array }> {
+  const today = await newKeyring().chainKeys().current(new Date());
+  const ref = `${today.ref.slice(0, today.ref.lastIndexOf(":"))}:${dayOf(at)}`;
+  return { ref, key: new Uint8Array(hkdfSync("sha256", kek, "strongbox/audit-chain/v1", ref, 32)) };
+}
+
+/**
+ * Rewrites records from `fromSequence` on with a leaked day key: each record dated `time(sequence)`,
+ * named as made with that day's key, every hash, link and MAC recomputed and valid under it.
+ */
+async function rewriteWithLeakedKey(
+  scope: string,
+  fromSequence: number,
+  time: (sequence: number) => number,
+): Promise<void> {
+  const records = await rawChain(scope);
+  let prevHash = records[fromSequence - 2]?.hash ?? chainGenesis(scope);
+  for (let sequence = fromSequence; sequence <= records.length; sequence += 1) {
+    const { hash: _hash, mac: _mac, ...body } = records[sequence - 1] as Record<string, unknown>;
+    const leaked = await leakedKey(time(sequence));
+    const rewritten = {
+      ...body,
+      time: new Date(time(sequence)).toISOString(),
+      macKeyRef: leaked.ref,
+      prevHash,
+    };
+    const hash = chainHash(canonicalRecord(rewritten as never));
+    await putRawAuditRecord(store.table, scope, sequence, {
+      ...rewritten,
+      hash,
+      mac: chainMac(leaked.key, scope, hash),
+    });
+    prevHash = hash;
+  }
+}
+
+describe("a day's key authenticates only that day's records", () => {
+  it("records of today re-keyed with a leaked key of another day break as key_day_mismatch", async () => {
+    const tenant = await freshChain();
+    const yesterday = await leakedKey(Date.now() - DAY_MS);
+    const records = await rawChain(tenant);
+    let prevHash = records[1]?.hash;
+    for (let sequence = 3; sequence <= RECORDS; sequence += 1) {
+      const { hash: _hash, mac: _mac, ...body } = records[sequence - 1] as Record<string, unknown>;
+      const rewritten = { ...body, detail: "forged", macKeyRef: yesterday.ref, prevHash };
+      const hash = chainHash(canonicalRecord(rewritten as never));
+      const mac = chainMac(yesterday.key, tenant, hash);
+      await putRawAuditRecord(store.table, tenant, sequence, { ...rewritten, hash, mac });
+      prevHash = hash;
+    }
+    expect(await verify(tenant)).toMatchObject({
+      intact: false,
+      verifiedThrough: 2,
+      break: { sequence: 3, reason: "key_day_mismatch" },
+    });
+  });
+
+  it("a tail rewritten as records of an earlier day breaks where the day goes backwards", async () => {
+    const tenant = await freshChain();
+    const lastWeek = Date.now() - 7 * DAY_MS;
+    await rewriteWithLeakedKey(tenant, 4, (sequence) => lastWeek + sequence);
+    expect(await verify(tenant)).toMatchObject({
+      intact: false,
+      verifiedThrough: 3,
+      break: { sequence: 4, reason: "day_regressed" },
+    });
+  });
+
+  it("records dated in the future, with a key derived for that day, break as future_dated", async () => {
+    const tenant = await freshChain();
+    const future = Date.now() + 3 * DAY_MS;
+    await rewriteWithLeakedKey(tenant, 5, (sequence) => future + sequence);
+    expect(await verify(tenant)).toMatchObject({
+      intact: false,
+      verifiedThrough: 4,
+      break: { sequence: 5, reason: "future_dated" },
+    });
+  });
+
+  it("the keeper refuses to derive a key for a day that has not come", async () => {
+    const keys = newKeyring().chainKeys();
+    const { ref } = await keys.current(new Date());
+    const prefix = ref.slice(0, ref.lastIndexOf(":"));
+    expect(await keys.forRef(`${prefix}:${dayOf(Date.now() + CLOCK_SKEW_MS + 2 * DAY_MS)}`)).toBeUndefined();
+    expect(await keys.forRef(`${prefix}:${dayOf(Date.now() - DAY_MS)}`)).toBeInstanceOf(Uint8Array);
+  });
+
+  it("a record stamped before midnight that lands after one stamped after it takes that one's time", async () => {
+    counter += 1;
+    const scope = `midnight-${counter}`;
+    const midnight = Date.UTC(2026, 0, 2);
+    const event = (time: number, n: number) => ({
+      tenantId: scope,
+      action: "secret.read" as const,
+      outcome: "success" as const,
+      actor: "midnight",
+      role: "runner" as const,
+      requestId: `midnight-${n}`,
+      time: new Date(time).toISOString(),
+    });
+    await h.runtime.auditChain.append(event(midnight + 5, 1));
+    const late = await h.runtime.auditChain.append(event(midnight - 5, 2));
+    expect(late.time).toBe(new Date(midnight + 5).toISOString());
+    expect(await verify(scope)).toMatchObject({ intact: true, verifiedThrough: 2 });
   });
 });

@@ -52,6 +52,9 @@ export type ChainBreakReason =
   | "hash_mismatch"
   | "mac_mismatch"
   | "unknown_mac_key"
+  | "future_dated"
+  | "key_day_mismatch"
+  | "day_regressed"
   | "link_mismatch"
   | "truncated";
 
@@ -64,6 +67,12 @@ export const CHAIN_BREAK_EXPLANATIONS: Record<ChainBreakReason, string> = {
   mac_mismatch:
     "the record's MAC does not verify: it was edited and its hash recomputed without the audit key",
   unknown_mac_key: "the record names an audit key this service does not hold: it was forged or re-keyed",
+  future_dated:
+    "the record is dated after today, or names a key of a day that has not come: it was forged with a key derived ahead of time",
+  key_day_mismatch:
+    "the record's MAC key belongs to another day than the record's time: it was re-keyed with another day's key",
+  day_regressed:
+    "the record is dated on an earlier day than the record before it: records were rewritten with an older day's key",
   link_mismatch: "the record does not link to the one before it: records were removed, inserted or reordered",
   truncated: "the chain ends before records this instance appended: its tail was deleted",
 };

@@ -1,4 +1,13 @@
-import { type ChainKeys, chainGenesis, chainHash, chainMac, chainMacMatches } from "../crypto/chain-keys.ts";
+import {
+  type ChainKeys,
+  chainGenesis,
+  chainHash,
+  chainMac,
+  chainMacMatches,
+  latestKeyDay,
+  refDay,
+  utcDay,
+} from "../crypto/chain-keys.ts";
 import {
   CHAIN_BREAK_EXPLANATIONS,
   type ChainBreakReason,
@@ -22,6 +31,9 @@ const CHECKPOINT_EVERY = 1000;
 /** /health shows at most this many heads: the chains this instance appended to most recently. */
 const MAX_REPORTED_HEADS = 20;
 
+/** A head as the writer needs it: with the newest record's time, which the next may not precede by a day. */
+type Tip = ChainHead & { readonly time?: string };
+
 const pause = (attempt: number) =>
   new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(50, 2 ** attempt)));
 
@@ -41,7 +53,7 @@ interface Waiting {
  * another instance re-reads the head, re-sequences the waiting records after it, and tries again.
  */
 export class AuditChain {
-  readonly #heads = new Map<string, ChainHead>();
+  readonly #heads = new Map<string, Tip>();
   readonly #waiting = new Map<string, Waiting[]>();
   readonly #writing = new Set<string>();
 
@@ -90,8 +102,9 @@ export class AuditChain {
   }
 
   /** The newest record's place and hash as stored, whichever instance wrote it. */
-  storedHead(scope: string): Promise<ChainHead | undefined> {
-    return this.repository.lastHead(scope);
+  async storedHead(scope: string): Promise<ChainHead | undefined> {
+    const head = await this.repository.lastHead(scope);
+    return head === undefined ? undefined : { sequence: head.sequence, hash: head.hash };
   }
 
   /** The heads this instance knows, newest first; read from memory, so it costs nothing to show. */
@@ -99,7 +112,7 @@ export class AuditChain {
     return [...this.#heads]
       .reverse()
       .slice(0, MAX_REPORTED_HEADS)
-      .map(([scope, head]) => ({ scope, ...head }));
+      .map(([scope, head]) => ({ scope, sequence: head.sequence, hash: head.hash }));
   }
 
   /**
@@ -109,6 +122,8 @@ export class AuditChain {
    */
   async verify(scope: string): Promise<ChainVerification> {
     let previous: ChainHead = { sequence: 0, hash: chainGenesis(scope) };
+    let previousDay = "";
+    const latest = latestKeyDay();
     const broken = (sequence: number, reason: ChainBreakReason): ChainVerification => ({
       scope,
       intact: false,
@@ -126,12 +141,21 @@ export class AuditChain {
       if (typeof hash !== "string" || chainHash(canonicalRecord(body)) !== hash) {
         return broken(position, "hash_mismatch");
       }
-      const key = typeof record.macKeyRef === "string" ? await this.keys.forRef(record.macKeyRef) : undefined;
+      const keyDay = refDay(record.macKeyRef);
+      if (keyDay === undefined) return broken(position, "unknown_mac_key");
+      const recordDay = utcDay(record.time);
+      if (keyDay > latest || (recordDay !== undefined && recordDay > latest)) {
+        return broken(position, "future_dated");
+      }
+      const key = await this.keys.forRef(String(record.macKeyRef));
       if (key === undefined) return broken(position, "unknown_mac_key");
+      if (keyDay !== recordDay) return broken(position, "key_day_mismatch");
+      if (keyDay < previousDay) return broken(position, "day_regressed");
       if (typeof mac !== "string" || !chainMacMatches(key, scope, hash, mac))
         return broken(position, "mac_mismatch");
       if (record.prevHash !== previous.hash) return broken(position, "link_mismatch");
       previous = { sequence: position, hash };
+      previousDay = keyDay;
     }
     // Deleting the newest records leaves a valid shorter chain; only a head kept elsewhere shows it.
     const known = this.#heads.get(scope);
@@ -152,11 +176,23 @@ export class AuditChain {
       let head = this.#heads.get(scope) ?? (await this.#readHead(scope));
       const records: ChainedAuditRecord[] = [];
       for (const event of events) {
-        const key = await this.keys.current(new Date(event.time));
-        const body = { ...event, sequence: head.sequence + 1, prevHash: head.hash, macKeyRef: key.ref };
+        // Verification refuses a day earlier than the record before: a record stamped just before
+        // midnight that lost its race to one stamped just after takes that one's time.
+        const time =
+          head.time !== undefined && (utcDay(event.time) ?? "") < (utcDay(head.time) ?? "")
+            ? head.time
+            : event.time;
+        const key = await this.keys.current(new Date(time));
+        const body = {
+          ...event,
+          time,
+          sequence: head.sequence + 1,
+          prevHash: head.hash,
+          macKeyRef: key.ref,
+        };
         const hash = chainHash(canonicalRecord(body));
         records.push({ ...body, hash, mac: chainMac(key.key, scope, hash) });
-        head = { sequence: body.sequence, hash };
+        head = { sequence: body.sequence, hash, time };
       }
       if (await this.repository.appendBlock(scope, records)) {
         this.#remember(scope, head);
@@ -174,11 +210,11 @@ export class AuditChain {
     );
   }
 
-  async #readHead(scope: string): Promise<ChainHead> {
+  async #readHead(scope: string): Promise<Tip> {
     return (await this.repository.lastHead(scope)) ?? { sequence: 0, hash: chainGenesis(scope) };
   }
 
-  #remember(scope: string, head: ChainHead): void {
+  #remember(scope: string, head: Tip): void {
     // Re-inserted so that the map's order is the order of last appends.
     this.#heads.delete(scope);
     this.#heads.set(scope, head);

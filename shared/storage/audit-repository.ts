@@ -91,7 +91,7 @@ export class AuditRepository {
   }
 
   /** The newest record's place and hash, read consistently: where an appender that lost a race picks up. */
-  async lastHead(scope: string): Promise<ChainHead | undefined> {
+  async lastHead(scope: string): Promise<(ChainHead & { time?: string }) | undefined> {
     const result = await this.#query({
       KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
       ExpressionAttributeValues: { ":pk": partition(scope), ":prefix": BLOCK_PREFIX },
@@ -101,7 +101,9 @@ export class AuditRepository {
     });
     const item = result.Items?.[0];
     const last = item === undefined ? undefined : recordsOf(item).at(-1);
-    return last === undefined ? undefined : { sequence: last.position, hash: String(last.record.hash) };
+    if (last === undefined) return undefined;
+    const { hash, time } = last.record;
+    return { sequence: last.position, hash: String(hash), ...(typeof time === "string" ? { time } : {}) };
   }
 
   /**
