@@ -29,6 +29,26 @@ export interface AuditFilter {
   readonly to?: string;
 }
 
+/** Free-text fields are capped, in characters, so that no one record can crowd a block out. */
+export const AUDIT_FIELD_LIMITS = { detail: 2048, reason: 1024, actor: 512 } as const;
+
+/** The event with each long free-text field cut to its limit, saying how much was cut. */
+export function capAuditFields<E extends AuditEvent>(event: E): E {
+  let capped = event;
+  for (const [field, limit] of Object.entries(AUDIT_FIELD_LIMITS) as [
+    keyof typeof AUDIT_FIELD_LIMITS,
+    number,
+  ][]) {
+    const value = event[field];
+    if (typeof value === "string" && value.length > limit) {
+      // The marker is at most 30 characters, so the capped value stays within the limit.
+      const kept = limit - 30;
+      capped = { ...capped, [field]: `${value.slice(0, kept)} [${value.length - kept} characters cut]` };
+    }
+  }
+  return capped;
+}
+
 export interface ChainHead {
   readonly sequence: number;
   readonly hash: string;

@@ -15,11 +15,17 @@ import {
   type ChainHead,
   type ChainVerification,
   canonicalRecord,
+  capAuditFields,
 } from "../domain/audit-chain.ts";
-import { StoreUnavailableError } from "../domain/errors.ts";
+import { AuditRecordTooLargeError, StoreUnavailableError } from "../domain/errors.ts";
 import type { AuditEvent } from "../domain/types.ts";
 import type { Logger } from "../observability/logger.ts";
-import { type AuditRepository, MAX_BLOCK_RECORDS } from "../storage/audit-repository.ts";
+import {
+  type AuditRepository,
+  estimatedRecordBytes,
+  MAX_BLOCK_BYTES,
+  MAX_BLOCK_RECORDS,
+} from "../storage/audit-repository.ts";
 
 /**
  * Appends lost to other instances are retried on a fresh head. Someone wins every round, so the chain
@@ -39,8 +45,21 @@ const pause = (attempt: number) =>
 
 interface Waiting {
   readonly event: AuditEvent;
+  readonly bytes: number;
   resolve(record: ChainedAuditRecord): void;
   reject(error: unknown): void;
+}
+
+/** How many of the waiting records go into the next block: up to the record and the size limit. */
+function blockLength(queue: readonly Waiting[]): number {
+  let bytes = 0;
+  let length = 0;
+  for (const waiting of queue) {
+    if (length === MAX_BLOCK_RECORDS || (length > 0 && bytes + waiting.bytes > MAX_BLOCK_BYTES)) break;
+    bytes += waiting.bytes;
+    length += 1;
+  }
+  return length;
 }
 
 /**
@@ -63,11 +82,20 @@ export class AuditChain {
     private readonly logger: Logger,
   ) {}
 
-  append(event: AuditEvent): Promise<ChainedAuditRecord> {
+  append(raw: AuditEvent): Promise<ChainedAuditRecord> {
+    const event = capAuditFields(raw);
     const scope = event.tenantId;
+    const bytes = estimatedRecordBytes(event);
+    if (bytes > MAX_BLOCK_BYTES) {
+      return Promise.reject(
+        new AuditRecordTooLargeError(
+          `an audit record of ${bytes} bytes for ${event.action} exceeds the ${MAX_BLOCK_BYTES}-byte block limit`,
+        ),
+      );
+    }
     return new Promise((resolve, reject) => {
       const queue = this.#waiting.get(scope) ?? [];
-      queue.push({ event, resolve, reject });
+      queue.push({ event, bytes, resolve, reject });
       this.#waiting.set(scope, queue);
       if (!this.#writing.has(scope)) void this.#drain(scope);
     });
@@ -78,7 +106,7 @@ export class AuditChain {
     try {
       for (;;) {
         const queue = this.#waiting.get(scope) ?? [];
-        const block = queue.splice(0, MAX_BLOCK_RECORDS);
+        const block = queue.splice(0, blockLength(queue));
         if (queue.length === 0) this.#waiting.delete(scope);
         if (block.length === 0) return;
         try {

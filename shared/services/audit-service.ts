@@ -1,5 +1,10 @@
 import type { AuditFilter, ChainedAuditRecord, ChainVerification } from "../domain/audit-chain.ts";
-import { AuditUnavailableError, AuthorizationError, StrongboxError } from "../domain/errors.ts";
+import {
+  AuditRecordTooLargeError,
+  AuditUnavailableError,
+  AuthorizationError,
+  StrongboxError,
+} from "../domain/errors.ts";
 import { isAllowed, type Permission } from "../domain/policy.ts";
 import type { AuditEvent, Page } from "../domain/types.ts";
 import type { Logger } from "../observability/logger.ts";
@@ -61,6 +66,8 @@ export class AuditService {
         requestId: entry.requestId,
         errorName: error instanceof Error ? error.name : "unknown",
       });
+      // Nothing was done for it either way; the caller should learn that size, not the store, is why.
+      if (error instanceof AuditRecordTooLargeError) throw error;
       throw new AuditUnavailableError("the audit record could not be written, so the request was refused", {
         cause: error,
       });
