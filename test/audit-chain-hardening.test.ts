@@ -11,7 +11,7 @@ import { LocalKeyring } from "../shared/crypto/local-keyring.ts";
 import { canonicalRecord } from "../shared/domain/audit-chain.ts";
 import type { LocalDynamo } from "../shared/storage/local-dynamo.ts";
 import type { Table } from "../shared/storage/table.ts";
-import { getRawAuditRecord, putRawAuditRecord } from "./support/faults.ts";
+import { auditRecordKey, getRawAuditRecord, putRawAuditRecord, putRawItem } from "./support/faults.ts";
 import { type Harness, randomKek, startHarness, startStore } from "./support/harness.ts";
 
 /*
@@ -227,5 +227,28 @@ describe("a day's key authenticates only that day's records", () => {
     const late = await h.runtime.auditChain.append(event(midnight - 5, 2));
     expect(late.time).toBe(new Date(midnight + 5).toISOString());
     expect(await verify(scope)).toMatchObject({ intact: true, verifiedThrough: 2 });
+  });
+});
+
+describe("a malformed stored record", () => {
+  it.each([
+    ["null", null],
+    ["a number", 42],
+    ["a record without its chain fields", { tenantId: "x", action: "secret.read" }],
+  ])("stored as %s, is reported as a malformed break at its place, not a 500", async (_label, junk) => {
+    const tenant = await freshChain();
+    await putRawItem(store.table, { ...auditRecordKey(tenant, 3), records: [junk] });
+    const response = await h.call("GET", `/v1/tenants/${tenant}/audit/verify`, { token: admin });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({
+      intact: false,
+      verifiedThrough: 2,
+      break: { sequence: 3, reason: "malformed" },
+    });
+    const listing = await h.call("GET", `/v1/tenants/${tenant}/audit`, { token: admin });
+    expect(listing.status).toBe(200);
+    const exported = await h.call("GET", `/v1/tenants/${tenant}/audit/export`, { token: admin });
+    expect(exported.status).toBe(200);
+    expect(exported.text).toContain('"sequence":2');
   });
 });

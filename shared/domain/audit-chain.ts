@@ -1,3 +1,4 @@
+import { z } from "zod";
 import type { AuditEvent } from "./types.ts";
 
 /**
@@ -27,6 +28,29 @@ export interface AuditFilter {
   /** Inclusive bounds on the record's time, ISO 8601 UTC. */
   readonly from?: string;
   readonly to?: string;
+}
+
+/**
+ * What a stored record must at least look like before verification reads it: the table is not
+ * trusted, and a block may hold anything (`null`, a number, a record missing its chain fields).
+ */
+const storedRecordShape = z.looseObject({
+  tenantId: z.string(),
+  action: z.string(),
+  outcome: z.string(),
+  actor: z.string(),
+  role: z.string(),
+  requestId: z.string(),
+  time: z.string(),
+  sequence: z.number(),
+  prevHash: z.string(),
+  hash: z.string(),
+  mac: z.string(),
+  macKeyRef: z.string(),
+});
+
+export function isChainedRecordShape(value: unknown): value is ChainedAuditRecord {
+  return storedRecordShape.safeParse(value).success;
 }
 
 /** Free-text fields are capped, in characters, so that no one record can crowd a block out. */
@@ -67,6 +91,7 @@ export function canonicalRecord(record: Omit<ChainedAuditRecord, "hash" | "mac">
 
 export type ChainBreakReason =
   | "missing"
+  | "malformed"
   | "foreign_scope"
   | "misplaced"
   | "hash_mismatch"
@@ -80,6 +105,8 @@ export type ChainBreakReason =
 
 export const CHAIN_BREAK_EXPLANATIONS: Record<ChainBreakReason, string> = {
   missing: "the record is missing: deleted, or its neighbours reordered",
+  malformed:
+    "the record stored here is not an audit record at all (null, or fields missing or of the wrong type): it was overwritten",
   foreign_scope:
     "the record belongs to another scope's chain: records were copied in from another tenant's partition",
   misplaced: "the record stored here claims another sequence number: records were moved or swapped",

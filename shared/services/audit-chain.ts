@@ -16,6 +16,7 @@ import {
   type ChainVerification,
   canonicalRecord,
   capAuditFields,
+  isChainedRecordShape,
 } from "../domain/audit-chain.ts";
 import { AuditRecordTooLargeError, StoreUnavailableError } from "../domain/errors.ts";
 import type { AuditEvent } from "../domain/types.ts";
@@ -163,6 +164,7 @@ export class AuditChain {
     for await (const { position, record } of this.repository.walk(scope)) {
       const expected = previous.sequence + 1;
       if (position !== expected) return broken(expected, "missing");
+      if (!isChainedRecordShape(record)) return broken(position, "malformed");
       if (record.sequence !== position) return broken(position, "misplaced");
       if (record.tenantId !== scope) return broken(position, "foreign_scope");
       const { hash, mac, ...body } = record;

@@ -1,5 +1,10 @@
 import { QueryCommand, type QueryCommandInput, ScanCommand } from "@aws-sdk/lib-dynamodb";
-import type { AuditFilter, ChainedAuditRecord, ChainHead } from "../domain/audit-chain.ts";
+import {
+  type AuditFilter,
+  type ChainedAuditRecord,
+  type ChainHead,
+  isChainedRecordShape,
+} from "../domain/audit-chain.ts";
 import { ValidationError } from "../domain/errors.ts";
 import type { Page } from "../domain/types.ts";
 import { putIfAbsent, send, type Table } from "./table.ts";
@@ -31,6 +36,7 @@ export function estimatedRecordBytes(event: object): number {
 /** A stored record and the sequence number its place puts it at, which a tampered record may contradict. */
 export interface StoredRecord {
   readonly position: number;
+  /** As stored, unchecked: the table may hold anything here, so readers check its shape first. */
   readonly record: ChainedAuditRecord;
 }
 
@@ -114,8 +120,9 @@ export class AuditRepository {
     const item = result.Items?.[0];
     const last = item === undefined ? undefined : recordsOf(item).at(-1);
     if (last === undefined) return undefined;
-    const { hash, time } = last.record;
-    return { sequence: last.position, hash: String(hash), ...(typeof time === "string" ? { time } : {}) };
+    // A malformed newest record still fixes where the chain goes on; verification reports it.
+    const { hash, time } = isChainedRecordShape(last.record) ? last.record : { hash: "", time: undefined };
+    return { sequence: last.position, hash, ...(time === undefined ? {} : { time }) };
   }
 
   /**
@@ -158,7 +165,8 @@ export class AuditRepository {
         for (const i of order) {
           const skip = sk === cursor?.sk && (oldestFirst ? i <= cursor.i : i >= cursor.i);
           const record = stored[i]?.record;
-          if (skip || record === undefined || !matches(record, filter)) continue;
+          // Malformed records are left for verification to report; a listing shows the well-formed.
+          if (skip || !isChainedRecordShape(record) || !matches(record, filter)) continue;
           items.push(record);
           if (items.length === page.limit) return { items, nextCursor: encodeCursor({ sk, i }) };
         }
