@@ -276,6 +276,10 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
     return c.json({ ...result, summary: describeVerification(result) });
   });
 
+  app.get("/v1/tenants/:tenantId/audit/head", authenticated("audit.head"), async (c) => {
+    return c.json(await runtime.audit.head(c.get("ctx"), tenantParam(c.req.param("tenantId"))));
+  });
+
   app.get("/v1/audit/verify", authenticated("audit.verify"), async (c) => {
     const result = await runtime.audit.verify(c.get("ctx"), SYSTEM_SCOPE);
     return c.json({ ...result, summary: describeVerification(result) });

@@ -35,8 +35,6 @@ import {
 const MAX_APPEND_ATTEMPTS = 50;
 /** Each time the chain passes a multiple of this, the head goes to the log: an anchor outside the table. */
 const CHECKPOINT_EVERY = 1000;
-/** /health shows at most this many heads: the chains this instance appended to most recently. */
-const MAX_REPORTED_HEADS = 20;
 
 /** A head as the writer needs it: with the newest record's time, which the next may not precede by a day. */
 type Tip = ChainHead & { readonly time?: string };
@@ -136,12 +134,15 @@ export class AuditChain {
     return head === undefined ? undefined : { sequence: head.sequence, hash: head.hash };
   }
 
-  /** The heads this instance knows, newest first; read from memory, so it costs nothing to show. */
-  knownHeads(): { scope: string; sequence: number; hash: string }[] {
-    return [...this.#heads]
-      .reverse()
-      .slice(0, MAX_REPORTED_HEADS)
-      .map(([scope, head]) => ({ scope, sequence: head.sequence, hash: head.hash }));
+  /** How many chains this instance has appended to since it started; from memory. */
+  knownChainCount(): number {
+    return this.#heads.size;
+  }
+
+  /** The head this instance last appended to a scope, if it did: an anchor kept outside the table. */
+  knownHead(scope: string): ChainHead | undefined {
+    const head = this.#heads.get(scope);
+    return head === undefined ? undefined : { sequence: head.sequence, hash: head.hash };
   }
 
   /**
@@ -245,8 +246,6 @@ export class AuditChain {
   }
 
   #remember(scope: string, head: Tip): void {
-    // Re-inserted so that the map's order is the order of last appends.
-    this.#heads.delete(scope);
     this.#heads.set(scope, head);
   }
 }

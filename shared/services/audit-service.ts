@@ -1,4 +1,4 @@
-import type { AuditFilter, ChainedAuditRecord, ChainVerification } from "../domain/audit-chain.ts";
+import type { AuditFilter, ChainedAuditRecord, ChainHead, ChainVerification } from "../domain/audit-chain.ts";
 import {
   AuditRecordTooLargeError,
   AuditUnavailableError,
@@ -149,6 +149,26 @@ export class AuditService {
         cursor = page.nextCursor;
       } while (cursor !== undefined);
     })();
+  }
+
+  /**
+   * A scope's head as stored, and as this instance last appended it (when it did), for comparing
+   * with a verified head later: the per-tenant part of what `/health` showed before it went public.
+   */
+  async head(
+    ctx: RequestContext,
+    scope: string,
+  ): Promise<{ scope: string; head?: ChainHead; appendedHere?: ChainHead }> {
+    await this.authorize(ctx, "audit:read", { tenantId: scope, action: "audit.head" });
+    // Taken before the head read's own audit record moves the chain on.
+    const stored = await this.chain.storedHead(scope);
+    const appendedHere = this.chain.knownHead(scope);
+    await this.record(this.entry(ctx, { tenantId: scope, action: "audit.head", outcome: "success" }));
+    return {
+      scope,
+      ...(stored === undefined ? {} : { head: stored }),
+      ...(appendedHere === undefined ? {} : { appendedHere }),
+    };
   }
 
   /** Walks the scope's chain; the verification itself goes on the record, with its answer. */
