@@ -11,7 +11,13 @@ import { LocalKeyring } from "../shared/crypto/local-keyring.ts";
 import { canonicalRecord } from "../shared/domain/audit-chain.ts";
 import type { LocalDynamo } from "../shared/storage/local-dynamo.ts";
 import type { Table } from "../shared/storage/table.ts";
-import { auditRecordKey, getRawAuditRecord, putRawAuditRecord, putRawItem } from "./support/faults.ts";
+import {
+  auditRecordKey,
+  getRawAuditRecord,
+  injectFault,
+  putRawAuditRecord,
+  putRawItem,
+} from "./support/faults.ts";
 import { type Harness, randomKek, startHarness, startStore } from "./support/harness.ts";
 
 /*
@@ -250,5 +256,69 @@ describe("a malformed stored record", () => {
     const exported = await h.call("GET", `/v1/tenants/${tenant}/audit/export`, { token: admin });
     expect(exported.status).toBe(200);
     expect(exported.text).toContain('"sequence":2');
+  });
+});
+
+describe("an export tells complete from cut short", () => {
+  const lines = (text: string) =>
+    text
+      .trimEnd()
+      .split("\n")
+      .map((line) => JSON.parse(line));
+
+  it("a complete export ends with a trailer naming its record count, last sequence and last hash", async () => {
+    const tenant = await freshChain();
+    const response = await h.call("GET", `/v1/tenants/${tenant}/audit/export`, { token: admin });
+    const all = lines(response.text);
+    const records = all.slice(0, -1);
+    // The export's own record (7) is written before the first line goes out, so it is in it.
+    expect(records.map((record) => record.sequence)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(all.at(-1)).toEqual({
+      end: true,
+      records: 7,
+      lastSequence: 7,
+      lastHash: (await raw(tenant, 7)).hash,
+    });
+  });
+
+  it("an export matching nothing is the trailer alone", async () => {
+    const tenant = await freshChain();
+    const response = await h.call("GET", `/v1/tenants/${tenant}/audit/export?action=kms.call`, {
+      token: admin,
+    });
+    expect(lines(response.text)).toEqual([{ end: true, records: 0 }]);
+  });
+
+  it("an export whose store read fails after the status went out ends with an error line instead of the trailer", async () => {
+    const tenant = await freshChain();
+    // More than one export page (500 records), so the second page is read only as the client reads.
+    await Promise.all(
+      Array.from({ length: 500 }, (_, n) =>
+        h.runtime.auditChain.append({
+          tenantId: tenant,
+          action: "secret.read",
+          outcome: "success",
+          actor: "export-filler",
+          role: "runner",
+          requestId: `filler-${n}`,
+          time: new Date().toISOString(),
+        }),
+      ),
+    );
+    const response = await h.app.request(`/v1/tenants/${tenant}/audit/export`, {
+      headers: { authorization: `Bearer ${admin}` },
+    });
+    expect(response.status).toBe(200);
+    // The records are read only as the body is pulled: the store goes away in between.
+    const fault = injectFault(store.table, (call) => call.commandName === "QueryCommand");
+    const text = await response.text().finally(() => fault.remove());
+    const all = lines(text);
+    expect(all).toHaveLength(501);
+    expect(all.at(-1)).toEqual({
+      end: false,
+      records: 500,
+      error: { code: "store_unavailable", message: expect.stringContaining("DynamoDB Query failed") },
+    });
+    expect(all.some((line) => line.end === true)).toBe(false);
   });
 });

@@ -216,6 +216,7 @@ const ROUTES: readonly RouteCase[] = [
         .trim()
         .split("\n")
         .map((line) => JSON.parse(line));
+      expect(lines.pop()).toMatchObject({ end: true, records: lines.length });
       expect(lines.length).toBeGreaterThan(0);
       for (const record of lines) expect(record.tenantId).toBe(target);
     },
