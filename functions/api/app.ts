@@ -146,6 +146,10 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
   app.use(requestId({ headerName: "" }));
   app.use(accessLog({ logger }));
   app.use(secureHeaders());
+  app.use(async function closeExpiredDenialWindows(_c, next) {
+    await runtime.audit.closeExpiredDenials();
+    await next();
+  });
   app.use(
     bodyLimit({
       maxSize: MAX_BODY_BYTES,

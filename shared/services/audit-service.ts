@@ -53,6 +53,8 @@ export class AuditService {
     private readonly logger: Logger,
     /** How long repeated denials by one actor are collapsed into one record; 0 records each one. */
     private readonly denialWindowMs = DEFAULT_DENIAL_WINDOW_MS,
+    /** Milliseconds now; injected by tests that move time on without waiting. */
+    private readonly clock: () => number = () => Date.now(),
   ) {}
 
   async record(entry: AuditEntry): Promise<void> {
@@ -216,7 +218,7 @@ export class AuditService {
     if (this.denialWindowMs === 0) return this.recordBestEffort(entry);
     const key = JSON.stringify([target.tenantId, who.role, who.role === "anonymous" ? "" : who.actor]);
     const open = this.#denials.get(key);
-    const at = Date.now();
+    const at = this.clock();
     if (open !== undefined && at - open.openedAt < this.denialWindowMs) {
       open.repeats += 1;
       open.last = { ...entry, time: now() };
@@ -248,7 +250,23 @@ export class AuditService {
     });
   }
 
-  /** Closes every open denial window now, e.g. before a Lambda instance is frozen or a test looks. */
+  /**
+   * Closes the windows whose time is up. Their timers cannot be relied on: a Lambda instance is frozen
+   * between invocations, and its timers fire only if it is thawed again. So every request closes what
+   * has expired before it is served, and a count is lost only with an instance that never serves again.
+   * Windows are kept in the order they opened, so this stops at the first one still open.
+   */
+  async closeExpiredDenials(): Promise<void> {
+    const at = this.clock();
+    const expired: string[] = [];
+    for (const [key, window] of this.#denials) {
+      if (at - window.openedAt < this.denialWindowMs) break;
+      expired.push(key);
+    }
+    if (expired.length > 0) await Promise.all(expired.map((key) => this.#closeDenialWindow(key)));
+  }
+
+  /** Closes every open denial window now: on server shutdown, or when a test looks. */
   async flushDenials(): Promise<void> {
     await Promise.all([...this.#denials.keys()].map((key) => this.#closeDenialWindow(key)));
   }
