@@ -322,3 +322,53 @@ describe("an export tells complete from cut short", () => {
     expect(all.some((line) => line.end === true)).toBe(false);
   });
 });
+
+describe("verify while the chain grows", () => {
+  it("records this instance appends during the walk are not reported as a truncated tail", async () => {
+    const tenant = await freshChain();
+    // Holds back the walk's answer (read already done) until the appends below are stored.
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let walkRead: () => void = () => undefined;
+    const walked = new Promise<void>((resolve) => {
+      walkRead = resolve;
+    });
+    let held = false;
+    const name = "strongbox-test-hold-walk";
+    store.table.doc.middlewareStack.add(
+      (next, context) => async (args) => {
+        const result = await next(args);
+        if (!held && context.commandName === "QueryCommand") {
+          held = true;
+          walkRead();
+          await gate;
+        }
+        return result;
+      },
+      { step: "initialize", name },
+    );
+    try {
+      const verification = verify(tenant);
+      await walked;
+      for (let n = 0; n < 3; n += 1) {
+        await h.runtime.auditChain.append({
+          tenantId: tenant,
+          action: "secret.read",
+          outcome: "success",
+          actor: "during-walk",
+          role: "runner",
+          requestId: `during-${n}`,
+          time: new Date().toISOString(),
+        });
+      }
+      release();
+      expect(await verification).toMatchObject({ intact: true, verifiedThrough: RECORDS });
+    } finally {
+      release();
+      store.table.doc.middlewareStack.remove(name);
+    }
+    expect(await verify(tenant)).toMatchObject({ intact: true, verifiedThrough: RECORDS + 3 });
+  });
+});

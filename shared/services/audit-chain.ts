@@ -151,6 +151,9 @@ export class AuditChain {
    * hash and link, but not the MAC, whose key is not in the database.
    */
   async verify(scope: string): Promise<ChainVerification> {
+    // Taken before the walk: records this instance appends while it walks are past what it reads, and
+    // must not count as a tail the store lost.
+    const known = this.#heads.get(scope);
     let previous: ChainHead = { sequence: 0, hash: chainGenesis(scope) };
     let previousDay = "";
     const latest = latestKeyDay();
@@ -189,7 +192,6 @@ export class AuditChain {
       previousDay = keyDay;
     }
     // Deleting the newest records leaves a valid shorter chain; only a head kept elsewhere shows it.
-    const known = this.#heads.get(scope);
     if (known !== undefined && known.sequence > previous.sequence) {
       return broken(previous.sequence + 1, "truncated");
     }
