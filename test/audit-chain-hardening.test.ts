@@ -13,6 +13,7 @@ import type { LocalDynamo } from "../shared/storage/local-dynamo.ts";
 import type { Table } from "../shared/storage/table.ts";
 import {
   auditRecordKey,
+  deleteRawItem,
   getRawAuditRecord,
   injectFault,
   putRawAuditRecord,
@@ -370,5 +371,40 @@ describe("verify while the chain grows", () => {
       store.table.doc.middlewareStack.remove(name);
     }
     expect(await verify(tenant)).toMatchObject({ intact: true, verifiedThrough: RECORDS + 3 });
+  });
+});
+
+describe("verify held to an expected head", () => {
+  it("reports truncated when the stored chain falls short of the expected head, disagrees at it, and intact when it holds", async () => {
+    const tenant = await freshChain();
+    const head = await raw(tenant, RECORDS);
+    await deleteRawItem(store.table, auditRecordKey(tenant, RECORDS));
+    // An instance that never appended to this chain: only the expected head can show the cut.
+    const cold = await startHarness({ store, keyring: newKeyring() });
+    const verifyRoute = async (query: string) =>
+      (await cold.call("GET", `/v1/tenants/${tenant}/audit/verify?${query}`, { token: admin })).json();
+    expect(await verifyRoute("")).toMatchObject({ intact: true, verifiedThrough: RECORDS - 1 });
+    expect(await verifyRoute(`expectSequence=${RECORDS}&expectHash=${head.hash}`)).toMatchObject({
+      intact: false,
+      verifiedThrough: RECORDS - 1,
+      break: { sequence: RECORDS, reason: "truncated" },
+    });
+    expect(await verifyRoute(`expectSequence=3&expectHash=${"f".repeat(64)}`)).toMatchObject({
+      intact: false,
+      verifiedThrough: 2,
+      break: { sequence: 3, reason: "truncated" },
+    });
+    const third = await raw(tenant, 3);
+    expect(await verifyRoute(`expectSequence=3&expectHash=${third.hash}`)).toMatchObject({ intact: true });
+  });
+
+  it.each([
+    ["a sequence without a hash", "expectSequence=3"],
+    ["a hash that is not 64 hex digits", `expectSequence=3&expectHash=${"g".repeat(64)}`],
+    ["a sequence that is not a positive integer", `expectSequence=0&expectHash=${"a".repeat(64)}`],
+  ])("refuses %s with 400", async (_label, query) => {
+    const response = await h.call("GET", `/v1/audit/verify?${query}`, { token: admin });
+    expect(response.status).toBe(400);
+    expect((await response.json()).error.code).toBe("invalid_request");
   });
 });

@@ -14,6 +14,7 @@ import {
   auditExportQuerySchema,
   auditQuerySchema,
   auditReasonSchema,
+  auditVerifyQuerySchema,
   createTenantSchema,
   createTokenSchema,
   dueQuerySchema,
@@ -317,19 +318,25 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
 
   app.get("/v1/audit/export", authenticated("audit.export"), async (c) => auditExport(c, SYSTEM_SCOPE));
 
-  app.get("/v1/tenants/:tenantId/audit/verify", authenticated("audit.verify"), async (c) => {
-    const result = await runtime.audit.verify(c.get("ctx"), tenantParam(c.req.param("tenantId")));
+  const auditVerify = async (c: Context<AppEnv>, scope: string) => {
+    const query = parseWith(auditVerifyQuerySchema, c.req.query(), "query");
+    const expected =
+      query.expectSequence === undefined || query.expectHash === undefined
+        ? undefined
+        : { sequence: query.expectSequence, hash: query.expectHash };
+    const result = await runtime.audit.verify(c.get("ctx"), scope, expected);
     return c.json({ ...result, summary: describeVerification(result) });
-  });
+  };
+
+  app.get("/v1/tenants/:tenantId/audit/verify", authenticated("audit.verify"), async (c) =>
+    auditVerify(c, tenantParam(c.req.param("tenantId"))),
+  );
 
   app.get("/v1/tenants/:tenantId/audit/head", authenticated("audit.head"), async (c) => {
     return c.json(await runtime.audit.head(c.get("ctx"), tenantParam(c.req.param("tenantId"))));
   });
 
-  app.get("/v1/audit/verify", authenticated("audit.verify"), async (c) => {
-    const result = await runtime.audit.verify(c.get("ctx"), SYSTEM_SCOPE);
-    return c.json({ ...result, summary: describeVerification(result) });
-  });
+  app.get("/v1/audit/verify", authenticated("audit.verify"), async (c) => auditVerify(c, SYSTEM_SCOPE));
 
   app.post("/v1/tokens", authenticated("token.create"), async (c) => {
     const input = await jsonBody(c, createTokenSchema);

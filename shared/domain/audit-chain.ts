@@ -121,7 +121,8 @@ export const CHAIN_BREAK_EXPLANATIONS: Record<ChainBreakReason, string> = {
   day_regressed:
     "the record is dated on an earlier day than the record before it: records were rewritten with an older day's key",
   link_mismatch: "the record does not link to the one before it: records were removed, inserted or reordered",
-  truncated: "the chain ends before records this instance appended: its tail was deleted",
+  truncated:
+    "the chain ends before, or differs at, a head this instance appended or the verifier expected: its tail was deleted or rewritten",
 };
 
 export interface ChainVerification {

@@ -148,9 +148,10 @@ export class AuditChain {
   /**
    * Walks a chain from record 1 and stops at the first record that fails. The MAC check is what an
    * attacker with write access to the table cannot pass: they can edit records and recompute every
-   * hash and link, but not the MAC, whose key is not in the database.
+   * hash and link, but not the MAC, whose key is not in the database. A head recorded elsewhere
+   * (`expectedHead`) catches what no record can: a tail cut off, or rewritten, after it was taken.
    */
-  async verify(scope: string): Promise<ChainVerification> {
+  async verify(scope: string, expectedHead?: ChainHead): Promise<ChainVerification> {
     // Taken before the walk: records this instance appends while it walks are past what it reads, and
     // must not count as a tail the store lost.
     const known = this.#heads.get(scope);
@@ -188,13 +189,14 @@ export class AuditChain {
       if (typeof mac !== "string" || !chainMacMatches(key, scope, hash, mac))
         return broken(position, "mac_mismatch");
       if (record.prevHash !== previous.hash) return broken(position, "link_mismatch");
+      if (position === expectedHead?.sequence && hash !== expectedHead.hash)
+        return broken(position, "truncated");
       previous = { sequence: position, hash };
       previousDay = keyDay;
     }
     // Deleting the newest records leaves a valid shorter chain; only a head kept elsewhere shows it.
-    if (known !== undefined && known.sequence > previous.sequence) {
-      return broken(previous.sequence + 1, "truncated");
-    }
+    const longest = Math.max(known?.sequence ?? 0, expectedHead?.sequence ?? 0);
+    if (longest > previous.sequence) return broken(previous.sequence + 1, "truncated");
     return {
       scope,
       intact: true,

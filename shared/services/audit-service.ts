@@ -174,9 +174,9 @@ export class AuditService {
   }
 
   /** Walks the scope's chain; the verification itself goes on the record, with its answer. */
-  async verify(ctx: RequestContext, scope: string): Promise<ChainVerification> {
+  async verify(ctx: RequestContext, scope: string, expected?: ChainHead): Promise<ChainVerification> {
     await this.authorize(ctx, "audit:read", { tenantId: scope, action: "audit.verify" });
-    const result = await this.chain.verify(scope);
+    const result = await this.chain.verify(scope, expected);
     const detail =
       result.break === undefined
         ? `intact up to sequence ${result.verifiedThrough}`
