@@ -63,8 +63,8 @@ function parseRef(ref: string, prefix: string): { keeper: string; day: string } 
   if (!ref.startsWith(prefix)) return undefined;
   const cut = ref.lastIndexOf(":");
   const keeper = ref.slice(prefix.length, cut);
-  const refDay = ref.slice(cut + 1);
-  return keeper !== "" && DAY.test(refDay) && refDay <= latestKeyDay() ? { keeper, day: refDay } : undefined;
+  const named = ref.slice(cut + 1);
+  return keeper !== "" && DAY.test(named) && named <= latestKeyDay() ? { keeper, day: named } : undefined;
 }
 
 class KeyCache {
