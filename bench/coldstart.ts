@@ -141,7 +141,10 @@ export async function measureColdStart(): Promise<void> {
           ),
         ]),
         ok: (r: any) => Array.isArray(r?.batchItemFailures) && r.batchItemFailures.length === 0,
-        extra: { WATCHED_KMS_KEY_ARNS: kms.keyArn("alias/strongbox-bench"), SERVICE_ROLE_ARNS: "" },
+        extra: {
+          WATCHED_KMS_KEY_ARNS: kms.keyArn("alias/strongbox-bench"),
+          SERVICE_ROLE_ARNS: "arn:aws:iam::111122223333:role/strongbox-bench-api",
+        },
       },
     ] as const;
     for (const { name, event, ok, extra } of others) {

@@ -3,12 +3,16 @@
  * sequence N" or the first broken sequence and why. No scope means every chain in the table. Exit code
  * 0 when every chain is intact, 1 when one is broken, 2 when it could not check.
  *
+ * `--expect scope:sequence:hash` (repeatable) holds a chain to a head recorded earlier (an export's
+ * trailer, `GET …/audit/head`, a checkpoint log line): a chain that ends before it, or differs at it,
+ * is reported `truncated`. The scope is verified even if not listed.
+ *
  * It reads the same configuration as the service (KEK or KMS_KEY_ID with AUDIT_MAC_KEY_ID, TABLE_NAME,
  * DYNAMODB_ENDPOINT). Without DYNAMODB_ENDPOINT it opens the local server's dynalite files under
  * DATA_DIR, which only one process can hold: stop `npm start` first, or point it at a running store.
  */
 import { join, resolve } from "node:path";
-import { describeVerification } from "../shared/domain/audit-chain.ts";
+import { type ChainHead, describeVerification } from "../shared/domain/audit-chain.ts";
 import { ConfigError, StrongboxError } from "../shared/domain/errors.ts";
 import { readRuntimeConfig } from "../shared/runtime/config.ts";
 import { createKeyring, createRuntime } from "../shared/runtime/container.ts";
@@ -16,9 +20,34 @@ import { type LocalDynamo, startLocalDynamo } from "../shared/storage/local-dyna
 import { createTable } from "../shared/storage/table.ts";
 
 const DYNALITE_CREDENTIALS = { accessKeyId: "local", secretAccessKey: "local" };
+const EXPECTED_HEAD = /^(.+):([1-9][0-9]{0,11}):([0-9a-f]{64})$/;
+
+/** Scopes named on the command line, and the heads `--expect` holds some of them to. */
+function parseArguments(args: readonly string[]): { scopes: string[]; expected: Map<string, ChainHead> } {
+  const scopes: string[] = [];
+  const expected = new Map<string, ChainHead>();
+  for (let i = 0; i < args.length; i += 1) {
+    const arg = args[i] as string;
+    if (arg !== "--expect") {
+      scopes.push(arg);
+      continue;
+    }
+    const match = EXPECTED_HEAD.exec(args[i + 1] ?? "");
+    if (match === null)
+      throw new UsageError("--expect needs scope:sequence:hash (hash: 64 lowercase hex digits)");
+    const [, scope, sequence, hash] = match as unknown as [string, string, string, string];
+    expected.set(scope, { sequence: Number(sequence), hash });
+    if (!scopes.includes(scope)) scopes.push(scope);
+    i += 1;
+  }
+  return { scopes, expected };
+}
+
+class UsageError extends Error {}
 
 async function main(): Promise<number> {
   const env = process.env;
+  const { scopes: requested, expected } = parseArguments(process.argv.slice(2));
   env.AWS_EC2_METADATA_DISABLED ??= "true";
   // The SDK's notice that it will drop Node 20 in 2027 would land in the middle of the report.
   env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
@@ -47,13 +76,12 @@ async function main(): Promise<number> {
       config.tableName,
     );
     const { auditChain } = createRuntime({ keyring, chainKeys, table, config });
-    const requested = process.argv.slice(2);
     const scopes = requested.length > 0 ? requested : await auditChain.scopes();
     if (scopes.length === 0) console.log("no audit chains in this table");
     let broken = 0;
     for (const scope of scopes) {
       const started = performance.now();
-      const result = await auditChain.verify(scope);
+      const result = await auditChain.verify(scope, expected.get(scope));
       const seconds = (performance.now() - started) / 1000;
       if (!result.intact) broken += 1;
       console.log(`${describeVerification(result)} (${result.records} records in ${seconds.toFixed(2)} s)`);
@@ -67,7 +95,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (error: unknown) => {
-    if (error instanceof ConfigError) console.error(error.message);
+    if (error instanceof ConfigError || error instanceof UsageError) console.error(error.message);
     else if (error instanceof StrongboxError) console.error(`${error.code}: ${error.message}`);
     else console.error(`audit verify failed: ${error instanceof Error ? error.name : "unknown error"}`);
     process.exit(2);

@@ -1,7 +1,7 @@
 import { createHmac } from "node:crypto";
 import { QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chainHash } from "../shared/crypto/chain-keys.ts";
+import { chainGenesis, chainHash } from "../shared/crypto/chain-keys.ts";
 import { LocalKeyring } from "../shared/crypto/local-keyring.ts";
 import { canonicalRecord } from "../shared/domain/audit-chain.ts";
 import { AuditRepository } from "../shared/storage/audit-repository.ts";
@@ -64,7 +64,7 @@ describe("an untouched chain", () => {
   it("links every record to the one before it and verifies intact to its last sequence", async () => {
     const tenant = await freshChain();
     const first = await raw(tenant, 1);
-    expect(first.prevHash).toBe("0".repeat(64));
+    expect(first.prevHash).toBe(chainGenesis(tenant));
     for (let sequence = 2; sequence <= RECORDS; sequence += 1) {
       expect((await raw(tenant, sequence)).prevHash).toBe((await raw(tenant, sequence - 1)).hash);
     }
@@ -230,7 +230,7 @@ async function rewriteFrom(
   fromSequence: number,
   forgeMac?: (hash: string) => string,
 ): Promise<void> {
-  let prevHash = records[fromSequence - 2]?.hash ?? "0".repeat(64);
+  let prevHash = records[fromSequence - 2]?.hash ?? chainGenesis(tenant);
   for (let sequence = fromSequence; sequence <= records.length; sequence += 1) {
     const { hash: _hash, mac, ...body } = records[sequence - 1] as Record<string, any>;
     const rewritten = { ...body, sequence, prevHash };
@@ -342,6 +342,7 @@ describe("group commit within one instance", () => {
     const lines = exported.text
       .trimEnd()
       .split("\n")
+      .slice(0, -1) // the trailer
       .map((line) => JSON.parse(line).sequence);
     expect(lines).toEqual(Array.from({ length: 25 }, (_, n) => RECORDS + 1 + n));
   });

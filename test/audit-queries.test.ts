@@ -113,10 +113,18 @@ describe("export as JSON lines", () => {
     expect(response.status).toBe(200);
     expect(response.headers.get("content-type")).toBe("application/x-ndjson");
     expect(response.text.endsWith("\n")).toBe(true);
-    const lines = response.text
+    const all = response.text
       .trimEnd()
       .split("\n")
       .map((line) => JSON.parse(line));
+    // The last line is the trailer that tells a complete export from a truncated one.
+    const lines = all.slice(0, -1);
+    expect(all.at(-1)).toEqual({
+      end: true,
+      records: lines.length,
+      lastSequence: lines.at(-1).sequence,
+      lastHash: lines.at(-1).hash,
+    });
     expect(lines.length).toBe(4 + 3);
     for (const line of lines) {
       expect(line).toMatchObject({ tenantId: "acme", secretName: "db-password" });

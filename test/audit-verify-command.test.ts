@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalKeyring } from "../shared/crypto/local-keyring.ts";
 import type { LocalDynamo } from "../shared/storage/local-dynamo.ts";
 import type { Table } from "../shared/storage/table.ts";
-import { getRawAuditRecord, putRawAuditRecord } from "./support/faults.ts";
+import { auditRecordKey, deleteRawItem, getRawAuditRecord, putRawAuditRecord } from "./support/faults.ts";
 import { DUMMY_CREDENTIALS, type Harness, randomKek, startHarness, startStore } from "./support/harness.ts";
 
 // `npm run audit:verify` as a child process, against the same dynalite the test's service writes to.
@@ -76,5 +76,23 @@ describe("npm run audit:verify", () => {
     expect(result.stdout).toContain(
       "globex: broken at sequence 2: the record's content does not match its hash: it was edited",
     );
+  });
+
+  it("with --expect, a chain whose tail was cut off after that head was taken is truncated, and exits 1", async () => {
+    const head = await getRawAuditRecord(store.table, "acme", 2);
+    await deleteRawItem(store.table, auditRecordKey("acme", 2));
+    // A fresh process remembers no head: without one, the shortened chain looks whole.
+    expect((await runVerify("acme")).stdout).toMatch(/^acme: intact up to sequence 1 /m);
+    const result = await runVerify("--expect", `acme:2:${head.hash}`);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(
+      /^acme: broken at sequence 2: the chain ends before, or differs at, a head/m,
+    );
+  });
+
+  it("refuses a malformed --expect with exit code 2, naming the form it needs", async () => {
+    const result = await runVerify("--expect", "acme:two:abc");
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("--expect needs scope:sequence:hash");
   });
 });

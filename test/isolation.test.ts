@@ -181,6 +181,25 @@ const ROUTES: readonly RouteCase[] = [
     },
   },
   {
+    route: "GET /v1/tenants/:tenantId/audit/head",
+    action: "audit.head",
+    scoped: true,
+    roles: ["admin", "auditor"],
+    okStatus: 200,
+    prepare: async (target) => ({
+      method: "GET",
+      path: `/v1/tenants/${target}/audit/head`,
+      auditScope: target,
+    }),
+    verify: async (target, _cell, granted, response) => {
+      if (!granted) return;
+      const body = await response.json();
+      expect(body).toMatchObject({ scope: target, head: { sequence: expect.any(Number) } });
+      const trail = await auditTrail(target);
+      expect(trail.some((event) => event.action === "audit.head" && event.outcome === "success")).toBe(true);
+    },
+  },
+  {
     route: "GET /v1/tenants/:tenantId/audit/export",
     action: "audit.export",
     scoped: true,
@@ -197,6 +216,7 @@ const ROUTES: readonly RouteCase[] = [
         .trim()
         .split("\n")
         .map((line) => JSON.parse(line));
+      expect(lines.pop()).toMatchObject({ end: true, records: lines.length });
       expect(lines.length).toBeGreaterThan(0);
       for (const record of lines) expect(record.tenantId).toBe(target);
     },

@@ -162,7 +162,7 @@ describe("CloudWatch EMF on Lambda", () => {
 });
 
 describe("/health", () => {
-  it("shows the KEK fingerprint, keyring and store reachability and the audit chain heads, never key material", async () => {
+  it("shows the KEK fingerprint, keyring and store reachability and the system chain's head, never key material or a tenant", async () => {
     const h = await startHarness({ store, keyring: new LocalKeyring({ active: kek, previous: [] }) });
     const admin = await h.token("admin");
     await h.call("POST", "/v1/tenants", { token: admin, body: { tenantId: "healthy" } });
@@ -178,10 +178,16 @@ describe("/health", () => {
     expect(body.store).toEqual({ status: "ok" });
     const heads = body.audit.heads as { scope: string; sequence: number; hash: string }[];
     expect(heads[0]).toMatchObject({ scope: "_system", sequence: expect.any(Number) });
-    expect(heads).toContainEqual({
+    // Per-tenant heads moved behind GET /v1/tenants/{tenantId}/audit/head: /health needs no token.
+    expect(heads.map((head) => head.scope)).toEqual(["_system"]);
+    expect(body.audit.knownChains).toBeGreaterThanOrEqual(2);
+    expect(JSON.stringify(body.audit)).not.toContain("healthy");
+    const head = await h.call("GET", "/v1/tenants/healthy/audit/head", { token: admin });
+    expect(head.status).toBe(200);
+    expect(await head.json()).toEqual({
       scope: "healthy",
-      sequence: 2,
-      hash: expect.stringMatching(/^[0-9a-f]{64}$/),
+      head: { sequence: 2, hash: expect.stringMatching(/^[0-9a-f]{64}$/) },
+      appendedHere: { sequence: 2, hash: expect.stringMatching(/^[0-9a-f]{64}$/) },
     });
     expect(response.text).not.toContain(kekBase64);
     expect(response.text).not.toContain(admin);

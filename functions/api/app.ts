@@ -14,6 +14,7 @@ import {
   auditExportQuerySchema,
   auditQuerySchema,
   auditReasonSchema,
+  auditVerifyQuerySchema,
   createTenantSchema,
   createTokenSchema,
   dueQuerySchema,
@@ -29,6 +30,7 @@ import {
 } from "../../shared/domain/schemas.ts";
 import type { Page } from "../../shared/domain/types.ts";
 import { type AuditAction, SYSTEM_SCOPE } from "../../shared/domain/types.ts";
+import type { Logger } from "../../shared/observability/logger.ts";
 import { renderPrometheus } from "../../shared/observability/prometheus.ts";
 import type { Runtime } from "../../shared/runtime/container.ts";
 import { deadlineIn } from "../../shared/services/rotation-runner.ts";
@@ -72,14 +74,55 @@ function auditFilter(query: {
   return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined));
 }
 
-/** JSON lines, one record each, pulled from the store as the client reads. */
-function jsonLines(records: AsyncGenerator<ChainedAuditRecord>): ReadableStream<Uint8Array> {
+/**
+ * JSON lines, one record each, pulled from the store as the client reads. The last line is a trailer,
+ * `{"end":true,"records":n,"lastSequence","lastHash"}`, so that an export cut short (a dropped
+ * connection, a proxy's limit) is told from a complete one: it has no trailer. The status is sent
+ * before the records are read, so a store failure mid-stream ends the export with an error line,
+ * `{"end":false,"error":{"code","message"}}`, instead of the trailer.
+ */
+function jsonLines(records: AsyncGenerator<ChainedAuditRecord>, logger: Logger): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder();
+  const line = (value: unknown) => encoder.encode(`${JSON.stringify(value)}\n`);
+  let count = 0;
+  let last: ChainedAuditRecord | undefined;
   return new ReadableStream({
     async pull(controller) {
-      const next = await records.next();
-      if (next.done === true) controller.close();
-      else controller.enqueue(encoder.encode(`${JSON.stringify(next.value)}\n`));
+      let next: IteratorResult<ChainedAuditRecord>;
+      try {
+        next = await records.next();
+      } catch (error) {
+        const known = error instanceof StrongboxError;
+        logger.error("audit export failed mid-stream", {
+          records: count,
+          errorName: error instanceof Error ? error.name : "unknown",
+        });
+        controller.enqueue(
+          line({
+            end: false,
+            records: count,
+            error: known
+              ? { code: error.code, message: error.message }
+              : { code: "internal_error", message: "the export failed; see the server log" },
+          }),
+        );
+        controller.close();
+        return;
+      }
+      if (next.done === true) {
+        controller.enqueue(
+          line({
+            end: true,
+            records: count,
+            ...(last === undefined ? {} : { lastSequence: last.sequence, lastHash: last.hash }),
+          }),
+        );
+        controller.close();
+        return;
+      }
+      count += 1;
+      last = next.value;
+      controller.enqueue(line(next.value));
     },
     async cancel() {
       await records.return(undefined);
@@ -104,6 +147,10 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
   app.use(requestId({ headerName: "" }));
   app.use(accessLog({ logger }));
   app.use(secureHeaders());
+  app.use(async function closeExpiredDenialWindows(_c, next) {
+    await runtime.audit.closeExpiredDenials();
+    await next();
+  });
   app.use(
     bodyLimit({
       maxSize: MAX_BODY_BYTES,
@@ -256,7 +303,7 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
   const auditExport = async (c: Context<AppEnv>, scope: string) => {
     const query = parseWith(auditExportQuerySchema, c.req.query(), "query");
     const records = await runtime.audit.export(c.get("ctx"), scope, auditFilter(query));
-    return c.body(jsonLines(records), 200, { "Content-Type": "application/x-ndjson" });
+    return c.body(jsonLines(records, logger), 200, { "Content-Type": "application/x-ndjson" });
   };
 
   app.get("/v1/tenants/:tenantId/audit", authenticated("audit.read"), async (c) =>
@@ -271,15 +318,25 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
 
   app.get("/v1/audit/export", authenticated("audit.export"), async (c) => auditExport(c, SYSTEM_SCOPE));
 
-  app.get("/v1/tenants/:tenantId/audit/verify", authenticated("audit.verify"), async (c) => {
-    const result = await runtime.audit.verify(c.get("ctx"), tenantParam(c.req.param("tenantId")));
+  const auditVerify = async (c: Context<AppEnv>, scope: string) => {
+    const query = parseWith(auditVerifyQuerySchema, c.req.query(), "query");
+    const expected =
+      query.expectSequence === undefined || query.expectHash === undefined
+        ? undefined
+        : { sequence: query.expectSequence, hash: query.expectHash };
+    const result = await runtime.audit.verify(c.get("ctx"), scope, expected);
     return c.json({ ...result, summary: describeVerification(result) });
+  };
+
+  app.get("/v1/tenants/:tenantId/audit/verify", authenticated("audit.verify"), async (c) =>
+    auditVerify(c, tenantParam(c.req.param("tenantId"))),
+  );
+
+  app.get("/v1/tenants/:tenantId/audit/head", authenticated("audit.head"), async (c) => {
+    return c.json(await runtime.audit.head(c.get("ctx"), tenantParam(c.req.param("tenantId"))));
   });
 
-  app.get("/v1/audit/verify", authenticated("audit.verify"), async (c) => {
-    const result = await runtime.audit.verify(c.get("ctx"), SYSTEM_SCOPE);
-    return c.json({ ...result, summary: describeVerification(result) });
-  });
+  app.get("/v1/audit/verify", authenticated("audit.verify"), async (c) => auditVerify(c, SYSTEM_SCOPE));
 
   app.post("/v1/tokens", authenticated("token.create"), async (c) => {
     const input = await jsonBody(c, createTokenSchema);

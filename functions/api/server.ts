@@ -135,7 +135,11 @@ async function main(): Promise<void> {
   const shutdown = () => {
     stopRotation();
     server.close(() => {
-      void dynamo?.close().finally(() => process.exit(0));
+      // Counts of repeated denials still in their window go into the chain before the store closes.
+      void runtime.audit
+        .flushDenials()
+        .then(() => dynamo?.close())
+        .finally(() => process.exit(0));
     });
   };
   process.once("SIGINT", shutdown);

@@ -1,9 +1,11 @@
 import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
+import { readRuntimeConfig, requireKmsIngestionConfig } from "../../shared/runtime/config.ts";
 import { createLambdaRuntime } from "../../shared/runtime/lambda.ts";
 import { ingestBatch } from "./ingest.ts";
 
 // Needs TABLE_NAME, WATCHED_KMS_KEY_ARNS, SERVICE_ROLE_ARNS, AUDIT_MAC_KEY_ID, and the KEK settings
 // every runtime is built from (KMS_KEY_ID); ingestion itself never uses the KEK.
+requireKmsIngestionConfig(readRuntimeConfig(process.env));
 const runtime = await createLambdaRuntime(process.env);
 
 export async function handler(event: SQSEvent, _context: Context): Promise<SQSBatchResponse> {

@@ -11,9 +11,13 @@ import { KeyringUnavailableError } from "../domain/errors.ts";
  * - On AWS it is a KMS HMAC key (`AUDIT_MAC_KEY_ID`): the day's key is KMS `GenerateMac` over a fixed
  *   label and the day. HMAC is deterministic, so the verifier re-derives the same key the writer used.
  *
- * One key per day bounds both the KMS traffic (one GenerateMac per instance per day, never one per
- * record, which would break the read path's KMS budget and feed CloudTrail its own audit appends) and
- * the damage of a key copied out of a process's memory: it forges at most that day's records.
+ * One key per day bounds the KMS traffic: one GenerateMac per instance per day, never one per record,
+ * which would break the read path's KMS budget and feed CloudTrail its own audit appends. It bounds
+ * the damage of a key copied out of a process's memory only because verification enforces it: a
+ * record's reference must name the UTC day of the record's own time, days never go backwards along a
+ * chain, and references dated in the future are refused (here too, so no keeper is asked for a key
+ * of a day that has not come). A leaked key of day D can then forge records dated D only, which the
+ * chain can hold only after every record of an earlier day and before every record of a later one.
  */
 export interface ChainKeys {
   /** The key new records are authenticated with, and the reference stored beside them. */
@@ -34,14 +38,33 @@ const MAX_CACHED_KEYS = 64;
 
 const day = (at: Date) => at.toISOString().slice(0, 10);
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
+/** How far ahead of this clock a writer's clock may run before its records count as future-dated. */
+export const CLOCK_SKEW_MS = 5 * 60_000;
+
+/** The UTC day a time falls on, or undefined when it is not a time. */
+export function utcDay(time: unknown): string | undefined {
+  if (typeof time !== "string") return undefined;
+  const at = new Date(time);
+  return Number.isNaN(at.getTime()) ? undefined : day(at);
+}
+
+/** The last day whose keys exist yet, by this clock. */
+export const latestKeyDay = (now = Date.now()) => day(new Date(now + CLOCK_SKEW_MS));
+
+/** The day a reference names (its part after the last colon), or undefined when it names none. */
+export function refDay(ref: unknown): string | undefined {
+  if (typeof ref !== "string") return undefined;
+  const named = ref.slice(ref.lastIndexOf(":") + 1);
+  return DAY.test(named) && utcDay(`${named}T00:00:00Z`) === named ? named : undefined;
+}
 
 /** Splits `<prefix><keeper>:<day>`; the keeper may itself contain colons (KMS ARNs do). */
 function parseRef(ref: string, prefix: string): { keeper: string; day: string } | undefined {
   if (!ref.startsWith(prefix)) return undefined;
   const cut = ref.lastIndexOf(":");
   const keeper = ref.slice(prefix.length, cut);
-  const refDay = ref.slice(cut + 1);
-  return keeper !== "" && DAY.test(refDay) ? { keeper, day: refDay } : undefined;
+  const named = ref.slice(cut + 1);
+  return keeper !== "" && DAY.test(named) && named <= latestKeyDay() ? { keeper, day: named } : undefined;
 }
 
 class KeyCache {
@@ -170,13 +193,25 @@ export function chainHash(canonical: string): string {
   return createHash("sha256").update(`${LABEL}\0`).update(canonical).digest("hex");
 }
 
-/** The record's MAC: HMAC-SHA256 over its hash under the day's chain key, hex. */
-export function chainMac(key: Uint8Array, hash: string): string {
-  return createHmac("sha256", key).update(hash).digest("hex");
+/**
+ * What record 1 of a scope links to. Each scope starts from its own genesis, so a chain copied whole
+ * into another scope's partition fails at its first link instead of verifying as that scope's.
+ */
+export function chainGenesis(scope: string): string {
+  return createHash("sha256").update(`${LABEL}\0genesis\0`).update(scope).digest("hex");
 }
 
-export function chainMacMatches(key: Uint8Array, hash: string, mac: string): boolean {
-  const expected = Buffer.from(chainMac(key, hash), "hex");
+/**
+ * The record's MAC: HMAC-SHA256 over its scope and hash under the day's chain key, hex. The scope is
+ * in the MAC input rather than in the key's derivation so that one day key (one KMS call) still
+ * serves every scope, while a MAC made for one scope never verifies in another.
+ */
+export function chainMac(key: Uint8Array, scope: string, hash: string): string {
+  return createHmac("sha256", key).update(`${scope}\0${hash}`).digest("hex");
+}
+
+export function chainMacMatches(key: Uint8Array, scope: string, hash: string, mac: string): boolean {
+  const expected = Buffer.from(chainMac(key, scope, hash), "hex");
   const given = /^[0-9a-f]{64}$/.test(mac) ? Buffer.from(mac, "hex") : Buffer.alloc(0);
   return given.length === expected.length && timingSafeEqual(given, expected);
 }

@@ -1,8 +1,14 @@
+import { z } from "zod";
 import type { AuditEvent } from "./types.ts";
 
 /**
  * One link of a scope's audit chain: the event, its place (`sequence`, from 1), the hash of the record
  * before it, its own hash, and a MAC over that hash under a key the database does not hold.
+ *
+ * The hash covers `tenantId`, but that alone does not keep chains apart: a chain copied whole into
+ * another scope's partition carries consistent hashes. What does is that verification requires every
+ * record's `tenantId` to be the scope, record 1 links to a genesis hash derived from the scope
+ * (`chainGenesis`), and the MAC covers the scope.
  */
 export interface ChainedAuditRecord extends AuditEvent {
   readonly sequence: number;
@@ -13,9 +19,6 @@ export interface ChainedAuditRecord extends AuditEvent {
   readonly macKeyRef: string;
 }
 
-/** What record 1 links to. The scope is inside every hash, so chains cannot be spliced into each other. */
-export const GENESIS_HASH = "0".repeat(64);
-
 /** What an audit listing or export is narrowed to; every field is optional and they combine with AND. */
 export interface AuditFilter {
   readonly secretName?: string;
@@ -25,6 +28,49 @@ export interface AuditFilter {
   /** Inclusive bounds on the record's time, ISO 8601 UTC. */
   readonly from?: string;
   readonly to?: string;
+}
+
+/**
+ * What a stored record must at least look like before verification reads it: the table is not
+ * trusted, and a block may hold anything (`null`, a number, a record missing its chain fields).
+ */
+const storedRecordShape = z.looseObject({
+  tenantId: z.string(),
+  action: z.string(),
+  outcome: z.string(),
+  actor: z.string(),
+  role: z.string(),
+  requestId: z.string(),
+  time: z.string(),
+  sequence: z.number(),
+  prevHash: z.string(),
+  hash: z.string(),
+  mac: z.string(),
+  macKeyRef: z.string(),
+});
+
+export function isChainedRecordShape(value: unknown): value is ChainedAuditRecord {
+  return storedRecordShape.safeParse(value).success;
+}
+
+/** Free-text fields are capped, in characters, so that no one record can crowd a block out. */
+export const AUDIT_FIELD_LIMITS = { detail: 2048, reason: 1024, actor: 512 } as const;
+
+/** The event with each long free-text field cut to its limit, saying how much was cut. */
+export function capAuditFields<E extends AuditEvent>(event: E): E {
+  let capped = event;
+  for (const [field, limit] of Object.entries(AUDIT_FIELD_LIMITS) as [
+    keyof typeof AUDIT_FIELD_LIMITS,
+    number,
+  ][]) {
+    const value = event[field];
+    if (typeof value === "string" && value.length > limit) {
+      // The marker is at most 30 characters, so the capped value stays within the limit.
+      const kept = limit - 30;
+      capped = { ...capped, [field]: `${value.slice(0, kept)} [${value.length - kept} characters cut]` };
+    }
+  }
+  return capped;
 }
 
 export interface ChainHead {
@@ -45,22 +91,38 @@ export function canonicalRecord(record: Omit<ChainedAuditRecord, "hash" | "mac">
 
 export type ChainBreakReason =
   | "missing"
+  | "malformed"
+  | "foreign_scope"
   | "misplaced"
   | "hash_mismatch"
   | "mac_mismatch"
   | "unknown_mac_key"
+  | "future_dated"
+  | "key_day_mismatch"
+  | "day_regressed"
   | "link_mismatch"
   | "truncated";
 
 export const CHAIN_BREAK_EXPLANATIONS: Record<ChainBreakReason, string> = {
   missing: "the record is missing: deleted, or its neighbours reordered",
+  malformed:
+    "the record stored here is not an audit record at all (null, or fields missing or of the wrong type): it was overwritten",
+  foreign_scope:
+    "the record belongs to another scope's chain: records were copied in from another tenant's partition",
   misplaced: "the record stored here claims another sequence number: records were moved or swapped",
   hash_mismatch: "the record's content does not match its hash: it was edited",
   mac_mismatch:
     "the record's MAC does not verify: it was edited and its hash recomputed without the audit key",
   unknown_mac_key: "the record names an audit key this service does not hold: it was forged or re-keyed",
+  future_dated:
+    "the record is dated after today, or names a key of a day that has not come: it was forged with a key derived ahead of time",
+  key_day_mismatch:
+    "the record's MAC key belongs to another day than the record's time: it was re-keyed with another day's key",
+  day_regressed:
+    "the record is dated on an earlier day than the record before it: records were rewritten with an older day's key",
   link_mismatch: "the record does not link to the one before it: records were removed, inserted or reordered",
-  truncated: "the chain ends before records this instance appended: its tail was deleted",
+  truncated:
+    "the chain ends before, or differs at, a head this instance appended or the verifier expected: its tail was deleted or rewritten",
 };
 
 export interface ChainVerification {

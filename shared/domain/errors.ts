@@ -102,3 +102,12 @@ export class DekRetiredError extends StrongboxError {
   readonly status = 503;
   readonly code = "dek_retired";
 }
+
+/**
+ * One audit record that could not fit any block the store accepts, even alone. Long free-text fields
+ * are capped when a record is built, so only oversized input can get here; nothing is done for it.
+ */
+export class AuditRecordTooLargeError extends StrongboxError {
+  readonly status = 413;
+  readonly code = "audit_record_too_large";
+}

@@ -149,6 +149,24 @@ export const auditExportQuerySchema = z
   .strictObject(auditFilterFields)
   .refine(orderedRange, { message: "from must not be after to", path: ["from"] });
 
+/** A head recorded earlier (from an export's trailer, a head read, a checkpoint) for verify to hold the chain to. */
+export const auditVerifyQuerySchema = z
+  .strictObject({
+    expectSequence: z
+      .string()
+      .regex(/^[1-9][0-9]{0,11}$/, "expectSequence must be a positive integer")
+      .transform(Number)
+      .optional(),
+    expectHash: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/, "expectHash must be 64 lowercase hex digits")
+      .optional(),
+  })
+  .refine((query) => (query.expectSequence === undefined) === (query.expectHash === undefined), {
+    message: "expectSequence and expectHash go together",
+    path: ["expectHash"],
+  });
+
 export const tokenIdSchema = z.string().regex(/^[a-z0-9]{26}$/, "token id is malformed");
 
 export type CreateTokenInput = z.infer<typeof createTokenSchema>;

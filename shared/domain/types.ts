@@ -132,6 +132,7 @@ export const AUDIT_ACTIONS = [
   "request.denied",
   "audit.verify",
   "audit.export",
+  "audit.head",
   "kms.call",
   "tenant.rotate-dek",
   "tenant.reencrypt",

@@ -96,3 +96,22 @@ export function readRuntimeConfig(env: Env): RuntimeConfig {
     },
   };
 }
+
+/**
+ * The CloudTrail ingestion function refuses to start without both lists: with no watched key it
+ * would drop every event as not ours, and with no service role it would flag every call as foreign.
+ */
+export function requireKmsIngestionConfig(config: RuntimeConfig): void {
+  if (config.kmsIngestion.watchedKeyArns.length === 0) {
+    throw new ConfigError(
+      "WATCHED_KMS_KEY_ARNS",
+      "WATCHED_KMS_KEY_ARNS is empty: set it to this environment's KMS key ARNs, comma-separated",
+    );
+  }
+  if (config.kmsIngestion.serviceRoleArns.length === 0) {
+    throw new ConfigError(
+      "SERVICE_ROLE_ARNS",
+      "SERVICE_ROLE_ARNS is empty: set it to the IAM role ARNs of the service's functions, comma-separated",
+    );
+  }
+}

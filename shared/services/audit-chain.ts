@@ -1,4 +1,13 @@
-import { type ChainKeys, chainHash, chainMac, chainMacMatches } from "../crypto/chain-keys.ts";
+import {
+  type ChainKeys,
+  chainGenesis,
+  chainHash,
+  chainMac,
+  chainMacMatches,
+  latestKeyDay,
+  refDay,
+  utcDay,
+} from "../crypto/chain-keys.ts";
 import {
   CHAIN_BREAK_EXPLANATIONS,
   type ChainBreakReason,
@@ -6,12 +15,18 @@ import {
   type ChainHead,
   type ChainVerification,
   canonicalRecord,
-  GENESIS_HASH,
+  capAuditFields,
+  isChainedRecordShape,
 } from "../domain/audit-chain.ts";
-import { StoreUnavailableError } from "../domain/errors.ts";
+import { AuditRecordTooLargeError, StoreUnavailableError } from "../domain/errors.ts";
 import type { AuditEvent } from "../domain/types.ts";
 import type { Logger } from "../observability/logger.ts";
-import { type AuditRepository, MAX_BLOCK_RECORDS } from "../storage/audit-repository.ts";
+import {
+  type AuditRepository,
+  estimatedRecordBytes,
+  MAX_BLOCK_BYTES,
+  MAX_BLOCK_RECORDS,
+} from "../storage/audit-repository.ts";
 
 /**
  * Appends lost to other instances are retried on a fresh head. Someone wins every round, so the chain
@@ -20,16 +35,30 @@ import { type AuditRepository, MAX_BLOCK_RECORDS } from "../storage/audit-reposi
 const MAX_APPEND_ATTEMPTS = 50;
 /** Each time the chain passes a multiple of this, the head goes to the log: an anchor outside the table. */
 const CHECKPOINT_EVERY = 1000;
-/** /health shows at most this many heads: the chains this instance appended to most recently. */
-const MAX_REPORTED_HEADS = 20;
+
+/** A head as the writer needs it: with the newest record's time, which the next may not precede by a day. */
+type Tip = ChainHead & { readonly time?: string };
 
 const pause = (attempt: number) =>
   new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(50, 2 ** attempt)));
 
 interface Waiting {
   readonly event: AuditEvent;
+  readonly bytes: number;
   resolve(record: ChainedAuditRecord): void;
   reject(error: unknown): void;
+}
+
+/** How many of the waiting records go into the next block: up to the record and the size limit. */
+function blockLength(queue: readonly Waiting[]): number {
+  let bytes = 0;
+  let length = 0;
+  for (const waiting of queue) {
+    if (length === MAX_BLOCK_RECORDS || (length > 0 && bytes + waiting.bytes > MAX_BLOCK_BYTES)) break;
+    bytes += waiting.bytes;
+    length += 1;
+  }
+  return length;
 }
 
 /**
@@ -42,7 +71,7 @@ interface Waiting {
  * another instance re-reads the head, re-sequences the waiting records after it, and tries again.
  */
 export class AuditChain {
-  readonly #heads = new Map<string, ChainHead>();
+  readonly #heads = new Map<string, Tip>();
   readonly #waiting = new Map<string, Waiting[]>();
   readonly #writing = new Set<string>();
 
@@ -52,11 +81,20 @@ export class AuditChain {
     private readonly logger: Logger,
   ) {}
 
-  append(event: AuditEvent): Promise<ChainedAuditRecord> {
+  append(raw: AuditEvent): Promise<ChainedAuditRecord> {
+    const event = capAuditFields(raw);
     const scope = event.tenantId;
+    const bytes = estimatedRecordBytes(event);
+    if (bytes > MAX_BLOCK_BYTES) {
+      return Promise.reject(
+        new AuditRecordTooLargeError(
+          `an audit record of ${bytes} bytes for ${event.action} exceeds the ${MAX_BLOCK_BYTES}-byte block limit`,
+        ),
+      );
+    }
     return new Promise((resolve, reject) => {
       const queue = this.#waiting.get(scope) ?? [];
-      queue.push({ event, resolve, reject });
+      queue.push({ event, bytes, resolve, reject });
       this.#waiting.set(scope, queue);
       if (!this.#writing.has(scope)) void this.#drain(scope);
     });
@@ -67,7 +105,7 @@ export class AuditChain {
     try {
       for (;;) {
         const queue = this.#waiting.get(scope) ?? [];
-        const block = queue.splice(0, MAX_BLOCK_RECORDS);
+        const block = queue.splice(0, blockLength(queue));
         if (queue.length === 0) this.#waiting.delete(scope);
         if (block.length === 0) return;
         try {
@@ -91,25 +129,35 @@ export class AuditChain {
   }
 
   /** The newest record's place and hash as stored, whichever instance wrote it. */
-  storedHead(scope: string): Promise<ChainHead | undefined> {
-    return this.repository.lastHead(scope);
+  async storedHead(scope: string): Promise<ChainHead | undefined> {
+    const head = await this.repository.lastHead(scope);
+    return head === undefined ? undefined : { sequence: head.sequence, hash: head.hash };
   }
 
-  /** The heads this instance knows, newest first; read from memory, so it costs nothing to show. */
-  knownHeads(): { scope: string; sequence: number; hash: string }[] {
-    return [...this.#heads]
-      .reverse()
-      .slice(0, MAX_REPORTED_HEADS)
-      .map(([scope, head]) => ({ scope, ...head }));
+  /** How many chains this instance has appended to since it started; from memory. */
+  knownChainCount(): number {
+    return this.#heads.size;
+  }
+
+  /** The head this instance last appended to a scope, if it did: an anchor kept outside the table. */
+  knownHead(scope: string): ChainHead | undefined {
+    const head = this.#heads.get(scope);
+    return head === undefined ? undefined : { sequence: head.sequence, hash: head.hash };
   }
 
   /**
    * Walks a chain from record 1 and stops at the first record that fails. The MAC check is what an
    * attacker with write access to the table cannot pass: they can edit records and recompute every
-   * hash and link, but not the MAC, whose key is not in the database.
+   * hash and link, but not the MAC, whose key is not in the database. A head recorded elsewhere
+   * (`expectedHead`) catches what no record can: a tail cut off, or rewritten, after it was taken.
    */
-  async verify(scope: string): Promise<ChainVerification> {
-    let previous: ChainHead = { sequence: 0, hash: GENESIS_HASH };
+  async verify(scope: string, expectedHead?: ChainHead): Promise<ChainVerification> {
+    // Taken before the walk: records this instance appends while it walks are past what it reads, and
+    // must not count as a tail the store lost.
+    const known = this.#heads.get(scope);
+    let previous: ChainHead = { sequence: 0, hash: chainGenesis(scope) };
+    let previousDay = "";
+    const latest = latestKeyDay();
     const broken = (sequence: number, reason: ChainBreakReason): ChainVerification => ({
       scope,
       intact: false,
@@ -121,23 +169,34 @@ export class AuditChain {
     for await (const { position, record } of this.repository.walk(scope)) {
       const expected = previous.sequence + 1;
       if (position !== expected) return broken(expected, "missing");
+      if (!isChainedRecordShape(record)) return broken(position, "malformed");
       if (record.sequence !== position) return broken(position, "misplaced");
+      if (record.tenantId !== scope) return broken(position, "foreign_scope");
       const { hash, mac, ...body } = record;
       if (typeof hash !== "string" || chainHash(canonicalRecord(body)) !== hash) {
         return broken(position, "hash_mismatch");
       }
-      const key = typeof record.macKeyRef === "string" ? await this.keys.forRef(record.macKeyRef) : undefined;
+      const keyDay = refDay(record.macKeyRef);
+      if (keyDay === undefined) return broken(position, "unknown_mac_key");
+      const recordDay = utcDay(record.time);
+      if (keyDay > latest || (recordDay !== undefined && recordDay > latest)) {
+        return broken(position, "future_dated");
+      }
+      const key = await this.keys.forRef(String(record.macKeyRef));
       if (key === undefined) return broken(position, "unknown_mac_key");
-      if (typeof mac !== "string" || !chainMacMatches(key, hash, mac))
+      if (keyDay !== recordDay) return broken(position, "key_day_mismatch");
+      if (keyDay < previousDay) return broken(position, "day_regressed");
+      if (typeof mac !== "string" || !chainMacMatches(key, scope, hash, mac))
         return broken(position, "mac_mismatch");
       if (record.prevHash !== previous.hash) return broken(position, "link_mismatch");
+      if (position === expectedHead?.sequence && hash !== expectedHead.hash)
+        return broken(position, "truncated");
       previous = { sequence: position, hash };
+      previousDay = keyDay;
     }
     // Deleting the newest records leaves a valid shorter chain; only a head kept elsewhere shows it.
-    const known = this.#heads.get(scope);
-    if (known !== undefined && known.sequence > previous.sequence) {
-      return broken(previous.sequence + 1, "truncated");
-    }
+    const longest = Math.max(known?.sequence ?? 0, expectedHead?.sequence ?? 0);
+    if (longest > previous.sequence) return broken(previous.sequence + 1, "truncated");
     return {
       scope,
       intact: true,
@@ -152,11 +211,23 @@ export class AuditChain {
       let head = this.#heads.get(scope) ?? (await this.#readHead(scope));
       const records: ChainedAuditRecord[] = [];
       for (const event of events) {
-        const key = await this.keys.current(new Date(event.time));
-        const body = { ...event, sequence: head.sequence + 1, prevHash: head.hash, macKeyRef: key.ref };
+        // Verification refuses a day earlier than the record before: a record stamped just before
+        // midnight that lost its race to one stamped just after takes that one's time.
+        const time =
+          head.time !== undefined && (utcDay(event.time) ?? "") < (utcDay(head.time) ?? "")
+            ? head.time
+            : event.time;
+        const key = await this.keys.current(new Date(time));
+        const body = {
+          ...event,
+          time,
+          sequence: head.sequence + 1,
+          prevHash: head.hash,
+          macKeyRef: key.ref,
+        };
         const hash = chainHash(canonicalRecord(body));
-        records.push({ ...body, hash, mac: chainMac(key.key, hash) });
-        head = { sequence: body.sequence, hash };
+        records.push({ ...body, hash, mac: chainMac(key.key, scope, hash) });
+        head = { sequence: body.sequence, hash, time };
       }
       if (await this.repository.appendBlock(scope, records)) {
         this.#remember(scope, head);
@@ -174,13 +245,11 @@ export class AuditChain {
     );
   }
 
-  async #readHead(scope: string): Promise<ChainHead> {
-    return (await this.repository.lastHead(scope)) ?? { sequence: 0, hash: GENESIS_HASH };
+  async #readHead(scope: string): Promise<Tip> {
+    return (await this.repository.lastHead(scope)) ?? { sequence: 0, hash: chainGenesis(scope) };
   }
 
-  #remember(scope: string, head: ChainHead): void {
-    // Re-inserted so that the map's order is the order of last appends.
-    this.#heads.delete(scope);
+  #remember(scope: string, head: Tip): void {
     this.#heads.set(scope, head);
   }
 }

@@ -1,5 +1,10 @@
-import type { AuditFilter, ChainedAuditRecord, ChainVerification } from "../domain/audit-chain.ts";
-import { AuditUnavailableError, AuthorizationError, StrongboxError } from "../domain/errors.ts";
+import type { AuditFilter, ChainedAuditRecord, ChainHead, ChainVerification } from "../domain/audit-chain.ts";
+import {
+  AuditRecordTooLargeError,
+  AuditUnavailableError,
+  AuthorizationError,
+  StrongboxError,
+} from "../domain/errors.ts";
 import { isAllowed, type Permission } from "../domain/policy.ts";
 import type { AuditEvent, Page } from "../domain/types.ts";
 import type { Logger } from "../observability/logger.ts";
@@ -48,6 +53,8 @@ export class AuditService {
     private readonly logger: Logger,
     /** How long repeated denials by one actor are collapsed into one record; 0 records each one. */
     private readonly denialWindowMs = DEFAULT_DENIAL_WINDOW_MS,
+    /** Milliseconds now; injected by tests that move time on without waiting. */
+    private readonly clock: () => number = () => Date.now(),
   ) {}
 
   async record(entry: AuditEntry): Promise<void> {
@@ -61,6 +68,8 @@ export class AuditService {
         requestId: entry.requestId,
         errorName: error instanceof Error ? error.name : "unknown",
       });
+      // Nothing was done for it either way; the caller should learn that size, not the store, is why.
+      if (error instanceof AuditRecordTooLargeError) throw error;
       throw new AuditUnavailableError("the audit record could not be written, so the request was refused", {
         cause: error,
       });
@@ -144,10 +153,30 @@ export class AuditService {
     })();
   }
 
+  /**
+   * A scope's head as stored, and as this instance last appended it (when it did), for comparing
+   * with a verified head later: the per-tenant part of what `/health` showed before it went public.
+   */
+  async head(
+    ctx: RequestContext,
+    scope: string,
+  ): Promise<{ scope: string; head?: ChainHead; appendedHere?: ChainHead }> {
+    await this.authorize(ctx, "audit:read", { tenantId: scope, action: "audit.head" });
+    // Taken before the head read's own audit record moves the chain on.
+    const stored = await this.chain.storedHead(scope);
+    const appendedHere = this.chain.knownHead(scope);
+    await this.record(this.entry(ctx, { tenantId: scope, action: "audit.head", outcome: "success" }));
+    return {
+      scope,
+      ...(stored === undefined ? {} : { head: stored }),
+      ...(appendedHere === undefined ? {} : { appendedHere }),
+    };
+  }
+
   /** Walks the scope's chain; the verification itself goes on the record, with its answer. */
-  async verify(ctx: RequestContext, scope: string): Promise<ChainVerification> {
+  async verify(ctx: RequestContext, scope: string, expected?: ChainHead): Promise<ChainVerification> {
     await this.authorize(ctx, "audit:read", { tenantId: scope, action: "audit.verify" });
-    const result = await this.chain.verify(scope);
+    const result = await this.chain.verify(scope, expected);
     const detail =
       result.break === undefined
         ? `intact up to sequence ${result.verifiedThrough}`
@@ -189,7 +218,7 @@ export class AuditService {
     if (this.denialWindowMs === 0) return this.recordBestEffort(entry);
     const key = JSON.stringify([target.tenantId, who.role, who.role === "anonymous" ? "" : who.actor]);
     const open = this.#denials.get(key);
-    const at = Date.now();
+    const at = this.clock();
     if (open !== undefined && at - open.openedAt < this.denialWindowMs) {
       open.repeats += 1;
       open.last = { ...entry, time: now() };
@@ -221,7 +250,23 @@ export class AuditService {
     });
   }
 
-  /** Closes every open denial window now, e.g. before a Lambda instance is frozen or a test looks. */
+  /**
+   * Closes the windows whose time is up. Their timers cannot be relied on: a Lambda instance is frozen
+   * between invocations, and its timers fire only if it is thawed again. So every request closes what
+   * has expired before it is served, and a count is lost only with an instance that never serves again.
+   * Windows are kept in the order they opened, so this stops at the first one still open.
+   */
+  async closeExpiredDenials(): Promise<void> {
+    const at = this.clock();
+    const expired: string[] = [];
+    for (const [key, window] of this.#denials) {
+      if (at - window.openedAt < this.denialWindowMs) break;
+      expired.push(key);
+    }
+    if (expired.length > 0) await Promise.all(expired.map((key) => this.#closeDenialWindow(key)));
+  }
+
+  /** Closes every open denial window now: on server shutdown, or when a test looks. */
   async flushDenials(): Promise<void> {
     await Promise.all([...this.#denials.keys()].map((key) => this.#closeDenialWindow(key)));
   }

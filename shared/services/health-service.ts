@@ -12,10 +12,14 @@ export interface HealthReport {
   };
   readonly store: { readonly status: "ok" | "unavailable" };
   /**
-   * Audit chain heads: the system chain's, read from the store, and those this instance appended to
-   * most recently, from memory (a bounded list; `npm run audit:verify` walks them all). Hashes only.
+   * The system chain's head, read from the store, and how many chains this instance has appended to.
+   * `/health` needs no token, so it names no tenant: tenants' heads are behind
+   * `GET /v1/tenants/{tenantId}/audit/head`.
    */
-  readonly audit: { readonly heads: readonly { scope: string; sequence: number; hash: string }[] };
+  readonly audit: {
+    readonly heads: readonly { scope: string; sequence: number; hash: string }[];
+    readonly knownChains: number;
+  };
   /** Why the service is not usable, in operator terms; empty when healthy. */
   readonly problems: readonly string[];
   /** What an operator should act on although the service works, such as an unfinished KEK re-wrap. */
@@ -44,9 +48,11 @@ export class HealthService {
       problems.push("the DynamoDB table is unavailable");
       return undefined;
     });
-    const systemHead = await this.chain.storedHead(SYSTEM_SCOPE).catch(() => undefined);
-    const heads = this.chain.knownHeads().filter((head) => head.scope !== SYSTEM_SCOPE);
-    if (systemHead !== undefined) heads.unshift({ scope: SYSTEM_SCOPE, ...systemHead });
+    // From memory when this instance appended to it, so an anonymous probe usually costs no read.
+    const systemHead =
+      this.chain.knownHead(SYSTEM_SCOPE) ??
+      (await this.chain.storedHead(SYSTEM_SCOPE).catch(() => undefined));
+    const heads = systemHead === undefined ? [] : [{ scope: SYSTEM_SCOPE, ...systemHead }];
     if (configured !== undefined && registered !== undefined) {
       const missing = registered.filter((kekId) => !configured.includes(kekId));
       if (missing.length > 0) {
@@ -73,7 +79,7 @@ export class HealthService {
         status: configured === undefined ? "unavailable" : "ok",
       },
       store: { status: registered === undefined ? "unavailable" : "ok" },
-      audit: { heads },
+      audit: { heads, knownChains: this.chain.knownChainCount() },
       problems,
       warnings,
     };

@@ -5,12 +5,20 @@ import type { MetricsRecorder } from "../observability/metrics.ts";
 import type { TenantRepository } from "../storage/tenant-repository.ts";
 import type { AuditService } from "./audit-service.ts";
 
-/** Operations that handle data under a key: only the service's own roles may call them on its keys. */
+/**
+ * Operations that use a key: only the service's own roles may call them on its keys. GenerateMac and
+ * VerifyMac are here because whoever can call GenerateMac on the audit HMAC key can forge the chain.
+ */
 const DATA_OPERATIONS = new Set([
   "Decrypt",
+  "Encrypt",
   "GenerateDataKey",
   "GenerateDataKeyWithoutPlaintext",
+  "GenerateDataKeyPair",
+  "GenerateDataKeyPairWithoutPlaintext",
   "ReEncrypt",
+  "GenerateMac",
+  "VerifyMac",
 ]);
 /** Operations that weaken or destroy a key, or hand it to someone: anomalous whoever calls them. */
 const KEY_CHANGES = new Set(["DisableKey", "ScheduleKeyDeletion", "PutKeyPolicy", "CreateGrant"]);
@@ -32,11 +40,13 @@ export type IngestResult =
  * Turns CloudTrail's record of a KMS call into an audit record. It reads only the event and the
  * tenant table: it never calls KMS itself, so ingesting cannot create the CloudTrail events it
  * consumes (the loop of elastic-serverless-forwarder #749). The one KMS call on its path is the audit
- * chain's GenerateMac, once per instance per day; its own CloudTrail event comes back once and is
- * appended with the key already in memory, so the loop ends there.
+ * chain's GenerateMac, once per instance per day. The deployed EventBridge rule leaves the audit
+ * function's own calls on the MAC key out; were one to arrive, it would be appended with the key
+ * already in memory, so even then the loop would end there.
  */
 export class KmsEventIngester {
-  readonly #watched: ReadonlySet<string>;
+  /** Every form a watched key may be named by (key ARN, bare key id), to its key ARN. */
+  readonly #watched: ReadonlyMap<string, string>;
   readonly #serviceRoles: ReadonlySet<string>;
   readonly #knownTenants = new Set<string>();
 
@@ -46,7 +56,12 @@ export class KmsEventIngester {
     private readonly metrics: MetricsRecorder,
     config: KmsIngestionConfig,
   ) {
-    this.#watched = new Set(config.watchedKeyArns);
+    this.#watched = new Map(
+      config.watchedKeyArns.flatMap((arn) => {
+        const keyId = /:key\/([^/]+)$/.exec(arn)?.[1];
+        return keyId === undefined ? [[arn, arn]] : [[arn, arn] as const, [keyId, arn] as const];
+      }),
+    );
     this.#serviceRoles = new Set(config.serviceRoleArns);
   }
 
@@ -65,7 +80,7 @@ export class KmsEventIngester {
       if (await this.#isTenant(named)) scope = named;
       else anomalies.push("encryption context names an unknown tenant");
     }
-    for (const _ of anomalies) this.metrics.increment("KmsAnomalies");
+    if (anomalies.length > 0) this.metrics.increment("KmsAnomalies", anomalies.length);
     const outcome = call.errorCode === undefined ? "success" : "failure";
     const facts = [
       `${call.eventName} on ${keyArn} at ${call.eventTime}`,
@@ -88,10 +103,18 @@ export class KmsEventIngester {
     return { status: "recorded", scope, anomalies };
   }
 
-  /** A watched key named by the event's resources or its request; calls on other keys are not ours. */
+  /**
+   * The ARN of a watched key named by the event's resources or, when those are missing, its request
+   * (by key ARN or bare key id); calls on other keys are not ours. An alias in the request cannot be
+   * resolved without calling KMS, so such a call is matched by its resources only.
+   */
   #watchedKey(call: KmsApiCall): string | undefined {
     const named = [...(call.resources ?? []).map((resource) => resource.ARN), call.requestParameters?.keyId];
-    return named.find((arn): arn is string => arn !== undefined && this.#watched.has(arn));
+    for (const name of named) {
+      const arn = name === undefined ? undefined : this.#watched.get(name);
+      if (arn !== undefined) return arn;
+    }
+    return undefined;
   }
 
   async #isTenant(tenantId: string): Promise<boolean> {

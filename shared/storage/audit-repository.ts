@@ -1,5 +1,10 @@
 import { QueryCommand, type QueryCommandInput, ScanCommand } from "@aws-sdk/lib-dynamodb";
-import type { AuditFilter, ChainedAuditRecord, ChainHead } from "../domain/audit-chain.ts";
+import {
+  type AuditFilter,
+  type ChainedAuditRecord,
+  type ChainHead,
+  isChainedRecordShape,
+} from "../domain/audit-chain.ts";
 import { ValidationError } from "../domain/errors.ts";
 import type { Page } from "../domain/types.ts";
 import { putIfAbsent, send, type Table } from "./table.ts";
@@ -15,10 +20,23 @@ const BLOCK_SORT_KEY = /^SEQ#\d{12}$/;
 const BLOCKS_PER_PAGE = 100;
 const MAX_READS_PER_PAGE = 8;
 export const MAX_BLOCK_RECORDS = 100;
+/**
+ * A block is also cut by size: DynamoDB refuses items over 400 KB, and a refused block would fail
+ * every caller in it. The estimate is generous, so this leaves room for the key and attribute names.
+ */
+export const MAX_BLOCK_BYTES = 300 * 1024;
+/** `sequence`, `prevHash`, `hash`, `mac`, `macKeyRef` and their names, added to the event when chained. */
+const CHAIN_FIELD_BYTES = 512;
+
+/** What an event will weigh in a block once chained: its JSON size, an upper bound of DynamoDB's count. */
+export function estimatedRecordBytes(event: object): number {
+  return Buffer.byteLength(JSON.stringify(event), "utf8") + CHAIN_FIELD_BYTES;
+}
 
 /** A stored record and the sequence number its place puts it at, which a tampered record may contradict. */
 export interface StoredRecord {
   readonly position: number;
+  /** As stored, unchecked: the table may hold anything here, so readers check its shape first. */
   readonly record: ChainedAuditRecord;
 }
 
@@ -91,7 +109,7 @@ export class AuditRepository {
   }
 
   /** The newest record's place and hash, read consistently: where an appender that lost a race picks up. */
-  async lastHead(scope: string): Promise<ChainHead | undefined> {
+  async lastHead(scope: string): Promise<(ChainHead & { time?: string }) | undefined> {
     const result = await this.#query({
       KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
       ExpressionAttributeValues: { ":pk": partition(scope), ":prefix": BLOCK_PREFIX },
@@ -101,7 +119,10 @@ export class AuditRepository {
     });
     const item = result.Items?.[0];
     const last = item === undefined ? undefined : recordsOf(item).at(-1);
-    return last === undefined ? undefined : { sequence: last.position, hash: String(last.record.hash) };
+    if (last === undefined) return undefined;
+    // A malformed newest record still fixes where the chain goes on; verification reports it.
+    const { hash, time } = isChainedRecordShape(last.record) ? last.record : { hash: "", time: undefined };
+    return { sequence: last.position, hash, ...(time === undefined ? {} : { time }) };
   }
 
   /**
@@ -144,7 +165,8 @@ export class AuditRepository {
         for (const i of order) {
           const skip = sk === cursor?.sk && (oldestFirst ? i <= cursor.i : i >= cursor.i);
           const record = stored[i]?.record;
-          if (skip || record === undefined || !matches(record, filter)) continue;
+          // Malformed records are left for verification to report; a listing shows the well-formed.
+          if (skip || !isChainedRecordShape(record) || !matches(record, filter)) continue;
           items.push(record);
           if (items.length === page.limit) return { items, nextCursor: encodeCursor({ sk, i }) };
         }
