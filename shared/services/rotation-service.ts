@@ -12,6 +12,8 @@ import type { DataKeys } from "./data-keys.ts";
 import type { Sealer, SealingKey } from "./sealer.ts";
 
 const MAX_TENANT_WRITE_ATTEMPTS = 5;
+/** A sweep re-reads an item a writer overtook this many times before leaving it to a later pass. */
+const MAX_RESEAL_ATTEMPTS = 5;
 
 /**
  * A tenant's re-encryption sweep runs in passes over every sealed item. The first re-seals whatever is
@@ -294,7 +296,7 @@ export class RotationService {
       );
       for (const outcome of outcomes) {
         resealed += outcome.resealed ? 1 : 0;
-        lost += outcome.lost ? 1 : 0;
+        lost += outcome.lost;
         for (const version of outcome.versions) increment(counts, version);
       }
       resealedThisRun += resealed;
@@ -344,6 +346,18 @@ export class RotationService {
     };
     if (state.phase === "reencrypt") return { ...ended, phase: "settle" };
     if (state.phase === "settle") return { ...ended, phase: "verify" };
+    // Retirement needs the verify pass's own proof: anything it could not move (a writer kept beating
+    // its re-seal) sends the sweep round settle and verify again instead.
+    const left = Object.entries(state.passCounts).filter(
+      ([version, count]) => Number(version) < state.targetDekVersion && count > 0,
+    );
+    if (left.length > 0) {
+      this.logger.warn("DEK sweep verify pass found older ciphertext; verifying again", {
+        tenantId,
+        versions: left.map(([version]) => Number(version)),
+      });
+      return { ...ended, phase: "settle" };
+    }
     const retiredVersions = await this.#retireBelow(tenantId, state.targetDekVersion);
     return { ...ended, phase: "done", finishedAt: now(), retiredVersions };
   }
@@ -373,18 +387,31 @@ export class RotationService {
     throw new ConflictError(`tenant ${tenantId} kept changing; DEK retirement will be retried`);
   }
 
-  /** Re-seals what is older than the target; reports the DEK versions the item holds afterwards. */
+  /**
+   * Re-seals what is older than the target; reports the DEK versions the item holds afterwards. A lost
+   * re-seal proves only that a writer got there first, not what it wrote (a policy or label change
+   * carries the envelopes it read), so the item is read again and looked at afresh.
+   */
   async #resealItem(
     tenantId: string,
     item: SealedItem,
     target: number,
     freshKey: () => Promise<SealingKey>,
-  ): Promise<{ resealed: boolean; lost: boolean; versions: number[] }> {
-    for (;;) {
+  ): Promise<{ resealed: boolean; lost: number; versions: number[] }> {
+    let current: SealedItem | undefined = item;
+    let lost = 0;
+    while (current !== undefined) {
       const sealing = await freshKey();
-      const outcome = await this.#resealWith(tenantId, item, target, sealing);
-      if (outcome !== "stale") return outcome;
+      const outcome = await this.#resealWith(tenantId, current, target, sealing);
+      if (outcome === "stale") continue;
+      if (outcome !== "lost") return { ...outcome, lost };
+      lost += 1;
+      if (lost >= MAX_RESEAL_ATTEMPTS) break;
+      current = await this.secrets.getSealed(tenantId, current.sk);
     }
+    // Gone (a deleted tenant's leftovers) or still contended: counted as it was last seen, so a verify
+    // pass that meets it does not retire its DEK.
+    return { resealed: false, lost, versions: current === undefined ? [] : dekVersionsOf(current) };
   }
 
   async #resealWith(
@@ -392,17 +419,11 @@ export class RotationService {
     item: SealedItem,
     target: number,
     sealing: SealingKey,
-  ): Promise<{ resealed: boolean; lost: boolean; versions: number[] } | "stale"> {
+  ): Promise<{ resealed: boolean; versions: number[] } | "stale" | "lost"> {
     const currentDek = envelopeDekVersion(item.current.envelope);
     const pendingDek = item.pending === undefined ? undefined : envelopeDekVersion(item.pending.envelope);
     const stale = (dek: number | undefined) => dek !== undefined && dek < target;
-    if (!stale(currentDek) && !stale(pendingDek)) {
-      return {
-        resealed: false,
-        lost: false,
-        versions: [currentDek, ...(pendingDek === undefined ? [] : [pendingDek])],
-      };
-    }
+    if (!stale(currentDek) && !stale(pendingDek)) return { resealed: false, versions: dekVersionsOf(item) };
     const change: { -readonly [K in keyof Reseal]: Reseal[K] } = {};
     if (stale(currentDek)) {
       const value = await this.sealer.open(tenantId, item.name, item.current);
@@ -420,15 +441,14 @@ export class RotationService {
     }
     // A slow re-seal must not commit under a DEK snapshot that may have been superseded meanwhile.
     if (!sealing.fresh()) return "stale";
-    const done = await this.secrets.reseal(tenantId, item.sk, change);
-    const after = [
+    if (!(await this.secrets.reseal(tenantId, item.sk, change))) return "lost";
+    const versions = [
       change.envelope === undefined ? currentDek : sealing.dekVersion,
       ...(pendingDek === undefined
         ? []
         : [change.pendingEnvelope === undefined ? pendingDek : sealing.dekVersion]),
     ];
-    // A lost re-seal means a writer replaced the value with one sealed under a fresh DEK snapshot.
-    return { resealed: done, lost: !done, versions: done ? after : [sealing.dekVersion] };
+    return { resealed: true, versions };
   }
 
   /** Starts (or restarts) the re-wrap of every DEK under the active KEK, then works on it for a while. */
@@ -611,6 +631,11 @@ export class RotationService {
     return this.rotations.get<RewrapState>(KEK_REWRAP_KEY);
   }
 }
+
+const dekVersionsOf = (item: SealedItem): number[] => [
+  envelopeDekVersion(item.current.envelope),
+  ...(item.pending === undefined ? [] : [envelopeDekVersion(item.pending.envelope)]),
+];
 
 function newSweep(tenantId: string, targetDekVersion: number, at: string): SweepState {
   return {

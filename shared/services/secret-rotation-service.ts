@@ -6,11 +6,11 @@ import type { RotationEvent } from "../observability/rotation-events.ts";
 import type { SecretRepository } from "../storage/secret-repository.ts";
 import type { AuditEntry, AuditService } from "./audit-service.ts";
 import { now, type RequestContext } from "./context.ts";
+import { HeadWriter } from "./head-writer.ts";
 import { SYSTEM_ACTOR } from "./rotation-service.ts";
-import type { Sealer } from "./sealer.ts";
+import type { Sealer, SealingKey } from "./sealer.ts";
 import { isLive, withNewCurrent } from "./secret-service.ts";
 
-const MAX_ATTEMPTS = 5;
 const DAY_MS = 24 * 3600 * 1000;
 
 export interface PolicyView {
@@ -56,11 +56,15 @@ function policyView(name: string, policy: RotationPolicy | undefined): PolicyVie
  * a rotation that dies between steps is resumed by running it again with the same clientRequestToken.
  */
 export class SecretRotationService {
+  private readonly heads: HeadWriter;
+
   constructor(
     private readonly secrets: SecretRepository,
     private readonly sealer: Sealer,
     private readonly audit: AuditService,
-  ) {}
+  ) {
+    this.heads = new HeadWriter(secrets, sealer);
+  }
 
   async setPolicy(
     ctx: RequestContext,
@@ -332,26 +336,17 @@ export class SecretRotationService {
     return head;
   }
 
-  /** Read, change, conditional write; retried on a concurrent change. An unchanged head is not written. */
-  async #updateHead(
+  /** Read, change, conditional write (see HeadWriter); an unchanged head is not written. */
+  #updateHead(
     tenantId: string,
     name: string,
-    change: (
-      head: SecretHead,
-      key: { seal(name: string, version: number, value: string): Uint8Array },
-    ) => SecretHead | Promise<SecretHead>,
+    change: (head: SecretHead, key: SealingKey) => SecretHead | Promise<SecretHead>,
   ): Promise<SecretHead> {
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
-      const key = await this.sealer.sealingKey(tenantId);
-      const head = await this.#liveHead(tenantId, name);
-      // Checked before too, since a change may write an archive copy of the head it read.
-      if (!key.fresh()) continue;
+    return this.heads.write(tenantId, name, async (head, key) => {
+      if (!isLive(head)) throw new NotFoundError(`secret ${name} does not exist in tenant ${tenantId}`);
       const next = await change(head, key);
-      if (next === head) return head;
-      if (!key.fresh()) continue;
-      if (await this.secrets.replaceHead(next, head)) return { ...next, revision: head.revision + 1 };
-    }
-    throw new ConflictError(`secret ${name} was changed by another writer; retry`);
+      return next === head ? { done: head } : { next, result: { ...next, revision: head.revision + 1 } };
+    });
   }
 }
 

@@ -1,0 +1,90 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { envelopeDekVersion } from "../shared/crypto/envelope.ts";
+import { deadlineIn } from "../shared/services/rotation-runner.ts";
+import { getRawItem, headKey } from "./support/faults.ts";
+import { type Harness, startHarness } from "./support/harness.ts";
+
+/*
+ * Regressions from the rotation review: each test is a reviewer's repro of data loss, turned into
+ * assertions. Requests are held at the DynamoDB client with a real SDK middleware (nothing is mocked),
+ * so a writer can be parked between reading a head and writing it while a sweep runs.
+ */
+
+const REASON = { "x-audit-reason": "regression test" };
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Parks the next PutItem of the head `sk` until the returned promise's release is called. */
+function holdNextHeadPut(h: Harness, sk: string, name: string) {
+  let release: () => void = () => undefined;
+  let reached: () => void = () => undefined;
+  const atPut = new Promise<void>((resolve) => {
+    reached = resolve;
+  });
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let armed = true;
+  h.table.doc.middlewareStack.add(
+    (next, context) => async (args) => {
+      const item = (args.input as { Item?: { sk?: unknown } }).Item;
+      if (armed && context.commandName === "PutItemCommand" && item?.sk === sk) {
+        armed = false;
+        reached();
+        await held;
+      }
+      return next(args);
+    },
+    { step: "initialize", name },
+  );
+  return { atPut, release: () => release(), remove: () => h.table.doc.middlewareStack.remove(name) };
+}
+
+describe("a head write that carries envelopes it read, straddling a sweep's re-seal", () => {
+  let h: Harness;
+  let admin: string;
+  beforeAll(async () => {
+    h = await startHarness({ env: { DEK_RETIRE_GRACE_SECONDS: "2", ROTATION_LEASE_SECONDS: "0" } });
+    admin = await h.token("admin");
+  });
+  afterAll(() => h?.close());
+
+  it("re-reads the re-sealed head in every pass, so the retired DEK is never put back", async () => {
+    const tenant = "rv";
+    expect((await h.call("POST", "/v1/tenants", { token: admin, body: { tenantId: tenant } })).status).toBe(
+      201,
+    );
+    const path = `/v1/tenants/${tenant}/secrets/k`;
+    expect((await h.call("PUT", path, { token: admin, body: { value: "the-value" } })).status).toBe(200);
+    expect((await h.call("POST", `/v1/tenants/${tenant}/rotate-dek`, { token: admin })).status).toBe(200);
+
+    const straddle = async (days: number) => {
+      const hold = holdNextHeadPut(h, "S#k", `hold-${days}`);
+      const write = h.call("PUT", `${path}/rotation`, { token: admin, body: { rotationPeriodDays: days } });
+      await hold.atPut; // the policy writer has read the head and passed its freshness checks
+      const run = await h.runtime.rotationRunner.run(deadlineIn(10_000), `r-${days}`);
+      hold.release();
+      const res = await write;
+      hold.remove();
+      const head = await getRawItem(h.table, headKey(tenant, "k"));
+      return {
+        status: res.status,
+        days: (await res.json()).rotationPeriodDays,
+        phase: run.sweeps[0]?.phase,
+        headDek: envelopeDekVersion(head.envelope),
+      };
+    };
+
+    expect(await straddle(30)).toEqual({ status: 200, days: 30, phase: "settle", headDek: 2 });
+    await sleep(2100);
+    expect(await straddle(31)).toEqual({ status: 200, days: 31, phase: "verify", headDek: 2 });
+    await sleep(1100);
+    expect(await straddle(32)).toEqual({ status: 200, days: 32, phase: "done", headDek: 2 });
+
+    const status = await (await h.call("GET", `/v1/tenants/${tenant}/rotation`, { token: admin })).json();
+    expect(status.itemsByDekVersion).toEqual({ "2": 1 });
+    expect(status.retiredDataKeys.map((key: { version: number }) => key.version)).toEqual([1]);
+    const read = await h.call("GET", path, { token: admin, headers: REASON });
+    expect(read.status).toBe(200);
+    expect(await read.json()).toMatchObject({ version: 1, value: "the-value" });
+  }, 30_000);
+});
