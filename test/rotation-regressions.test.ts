@@ -1,8 +1,10 @@
+import { DeleteCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { envelopeDekVersion } from "../shared/crypto/envelope.ts";
+import { kekFingerprint, LocalKeyring } from "../shared/crypto/local-keyring.ts";
 import { deadlineIn } from "../shared/services/rotation-runner.ts";
 import { getRawItem, headKey } from "./support/faults.ts";
-import { type Harness, startHarness } from "./support/harness.ts";
+import { type Harness, randomKek, startHarness, startStore } from "./support/harness.ts";
 
 /*
  * Regressions from the rotation review: each test is a reviewer's repro of data loss, turned into
@@ -86,5 +88,48 @@ describe("a head write that carries envelopes it read, straddling a sweep's re-s
     const read = await h.call("GET", path, { token: admin, headers: REASON });
     expect(read.status).toBe(200);
     expect(await read.json()).toMatchObject({ version: 1, value: "the-value" });
+  }, 30_000);
+});
+
+describe("a tenant created before the tenant directory existed", () => {
+  it("is backfilled into the directory, so the re-wrap covers it and its old KEK stays until it has", async () => {
+    const store = await startStore();
+    try {
+      const kekA = randomKek();
+      const kekB = randomKek();
+      const a = await startHarness({ store, keyring: new LocalKeyring({ active: kekA, previous: [] }) });
+      const adminA = await a.token("admin");
+      const path = "/v1/tenants/legacy/secrets/k";
+      expect(
+        (await a.call("POST", "/v1/tenants", { token: adminA, body: { tenantId: "legacy" } })).status,
+      ).toBe(201);
+      expect((await a.call("PUT", path, { token: adminA, body: { value: "v" } })).status).toBe(200);
+      // What a tenant made before the directory looks like: no TENANTS entry.
+      await store.table.doc.send(
+        new DeleteCommand({ TableName: store.table.name, Key: { pk: "TENANTS", sk: "legacy" } }),
+      );
+
+      const b = await startHarness({ store, keyring: new LocalKeyring({ active: kekB, previous: [kekA] }) });
+      const adminB = await b.token("admin");
+      const before = await (await b.call("GET", "/v1/kek", { token: adminB })).json();
+      const oldKek = before.keks.find((kek: { kekId: string }) => kek.kekId === kekFingerprint(kekA));
+      expect(oldKek).toMatchObject({ dataKeys: 1, mayBeRemoved: false });
+
+      expect((await b.call("POST", "/v1/kek/rewrap", { token: adminB })).status).toBe(200);
+      const after = await (await b.call("GET", "/v1/kek", { token: adminB })).json();
+      expect(after.rewrap).toMatchObject({ phase: "done", rewrapped: 1 });
+      expect(after.keks.find((kek: { kekId: string }) => kek.kekId === kekFingerprint(kekA))).toMatchObject({
+        dataKeys: 0,
+        mayBeRemoved: true,
+      });
+
+      const c = await startHarness({ store, keyring: new LocalKeyring({ active: kekB, previous: [] }) });
+      expect((await c.runtime.health.check()).healthy).toBe(true);
+      const read = await c.call("GET", path, { token: await c.token("admin"), headers: REASON });
+      expect(read.status).toBe(200);
+      expect(await read.json()).toMatchObject({ value: "v" });
+    } finally {
+      await store.dynamo.close();
+    }
   }, 30_000);
 });

@@ -144,6 +144,7 @@ export class RotationRunner {
   async #dueSecrets(deadline: Deadline, runId: string, events: RotationEvent[]): Promise<RunSummary["due"]> {
     const counts = { found: 0, rotated: 0, notified: 0, failed: 0, scanComplete: false };
     const at = now();
+    await this.tenants.ensureDirectory();
     let after = (await this.rotations.get<DueScan>(DUE_SCAN_KEY))?.afterTenant;
     while (!deadline.expired()) {
       const page = await this.tenants.listIds(after, DUE_PAGE);

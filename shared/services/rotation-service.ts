@@ -489,6 +489,7 @@ export class RotationService {
     try {
       // Registered before any DEK is wrapped by it, like a new tenant's KEK.
       await this.tenants.registerKek(state.targetKekId);
+      await this.tenants.ensureDirectory();
       while (state.phase !== "done") {
         if (deadline.expired()) return { state, rewrapped: rewrappedThisRun, stoppedBecause: "deadline" };
         const page = await this.tenants.scan(state.cursor, this.options.pageSize);
@@ -526,19 +527,36 @@ export class RotationService {
   }
 
   /**
-   * Every tenant has been visited and re-wrapped, so no DEK depends on another KEK any more, except
-   * those that failed: every other KEK leaves the registry, and start-up no longer asks for it.
+   * Every tenant has been visited and re-wrapped, so no DEK should depend on another KEK any more,
+   * except those that failed. A KEK leaves the registry (and start-up stops asking for it) only if a
+   * fresh count over the whole directory, made now, also finds no DEK wrapped by it: a tenant the pass
+   * missed, or one re-wrapped back by an older deployment meanwhile, keeps its KEK registered.
    */
   async #finishRewrap(state: RewrapState): Promise<RewrapState> {
     const registered = await this.tenants.registeredKeks();
+    const recount = await this.#dataKeysByKek();
     const deregistered = registered.filter(
       (kekId) =>
         kekId !== state.targetKekId &&
         (state.failedByKek[kekId] ?? 0) === 0 &&
-        (state.dataKeysByKek[kekId] ?? 0) === 0,
+        (state.dataKeysByKek[kekId] ?? 0) === 0 &&
+        (recount[kekId] ?? 0) === 0,
     );
     for (const kekId of deregistered) await this.tenants.deregisterKek(kekId);
-    return { ...state, phase: "done", finishedAt: now(), deregistered };
+    return { ...state, dataKeysByKek: recount, phase: "done", finishedAt: now(), deregistered };
+  }
+
+  /** DEKs per KEK id over every tenant in the directory (backfilled first), counted live. */
+  async #dataKeysByKek(): Promise<Record<string, number>> {
+    await this.tenants.ensureDirectory();
+    const counts: Record<string, number> = {};
+    let after: string | undefined;
+    do {
+      const page = await this.tenants.scan(after, 200);
+      for (const tenant of page.tenants) for (const key of tenant.dataKeys) increment(counts, key.kekId);
+      after = page.last;
+    } while (after !== undefined);
+    return counts;
   }
 
   async #rewrapTenant(
@@ -589,13 +607,7 @@ export class RotationService {
     await this.audit.authorize(ctx, "kek:manage", target);
     const active = await this.activeKekId();
     const configured = await this.keyring.probe();
-    const counts: Record<string, number> = {};
-    let after: string | undefined;
-    do {
-      const page = await this.tenants.scan(after, 200);
-      for (const tenant of page.tenants) for (const key of tenant.dataKeys) increment(counts, key.kekId);
-      after = page.last;
-    } while (after !== undefined);
+    const counts = await this.#dataKeysByKek();
     const registered = await this.tenants.registeredKeks();
     const ids = [...new Set([active, ...configured, ...registered, ...Object.keys(counts)])];
     const rewrap = await this.rotations.get<RewrapState>(KEK_REWRAP_KEY);
