@@ -20,7 +20,7 @@ let h: Harness;
 let admin: string;
 
 beforeAll(async () => {
-  h = await startHarness({ env: { DEK_RETIRE_GRACE_SECONDS: "1", ROTATION_PAGE_SIZE: "3" } });
+  h = await startHarness({ env: { ROTATION_PAGE_SIZE: "3" }, rotation: { retireGraceMs: 1000 } });
   admin = await h.token("admin");
   expect((await h.call("POST", "/v1/tenants", { token: admin, body: { tenantId: TENANT } })).status).toBe(
     201,

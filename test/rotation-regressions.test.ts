@@ -2,9 +2,12 @@ import { DeleteCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { envelopeDekVersion } from "../shared/crypto/envelope.ts";
 import { kekFingerprint, LocalKeyring } from "../shared/crypto/local-keyring.ts";
+import { ConfigError } from "../shared/domain/errors.ts";
+import { MIN_RETIRE_GRACE_SECONDS, readRuntimeConfig } from "../shared/runtime/config.ts";
 import { deadlineIn } from "../shared/services/rotation-runner.ts";
 import { getRawItem, headKey } from "./support/faults.ts";
 import { type Harness, randomKek, startHarness, startStore } from "./support/harness.ts";
+import { runUntilSwept } from "./support/rotation-fixtures.ts";
 
 /*
  * Regressions from the rotation review: each test is a reviewer's repro of data loss, turned into
@@ -45,7 +48,7 @@ describe("a head write that carries envelopes it read, straddling a sweep's re-s
   let h: Harness;
   let admin: string;
   beforeAll(async () => {
-    h = await startHarness({ env: { DEK_RETIRE_GRACE_SECONDS: "2", ROTATION_LEASE_SECONDS: "0" } });
+    h = await startHarness({ env: { ROTATION_LEASE_SECONDS: "0" }, rotation: { retireGraceMs: 2000 } });
     admin = await h.token("admin");
   });
   afterAll(() => h?.close());
@@ -132,4 +135,61 @@ describe("a tenant created before the tenant directory existed", () => {
       await store.dynamo.close();
     }
   }, 30_000);
+});
+
+describe("DEK_RETIRE_GRACE_SECONDS=0", () => {
+  it("is refused at start-up, naming the variable, as is anything under the minimum", () => {
+    for (const value of ["0", "9"]) {
+      expect(() => readRuntimeConfig({ DEK_RETIRE_GRACE_SECONDS: value })).toThrow(ConfigError);
+      expect(() => readRuntimeConfig({ DEK_RETIRE_GRACE_SECONDS: value })).toThrow(
+        /DEK_RETIRE_GRACE_SECONDS/,
+      );
+    }
+    expect(
+      readRuntimeConfig({ DEK_RETIRE_GRACE_SECONDS: String(MIN_RETIRE_GRACE_SECONDS) }).rotation,
+    ).toMatchObject({ retireGraceMs: MIN_RETIRE_GRACE_SECONDS * 1000 });
+  });
+
+  it("given directly, makes no snapshot fresh instead of every snapshot", async () => {
+    const h = await startHarness({ rotation: { retireGraceMs: 0 } });
+    try {
+      const admin = await h.token("admin");
+      expect((await h.call("POST", "/v1/tenants", { token: admin, body: { tenantId: "g0" } })).status).toBe(
+        201,
+      );
+      // No writer can commit, because none can prove its DEK snapshot is recent: a 409, nothing written.
+      const put = await h.call("PUT", "/v1/tenants/g0/secrets/k", { token: admin, body: { value: "v" } });
+      expect(put.status).toBe(409);
+      expect(await h.runtime.rotation.countByDekVersion("g0")).toEqual({});
+    } finally {
+      await h.close();
+    }
+  });
+
+  it("a write held across a rotation and a sweep run still reads back (the reviewer's repro)", async () => {
+    const h = await startHarness({ rotation: { retireGraceMs: 1000 } });
+    try {
+      const admin = await h.token("admin");
+      const path = "/v1/tenants/g1/secrets/k";
+      expect((await h.call("POST", "/v1/tenants", { token: admin, body: { tenantId: "g1" } })).status).toBe(
+        201,
+      );
+      expect((await h.call("PUT", path, { token: admin, body: { value: "one" } })).status).toBe(200);
+      const hold = holdNextHeadPut(h, "S#k", "hold-g1");
+      const write = h.call("PUT", path, { token: admin, body: { value: "two" } });
+      await hold.atPut;
+      expect((await h.call("POST", "/v1/tenants/g1/rotate-dek", { token: admin })).status).toBe(200);
+      const run = await h.runtime.rotationRunner.run(deadlineIn(10_000), "g1");
+      expect(run.sweeps).toEqual([expect.objectContaining({ tenantId: "g1", stoppedBecause: "grace" })]);
+      hold.release();
+      expect((await write).status).toBe(200);
+      hold.remove();
+      await runUntilSwept(h, "g1", "g1-rest");
+      const read = await h.call("GET", path, { token: admin, headers: REASON });
+      expect(await read.json()).toMatchObject({ version: 2, value: "two" });
+      expect(await h.runtime.rotation.countByDekVersion("g1")).toEqual({ 2: 2 });
+    } finally {
+      await h.close();
+    }
+  });
 });
