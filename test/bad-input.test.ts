@@ -737,6 +737,7 @@ const CASES: readonly BadCase[] = [
     title: "a rollback of a secret that does not exist",
     method: "POST",
     path: `/v1/tenants/${TENANT}/secrets/no-such-secret/rollback`,
+    json: { version: 1 },
     status: 404,
     code: "not_found",
   },

@@ -105,7 +105,7 @@ beforeAll(async () => {
     const got = await call("GET", `${secret}/generated?version=${version}`, undefined, reason);
     generated.push((await got.json()).value);
   }
-  expect((await call("POST", `${secret}/generated/rollback`)).status).toBe(200);
+  expect((await call("POST", `${secret}/generated/rollback`, { version: 2 })).status).toBe(200);
   expect((await call("POST", "/v1/rotation/run")).status).toBe(200);
   auditText =
     (await call("GET", "/v1/tenants/canary/audit?limit=999")).text +

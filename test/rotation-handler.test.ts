@@ -36,7 +36,11 @@ function scheduledEvent(id: string): ScheduledEvent {
 
 /** A Lambda context whose remaining time is whatever the test says, call by call. */
 function contextWith(remainingMs: () => number): Context {
-  return { getRemainingTimeInMillis: remainingMs, awsRequestId: "req" } as unknown as Context;
+  // Lambda gives every invocation its own request id; the handler uses it as its lease owner.
+  return {
+    getRemainingTimeInMillis: remainingMs,
+    awsRequestId: `req-${randomBytes(4).toString("hex")}`,
+  } as unknown as Context;
 }
 
 beforeAll(async () => {

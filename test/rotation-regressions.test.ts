@@ -1,4 +1,4 @@
-import { DeleteCommand } from "@aws-sdk/lib-dynamodb";
+import { DeleteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { envelopeDekVersion } from "../shared/crypto/envelope.ts";
 import { kekFingerprint, LocalKeyring } from "../shared/crypto/local-keyring.ts";
@@ -191,5 +191,90 @@ describe("DEK_RETIRE_GRACE_SECONDS=0", () => {
     } finally {
       await h.close();
     }
+  });
+});
+
+describe("secret rotation edge cases (review P3)", () => {
+  let h: Harness;
+  let admin: string;
+  beforeAll(async () => {
+    h = await startHarness();
+    admin = await h.token("admin");
+  });
+  afterAll(() => h?.close());
+
+  const makeDue = (tenant: string, name: string) =>
+    h.table.doc.send(
+      new UpdateCommand({
+        TableName: h.table.name,
+        Key: headKey(tenant, name),
+        UpdateExpression: "SET rotation.dueAt = :due",
+        ExpressionAttributeValues: { ":due": new Date(Date.now() - 3600_000).toISOString() },
+      }),
+    );
+  const setup = async (tenant: string, names: string[], due = true) => {
+    expect((await h.call("POST", "/v1/tenants", { token: admin, body: { tenantId: tenant } })).status).toBe(
+      201,
+    );
+    for (const name of names) {
+      const path = `/v1/tenants/${tenant}/secrets/${name}`;
+      expect((await h.call("PUT", path, { token: admin, body: { value: "first" } })).status).toBe(200);
+      const generator = { generator: { kind: "token", length: 32 } };
+      expect((await h.call("PUT", `${path}/rotation`, { token: admin, body: generator })).status).toBe(200);
+      if (due) await makeDue(tenant, name);
+    }
+  };
+
+  it("refuses client tokens in the scheduled runner's namespace", async () => {
+    await setup("p3-tokens", ["s"], false);
+    const path = "/v1/tenants/p3-tokens/secrets/s";
+    const rotate = await h.call("POST", `${path}/rotate`, {
+      token: admin,
+      body: { clientRequestToken: "scheduled-1700000000000" },
+    });
+    expect(rotate.status).toBe(400);
+    const put = await h.call("PUT", path, {
+      token: admin,
+      body: { value: "x", clientRequestToken: "scheduled-1" },
+    });
+    expect(put.status).toBe(400);
+  });
+
+  it("the scheduled runner finishes a rotation a manual one left in flight instead of failing on it", async () => {
+    await setup("p3-wedge", ["s"]);
+    const path = "/v1/tenants/p3-wedge/secrets/s";
+    // A manual rotation that died after creating its pending value: staged with its own token.
+    const staged = await h.call("PUT", path, {
+      token: admin,
+      body: { value: "A".repeat(32), stage: "pending", clientRequestToken: "manual-died-1" },
+    });
+    expect(staged.status).toBe(200);
+    const run = await h.runtime.rotationRunner.run(deadlineIn(10_000), "p3-wedge");
+    expect(run.due).toMatchObject({ rotated: 1, failed: 0 });
+    const read = await h.call("GET", path, { token: admin, headers: REASON });
+    expect(await read.json()).toMatchObject({ version: 2, value: "A".repeat(32) });
+  });
+
+  it("a manual rotation without a token gets a unique one, so two in a row both rotate", async () => {
+    await setup("p3-manual", ["s"], false);
+    const path = "/v1/tenants/p3-manual/secrets/s";
+    const first = await (await h.call("POST", `${path}/rotate`, { token: admin, body: {} })).json();
+    const second = await (await h.call("POST", `${path}/rotate`, { token: admin, body: {} })).json();
+    expect([first.version, second.version]).toEqual([2, 3]);
+  });
+
+  it("the due scan checks the deadline before every tenant, not every page of tenants", async () => {
+    await setup("p3-due-a", ["s"]);
+    await setup("p3-due-b", ["s"]);
+    await h.runtime.rotationRunner.run(deadlineIn(10_000), "p3-due-settle");
+    await makeDue("p3-due-a", "s");
+    await makeDue("p3-due-b", "s");
+    const before = h.runtime.metrics.count("RotationsDue");
+    // Out of time as soon as one due secret has been found.
+    const oneTenant = { expired: () => h.runtime.metrics.count("RotationsDue") > before };
+    const cut = await h.runtime.rotationRunner.run(oneTenant, "p3-due-1");
+    expect(cut.due).toMatchObject({ found: 1, rotated: 1, scanComplete: false });
+    const rest = await h.runtime.rotationRunner.run(deadlineIn(10_000), "p3-due-2");
+    expect(rest.due).toMatchObject({ found: 1, rotated: 1, scanComplete: true });
   });
 });

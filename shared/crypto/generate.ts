@@ -1,4 +1,4 @@
-import { randomInt } from "node:crypto";
+import { randomInt, randomUUID } from "node:crypto";
 import type { GeneratorSpec } from "../domain/types.ts";
 
 const ALPHANUMERIC = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -18,6 +18,11 @@ export function generateSecretValue(spec: GeneratorSpec): string {
   let value = "";
   for (let i = 0; i < spec.length; i += 1) value += alphabet[randomInt(alphabet.length)];
   return value;
+}
+
+/** A unique clientRequestToken for a rotation the caller started without one. */
+export function newRequestToken(prefix: string): string {
+  return `${prefix}${randomUUID()}`;
 }
 
 /** Whether a value could have come from the generator: the check a rotation's test step makes. */

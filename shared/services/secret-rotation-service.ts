@@ -1,4 +1,4 @@
-import { generateSecretValue, matchesGenerator } from "../crypto/generate.ts";
+import { generateSecretValue, matchesGenerator, newRequestToken } from "../crypto/generate.ts";
 import { ConflictError, NotFoundError } from "../domain/errors.ts";
 import type { RotationPolicyInput } from "../domain/schemas.ts";
 import type { GeneratorSpec, Page, RotationPolicy, SealedVersion, SecretHead } from "../domain/types.ts";
@@ -143,7 +143,16 @@ export class SecretRotationService {
     const target = { tenantId, action: "secret.rotate", secretName: name } as const;
     await this.audit.authorize(ctx, "secret:rotate", target);
     const events: RotationEvent[] = [];
-    return this.rotateAudited(this.audit.entry(ctx, target), tenantId, name, token, events);
+    return this.rotateAudited(
+      this.audit.entry(ctx, target),
+      tenantId,
+      name,
+      token ?? newRequestToken("manual-"),
+      {
+        events,
+        adoptInFlight: false,
+      },
+    );
   }
 
   /** The scheduled runner's entry: recorded as the system's own change. */
@@ -155,19 +164,19 @@ export class SecretRotationService {
       ...SYSTEM_ACTOR,
       requestId,
     };
-    return this.rotateAudited(entry, tenantId, name, token, events);
+    return this.rotateAudited(entry, tenantId, name, token, { events, adoptInFlight: true });
   }
 
   private rotateAudited(
     entry: Omit<AuditEntry, "outcome">,
     tenantId: string,
     name: string,
-    token: string | undefined,
-    events: RotationEvent[],
+    token: string,
+    options: { events: RotationEvent[]; adoptInFlight: boolean },
   ): Promise<RotateResult> {
     return this.audit.aroundChange(
       entry,
-      () => this.#rotate(tenantId, name, token ?? `rotation-${Date.now()}`, events),
+      () => this.#rotate(tenantId, name, token, options),
       (result) =>
         result.status === "rotated"
           ? { version: result.version, detail: `generated version ${result.version} promoted` }
@@ -175,15 +184,22 @@ export class SecretRotationService {
     );
   }
 
+  /**
+   * With `adoptInFlight` (the scheduled runner), a rotation left in flight under another token (a
+   * manual rotation that died before promoting) is finished rather than refused, so it cannot block
+   * every later run: its pending value is tested like any other before it is promoted.
+   */
   async #rotate(
     tenantId: string,
     name: string,
-    token: string,
-    events: RotationEvent[],
+    requested: string,
+    { events, adoptInFlight }: { events: RotationEvent[]; adoptInFlight: boolean },
   ): Promise<RotateResult> {
     const head = await this.#liveHead(tenantId, name);
     const generator = head.rotation?.generator;
     if (generator === undefined) return this.#announceDue(head, events);
+    const inFlight = head.pending?.clientRequestToken;
+    const token = adoptInFlight && inFlight !== undefined ? inFlight : requested;
 
     // createSecret: a pending version made with this token, unless it exists or another is in flight.
     let staged = head;
@@ -285,7 +301,8 @@ export class SecretRotationService {
     );
   }
 
-  async rollback(ctx: RequestContext, tenantId: string, name: string) {
+  /** Makes `version`, the previous one, current again; once it is current, a retry changes nothing. */
+  async rollback(ctx: RequestContext, tenantId: string, name: string, version: number) {
     const target = { tenantId, action: "secret.rollback", secretName: name } as const;
     await this.audit.authorize(ctx, "secret:rotate", target);
     return this.audit.aroundChange(
@@ -297,9 +314,15 @@ export class SecretRotationService {
             `secret ${name} has version ${head.pending.version} pending; promote it first`,
           );
         }
+        if (head.current.version === version) return labels(head);
         const previous = head.previousVersion;
         if (previous === undefined)
           throw new ConflictError(`secret ${name} has no previous version to roll back to`);
+        if (previous !== version) {
+          throw new ConflictError(
+            `version ${version} of ${name} is not the previous version (version ${previous} is)`,
+          );
+        }
         const archived = await this.secrets.getArchivedVersion(tenantId, name, previous);
         if (archived === undefined)
           throw new NotFoundError(`version ${previous} of ${name} is not in the archive`);
