@@ -686,6 +686,16 @@ const CASES: readonly BadCase[] = [
     ...invalid,
   },
   {
+    title: "a generator of under 128 bits (16 alphanumerics: 95 bits)",
+    ...put(`${TARGET}/rotation`, { generator: { kind: "token", length: 16 } }),
+    ...invalid,
+  },
+  {
+    title: "a generator of under 128 bits (100 characters of a two-letter alphabet)",
+    ...put(`${TARGET}/rotation`, { generator: { kind: "token", length: 100, alphabet: "ab" } }),
+    ...invalid,
+  },
+  {
     title: "a generator alphabet with a space",
     ...put(`${TARGET}/rotation`, { generator: { kind: "token", length: 32, alphabet: `ab ${CANARY}` } }),
     ...invalid,

@@ -225,6 +225,16 @@ describe("secret rotation edge cases (review P3)", () => {
     }
   };
 
+  it("accepts a generator of exactly 128 bits and refuses one just under", async () => {
+    await setup("p3-entropy", ["s"], false);
+    const policy = (generator: unknown) =>
+      h.call("PUT", "/v1/tenants/p3-entropy/secrets/s/rotation", { token: admin, body: { generator } });
+    expect((await policy({ kind: "token", length: 128, alphabet: "ab" })).status).toBe(200);
+    const weak = await policy({ kind: "token", length: 127, alphabet: "ab" });
+    expect(weak.status).toBe(400);
+    expect((await weak.json()).error.code).toBe("invalid_request");
+  });
+
   it("refuses client tokens in the scheduled runner's namespace", async () => {
     await setup("p3-tokens", ["s"], false);
     const path = "/v1/tenants/p3-tokens/secrets/s";

@@ -1,6 +1,7 @@
 import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RotationEvent, RotationEvents } from "../shared/observability/rotation-events.ts";
+import { DAY_MS } from "../shared/services/context.ts";
 import { deadlineIn } from "../shared/services/rotation-runner.ts";
 import { headKey } from "./support/faults.ts";
 import { type Harness, startHarness } from "./support/harness.ts";
@@ -8,7 +9,6 @@ import { crashAfterWrites } from "./support/rotation-fixtures.ts";
 
 const TENANT = "values";
 const REASON = { "x-audit-reason": "secret rotation test" };
-const DAY_MS = 24 * 3600 * 1000;
 
 let h: Harness;
 let admin: string;

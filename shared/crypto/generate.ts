@@ -12,6 +12,11 @@ export function generatorAlphabet(spec: GeneratorSpec): string {
   return [...new Set(spec.alphabet ?? DEFAULT_ALPHABETS[spec.kind])].join("");
 }
 
+/** The entropy of one generated value in bits: length × log2(distinct characters). */
+export function generatorEntropyBits(spec: GeneratorSpec): number {
+  return spec.length * Math.log2(generatorAlphabet(spec).length);
+}
+
 /** A fresh value from the CSPRNG; randomInt is unbiased, so every character is equally likely. */
 export function generateSecretValue(spec: GeneratorSpec): string {
   const alphabet = [...generatorAlphabet(spec)];

@@ -7,7 +7,6 @@ import { now } from "./context.ts";
 
 /** The DEK new ciphertext is sealed under, with when (performance.now(), monotonic) the tenant item naming it was read. */
 export interface CurrentDataKey {
-  readonly tenant: Tenant;
   readonly version: number;
   readonly key: Uint8Array;
   readonly readAtMs: number;
@@ -45,7 +44,7 @@ export class DataKeys {
     const tenant = await this.tenants.get(tenantId);
     if (tenant === undefined) throw new NotFoundError(`tenant ${tenantId} does not exist`);
     const version = tenant.currentDekVersion;
-    return { tenant, version, key: await this.unwrapped(tenantId, version, tenant), readAtMs };
+    return { version, key: await this.unwrapped(tenantId, version, tenant), readAtMs };
   }
 
   /** The plaintext DEK of one version, for sealing or opening. */

@@ -4,7 +4,7 @@ import { type SecretHead, SYSTEM_SCOPE } from "../domain/types.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { MetricsRecorder } from "../observability/metrics.ts";
 import type { RotationEvent, RotationEvents } from "../observability/rotation-events.ts";
-import { DUE_SCAN_KEY, type RotationRepository } from "../storage/rotation-repository.ts";
+import type { RotationRepository } from "../storage/rotation-repository.ts";
 import type { SecretRepository } from "../storage/secret-repository.ts";
 import type { TenantRepository } from "../storage/tenant-repository.ts";
 import type { AuditService } from "./audit-service.ts";
@@ -147,9 +147,9 @@ export class RotationRunner {
     const counts = { found: 0, rotated: 0, notified: 0, failed: 0, scanComplete: false };
     const at = now();
     await this.tenants.ensureDirectory();
-    let after = (await this.rotations.get<DueScan>(DUE_SCAN_KEY))?.afterTenant;
+    let after = (await this.rotations.get<DueScan>("due-scan"))?.afterTenant;
     const checkpoint = (afterTenant: string | undefined) =>
-      this.rotations.start<DueScan>(DUE_SCAN_KEY, {
+      this.rotations.start<DueScan>("due-scan", {
         ...(afterTenant === undefined ? {} : { afterTenant }),
         updatedAt: now(),
       });

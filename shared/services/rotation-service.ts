@@ -3,7 +3,7 @@ import type { Keyring } from "../crypto/keyring.ts";
 import { ConflictError, NotFoundError, StrongboxError } from "../domain/errors.ts";
 import { type RetiredDataKey, SYSTEM_SCOPE, type Tenant, type WrappedDataKey } from "../domain/types.ts";
 import type { Logger } from "../observability/logger.ts";
-import { KEK_REWRAP_KEY, type RotationRepository, sweepKey } from "../storage/rotation-repository.ts";
+import type { RotationRepository, RotationWork } from "../storage/rotation-repository.ts";
 import type { Reseal, SealedItem, SecretRepository } from "../storage/secret-repository.ts";
 import type { TenantRepository } from "../storage/tenant-repository.ts";
 import type { AuditService } from "./audit-service.ts";
@@ -12,6 +12,8 @@ import type { DataKeys } from "./data-keys.ts";
 import type { Sealer, SealingKey } from "./sealer.ts";
 
 const MAX_TENANT_WRITE_ATTEMPTS = 5;
+const REWRAP: RotationWork = "kek-rewrap";
+const sweepOf = (tenantId: string): RotationWork => ({ sweepOf: tenantId });
 /** A sweep re-reads an item a writer overtook this many times before leaving it to a later pass. */
 const MAX_RESEAL_ATTEMPTS = 5;
 
@@ -168,7 +170,7 @@ export class RotationService {
             dekRotatedAt: at,
           };
           if (await this.tenants.replace(next, tenant.revision ?? 0)) {
-            await this.rotations.start(sweepKey(tenantId), newSweep(tenantId, version, at));
+            await this.rotations.start(sweepOf(tenantId), newSweep(tenantId, version, at));
             return { tenantId, dekVersion: version };
           }
         }
@@ -183,7 +185,7 @@ export class RotationService {
     const tenant = await this.tenants.get(tenantId);
     if (tenant === undefined) throw new NotFoundError(`tenant ${tenantId} does not exist`);
     const counts = await this.countByDekVersion(tenantId);
-    const sweep = await this.rotations.get<SweepState>(sweepKey(tenantId));
+    const sweep = await this.rotations.get<SweepState>(sweepOf(tenantId));
     await this.audit.record(this.audit.entry(ctx, { tenantId, action: "rotation.read", outcome: "success" }));
     return {
       tenantId,
@@ -227,7 +229,7 @@ export class RotationService {
    * what was read, and the checkpoint only ever records work that is already durable.
    */
   async runSweep(tenantId: string, owner: string, deadline: Deadline, requestId: string): Promise<SweepRun> {
-    const key = sweepKey(tenantId);
+    const key = sweepOf(tenantId);
     const tenant = await this.tenants.get(tenantId);
     if (tenant === undefined) {
       await this.rotations.removePendingSweep(tenantId);
@@ -268,7 +270,7 @@ export class RotationService {
     deadline: Deadline,
   ): Promise<SweepRun> {
     const tenantId = tenant.tenantId;
-    const key = sweepKey(tenantId);
+    const key = sweepOf(tenantId);
     let state = initial;
     let resealedThisRun = 0;
     const rotatedAtMs = Date.parse(tenant.dekRotatedAt ?? tenant.createdAt);
@@ -459,9 +461,9 @@ export class RotationService {
       this.audit.entry(ctx, target),
       async () => {
         const active = await this.activeKekId();
-        const existing = await this.rotations.get<RewrapState>(KEK_REWRAP_KEY);
+        const existing = await this.rotations.get<RewrapState>(REWRAP);
         if (existing === undefined || existing.phase === "done" || existing.targetKekId !== active) {
-          await this.rotations.start(KEK_REWRAP_KEY, newRewrap(active));
+          await this.rotations.start(REWRAP, newRewrap(active));
         }
         return this.runRewrap(owner, deadline);
       },
@@ -479,10 +481,10 @@ export class RotationService {
 
   /** Advances a started re-wrap until it is done or the deadline passes. */
   async runRewrap(owner: string, deadline: Deadline): Promise<RewrapRun> {
-    let state: RewrapState | undefined = await this.rotations.get<RewrapState>(KEK_REWRAP_KEY);
+    let state: RewrapState | undefined = await this.rotations.get<RewrapState>(REWRAP);
     if (state === undefined) throw new NotFoundError("no KEK re-wrap has been started");
     if (state.phase === "done") return { state, rewrapped: 0, stoppedBecause: "done" };
-    if (!(await this.rotations.acquire(KEK_REWRAP_KEY, owner, Date.now(), this.options.leaseMs))) {
+    if (!(await this.rotations.acquire(REWRAP, owner, Date.now(), this.options.leaseMs))) {
       return { state, rewrapped: 0, stoppedBecause: "busy" };
     }
     let rewrappedThisRun = 0;
@@ -514,15 +516,13 @@ export class RotationService {
           ...(page.last === undefined ? {} : { cursor: page.last }),
         };
         if (page.last === undefined) state = await this.#finishRewrap(state);
-        if (
-          !(await this.rotations.checkpoint(KEK_REWRAP_KEY, owner, state, Date.now() + this.options.leaseMs))
-        ) {
+        if (!(await this.rotations.checkpoint(REWRAP, owner, state, Date.now() + this.options.leaseMs))) {
           return { state, rewrapped: rewrappedThisRun, stoppedBecause: "busy" };
         }
       }
       return { state, rewrapped: rewrappedThisRun, stoppedBecause: "done" };
     } finally {
-      await this.rotations.release(KEK_REWRAP_KEY, owner).catch(() => undefined);
+      await this.rotations.release(REWRAP, owner).catch(() => undefined);
     }
   }
 
@@ -610,7 +610,7 @@ export class RotationService {
     const counts = await this.#dataKeysByKek();
     const registered = await this.tenants.registeredKeks();
     const ids = [...new Set([active, ...configured, ...registered, ...Object.keys(counts)])];
-    const rewrap = await this.rotations.get<RewrapState>(KEK_REWRAP_KEY);
+    const rewrap = await this.rotations.get<RewrapState>(REWRAP);
     await this.audit.record(this.audit.entry(ctx, { ...target, outcome: "success" }));
     return {
       activeKekId: active,
@@ -640,7 +640,7 @@ export class RotationService {
   }
 
   async rewrapState(): Promise<RewrapState | undefined> {
-    return this.rotations.get<RewrapState>(KEK_REWRAP_KEY);
+    return this.rotations.get<RewrapState>(REWRAP);
   }
 }
 

@@ -1,17 +1,23 @@
-import { generateSecretValue, matchesGenerator, newRequestToken } from "../crypto/generate.ts";
-import { ConflictError, NotFoundError } from "../domain/errors.ts";
+import {
+  generateSecretValue,
+  generatorEntropyBits,
+  matchesGenerator,
+  newRequestToken,
+} from "../crypto/generate.ts";
+import { ConflictError, NotFoundError, ValidationError } from "../domain/errors.ts";
 import type { RotationPolicyInput } from "../domain/schemas.ts";
 import type { GeneratorSpec, Page, RotationPolicy, SealedVersion, SecretHead } from "../domain/types.ts";
 import type { RotationEvent } from "../observability/rotation-events.ts";
 import type { SecretRepository } from "../storage/secret-repository.ts";
 import type { AuditEntry, AuditService } from "./audit-service.ts";
-import { now, type RequestContext } from "./context.ts";
+import { DAY_MS, now, type RequestContext } from "./context.ts";
 import { HeadWriter } from "./head-writer.ts";
 import { SYSTEM_ACTOR } from "./rotation-service.ts";
 import type { Sealer, SealingKey } from "./sealer.ts";
 import { isLive, withNewCurrent } from "./secret-service.ts";
 
-const DAY_MS = 24 * 3600 * 1000;
+/** The least entropy a generated secret may have: as strong as an AES-128 key. */
+const MIN_GENERATED_BITS = 128;
 
 export interface PolicyView {
   readonly name: string;
@@ -74,6 +80,18 @@ export class SecretRotationService {
   ): Promise<PolicyView> {
     const target = { tenantId, action: "secret.rotation-policy", secretName: name } as const;
     await this.audit.authorize(ctx, "secret:rotate", target);
+    if (input.generator !== undefined && input.generator !== null) {
+      const bits = generatorEntropyBits({
+        kind: input.generator.kind,
+        length: input.generator.length,
+        ...(input.generator.alphabet === undefined ? {} : { alphabet: input.generator.alphabet }),
+      });
+      if (bits < MIN_GENERATED_BITS) {
+        throw new ValidationError(
+          `a generated secret needs at least ${MIN_GENERATED_BITS} bits (length × log2(alphabet size)); this generator gives ${Math.floor(bits)}`,
+        );
+      }
+    }
     return this.audit.aroundChange(this.audit.entry(ctx, target), () =>
       this.#updateHead(tenantId, name, (head) => {
         const { periodDays: _p, generator: _g, dueAt: _d, notifiedDueAt: _n, ...kept } = head.rotation ?? {};

@@ -11,12 +11,10 @@ import type {
 } from "../domain/types.ts";
 import type { SecretRepository } from "../storage/secret-repository.ts";
 import type { AuditService } from "./audit-service.ts";
-import { type Caller, now, type RequestContext } from "./context.ts";
+import { type Caller, DAY_MS, now, type RequestContext } from "./context.ts";
 import { HeadWriter } from "./head-writer.ts";
 import type { Sealer } from "./sealer.ts";
 import type { TokenService } from "./token-service.ts";
-
-const DAY_MS = 24 * 3600 * 1000;
 
 export const isLive = (head: SecretHead | undefined): head is SecretHead =>
   head !== undefined && head.deletedAt === undefined;

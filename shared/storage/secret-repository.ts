@@ -39,7 +39,6 @@ interface VersionItem {
 export interface SealedItem {
   readonly sk: string;
   readonly name: string;
-  readonly kind: "head" | "archive";
   readonly current: SealedVersion;
   readonly pending?: SealedVersion;
 }
@@ -124,7 +123,6 @@ function sealedFromRaw(raw: Record<string, unknown>): SealedItem | undefined {
     return {
       sk,
       name: head.name,
-      kind: "head",
       current: head.current,
       ...(head.pending === undefined ? {} : { pending: head.pending }),
     };
@@ -133,7 +131,6 @@ function sealedFromRaw(raw: Record<string, unknown>): SealedItem | undefined {
     return {
       sk,
       name: sk.slice(2, sk.lastIndexOf("#")),
-      kind: "archive",
       current: sealedFromVersionItem(raw as unknown as VersionItem),
     };
   }
