@@ -50,7 +50,7 @@ function positiveInteger(env: Env, name: string, fallback: number): number {
 export const MIN_RETIRE_GRACE_SECONDS = 10;
 
 function atLeast(env: Env, name: string, fallback: number, minimum: number): number {
-  const value = positiveInteger(env, name, fallback);
+  const value = nonNegativeInteger(env, name, fallback);
   if (value < minimum) throw new ConfigError(name, `${name} must be at least ${minimum}`);
   return value;
 }
