@@ -686,6 +686,16 @@ const CASES: readonly BadCase[] = [
     ...invalid,
   },
   {
+    title: "a generator of under 128 bits (16 alphanumerics: 95 bits)",
+    ...put(`${TARGET}/rotation`, { generator: { kind: "token", length: 16 } }),
+    ...invalid,
+  },
+  {
+    title: "a generator of under 128 bits (100 characters of a two-letter alphabet)",
+    ...put(`${TARGET}/rotation`, { generator: { kind: "token", length: 100, alphabet: "ab" } }),
+    ...invalid,
+  },
+  {
     title: "a generator alphabet with a space",
     ...put(`${TARGET}/rotation`, { generator: { kind: "token", length: 32, alphabet: `ab ${CANARY}` } }),
     ...invalid,
@@ -737,6 +747,7 @@ const CASES: readonly BadCase[] = [
     title: "a rollback of a secret that does not exist",
     method: "POST",
     path: `/v1/tenants/${TENANT}/secrets/no-such-secret/rollback`,
+    json: { version: 1 },
     status: 404,
     code: "not_found",
   },

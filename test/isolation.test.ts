@@ -446,6 +446,7 @@ const ROUTES: readonly RouteCase[] = [
       return {
         method: "POST",
         path: `/v1/tenants/${target}/secrets/rollback-${cell}/rollback`,
+        body: { version: 1 },
         auditScope: target,
       };
     },

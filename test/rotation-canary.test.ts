@@ -2,9 +2,9 @@ import { randomBytes } from "node:crypto";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { afterAll, beforeAll, describe, expect, it, type MockInstance, vi } from "vitest";
 import { LocalKeyring } from "../shared/crypto/local-keyring.ts";
-import { deadlineIn } from "../shared/services/rotation-runner.ts";
 import { TenantRepository } from "../shared/storage/tenant-repository.ts";
 import { type Harness, randomKek, startHarness, startStore } from "./support/harness.ts";
+import { runUntilSwept, TEST_RETIRE_GRACE_MS } from "./support/rotation-fixtures.ts";
 
 /*
  * Canaries through every rotation path: DEK rotation and its sweep, the KEK re-wrap, generated and
@@ -42,16 +42,16 @@ beforeAll(async () => {
   }
   const logger = new Logger({ serviceName: "strongbox-rotation-canary", logLevel: "DEBUG" });
   const store = await startStore();
-  const env = { DEK_RETIRE_GRACE_SECONDS: "0" };
+  const rotation = { retireGraceMs: TEST_RETIRE_GRACE_MS };
   const old = await startHarness({
     store,
-    env,
+    rotation,
     logger,
     keyring: new LocalKeyring({ active: kekA, previous: [] }),
   });
   const h: Harness = await startHarness({
     store,
-    env,
+    rotation,
     logger,
     keyring: new LocalKeyring({ active: kekB, previous: [kekA] }),
   });
@@ -99,13 +99,13 @@ beforeAll(async () => {
   expect((await call("POST", `${secret}/byok/rotate`, {})).status).toBe(200);
   expect((await call("POST", "/v1/tenants/canary/rotate-dek")).status).toBe(200);
   expect((await call("POST", "/v1/kek/rewrap")).status).toBe(200);
-  const run = await h.runtime.rotationRunner.run(deadlineIn(10_000), "canary-run");
+  const run = await runUntilSwept(h, "canary", "canary-run");
   expect(run.sweeps).toEqual([expect.objectContaining({ tenantId: "canary", stoppedBecause: "done" })]);
   for (const version of [1, 2, 3]) {
     const got = await call("GET", `${secret}/generated?version=${version}`, undefined, reason);
     generated.push((await got.json()).value);
   }
-  expect((await call("POST", `${secret}/generated/rollback`)).status).toBe(200);
+  expect((await call("POST", `${secret}/generated/rollback`, { version: 2 })).status).toBe(200);
   expect((await call("POST", "/v1/rotation/run")).status).toBe(200);
   auditText =
     (await call("GET", "/v1/tenants/canary/audit?limit=999")).text +

@@ -15,7 +15,8 @@ import { storedDekVersions } from "./support/rotation-fixtures.ts";
 
 const TENANT = "busy";
 const NAMES = Array.from({ length: 8 }, (_, i) => `secret-${i}`);
-const ENV = { DEK_RETIRE_GRACE_SECONDS: "1", ROTATION_PAGE_SIZE: "25" };
+const ENV = { ROTATION_PAGE_SIZE: "25" };
+const ROTATION = { retireGraceMs: 1000 };
 const REASON = { "x-audit-reason": "concurrency test" };
 const kekA = randomKek();
 const kekB = randomKek();
@@ -30,7 +31,12 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 beforeAll(async () => {
   store = await startStore();
-  before = await startHarness({ store, env: ENV, keyring: new LocalKeyring({ active: kekA, previous: [] }) });
+  before = await startHarness({
+    store,
+    env: ENV,
+    rotation: ROTATION,
+    keyring: new LocalKeyring({ active: kekA, previous: [] }),
+  });
   admin = await before.token("admin");
   expect(
     (await before.call("POST", "/v1/tenants", { token: admin, body: { tenantId: TENANT } })).status,
@@ -46,6 +52,7 @@ beforeAll(async () => {
   after = await startHarness({
     store,
     env: ENV,
+    rotation: ROTATION,
     keyring: new LocalKeyring({ active: kekB, previous: [kekA] }),
   });
 });

@@ -8,31 +8,27 @@ import {
   expectAllReadable,
   seedTenant,
   storedDekVersions,
+  runUntilSwept as sweepToDone,
+  TEST_RETIRE_GRACE_MS,
   type TenantModel,
 } from "./support/rotation-fixtures.ts";
 
 // No grace period and no leases: these tests run one writer at a time, and a "crashed" runner's claim
 // must not make the resumed run wait. The concurrency test below runs with a real grace period.
-const ENV = { DEK_RETIRE_GRACE_SECONDS: "0", ROTATION_LEASE_SECONDS: "0", ROTATION_PAGE_SIZE: "4" };
+const ENV = { ROTATION_LEASE_SECONDS: "0", ROTATION_PAGE_SIZE: "4" };
 
 let h: Harness;
 let admin: string;
 
 beforeAll(async () => {
-  h = await startHarness({ env: ENV });
+  h = await startHarness({ env: ENV, rotation: { retireGraceMs: TEST_RETIRE_GRACE_MS } });
   admin = await h.token("admin");
 });
 afterAll(() => h?.close());
 
 const runOnce = () => h.runtime.rotationRunner.run(deadlineIn(20_000), `test-${Date.now()}`);
 
-async function runUntilSwept(tenant: string) {
-  for (let run = 0; run < 10; run += 1) {
-    await runOnce();
-    if (!(await h.runtime.rotation.pendingSweeps()).includes(tenant)) return;
-  }
-  throw new Error(`sweep of ${tenant} did not finish`);
-}
+const runUntilSwept = (tenant: string) => sweepToDone(h, tenant, "test");
 
 describe("DEK rotation of one tenant", () => {
   const tenant = "dek-basic";
@@ -73,10 +69,19 @@ describe("DEK rotation of one tenant", () => {
   });
 
   it("the sweep re-encrypts every item, retires v1 only afterwards, and destroys its wrapped key", async () => {
+    // The first run re-seals everything, then stops to wait out the grace period before it may retire.
     const run = await (await h.call("POST", "/v1/rotation/run", { token: admin })).json();
     expect(run.sweeps).toContainEqual(
       // 14 items: the head with a pending value is one item holding two ciphertexts.
-      expect.objectContaining({ tenantId: tenant, phase: "done", resealed: 14, stoppedBecause: "done" }),
+      expect.objectContaining({ tenantId: tenant, resealed: 14, stoppedBecause: "grace" }),
+    );
+    expect(
+      (await h.call("GET", `/v1/tenants/${tenant}/rotation`, { token: admin }).then((r) => r.json()))
+        .retiredDataKeys,
+    ).toEqual([]);
+    const last = await runUntilSwept(tenant);
+    expect(last.sweeps).toContainEqual(
+      expect.objectContaining({ tenantId: tenant, phase: "done", resealed: 0, stoppedBecause: "done" }),
     );
     expect(await storedDekVersions(h.table, tenant)).toEqual({ 2: 16 });
     const status = await (await h.call("GET", `/v1/tenants/${tenant}/rotation`, { token: admin })).json();
@@ -117,7 +122,7 @@ describe("a DEK sweep that crashes after k writes", () => {
     const model = await seedTenant(h, admin, "crash-count", 2);
     expect((await h.call("POST", "/v1/tenants/crash-count/rotate-dek", { token: admin })).status).toBe(200);
     const counter = crashAfterWrites(h.table, Number.POSITIVE_INFINITY);
-    await runOnce();
+    await runUntilSwept("crash-count");
     counter.remove();
     total = counter.writes;
     expect(await storedDekVersions(h.table, "crash-count")).toEqual({ 2: 11 });
@@ -125,7 +130,7 @@ describe("a DEK sweep that crashes after k writes", () => {
   });
 
   it("counted the writes of an uninterrupted run", () => {
-    // 10 re-seals, a checkpoint per page of 4 over three passes, the lease, the retirement, the queue.
+    // 10 re-seals, a checkpoint per page of 4 over three passes, the leases, the retirement, the queue.
     expect(total).toBeGreaterThan(25);
   });
 
@@ -143,8 +148,13 @@ describe("a DEK sweep that crashes after k writes", () => {
       const model = await seedTenant(h, admin, tenant, 2);
       expect((await h.call("POST", `/v1/tenants/${tenant}/rotate-dek`, { token: admin })).status).toBe(200);
       const crash = crashAfterWrites(h.table, k);
-      // The crashed process's own answer does not matter: only what it left in the table does.
-      await runOnce().catch(() => undefined);
+      // The crashed process's own answer does not matter: only what it left in the table does. Runs
+      // go on (waiting out the grace periods) until the crash has struck.
+      for (let run = 0; run < 40 && crash.refused === 0; run += 1) {
+        await runOnce().catch(() => undefined);
+        if (crash.refused === 0)
+          await new Promise((resolve) => setTimeout(resolve, TEST_RETIRE_GRACE_MS / 4));
+      }
       crash.remove();
       expect(crash.refused, `k=${k}`).toBeGreaterThan(0);
       await expectAllReadable(h, admin, tenant, model);
@@ -163,7 +173,7 @@ describe("a DEK sweep that crashes after k writes", () => {
 
 describe("a writer holding a DEK snapshot across a rotation", () => {
   it("takes a fresh snapshot instead of committing under the old DEK once half the grace period has passed", async () => {
-    const g = await startHarness({ env: { DEK_RETIRE_GRACE_SECONDS: "1" } });
+    const g = await startHarness({ rotation: { retireGraceMs: 1000 } });
     try {
       const token = await g.token("admin");
       const tenant = "slow-writer";

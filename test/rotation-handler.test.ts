@@ -5,8 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalKeyring } from "../shared/crypto/local-keyring.ts";
 import type { RunSummary } from "../shared/services/rotation-runner.ts";
 import { type EventBridgeEndpoint, startEventBridgeEndpoint } from "./support/eventbridge-endpoint.ts";
-import { headKey } from "./support/faults.ts";
+import { headKey, tenantKey } from "./support/faults.ts";
 import { DUMMY_CREDENTIALS, type Harness, startHarness, startStore } from "./support/harness.ts";
+import { TEST_RETIRE_GRACE_MS } from "./support/rotation-fixtures.ts";
 
 type Handler = (event: ScheduledEvent, context: Context) => Promise<RunSummary | { skipped: string }>;
 
@@ -35,7 +36,11 @@ function scheduledEvent(id: string): ScheduledEvent {
 
 /** A Lambda context whose remaining time is whatever the test says, call by call. */
 function contextWith(remainingMs: () => number): Context {
-  return { getRemainingTimeInMillis: remainingMs, awsRequestId: "req" } as unknown as Context;
+  // Lambda gives every invocation its own request id; the handler uses it as its lease owner.
+  return {
+    getRemainingTimeInMillis: remainingMs,
+    awsRequestId: `req-${randomBytes(4).toString("hex")}`,
+  } as unknown as Context;
 }
 
 beforeAll(async () => {
@@ -44,7 +49,7 @@ beforeAll(async () => {
   seeder = await startHarness({
     store,
     keyring: new LocalKeyring({ active: new Uint8Array(KEK), previous: [] }),
-    env: { DEK_RETIRE_GRACE_SECONDS: "0" },
+    rotation: { retireGraceMs: TEST_RETIRE_GRACE_MS },
   });
   admin = await seeder.token("admin");
   const call = (method: string, path: string, body?: unknown) =>
@@ -83,7 +88,6 @@ beforeAll(async () => {
     CREDENTIALS_KEK: KEK.toString("base64"),
     EVENT_BUS_NAME: "strongbox-test-bus",
     EVENTBRIDGE_ENDPOINT: bus.endpoint,
-    DEK_RETIRE_GRACE_SECONDS: "0",
     ROTATION_PAGE_SIZE: "5",
   });
   ({ handler } = (await import("../functions/rotation/handler.ts")) as unknown as { handler: Handler });
@@ -92,6 +96,32 @@ afterAll(async () => {
   await bus?.close();
   await store?.dynamo.close();
 });
+
+/**
+ * The Lambda reads its settings from the environment, which cannot shorten the DEK retirement grace
+ * period below ten seconds. Instead of waiting it out, the test moves the tenant's DEK rotation time and
+ * the sweep's last pass end an hour back, as if the grace period had passed.
+ */
+async function elapseGrace() {
+  const past = new Date(Date.now() - 3600_000).toISOString();
+  await store.table.doc.send(
+    new UpdateCommand({
+      TableName: store.table.name,
+      Key: tenantKey("sched"),
+      UpdateExpression: "SET dekRotatedAt = :past",
+      ExpressionAttributeValues: { ":past": past },
+    }),
+  );
+  await store.table.doc.send(
+    new UpdateCommand({
+      TableName: store.table.name,
+      Key: { pk: "T#sched", sk: "SWEEP" },
+      UpdateExpression: "SET #state.lastPassEndedAt = :past",
+      ExpressionAttributeNames: { "#state": "state" },
+      ExpressionAttributeValues: { ":past": past },
+    }),
+  );
+}
 
 describe("the rotation Lambda on EventBridge scheduled events", () => {
   it("stops when the invocation's time runs out, and the next invocation continues from the checkpoint", async () => {
@@ -111,13 +141,21 @@ describe("the rotation Lambda on EventBridge scheduled events", () => {
     expect(status.itemsByDekVersion["2"]).toBeGreaterThan(0);
     expect(status.itemsByDekVersion["1"]).toBeGreaterThan(0);
 
+    await elapseGrace();
     const second = (await handler(
       scheduledEvent("run-2"),
       contextWith(() => 60_000),
     )) as RunSummary;
     expect(second.outOfTime).toBe(false);
-    expect(second.sweeps).toEqual([expect.objectContaining({ tenantId: "sched", stoppedBecause: "done" })]);
+    // Re-sealed and settled; the verify pass waits half a grace period after the settle pass.
+    expect(second.sweeps).toEqual([expect.objectContaining({ tenantId: "sched", stoppedBecause: "grace" })]);
     expect(second.due).toEqual({ found: 2, rotated: 1, notified: 1, failed: 0, scanComplete: true });
+    await elapseGrace();
+    const third = (await handler(
+      scheduledEvent("run-3"),
+      contextWith(() => 60_000),
+    )) as RunSummary;
+    expect(third.sweeps).toEqual([expect.objectContaining({ tenantId: "sched", stoppedBecause: "done" })]);
     const after = await (await seeder.call("GET", "/v1/tenants/sched/rotation", { token: admin })).json();
     expect(Object.keys(after.itemsByDekVersion)).toEqual(["2"]);
     expect(after.retiredDataKeys).toEqual([expect.objectContaining({ version: 1 })]);

@@ -1,6 +1,7 @@
 import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RotationEvent, RotationEvents } from "../shared/observability/rotation-events.ts";
+import { DAY_MS } from "../shared/services/context.ts";
 import { deadlineIn } from "../shared/services/rotation-runner.ts";
 import { headKey } from "./support/faults.ts";
 import { type Harness, startHarness } from "./support/harness.ts";
@@ -8,7 +9,6 @@ import { crashAfterWrites } from "./support/rotation-fixtures.ts";
 
 const TENANT = "values";
 const REASON = { "x-audit-reason": "secret rotation test" };
-const DAY_MS = 24 * 3600 * 1000;
 
 let h: Harness;
 let admin: string;
@@ -72,7 +72,7 @@ describe("staging labels: current, pending, previous", () => {
   it("a plain write or a second pending one is refused while a version is pending", async () => {
     expect((await put("labels", { value: "four" })).status).toBe(409);
     expect((await put("labels", { value: "four", stage: "pending" })).status).toBe(409);
-    expect((await post("labels", "rollback")).status).toBe(409);
+    expect((await post("labels", "rollback", { version: 1 })).status).toBe(409);
     expect(await readJson("labels", "?stage=pending")).toMatchObject({ version: 3, value: "three" });
   });
 
@@ -91,11 +91,19 @@ describe("staging labels: current, pending, previous", () => {
   });
 
   it("rollback makes previous current again, and later versions never reuse a number", async () => {
-    expect(await (await post("labels", "rollback")).json()).toEqual({
+    expect(await (await post("labels", "rollback", { version: 2 })).json()).toEqual({
       name: "labels",
       current: 2,
       previous: 3,
     });
+    // A retried rollback finds version 2 current and leaves the labels alone.
+    expect(await (await post("labels", "rollback", { version: 2 })).json()).toEqual({
+      name: "labels",
+      current: 2,
+      previous: 3,
+    });
+    expect((await post("labels", "rollback")).status).toBe(400);
+    expect((await post("labels", "rollback", { version: 1 })).status).toBe(409);
     expect(await readJson("labels")).toMatchObject({ version: 2, value: "two" });
     expect(await readJson("labels", "?version=3")).toMatchObject({ version: 3, value: "three" });
     expect(await (await put("labels", { value: "four" })).json()).toEqual({ name: "labels", version: 4 });

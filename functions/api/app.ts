@@ -21,6 +21,7 @@ import {
   pageQuerySchema,
   promoteSchema,
   putSecretSchema,
+  rollbackSchema,
   rotateSecretSchema,
   rotationPolicySchema,
   secretNameSchema,
@@ -233,7 +234,8 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
   app.post("/v1/tenants/:tenantId/secrets/:name/rollback", authenticated("secret.rollback"), async (c) => {
     const tenantId = tenantParam(c.req.param("tenantId"));
     const name = nameParam(c.req.param("name"));
-    return c.json(await runtime.secretRotation.rollback(c.get("ctx"), tenantId, name));
+    const { version } = await jsonBody(c, rollbackSchema);
+    return c.json(await runtime.secretRotation.rollback(c.get("ctx"), tenantId, name, version));
   });
 
   app.get("/v1/tenants/:tenantId/rotation/due", authenticated("rotation.read"), async (c) => {

@@ -22,5 +22,7 @@ export async function handler(
     return { skipped: "not an EventBridge scheduled event" };
   }
   const deadline = { expired: () => context.getRemainingTimeInMillis() <= SAFETY_MARGIN_MS };
-  return runtime.rotationRunner.run(deadline, event.id);
+  // The request id, not the event id: EventBridge may deliver one event twice, and two invocations
+  // sharing a lease owner would both think they hold the same sweep.
+  return runtime.rotationRunner.run(deadline, context.awsRequestId);
 }

@@ -25,10 +25,16 @@ export const secretValueSchema = z
 
 export const createTenantSchema = z.strictObject({ tenantId: tenantIdSchema });
 
+/** Tokens of rotations the scheduled runner starts; clients may not use them. */
+export const SCHEDULED_TOKEN_PREFIX = "scheduled-";
+
 /** As Secrets Manager's ClientRequestToken: an idempotency key the client picks per intended change. */
 export const clientRequestTokenSchema = z
   .string()
-  .regex(/^[A-Za-z0-9_-]{8,64}$/, "clientRequestToken must be 8 to 64 characters of A-Z, a-z, 0-9, _ or -");
+  .regex(/^[A-Za-z0-9_-]{8,64}$/, "clientRequestToken must be 8 to 64 characters of A-Z, a-z, 0-9, _ or -")
+  .refine((token) => !token.startsWith(SCHEDULED_TOKEN_PREFIX), {
+    message: `clientRequestToken must not start with ${SCHEDULED_TOKEN_PREFIX}, which the scheduled runner uses`,
+  });
 
 export const putSecretSchema = z.strictObject({
   value: secretValueSchema,
@@ -69,6 +75,9 @@ export const rotationPolicySchema = z
 export const rotateSecretSchema = z.strictObject({ clientRequestToken: clientRequestTokenSchema.optional() });
 
 export const promoteSchema = z.strictObject({ version: z.number().int().min(1).optional() });
+
+/** The version to make current again: a retried rollback then finds it current and changes nothing. */
+export const rollbackSchema = z.strictObject({ version: z.number().int().min(1) });
 
 export const dueQuerySchema = z.strictObject({
   withinDays: z

@@ -42,6 +42,19 @@ function positiveInteger(env: Env, name: string, fallback: number): number {
   return Number(raw);
 }
 
+/**
+ * Writers may commit under a DEK snapshot for half this long, and the sweep waits this long before it
+ * proves an old DEK unused, so it must comfortably exceed a write's duration. Tests that need a faster
+ * sweep pass a config to createRuntime directly; no environment can turn the protection off.
+ */
+export const MIN_RETIRE_GRACE_SECONDS = 10;
+
+function atLeast(env: Env, name: string, fallback: number, minimum: number): number {
+  const value = nonNegativeInteger(env, name, fallback);
+  if (value < minimum) throw new ConfigError(name, `${name} must be at least ${minimum}`);
+  return value;
+}
+
 function nonNegativeInteger(env: Env, name: string, fallback: number): number {
   const raw = env[name];
   if (raw === undefined || raw === "") return fallback;
@@ -87,7 +100,7 @@ export function readRuntimeConfig(env: Env): RuntimeConfig {
       maxUses: positiveInteger(env, "DATA_KEY_CACHE_MAX_USES", 100_000),
     },
     rotation: {
-      retireGraceMs: nonNegativeInteger(env, "DEK_RETIRE_GRACE_SECONDS", 60) * 1000,
+      retireGraceMs: atLeast(env, "DEK_RETIRE_GRACE_SECONDS", 60, MIN_RETIRE_GRACE_SECONDS) * 1000,
       intervalSeconds: nonNegativeInteger(env, "ROTATION_INTERVAL_SECONDS", 300),
       leaseMs: nonNegativeInteger(env, "ROTATION_LEASE_SECONDS", 60) * 1000,
       pageSize: positiveInteger(env, "ROTATION_PAGE_SIZE", 100),

@@ -13,3 +13,5 @@ export interface Caller {
 }
 
 export const now = (): string => new Date().toISOString();
+
+export const DAY_MS = 24 * 3600 * 1000;

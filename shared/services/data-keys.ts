@@ -5,9 +5,8 @@ import type { Tenant, WrappedDataKey } from "../domain/types.ts";
 import type { TenantRepository } from "../storage/tenant-repository.ts";
 import { now } from "./context.ts";
 
-/** The DEK new ciphertext is sealed under, with when the tenant item naming it was read. */
+/** The DEK new ciphertext is sealed under, with when (performance.now(), monotonic) the tenant item naming it was read. */
 export interface CurrentDataKey {
-  readonly tenant: Tenant;
   readonly version: number;
   readonly key: Uint8Array;
   readonly readAtMs: number;
@@ -41,11 +40,11 @@ export class DataKeys {
 
   /** The tenant's current DEK, read fresh from the tenant item. */
   async current(tenantId: string): Promise<CurrentDataKey> {
-    const readAtMs = Date.now();
+    const readAtMs = performance.now();
     const tenant = await this.tenants.get(tenantId);
     if (tenant === undefined) throw new NotFoundError(`tenant ${tenantId} does not exist`);
     const version = tenant.currentDekVersion;
-    return { tenant, version, key: await this.unwrapped(tenantId, version, tenant), readAtMs };
+    return { version, key: await this.unwrapped(tenantId, version, tenant), readAtMs };
   }
 
   /** The plaintext DEK of one version, for sealing or opening. */

@@ -1,9 +1,10 @@
 import { StrongboxError } from "../domain/errors.ts";
+import { SCHEDULED_TOKEN_PREFIX } from "../domain/schemas.ts";
 import { type SecretHead, SYSTEM_SCOPE } from "../domain/types.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { MetricsRecorder } from "../observability/metrics.ts";
 import type { RotationEvent, RotationEvents } from "../observability/rotation-events.ts";
-import { DUE_SCAN_KEY, type RotationRepository } from "../storage/rotation-repository.ts";
+import type { RotationRepository } from "../storage/rotation-repository.ts";
 import type { SecretRepository } from "../storage/secret-repository.ts";
 import type { TenantRepository } from "../storage/tenant-repository.ts";
 import type { AuditService } from "./audit-service.ts";
@@ -141,49 +142,68 @@ export class RotationRunner {
     return summary;
   }
 
+  /** Checks the deadline before every tenant, and checkpoints the last tenant it finished. */
   async #dueSecrets(deadline: Deadline, runId: string, events: RotationEvent[]): Promise<RunSummary["due"]> {
     const counts = { found: 0, rotated: 0, notified: 0, failed: 0, scanComplete: false };
     const at = now();
-    let after = (await this.rotations.get<DueScan>(DUE_SCAN_KEY))?.afterTenant;
+    await this.tenants.ensureDirectory();
+    let after = (await this.rotations.get<DueScan>("due-scan"))?.afterTenant;
+    const checkpoint = (afterTenant: string | undefined) =>
+      this.rotations.start<DueScan>("due-scan", {
+        ...(afterTenant === undefined ? {} : { afterTenant }),
+        updatedAt: now(),
+      });
     while (!deadline.expired()) {
       const page = await this.tenants.listIds(after, DUE_PAGE);
       for (const tenantId of page.tenantIds) {
-        for (const head of await this.#dueIn(tenantId, at)) {
-          counts.found += 1;
-          this.metrics.increment("RotationsDue");
-          const dueAt = head.rotation?.dueAt ?? at;
-          try {
-            // One token per due date: two runners, or a run after a crash, resume the same rotation.
-            const token = `scheduled-${Date.parse(dueAt)}`;
-            const result = await this.values.rotateScheduled(tenantId, head.name, token, runId, events);
-            if (result.status === "rotated") {
-              counts.rotated += 1;
-              this.metrics.increment("RotationsCompleted");
-            } else {
-              counts.notified += 1;
-            }
-          } catch (error) {
-            counts.failed += 1;
-            this.#failed(events, {
-              tenantId,
-              secretName: head.name,
-              work: "secret-rotation",
-              code: codeOf(error),
-            });
-          }
+        if (deadline.expired()) {
+          await checkpoint(after);
+          return counts;
         }
+        await this.#rotateDueIn(tenantId, at, runId, events, counts);
+        after = tenantId;
       }
-      after = page.last;
-      await this.rotations.start<DueScan>(DUE_SCAN_KEY, {
-        ...(after === undefined ? {} : { afterTenant: after }),
-        updatedAt: now(),
-      });
-      if (after === undefined) {
+      if (page.last === undefined) {
+        await checkpoint(undefined);
         counts.scanComplete = true;
         break;
       }
+      await checkpoint(after);
     }
     return counts;
+  }
+
+  async #rotateDueIn(
+    tenantId: string,
+    at: string,
+    runId: string,
+    events: RotationEvent[],
+    counts: { found: number; rotated: number; notified: number; failed: number },
+  ): Promise<void> {
+    for (const head of await this.#dueIn(tenantId, at)) {
+      counts.found += 1;
+      this.metrics.increment("RotationsDue");
+      const dueAt = head.rotation?.dueAt ?? at;
+      try {
+        // One token per due date: two runners, or a run after a crash, resume the same rotation.
+        const token = `${SCHEDULED_TOKEN_PREFIX}${Date.parse(dueAt)}`;
+        const result = await this.values.rotateScheduled(tenantId, head.name, token, runId, events);
+        if (result.status === "rotated") {
+          counts.rotated += 1;
+          this.metrics.increment("RotationsCompleted");
+        } else {
+          counts.notified += 1;
+        }
+      } catch (error) {
+        counts.failed += 1;
+        this.#failed(events, {
+          tenantId,
+          secretName: head.name,
+          work: "secret-rotation",
+          code: codeOf(error),
+        });
+      }
+    }
   }
 
   async #dueIn(tenantId: string, at: string): Promise<SecretHead[]> {

@@ -3,7 +3,7 @@ import type { Keyring } from "../crypto/keyring.ts";
 import { ConflictError, NotFoundError, StrongboxError } from "../domain/errors.ts";
 import { type RetiredDataKey, SYSTEM_SCOPE, type Tenant, type WrappedDataKey } from "../domain/types.ts";
 import type { Logger } from "../observability/logger.ts";
-import { KEK_REWRAP_KEY, type RotationRepository, sweepKey } from "../storage/rotation-repository.ts";
+import type { RotationRepository, RotationWork } from "../storage/rotation-repository.ts";
 import type { Reseal, SealedItem, SecretRepository } from "../storage/secret-repository.ts";
 import type { TenantRepository } from "../storage/tenant-repository.ts";
 import type { AuditService } from "./audit-service.ts";
@@ -12,6 +12,10 @@ import type { DataKeys } from "./data-keys.ts";
 import type { Sealer, SealingKey } from "./sealer.ts";
 
 const MAX_TENANT_WRITE_ATTEMPTS = 5;
+const REWRAP: RotationWork = "kek-rewrap";
+const sweepOf = (tenantId: string): RotationWork => ({ sweepOf: tenantId });
+/** A sweep re-reads an item a writer overtook this many times before leaving it to a later pass. */
+const MAX_RESEAL_ATTEMPTS = 5;
 
 /**
  * A tenant's re-encryption sweep runs in passes over every sealed item. The first re-seals whatever is
@@ -166,7 +170,7 @@ export class RotationService {
             dekRotatedAt: at,
           };
           if (await this.tenants.replace(next, tenant.revision ?? 0)) {
-            await this.rotations.start(sweepKey(tenantId), newSweep(tenantId, version, at));
+            await this.rotations.start(sweepOf(tenantId), newSweep(tenantId, version, at));
             return { tenantId, dekVersion: version };
           }
         }
@@ -181,7 +185,7 @@ export class RotationService {
     const tenant = await this.tenants.get(tenantId);
     if (tenant === undefined) throw new NotFoundError(`tenant ${tenantId} does not exist`);
     const counts = await this.countByDekVersion(tenantId);
-    const sweep = await this.rotations.get<SweepState>(sweepKey(tenantId));
+    const sweep = await this.rotations.get<SweepState>(sweepOf(tenantId));
     await this.audit.record(this.audit.entry(ctx, { tenantId, action: "rotation.read", outcome: "success" }));
     return {
       tenantId,
@@ -225,7 +229,7 @@ export class RotationService {
    * what was read, and the checkpoint only ever records work that is already durable.
    */
   async runSweep(tenantId: string, owner: string, deadline: Deadline, requestId: string): Promise<SweepRun> {
-    const key = sweepKey(tenantId);
+    const key = sweepOf(tenantId);
     const tenant = await this.tenants.get(tenantId);
     if (tenant === undefined) {
       await this.rotations.removePendingSweep(tenantId);
@@ -266,7 +270,7 @@ export class RotationService {
     deadline: Deadline,
   ): Promise<SweepRun> {
     const tenantId = tenant.tenantId;
-    const key = sweepKey(tenantId);
+    const key = sweepOf(tenantId);
     let state = initial;
     let resealedThisRun = 0;
     const rotatedAtMs = Date.parse(tenant.dekRotatedAt ?? tenant.createdAt);
@@ -294,7 +298,7 @@ export class RotationService {
       );
       for (const outcome of outcomes) {
         resealed += outcome.resealed ? 1 : 0;
-        lost += outcome.lost ? 1 : 0;
+        lost += outcome.lost;
         for (const version of outcome.versions) increment(counts, version);
       }
       resealedThisRun += resealed;
@@ -344,6 +348,18 @@ export class RotationService {
     };
     if (state.phase === "reencrypt") return { ...ended, phase: "settle" };
     if (state.phase === "settle") return { ...ended, phase: "verify" };
+    // Retirement needs the verify pass's own proof: anything it could not move (a writer kept beating
+    // its re-seal) sends the sweep round settle and verify again instead.
+    const left = Object.entries(state.passCounts).filter(
+      ([version, count]) => Number(version) < state.targetDekVersion && count > 0,
+    );
+    if (left.length > 0) {
+      this.logger.warn("DEK sweep verify pass found older ciphertext; verifying again", {
+        tenantId,
+        versions: left.map(([version]) => Number(version)),
+      });
+      return { ...ended, phase: "settle" };
+    }
     const retiredVersions = await this.#retireBelow(tenantId, state.targetDekVersion);
     return { ...ended, phase: "done", finishedAt: now(), retiredVersions };
   }
@@ -373,18 +389,31 @@ export class RotationService {
     throw new ConflictError(`tenant ${tenantId} kept changing; DEK retirement will be retried`);
   }
 
-  /** Re-seals what is older than the target; reports the DEK versions the item holds afterwards. */
+  /**
+   * Re-seals what is older than the target; reports the DEK versions the item holds afterwards. A lost
+   * re-seal proves only that a writer got there first, not what it wrote (a policy or label change
+   * carries the envelopes it read), so the item is read again and looked at afresh.
+   */
   async #resealItem(
     tenantId: string,
     item: SealedItem,
     target: number,
     freshKey: () => Promise<SealingKey>,
-  ): Promise<{ resealed: boolean; lost: boolean; versions: number[] }> {
-    for (;;) {
+  ): Promise<{ resealed: boolean; lost: number; versions: number[] }> {
+    let current: SealedItem | undefined = item;
+    let lost = 0;
+    while (current !== undefined) {
       const sealing = await freshKey();
-      const outcome = await this.#resealWith(tenantId, item, target, sealing);
-      if (outcome !== "stale") return outcome;
+      const outcome = await this.#resealWith(tenantId, current, target, sealing);
+      if (outcome === "stale") continue;
+      if (outcome !== "lost") return { ...outcome, lost };
+      lost += 1;
+      if (lost >= MAX_RESEAL_ATTEMPTS) break;
+      current = await this.secrets.getSealed(tenantId, current.sk);
     }
+    // Gone (a deleted tenant's leftovers) or still contended: counted as it was last seen, so a verify
+    // pass that meets it does not retire its DEK.
+    return { resealed: false, lost, versions: current === undefined ? [] : dekVersionsOf(current) };
   }
 
   async #resealWith(
@@ -392,17 +421,11 @@ export class RotationService {
     item: SealedItem,
     target: number,
     sealing: SealingKey,
-  ): Promise<{ resealed: boolean; lost: boolean; versions: number[] } | "stale"> {
+  ): Promise<{ resealed: boolean; versions: number[] } | "stale" | "lost"> {
     const currentDek = envelopeDekVersion(item.current.envelope);
     const pendingDek = item.pending === undefined ? undefined : envelopeDekVersion(item.pending.envelope);
     const stale = (dek: number | undefined) => dek !== undefined && dek < target;
-    if (!stale(currentDek) && !stale(pendingDek)) {
-      return {
-        resealed: false,
-        lost: false,
-        versions: [currentDek, ...(pendingDek === undefined ? [] : [pendingDek])],
-      };
-    }
+    if (!stale(currentDek) && !stale(pendingDek)) return { resealed: false, versions: dekVersionsOf(item) };
     const change: { -readonly [K in keyof Reseal]: Reseal[K] } = {};
     if (stale(currentDek)) {
       const value = await this.sealer.open(tenantId, item.name, item.current);
@@ -420,15 +443,14 @@ export class RotationService {
     }
     // A slow re-seal must not commit under a DEK snapshot that may have been superseded meanwhile.
     if (!sealing.fresh()) return "stale";
-    const done = await this.secrets.reseal(tenantId, item.sk, change);
-    const after = [
+    if (!(await this.secrets.reseal(tenantId, item.sk, change))) return "lost";
+    const versions = [
       change.envelope === undefined ? currentDek : sealing.dekVersion,
       ...(pendingDek === undefined
         ? []
         : [change.pendingEnvelope === undefined ? pendingDek : sealing.dekVersion]),
     ];
-    // A lost re-seal means a writer replaced the value with one sealed under a fresh DEK snapshot.
-    return { resealed: done, lost: !done, versions: done ? after : [sealing.dekVersion] };
+    return { resealed: true, versions };
   }
 
   /** Starts (or restarts) the re-wrap of every DEK under the active KEK, then works on it for a while. */
@@ -439,9 +461,9 @@ export class RotationService {
       this.audit.entry(ctx, target),
       async () => {
         const active = await this.activeKekId();
-        const existing = await this.rotations.get<RewrapState>(KEK_REWRAP_KEY);
+        const existing = await this.rotations.get<RewrapState>(REWRAP);
         if (existing === undefined || existing.phase === "done" || existing.targetKekId !== active) {
-          await this.rotations.start(KEK_REWRAP_KEY, newRewrap(active));
+          await this.rotations.start(REWRAP, newRewrap(active));
         }
         return this.runRewrap(owner, deadline);
       },
@@ -459,16 +481,17 @@ export class RotationService {
 
   /** Advances a started re-wrap until it is done or the deadline passes. */
   async runRewrap(owner: string, deadline: Deadline): Promise<RewrapRun> {
-    let state: RewrapState | undefined = await this.rotations.get<RewrapState>(KEK_REWRAP_KEY);
+    let state: RewrapState | undefined = await this.rotations.get<RewrapState>(REWRAP);
     if (state === undefined) throw new NotFoundError("no KEK re-wrap has been started");
     if (state.phase === "done") return { state, rewrapped: 0, stoppedBecause: "done" };
-    if (!(await this.rotations.acquire(KEK_REWRAP_KEY, owner, Date.now(), this.options.leaseMs))) {
+    if (!(await this.rotations.acquire(REWRAP, owner, Date.now(), this.options.leaseMs))) {
       return { state, rewrapped: 0, stoppedBecause: "busy" };
     }
     let rewrappedThisRun = 0;
     try {
       // Registered before any DEK is wrapped by it, like a new tenant's KEK.
       await this.tenants.registerKek(state.targetKekId);
+      await this.tenants.ensureDirectory();
       while (state.phase !== "done") {
         if (deadline.expired()) return { state, rewrapped: rewrappedThisRun, stoppedBecause: "deadline" };
         const page = await this.tenants.scan(state.cursor, this.options.pageSize);
@@ -493,32 +516,47 @@ export class RotationService {
           ...(page.last === undefined ? {} : { cursor: page.last }),
         };
         if (page.last === undefined) state = await this.#finishRewrap(state);
-        if (
-          !(await this.rotations.checkpoint(KEK_REWRAP_KEY, owner, state, Date.now() + this.options.leaseMs))
-        ) {
+        if (!(await this.rotations.checkpoint(REWRAP, owner, state, Date.now() + this.options.leaseMs))) {
           return { state, rewrapped: rewrappedThisRun, stoppedBecause: "busy" };
         }
       }
       return { state, rewrapped: rewrappedThisRun, stoppedBecause: "done" };
     } finally {
-      await this.rotations.release(KEK_REWRAP_KEY, owner).catch(() => undefined);
+      await this.rotations.release(REWRAP, owner).catch(() => undefined);
     }
   }
 
   /**
-   * Every tenant has been visited and re-wrapped, so no DEK depends on another KEK any more, except
-   * those that failed: every other KEK leaves the registry, and start-up no longer asks for it.
+   * Every tenant has been visited and re-wrapped, so no DEK should depend on another KEK any more,
+   * except those that failed. A KEK leaves the registry (and start-up stops asking for it) only if a
+   * fresh count over the whole directory, made now, also finds no DEK wrapped by it: a tenant the pass
+   * missed, or one re-wrapped back by an older deployment meanwhile, keeps its KEK registered.
    */
   async #finishRewrap(state: RewrapState): Promise<RewrapState> {
     const registered = await this.tenants.registeredKeks();
+    const recount = await this.#dataKeysByKek();
     const deregistered = registered.filter(
       (kekId) =>
         kekId !== state.targetKekId &&
         (state.failedByKek[kekId] ?? 0) === 0 &&
-        (state.dataKeysByKek[kekId] ?? 0) === 0,
+        (state.dataKeysByKek[kekId] ?? 0) === 0 &&
+        (recount[kekId] ?? 0) === 0,
     );
     for (const kekId of deregistered) await this.tenants.deregisterKek(kekId);
-    return { ...state, phase: "done", finishedAt: now(), deregistered };
+    return { ...state, dataKeysByKek: recount, phase: "done", finishedAt: now(), deregistered };
+  }
+
+  /** DEKs per KEK id over every tenant in the directory (backfilled first), counted live. */
+  async #dataKeysByKek(): Promise<Record<string, number>> {
+    await this.tenants.ensureDirectory();
+    const counts: Record<string, number> = {};
+    let after: string | undefined;
+    do {
+      const page = await this.tenants.scan(after, 200);
+      for (const tenant of page.tenants) for (const key of tenant.dataKeys) increment(counts, key.kekId);
+      after = page.last;
+    } while (after !== undefined);
+    return counts;
   }
 
   async #rewrapTenant(
@@ -569,16 +607,10 @@ export class RotationService {
     await this.audit.authorize(ctx, "kek:manage", target);
     const active = await this.activeKekId();
     const configured = await this.keyring.probe();
-    const counts: Record<string, number> = {};
-    let after: string | undefined;
-    do {
-      const page = await this.tenants.scan(after, 200);
-      for (const tenant of page.tenants) for (const key of tenant.dataKeys) increment(counts, key.kekId);
-      after = page.last;
-    } while (after !== undefined);
+    const counts = await this.#dataKeysByKek();
     const registered = await this.tenants.registeredKeks();
     const ids = [...new Set([active, ...configured, ...registered, ...Object.keys(counts)])];
-    const rewrap = await this.rotations.get<RewrapState>(KEK_REWRAP_KEY);
+    const rewrap = await this.rotations.get<RewrapState>(REWRAP);
     await this.audit.record(this.audit.entry(ctx, { ...target, outcome: "success" }));
     return {
       activeKekId: active,
@@ -608,9 +640,14 @@ export class RotationService {
   }
 
   async rewrapState(): Promise<RewrapState | undefined> {
-    return this.rotations.get<RewrapState>(KEK_REWRAP_KEY);
+    return this.rotations.get<RewrapState>(REWRAP);
   }
 }
+
+const dekVersionsOf = (item: SealedItem): number[] => [
+  envelopeDekVersion(item.current.envelope),
+  ...(item.pending === undefined ? [] : [envelopeDekVersion(item.pending.envelope)]),
+];
 
 function newSweep(tenantId: string, targetDekVersion: number, at: string): SweepState {
   return {

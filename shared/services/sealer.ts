@@ -24,7 +24,7 @@ export class Sealer {
   constructor(
     private readonly dataKeys: DataKeys,
     private readonly metrics: MetricsRecorder,
-    /** How long a snapshot of the current DEK may be used; 0 means no limit. */
+    /** How long a snapshot of the current DEK may be used; 0 means never (no snapshot is fresh). */
     private readonly freshnessMs: number,
   ) {}
 
@@ -39,7 +39,8 @@ export class Sealer {
           secretName: name,
           version,
         }),
-      fresh: () => freshnessMs === 0 || Date.now() - current.readAtMs < freshnessMs,
+      // Monotonic, so a wall-clock step cannot stretch the window.
+      fresh: () => performance.now() - current.readAtMs < freshnessMs,
     };
   }
 

@@ -1,17 +1,23 @@
-import { generateSecretValue, matchesGenerator } from "../crypto/generate.ts";
-import { ConflictError, NotFoundError } from "../domain/errors.ts";
+import {
+  generateSecretValue,
+  generatorEntropyBits,
+  matchesGenerator,
+  newRequestToken,
+} from "../crypto/generate.ts";
+import { ConflictError, NotFoundError, ValidationError } from "../domain/errors.ts";
 import type { RotationPolicyInput } from "../domain/schemas.ts";
 import type { GeneratorSpec, Page, RotationPolicy, SealedVersion, SecretHead } from "../domain/types.ts";
 import type { RotationEvent } from "../observability/rotation-events.ts";
 import type { SecretRepository } from "../storage/secret-repository.ts";
 import type { AuditEntry, AuditService } from "./audit-service.ts";
-import { now, type RequestContext } from "./context.ts";
+import { DAY_MS, now, type RequestContext } from "./context.ts";
+import { HeadWriter } from "./head-writer.ts";
 import { SYSTEM_ACTOR } from "./rotation-service.ts";
-import type { Sealer } from "./sealer.ts";
+import type { Sealer, SealingKey } from "./sealer.ts";
 import { isLive, withNewCurrent } from "./secret-service.ts";
 
-const MAX_ATTEMPTS = 5;
-const DAY_MS = 24 * 3600 * 1000;
+/** The least entropy a generated secret may have: as strong as an AES-128 key. */
+const MIN_GENERATED_BITS = 128;
 
 export interface PolicyView {
   readonly name: string;
@@ -56,11 +62,15 @@ function policyView(name: string, policy: RotationPolicy | undefined): PolicyVie
  * a rotation that dies between steps is resumed by running it again with the same clientRequestToken.
  */
 export class SecretRotationService {
+  private readonly heads: HeadWriter;
+
   constructor(
     private readonly secrets: SecretRepository,
     private readonly sealer: Sealer,
     private readonly audit: AuditService,
-  ) {}
+  ) {
+    this.heads = new HeadWriter(secrets, sealer);
+  }
 
   async setPolicy(
     ctx: RequestContext,
@@ -70,6 +80,18 @@ export class SecretRotationService {
   ): Promise<PolicyView> {
     const target = { tenantId, action: "secret.rotation-policy", secretName: name } as const;
     await this.audit.authorize(ctx, "secret:rotate", target);
+    if (input.generator !== undefined && input.generator !== null) {
+      const bits = generatorEntropyBits({
+        kind: input.generator.kind,
+        length: input.generator.length,
+        ...(input.generator.alphabet === undefined ? {} : { alphabet: input.generator.alphabet }),
+      });
+      if (bits < MIN_GENERATED_BITS) {
+        throw new ValidationError(
+          `a generated secret needs at least ${MIN_GENERATED_BITS} bits (length × log2(alphabet size)); this generator gives ${Math.floor(bits)}`,
+        );
+      }
+    }
     return this.audit.aroundChange(this.audit.entry(ctx, target), () =>
       this.#updateHead(tenantId, name, (head) => {
         const { periodDays: _p, generator: _g, dueAt: _d, notifiedDueAt: _n, ...kept } = head.rotation ?? {};
@@ -139,7 +161,16 @@ export class SecretRotationService {
     const target = { tenantId, action: "secret.rotate", secretName: name } as const;
     await this.audit.authorize(ctx, "secret:rotate", target);
     const events: RotationEvent[] = [];
-    return this.rotateAudited(this.audit.entry(ctx, target), tenantId, name, token, events);
+    return this.rotateAudited(
+      this.audit.entry(ctx, target),
+      tenantId,
+      name,
+      token ?? newRequestToken("manual-"),
+      {
+        events,
+        adoptInFlight: false,
+      },
+    );
   }
 
   /** The scheduled runner's entry: recorded as the system's own change. */
@@ -151,19 +182,19 @@ export class SecretRotationService {
       ...SYSTEM_ACTOR,
       requestId,
     };
-    return this.rotateAudited(entry, tenantId, name, token, events);
+    return this.rotateAudited(entry, tenantId, name, token, { events, adoptInFlight: true });
   }
 
   private rotateAudited(
     entry: Omit<AuditEntry, "outcome">,
     tenantId: string,
     name: string,
-    token: string | undefined,
-    events: RotationEvent[],
+    token: string,
+    options: { events: RotationEvent[]; adoptInFlight: boolean },
   ): Promise<RotateResult> {
     return this.audit.aroundChange(
       entry,
-      () => this.#rotate(tenantId, name, token ?? `rotation-${Date.now()}`, events),
+      () => this.#rotate(tenantId, name, token, options),
       (result) =>
         result.status === "rotated"
           ? { version: result.version, detail: `generated version ${result.version} promoted` }
@@ -171,15 +202,22 @@ export class SecretRotationService {
     );
   }
 
+  /**
+   * With `adoptInFlight` (the scheduled runner), a rotation left in flight under another token (a
+   * manual rotation that died before promoting) is finished rather than refused, so it cannot block
+   * every later run: its pending value is tested like any other before it is promoted.
+   */
   async #rotate(
     tenantId: string,
     name: string,
-    token: string,
-    events: RotationEvent[],
+    requested: string,
+    { events, adoptInFlight }: { events: RotationEvent[]; adoptInFlight: boolean },
   ): Promise<RotateResult> {
     const head = await this.#liveHead(tenantId, name);
     const generator = head.rotation?.generator;
     if (generator === undefined) return this.#announceDue(head, events);
+    const inFlight = head.pending?.clientRequestToken;
+    const token = adoptInFlight && inFlight !== undefined ? inFlight : requested;
 
     // createSecret: a pending version made with this token, unless it exists or another is in flight.
     let staged = head;
@@ -281,7 +319,8 @@ export class SecretRotationService {
     );
   }
 
-  async rollback(ctx: RequestContext, tenantId: string, name: string) {
+  /** Makes `version`, the previous one, current again; once it is current, a retry changes nothing. */
+  async rollback(ctx: RequestContext, tenantId: string, name: string, version: number) {
     const target = { tenantId, action: "secret.rollback", secretName: name } as const;
     await this.audit.authorize(ctx, "secret:rotate", target);
     return this.audit.aroundChange(
@@ -293,9 +332,15 @@ export class SecretRotationService {
             `secret ${name} has version ${head.pending.version} pending; promote it first`,
           );
         }
+        if (head.current.version === version) return labels(head);
         const previous = head.previousVersion;
         if (previous === undefined)
           throw new ConflictError(`secret ${name} has no previous version to roll back to`);
+        if (previous !== version) {
+          throw new ConflictError(
+            `version ${version} of ${name} is not the previous version (version ${previous} is)`,
+          );
+        }
         const archived = await this.secrets.getArchivedVersion(tenantId, name, previous);
         if (archived === undefined)
           throw new NotFoundError(`version ${previous} of ${name} is not in the archive`);
@@ -332,26 +377,17 @@ export class SecretRotationService {
     return head;
   }
 
-  /** Read, change, conditional write; retried on a concurrent change. An unchanged head is not written. */
-  async #updateHead(
+  /** Read, change, conditional write (see HeadWriter); an unchanged head is not written. */
+  #updateHead(
     tenantId: string,
     name: string,
-    change: (
-      head: SecretHead,
-      key: { seal(name: string, version: number, value: string): Uint8Array },
-    ) => SecretHead | Promise<SecretHead>,
+    change: (head: SecretHead, key: SealingKey) => SecretHead | Promise<SecretHead>,
   ): Promise<SecretHead> {
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
-      const key = await this.sealer.sealingKey(tenantId);
-      const head = await this.#liveHead(tenantId, name);
-      // Checked before too, since a change may write an archive copy of the head it read.
-      if (!key.fresh()) continue;
+    return this.heads.write(tenantId, name, async (head, key) => {
+      if (!isLive(head)) throw new NotFoundError(`secret ${name} does not exist in tenant ${tenantId}`);
       const next = await change(head, key);
-      if (next === head) return head;
-      if (!key.fresh()) continue;
-      if (await this.secrets.replaceHead(next, head)) return { ...next, revision: head.revision + 1 };
-    }
-    throw new ConflictError(`secret ${name} was changed by another writer; retry`);
+      return next === head ? { done: head } : { next, result: { ...next, revision: head.revision + 1 } };
+    });
   }
 }
 

@@ -11,13 +11,10 @@ import type {
 } from "../domain/types.ts";
 import type { SecretRepository } from "../storage/secret-repository.ts";
 import type { AuditService } from "./audit-service.ts";
-import { type Caller, now, type RequestContext } from "./context.ts";
+import { type Caller, DAY_MS, now, type RequestContext } from "./context.ts";
+import { HeadWriter } from "./head-writer.ts";
 import type { Sealer } from "./sealer.ts";
 import type { TokenService } from "./token-service.ts";
-
-/** Writers racing without `cas` retry on a fresh head this many times before giving up with 409. */
-const MAX_WRITE_ATTEMPTS = 5;
-const DAY_MS = 24 * 3600 * 1000;
 
 export const isLive = (head: SecretHead | undefined): head is SecretHead =>
   head !== undefined && head.deletedAt === undefined;
@@ -63,12 +60,16 @@ export function withNewCurrent(
 }
 
 export class SecretService {
+  private readonly heads: HeadWriter;
+
   constructor(
     private readonly secrets: SecretRepository,
     private readonly sealer: Sealer,
     private readonly tokens: TokenService,
     private readonly audit: AuditService,
-  ) {}
+  ) {
+    this.heads = new HeadWriter(secrets, sealer);
+  }
 
   async write(
     ctx: RequestContext,
@@ -182,17 +183,19 @@ export class SecretService {
     );
   }
 
-  private async commitWrite(
+  /**
+   * A cas writer whose conditional write lost only to a revision bump (a re-seal, a label or policy
+   * change) tries again: the next attempt still fails with 409 if the version it named has moved on.
+   */
+  private commitWrite(
     tenantId: string,
     name: string,
     input: PutSecretInput,
   ): Promise<{ name: string; version: number }> {
-    for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt += 1) {
-      const key = await this.sealer.sealingKey(tenantId);
-      const head = await this.secrets.getHead(tenantId, name);
+    return this.heads.write(tenantId, name, async (head, key) => {
       if (input.clientRequestToken !== undefined) {
         const replay = await this.replayed(tenantId, name, head, input.clientRequestToken, input.value);
-        if (replay !== undefined) return replay;
+        if (replay !== undefined) return { done: replay };
       }
       this.checkCas(input.cas, head, name);
       if (isLive(head) && head.pending !== undefined) {
@@ -207,25 +210,20 @@ export class SecretService {
         createdAt: now(),
         ...(input.clientRequestToken === undefined ? {} : { clientRequestToken: input.clientRequestToken }),
       };
-      let next: SecretHead;
+      const result = { name, version };
       if (input.stage === "pending") {
         if (!isLive(head)) {
           throw new NotFoundError(`secret ${name} has no current version to stage a pending one beside`);
         }
-        next = { ...head, pending: sealed, latestVersion: version, updatedAt: sealed.createdAt };
-      } else {
-        // The archive copy carries the head's ciphertext as read, so it too must land within the
-        // snapshot's freshness window, or a sweep's verify pass could miss it.
-        if (!key.fresh()) continue;
-        // Archive before the head moves on, so the version being replaced stays readable throughout.
-        if (head !== undefined) await this.secrets.archive(tenantId, name, head.current);
-        next = withNewCurrent(head, tenantId, name, sealed, sealed.createdAt);
+        return {
+          next: { ...head, pending: sealed, latestVersion: version, updatedAt: sealed.createdAt },
+          result,
+        };
       }
-      if (!key.fresh()) continue;
-      if (await this.secrets.replaceHead(next, head)) return { name, version };
-      if (input.cas !== undefined) break;
-    }
-    throw new ConflictError(`secret ${name} was changed by another writer; read it and retry`);
+      // Archive before the head moves on, so the version being replaced stays readable throughout.
+      if (head !== undefined) await this.secrets.archive(tenantId, name, head.current);
+      return { next: withNewCurrent(head, tenantId, name, sealed, sealed.createdAt), result };
+    });
   }
 
   private checkCas(cas: number | undefined, head: SecretHead | undefined, name: string): void {

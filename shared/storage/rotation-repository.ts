@@ -1,9 +1,14 @@
 import { PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { getItem, type Key, send, type Table, writeIf } from "./table.ts";
 
-export const sweepKey = (tenantId: string): Key => ({ pk: `T#${tenantId}`, sk: "SWEEP" });
-export const KEK_REWRAP_KEY: Key = { pk: "META", sk: "KEK-REWRAP" };
-export const DUE_SCAN_KEY: Key = { pk: "META", sk: "DUE-SCAN" };
+/** A piece of rotation work with a checkpoint: a tenant's sweep, the KEK re-wrap, or the due scan. */
+export type RotationWork = { readonly sweepOf: string } | "kek-rewrap" | "due-scan";
+
+function keyOf(work: RotationWork): Key {
+  if (work === "kek-rewrap") return { pk: "META", sk: "KEK-REWRAP" };
+  if (work === "due-scan") return { pk: "META", sk: "DUE-SCAN" };
+  return { pk: `T#${work.sweepOf}`, sk: "SWEEP" };
+}
 const PENDING_SWEEPS_KEY: Key = { pk: "META", sk: "SWEEPS" };
 
 /**
@@ -15,24 +20,24 @@ const PENDING_SWEEPS_KEY: Key = { pk: "META", sk: "SWEEPS" };
 export class RotationRepository {
   constructor(private readonly table: Table) {}
 
-  async get<S>(key: Key): Promise<S | undefined> {
-    return (await getItem(this.table, key))?.state as S | undefined;
+  async get<S>(work: RotationWork): Promise<S | undefined> {
+    return (await getItem(this.table, keyOf(work)))?.state as S | undefined;
   }
 
   /** Starts (or restarts) a piece of work: any runner holding the old lease loses it at once. */
-  async start<S extends object>(key: Key, state: S): Promise<void> {
+  async start<S extends object>(work: RotationWork, state: S): Promise<void> {
     await send("PutItem", () =>
-      this.table.doc.send(new PutCommand({ TableName: this.table.name, Item: { ...key, state } })),
+      this.table.doc.send(new PutCommand({ TableName: this.table.name, Item: { ...keyOf(work), state } })),
     );
   }
 
   /** Takes the lease if it is free, lapsed, or already ours. */
-  acquire(key: Key, owner: string, nowMs: number, ttlMs: number): Promise<boolean> {
+  acquire(work: RotationWork, owner: string, nowMs: number, ttlMs: number): Promise<boolean> {
     return writeIf("UpdateItem", () =>
       this.table.doc.send(
         new UpdateCommand({
           TableName: this.table.name,
-          Key: key,
+          Key: keyOf(work),
           UpdateExpression: "SET leaseOwner = :owner, leaseUntil = :until",
           ConditionExpression:
             "attribute_exists(#state) AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now OR leaseOwner = :owner)",
@@ -44,12 +49,17 @@ export class RotationRepository {
   }
 
   /** Writes a checkpoint and extends the lease; false when the lease was lost (the work was restarted). */
-  checkpoint<S extends object>(key: Key, owner: string, state: S, leaseUntilMs: number): Promise<boolean> {
+  checkpoint<S extends object>(
+    work: RotationWork,
+    owner: string,
+    state: S,
+    leaseUntilMs: number,
+  ): Promise<boolean> {
     return writeIf("UpdateItem", () =>
       this.table.doc.send(
         new UpdateCommand({
           TableName: this.table.name,
-          Key: key,
+          Key: keyOf(work),
           UpdateExpression: "SET #state = :state, leaseUntil = :until",
           ConditionExpression: "leaseOwner = :owner",
           ExpressionAttributeNames: { "#state": "state" },
@@ -60,12 +70,12 @@ export class RotationRepository {
   }
 
   /** Gives the lease up so the next runner need not wait for it to lapse. */
-  async release(key: Key, owner: string): Promise<void> {
+  async release(work: RotationWork, owner: string): Promise<void> {
     await writeIf("UpdateItem", () =>
       this.table.doc.send(
         new UpdateCommand({
           TableName: this.table.name,
-          Key: key,
+          Key: keyOf(work),
           UpdateExpression: "REMOVE leaseOwner, leaseUntil",
           ConditionExpression: "leaseOwner = :owner",
           ExpressionAttributeValues: { ":owner": owner },

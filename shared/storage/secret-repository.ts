@@ -39,7 +39,6 @@ interface VersionItem {
 export interface SealedItem {
   readonly sk: string;
   readonly name: string;
-  readonly kind: "head" | "archive";
   readonly current: SealedVersion;
   readonly pending?: SealedVersion;
 }
@@ -116,6 +115,27 @@ const sealedFromVersionItem = (item: VersionItem): SealedVersion => ({
   createdAt: item.createdAt,
   ...(item.clientRequestToken === undefined ? {} : { clientRequestToken: item.clientRequestToken }),
 });
+
+function sealedFromRaw(raw: Record<string, unknown>): SealedItem | undefined {
+  const sk = raw.sk as string;
+  if (sk.startsWith("S#")) {
+    const head = headFromItem(raw as unknown as HeadItem);
+    return {
+      sk,
+      name: head.name,
+      current: head.current,
+      ...(head.pending === undefined ? {} : { pending: head.pending }),
+    };
+  }
+  if (sk.startsWith("V#")) {
+    return {
+      sk,
+      name: sk.slice(2, sk.lastIndexOf("#")),
+      current: sealedFromVersionItem(raw as unknown as VersionItem),
+    };
+  }
+  return undefined;
+}
 
 /** Heads written before revisions existed have none; their first conditional change checks the version. */
 function revisionCondition(expected: { revision: number; version: number } | undefined) {
@@ -301,33 +321,24 @@ export class SecretRepository {
     );
     const items: SealedItem[] = [];
     for (const raw of output.Items ?? []) {
-      const sk = raw.sk as string;
-      if (sk.startsWith("S#")) {
-        const head = headFromItem(raw as unknown as HeadItem);
-        items.push({
-          sk,
-          name: head.name,
-          kind: "head",
-          current: head.current,
-          ...(head.pending === undefined ? {} : { pending: head.pending }),
-        });
-      } else if (sk.startsWith("V#")) {
-        items.push({
-          sk,
-          name: sk.slice(2, sk.lastIndexOf("#")),
-          kind: "archive",
-          current: sealedFromVersionItem(raw as unknown as VersionItem),
-        });
-      }
+      const item = sealedFromRaw(raw);
+      if (item !== undefined) items.push(item);
     }
     const last = output.LastEvaluatedKey?.sk;
     return typeof last === "string" ? { items, last } : { items };
   }
 
+  /** One sealed item by sort key, read consistently: for a sweep whose re-seal a writer overtook. */
+  async getSealed(tenantId: string, sk: string): Promise<SealedItem | undefined> {
+    const raw = await getItem(this.table, { pk: partition(tenantId), sk });
+    return raw === undefined ? undefined : sealedFromRaw(raw);
+  }
+
   /**
    * Swaps re-sealed envelopes into one item, only if each is still the envelope that was read: a
-   * concurrent write wins, and the sweep moves on. The head's revision is left alone, so a writer that
-   * read the head before the swap still commits (its own new version supersedes this one anyway).
+   * concurrent write wins, and the sweep re-reads the item. A head's revision moves too, so a writer
+   * that read the head before the swap (and may carry its old envelopes) fails its conditional write
+   * and starts again from the re-sealed head instead of putting the old ciphertext back.
    */
   reseal(tenantId: string, sk: string, change: Reseal): Promise<boolean> {
     const sets: string[] = [];
@@ -344,6 +355,11 @@ export class SecretRepository {
       conditions.push("pendingEnvelope = :pendingFrom");
       values[":pendingTo"] = change.pendingEnvelope.to;
       values[":pendingFrom"] = change.pendingEnvelope.from;
+    }
+    if (sets.length > 0 && sk.startsWith("S#")) {
+      sets.push("revision = if_not_exists(revision, :zero) + :one");
+      values[":zero"] = 0;
+      values[":one"] = 1;
     }
     if (sets.length === 0) return Promise.resolve(true);
     return writeIf("UpdateItem", () =>

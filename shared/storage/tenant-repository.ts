@@ -1,4 +1,4 @@
-import { PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { PutCommand, QueryCommand, ScanCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import type { RetiredDataKey, Tenant, WrappedDataKey } from "../domain/types.ts";
 import { getItem, putIfAbsent, send, type Table, writeIf } from "./table.ts";
 
@@ -6,6 +6,8 @@ const tenantKey = (tenantId: string) => ({ pk: `T#${tenantId}`, sk: "TENANT" });
 const KEK_REGISTRY_KEY = { pk: "META", sk: "KEKS" };
 /** One small item per tenant under a single partition, so work over every tenant is a Query, not a Scan. */
 const DIRECTORY_PK = "TENANTS";
+/** Marks the one-off backfill of the directory from tenant items as finished. */
+const DIRECTORY_BACKFILL_KEY = { pk: "META", sk: "TENANTS-BACKFILL" };
 
 interface TenantItem {
   tenantId: string;
@@ -46,21 +48,66 @@ function itemFromTenant(tenant: Tenant, revision: number): TenantItem {
  * retiring one or re-wrapping them is always a single conditional write.
  */
 export class TenantRepository {
+  #directoryComplete = false;
+
   constructor(private readonly table: Table) {}
+
+  /**
+   * Tenants created before the directory existed have no entry in it, so work over every tenant would
+   * skip them. This adds an entry for every tenant item, once: one Scan for sk = "TENANT", then a
+   * marker. Every step is an idempotent put, so an interrupted backfill simply runs again; tenants
+   * created meanwhile write their own entry first. Call it before relying on the directory.
+   */
+  async ensureDirectory(): Promise<void> {
+    if (this.#directoryComplete) return;
+    if ((await getItem(this.table, DIRECTORY_BACKFILL_KEY))?.done === true) {
+      this.#directoryComplete = true;
+      return;
+    }
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await send("Scan", () =>
+        this.table.doc.send(
+          new ScanCommand({
+            TableName: this.table.name,
+            ConsistentRead: true,
+            FilterExpression: "sk = :tenant",
+            ProjectionExpression: "tenantId",
+            ExpressionAttributeValues: { ":tenant": "TENANT" },
+            ...(start === undefined ? {} : { ExclusiveStartKey: start }),
+          }),
+        ),
+      );
+      for (const item of page.Items ?? []) {
+        if (typeof item.tenantId === "string") await this.#putDirectoryEntry(item.tenantId);
+      }
+      start = page.LastEvaluatedKey;
+    } while (start !== undefined);
+    await send("PutItem", () =>
+      this.table.doc.send(
+        new PutCommand({ TableName: this.table.name, Item: { ...DIRECTORY_BACKFILL_KEY, done: true } }),
+      ),
+    );
+    this.#directoryComplete = true;
+  }
+
+  async #putDirectoryEntry(tenantId: string): Promise<void> {
+    await send("PutItem", () =>
+      this.table.doc.send(
+        new PutCommand({
+          TableName: this.table.name,
+          Item: { pk: DIRECTORY_PK, sk: tenantId, tenantId },
+        }),
+      ),
+    );
+  }
 
   /**
    * Returns false when the tenant already exists. The directory entry goes first, so a crash in
    * between leaves an entry without a tenant, which every reader of the directory skips.
    */
   async create(tenant: Tenant): Promise<boolean> {
-    await send("PutItem", () =>
-      this.table.doc.send(
-        new PutCommand({
-          TableName: this.table.name,
-          Item: { pk: DIRECTORY_PK, sk: tenant.tenantId, tenantId: tenant.tenantId },
-        }),
-      ),
-    );
+    await this.#putDirectoryEntry(tenant.tenantId);
     return putIfAbsent(this.table, { ...tenantKey(tenant.tenantId), ...itemFromTenant(tenant, 1) });
   }
 

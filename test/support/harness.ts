@@ -6,7 +6,7 @@ import { LocalKeyring } from "../../shared/crypto/local-keyring.ts";
 import type { Role } from "../../shared/domain/types.ts";
 import type { Logger } from "../../shared/observability/logger.ts";
 import type { RotationEvents } from "../../shared/observability/rotation-events.ts";
-import { readRuntimeConfig } from "../../shared/runtime/config.ts";
+import { type RuntimeConfig, readRuntimeConfig } from "../../shared/runtime/config.ts";
 import { createRuntime, type Runtime } from "../../shared/runtime/container.ts";
 import { type LocalDynamo, startLocalDynamo } from "../../shared/storage/local-dynamo.ts";
 import { createTable, ensureTableExists, type Table } from "../../shared/storage/table.ts";
@@ -69,7 +69,16 @@ export interface HarnessOptions {
   readonly store?: { dynamo: LocalDynamo; table: Table };
   readonly logger?: Logger;
   readonly env?: Record<string, string>;
+  /**
+   * Test-only: rotation settings passed to createRuntime as they are, past readRuntimeConfig's floor,
+   * so sweeps can finish within a test (a short DEK_RETIRE_GRACE_SECONDS is refused from the env).
+   */
+  readonly rotation?: Partial<RuntimeConfig["rotation"]>;
   readonly events?: RotationEvents;
+}
+
+function withRotation(config: RuntimeConfig, rotation: HarnessOptions["rotation"]): RuntimeConfig {
+  return rotation === undefined ? config : { ...config, rotation: { ...config.rotation, ...rotation } };
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -79,7 +88,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     keyring,
     ...(options.chainKeys === undefined ? {} : { chainKeys: options.chainKeys }),
     table: store.table,
-    config: readRuntimeConfig(options.env ?? {}),
+    config: withRotation(readRuntimeConfig(options.env ?? {}), options.rotation),
     ...(options.logger === undefined ? {} : { logger: options.logger }),
     ...(options.events === undefined ? {} : { events: options.events }),
   });

@@ -1,5 +1,6 @@
 import { expect } from "vitest";
 import { envelopeDekVersion } from "../../shared/crypto/envelope.ts";
+import { deadlineIn } from "../../shared/services/rotation-runner.ts";
 import { SecretRepository } from "../../shared/storage/secret-repository.ts";
 import type { Table } from "../../shared/storage/table.ts";
 import { type InjectedFault, injectFault, type SdkCall } from "./faults.ts";
@@ -138,4 +139,20 @@ export function crashAfterWrites(table: Table, k: number): InjectedFault & { rea
     disarm: fault.disarm,
     remove: fault.remove,
   };
+}
+
+/**
+ * The DEK retirement grace tests run with, injected through the harness (the environment refuses
+ * anything under ten seconds). Writers must finish within half of it, so it is not made smaller.
+ */
+export const TEST_RETIRE_GRACE_MS = 500;
+
+/** Runs the scheduled work until `tenant`'s sweep is done, waiting out the grace periods between runs. */
+export async function runUntilSwept(h: Harness, tenant: string, label: string) {
+  for (let run = 0; run < 40; run += 1) {
+    const summary = await h.runtime.rotationRunner.run(deadlineIn(20_000), `${label}-${run}`);
+    if (!(await h.runtime.rotation.pendingSweeps()).includes(tenant)) return summary;
+    await new Promise((resolve) => setTimeout(resolve, TEST_RETIRE_GRACE_MS / 4));
+  }
+  throw new Error(`sweep of ${tenant} did not finish`);
 }

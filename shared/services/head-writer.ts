@@ -1,0 +1,43 @@
+import { ConflictError } from "../domain/errors.ts";
+import type { SecretHead } from "../domain/types.ts";
+import type { SecretRepository } from "../storage/secret-repository.ts";
+import type { Sealer, SealingKey } from "./sealer.ts";
+
+/** Writers racing on one head retry on a fresh read this many times before giving up with 409. */
+const MAX_ATTEMPTS = 5;
+
+/** What a step decides after looking at the head: write `next` and answer `result`, or answer `done`. */
+export type HeadStep<R> = { readonly next: SecretHead; readonly result: R } | { readonly done: R };
+
+/**
+ * The one way a secret's head is changed: take a DEK snapshot, read the head, let the step build the
+ * next head (and write any archive copy), then commit with one write conditional on the revision read.
+ * Every head write, a sweep's re-seal included, moves the revision, so a step that carries envelopes it
+ * read (the current value beside a new pending one, a pending value being promoted, a policy change)
+ * can only commit them if nothing re-sealed them meanwhile; otherwise it runs again on the new head.
+ * The snapshot must still be fresh both before the step (it may archive the head it read) and before
+ * the commit, so nothing lands under a DEK that the sweep may have retired.
+ */
+export class HeadWriter {
+  constructor(
+    private readonly secrets: SecretRepository,
+    private readonly sealer: Sealer,
+  ) {}
+
+  async write<R>(
+    tenantId: string,
+    name: string,
+    step: (head: SecretHead | undefined, key: SealingKey) => HeadStep<R> | Promise<HeadStep<R>>,
+  ): Promise<R> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
+      const key = await this.sealer.sealingKey(tenantId);
+      const head = await this.secrets.getHead(tenantId, name);
+      if (!key.fresh()) continue;
+      const outcome = await step(head, key);
+      if ("done" in outcome) return outcome.done;
+      if (!key.fresh()) continue;
+      if (await this.secrets.replaceHead(outcome.next, head)) return outcome.result;
+    }
+    throw new ConflictError(`secret ${name} was changed by another writer; read it and retry`);
+  }
+}
