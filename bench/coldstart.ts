@@ -3,7 +3,7 @@ import { statSync } from "node:fs";
 import { FUNCTION_ENTRIES, type FunctionName } from "../infra/bundling.ts";
 import { bootstrapToken } from "../shared/crypto/tokens.ts";
 import { type Bundle, buildBundle, invokeBundle, sdkImportMs } from "../test/support/bundles.ts";
-import { kmsCallEvent, sqsEvent } from "../test/support/cloudtrail-events.ts";
+import { kmsCallEvent, sqsBatch } from "../test/support/cloudtrail.ts";
 import { DUMMY_CREDENTIALS, startStore } from "../test/support/harness.ts";
 import { httpApiEvent } from "../test/support/http-api-event.ts";
 import { initialKeyId, startKmsEndpoint } from "../test/support/kms-endpoint.ts";
@@ -130,7 +130,7 @@ export async function measureColdStart(): Promise<void> {
       },
       {
         name: "audit",
-        event: sqsEvent([
+        event: sqsBatch(
           JSON.stringify(
             kmsCallEvent({
               eventName: "Decrypt",
@@ -139,7 +139,7 @@ export async function measureColdStart(): Promise<void> {
               tenant: "bench",
             }),
           ),
-        ]),
+        ),
         ok: (r: any) => Array.isArray(r?.batchItemFailures) && r.batchItemFailures.length === 0,
         extra: {
           WATCHED_KMS_KEY_ARNS: kms.keyArn("alias/strongbox-bench"),

@@ -7,7 +7,7 @@ import { buildApp } from "../../infra/build.ts";
 import { bootstrapToken } from "../../shared/crypto/tokens.ts";
 import { createTable, ensureTableExists } from "../../shared/storage/table.ts";
 import { type Bundle, buildBundle, type Invocation, invokeBundle } from "../support/bundles.ts";
-import { kmsCallEvent, sqsEvent } from "../support/cloudtrail-events.ts";
+import { kmsCallEvent, sqsBatch } from "../support/cloudtrail.ts";
 import { DUMMY_CREDENTIALS, startStore } from "../support/harness.ts";
 import { httpApiEvent } from "../support/http-api-event.ts";
 import { type KmsEndpoint, startKmsEndpoint } from "../support/kms-endpoint.ts";
@@ -150,12 +150,12 @@ describe("the bundled audit function", () => {
         SERVICE_ROLE_ARNS: "arn:aws:iam::111122223333:role/strongbox-dev-api",
       },
       [
-        sqsEvent([
+        sqsBatch(
           JSON.stringify(
             kmsCallEvent({
               eventName: "Decrypt",
               keyArn: kekArn,
-              caller: { role: "strongbox-dev-api" },
+              caller: { role: "arn:aws:iam::111122223333:role/strongbox-dev-api", session: "api" },
               tenant: "acme",
             }),
           ),
@@ -168,7 +168,7 @@ describe("the bundled audit function", () => {
             }),
           ),
           `{"source":"aws.kms","detail":${canary}`,
-        ]),
+        ),
       ],
     );
     const read = await invokeBundle(bundle, env, [

@@ -47,6 +47,8 @@ export function kmsCallEvent(options: {
   readonly eventName: string;
   readonly caller: Caller;
   readonly keyArn: string;
+  /** The tenant in the call's encryption context, as the service's keyrings send it. */
+  readonly tenant?: string;
   readonly requestParameters?: Record<string, unknown>;
   readonly errorCode?: string;
 }): Record<string, unknown> {
@@ -69,7 +71,12 @@ export function kmsCallEvent(options: {
       awsRegion: REGION,
       sourceIPAddress: "lambda.amazonaws.com",
       userAgent: "aws-sdk-js/3",
-      requestParameters: options.requestParameters ?? { keyId: options.keyArn },
+      requestParameters: options.requestParameters ?? {
+        keyId: options.keyArn,
+        ...(options.tenant === undefined
+          ? {}
+          : { encryptionContext: { "strongbox:tenant": options.tenant, "strongbox:dek-version": "1" } }),
+      },
       responseElements: null,
       ...(options.errorCode === undefined
         ? {}
