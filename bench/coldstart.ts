@@ -16,23 +16,28 @@ const TARGET_COLD_START_MS = 150;
 const TARGET_BUNDLE_BYTES = 1024 * 1024;
 
 /**
- * Each function's bundle as CDK builds it (infra/bundling.ts, @aws-sdk/* left to the Lambda runtime), and
+ * Each function's bundle as CDK builds it (infra/bundling.ts, the SDK bundled in), and
  * the API's cold start: a fresh Node process importing the bundle (which builds the runtime, reads the
  * bootstrap secret and checks the KEK) and answering its first authenticated secret read. Loopback
  * dynalite, KMS and Secrets Manager endpoints stand in for AWS, so network time is near zero and the
  * figure is the CPU cost of start-up; Node's own boot before the import is shown apart.
  */
 export async function measureColdStart(): Promise<void> {
-  report.section("coldstart: bundles (SDK excluded)");
+  report.section("coldstart: bundles as deployed (the SDK bundled in)");
   const bundles = [];
   for (const name of Object.keys(FUNCTION_ENTRIES) as FunctionName[]) {
     const bundle = await buildBundle(name);
     bundles.push({ name, bundle });
     const mapBytes = statSync(`${bundle.file}.map`).size;
     report.figure(
-      `${name} bundle index.mjs`,
+      `${name} bundle index.mjs, whole`,
       formatNumber(bundle.bytes / 1024, 1),
       `KiB (map ${formatNumber(mapBytes / 1024, 0)} KiB) ${verdict(bundle.bytes < TARGET_BUNDLE_BYTES)} (< 1 MiB)`,
+    );
+    report.figure(
+      `${name} bundle without the SDK`,
+      formatNumber(bundle.bytesWithoutSdk / 1024, 1),
+      `KiB ${verdict(bundle.bytesWithoutSdk < TARGET_BUNDLE_BYTES)} (< 1 MiB)`,
     );
   }
 
@@ -109,16 +114,16 @@ export async function measureColdStart(): Promise<void> {
     report.figure("whole process, spawn to exit", formatNumber(median(runs.map((r) => r.wallMs)), 1), "ms");
     report.figure("SDK clients import alone, fresh process", formatNumber(sdk, 1), "ms");
 
-    // Not what is deployed: the same function with the SDK bundled in too, for the trade-off's other side.
-    const withSdk = await buildBundle("api", { bundleSdk: true });
-    const bundledRuns = await coldReads(withSdk);
-    const bundledFirst = median(bundledRuns.map((r) => r.firstMs));
-    report.section("coldstart: comparison, the API bundle with the SDK bundled in (not deployed)");
-    report.figure("bundle index.mjs", formatNumber(withSdk.bytes / 1024, 1), "KiB");
+    // Not what is deployed: the same function taking the runtime's SDK, for the trade-off's other side.
+    const sdkExternal = await buildBundle("api", { sdkExternal: true });
+    const externalRuns = await coldReads(sdkExternal);
+    const externalFirst = median(externalRuns.map((r) => r.firstMs));
+    report.section("coldstart: comparison, the API bundle with the SDK left to the runtime (not deployed)");
+    report.figure("bundle index.mjs", formatNumber(sdkExternal.bytes / 1024, 1), "KiB");
     report.figure(
       "import + first secret read",
-      formatNumber(bundledFirst, 1),
-      `ms ${verdict(bundledFirst < TARGET_COLD_START_MS)} (< ${TARGET_COLD_START_MS} ms)`,
+      formatNumber(externalFirst, 1),
+      `ms ${verdict(externalFirst < TARGET_COLD_START_MS)} (< ${TARGET_COLD_START_MS} ms)`,
     );
 
     const others = [

@@ -61,11 +61,13 @@ export class StrongboxFunction extends Construct {
       role: this.role,
       logGroup: this.logGroup,
       loggingFormat: lambda.LoggingFormat.JSON,
+      // Source maps ship with the artifact for decoding offline; they are not enabled at run time
+      // (--enable-source-maps), which parsed a map of the whole SDK on every cold start, while the logs
+      // never print a stack to map.
       bundling: FUNCTION_BUNDLING,
       ...(props.deadLetterQueue === undefined ? {} : { deadLetterQueue: props.deadLetterQueue }),
       environment: {
         ...props.environment,
-        NODE_OPTIONS: "--enable-source-maps",
         POWERTOOLS_SERVICE_NAME: "strongbox",
         STRONGBOX_ENVIRONMENT: props.config.name,
       },

@@ -106,10 +106,10 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
         LoggingConfig: { LogFormat: "JSON", LogGroup: { Ref: expect.stringMatching(/^ApiFunctionLogs/) } },
       });
       expect(fn.Properties.Environment.Variables).toMatchObject({
-        NODE_OPTIONS: "--enable-source-maps",
         BOOTSTRAP_TOKEN_SECRET_ARN: { "Fn::ImportValue": expect.stringMatching(/BootstrapAdminToken/) },
         KMS_KEY_ID: { "Fn::ImportValue": expect.stringMatching(/Kek/) },
       });
+      expect(fn.Properties.Environment.Variables.NODE_OPTIONS).toBeUndefined();
       t().api.hasResourceProperties("AWS::Logs::LogGroup", { RetentionInDays: config.logRetentionDays });
     });
 

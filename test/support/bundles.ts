@@ -12,33 +12,48 @@ const execFileAsync = promisify(execFile);
 export interface Bundle {
   readonly file: string;
   readonly bytes: number;
+  /** What of `bytes` is our code and other libraries: everything but the AWS SDK and its Smithy core. */
+  readonly bytesWithoutSdk: number;
 }
+
+const SDK_PACKAGE = /node_modules\/(@aws-sdk|@smithy|@aws-crypto)\//;
 
 /**
  * Builds a function the way its NodejsFunction does (infra/bundling.ts). The output goes under the
- * repository's node_modules so the externals (@aws-sdk/*) resolve, as the Lambda runtime provides them.
+ * repository's node_modules so that, in the bench's SDK-external variant, @aws-sdk/* resolves there as the
+ * Lambda runtime's own copy would.
  */
 export async function buildBundle(
   name: FunctionName,
-  /** Only the cold-start bench sets this, to show what bundling the SDK as well would change. */
-  options: { readonly bundleSdk?: boolean } = {},
+  /** Only the cold-start bench sets this, to show what taking the runtime's SDK instead would change. */
+  options: { readonly sdkExternal?: boolean } = {},
 ): Promise<Bundle> {
   const dir = join(
     root,
     "node_modules",
     ".cache",
     "strongbox-bundles",
-    options.bundleSdk ? `${name}-with-sdk` : name,
+    options.sdkExternal ? `${name}-sdk-external` : name,
   );
   mkdirSync(dir, { recursive: true });
   const deployed = esbuildOptions(join(root, FUNCTION_ENTRIES[name]), dir);
-  await build(options.bundleSdk ? { ...deployed, external: [] } : deployed);
+  const result = await build({
+    ...deployed,
+    ...(options.sdkExternal ? { external: ["@aws-sdk/*"] } : {}),
+    metafile: true,
+  });
   const file = join(dir, "index.mjs");
-  return { file, bytes: statSync(file).size };
+  const inputs = Object.entries(result.metafile.outputs).find(([path]) => path.endsWith("index.mjs"))?.[1]
+    .inputs;
+  const bytesWithoutSdk = Object.entries(inputs ?? {})
+    .filter(([path]) => !SDK_PACKAGE.test(path))
+    .reduce((sum, [, input]) => sum + input.bytesInOutput, 0);
+  return { file, bytes: statSync(file).size, bytesWithoutSdk };
 }
 
 // Loads the bundle the way the Lambda runtime does (an ES module import of index.mjs, then `handler`), and
-// invokes it with each event in turn. Plain node: no tsx, no vitest transforms, no module cache shared.
+// invokes it with each event in turn. Plain node, as deployed (no --enable-source-maps): no tsx, no vitest
+// transforms, no module cache shared.
 const RUNNER = `
 const started = performance.now();
 const { handler } = await import(process.env.BUNDLE_URL);
@@ -92,7 +107,7 @@ export function invokeBundle(
   events: readonly unknown[],
 ): Promise<Invocation> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, ["--enable-source-maps", "--input-type=module", "-e", RUNNER], {
+    const child = spawn(process.execPath, ["--input-type=module", "-e", RUNNER], {
       env: { PATH: process.env.PATH ?? "", ...env, BUNDLE_URL: pathToFileURL(bundle.file).href },
       stdio: ["pipe", "pipe", "pipe"],
     });
