@@ -11,6 +11,7 @@ import { LocalKeyring } from "../shared/crypto/local-keyring.ts";
 import { canonicalRecord } from "../shared/domain/audit-chain.ts";
 import type { LocalDynamo } from "../shared/storage/local-dynamo.ts";
 import type { Table } from "../shared/storage/table.ts";
+import { seedChain } from "./support/audit-chains.ts";
 import {
   auditRecordKey,
   deleteRawItem,
@@ -38,16 +39,7 @@ const RECORDS = 6;
 async function freshChain(): Promise<string> {
   counter += 1;
   const tenant = `harden-${counter}`;
-  expect((await h.call("POST", "/v1/tenants", { token: admin, body: { tenantId: tenant } })).status).toBe(
-    201,
-  );
-  for (let i = 0; i < (RECORDS - 2) / 2; i += 1) {
-    const put = await h.call("PUT", `/v1/tenants/${tenant}/secrets/s${i}`, {
-      token: admin,
-      body: { value: `v${i}` },
-    });
-    expect(put.status).toBe(200);
-  }
+  await seedChain(h, admin, tenant, RECORDS);
   return tenant;
 }
 

@@ -7,6 +7,7 @@ import { canonicalRecord } from "../shared/domain/audit-chain.ts";
 import { AuditRepository } from "../shared/storage/audit-repository.ts";
 import type { LocalDynamo } from "../shared/storage/local-dynamo.ts";
 import type { Table } from "../shared/storage/table.ts";
+import { seedChain } from "./support/audit-chains.ts";
 import {
   auditAppends,
   auditRecordKey,
@@ -34,17 +35,7 @@ const RECORDS = 8;
 async function freshChain(): Promise<string> {
   tenantCounter += 1;
   const tenant = `chain-${tenantCounter}`;
-  expect((await h.call("POST", "/v1/tenants", { token: admin, body: { tenantId: tenant } })).status).toBe(
-    201,
-  );
-  // Tenant creation is an attempt and a success: two records. Each write adds two more.
-  for (let i = 0; i < (RECORDS - 2) / 2; i += 1) {
-    const put = await h.call("PUT", `/v1/tenants/${tenant}/secrets/s${i}`, {
-      token: admin,
-      body: { value: `v${i}` },
-    });
-    expect(put.status).toBe(200);
-  }
+  await seedChain(h, admin, tenant, RECORDS);
   return tenant;
 }
 
