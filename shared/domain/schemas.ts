@@ -79,20 +79,6 @@ export const promoteSchema = z.strictObject({ version: z.number().int().min(1).o
 /** The version to make current again: a retried rollback then finds it current and changes nothing. */
 export const rollbackSchema = z.strictObject({ version: z.number().int().min(1) });
 
-export const dueQuerySchema = z.strictObject({
-  withinDays: z
-    .string()
-    .regex(/^[0-9]{1,4}$/, "withinDays must be an integer from 0 to 9999")
-    .transform(Number)
-    .optional(),
-  limit: z
-    .string()
-    .regex(/^[1-9][0-9]{0,2}$/, "limit must be an integer from 1 to 999")
-    .transform(Number)
-    .optional(),
-  cursor: z.string().max(2048).optional(),
-});
-
 export const createTokenSchema = z
   .strictObject({
     role: z.enum(ROLES),
@@ -131,6 +117,14 @@ export const pageQuerySchema = z.strictObject({
     .transform(Number)
     .optional(),
   cursor: z.string().max(2048).optional(),
+});
+
+export const dueQuerySchema = pageQuerySchema.extend({
+  withinDays: z
+    .string()
+    .regex(/^[0-9]{1,4}$/, "withinDays must be an integer from 0 to 9999")
+    .transform(Number)
+    .optional(),
 });
 
 const auditFilterFields = {
