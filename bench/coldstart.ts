@@ -2,9 +2,15 @@ import { randomBytes } from "node:crypto";
 import { statSync } from "node:fs";
 import { FUNCTION_ENTRIES, type FunctionName } from "../infra/bundling.ts";
 import { bootstrapToken } from "../shared/crypto/tokens.ts";
-import { type Bundle, buildBundle, invokeBundle, sdkImportMs } from "../test/support/bundles.ts";
+import {
+  type Bundle,
+  buildBundle,
+  invokeBundle,
+  loopbackFunctionEnv,
+  sdkImportMs,
+} from "../test/support/bundles.ts";
 import { kmsCallEvent, sqsBatch } from "../test/support/cloudtrail.ts";
-import { DUMMY_CREDENTIALS, startStore } from "../test/support/harness.ts";
+import { startStore } from "../test/support/harness.ts";
 import { httpApiEvent } from "../test/support/http-api-event.ts";
 import { initialKeyId, startKmsEndpoint } from "../test/support/kms-endpoint.ts";
 import { scheduledEvent } from "../test/support/scheduled-event.ts";
@@ -52,20 +58,17 @@ export async function measureColdStart(): Promise<void> {
     const secret = randomBytes(32).toString("hex");
     const token = bootstrapToken(secret)?.token ?? "";
     const env = {
-      TABLE_NAME: store.table.name,
-      DYNAMODB_ENDPOINT: store.dynamo.endpoint,
-      KMS_KEY_ID: "alias/strongbox-bench",
-      KMS_ENDPOINT: kms.endpoint,
-      AUDIT_MAC_KEY_ID: kms.createHmacKey(),
-      BOOTSTRAP_TOKEN_SECRET_ARN: secrets.putSecret("strongbox/bench/bootstrap-admin-token", secret),
-      SECRETS_MANAGER_ENDPOINT: secrets.endpoint,
-      AWS_REGION: "us-east-1",
-      AWS_ACCESS_KEY_ID: DUMMY_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: DUMMY_CREDENTIALS.secretAccessKey,
-      AWS_EC2_METADATA_DISABLED: "true",
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
+      ...loopbackFunctionEnv({
+        stage: "bench",
+        tableName: store.table.name,
+        dynamoEndpoint: store.dynamo.endpoint,
+        kms,
+        kmsKeyId: "alias/strongbox-bench",
+        macKeyArn: kms.createHmacKey(),
+        secrets,
+        bootstrapSecret: secret,
+      }),
       POWERTOOLS_LOG_LEVEL: "WARN",
-      NODE_ENV: "production",
     };
     const headers = { authorization: `Bearer ${token}`, "content-type": "application/json" };
     const setup = await invokeBundle(api, env, [

@@ -16,10 +16,8 @@ import { type ChainHead, describeVerification } from "../shared/domain/audit-cha
 import { ConfigError, StrongboxError } from "../shared/domain/errors.ts";
 import { readRuntimeConfig } from "../shared/runtime/config.ts";
 import { createKeyring, createRuntime } from "../shared/runtime/container.ts";
-import { type LocalDynamo, startLocalDynamo } from "../shared/storage/local-dynamo.ts";
-import { createTable } from "../shared/storage/table.ts";
+import { type OpenedTable, openTable } from "../shared/storage/local-dynamo.ts";
 
-const DYNALITE_CREDENTIALS = { accessKeyId: "local", secretAccessKey: "local" };
 const EXPECTED_HEAD = /^(.+):([1-9][0-9]{0,11}):([0-9a-f]{64})$/;
 
 /** Scopes named on the command line, and the heads `--expect` holds some of them to. */
@@ -54,27 +52,22 @@ async function main(): Promise<number> {
   const dataDir = resolve(env.DATA_DIR ?? ".data");
   const config = readRuntimeConfig(env);
   const { keyring, chainKeys } = createKeyring(env, config, join(dataDir, "dev-kek"));
-  let dynamo: LocalDynamo | undefined;
-  if (config.dynamoEndpoint === undefined) {
-    try {
-      dynamo = await startLocalDynamo({ path: join(dataDir, "dynamodb") });
-    } catch {
-      console.error(
-        `cannot open ${join(dataDir, "dynamodb")}: stop the running server or set DYNAMODB_ENDPOINT`,
-      );
-      return 2;
-    }
+  let store: OpenedTable;
+  try {
+    store = await openTable({
+      region: config.region,
+      tableName: config.tableName,
+      endpoint: config.dynamoEndpoint,
+      localPath: join(dataDir, "dynamodb"),
+    });
+  } catch {
+    console.error(
+      `cannot open ${join(dataDir, "dynamodb")}: stop the running server or set DYNAMODB_ENDPOINT`,
+    );
+    return 2;
   }
   try {
-    const endpoint = config.dynamoEndpoint ?? dynamo?.endpoint;
-    const table = createTable(
-      {
-        region: config.region,
-        ...(endpoint === undefined ? {} : { endpoint }),
-        ...(dynamo === undefined ? {} : { credentials: DYNALITE_CREDENTIALS }),
-      },
-      config.tableName,
-    );
+    const { table } = store;
     const { auditChain } = createRuntime({ keyring, chainKeys, table, config });
     const scopes = requested.length > 0 ? requested : await auditChain.scopes();
     if (scopes.length === 0) console.log("no audit chains in this table");
@@ -88,7 +81,7 @@ async function main(): Promise<number> {
     }
     return broken === 0 ? 0 : 1;
   } finally {
-    await dynamo?.close();
+    await store.close();
   }
 }
 

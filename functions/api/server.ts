@@ -7,16 +7,13 @@ import { createLogger } from "../../shared/observability/logger.ts";
 import { readRuntimeConfig } from "../../shared/runtime/config.ts";
 import { createKeyring, createRuntime, type Runtime } from "../../shared/runtime/container.ts";
 import { deadlineIn } from "../../shared/services/rotation-runner.ts";
-import { type LocalDynamo, startLocalDynamo } from "../../shared/storage/local-dynamo.ts";
-import { createTable, ensureTableExists } from "../../shared/storage/table.ts";
+import { openTable } from "../../shared/storage/local-dynamo.ts";
+import { ensureTableExists } from "../../shared/storage/table.ts";
 import { createApp } from "./app.ts";
 import { errorBody } from "./http.ts";
 
 const BOOTSTRAP_TOKEN_TTL_SECONDS = 30 * 24 * 3600;
 const logger = createLogger();
-
-/** Local dev credentials for dynalite, which checks none; real DynamoDB uses the usual AWS chain. */
-const DYNALITE_CREDENTIALS = { accessKeyId: "local", secretAccessKey: "local" };
 
 async function ensureBootstrapToken(runtime: Runtime, path: string): Promise<void> {
   if (existsSync(path)) {
@@ -75,19 +72,12 @@ async function main(): Promise<void> {
     );
   }
 
-  let dynamo: LocalDynamo | undefined;
-  if (config.dynamoEndpoint === undefined) {
-    dynamo = await startLocalDynamo({ path: join(dataDir, "dynamodb") });
-  }
-  const endpoint = config.dynamoEndpoint ?? dynamo?.endpoint;
-  const table = createTable(
-    {
-      region: config.region,
-      ...(endpoint === undefined ? {} : { endpoint }),
-      ...(dynamo === undefined ? {} : { credentials: DYNALITE_CREDENTIALS }),
-    },
-    config.tableName,
-  );
+  const { table, close: closeStore } = await openTable({
+    region: config.region,
+    tableName: config.tableName,
+    endpoint: config.dynamoEndpoint,
+    localPath: join(dataDir, "dynamodb"),
+  });
   await ensureTableExists(table);
   const runtime = createRuntime({ keyring, chainKeys, table, config, logger });
 
@@ -95,7 +85,7 @@ async function main(): Promise<void> {
   runtime.metrics.increment("KekConfigured", health.keyring.status === "ok" ? 1 : 0);
   if (!health.healthy) {
     for (const problem of health.problems) logger.error("refusing to start", { problem });
-    await dynamo?.close();
+    await closeStore();
     process.exit(1);
   }
   await ensureBootstrapToken(runtime, join(dataDir, "admin-token"));
@@ -138,7 +128,7 @@ async function main(): Promise<void> {
       // Counts of repeated denials still in their window go into the chain before the store closes.
       void runtime.audit
         .flushDenials()
-        .then(() => dynamo?.close())
+        .then(() => closeStore())
         .finally(() => process.exit(0));
     });
   };

@@ -1,5 +1,6 @@
 import type { AddressInfo } from "node:net";
 import dynalite from "dynalite";
+import { createTable, type Table } from "./table.ts";
 
 export interface LocalDynamo {
   readonly endpoint: string;
@@ -28,4 +29,35 @@ export async function startLocalDynamo(options: { path?: string; port?: number }
         server.close((error) => (error ? reject(error) : resolve()));
       }),
   };
+}
+
+/** dynalite checks no signatures; the SDK still signs, so it needs some credentials. */
+const DYNALITE_CREDENTIALS = { accessKeyId: "local", secretAccessKey: "local" };
+
+export interface OpenedTable {
+  readonly table: Table;
+  /** Stops the in-process dynalite, if one was started. */
+  close(): Promise<void>;
+}
+
+/**
+ * The table of a local process (the server, an operator script): DynamoDB at `endpoint` when one is
+ * configured, else dynalite started in-process on disk under `localPath`.
+ */
+export async function openTable(options: {
+  readonly region: string;
+  readonly tableName: string;
+  readonly endpoint?: string | undefined;
+  readonly localPath: string;
+}): Promise<OpenedTable> {
+  if (options.endpoint !== undefined) {
+    const table = createTable({ region: options.region, endpoint: options.endpoint }, options.tableName);
+    return { table, close: async () => {} };
+  }
+  const dynamo = await startLocalDynamo({ path: options.localPath });
+  const table = createTable(
+    { region: options.region, endpoint: dynamo.endpoint, credentials: DYNALITE_CREDENTIALS },
+    options.tableName,
+  );
+  return { table, close: () => dynamo.close() };
 }

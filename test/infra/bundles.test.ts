@@ -5,10 +5,15 @@ import { App } from "aws-cdk-lib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../../infra/build.ts";
 import { bootstrapToken } from "../../shared/crypto/tokens.ts";
-import { createTable, ensureTableExists } from "../../shared/storage/table.ts";
-import { type Bundle, buildBundle, type Invocation, invokeBundle } from "../support/bundles.ts";
+import {
+  type Bundle,
+  buildBundle,
+  type Invocation,
+  invokeBundle,
+  loopbackFunctionEnv,
+} from "../support/bundles.ts";
 import { kmsCallEvent, sqsBatch } from "../support/cloudtrail.ts";
-import { DUMMY_CREDENTIALS, startStore } from "../support/harness.ts";
+import { startStore } from "../support/harness.ts";
 import { httpApiEvent } from "../support/http-api-event.ts";
 import { type KmsEndpoint, startKmsEndpoint } from "../support/kms-endpoint.ts";
 import { scheduledEvent } from "../support/scheduled-event.ts";
@@ -39,27 +44,16 @@ beforeAll(async () => {
     startSecretsManagerEndpoint(),
   ]);
   macKeyArn = kms.createHmacKey();
-  await ensureTableExists(
-    createTable(
-      { endpoint: store.dynamo.endpoint, region: "us-east-1", credentials: DUMMY_CREDENTIALS },
-      store.table.name,
-    ),
-  );
-  env = {
-    TABLE_NAME: store.table.name,
-    DYNAMODB_ENDPOINT: store.dynamo.endpoint,
-    KMS_KEY_ID: "alias/strongbox-dev",
-    KMS_ENDPOINT: kms.endpoint,
-    AUDIT_MAC_KEY_ID: macKeyArn,
-    BOOTSTRAP_TOKEN_SECRET_ARN: secrets.putSecret("strongbox/dev/bootstrap-admin-token", bootstrapSecret),
-    SECRETS_MANAGER_ENDPOINT: secrets.endpoint,
-    AWS_REGION: "us-east-1",
-    AWS_ACCESS_KEY_ID: DUMMY_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: DUMMY_CREDENTIALS.secretAccessKey,
-    AWS_EC2_METADATA_DISABLED: "true",
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
-    NODE_ENV: "production",
-  };
+  env = loopbackFunctionEnv({
+    stage: "dev",
+    tableName: store.table.name,
+    dynamoEndpoint: store.dynamo.endpoint,
+    kms,
+    kmsKeyId: "alias/strongbox-dev",
+    macKeyArn,
+    secrets,
+    bootstrapSecret,
+  });
 }, 60_000);
 afterAll(async () => {
   await Promise.all([store.dynamo.close(), kms.close(), secrets.close()]);
