@@ -2,13 +2,14 @@ import { randomBytes } from "node:crypto";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { ScanCommand as RawScanCommand } from "@aws-sdk/client-dynamodb";
 import { ScanCommand } from "@aws-sdk/lib-dynamodb";
-import { afterAll, beforeAll, describe, expect, it, type MockInstance, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalKeyring } from "../shared/crypto/local-keyring.ts";
 import type { WrappedDataKey } from "../shared/domain/types.ts";
 import type { LocalDynamo } from "../shared/storage/local-dynamo.ts";
 import type { Table } from "../shared/storage/table.ts";
 import { flipEnvelopeBit, headKey } from "./support/faults.ts";
 import { type ApiResponse, type Harness, randomKek, startHarness, startStore } from "./support/harness.ts";
+import { captureProcessOutput, type OutputCapture } from "./support/output-capture.ts";
 
 /**
  * Canary values: distinctive secrets fed through every path, then searched for in everything the
@@ -78,14 +79,13 @@ const FORGED_TOKEN_SECRET = randomBytes(32).toString("hex");
 const KEK = randomKek();
 const OTHER_KEK = randomKek();
 
-const logWrites: string[] = [];
 const exchanges: Exchange[] = [];
 const tokens: { label: string; token: string }[] = [];
 const auditEvents: Record<string, unknown>[] = [];
 let rawScan: Record<string, unknown>[] = [];
 let docScan: Record<string, unknown>[] = [];
 let deks: { label: string; plaintext: Uint8Array }[] = [];
-let spies: MockInstance[] = [];
+let output: OutputCapture | undefined;
 let store: { dynamo: LocalDynamo; table: Table };
 
 function secretNeedles(): Needle[] {
@@ -122,16 +122,7 @@ async function scanAll(table: Table, raw: boolean): Promise<Record<string, unkno
 }
 
 beforeAll(async () => {
-  // Powertools writes through a Console bound to process.stdout/stderr; swallowing the writes here
-  // captures every log line the service emits (and keeps them out of the test output).
-  for (const stream of [process.stdout, process.stderr]) {
-    spies.push(
-      vi.spyOn(stream, "write").mockImplementation((chunk: unknown) => {
-        logWrites.push(typeof chunk === "string" ? chunk : Buffer.from(chunk as Uint8Array).toString("utf8"));
-        return true;
-      }),
-    );
-  }
+  output = captureProcessOutput();
   const logger = new Logger({ serviceName: "strongbox-canary", logLevel: "DEBUG" });
   const keyring = new LocalKeyring({ active: KEK, previous: [] });
   store = await startStore();
@@ -288,13 +279,12 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const spy of spies) spy.mockRestore();
-  spies = [];
+  output?.restore();
   await store?.dynamo.close();
 });
 
 const logLines = () =>
-  logWrites
+  (output?.writes ?? [])
     .join("")
     .split("\n")
     .filter((line) => line.trim() !== "");

@@ -1,9 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { Logger } from "@aws-lambda-powertools/logger";
-import { afterAll, beforeAll, describe, expect, it, type MockInstance, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalKeyring } from "../shared/crypto/local-keyring.ts";
 import { TenantRepository } from "../shared/storage/tenant-repository.ts";
 import { type Harness, randomKek, startHarness, startStore } from "./support/harness.ts";
+import { captureProcessOutput, type OutputCapture } from "./support/output-capture.ts";
 import { runUntilSwept, TEST_RETIRE_GRACE_MS } from "./support/rotation-fixtures.ts";
 
 /*
@@ -19,12 +20,11 @@ const CONFLICTING = `rot-canary-conflict-${randomBytes(16).toString("hex")}`;
 const kekA = randomKek();
 const kekB = randomKek();
 
-const logWrites: string[] = [];
 const errorBodies: string[] = [];
 let auditText = "";
 const generated: string[] = [];
 const deks: Uint8Array[] = [];
-const spies: MockInstance[] = [];
+let output: OutputCapture | undefined;
 
 const encodings = (bytes: Uint8Array) => [
   Buffer.from(bytes).toString("hex"),
@@ -32,14 +32,7 @@ const encodings = (bytes: Uint8Array) => [
 ];
 
 beforeAll(async () => {
-  for (const stream of [process.stdout, process.stderr]) {
-    spies.push(
-      vi.spyOn(stream, "write").mockImplementation((chunk: unknown) => {
-        logWrites.push(typeof chunk === "string" ? chunk : Buffer.from(chunk as Uint8Array).toString("utf8"));
-        return true;
-      }),
-    );
-  }
+  output = captureProcessOutput();
   const logger = new Logger({ serviceName: "strongbox-rotation-canary", logLevel: "DEBUG" });
   const store = await startStore();
   const rotation = { retireGraceMs: TEST_RETIRE_GRACE_MS };
@@ -118,14 +111,14 @@ beforeAll(async () => {
   await store.dynamo.close();
 });
 afterAll(() => {
-  for (const spy of spies) spy.mockRestore();
+  output?.restore();
 });
 
 describe("rotation leaks nothing", () => {
   it("the canaries really went through: values were generated and a DEK was unwrapped", () => {
     expect(generated.slice(1).every((value) => value.length === 40)).toBe(true);
     expect(deks.length).toBe(1);
-    expect(logWrites.join("")).toContain("rotation event");
+    expect((output?.writes ?? []).join("")).toContain("rotation event");
   });
 
   it("no value, generated value, KEK or DEK appears in the logs, error responses or audit records", () => {
@@ -139,7 +132,7 @@ describe("rotation leaks nothing", () => {
       ...deks.flatMap(encodings),
     ];
     for (const [where, text] of [
-      ["logs", logWrites.join("")],
+      ["logs", (output?.writes ?? []).join("")],
       ["error responses", errorBodies.join("\n")],
       ["audit records", auditText],
     ] as const) {
