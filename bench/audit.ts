@@ -1,7 +1,7 @@
 import { LocalKeyring } from "../shared/crypto/local-keyring.ts";
 import { readRuntimeConfig } from "../shared/runtime/config.ts";
 import { createRuntime, type Runtime } from "../shared/runtime/container.ts";
-import { randomKek, startStore } from "../test/support/harness.ts";
+import { randomKek, startStore } from "../testing/harness.ts";
 import { countDynamoCalls, discardingLogger, formatNumber, report } from "./support.ts";
 
 const WRITER_COUNTS = [1, 8, 32] as const;

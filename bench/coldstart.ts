@@ -8,13 +8,13 @@ import {
   invokeBundle,
   loopbackFunctionEnv,
   sdkImportMs,
-} from "../test/support/bundles.ts";
-import { kmsCallEvent, sqsBatch } from "../test/support/cloudtrail.ts";
-import { startStore } from "../test/support/harness.ts";
-import { httpApiEvent } from "../test/support/http-api-event.ts";
-import { initialKeyId, startKmsEndpoint } from "../test/support/kms-endpoint.ts";
-import { scheduledEvent } from "../test/support/scheduled-event.ts";
-import { startSecretsManagerEndpoint } from "../test/support/secrets-manager-endpoint.ts";
+} from "../testing/bundles.ts";
+import { kmsCallEvent, sqsBatch } from "../testing/cloudtrail.ts";
+import { startStore } from "../testing/harness.ts";
+import { httpApiEvent } from "../testing/http-api-event.ts";
+import { initialKeyId, startKmsEndpoint } from "../testing/kms-endpoint.ts";
+import { scheduledEvent } from "../testing/scheduled-event.ts";
+import { startSecretsManagerEndpoint } from "../testing/secrets-manager-endpoint.ts";
 import { formatNumber, median, report, verdict } from "./support.ts";
 
 const RUNS = 7;

@@ -1,8 +1,8 @@
 import { KMSClient } from "@aws-sdk/client-kms";
 import { KmsChainKeys } from "../shared/crypto/chain-keys.ts";
 import { KmsKeyring } from "../shared/crypto/kms-keyring.ts";
-import { DUMMY_CREDENTIALS } from "../test/support/harness.ts";
-import { initialKeyId, type KmsEndpoint, startKmsEndpoint } from "../test/support/kms-endpoint.ts";
+import { DUMMY_CREDENTIALS } from "../testing/harness.ts";
+import { initialKeyId, type KmsEndpoint, startKmsEndpoint } from "../testing/kms-endpoint.ts";
 import { runLoad } from "./load.ts";
 import { formatNumber, report, startStack, verdict } from "./support.ts";
 
@@ -55,9 +55,7 @@ export async function measureKmsCallsPerThousandReads(): Promise<void> {
     report.section(
       `3. KMS calls, service on KmsKeyring (${formatNumber(READS)} reads over HTTP after warm-up)`,
     );
-    report.note(
-      "KMS is the loopback KMS-protocol test endpoint (test/support/kms-endpoint.ts), real KMS client",
-    );
+    report.note("KMS is the loopback KMS-protocol test endpoint (testing/kms-endpoint.ts), real KMS client");
     report.note("set-up = seeding instance (create tenant, first write) + serving instance's first read");
     report.figure("KMS calls during set-up", describeCalls(setupCalls));
     report.figure(`KMS calls during ${WARMUP_REQUESTS} warm-up reads`, describeCalls(warmupCalls));

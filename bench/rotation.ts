@@ -11,14 +11,8 @@ import { Sealer } from "../shared/services/sealer.ts";
 import { SecretRepository } from "../shared/storage/secret-repository.ts";
 import type { Table } from "../shared/storage/table.ts";
 import { TenantRepository } from "../shared/storage/tenant-repository.ts";
-import {
-  DUMMY_CREDENTIALS,
-  type Harness,
-  randomKek,
-  startHarness,
-  startStore,
-} from "../test/support/harness.ts";
-import { initialKeyId, startKmsEndpoint } from "../test/support/kms-endpoint.ts";
+import { DUMMY_CREDENTIALS, type Harness, randomKek, startHarness, startStore } from "../testing/harness.ts";
+import { initialKeyId, startKmsEndpoint } from "../testing/kms-endpoint.ts";
 import { type LoadResult, runLoad } from "./load.ts";
 import { discardingLogger, formatNumber, report, serveFetch } from "./support.ts";
 
@@ -274,7 +268,7 @@ async function measureRewrap(): Promise<void> {
       kms.resetCalls();
       const { ms, rewrapped } = await timeRewrap(rotated);
       report.note(
-        "KMS is the loopback KMS-protocol test endpoint (test/support/kms-endpoint.ts), real KMS client",
+        "KMS is the loopback KMS-protocol test endpoint (testing/kms-endpoint.ts), real KMS client",
       );
       report.figure("KMS: re-wrap time", formatNumber(ms / 1000, 2), `s (${formatNumber(rewrapped)} DEKs)`);
       report.figure(

@@ -10,7 +10,7 @@ import type { Keyring } from "../shared/crypto/keyring.ts";
 import { LocalKeyring } from "../shared/crypto/local-keyring.ts";
 import { createLogger, type Logger } from "../shared/observability/logger.ts";
 import { getItem, type Table } from "../shared/storage/table.ts";
-import { type Harness, randomKek, startHarness, startStore } from "../test/support/harness.ts";
+import { type Harness, randomKek, startHarness, startStore } from "../testing/harness.ts";
 
 // ---------------------------------------------------------------------------------------------------
 // Output: one figure per line, label left, value and unit right.

@@ -11,16 +11,16 @@ import {
   type Invocation,
   invokeBundle,
   loopbackFunctionEnv,
-} from "../support/bundles.ts";
-import { kmsCallEvent, sqsBatch } from "../support/cloudtrail.ts";
-import { startStore } from "../support/harness.ts";
-import { httpApiEvent } from "../support/http-api-event.ts";
-import { type KmsEndpoint, startKmsEndpoint } from "../support/kms-endpoint.ts";
-import { scheduledEvent } from "../support/scheduled-event.ts";
+} from "../../testing/bundles.ts";
+import { kmsCallEvent, sqsBatch } from "../../testing/cloudtrail.ts";
+import { startStore } from "../../testing/harness.ts";
+import { httpApiEvent } from "../../testing/http-api-event.ts";
+import { type KmsEndpoint, startKmsEndpoint } from "../../testing/kms-endpoint.ts";
+import { scheduledEvent } from "../../testing/scheduled-event.ts";
 import {
   type SecretsManagerEndpoint,
   startSecretsManagerEndpoint,
-} from "../support/secrets-manager-endpoint.ts";
+} from "../../testing/secrets-manager-endpoint.ts";
 
 // The artifact API Gateway invokes is the bundle, not the TypeScript: build it as CDK does, load it in a
 // fresh Node process, and drive it with HTTP API (payload 2.0) events against dynalite, the KMS-protocol

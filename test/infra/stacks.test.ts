@@ -4,7 +4,13 @@ import { ENVIRONMENT_NAMES, environmentConfig } from "../../infra/config.ts";
 import { TENANT_CONTEXT_CONDITION } from "../../infra/stacks/data-stack.ts";
 import { METRIC_NAMESPACE } from "../../infra/stacks/monitoring-stack.ts";
 import { METRICS_NAMESPACE } from "../../shared/observability/emf-metrics.ts";
-import { actionsOf, roleStatements, type Statement, synthesizeAll, type Templates } from "./support.ts";
+import {
+  actionsOf,
+  roleStatements,
+  type Statement,
+  synthesizeAll,
+  type Templates,
+} from "../../testing/infra.ts";
 
 let templates: Templates;
 beforeAll(() => {
