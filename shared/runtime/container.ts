@@ -21,7 +21,7 @@ import { SecretService } from "../services/secret-service.ts";
 import { TenantService } from "../services/tenant-service.ts";
 import { TokenService } from "../services/token-service.ts";
 import { AuditRepository } from "../storage/audit-repository.ts";
-import { RotationRepository } from "../storage/rotation-repository.ts";
+import { CheckpointRepository } from "../storage/checkpoint-repository.ts";
 import { SecretRepository } from "../storage/secret-repository.ts";
 import type { Table } from "../storage/table.ts";
 import { TenantRepository } from "../storage/tenant-repository.ts";
@@ -120,14 +120,14 @@ export function createRuntime(options: {
   );
   const tokens = new TokenService(new TokenRepository(options.table), audit);
   const secretRepository = new SecretRepository(options.table);
-  const rotationRepository = new RotationRepository(options.table);
+  const checkpoints = new CheckpointRepository(options.table);
   const { rotation: rotationConfig } = options.config;
   const sealer = new Sealer(dataKeys, metrics, rotationConfig.retireGraceMs / 2);
   const rotation = new RotationService(
     options.keyring,
     tenantRepository,
     secretRepository,
-    rotationRepository,
+    checkpoints,
     dataKeys,
     sealer,
     audit,
@@ -161,7 +161,7 @@ export function createRuntime(options: {
       secretRotation,
       secretRepository,
       tenantRepository,
-      rotationRepository,
+      checkpoints,
       events,
       audit,
       metrics,

@@ -4,7 +4,7 @@ import { type SecretHead, SYSTEM_SCOPE } from "../domain/types.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { MetricsRecorder } from "../observability/metrics.ts";
 import type { RotationEvent, RotationEvents } from "../observability/rotation-events.ts";
-import type { RotationRepository } from "../storage/rotation-repository.ts";
+import type { CheckpointRepository } from "../storage/checkpoint-repository.ts";
 import type { SecretRepository } from "../storage/secret-repository.ts";
 import type { TenantRepository } from "../storage/tenant-repository.ts";
 import type { AuditService } from "./audit-service.ts";
@@ -49,7 +49,7 @@ export class RotationRunner {
     private readonly values: SecretRotationService,
     private readonly secrets: SecretRepository,
     private readonly tenants: TenantRepository,
-    private readonly rotations: RotationRepository,
+    private readonly rotations: CheckpointRepository,
     private readonly events: RotationEvents,
     private readonly audit: AuditService,
     private readonly metrics: MetricsRecorder,

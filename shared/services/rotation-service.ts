@@ -3,7 +3,7 @@ import type { Keyring } from "../crypto/keyring.ts";
 import { ConflictError, NotFoundError, StrongboxError } from "../domain/errors.ts";
 import { type RetiredDataKey, SYSTEM_SCOPE, type Tenant, type WrappedDataKey } from "../domain/types.ts";
 import type { Logger } from "../observability/logger.ts";
-import type { RotationRepository, RotationWork } from "../storage/rotation-repository.ts";
+import type { CheckpointedWork, CheckpointRepository } from "../storage/checkpoint-repository.ts";
 import type { Reseal, SealedItem, SecretRepository } from "../storage/secret-repository.ts";
 import type { TenantRepository } from "../storage/tenant-repository.ts";
 import type { AuditService } from "./audit-service.ts";
@@ -12,8 +12,8 @@ import type { DataKeys } from "./data-keys.ts";
 import type { Sealer, SealingKey } from "./sealer.ts";
 
 const MAX_TENANT_WRITE_ATTEMPTS = 5;
-const REWRAP: RotationWork = "kek-rewrap";
-const sweepOf = (tenantId: string): RotationWork => ({ sweepOf: tenantId });
+const REWRAP: CheckpointedWork = "kek-rewrap";
+const sweepOf = (tenantId: string): CheckpointedWork => ({ sweepOf: tenantId });
 /** A sweep re-reads an item a writer overtook this many times before leaving it to a later pass. */
 const MAX_RESEAL_ATTEMPTS = 5;
 
@@ -129,7 +129,7 @@ export class RotationService {
     private readonly keyring: Keyring,
     private readonly tenants: TenantRepository,
     private readonly secrets: SecretRepository,
-    private readonly rotations: RotationRepository,
+    private readonly rotations: CheckpointRepository,
     private readonly dataKeys: DataKeys,
     private readonly sealer: Sealer,
     private readonly audit: AuditService,

@@ -2,9 +2,9 @@ import { PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { getItem, type Key, send, type Table, writeIf } from "./table.ts";
 
 /** A piece of rotation work with a checkpoint: a tenant's sweep, the KEK re-wrap, or the due scan. */
-export type RotationWork = { readonly sweepOf: string } | "kek-rewrap" | "due-scan";
+export type CheckpointedWork = { readonly sweepOf: string } | "kek-rewrap" | "due-scan";
 
-function keyOf(work: RotationWork): Key {
+function keyOf(work: CheckpointedWork): Key {
   if (work === "kek-rewrap") return { pk: "META", sk: "KEK-REWRAP" };
   if (work === "due-scan") return { pk: "META", sk: "DUE-SCAN" };
   return { pk: `T#${work.sweepOf}`, sk: "SWEEP" };
@@ -17,22 +17,22 @@ const PENDING_SWEEPS_KEY: Key = { pk: "META", sk: "SWEEPS" };
  * write the checkpoint, so two runners (the timer and an on-demand run, or two Lambda invocations)
  * never interleave checkpoints, and a runner that died simply lets its lease lapse.
  */
-export class RotationRepository {
+export class CheckpointRepository {
   constructor(private readonly table: Table) {}
 
-  async get<S>(work: RotationWork): Promise<S | undefined> {
+  async get<S>(work: CheckpointedWork): Promise<S | undefined> {
     return (await getItem(this.table, keyOf(work)))?.state as S | undefined;
   }
 
   /** Starts (or restarts) a piece of work: any runner holding the old lease loses it at once. */
-  async start<S extends object>(work: RotationWork, state: S): Promise<void> {
+  async start<S extends object>(work: CheckpointedWork, state: S): Promise<void> {
     await send("PutItem", () =>
       this.table.doc.send(new PutCommand({ TableName: this.table.name, Item: { ...keyOf(work), state } })),
     );
   }
 
   /** Takes the lease if it is free, lapsed, or already ours. */
-  acquire(work: RotationWork, owner: string, nowMs: number, ttlMs: number): Promise<boolean> {
+  acquire(work: CheckpointedWork, owner: string, nowMs: number, ttlMs: number): Promise<boolean> {
     return writeIf("UpdateItem", () =>
       this.table.doc.send(
         new UpdateCommand({
@@ -50,7 +50,7 @@ export class RotationRepository {
 
   /** Writes a checkpoint and extends the lease; false when the lease was lost (the work was restarted). */
   checkpoint<S extends object>(
-    work: RotationWork,
+    work: CheckpointedWork,
     owner: string,
     state: S,
     leaseUntilMs: number,
@@ -70,7 +70,7 @@ export class RotationRepository {
   }
 
   /** Gives the lease up so the next runner need not wait for it to lapse. */
-  async release(work: RotationWork, owner: string): Promise<void> {
+  async release(work: CheckpointedWork, owner: string): Promise<void> {
     await writeIf("UpdateItem", () =>
       this.table.doc.send(
         new UpdateCommand({
