@@ -4,10 +4,10 @@ import { DataKeyCache } from "../shared/crypto/data-key-cache.ts";
 import type { Keyring } from "../shared/crypto/keyring.ts";
 import { KmsKeyring } from "../shared/crypto/kms-keyring.ts";
 import { LocalKeyring } from "../shared/crypto/local-keyring.ts";
-import { DataKeys } from "../shared/services/data-keys.ts";
-import { deadlineIn } from "../shared/services/rotation-runner.ts";
-import type { SweepRun } from "../shared/services/rotation-service.ts";
-import { Sealer } from "../shared/services/sealer.ts";
+import type { SweepRun } from "../shared/domain/rotation.ts";
+import { deadlineIn } from "../shared/domain/work.ts";
+import { DataKeys } from "../shared/services/keys/data-keys.ts";
+import { Sealer } from "../shared/services/keys/sealer.ts";
 import { SecretRepository } from "../shared/storage/secret-repository.ts";
 import type { Table } from "../shared/storage/table.ts";
 import { TenantRepository } from "../shared/storage/tenant-repository.ts";
@@ -58,7 +58,7 @@ async function sweepToEnd(h: Harness): Promise<{ totalMs: number; state: SweepRu
   const started = performance.now();
   let run: SweepRun;
   do {
-    run = await h.runtime.rotation.runSweep(TENANT, "bench", deadlineIn(120_000), "bench");
+    run = await h.runtime.dekSweep.runSweep(TENANT, "bench", deadlineIn(120_000), "bench");
     if (run.stoppedBecause === "grace") await new Promise((resolve) => setTimeout(resolve, 100));
   } while (run.stoppedBecause !== "done");
   return { totalMs: performance.now() - started, state: run.state };
@@ -138,7 +138,7 @@ async function measureSweep(): Promise<void> {
     const windowEndedAt = windowStartedAt + busy.elapsedMs;
     if (sweep === undefined) throw new Error("the sweep never started");
     const swept = await sweep;
-    const status = await h.runtime.rotation.countByDekVersion(TENANT);
+    const status = await h.runtime.dekRotation.countByDekVersion(TENANT);
 
     report.section(`rotation: DEK re-encryption sweep, ${formatNumber(SECRETS)} secrets on dynalite`);
     report.note("one process: the API serving reads over loopback HTTP and the sweep share one event loop");
@@ -188,7 +188,7 @@ async function timeRewrap(h: Harness): Promise<{ ms: number; rewrapped: number }
   let run = (await first.json()) as { rewrapped: number; stoppedBecause: string };
   let rewrapped = run.rewrapped;
   while (run.stoppedBecause !== "done") {
-    run = await h.runtime.rotation.runRewrap("bench", deadlineIn(60_000));
+    run = await h.runtime.kekRewrap.runRewrap("bench", deadlineIn(60_000));
     rewrapped += run.rewrapped;
   }
   return { ms: performance.now() - started, rewrapped };

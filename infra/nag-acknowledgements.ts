@@ -35,7 +35,7 @@ export const ACKNOWLEDGEMENTS: readonly Acknowledgement[] = [
     id: "AwsSolutions-APIG4",
     reason:
       "Every /v1 route authenticates a bearer token and checks role and tenant scope in the application " +
-      "(functions/api/middleware/authenticate.ts, shared/domain/policy.ts), and every denial is audited; " +
+      "(functions/api/middleware/authenticate.ts, shared/domain/operations.ts), and every denial is audited; " +
       "/health is deliberately public.",
   },
   {

@@ -68,13 +68,13 @@ async function main(): Promise<number> {
   }
   try {
     const { table } = store;
-    const { auditChain } = createRuntime({ keyring, chainKeys, table, config });
-    const scopes = requested.length > 0 ? requested : await auditChain.scopes();
+    const { chainVerifier } = createRuntime({ keyring, chainKeys, table, config });
+    const scopes = requested.length > 0 ? requested : await chainVerifier.scopes();
     if (scopes.length === 0) console.log("no audit chains in this table");
     let broken = 0;
     for (const scope of scopes) {
       const started = performance.now();
-      const result = await auditChain.verify(scope, expected.get(scope));
+      const result = await chainVerifier.verify(scope, expected.get(scope));
       const seconds = (performance.now() - started) / 1000;
       if (!result.intact) broken += 1;
       console.log(`${describeVerification(result)} (${result.records} records in ${seconds.toFixed(2)} s)`);

@@ -1,12 +1,14 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
+import { FUNCTION_ENTRIES } from "../infra/bundling.ts";
 
 // The dependency rules of the layout, checked on the import statements of every source file.
 
 const root = resolve(import.meta.dirname, "..");
 
 function sourceFiles(dir: string): string[] {
+  if (!existsSync(join(root, dir))) return [];
   return readdirSync(join(root, dir), { withFileTypes: true, recursive: true })
     .filter((entry) => entry.isFile() && entry.name.endsWith(".ts"))
     .map((entry) => relative(root, join(entry.parentPath, entry.name)));
@@ -20,33 +22,51 @@ interface Import {
 
 function importsOf(file: string): Import[] {
   const text = readFileSync(join(root, file), "utf8");
-  const specifiers = [...text.matchAll(/^\s*(?:import|export)\s[^;]*?from\s+"([^"]+)"/gms)].map(
-    (m) => m[1] ?? "",
-  );
+  const specifiers = [
+    ...text.matchAll(/^\s*(?:import|export)\s[^;]*?from\s+"([^"]+)"/gms),
+    ...text.matchAll(/^\s*import\s+"([^"]+)"/gm),
+    ...text.matchAll(/\bimport\(\s*"([^"]+)"\s*\)/g),
+  ].map((m) => m[1] ?? "");
   return specifiers.map((specifier) => ({
     file,
     target: specifier.startsWith(".") ? relative(root, resolve(root, file, "..", specifier)) : specifier,
   }));
 }
 
-const all = [...sourceFiles("shared"), ...sourceFiles("functions"), ...sourceFiles("scripts")].flatMap(
-  importsOf,
-);
+const ROOMS = ["shared", "functions", "local", "scripts", "infra", "testing", "test", "bench"] as const;
+const all = ROOMS.flatMap(sourceFiles).flatMap(importsOf);
 const violations = (from: (i: Import) => boolean, to: (i: Import) => boolean) =>
   all.filter((i) => from(i) && to(i)).map((i) => `${i.file} -> ${i.target}`);
 const inDir = (dir: string) => (path: string) => path.startsWith(`${dir}/`);
+/** The folder directly under shared/services a path is in, such as `secrets`. */
+const serviceFolder = (path: string) => /^shared\/services\/([^/]+)\//.exec(path)?.[1];
+
+/** Every repository file a file reaches through relative imports, itself included. */
+function closure(entry: string): Set<string> {
+  const seen = new Set<string>();
+  const queue = [entry];
+  for (let file = queue.pop(); file !== undefined; file = queue.pop()) {
+    if (seen.has(file)) continue;
+    seen.add(file);
+    for (const i of all) if (i.file === file && i.target.endsWith(".ts")) queue.push(i.target);
+  }
+  return seen;
+}
 
 describe("layering", () => {
   it("finds the imports it checks", () => {
     expect(all.length).toBeGreaterThan(50);
     expect(all).toContainEqual({ file: "shared/storage/table.ts", target: "@aws-sdk/client-dynamodb" });
+    for (const room of ROOMS.filter((name) => existsSync(join(root, name)))) {
+      expect(all.some((i) => inDir(room)(i.file))).toBe(true);
+    }
   });
 
-  it("shared never imports functions or infra", () => {
+  it("shared never imports functions, infra or the local server", () => {
     expect(
       violations(
         (i) => inDir("shared")(i.file),
-        (i) => /^(functions|infra)\//.test(i.target),
+        (i) => /^(functions|infra|local)\//.test(i.target),
       ),
     ).toEqual([]);
   });
@@ -66,26 +86,52 @@ describe("layering", () => {
     ).toEqual([]);
   });
 
+  it("services never import runtime", () => {
+    expect(
+      violations(
+        (i) => inDir("shared/services")(i.file),
+        (i) => inDir("shared/runtime")(i.target),
+      ),
+    ).toEqual([]);
+  });
+
+  it("sibling service folders share only through domain/", () => {
+    expect(all.filter((i) => serviceFolder(i.file) !== undefined).length).toBeGreaterThan(20);
+    expect(
+      violations(
+        (i) => serviceFolder(i.file) !== undefined,
+        (i) => serviceFolder(i.target) !== undefined && serviceFolder(i.target) !== serviceFolder(i.file),
+      ),
+    ).toEqual([]);
+    expect(sourceFiles("shared/services").filter((file) => serviceFolder(file) === undefined)).toEqual([]);
+  });
+
   it("only shared/crypto touches KMS or node:crypto", () => {
     const cipher = (i: Import) => i.target === "node:crypto" || i.target.startsWith("@aws-sdk/client-kms");
-    expect(violations((i) => !inDir("shared/crypto")(i.file), cipher)).toEqual([]);
+    const shipped = (i: Import) => /^(shared|functions|local|scripts)\//.test(i.file);
+    expect(violations((i) => shipped(i) && !inDir("shared/crypto")(i.file), cipher)).toEqual([]);
   });
 
   it("only shared/storage touches DynamoDB", () => {
     const dynamo = (i: Import) =>
       /^@aws-sdk\/(client-dynamodb|lib-dynamodb)/.test(i.target) || i.target === "dynalite";
-    expect(violations((i) => !inDir("shared/storage")(i.file), dynamo)).toEqual([]);
+    const shipped = (i: Import) => /^(shared|functions|local|scripts)\//.test(i.file);
+    expect(violations((i) => shipped(i) && !inDir("shared/storage")(i.file), dynamo)).toEqual([]);
   });
 
   it("only shared/runtime reads Secrets Manager", () => {
     const secrets = (i: Import) => i.target.startsWith("@aws-sdk/client-secrets-manager");
-    expect(violations((i) => !inDir("shared/runtime")(i.file), secrets)).toEqual([]);
+    const shipped = (i: Import) => /^(shared|functions|local|scripts)\//.test(i.file);
+    expect(violations((i) => shipped(i) && !inDir("shared/runtime")(i.file), secrets)).toEqual([]);
     expect(all.filter(secrets).length).toBeGreaterThan(0);
   });
 
   it("only the rotation events adapter touches EventBridge", () => {
     const eventBridge = (i: Import) => i.target.startsWith("@aws-sdk/client-eventbridge");
-    expect(all.filter(eventBridge).map((i) => i.file)).toEqual(["shared/observability/rotation-events.ts"]);
+    const shipped = (i: Import) => /^(shared|functions|local|scripts)\//.test(i.file);
+    expect(all.filter((i) => shipped(i) && eventBridge(i)).map((i) => i.file)).toEqual([
+      "shared/observability/rotation-events.ts",
+    ]);
   });
 
   it("functions never import each other", () => {
@@ -103,7 +149,7 @@ describe("layering", () => {
     expect(
       violations(
         (i) => inDir("scripts")(i.file),
-        (i) => /^(functions|infra)\//.test(i.target),
+        (i) => /^(functions|infra|local)\//.test(i.target),
       ),
     ).toEqual([]);
   });
@@ -115,5 +161,48 @@ describe("layering", () => {
         (i) => inDir("shared")(i.target) && !inDir("shared/domain")(i.target),
       ),
     ).toEqual([]);
+  });
+
+  it("infra imports nothing from shared or functions: it names handlers by entry path only", () => {
+    expect(all.some((i) => inDir("infra")(i.file))).toBe(true);
+    expect(
+      violations(
+        (i) => inDir("infra")(i.file),
+        (i) => /^(shared|functions|local|scripts)\//.test(i.target),
+      ),
+    ).toEqual([]);
+  });
+
+  it("bench and test take helpers only from testing/", () => {
+    const testOrBench = (path: string) => inDir("test")(path) || inDir("bench")(path);
+    expect(
+      violations(
+        (i) => inDir("test")(i.file),
+        (i) => testOrBench(i.target),
+      ),
+    ).toEqual([]);
+    expect(
+      violations(
+        (i) => inDir("bench")(i.file),
+        (i) => inDir("test")(i.target),
+      ),
+    ).toEqual([]);
+    expect(
+      violations(
+        (i) => inDir("testing")(i.file),
+        (i) => testOrBench(i.target),
+      ),
+    ).toEqual([]);
+    expect(all.some((i) => inDir("bench")(i.file) && inDir("testing")(i.target))).toBe(true);
+  });
+
+  it("nothing in a shipped bundle imports the local server, tests or benches", () => {
+    const entries = Object.values(FUNCTION_ENTRIES);
+    expect(entries.length).toBe(3);
+    for (const entry of entries) {
+      const reached = [...closure(entry)];
+      expect(reached.length).toBeGreaterThan(10);
+      expect(reached.filter((file) => /^(local|testing|test|bench|scripts|infra)\//.test(file))).toEqual([]);
+    }
   });
 });

@@ -1,6 +1,6 @@
 import { expect } from "vitest";
 import { envelopeDekVersion } from "../shared/crypto/envelope.ts";
-import { deadlineIn } from "../shared/services/rotation-runner.ts";
+import { deadlineIn } from "../shared/domain/work.ts";
 import { SecretRepository } from "../shared/storage/secret-repository.ts";
 import type { Table } from "../shared/storage/table.ts";
 import { type InjectedFault, injectFault, type SdkCall } from "./faults.ts";
@@ -150,8 +150,8 @@ export const TEST_RETIRE_GRACE_MS = 500;
 /** Runs the scheduled work until `tenant`'s sweep is done, waiting out the grace periods between runs. */
 export async function runUntilSwept(h: Harness, tenant: string, label: string) {
   for (let run = 0; run < 40; run += 1) {
-    const summary = await h.runtime.rotationRunner.run(deadlineIn(20_000), `${label}-${run}`);
-    if (!(await h.runtime.rotation.pendingSweeps()).includes(tenant)) return summary;
+    const summary = await h.runtime.scheduledWork.run(deadlineIn(20_000), `${label}-${run}`);
+    if (!(await h.runtime.dekSweep.pendingSweeps()).includes(tenant)) return summary;
     await new Promise((resolve) => setTimeout(resolve, TEST_RETIRE_GRACE_MS / 4));
   }
   throw new Error(`sweep of ${tenant} did not finish`);

@@ -10,6 +10,7 @@ import {
   describeVerification,
 } from "../../shared/domain/audit-chain.ts";
 import { StrongboxError } from "../../shared/domain/errors.ts";
+import type { AuditAction } from "../../shared/domain/operations.ts";
 import {
   auditExportQuerySchema,
   auditQuerySchema,
@@ -30,11 +31,11 @@ import {
   versionQuerySchema,
 } from "../../shared/domain/schemas.ts";
 import type { Page } from "../../shared/domain/types.ts";
-import { type AuditAction, SYSTEM_SCOPE } from "../../shared/domain/types.ts";
+import { SYSTEM_SCOPE } from "../../shared/domain/types.ts";
+import { deadlineIn } from "../../shared/domain/work.ts";
 import type { Logger } from "../../shared/observability/logger.ts";
 import { renderPrometheus } from "../../shared/observability/prometheus.ts";
 import type { Runtime } from "../../shared/runtime/container.ts";
-import { deadlineIn } from "../../shared/services/rotation-runner.ts";
 import { errorResponse, jsonBody, parseWith } from "./http.ts";
 import { accessLog } from "./middleware/access-log.ts";
 import { type AuthenticatedEnv, authenticate } from "./middleware/authenticate.ts";
@@ -149,7 +150,7 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
   app.use(accessLog({ logger }));
   app.use(secureHeaders());
   app.use(async function closeExpiredDenialWindows(_c, next) {
-    await runtime.audit.closeExpiredDenials();
+    await runtime.denials.closeExpired();
     await next();
   });
   app.use(
@@ -213,7 +214,7 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
       const tenantId = tenantParam(c.req.param("tenantId"));
       const name = nameParam(c.req.param("name"));
       const body = await jsonBody(c, rotationPolicySchema);
-      return c.json(await runtime.secretRotation.setPolicy(c.get("ctx"), tenantId, name, body));
+      return c.json(await runtime.valueRotation.setPolicy(c.get("ctx"), tenantId, name, body));
     },
   );
 
@@ -221,28 +222,28 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
     const tenantId = tenantParam(c.req.param("tenantId"));
     const name = nameParam(c.req.param("name"));
     const { clientRequestToken } = await jsonBody(c, rotateSecretSchema);
-    return c.json(await runtime.secretRotation.rotate(c.get("ctx"), tenantId, name, clientRequestToken));
+    return c.json(await runtime.valueRotation.rotate(c.get("ctx"), tenantId, name, clientRequestToken));
   });
 
   app.post("/v1/tenants/:tenantId/secrets/:name/promote", authenticated("secret.promote"), async (c) => {
     const tenantId = tenantParam(c.req.param("tenantId"));
     const name = nameParam(c.req.param("name"));
     const { version } = await jsonBody(c, promoteSchema);
-    return c.json(await runtime.secretRotation.promote(c.get("ctx"), tenantId, name, version));
+    return c.json(await runtime.valueRotation.promote(c.get("ctx"), tenantId, name, version));
   });
 
   app.post("/v1/tenants/:tenantId/secrets/:name/rollback", authenticated("secret.rollback"), async (c) => {
     const tenantId = tenantParam(c.req.param("tenantId"));
     const name = nameParam(c.req.param("name"));
     const { version } = await jsonBody(c, rollbackSchema);
-    return c.json(await runtime.secretRotation.rollback(c.get("ctx"), tenantId, name, version));
+    return c.json(await runtime.valueRotation.rollback(c.get("ctx"), tenantId, name, version));
   });
 
   app.get("/v1/tenants/:tenantId/rotation/due", authenticated("rotation.read"), async (c) => {
     const tenantId = tenantParam(c.req.param("tenantId"));
     const query = parseWith(dueQuerySchema, c.req.query(), "query");
     const within = query.withinDays ?? DEFAULT_DUE_WITHIN_DAYS;
-    const due = await runtime.secretRotation.listDue(
+    const due = await runtime.valueRotation.listDue(
       c.get("ctx"),
       tenantId,
       within,
@@ -254,19 +255,19 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
 
   app.post("/v1/tenants/:tenantId/rotate-dek", authenticated("tenant.rotate-dek"), async (c) => {
     const tenantId = tenantParam(c.req.param("tenantId"));
-    return c.json(await runtime.rotation.rotateDek(c.get("ctx"), tenantId));
+    return c.json(await runtime.dekRotation.rotateDek(c.get("ctx"), tenantId));
   });
 
   app.get("/v1/tenants/:tenantId/rotation", authenticated("rotation.read"), async (c) => {
-    return c.json(await runtime.rotation.status(c.get("ctx"), tenantParam(c.req.param("tenantId"))));
+    return c.json(await runtime.dekRotation.status(c.get("ctx"), tenantParam(c.req.param("tenantId"))));
   });
 
   app.get("/v1/kek", authenticated("kek.read"), async (c) => {
-    return c.json(await runtime.rotation.kekReport(c.get("ctx")));
+    return c.json(await runtime.kekReport.report(c.get("ctx")));
   });
 
   app.post("/v1/kek/rewrap", authenticated("kek.rewrap"), async (c) => {
-    const run = await runtime.rotation.startRewrap(
+    const run = await runtime.kekRewrap.startRewrap(
       c.get("ctx"),
       c.get("requestId"),
       deadlineIn(ON_DEMAND_BUDGET_MS),
@@ -275,7 +276,7 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
   });
 
   app.post("/v1/rotation/run", authenticated("rotation.run"), async (c) => {
-    return c.json(await runtime.rotationRunner.runNow(c.get("ctx"), deadlineIn(ON_DEMAND_BUDGET_MS)));
+    return c.json(await runtime.scheduledWork.runNow(c.get("ctx"), deadlineIn(ON_DEMAND_BUDGET_MS)));
   });
 
   app.get("/v1/tenants/:tenantId/secrets", authenticated("secret.list"), async (c) => {
@@ -292,7 +293,7 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
 
   const auditPage = async (c: Context<AppEnv>, scope: string) => {
     const query = parseWith(auditQuerySchema, c.req.query(), "query");
-    const events = await runtime.audit.list(
+    const events = await runtime.auditQueries.list(
       c.get("ctx"),
       scope,
       query.limit ?? DEFAULT_PAGE_SIZE,
@@ -304,7 +305,7 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
 
   const auditExport = async (c: Context<AppEnv>, scope: string) => {
     const query = parseWith(auditExportQuerySchema, c.req.query(), "query");
-    const records = await runtime.audit.export(c.get("ctx"), scope, auditFilter(query));
+    const records = await runtime.auditQueries.export(c.get("ctx"), scope, auditFilter(query));
     return c.body(jsonLines(records, logger), 200, { "Content-Type": "application/x-ndjson" });
   };
 
@@ -326,7 +327,7 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
       query.expectSequence === undefined || query.expectHash === undefined
         ? undefined
         : { sequence: query.expectSequence, hash: query.expectHash };
-    const result = await runtime.audit.verify(c.get("ctx"), scope, expected);
+    const result = await runtime.auditQueries.verify(c.get("ctx"), scope, expected);
     return c.json({ ...result, summary: describeVerification(result) });
   };
 
@@ -335,7 +336,7 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
   );
 
   app.get("/v1/tenants/:tenantId/audit/head", authenticated("audit.head"), async (c) => {
-    return c.json(await runtime.audit.head(c.get("ctx"), tenantParam(c.req.param("tenantId"))));
+    return c.json(await runtime.auditQueries.head(c.get("ctx"), tenantParam(c.req.param("tenantId"))));
   });
 
   app.get("/v1/audit/verify", authenticated("audit.verify"), async (c) => auditVerify(c, SYSTEM_SCOPE));

@@ -3,10 +3,10 @@ import { join, resolve } from "node:path";
 import type { Duplex } from "node:stream";
 import { serve } from "@hono/node-server";
 import { ConfigError, StrongboxError } from "../../shared/domain/errors.ts";
+import { deadlineIn } from "../../shared/domain/work.ts";
 import { createLogger } from "../../shared/observability/logger.ts";
 import { readRuntimeConfig } from "../../shared/runtime/config.ts";
 import { createKeyring, createRuntime, type Runtime } from "../../shared/runtime/container.ts";
-import { deadlineIn } from "../../shared/services/rotation-runner.ts";
 import { openTable } from "../../shared/storage/local-dynamo.ts";
 import { ensureTableExists } from "../../shared/storage/table.ts";
 import { createApp } from "./app.ts";
@@ -40,7 +40,7 @@ function startRotationTimer(runtime: Runtime): () => void {
   const timer = setInterval(() => {
     if (running) return;
     running = true;
-    runtime.rotationRunner
+    runtime.scheduledWork
       .run(deadlineIn(intervalMs * 0.8), `timer-${Date.now()}`)
       .catch((error: unknown) => {
         logger.error("scheduled rotation run failed", {
@@ -126,8 +126,8 @@ async function main(): Promise<void> {
     stopRotation();
     server.close(() => {
       // Counts of repeated denials still in their window go into the chain before the store closes.
-      void runtime.audit
-        .flushDenials()
+      void runtime.denials
+        .flush()
         .then(() => closeStore())
         .finally(() => process.exit(0));
     });

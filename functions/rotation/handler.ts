@@ -1,6 +1,6 @@
 import type { Context, ScheduledEvent } from "aws-lambda";
+import type { RunSummary } from "../../shared/domain/rotation.ts";
 import { createLambdaRuntime } from "../../shared/runtime/lambda.ts";
-import type { RunSummary } from "../../shared/services/rotation-runner.ts";
 
 const runtime = await createLambdaRuntime(process.env);
 
@@ -24,5 +24,5 @@ export async function handler(
   const deadline = { expired: () => context.getRemainingTimeInMillis() <= SAFETY_MARGIN_MS };
   // The request id, not the event id: EventBridge may deliver one event twice, and two invocations
   // sharing a lease owner would both think they hold the same sweep.
-  return runtime.rotationRunner.run(deadline, context.awsRequestId);
+  return runtime.scheduledWork.run(deadline, context.awsRequestId);
 }

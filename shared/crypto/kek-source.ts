@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
+import type { Env } from "../domain/env.ts";
 import { ConfigError } from "../domain/errors.ts";
 
 export const KEK_BYTES = 32;
@@ -9,8 +10,6 @@ const HOW_TO_MAKE_ONE = "generate one with: openssl rand -base64 32";
 /** Preferred name first; the aliases are the names other runbooks already use for the same key. */
 export const ACTIVE_KEK_VARIABLES = ["CREDENTIALS_KEK", "TENANT_ENCRYPTION_KEY", "LOCAL_KEK_BASE64"] as const;
 export const PREVIOUS_KEK_VARIABLES = ["CREDENTIALS_KEK_PREVIOUS", "LOCAL_KEK_BASE64_OLD"] as const;
-
-export type Env = Readonly<Record<string, string | undefined>>;
 
 export interface LocalKekMaterial {
   readonly active: Uint8Array;

@@ -78,6 +78,16 @@ export interface ChainHead {
   readonly hash: string;
 }
 
+/** Where the chains stand, for health reports: as stored, and as this instance last appended them. */
+export interface ChainHeads {
+  /** The newest record's place and hash as stored, whichever instance wrote it. */
+  storedHead(scope: string): Promise<ChainHead | undefined>;
+  /** The head this instance last appended to a scope, if it did: an anchor kept outside the table. */
+  knownHead(scope: string): ChainHead | undefined;
+  /** How many chains this instance has appended to since it started; from memory. */
+  knownChainCount(): number;
+}
+
 /**
  * The bytes a record's hash covers: every field but the hash and the MAC, as sorted key/value pairs,
  * so that neither field order nor an added empty field changes what is hashed.

@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { AUDIT_ACTIONS, GENERATOR_KINDS, ROLES, STAGES } from "./types.ts";
+import { AUDIT_ACTIONS } from "./operations.ts";
+import { GENERATOR_KINDS, ROLES, STAGES } from "./types.ts";
 
 export const MAX_VALUE_BYTES = 64 * 1024;
 export const MAX_REASON_LENGTH = 256;

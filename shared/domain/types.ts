@@ -1,3 +1,5 @@
+import type { AuditAction } from "./operations.ts";
+
 export const ROLES = ["admin", "operator", "runner", "auditor"] as const;
 export type Role = (typeof ROLES)[number];
 
@@ -119,33 +121,6 @@ export interface TokenRecord {
   readonly revokedAt?: string;
 }
 
-export const AUDIT_ACTIONS = [
-  "tenant.create",
-  "tenant.read",
-  "secret.read",
-  "secret.write",
-  "secret.delete",
-  "secret.list",
-  "token.create",
-  "token.revoke",
-  "audit.read",
-  "request.denied",
-  "audit.verify",
-  "audit.export",
-  "audit.head",
-  "kms.call",
-  "tenant.rotate-dek",
-  "tenant.reencrypt",
-  "kek.rewrap",
-  "kek.read",
-  "rotation.read",
-  "rotation.run",
-  "secret.rotation-policy",
-  "secret.rotate",
-  "secret.promote",
-  "secret.rollback",
-] as const;
-export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 /**
  * A change is recorded as an `attempt` before it is made and with its outcome after, so no change can
  * exist without a record even if the process dies between the two.

@@ -1,18 +1,8 @@
 import { EventBridgeClient, PutEventsCommand } from "@aws-sdk/client-eventbridge";
+import type { RotationEvent } from "../domain/rotation.ts";
 import type { Logger } from "./logger.ts";
 
 export const ROTATION_EVENT_SOURCE = "strongbox.rotation";
-
-/** What rotation tells the outside world; identifiers and counts only, never a value or key. */
-export interface RotationEvent {
-  readonly detailType:
-    | "Secret Rotation Due"
-    | "Secret Rotated"
-    | "Rotation Failed"
-    | "DEK Sweep Finished"
-    | "KEK Rewrap Finished";
-  readonly detail: Readonly<Record<string, string | number>>;
-}
 
 export interface RotationEvents {
   publish(events: readonly RotationEvent[]): Promise<void>;

@@ -1,6 +1,6 @@
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import type { Env } from "../crypto/kek-source.ts";
 import { bootstrapToken } from "../crypto/tokens.ts";
+import type { Env } from "../domain/env.ts";
 import { ConfigError } from "../domain/errors.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { RuntimeConfig } from "./config.ts";

@@ -1,4 +1,4 @@
-import type { Env } from "../crypto/kek-source.ts";
+import type { Env } from "../domain/env.ts";
 import { ConfigError } from "../domain/errors.ts";
 
 export interface RuntimeConfig {

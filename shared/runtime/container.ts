@@ -1,25 +1,34 @@
 import { type ChainKeys, createKmsChainKeys } from "../crypto/chain-keys.ts";
 import { DataKeyCache } from "../crypto/data-key-cache.ts";
-import { ACTIVE_KEK_VARIABLES, type Env, loadLocalKek } from "../crypto/kek-source.ts";
+import { ACTIVE_KEK_VARIABLES, loadLocalKek } from "../crypto/kek-source.ts";
 import type { Keyring } from "../crypto/keyring.ts";
 import { createKmsKeyring } from "../crypto/kms-keyring.ts";
 import { LocalKeyring } from "../crypto/local-keyring.ts";
+import type { Env } from "../domain/env.ts";
 import { ConfigError } from "../domain/errors.ts";
 import { createLogger, type Logger } from "../observability/logger.ts";
 import { CounterMetrics } from "../observability/metrics.ts";
 import { createRotationEvents, type RotationEvents } from "../observability/rotation-events.ts";
-import { AuditChain } from "../services/audit-chain.ts";
-import { AuditService } from "../services/audit-service.ts";
-import { DataKeys } from "../services/data-keys.ts";
-import { HealthService } from "../services/health-service.ts";
-import { KmsEventIngester } from "../services/kms-event-ingester.ts";
-import { RotationRunner } from "../services/rotation-runner.ts";
-import { RotationService } from "../services/rotation-service.ts";
-import { Sealer } from "../services/sealer.ts";
-import { SecretRotationService } from "../services/secret-rotation-service.ts";
-import { SecretService } from "../services/secret-service.ts";
-import { TenantService } from "../services/tenant-service.ts";
-import { TokenService } from "../services/token-service.ts";
+import { OperationGate } from "../services/access/operation-gate.ts";
+import { TokenService } from "../services/access/token-service.ts";
+import { AuditLog } from "../services/audit/audit-log.ts";
+import { AuditQueries } from "../services/audit/audit-queries.ts";
+import { ChainVerifier } from "../services/audit/chain-verifier.ts";
+import { ChainWriter } from "../services/audit/chain-writer.ts";
+import { DenialWindows } from "../services/audit/denial-windows.ts";
+import { KmsEventIngester } from "../services/audit/kms-event-ingester.ts";
+import { DataKeys } from "../services/keys/data-keys.ts";
+import { DekRotation } from "../services/keys/dek-rotation.ts";
+import { DekSweep } from "../services/keys/dek-sweep.ts";
+import { KekReporter } from "../services/keys/kek-report.ts";
+import { KekRewrap } from "../services/keys/kek-rewrap.ts";
+import { Sealer } from "../services/keys/sealer.ts";
+import { DueScan } from "../services/ops/due-scan.ts";
+import { HealthService } from "../services/ops/health.ts";
+import { ScheduledWork } from "../services/ops/scheduled-work.ts";
+import { SecretService } from "../services/secrets/secret-service.ts";
+import { ValueRotation } from "../services/secrets/value-rotation.ts";
+import { TenantService } from "../services/tenants/tenant-service.ts";
 import { AuditRepository } from "../storage/audit-repository.ts";
 import { CheckpointRepository } from "../storage/checkpoint-repository.ts";
 import { SecretRepository } from "../storage/secret-repository.ts";
@@ -32,19 +41,27 @@ export interface Runtime {
   readonly keyring: Keyring;
   readonly logger: Logger;
   readonly metrics: CounterMetrics;
+  readonly config: RuntimeConfig;
   readonly tenants: TenantService;
   readonly secrets: SecretService;
+  readonly valueRotation: ValueRotation;
   readonly tokens: TokenService;
-  readonly audit: AuditService;
-  /** The audit chains themselves, for operators' tools that verify without a request (audit:verify). */
-  readonly auditChain: AuditChain;
-  readonly health: HealthService;
+  /** Every use case's permission check and audit records. */
+  readonly gate: OperationGate;
+  readonly auditLog: AuditLog;
+  readonly denials: DenialWindows;
+  readonly auditQueries: AuditQueries;
+  readonly chainWriter: ChainWriter;
+  /** For operators' tools that verify without a request (audit:verify). */
+  readonly chainVerifier: ChainVerifier;
   /** CloudTrail KMS events into the audit trail (functions/audit). */
   readonly kmsEvents: KmsEventIngester;
-  readonly rotation: RotationService;
-  readonly secretRotation: SecretRotationService;
-  readonly rotationRunner: RotationRunner;
-  readonly config: RuntimeConfig;
+  readonly dekRotation: DekRotation;
+  readonly dekSweep: DekSweep;
+  readonly kekRewrap: KekRewrap;
+  readonly kekReport: KekReporter;
+  readonly scheduledWork: ScheduledWork;
+  readonly health: HealthService;
 }
 
 export interface KeyringChoice {
@@ -105,68 +122,72 @@ export function createRuntime(options: {
 }): Runtime {
   const logger = options.logger ?? createLogger();
   const metrics = options.metrics ?? new CounterMetrics();
-  const tenantRepository = new TenantRepository(options.table);
-  const auditRepository = new AuditRepository(options.table);
-  const chain = new AuditChain(
-    auditRepository,
-    options.chainKeys ?? defaultChainKeys(options.keyring),
-    logger,
-  );
-  const audit = new AuditService(auditRepository, chain, metrics, logger, options.config.auditDenialWindowMs);
-  const dataKeys = new DataKeys(
-    options.keyring,
-    tenantRepository,
-    new DataKeyCache(options.config.dataKeyCache),
-  );
-  const tokens = new TokenService(new TokenRepository(options.table), audit);
-  const secretRepository = new SecretRepository(options.table);
-  const checkpoints = new CheckpointRepository(options.table);
-  const { rotation: rotationConfig } = options.config;
+  const { config, keyring, table } = options;
+  const { rotation: rotationConfig } = config;
+  const tenantRepository = new TenantRepository(table);
+  const auditRepository = new AuditRepository(table);
+  const secretRepository = new SecretRepository(table);
+  const checkpoints = new CheckpointRepository(table);
+
+  const chainKeys = options.chainKeys ?? defaultChainKeys(keyring);
+  const chainWriter = new ChainWriter(auditRepository, chainKeys, logger);
+  const chainVerifier = new ChainVerifier(auditRepository, chainKeys, chainWriter);
+  const auditLog = new AuditLog(chainWriter, metrics, logger);
+  const denials = new DenialWindows(auditLog, metrics, config.auditDenialWindowMs);
+  const gate = new OperationGate(auditLog, denials);
+  const tokens = new TokenService(new TokenRepository(table), gate, denials);
+
+  const dataKeys = new DataKeys(keyring, tenantRepository, new DataKeyCache(config.dataKeyCache));
   const sealer = new Sealer(dataKeys, metrics, rotationConfig.retireGraceMs / 2);
-  const rotation = new RotationService(
-    options.keyring,
+  const valueRotation = new ValueRotation(secretRepository, sealer, gate);
+  const dekSweep = new DekSweep(
     tenantRepository,
     secretRepository,
     checkpoints,
     dataKeys,
     sealer,
-    audit,
+    gate,
     logger,
     rotationConfig,
   );
-  const secretRotation = new SecretRotationService(secretRepository, sealer, audit);
+  const kekRewrap = new KekRewrap(keyring, tenantRepository, checkpoints, gate, logger, rotationConfig);
   const events =
     options.events ??
     createRotationEvents({
       logger,
-      region: options.config.region,
+      region: config.region,
       busName: rotationConfig.eventBusName,
       endpoint: rotationConfig.eventsEndpoint,
     });
+  const dueScan = new DueScan(
+    valueRotation,
+    secretRepository,
+    tenantRepository,
+    checkpoints,
+    metrics,
+    logger,
+  );
   return {
-    keyring: options.keyring,
+    keyring,
     logger,
     metrics,
-    audit,
-    auditChain: chain,
+    config,
+    tenants: new TenantService(tenantRepository, dataKeys, gate),
+    secrets: new SecretService(secretRepository, sealer, tokens, gate),
+    valueRotation,
     tokens,
-    tenants: new TenantService(tenantRepository, dataKeys, audit),
-    secrets: new SecretService(secretRepository, sealer, tokens, audit),
-    health: new HealthService(options.keyring, tenantRepository, chain),
-    kmsEvents: new KmsEventIngester(audit, tenantRepository, metrics, options.config.kmsIngestion),
-    rotation,
-    secretRotation,
-    rotationRunner: new RotationRunner(
-      rotation,
-      secretRotation,
-      secretRepository,
-      tenantRepository,
-      checkpoints,
-      events,
-      audit,
-      metrics,
-      logger,
-    ),
-    config: options.config,
+    gate,
+    auditLog,
+    denials,
+    auditQueries: new AuditQueries(auditRepository, chainWriter, chainVerifier, gate),
+    chainWriter,
+    chainVerifier,
+    kmsEvents: new KmsEventIngester(auditLog, tenantRepository, metrics, config.kmsIngestion),
+    dekRotation: new DekRotation(tenantRepository, secretRepository, checkpoints, dataKeys, gate),
+    dekSweep,
+    kekRewrap,
+    kekReport: new KekReporter(keyring, tenantRepository, checkpoints, gate),
+    scheduledWork: new ScheduledWork(dekSweep, kekRewrap, dueScan, events, gate, metrics, logger),
+    health: new HealthService(keyring, tenantRepository, chainWriter),
   };
 }

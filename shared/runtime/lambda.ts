@@ -1,4 +1,4 @@
-import type { Env } from "../crypto/kek-source.ts";
+import type { Env } from "../domain/env.ts";
 import { EmfMetrics } from "../observability/emf-metrics.ts";
 import { createTable } from "../storage/table.ts";
 import { ensureBootstrapToken } from "./bootstrap-secret.ts";

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { AuditAction, AuditEvent, Role } from "../../shared/domain/types.ts";
+import type { AuditAction } from "../../shared/domain/operations.ts";
+import type { AuditEvent, Role } from "../../shared/domain/types.ts";
 import { SYSTEM_SCOPE } from "../../shared/domain/types.ts";
 import { type ApiResponse, type Harness, startHarness } from "../../testing/harness.ts";
 

@@ -52,10 +52,10 @@ describe("audit blocks stay within DynamoDB's item size", () => {
     const scope = freshScope();
     const detail = "x".repeat(6400);
     const appended = await Promise.all(
-      Array.from({ length: 100 }, (_, n) => h.runtime.auditChain.append(event(scope, n, { detail }))),
+      Array.from({ length: 100 }, (_, n) => h.runtime.chainWriter.append(event(scope, n, { detail }))),
     );
     expect(appended.map((record) => record.sequence)).toEqual(Array.from({ length: 100 }, (_, n) => n + 1));
-    expect(await h.runtime.auditChain.verify(scope)).toMatchObject({ intact: true, verifiedThrough: 100 });
+    expect(await h.runtime.chainVerifier.verify(scope)).toMatchObject({ intact: true, verifiedThrough: 100 });
   });
 
   it("records that fit the field limits but not one block together are cut into blocks under the size limit", async () => {
@@ -66,18 +66,18 @@ describe("audit blocks stay within DynamoDB's item size", () => {
       reason: "€".repeat(AUDIT_FIELD_LIMITS.reason),
     };
     await Promise.all(
-      Array.from({ length: 100 }, (_, n) => h.runtime.auditChain.append(event(scope, n, fields))),
+      Array.from({ length: 100 }, (_, n) => h.runtime.chainWriter.append(event(scope, n, fields))),
     );
     const stored = await blocks(scope);
     expect(stored.reduce((sum, block) => sum + block.records, 0)).toBe(100);
     expect(stored.length).toBeGreaterThan(2);
     for (const block of stored) expect(block.bytes).toBeLessThanOrEqual(MAX_BLOCK_BYTES);
-    expect(await h.runtime.auditChain.verify(scope)).toMatchObject({ intact: true, verifiedThrough: 100 });
+    expect(await h.runtime.chainVerifier.verify(scope)).toMatchObject({ intact: true, verifiedThrough: 100 });
   });
 
   it("detail, actor and reason longer than their limits are cut at construction, saying how much was cut", async () => {
     const scope = freshScope();
-    const record = await h.runtime.auditChain.append(
+    const record = await h.runtime.chainWriter.append(
       event(scope, 1, { detail: "d".repeat(10_000), actor: "a".repeat(5000), reason: "r".repeat(3000) }),
     );
     expect(record.detail?.length).toBeLessThanOrEqual(AUDIT_FIELD_LIMITS.detail);
@@ -85,21 +85,21 @@ describe("audit blocks stay within DynamoDB's item size", () => {
     expect(record.reason?.length).toBeLessThanOrEqual(AUDIT_FIELD_LIMITS.reason);
     expect(record.detail).toMatch(/ \[\d+ characters cut\]$/);
     expect(record.detail?.startsWith("d".repeat(AUDIT_FIELD_LIMITS.detail - 30))).toBe(true);
-    expect(await h.runtime.auditChain.verify(scope)).toMatchObject({ intact: true, verifiedThrough: 1 });
+    expect(await h.runtime.chainVerifier.verify(scope)).toMatchObject({ intact: true, verifiedThrough: 1 });
   });
 
   it("a record too large for any block alone is refused as too large, not as the store unavailable, and the chain goes on", async () => {
     const scope = freshScope();
     const huge = event(scope, 1, { secretName: "s".repeat(MAX_BLOCK_BYTES) });
     const [refused, next] = await Promise.allSettled([
-      h.runtime.auditChain.append(huge),
-      h.runtime.auditChain.append(event(scope, 2)),
+      h.runtime.chainWriter.append(huge),
+      h.runtime.chainWriter.append(event(scope, 2)),
     ]);
     expect(refused).toMatchObject({ status: "rejected", reason: expect.any(AuditRecordTooLargeError) });
     expect((refused as PromiseRejectedResult).reason.message).toMatch(/exceeds the \d+-byte block limit/);
     expect(next).toMatchObject({ status: "fulfilled", value: { sequence: 1 } });
     await expect(
-      h.runtime.audit.record({
+      h.runtime.auditLog.record({
         tenantId: scope,
         action: "secret.read",
         outcome: "success",

@@ -43,7 +43,7 @@ async function freshChain(): Promise<string> {
   return tenant;
 }
 
-const verify = (scope: string) => h.runtime.auditChain.verify(scope);
+const verify = (scope: string) => h.runtime.chainVerifier.verify(scope);
 const raw = (scope: string, sequence: number) => getRawAuditRecord(store.table, scope, sequence);
 const rawChain = (scope: string, length = RECORDS) =>
   Promise.all(Array.from({ length }, (_, i) => raw(scope, i + 1)));
@@ -222,8 +222,8 @@ describe("a day's key authenticates only that day's records", () => {
       requestId: `midnight-${n}`,
       time: new Date(time).toISOString(),
     });
-    await h.runtime.auditChain.append(event(midnight + 5, 1));
-    const late = await h.runtime.auditChain.append(event(midnight - 5, 2));
+    await h.runtime.chainWriter.append(event(midnight + 5, 1));
+    const late = await h.runtime.chainWriter.append(event(midnight - 5, 2));
     expect(late.time).toBe(new Date(midnight + 5).toISOString());
     expect(await verify(scope)).toMatchObject({ intact: true, verifiedThrough: 2 });
   });
@@ -287,7 +287,7 @@ describe("an export tells complete from cut short", () => {
     // More than one export page (500 records), so the second page is read only as the client reads.
     await Promise.all(
       Array.from({ length: 500 }, (_, n) =>
-        h.runtime.auditChain.append({
+        h.runtime.chainWriter.append({
           tenantId: tenant,
           action: "secret.read",
           outcome: "success",
@@ -346,7 +346,7 @@ describe("verify while the chain grows", () => {
       const verification = verify(tenant);
       await walked;
       for (let n = 0; n < 3; n += 1) {
-        await h.runtime.auditChain.append({
+        await h.runtime.chainWriter.append({
           tenantId: tenant,
           action: "secret.read",
           outcome: "success",

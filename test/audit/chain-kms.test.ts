@@ -66,14 +66,14 @@ describe("the audit chain on a KMS HMAC key", () => {
 
   it("verifies intact through the KMS key, from another instance", async () => {
     const verifier = await instance(macKeyArn);
-    const result = await verifier.runtime.auditChain.verify("acme");
+    const result = await verifier.runtime.chainVerifier.verify("acme");
     expect(result.intact).toBe(true);
     expect(result.verifiedThrough).toBeGreaterThan(40);
   });
 
   it("an instance configured with another HMAC key trusts none of the records", async () => {
     const other = await instance(kms.createHmacKey());
-    expect(await other.runtime.auditChain.verify("acme")).toMatchObject({
+    expect(await other.runtime.chainVerifier.verify("acme")).toMatchObject({
       intact: false,
       break: { sequence: 1, reason: "unknown_mac_key" },
     });

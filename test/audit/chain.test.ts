@@ -39,7 +39,7 @@ async function freshChain(): Promise<string> {
   return tenant;
 }
 
-const verify = (tenant: string, harness = h) => harness.runtime.auditChain.verify(tenant);
+const verify = (tenant: string, harness = h) => harness.runtime.chainVerifier.verify(tenant);
 const raw = (tenant: string, sequence: number) => getRawAuditRecord(store.table, tenant, sequence);
 
 beforeAll(async () => {
@@ -245,7 +245,7 @@ describe("concurrent appends from several instances on one table", () => {
     const appended = await Promise.all(
       instances.flatMap((instance, i) =>
         Array.from({ length: PER_INSTANCE }, (_, n) =>
-          instance.runtime.auditChain.append({
+          instance.runtime.chainWriter.append({
             tenantId: tenant,
             action: "secret.read",
             outcome: "success",
@@ -301,7 +301,7 @@ describe("group commit within one instance", () => {
   it("records that arrive while a write is in flight go out together as one block, each with its own place", async () => {
     const tenant = await freshChain();
     const appended = await Promise.all(
-      Array.from({ length: 40 }, (_, n) => h.runtime.auditChain.append(readEvent(tenant, n))),
+      Array.from({ length: 40 }, (_, n) => h.runtime.chainWriter.append(readEvent(tenant, n))),
     );
     expect(appended.map((record) => record.sequence)).toEqual(
       Array.from({ length: 40 }, (_, n) => RECORDS + 1 + n),
@@ -314,7 +314,7 @@ describe("group commit within one instance", () => {
   it("listing and export page through records inside blocks without gaps or repeats", async () => {
     const tenant = await freshChain();
     await Promise.all(
-      Array.from({ length: 25 }, (_, n) => h.runtime.auditChain.append(readEvent(tenant, n))),
+      Array.from({ length: 25 }, (_, n) => h.runtime.chainWriter.append(readEvent(tenant, n))),
     );
     const seen: number[] = [];
     let cursor: string | undefined;
@@ -342,12 +342,12 @@ describe("group commit within one instance", () => {
     const tenant = await freshChain();
     const fault = injectFault(store.table, auditAppends);
     const results = await Promise.allSettled(
-      Array.from({ length: 10 }, (_, n) => h.runtime.auditChain.append(readEvent(tenant, n))),
+      Array.from({ length: 10 }, (_, n) => h.runtime.chainWriter.append(readEvent(tenant, n))),
     );
     fault.remove();
     expect(results.map((result) => result.status)).toEqual(Array(10).fill("rejected"));
     expect(await verify(tenant)).toMatchObject({ intact: true, verifiedThrough: RECORDS });
-    await h.runtime.auditChain.append(readEvent(tenant, 99));
+    await h.runtime.chainWriter.append(readEvent(tenant, 99));
     expect(await verify(tenant)).toMatchObject({ intact: true, verifiedThrough: RECORDS + 1 });
   });
 });

@@ -63,7 +63,7 @@ describe("a denial window whose time is up", () => {
     const before = (await deniedRecords()).length;
     expect((await h.call("GET", "/health")).status).toBe(200);
     expect(await deniedRecords()).toHaveLength(before);
-    await h.runtime.audit.flushDenials();
+    await h.runtime.denials.flush();
     expect((await deniedRecords())[0]).toMatchObject({ count: 2 });
   });
 });

@@ -144,7 +144,7 @@ describe("export as JSON lines", () => {
 
 describe("repeated denials", () => {
   it("by one actor within the window become one full record plus one counted record in the chain", async () => {
-    const before = (await h.runtime.auditChain.verify("acme")).verifiedThrough;
+    const before = (await h.runtime.chainVerifier.verify("acme")).verifiedThrough;
     const deniedBefore = h.runtime.metrics.count("AuthDenied");
     for (let i = 0; i < 25; i += 1) {
       const response = await h.call("PUT", "/v1/tenants/acme/secrets/db-password", {
@@ -155,8 +155,8 @@ describe("repeated denials", () => {
     }
     // Every denial is still counted in the metric.
     expect(h.runtime.metrics.count("AuthDenied")).toBe(deniedBefore + 25);
-    await h.runtime.audit.flushDenials();
-    const chain = await h.runtime.auditChain.verify("acme");
+    await h.runtime.denials.flush();
+    const chain = await h.runtime.chainVerifier.verify("acme");
     expect(chain.intact).toBe(true);
     const denied = await events(`/v1/tenants/acme/audit?actor=${runner.id}&outcome=denied&limit=999`);
     expect(denied).toHaveLength(2);
@@ -177,7 +177,7 @@ describe("repeated denials", () => {
       });
       expect(response.status).toBe(401);
     }
-    await h.runtime.audit.flushDenials();
+    await h.runtime.denials.flush();
     const denied = (await events("/v1/tenants/acme/audit?outcome=denied&limit=999")).filter(
       (e) => e.role === "anonymous",
     );

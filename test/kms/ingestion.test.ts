@@ -165,7 +165,7 @@ describe("CloudTrail KMS events into the audit trail", () => {
     expect(summary.anomalies).toBe(1);
     const [record] = await trail("_system");
     expect(record?.detail).toContain("anomaly: encryption context names an unknown tenant");
-    expect((await h.runtime.auditChain.verify("no-such-tenant")).records).toBe(0);
+    expect((await h.runtime.chainVerifier.verify("no-such-tenant")).records).toBe(0);
   });
 
   it("a call on a key that is not watched is ignored", async () => {
@@ -242,7 +242,7 @@ describe("CloudTrail KMS events into the audit trail", () => {
     const { summary } = await ingestBatch(fresh.runtime, sqsBatch(body(own)), silent);
     expect(summary).toMatchObject({ recorded: 1, anomalies: 0 });
     expect(kms.calls).toEqual({ GenerateMac: 1 });
-    expect((await fresh.runtime.auditChain.verify("acme")).intact).toBe(true);
+    expect((await fresh.runtime.chainVerifier.verify("acme")).intact).toBe(true);
   });
 });
 

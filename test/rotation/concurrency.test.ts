@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kekFingerprint, LocalKeyring } from "../../shared/crypto/local-keyring.ts";
-import { deadlineIn } from "../../shared/services/rotation-runner.ts";
+import { deadlineIn } from "../../shared/domain/work.ts";
 import type { LocalDynamo } from "../../shared/storage/local-dynamo.ts";
 import type { Table } from "../../shared/storage/table.ts";
 import { TenantRepository } from "../../shared/storage/tenant-repository.ts";
@@ -120,13 +120,13 @@ describe("readers and writers while the DEK and the KEK rotate", () => {
 
     const runUntil = async (done: () => Promise<boolean>) => {
       for (let run = 0; run < 200 && !(await done()); run += 1) {
-        const summary = await after.runtime.rotationRunner.run(deadlineIn(5_000), `concurrency-${run}`);
+        const summary = await after.runtime.scheduledWork.run(deadlineIn(5_000), `concurrency-${run}`);
         if (process.env.DEBUG_ROT)
           console.log(JSON.stringify(summary), after.runtime.metrics.count("RotationFailures"));
         await sleep(50);
       }
     };
-    const swept = async () => !(await after.runtime.rotation.pendingSweeps()).includes(TENANT);
+    const swept = async () => !(await after.runtime.dekSweep.pendingSweeps()).includes(TENANT);
     try {
       for (const expected of [2, 3]) {
         const rotated = await after.call("POST", `/v1/tenants/${TENANT}/rotate-dek`, { token: admin });
@@ -137,7 +137,7 @@ describe("readers and writers while the DEK and the KEK rotate", () => {
         }
         await runUntil(swept);
       }
-      await runUntil(async () => (await after.runtime.rotation.rewrapState())?.phase === "done");
+      await runUntil(async () => (await after.runtime.kekRewrap.rewrapState())?.phase === "done");
     } finally {
       stop = true;
       await Promise.all(workers);

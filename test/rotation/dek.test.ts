@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { envelopeDekVersion } from "../../shared/crypto/envelope.ts";
-import { deadlineIn } from "../../shared/services/rotation-runner.ts";
+import { deadlineIn } from "../../shared/domain/work.ts";
 import { getRawItem, headKey, tenantKey } from "../../testing/faults.ts";
 import { type Harness, startHarness } from "../../testing/harness.ts";
 import {
@@ -26,7 +26,7 @@ beforeAll(async () => {
 });
 afterAll(() => h?.close());
 
-const runOnce = () => h.runtime.rotationRunner.run(deadlineIn(20_000), `test-${Date.now()}`);
+const runOnce = () => h.runtime.scheduledWork.run(deadlineIn(20_000), `test-${Date.now()}`);
 
 const runUntilSwept = (tenant: string) => sweepToDone(h, tenant, "test");
 
@@ -91,7 +91,7 @@ describe("DEK rotation of one tenant", () => {
     const raw = await getRawItem(h.table, tenantKey(tenant));
     expect(raw.dataKeys.map((k: { version: number }) => k.version)).toEqual([2]);
     expect(JSON.stringify(raw.retiredDataKeys)).not.toContain("ciphertext");
-    expect(await h.runtime.rotation.pendingSweeps()).not.toContain(tenant);
+    expect(await h.runtime.dekSweep.pendingSweeps()).not.toContain(tenant);
     await expectAllReadable(h, admin, tenant, model);
   });
 

@@ -3,7 +3,7 @@ import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import type { Context, ScheduledEvent } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalKeyring } from "../../shared/crypto/local-keyring.ts";
-import type { RunSummary } from "../../shared/services/rotation-runner.ts";
+import type { RunSummary } from "../../shared/domain/rotation.ts";
 import { type EventBridgeEndpoint, startEventBridgeEndpoint } from "../../testing/eventbridge-endpoint.ts";
 import { headKey, tenantKey } from "../../testing/faults.ts";
 import { DUMMY_CREDENTIALS, type Harness, startHarness, startStore } from "../../testing/harness.ts";

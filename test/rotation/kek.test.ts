@@ -4,7 +4,7 @@ import { type ChainKeys, KmsChainKeys } from "../../shared/crypto/chain-keys.ts"
 import type { Keyring } from "../../shared/crypto/keyring.ts";
 import { KmsKeyring } from "../../shared/crypto/kms-keyring.ts";
 import { kekFingerprint, LocalKeyring } from "../../shared/crypto/local-keyring.ts";
-import { deadlineIn } from "../../shared/services/rotation-runner.ts";
+import { deadlineIn } from "../../shared/domain/work.ts";
 import type { LocalDynamo } from "../../shared/storage/local-dynamo.ts";
 import type { Table } from "../../shared/storage/table.ts";
 import { TenantRepository } from "../../shared/storage/tenant-repository.ts";
@@ -129,13 +129,13 @@ describe("local KEK rotation: CREDENTIALS_KEK replaced, the old one in CREDENTIA
           await expectAllReadable(h, admin, tenant, model);
         // A crash before the re-wrap was recorded as started needs the route again; after, the
         // scheduled runner resumes it from the last checkpoint.
-        if ((await h.runtime.rotation.rewrapState()) === undefined) {
+        if ((await h.runtime.kekRewrap.rewrapState()) === undefined) {
           expect((await h.call("POST", "/v1/kek/rewrap", { token: admin })).status).toBe(200);
         }
-        for (let run = 0; run < 5 && (await h.runtime.rotation.rewrapState())?.phase !== "done"; run += 1) {
-          await h.runtime.rotationRunner.run(deadlineIn(10_000), `resume-${run}`);
+        for (let run = 0; run < 5 && (await h.runtime.kekRewrap.rewrapState())?.phase !== "done"; run += 1) {
+          await h.runtime.scheduledWork.run(deadlineIn(10_000), `resume-${run}`);
         }
-        expect((await h.runtime.rotation.rewrapState())?.phase, `k=${k}`).toBe("done");
+        expect((await h.runtime.kekRewrap.rewrapState())?.phase, `k=${k}`).toBe("done");
         expect(await dataKeysByKek(copy.table), `k=${k}`).toEqual({ [fpB]: 4 });
         expect(await new TenantRepository(copy.table).registeredKeks(), `k=${k}`).toEqual([fpB]);
       } finally {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { deadlineIn } from "../../shared/services/rotation-runner.ts";
+import { deadlineIn } from "../../shared/domain/work.ts";
 import { TenantRepository } from "../../shared/storage/tenant-repository.ts";
 import { type Harness, startHarness } from "../../testing/harness.ts";
 import { storedDekVersions } from "../../testing/rotation-fixtures.ts";
@@ -95,8 +95,8 @@ describe("label, policy and pending writers while the DEK rotates", () => {
 
     const sweepToRetirement = async () => {
       for (let run = 0; run < 200; run += 1) {
-        if (!(await h.runtime.rotation.pendingSweeps()).includes(TENANT)) return;
-        await h.runtime.rotationRunner.run(deadlineIn(5_000), `labels-${run}`);
+        if (!(await h.runtime.dekSweep.pendingSweeps()).includes(TENANT)) return;
+        await h.runtime.scheduledWork.run(deadlineIn(5_000), `labels-${run}`);
         await sleep(50);
       }
     };

@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { envelopeDekVersion } from "../../shared/crypto/envelope.ts";
 import { kekFingerprint, LocalKeyring } from "../../shared/crypto/local-keyring.ts";
 import { ConfigError } from "../../shared/domain/errors.ts";
+import { deadlineIn } from "../../shared/domain/work.ts";
 import { MIN_RETIRE_GRACE_SECONDS, readRuntimeConfig } from "../../shared/runtime/config.ts";
-import { deadlineIn } from "../../shared/services/rotation-runner.ts";
 import { getRawItem, headKey } from "../../testing/faults.ts";
 import { type Harness, randomKek, startHarness, startStore } from "../../testing/harness.ts";
 import { runUntilSwept } from "../../testing/rotation-fixtures.ts";
@@ -66,7 +66,7 @@ describe("a head write that carries envelopes it read, straddling a sweep's re-s
       const hold = holdNextHeadPut(h, "S#k", `hold-${days}`);
       const write = h.call("PUT", `${path}/rotation`, { token: admin, body: { rotationPeriodDays: days } });
       await hold.atPut; // the policy writer has read the head and passed its freshness checks
-      const run = await h.runtime.rotationRunner.run(deadlineIn(10_000), `r-${days}`);
+      const run = await h.runtime.scheduledWork.run(deadlineIn(10_000), `r-${days}`);
       hold.release();
       const res = await write;
       hold.remove();
@@ -160,7 +160,7 @@ describe("DEK_RETIRE_GRACE_SECONDS=0", () => {
       // No writer can commit, because none can prove its DEK snapshot is recent: a 409, nothing written.
       const put = await h.call("PUT", "/v1/tenants/g0/secrets/k", { token: admin, body: { value: "v" } });
       expect(put.status).toBe(409);
-      expect(await h.runtime.rotation.countByDekVersion("g0")).toEqual({});
+      expect(await h.runtime.dekRotation.countByDekVersion("g0")).toEqual({});
     } finally {
       await h.close();
     }
@@ -179,7 +179,7 @@ describe("DEK_RETIRE_GRACE_SECONDS=0", () => {
       const write = h.call("PUT", path, { token: admin, body: { value: "two" } });
       await hold.atPut;
       expect((await h.call("POST", "/v1/tenants/g1/rotate-dek", { token: admin })).status).toBe(200);
-      const run = await h.runtime.rotationRunner.run(deadlineIn(10_000), "g1");
+      const run = await h.runtime.scheduledWork.run(deadlineIn(10_000), "g1");
       expect(run.sweeps).toEqual([expect.objectContaining({ tenantId: "g1", stoppedBecause: "grace" })]);
       hold.release();
       expect((await write).status).toBe(200);
@@ -187,7 +187,7 @@ describe("DEK_RETIRE_GRACE_SECONDS=0", () => {
       await runUntilSwept(h, "g1", "g1-rest");
       const read = await h.call("GET", path, { token: admin, headers: REASON });
       expect(await read.json()).toMatchObject({ version: 2, value: "two" });
-      expect(await h.runtime.rotation.countByDekVersion("g1")).toEqual({ 2: 2 });
+      expect(await h.runtime.dekRotation.countByDekVersion("g1")).toEqual({ 2: 2 });
     } finally {
       await h.close();
     }
@@ -259,7 +259,7 @@ describe("secret rotation edge cases (review P3)", () => {
       body: { value: "A".repeat(32), stage: "pending", clientRequestToken: "manual-died-1" },
     });
     expect(staged.status).toBe(200);
-    const run = await h.runtime.rotationRunner.run(deadlineIn(10_000), "p3-wedge");
+    const run = await h.runtime.scheduledWork.run(deadlineIn(10_000), "p3-wedge");
     expect(run.due).toMatchObject({ rotated: 1, failed: 0 });
     const read = await h.call("GET", path, { token: admin, headers: REASON });
     expect(await read.json()).toMatchObject({ version: 2, value: "A".repeat(32) });
@@ -276,15 +276,15 @@ describe("secret rotation edge cases (review P3)", () => {
   it("the due scan checks the deadline before every tenant, not every page of tenants", async () => {
     await setup("p3-due-a", ["s"]);
     await setup("p3-due-b", ["s"]);
-    await h.runtime.rotationRunner.run(deadlineIn(10_000), "p3-due-settle");
+    await h.runtime.scheduledWork.run(deadlineIn(10_000), "p3-due-settle");
     await makeDue("p3-due-a", "s");
     await makeDue("p3-due-b", "s");
     const before = h.runtime.metrics.count("RotationsDue");
     // Out of time as soon as one due secret has been found.
     const oneTenant = { expired: () => h.runtime.metrics.count("RotationsDue") > before };
-    const cut = await h.runtime.rotationRunner.run(oneTenant, "p3-due-1");
+    const cut = await h.runtime.scheduledWork.run(oneTenant, "p3-due-1");
     expect(cut.due).toMatchObject({ found: 1, rotated: 1, scanComplete: false });
-    const rest = await h.runtime.rotationRunner.run(deadlineIn(10_000), "p3-due-2");
+    const rest = await h.runtime.scheduledWork.run(deadlineIn(10_000), "p3-due-2");
     expect(rest.due).toMatchObject({ found: 1, rotated: 1, scanComplete: true });
   });
 });

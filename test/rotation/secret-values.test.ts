@@ -1,8 +1,9 @@
 import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { RotationEvent, RotationEvents } from "../../shared/observability/rotation-events.ts";
-import { DAY_MS } from "../../shared/services/context.ts";
-import { deadlineIn } from "../../shared/services/rotation-runner.ts";
+import type { RotationEvent } from "../../shared/domain/rotation.ts";
+import { DAY_MS } from "../../shared/domain/time.ts";
+import { deadlineIn } from "../../shared/domain/work.ts";
+import type { RotationEvents } from "../../shared/observability/rotation-events.ts";
 import { headKey } from "../../testing/faults.ts";
 import { type Harness, startHarness } from "../../testing/harness.ts";
 import { crashAfterWrites } from "../../testing/rotation-fixtures.ts";
@@ -247,7 +248,7 @@ describe("bring-your-own-key secrets and the scheduled runner", () => {
     await makeDue("provider-key");
     published.length = 0;
     const due = h.runtime.metrics.count("RotationsDue");
-    const first = await h.runtime.rotationRunner.run(deadlineIn(10_000), "byok-1");
+    const first = await h.runtime.scheduledWork.run(deadlineIn(10_000), "byok-1");
     expect(first.due).toMatchObject({ found: 1, notified: 1, rotated: 0, failed: 0, scanComplete: true });
     expect(h.runtime.metrics.count("RotationsDue")).toBe(due + 1);
     expect(published).toEqual([
@@ -256,7 +257,7 @@ describe("bring-your-own-key secrets and the scheduled runner", () => {
         detail: expect.objectContaining({ tenantId: TENANT, secretName: "provider-key" }),
       },
     ]);
-    await h.runtime.rotationRunner.run(deadlineIn(10_000), "byok-2");
+    await h.runtime.scheduledWork.run(deadlineIn(10_000), "byok-2");
     expect(published).toHaveLength(1);
 
     expect(
@@ -286,7 +287,7 @@ describe("bring-your-own-key secrets and the scheduled runner", () => {
     await makeDue("auto");
     published.length = 0;
     const completed = h.runtime.metrics.count("RotationsCompleted");
-    const run = await h.runtime.rotationRunner.run(deadlineIn(10_000), "auto-1");
+    const run = await h.runtime.scheduledWork.run(deadlineIn(10_000), "auto-1");
     expect(run.due).toMatchObject({ found: 1, rotated: 1, failed: 0 });
     expect(h.runtime.metrics.count("RotationsCompleted")).toBe(completed + 1);
     expect(await readJson("auto")).toMatchObject({ version: 2 });
@@ -294,7 +295,7 @@ describe("bring-your-own-key secrets and the scheduled runner", () => {
       detailType: "Secret Rotated",
       detail: { tenantId: TENANT, secretName: "auto", version: 2 },
     });
-    const again = await h.runtime.rotationRunner.run(deadlineIn(10_000), "auto-2");
+    const again = await h.runtime.scheduledWork.run(deadlineIn(10_000), "auto-2");
     expect(again.due.found).toBe(0);
   });
 });

@@ -3,9 +3,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { decodeKek, type Env, loadLocalKek } from "../../shared/crypto/kek-source.ts";
+import { decodeKek, loadLocalKek } from "../../shared/crypto/kek-source.ts";
 import type { DataKeyContext } from "../../shared/crypto/keyring.ts";
 import { kekFingerprint, LocalKeyring } from "../../shared/crypto/local-keyring.ts";
+import type { Env } from "../../shared/domain/env.ts";
 import { ConfigError, DecryptError, KekMismatchError } from "../../shared/domain/errors.ts";
 
 const tempDirs: string[] = [];

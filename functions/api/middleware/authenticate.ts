@@ -1,8 +1,9 @@
 import { createMiddleware } from "hono/factory";
+import type { RequestContext } from "../../../shared/domain/context.ts";
+import { AUDIT_ACTIONS, type AuditAction } from "../../../shared/domain/operations.ts";
 import { secretNameSchema, tenantIdSchema } from "../../../shared/domain/schemas.ts";
-import { AUDIT_ACTIONS, type AuditAction, SYSTEM_SCOPE } from "../../../shared/domain/types.ts";
-import type { RequestContext } from "../../../shared/services/context.ts";
-import type { TokenService } from "../../../shared/services/token-service.ts";
+import { SYSTEM_SCOPE } from "../../../shared/domain/types.ts";
+import type { TokenService } from "../../../shared/services/access/token-service.ts";
 
 export type AuthenticatedEnv = { Variables: { requestId: string; ctx: RequestContext } };
 

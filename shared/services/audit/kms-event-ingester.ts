@@ -1,9 +1,9 @@
-import type { KmsApiCall } from "../domain/cloudtrail.ts";
-import { tenantIdSchema } from "../domain/schemas.ts";
-import { SYSTEM_SCOPE } from "../domain/types.ts";
-import type { MetricsRecorder } from "../observability/metrics.ts";
-import type { TenantRepository } from "../storage/tenant-repository.ts";
-import type { AuditService } from "./audit-service.ts";
+import type { AuditTrail } from "../../domain/audit-trail.ts";
+import type { KmsApiCall } from "../../domain/cloudtrail.ts";
+import { tenantIdSchema } from "../../domain/schemas.ts";
+import { SYSTEM_SCOPE } from "../../domain/types.ts";
+import type { MetricsRecorder } from "../../observability/metrics.ts";
+import type { TenantRepository } from "../../storage/tenant-repository.ts";
 
 /**
  * Operations that use a key: only the service's own roles may call them on its keys. GenerateMac and
@@ -49,13 +49,19 @@ export class KmsEventIngester {
   readonly #watched: ReadonlyMap<string, string>;
   readonly #serviceRoles: ReadonlySet<string>;
   readonly #knownTenants = new Set<string>();
+  readonly #trail: AuditTrail;
+  readonly #tenants: TenantRepository;
+  readonly #metrics: MetricsRecorder;
 
   constructor(
-    private readonly audit: AuditService,
-    private readonly tenants: TenantRepository,
-    private readonly metrics: MetricsRecorder,
+    trail: AuditTrail,
+    tenants: TenantRepository,
+    metrics: MetricsRecorder,
     config: KmsIngestionConfig,
   ) {
+    this.#trail = trail;
+    this.#tenants = tenants;
+    this.#metrics = metrics;
     this.#watched = new Map(
       config.watchedKeyArns.flatMap((arn) => {
         const keyId = /:key\/([^/]+)$/.exec(arn)?.[1];
@@ -80,7 +86,7 @@ export class KmsEventIngester {
       if (await this.#isTenant(named)) scope = named;
       else anomalies.push("encryption context names an unknown tenant");
     }
-    if (anomalies.length > 0) this.metrics.increment("KmsAnomalies", anomalies.length);
+    if (anomalies.length > 0) this.#metrics.increment("KmsAnomalies", anomalies.length);
     const outcome = call.errorCode === undefined ? "success" : "failure";
     const facts = [
       `${call.eventName} on ${keyArn} at ${call.eventTime}`,
@@ -90,7 +96,7 @@ export class KmsEventIngester {
         : []),
       ...anomalies.map((anomaly) => `anomaly: ${anomaly}`),
     ];
-    await this.audit.record({
+    await this.#trail.record({
       tenantId: scope,
       action: "kms.call",
       outcome,
@@ -120,7 +126,7 @@ export class KmsEventIngester {
   async #isTenant(tenantId: string): Promise<boolean> {
     if (!tenantIdSchema.safeParse(tenantId).success) return false;
     if (this.#knownTenants.has(tenantId)) return true;
-    const exists = (await this.tenants.get(tenantId)) !== undefined;
+    const exists = (await this.#tenants.get(tenantId)) !== undefined;
     if (exists && this.#knownTenants.size < MAX_KNOWN_TENANTS) this.#knownTenants.add(tenantId);
     return exists;
   }

@@ -1,4 +1,4 @@
-import type { Principal } from "../domain/types.ts";
+import type { Principal } from "./types.ts";
 
 /** Who is asking and under which request id; every use case takes one. */
 export interface RequestContext {
@@ -11,7 +11,3 @@ export interface Caller {
   readonly requestId: string;
   readonly authorization: string | undefined;
 }
-
-export const now = (): string => new Date().toISOString();
-
-export const DAY_MS = 24 * 3600 * 1000;

@@ -1,7 +1,7 @@
-import type { Keyring } from "../crypto/keyring.ts";
-import { SYSTEM_SCOPE } from "../domain/types.ts";
-import type { TenantRepository } from "../storage/tenant-repository.ts";
-import type { AuditChain } from "./audit-chain.ts";
+import type { Keyring } from "../../crypto/keyring.ts";
+import type { ChainHeads } from "../../domain/audit-chain.ts";
+import { SYSTEM_SCOPE } from "../../domain/types.ts";
+import type { TenantRepository } from "../../storage/tenant-repository.ts";
 
 export interface HealthReport {
   readonly healthy: boolean;
@@ -31,27 +31,31 @@ export interface HealthReport {
  * not configured is unhealthy: those tenants' secrets cannot be read, and the fingerprint says why.
  */
 export class HealthService {
-  constructor(
-    private readonly keyring: Keyring,
-    private readonly tenants: TenantRepository,
-    private readonly chain: AuditChain,
-  ) {}
+  readonly #keyring: Keyring;
+  readonly #tenants: TenantRepository;
+  readonly #chain: ChainHeads;
+
+  constructor(keyring: Keyring, tenants: TenantRepository, chain: ChainHeads) {
+    this.#keyring = keyring;
+    this.#tenants = tenants;
+    this.#chain = chain;
+  }
 
   async check(): Promise<HealthReport> {
     const problems: string[] = [];
     const warnings: string[] = [];
-    const configured = await this.keyring.probe().catch(() => {
-      problems.push(`the ${this.keyring.kind} keyring is unavailable`);
+    const configured = await this.#keyring.probe().catch(() => {
+      problems.push(`the ${this.#keyring.kind} keyring is unavailable`);
       return undefined;
     });
-    const registered = await this.tenants.registeredKeks().catch(() => {
+    const registered = await this.#tenants.registeredKeks().catch(() => {
       problems.push("the DynamoDB table is unavailable");
       return undefined;
     });
     // From memory when this instance appended to it, so an anonymous probe usually costs no read.
     const systemHead =
-      this.chain.knownHead(SYSTEM_SCOPE) ??
-      (await this.chain.storedHead(SYSTEM_SCOPE).catch(() => undefined));
+      this.#chain.knownHead(SYSTEM_SCOPE) ??
+      (await this.#chain.storedHead(SYSTEM_SCOPE).catch(() => undefined));
     const heads = systemHead === undefined ? [] : [{ scope: SYSTEM_SCOPE, ...systemHead }];
     if (configured !== undefined && registered !== undefined) {
       const missing = registered.filter((kekId) => !configured.includes(kekId));
@@ -74,12 +78,12 @@ export class HealthService {
     return {
       healthy: problems.length === 0,
       keyring: {
-        kind: this.keyring.kind,
-        activeKekId: this.keyring.activeKekId,
+        kind: this.#keyring.kind,
+        activeKekId: this.#keyring.activeKekId,
         status: configured === undefined ? "unavailable" : "ok",
       },
       store: { status: registered === undefined ? "unavailable" : "ok" },
-      audit: { heads, knownChains: this.chain.knownChainCount() },
+      audit: { heads, knownChains: this.#chain.knownChainCount() },
       problems,
       warnings,
     };

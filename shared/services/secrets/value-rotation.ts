@@ -3,18 +3,18 @@ import {
   generatorEntropyBits,
   matchesGenerator,
   newRequestToken,
-} from "../crypto/generate.ts";
-import { ConflictError, NotFoundError, ValidationError } from "../domain/errors.ts";
-import type { RotationPolicyInput } from "../domain/schemas.ts";
-import type { GeneratorSpec, Page, RotationPolicy, SealedVersion, SecretHead } from "../domain/types.ts";
-import type { RotationEvent } from "../observability/rotation-events.ts";
-import type { SecretRepository } from "../storage/secret-repository.ts";
-import type { AuditEntry, AuditService } from "./audit-service.ts";
-import { DAY_MS, now, type RequestContext } from "./context.ts";
+} from "../../crypto/generate.ts";
+import type { AllowedOperation, OperationGate } from "../../domain/audit-trail.ts";
+import type { RequestContext } from "../../domain/context.ts";
+import { ConflictError, NotFoundError, ValidationError } from "../../domain/errors.ts";
+import type { RotateResult, RotationEvent, ScheduledRotation } from "../../domain/rotation.ts";
+import type { RotationPolicyInput } from "../../domain/schemas.ts";
+import type { SealingKey, SecretSealer } from "../../domain/sealing.ts";
+import { isLive, withNewCurrent } from "../../domain/secret-head.ts";
+import { DAY_MS, now } from "../../domain/time.ts";
+import type { GeneratorSpec, Page, RotationPolicy, SealedVersion, SecretHead } from "../../domain/types.ts";
+import type { SecretRepository } from "../../storage/secret-repository.ts";
 import { HeadWriter } from "./head-writer.ts";
-import { SYSTEM_ACTOR } from "./rotation-service.ts";
-import type { Sealer, SealingKey } from "./sealer.ts";
-import { isLive, withNewCurrent } from "./secret-service.ts";
 
 /** The least entropy a generated secret may have: as strong as an AES-128 key. */
 const MIN_GENERATED_BITS = 128;
@@ -26,15 +26,6 @@ export interface PolicyView {
   readonly generator?: GeneratorSpec;
   readonly lastRotatedAt?: string;
 }
-
-export type RotateResult =
-  | {
-      readonly name: string;
-      readonly status: "rotated";
-      readonly version: number;
-      readonly previousVersion: number;
-    }
-  | { readonly name: string; readonly status: "awaiting_value"; readonly rotationDueAt: string };
 
 export interface DueSecret {
   readonly name: string;
@@ -61,15 +52,17 @@ function policyView(name: string, policy: RotationPolicy | undefined): PolicyVie
  * `previous`. Every step is one conditional write of the head (after an idempotent archive copy), so
  * a rotation that dies between steps is resumed by running it again with the same clientRequestToken.
  */
-export class SecretRotationService {
-  private readonly heads: HeadWriter;
+export class ValueRotation implements ScheduledRotation {
+  readonly #secrets: SecretRepository;
+  readonly #sealer: SecretSealer;
+  readonly #gate: OperationGate;
+  readonly #heads: HeadWriter;
 
-  constructor(
-    private readonly secrets: SecretRepository,
-    private readonly sealer: Sealer,
-    private readonly audit: AuditService,
-  ) {
-    this.heads = new HeadWriter(secrets, sealer);
+  constructor(secrets: SecretRepository, sealer: SecretSealer, gate: OperationGate) {
+    this.#secrets = secrets;
+    this.#sealer = sealer;
+    this.#gate = gate;
+    this.#heads = new HeadWriter(secrets, sealer);
   }
 
   async setPolicy(
@@ -78,8 +71,7 @@ export class SecretRotationService {
     name: string,
     input: RotationPolicyInput,
   ): Promise<PolicyView> {
-    const target = { tenantId, action: "secret.rotation-policy", secretName: name } as const;
-    await this.audit.authorize(ctx, "secret:rotate", target);
+    const operation = await this.#gate.begin(ctx, "secret.rotation-policy", { tenantId, secretName: name });
     if (input.generator !== undefined && input.generator !== null) {
       const bits = generatorEntropyBits({
         kind: input.generator.kind,
@@ -92,7 +84,7 @@ export class SecretRotationService {
         );
       }
     }
-    return this.audit.aroundChange(this.audit.entry(ctx, target), () =>
+    return operation.change(() =>
       this.#updateHead(tenantId, name, (head) => {
         const { periodDays: _p, generator: _g, dueAt: _d, notifiedDueAt: _n, ...kept } = head.rotation ?? {};
         const periodDays =
@@ -130,12 +122,11 @@ export class SecretRotationService {
     limit: number,
     cursor?: string,
   ): Promise<Page<DueSecret>> {
-    const target = { tenantId, action: "rotation.read" } as const;
-    await this.audit.authorize(ctx, "rotation:read", target);
+    const operation = await this.#gate.begin(ctx, "rotation.read", { tenantId });
     const at = Date.now();
     const before = new Date(at + withinDays * DAY_MS).toISOString();
-    const page = await this.secrets.listDue(tenantId, before, limit, cursor);
-    await this.audit.record(this.audit.entry(ctx, { ...target, outcome: "success" }));
+    const page = await this.#secrets.listDue(tenantId, before, limit, cursor);
+    await operation.succeeded();
     return {
       ...page,
       items: page.items.map((head) => {
@@ -158,42 +149,34 @@ export class SecretRotationService {
     name: string,
     token: string | undefined,
   ): Promise<RotateResult> {
-    const target = { tenantId, action: "secret.rotate", secretName: name } as const;
-    await this.audit.authorize(ctx, "secret:rotate", target);
+    const operation = await this.#gate.begin(ctx, "secret.rotate", { tenantId, secretName: name });
     const events: RotationEvent[] = [];
-    return this.rotateAudited(
-      this.audit.entry(ctx, target),
-      tenantId,
-      name,
-      token ?? newRequestToken("manual-"),
-      {
-        events,
-        adoptInFlight: false,
-      },
-    );
+    return this.#rotateAudited(operation, tenantId, name, token ?? newRequestToken("manual-"), {
+      events,
+      adoptInFlight: false,
+    });
   }
 
   /** The scheduled runner's entry: recorded as the system's own change. */
-  rotateScheduled(tenantId: string, name: string, token: string, requestId: string, events: RotationEvent[]) {
-    const entry = {
-      tenantId,
-      action: "secret.rotate" as const,
-      secretName: name,
-      ...SYSTEM_ACTOR,
-      requestId,
-    };
-    return this.rotateAudited(entry, tenantId, name, token, { events, adoptInFlight: true });
+  rotateScheduled(
+    tenantId: string,
+    name: string,
+    token: string,
+    requestId: string,
+    events: RotationEvent[],
+  ): Promise<RotateResult> {
+    const operation = this.#gate.system("secret.rotate", { tenantId, secretName: name }, requestId);
+    return this.#rotateAudited(operation, tenantId, name, token, { events, adoptInFlight: true });
   }
 
-  private rotateAudited(
-    entry: Omit<AuditEntry, "outcome">,
+  #rotateAudited(
+    operation: AllowedOperation,
     tenantId: string,
     name: string,
     token: string,
     options: { events: RotationEvent[]; adoptInFlight: boolean },
   ): Promise<RotateResult> {
-    return this.audit.aroundChange(
-      entry,
+    return operation.change(
       () => this.#rotate(tenantId, name, token, options),
       (result) =>
         result.status === "rotated"
@@ -230,7 +213,7 @@ export class SecretRotationService {
       };
     }
     if (head.pending === undefined) {
-      if ((await this.secrets.findArchivedByToken(tenantId, name, token)) !== undefined) {
+      if ((await this.#secrets.findArchivedByToken(tenantId, name, token)) !== undefined) {
         throw new ConflictError(`clientRequestToken was already used by an earlier rotation of ${name}`);
       }
       staged = await this.#updateHead(tenantId, name, async (fresh, key) => {
@@ -253,7 +236,7 @@ export class SecretRotationService {
     }
     // setSecret has nothing to do: the service is the only holder of a generated value.
     // testSecret: the pending value must open and be what the generator makes.
-    if (!matchesGenerator(generator, await this.sealer.open(tenantId, name, pending))) {
+    if (!matchesGenerator(generator, await this.#sealer.open(tenantId, name, pending))) {
       throw new ConflictError(
         `pending version ${pending.version} of ${name} failed its test; it was not promoted`,
       );
@@ -296,10 +279,8 @@ export class SecretRotationService {
   }
 
   async promote(ctx: RequestContext, tenantId: string, name: string, version: number | undefined) {
-    const target = { tenantId, action: "secret.promote", secretName: name } as const;
-    await this.audit.authorize(ctx, "secret:rotate", target);
-    return this.audit.aroundChange(
-      this.audit.entry(ctx, target),
+    const operation = await this.#gate.begin(ctx, "secret.promote", { tenantId, secretName: name });
+    return operation.change(
       async () => {
         const head = await this.#liveHead(tenantId, name);
         // Promoting what is already current is the retry of a promotion that succeeded.
@@ -321,10 +302,8 @@ export class SecretRotationService {
 
   /** Makes `version`, the previous one, current again; once it is current, a retry changes nothing. */
   async rollback(ctx: RequestContext, tenantId: string, name: string, version: number) {
-    const target = { tenantId, action: "secret.rollback", secretName: name } as const;
-    await this.audit.authorize(ctx, "secret:rotate", target);
-    return this.audit.aroundChange(
-      this.audit.entry(ctx, target),
+    const operation = await this.#gate.begin(ctx, "secret.rollback", { tenantId, secretName: name });
+    return operation.change(
       async () => {
         const head = await this.#liveHead(tenantId, name);
         if (head.pending !== undefined) {
@@ -341,15 +320,15 @@ export class SecretRotationService {
             `version ${version} of ${name} is not the previous version (version ${previous} is)`,
           );
         }
-        const archived = await this.secrets.getArchivedVersion(tenantId, name, previous);
+        const archived = await this.#secrets.getArchivedVersion(tenantId, name, previous);
         if (archived === undefined)
           throw new NotFoundError(`version ${previous} of ${name} is not in the archive`);
-        const value = await this.sealer.open(tenantId, name, archived);
+        const value = await this.#sealer.open(tenantId, name, archived);
         const rolledBack = await this.#updateHead(tenantId, name, async (fresh, key) => {
           if (fresh.current.version !== head.current.version || fresh.pending !== undefined) {
             throw new ConflictError(`secret ${name} changed during the rollback; read it and retry`);
           }
-          await this.secrets.archive(tenantId, name, fresh.current);
+          await this.#secrets.archive(tenantId, name, fresh.current);
           // Re-sealed under the current DEK, so a rollback never brings an old DEK back into use.
           const current = { ...archived, envelope: key.seal(name, previous, value) };
           return { ...fresh, current, previousVersion: fresh.current.version, updatedAt: now() };
@@ -366,13 +345,13 @@ export class SecretRotationService {
       if (fresh.pending?.version !== pendingVersion) {
         throw new ConflictError(`version ${pendingVersion} of ${name} is no longer pending`);
       }
-      await this.secrets.archive(tenantId, name, fresh.current);
+      await this.#secrets.archive(tenantId, name, fresh.current);
       return withNewCurrent(fresh, tenantId, name, fresh.pending, now());
     });
   }
 
   async #liveHead(tenantId: string, name: string): Promise<SecretHead> {
-    const head = await this.secrets.getHead(tenantId, name);
+    const head = await this.#secrets.getHead(tenantId, name);
     if (!isLive(head)) throw new NotFoundError(`secret ${name} does not exist in tenant ${tenantId}`);
     return head;
   }
@@ -383,7 +362,7 @@ export class SecretRotationService {
     name: string,
     change: (head: SecretHead, key: SealingKey) => SecretHead | Promise<SecretHead>,
   ): Promise<SecretHead> {
-    return this.heads.write(tenantId, name, async (head, key) => {
+    return this.#heads.write(tenantId, name, async (head, key) => {
       if (!isLive(head)) throw new NotFoundError(`secret ${name} does not exist in tenant ${tenantId}`);
       const next = await change(head, key);
       return next === head ? { done: head } : { next, result: { ...next, revision: head.revision + 1 } };

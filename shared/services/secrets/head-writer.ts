@@ -1,7 +1,7 @@
-import { ConflictError } from "../domain/errors.ts";
-import type { SecretHead } from "../domain/types.ts";
-import type { SecretRepository } from "../storage/secret-repository.ts";
-import type { Sealer, SealingKey } from "./sealer.ts";
+import { ConflictError } from "../../domain/errors.ts";
+import type { SealingKey, SecretSealer } from "../../domain/sealing.ts";
+import type { SecretHead } from "../../domain/types.ts";
+import type { SecretRepository } from "../../storage/secret-repository.ts";
 
 /** Writers racing on one head retry on a fresh read this many times before giving up with 409. */
 const MAX_ATTEMPTS = 5;
@@ -19,10 +19,13 @@ export type HeadStep<R> = { readonly next: SecretHead; readonly result: R } | { 
  * the commit, so nothing lands under a DEK that the sweep may have retired.
  */
 export class HeadWriter {
-  constructor(
-    private readonly secrets: SecretRepository,
-    private readonly sealer: Sealer,
-  ) {}
+  readonly #secrets: SecretRepository;
+  readonly #sealer: SecretSealer;
+
+  constructor(secrets: SecretRepository, sealer: SecretSealer) {
+    this.#secrets = secrets;
+    this.#sealer = sealer;
+  }
 
   async write<R>(
     tenantId: string,
@@ -30,13 +33,13 @@ export class HeadWriter {
     step: (head: SecretHead | undefined, key: SealingKey) => HeadStep<R> | Promise<HeadStep<R>>,
   ): Promise<R> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
-      const key = await this.sealer.sealingKey(tenantId);
-      const head = await this.secrets.getHead(tenantId, name);
+      const key = await this.#sealer.sealingKey(tenantId);
+      const head = await this.#secrets.getHead(tenantId, name);
       if (!key.fresh()) continue;
       const outcome = await step(head, key);
       if ("done" in outcome) return outcome.done;
       if (!key.fresh()) continue;
-      if (await this.secrets.replaceHead(outcome.next, head)) return outcome.result;
+      if (await this.#secrets.replaceHead(outcome.next, head)) return outcome.result;
     }
     throw new ConflictError(`secret ${name} was changed by another writer; read it and retry`);
   }

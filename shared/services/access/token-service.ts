@@ -1,10 +1,11 @@
-import { type MintedToken, mintToken, parseToken, tokenSecretMatches } from "../crypto/tokens.ts";
-import { AuthenticationError, NotFoundError } from "../domain/errors.ts";
-import type { CreateTokenInput } from "../domain/schemas.ts";
-import { type Principal, type Role, SYSTEM_SCOPE } from "../domain/types.ts";
-import type { TokenRepository } from "../storage/token-repository.ts";
-import type { AuditService, AuditTarget } from "./audit-service.ts";
-import { now, type RequestContext } from "./context.ts";
+import { type MintedToken, mintToken, parseToken, tokenSecretMatches } from "../../crypto/tokens.ts";
+import type { AuditTarget, DenialRecorder, OperationGate } from "../../domain/audit-trail.ts";
+import type { RequestContext } from "../../domain/context.ts";
+import { AuthenticationError, NotFoundError } from "../../domain/errors.ts";
+import type { CreateTokenInput } from "../../domain/schemas.ts";
+import { now } from "../../domain/time.ts";
+import type { Principal, Role } from "../../domain/types.ts";
+import type { TokenRepository } from "../../storage/token-repository.ts";
 
 export interface IssuedToken {
   readonly id: string;
@@ -16,17 +17,22 @@ export interface IssuedToken {
 const BEARER = /^Bearer ([!-~]{1,512})$/;
 
 export class TokenService {
-  constructor(
-    private readonly tokens: TokenRepository,
-    private readonly audit: AuditService,
-  ) {}
+  readonly #tokens: TokenRepository;
+  readonly #gate: OperationGate;
+  readonly #denials: DenialRecorder;
+
+  constructor(tokens: TokenRepository, gate: OperationGate, denials: DenialRecorder) {
+    this.#tokens = tokens;
+    this.#gate = gate;
+    this.#denials = denials;
+  }
 
   async create(ctx: RequestContext, input: CreateTokenInput): Promise<IssuedToken> {
-    const target = { tenantId: SYSTEM_SCOPE, action: "token.create" } as const;
-    await this.audit.authorize(ctx, "token:manage", target);
     const tenants = input.role === "admin" ? ["*"] : input.tenants;
-    return this.audit.aroundChange(
-      this.audit.entry(ctx, { ...target, detail: `role ${input.role} for ${tenants.join(",")}` }),
+    const operation = await this.#gate.begin(ctx, "token.create", {
+      detail: `role ${input.role} for ${tenants.join(",")}`,
+    });
+    return operation.change(
       () => this.issue(input.role, tenants, input.ttlSeconds),
       (issued) => ({ detail: `issued token ${issued.id} with role ${input.role} for ${tenants.join(",")}` }),
     );
@@ -37,7 +43,7 @@ export class TokenService {
     const minted = mintToken();
     const createdAt = new Date();
     const expiresAt = new Date(createdAt.getTime() + ttlSeconds * 1000).toISOString();
-    await this.tokens.create({
+    await this.#tokens.create({
       tokenId: minted.tokenId,
       secretHash: minted.secretHash,
       role,
@@ -53,11 +59,11 @@ export class TokenService {
    * that was revoked or has expired stays so: the operator replaces the secret, which gives a new token.
    */
   async ensureBootstrap(minted: MintedToken, ttlSeconds: number): Promise<"issued" | "active" | "unusable"> {
-    const existing = await this.tokens.get(minted.tokenId);
+    const existing = await this.#tokens.get(minted.tokenId);
     if (existing === undefined) {
       const createdAt = new Date();
       try {
-        await this.tokens.create({
+        await this.#tokens.create({
           tokenId: minted.tokenId,
           secretHash: minted.secretHash,
           role: "admin",
@@ -68,10 +74,10 @@ export class TokenService {
         return "issued";
       } catch (error) {
         // Concurrent cold starts race to create the same token; the loser finds the winner's record.
-        if ((await this.tokens.get(minted.tokenId)) === undefined) throw error;
+        if ((await this.#tokens.get(minted.tokenId)) === undefined) throw error;
       }
     }
-    const record = existing ?? (await this.tokens.get(minted.tokenId));
+    const record = existing ?? (await this.#tokens.get(minted.tokenId));
     const usable =
       record !== undefined &&
       tokenSecretMatches(parseToken(minted.token)?.secret ?? "", record.secretHash) &&
@@ -82,19 +88,14 @@ export class TokenService {
   }
 
   async revoke(ctx: RequestContext, tokenId: string): Promise<void> {
-    const target = { tenantId: SYSTEM_SCOPE, action: "token.revoke" } as const;
-    await this.audit.authorize(ctx, "token:manage", target);
-    await this.audit.aroundChange(
-      this.audit.entry(ctx, { ...target, detail: `revoke ${tokenId}` }),
-      async () => {
-        if (!(await this.tokens.revoke(tokenId, now())))
-          throw new NotFoundError(`no active token ${tokenId}`);
-      },
-    );
+    const operation = await this.#gate.begin(ctx, "token.revoke", { detail: `revoke ${tokenId}` });
+    await operation.change(async () => {
+      if (!(await this.#tokens.revoke(tokenId, now()))) throw new NotFoundError(`no active token ${tokenId}`);
+    });
   }
 
   async isActive(tokenId: string): Promise<boolean> {
-    const record = await this.tokens.get(tokenId);
+    const record = await this.#tokens.get(tokenId);
     return (
       record !== undefined && record.revokedAt === undefined && Date.parse(record.expiresAt) > Date.now()
     );
@@ -106,7 +107,7 @@ export class TokenService {
    */
   async authenticate(header: string | undefined, requestId: string, target: AuditTarget): Promise<Principal> {
     const parsed = parseToken(BEARER.exec(header ?? "")?.[1] ?? "");
-    const record = parsed === undefined ? undefined : await this.tokens.get(parsed.tokenId);
+    const record = parsed === undefined ? undefined : await this.#tokens.get(parsed.tokenId);
     const why =
       parsed === undefined
         ? "malformed_or_missing_token"
@@ -118,7 +119,7 @@ export class TokenService {
               ? "expired_token"
               : undefined;
     if (why !== undefined || record === undefined) {
-      await this.audit.deny(
+      await this.#denials.deny(
         target,
         requestId,
         { actor: parsed?.tokenId ?? "anonymous", role: "anonymous" },

@@ -1,9 +1,16 @@
-import type { DataKeyCache } from "../crypto/data-key-cache.ts";
-import type { Keyring } from "../crypto/keyring.ts";
-import { DecryptError, DekRetiredError, NotFoundError } from "../domain/errors.ts";
-import type { Tenant, WrappedDataKey } from "../domain/types.ts";
-import type { TenantRepository } from "../storage/tenant-repository.ts";
-import { now } from "./context.ts";
+import type { DataKeyCache } from "../../crypto/data-key-cache.ts";
+import type { Keyring } from "../../crypto/keyring.ts";
+import { DecryptError, DekRetiredError, NotFoundError } from "../../domain/errors.ts";
+import type { DataKeyIssuer } from "../../domain/sealing.ts";
+import { now } from "../../domain/time.ts";
+import type { Tenant, WrappedDataKey } from "../../domain/types.ts";
+import type { TenantRepository } from "../../storage/tenant-repository.ts";
+
+/**
+ * Writers of a tenant item (a DEK rotation, a retirement, a re-wrap) re-read it and try again this many
+ * times when another writer's conditional write got in first.
+ */
+export const MAX_TENANT_WRITE_ATTEMPTS = 5;
 
 /** The DEK new ciphertext is sealed under, with when (performance.now(), monotonic) the tenant item naming it was read. */
 export interface CurrentDataKey {
@@ -13,12 +20,16 @@ export interface CurrentDataKey {
 }
 
 /** Tenant data keys: generated wrapped, stored wrapped, and unwrapped only into the bounded cache. */
-export class DataKeys {
-  constructor(
-    private readonly keyring: Keyring,
-    private readonly tenants: TenantRepository,
-    private readonly cache: DataKeyCache,
-  ) {}
+export class DataKeys implements DataKeyIssuer {
+  readonly #keyring: Keyring;
+  readonly #tenants: TenantRepository;
+  readonly #cache: DataKeyCache;
+
+  constructor(keyring: Keyring, tenants: TenantRepository, cache: DataKeyCache) {
+    this.#keyring = keyring;
+    this.#tenants = tenants;
+    this.#cache = cache;
+  }
 
   /** DEK v1 of a new tenant; only the wrapped form is returned, for storing. */
   async generateFirst(tenantId: string): Promise<WrappedDataKey> {
@@ -27,9 +38,9 @@ export class DataKeys {
 
   /** A new DEK version, wrapped under the active KEK, whose KEK is registered before it is returned. */
   async generate(tenantId: string, version: number): Promise<WrappedDataKey> {
-    const generated = await this.keyring.generateDataKey({ tenantId, dekVersion: version });
+    const generated = await this.#keyring.generateDataKey({ tenantId, dekVersion: version });
     // Registered by the id the keeper reports (a KMS key ARN, not an alias), before the tenant exists.
-    await this.tenants.registerKek(generated.wrapped.kekId);
+    await this.#tenants.registerKek(generated.wrapped.kekId);
     return {
       version,
       kekId: generated.wrapped.kekId,
@@ -41,7 +52,7 @@ export class DataKeys {
   /** The tenant's current DEK, read fresh from the tenant item. */
   async current(tenantId: string): Promise<CurrentDataKey> {
     const readAtMs = performance.now();
-    const tenant = await this.tenants.get(tenantId);
+    const tenant = await this.#tenants.get(tenantId);
     if (tenant === undefined) throw new NotFoundError(`tenant ${tenantId} does not exist`);
     const version = tenant.currentDekVersion;
     return { version, key: await this.unwrapped(tenantId, version, tenant), readAtMs };
@@ -49,8 +60,8 @@ export class DataKeys {
 
   /** The plaintext DEK of one version, for sealing or opening. */
   async unwrapped(tenantId: string, version: number, tenant?: Tenant): Promise<Uint8Array> {
-    return this.cache.get(`${tenantId}#${version}`, async () => {
-      const owner = tenant ?? (await this.tenants.get(tenantId));
+    return this.#cache.get(`${tenantId}#${version}`, async () => {
+      const owner = tenant ?? (await this.#tenants.get(tenantId));
       const wrapped = owner?.dataKeys.find((key) => key.version === version);
       if (wrapped === undefined) {
         if (owner?.retiredDataKeys?.some((key) => key.version === version)) {
@@ -59,12 +70,12 @@ export class DataKeys {
         // Ciphertext or a tenant record naming a DEK that does not exist has been altered or misplaced.
         throw new DecryptError(`tenant ${tenantId} has no DEK v${version}`);
       }
-      return this.keyring.unwrap(wrapped, { tenantId, dekVersion: version });
+      return this.#keyring.unwrap(wrapped, { tenantId, dekVersion: version });
     });
   }
 
   /** Drops retired versions from memory too, once their wrapped form is gone from the table. */
   forget(tenantId: string, version: number): void {
-    this.cache.evict(`${tenantId}#${version}`);
+    this.#cache.evict(`${tenantId}#${version}`);
   }
 }

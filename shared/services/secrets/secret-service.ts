@@ -1,23 +1,20 @@
-import { ConflictError, DekRetiredError, NotFoundError, StrongboxError } from "../domain/errors.ts";
-import type { PutSecretInput } from "../domain/schemas.ts";
+import type { Authenticator, OperationGate } from "../../domain/audit-trail.ts";
+import type { Caller, RequestContext } from "../../domain/context.ts";
+import { ConflictError, DekRetiredError, NotFoundError, StrongboxError } from "../../domain/errors.ts";
+import type { PutSecretInput } from "../../domain/schemas.ts";
+import type { SecretSealer } from "../../domain/sealing.ts";
+import { isLive, withNewCurrent } from "../../domain/secret-head.ts";
+import { now } from "../../domain/time.ts";
 import type {
   Page,
-  RotationPolicy,
   SealedVersion,
   SecretHead,
   SecretSummary,
   SecretValue,
   Stage,
-} from "../domain/types.ts";
-import type { SecretRepository } from "../storage/secret-repository.ts";
-import type { AuditService } from "./audit-service.ts";
-import { type Caller, DAY_MS, now, type RequestContext } from "./context.ts";
+} from "../../domain/types.ts";
+import type { SecretRepository } from "../../storage/secret-repository.ts";
 import { HeadWriter } from "./head-writer.ts";
-import type { Sealer } from "./sealer.ts";
-import type { TokenService } from "./token-service.ts";
-
-export const isLive = (head: SecretHead | undefined): head is SecretHead =>
-  head !== undefined && head.deletedAt === undefined;
 
 /** Which version a read asks for: a number, a staging label, or (neither) the current one. */
 export interface VersionSelector {
@@ -25,50 +22,19 @@ export interface VersionSelector {
   readonly stage?: Stage | undefined;
 }
 
-/** A new current value restarts the rotation clock: the next due date is a full period away. */
-export function rescheduled(policy: RotationPolicy | undefined, at: string): RotationPolicy | undefined {
-  if (policy === undefined) return undefined;
-  const { notifiedDueAt: _announced, dueAt: _due, ...rest } = policy;
-  return {
-    ...rest,
-    lastRotatedAt: at,
-    ...(policy.periodDays === undefined
-      ? {}
-      : { dueAt: new Date(Date.parse(at) + policy.periodDays * DAY_MS).toISOString() }),
-  };
-}
-
-/** The head after `current` becomes the current version; the old current one becomes `previous`. */
-export function withNewCurrent(
-  head: SecretHead | undefined,
-  tenantId: string,
-  name: string,
-  current: SealedVersion,
-  at: string,
-): SecretHead {
-  const rotation = rescheduled(head?.rotation, at);
-  return {
-    tenantId,
-    name,
-    current,
-    updatedAt: at,
-    revision: head?.revision ?? 0,
-    latestVersion: Math.max(head?.latestVersion ?? 0, current.version),
-    ...(head === undefined ? {} : { previousVersion: head.current.version }),
-    ...(rotation === undefined ? {} : { rotation }),
-  };
-}
-
 export class SecretService {
-  private readonly heads: HeadWriter;
+  readonly #secrets: SecretRepository;
+  readonly #sealer: SecretSealer;
+  readonly #tokens: Authenticator;
+  readonly #gate: OperationGate;
+  readonly #heads: HeadWriter;
 
-  constructor(
-    private readonly secrets: SecretRepository,
-    private readonly sealer: Sealer,
-    private readonly tokens: TokenService,
-    private readonly audit: AuditService,
-  ) {
-    this.heads = new HeadWriter(secrets, sealer);
+  constructor(secrets: SecretRepository, sealer: SecretSealer, tokens: Authenticator, gate: OperationGate) {
+    this.#secrets = secrets;
+    this.#sealer = sealer;
+    this.#tokens = tokens;
+    this.#gate = gate;
+    this.#heads = new HeadWriter(secrets, sealer);
   }
 
   async write(
@@ -77,11 +43,13 @@ export class SecretService {
     name: string,
     input: PutSecretInput,
   ): Promise<{ name: string; version: number }> {
-    const target = { tenantId, action: "secret.write", secretName: name } as const;
-    await this.audit.authorize(ctx, "secret:write", target);
-    return this.audit.aroundChange(
-      this.audit.entry(ctx, { ...target, ...(input.stage === "pending" ? { detail: "stage pending" } : {}) }),
-      () => this.commitWrite(tenantId, name, input),
+    const operation = await this.#gate.begin(ctx, "secret.write", {
+      tenantId,
+      secretName: name,
+      ...(input.stage === "pending" ? { detail: "stage pending" } : {}),
+    });
+    return operation.change(
+      () => this.#commitWrite(tenantId, name, input),
       ({ version }) => ({ version }),
     );
   }
@@ -99,43 +67,37 @@ export class SecretService {
   ): Promise<SecretValue> {
     const target = { tenantId, action: "secret.read", secretName: name } as const;
     const [principal, fetched] = await Promise.allSettled([
-      this.tokens.authenticate(caller.authorization, caller.requestId, target),
-      this.secrets.getHead(tenantId, name),
+      this.#tokens.authenticate(caller.authorization, caller.requestId, target),
+      this.#secrets.getHead(tenantId, name),
     ]);
     if (principal.status === "rejected") throw principal.reason;
     const ctx = { requestId: caller.requestId, principal: principal.value };
-    await this.audit.authorize(ctx, "secret:read", target);
+    const operation = await this.#gate.begin(ctx, "secret.read", { tenantId, secretName: name });
     if (fetched.status === "rejected") throw fetched.reason;
     let head = fetched.value;
     for (let attempt = 0; ; attempt += 1) {
-      const sealed = await this.findVersion(head, selector);
+      const sealed = await this.#findVersion(head, selector);
       if (sealed === undefined) {
-        await this.audit.recordBestEffort(
-          this.audit.entry(ctx, { ...target, reason, outcome: "failure", detail: "not_found" }),
-        );
+        await operation.failed({ reason, detail: "not_found" });
         throw new NotFoundError(
           `secret ${name}${describeSelector(selector)} does not exist in tenant ${tenantId}`,
         );
       }
       let value: string;
       try {
-        value = await this.sealer.open(tenantId, name, sealed);
+        value = await this.#sealer.open(tenantId, name, sealed);
       } catch (error) {
         // The sweep re-encrypted the item and its old DEK was retired after it was read: read it again.
         if (error instanceof DekRetiredError && attempt === 0) {
-          head = await this.secrets.getHead(tenantId, name);
+          head = await this.#secrets.getHead(tenantId, name);
           continue;
         }
         const detail = error instanceof StrongboxError ? error.code : "internal_error";
-        await this.audit.recordBestEffort(
-          this.audit.entry(ctx, { ...target, version: sealed.version, reason, outcome: "failure", detail }),
-        );
+        await operation.failed({ version: sealed.version, reason, detail });
         throw error;
       }
       // The value is returned only once its read is on the record.
-      await this.audit.record(
-        this.audit.entry(ctx, { ...target, version: sealed.version, reason, outcome: "success" }),
-      );
+      await operation.succeeded({ version: sealed.version, reason });
       return { name, version: sealed.version, value, createdAt: sealed.createdAt };
     }
   }
@@ -146,18 +108,16 @@ export class SecretService {
     limit: number,
     cursor?: string,
   ): Promise<Page<SecretSummary>> {
-    const target = { tenantId, action: "secret.list" } as const;
-    await this.audit.authorize(ctx, "secret:list", target);
-    const page = await this.secrets.list(tenantId, limit, cursor);
-    await this.audit.record(this.audit.entry(ctx, { ...target, outcome: "success" }));
+    const operation = await this.#gate.begin(ctx, "secret.list", { tenantId });
+    const page = await this.#secrets.list(tenantId, limit, cursor);
+    await operation.succeeded();
     return page;
   }
 
   async delete(ctx: RequestContext, tenantId: string, name: string): Promise<void> {
-    const target = { tenantId, action: "secret.delete", secretName: name } as const;
-    await this.audit.authorize(ctx, "secret:delete", target);
-    await this.audit.aroundChange(this.audit.entry(ctx, target), async () => {
-      if (!(await this.secrets.softDelete(tenantId, name, now()))) {
+    const operation = await this.#gate.begin(ctx, "secret.delete", { tenantId, secretName: name });
+    await operation.change(async () => {
+      if (!(await this.#secrets.softDelete(tenantId, name, now()))) {
         throw new NotFoundError(`secret ${name} does not exist in tenant ${tenantId}`);
       }
     });
@@ -167,7 +127,7 @@ export class SecretService {
    * A retried write (same clientRequestToken) answers with the version the token made, if its value is
    * the same; the same token with another value is a conflict, as in Secrets Manager's PutSecretValue.
    */
-  async replayed(
+  async #replayed(
     tenantId: string,
     name: string,
     head: SecretHead | undefined,
@@ -175,9 +135,9 @@ export class SecretService {
     value: string,
   ): Promise<{ name: string; version: number } | undefined> {
     const inline = [head?.current, head?.pending].find((sealed) => sealed?.clientRequestToken === token);
-    const made = inline ?? (await this.secrets.findArchivedByToken(tenantId, name, token));
+    const made = inline ?? (await this.#secrets.findArchivedByToken(tenantId, name, token));
     if (made === undefined) return undefined;
-    if ((await this.sealer.open(tenantId, name, made)) === value) return { name, version: made.version };
+    if ((await this.#sealer.open(tenantId, name, made)) === value) return { name, version: made.version };
     throw new ConflictError(
       `clientRequestToken was already used for version ${made.version} of ${name} with a different value`,
     );
@@ -187,17 +147,17 @@ export class SecretService {
    * A cas writer whose conditional write lost only to a revision bump (a re-seal, a label or policy
    * change) tries again: the next attempt still fails with 409 if the version it named has moved on.
    */
-  private commitWrite(
+  #commitWrite(
     tenantId: string,
     name: string,
     input: PutSecretInput,
   ): Promise<{ name: string; version: number }> {
-    return this.heads.write(tenantId, name, async (head, key) => {
+    return this.#heads.write(tenantId, name, async (head, key) => {
       if (input.clientRequestToken !== undefined) {
-        const replay = await this.replayed(tenantId, name, head, input.clientRequestToken, input.value);
+        const replay = await this.#replayed(tenantId, name, head, input.clientRequestToken, input.value);
         if (replay !== undefined) return { done: replay };
       }
-      this.checkCas(input.cas, head, name);
+      this.#checkCas(input.cas, head, name);
       if (isLive(head) && head.pending !== undefined) {
         throw new ConflictError(
           `secret ${name} has version ${head.pending.version} pending; promote it before writing another version`,
@@ -221,12 +181,12 @@ export class SecretService {
         };
       }
       // Archive before the head moves on, so the version being replaced stays readable throughout.
-      if (head !== undefined) await this.secrets.archive(tenantId, name, head.current);
+      if (head !== undefined) await this.#secrets.archive(tenantId, name, head.current);
       return { next: withNewCurrent(head, tenantId, name, sealed, sealed.createdAt), result };
     });
   }
 
-  private checkCas(cas: number | undefined, head: SecretHead | undefined, name: string): void {
+  #checkCas(cas: number | undefined, head: SecretHead | undefined, name: string): void {
     if (cas === undefined) return;
     if (cas === 0 && isLive(head)) {
       throw new ConflictError(`secret ${name} already exists (cas 0 means create only)`);
@@ -237,7 +197,7 @@ export class SecretService {
     }
   }
 
-  private async findVersion(
+  async #findVersion(
     head: SecretHead | undefined,
     selector: VersionSelector,
   ): Promise<SealedVersion | undefined> {
@@ -248,7 +208,7 @@ export class SecretService {
     if (requested === undefined || requested === head.current.version) return head.current;
     if (requested === head.pending?.version) return head.pending;
     if (requested > head.latestVersion) return undefined;
-    return this.secrets.getArchivedVersion(head.tenantId, head.name, requested);
+    return this.#secrets.getArchivedVersion(head.tenantId, head.name, requested);
   }
 }
 

@@ -1,32 +1,20 @@
+import { type ChainKeys, chainGenesis, chainHash, chainMac, utcDay } from "../../crypto/chain-keys.ts";
 import {
-  type ChainKeys,
-  chainGenesis,
-  chainHash,
-  chainMac,
-  chainMacMatches,
-  latestKeyDay,
-  refDay,
-  utcDay,
-} from "../crypto/chain-keys.ts";
-import {
-  CHAIN_BREAK_EXPLANATIONS,
-  type ChainBreakReason,
   type ChainedAuditRecord,
   type ChainHead,
-  type ChainVerification,
+  type ChainHeads,
   canonicalRecord,
   capAuditFields,
-  isChainedRecordShape,
-} from "../domain/audit-chain.ts";
-import { AuditRecordTooLargeError, StoreUnavailableError } from "../domain/errors.ts";
-import type { AuditEvent } from "../domain/types.ts";
-import type { Logger } from "../observability/logger.ts";
+} from "../../domain/audit-chain.ts";
+import { AuditRecordTooLargeError, StoreUnavailableError } from "../../domain/errors.ts";
+import type { AuditEvent } from "../../domain/types.ts";
+import type { Logger } from "../../observability/logger.ts";
 import {
   type AuditRepository,
   estimatedRecordBytes,
   MAX_BLOCK_BYTES,
   MAX_BLOCK_RECORDS,
-} from "../storage/audit-repository.ts";
+} from "../../storage/audit-repository.ts";
 
 /**
  * Appends lost to other instances are retried on a fresh head. Someone wins every round, so the chain
@@ -70,16 +58,20 @@ function blockLength(queue: readonly Waiting[]): number {
  * it cannot be, every caller in it gets the error (fail closed). An append that loses a race with
  * another instance re-reads the head, re-sequences the waiting records after it, and tries again.
  */
-export class AuditChain {
+export class ChainWriter implements ChainHeads {
   readonly #heads = new Map<string, Tip>();
   readonly #waiting = new Map<string, Waiting[]>();
   readonly #writing = new Set<string>();
 
-  constructor(
-    private readonly repository: AuditRepository,
-    private readonly keys: ChainKeys,
-    private readonly logger: Logger,
-  ) {}
+  readonly #repository: AuditRepository;
+  readonly #keys: ChainKeys;
+  readonly #logger: Logger;
+
+  constructor(repository: AuditRepository, keys: ChainKeys, logger: Logger) {
+    this.#repository = repository;
+    this.#keys = keys;
+    this.#logger = logger;
+  }
 
   append(raw: AuditEvent): Promise<ChainedAuditRecord> {
     const event = capAuditFields(raw);
@@ -123,14 +115,9 @@ export class AuditChain {
     }
   }
 
-  /** Every scope with a chain, for verifying them all. */
-  scopes(): Promise<string[]> {
-    return this.repository.scopes();
-  }
-
   /** The newest record's place and hash as stored, whichever instance wrote it. */
   async storedHead(scope: string): Promise<ChainHead | undefined> {
-    const head = await this.repository.lastHead(scope);
+    const head = await this.#repository.lastHead(scope);
     return head === undefined ? undefined : { sequence: head.sequence, hash: head.hash };
   }
 
@@ -145,67 +132,6 @@ export class AuditChain {
     return head === undefined ? undefined : { sequence: head.sequence, hash: head.hash };
   }
 
-  /**
-   * Walks a chain from record 1 and stops at the first record that fails. The MAC check is what an
-   * attacker with write access to the table cannot pass: they can edit records and recompute every
-   * hash and link, but not the MAC, whose key is not in the database. A head recorded elsewhere
-   * (`expectedHead`) catches what no record can: a tail cut off, or rewritten, after it was taken.
-   */
-  async verify(scope: string, expectedHead?: ChainHead): Promise<ChainVerification> {
-    // Taken before the walk: records this instance appends while it walks are past what it reads, and
-    // must not count as a tail the store lost.
-    const known = this.#heads.get(scope);
-    let previous: ChainHead = { sequence: 0, hash: chainGenesis(scope) };
-    let previousDay = "";
-    const latest = latestKeyDay();
-    const broken = (sequence: number, reason: ChainBreakReason): ChainVerification => ({
-      scope,
-      intact: false,
-      verifiedThrough: previous.sequence,
-      records: previous.sequence,
-      ...(previous.sequence === 0 ? {} : { head: previous }),
-      break: { sequence, reason, message: CHAIN_BREAK_EXPLANATIONS[reason] },
-    });
-    for await (const { position, record } of this.repository.walk(scope)) {
-      const expected = previous.sequence + 1;
-      if (position !== expected) return broken(expected, "missing");
-      if (!isChainedRecordShape(record)) return broken(position, "malformed");
-      if (record.sequence !== position) return broken(position, "misplaced");
-      if (record.tenantId !== scope) return broken(position, "foreign_scope");
-      const { hash, mac, ...body } = record;
-      if (typeof hash !== "string" || chainHash(canonicalRecord(body)) !== hash) {
-        return broken(position, "hash_mismatch");
-      }
-      const keyDay = refDay(record.macKeyRef);
-      if (keyDay === undefined) return broken(position, "unknown_mac_key");
-      const recordDay = utcDay(record.time);
-      if (keyDay > latest || (recordDay !== undefined && recordDay > latest)) {
-        return broken(position, "future_dated");
-      }
-      const key = await this.keys.forRef(String(record.macKeyRef));
-      if (key === undefined) return broken(position, "unknown_mac_key");
-      if (keyDay !== recordDay) return broken(position, "key_day_mismatch");
-      if (keyDay < previousDay) return broken(position, "day_regressed");
-      if (typeof mac !== "string" || !chainMacMatches(key, scope, hash, mac))
-        return broken(position, "mac_mismatch");
-      if (record.prevHash !== previous.hash) return broken(position, "link_mismatch");
-      if (position === expectedHead?.sequence && hash !== expectedHead.hash)
-        return broken(position, "truncated");
-      previous = { sequence: position, hash };
-      previousDay = keyDay;
-    }
-    // Deleting the newest records leaves a valid shorter chain; only a head kept elsewhere shows it.
-    const longest = Math.max(known?.sequence ?? 0, expectedHead?.sequence ?? 0);
-    if (longest > previous.sequence) return broken(previous.sequence + 1, "truncated");
-    return {
-      scope,
-      intact: true,
-      verifiedThrough: previous.sequence,
-      records: previous.sequence,
-      ...(previous.sequence === 0 ? {} : { head: previous }),
-    };
-  }
-
   async #commit(scope: string, events: readonly AuditEvent[]): Promise<ChainedAuditRecord[]> {
     for (let attempt = 0; attempt < MAX_APPEND_ATTEMPTS; attempt += 1) {
       let head = this.#heads.get(scope) ?? (await this.#readHead(scope));
@@ -217,7 +143,7 @@ export class AuditChain {
           head.time !== undefined && (utcDay(event.time) ?? "") < (utcDay(head.time) ?? "")
             ? head.time
             : event.time;
-        const key = await this.keys.current(new Date(time));
+        const key = await this.#keys.current(new Date(time));
         const body = {
           ...event,
           time,
@@ -229,11 +155,11 @@ export class AuditChain {
         records.push({ ...body, hash, mac: chainMac(key.key, scope, hash) });
         head = { sequence: body.sequence, hash, time };
       }
-      if (await this.repository.appendBlock(scope, records)) {
+      if (await this.#repository.appendBlock(scope, records)) {
         this.#remember(scope, head);
         const first = records[0]?.sequence ?? head.sequence;
         if (Math.floor(head.sequence / CHECKPOINT_EVERY) > Math.floor((first - 1) / CHECKPOINT_EVERY)) {
-          this.logger.info("audit chain checkpoint", { scope, sequence: head.sequence, hash: head.hash });
+          this.#logger.info("audit chain checkpoint", { scope, sequence: head.sequence, hash: head.hash });
         }
         return records;
       }
@@ -246,7 +172,7 @@ export class AuditChain {
   }
 
   async #readHead(scope: string): Promise<Tip> {
-    return (await this.repository.lastHead(scope)) ?? { sequence: 0, hash: chainGenesis(scope) };
+    return (await this.#repository.lastHead(scope)) ?? { sequence: 0, hash: chainGenesis(scope) };
   }
 
   #remember(scope: string, head: Tip): void {

@@ -1,0 +1,108 @@
+import type { Principal, Role } from "./types.ts";
+
+/** What a role may be granted. One permission can cover several operations (secret:rotate covers four). */
+export type Permission =
+  | "tenant:create"
+  | "tenant:read"
+  | "secret:write"
+  | "secret:read"
+  | "secret:list"
+  | "secret:delete"
+  | "token:manage"
+  | "audit:read"
+  | "dek:rotate"
+  | "kek:manage"
+  | "rotation:read"
+  | "rotation:run"
+  | "secret:rotate";
+
+interface OperationSpec {
+  /**
+   * What a caller needs to be granted, or null for what no caller can ask for: what the service records
+   * of its own accord (a sweep, a CloudTrail call, a denial).
+   */
+  readonly permission: Permission | null;
+  /**
+   * Which audit scope the operation acts in: a tenant, the system scope (`_system`, for what belongs
+   * to no tenant), or either (the audit trail has both). The caller's token must reach that scope;
+   * admins reach every one, and no other token can name `_system`.
+   */
+  readonly scope: "tenant" | "system" | "either";
+}
+
+/**
+ * Every operation that exists, once. The route names its operation from here, the gate looks up the
+ * permission here, and the audit record carries the same name as its action, so the three can never
+ * disagree. The order is the order audit filters list them in.
+ */
+export const OPERATIONS = {
+  "tenant.create": { permission: "tenant:create", scope: "tenant" },
+  "tenant.read": { permission: "tenant:read", scope: "tenant" },
+  "secret.read": { permission: "secret:read", scope: "tenant" },
+  "secret.write": { permission: "secret:write", scope: "tenant" },
+  "secret.delete": { permission: "secret:delete", scope: "tenant" },
+  "secret.list": { permission: "secret:list", scope: "tenant" },
+  "token.create": { permission: "token:manage", scope: "system" },
+  "token.revoke": { permission: "token:manage", scope: "system" },
+  "audit.read": { permission: "audit:read", scope: "either" },
+  "request.denied": { permission: null, scope: "either" },
+  "audit.verify": { permission: "audit:read", scope: "either" },
+  "audit.export": { permission: "audit:read", scope: "either" },
+  "audit.head": { permission: "audit:read", scope: "tenant" },
+  "kms.call": { permission: null, scope: "either" },
+  "tenant.rotate-dek": { permission: "dek:rotate", scope: "tenant" },
+  "tenant.reencrypt": { permission: null, scope: "tenant" },
+  "kek.rewrap": { permission: "kek:manage", scope: "system" },
+  "kek.read": { permission: "kek:manage", scope: "system" },
+  "rotation.read": { permission: "rotation:read", scope: "tenant" },
+  "rotation.run": { permission: "rotation:run", scope: "system" },
+  "secret.rotation-policy": { permission: "secret:rotate", scope: "tenant" },
+  "secret.rotate": { permission: "secret:rotate", scope: "tenant" },
+  "secret.promote": { permission: "secret:rotate", scope: "tenant" },
+  "secret.rollback": { permission: "secret:rotate", scope: "tenant" },
+} as const satisfies Record<string, OperationSpec>;
+
+/** An operation's name, which is also the action of its audit records. */
+export type AuditAction = keyof typeof OPERATIONS;
+export const AUDIT_ACTIONS = Object.keys(OPERATIONS) as [AuditAction, ...AuditAction[]];
+
+/** The operations a caller can ask for, as opposed to what the service records on its own. */
+export type Operation = {
+  [A in AuditAction]: (typeof OPERATIONS)[A]["permission"] extends null ? never : A;
+}[AuditAction];
+
+const GRANTS: Record<Role, ReadonlySet<Permission>> = {
+  admin: new Set<Permission>([
+    "tenant:create",
+    "tenant:read",
+    "secret:write",
+    "secret:read",
+    "secret:list",
+    "secret:delete",
+    "token:manage",
+    "audit:read",
+    "dek:rotate",
+    "kek:manage",
+    "rotation:read",
+    "rotation:run",
+    "secret:rotate",
+  ]),
+  operator: new Set<Permission>([
+    "tenant:read",
+    "secret:write",
+    "secret:read",
+    "secret:list",
+    "secret:delete",
+    "dek:rotate",
+    "rotation:read",
+    "secret:rotate",
+  ]),
+  runner: new Set<Permission>(["secret:read", "secret:list"]),
+  auditor: new Set<Permission>(["audit:read"]),
+};
+
+/** The role grants the operation's permission, and the token reaches the scope it acts in. */
+export function isAllowed(principal: Principal, operation: Operation, scope: string): boolean {
+  if (!GRANTS[principal.role].has(OPERATIONS[operation].permission)) return false;
+  return principal.role === "admin" || principal.tenants.includes(scope);
+}

@@ -1,0 +1,157 @@
+import type { RetiredDataKey } from "./types.ts";
+import type { Deadline } from "./work.ts";
+
+/**
+ * A tenant's re-encryption sweep runs in passes over every sealed item. The first re-seals whatever is
+ * older than the target DEK. A DEK version is retired only after two more passes: a `settle` pass that
+ * starts once writers can no longer hold a snapshot of the old DEK (the grace period after the
+ * rotation), after which no head is written under an old DEK, and a `verify` pass that starts half a
+ * grace period after the settle pass ended, after which no archive copy of an old head can still land.
+ * The verify pass sees, and re-seals, everything; so after it nothing uses an older DEK.
+ */
+export type SweepPhase = "reencrypt" | "settle" | "verify" | "done";
+
+export interface SweepState {
+  readonly tenantId: string;
+  readonly targetDekVersion: number;
+  readonly phase: SweepPhase;
+  /** The last sort key the current pass has finished; absent at the start of a pass. */
+  readonly cursor?: string;
+  readonly startedAt: string;
+  readonly updatedAt: string;
+  readonly passStartedAt?: string;
+  readonly lastPassEndedAt?: string;
+  readonly finishedAt?: string;
+  /** Items looked at and re-sealed over all passes; `lostToWriters` counts re-seals a writer overtook. */
+  readonly scanned: number;
+  readonly resealed: number;
+  readonly lostToWriters: number;
+  /** Ciphertexts per DEK version seen so far in the current pass, after its re-seals. */
+  readonly passCounts: Record<string, number>;
+  /** Items looked at and re-sealed in the current pass. */
+  readonly passScanned?: number;
+  readonly passResealed?: number;
+  /** One line per finished pass, for progress reports and throughput figures. */
+  readonly completedPasses?: readonly {
+    readonly phase: SweepPhase;
+    readonly startedAt: string;
+    readonly endedAt: string;
+    readonly scanned: number;
+    readonly resealed: number;
+  }[];
+  readonly retiredVersions?: number[];
+}
+
+export interface SweepRun {
+  readonly tenantId: string;
+  readonly state: SweepState;
+  /** What this run did: re-sealed items, and whether it stopped for time, a lease, or the grace period. */
+  readonly resealed: number;
+  readonly stoppedBecause: "done" | "deadline" | "grace" | "busy";
+}
+
+export interface RewrapState {
+  readonly targetKekId: string;
+  readonly phase: "rewrap" | "done";
+  /** The last tenant id the re-wrap has finished. */
+  readonly cursor?: string;
+  readonly startedAt: string;
+  readonly updatedAt: string;
+  readonly finishedAt?: string;
+  readonly tenantsScanned: number;
+  readonly rewrapped: number;
+  /** DEKs per KEK id after this pass's re-wraps, for the tenants scanned so far. */
+  readonly dataKeysByKek: Record<string, number>;
+  /** DEKs that could not be re-wrapped (their KEK is not configured, or KMS refused), by KEK id. */
+  readonly failedByKek: Record<string, number>;
+  readonly deregistered?: string[];
+}
+
+export interface RewrapRun {
+  readonly state: RewrapState;
+  readonly rewrapped: number;
+  readonly stoppedBecause: "done" | "deadline" | "busy";
+}
+
+export interface KekReport {
+  readonly activeKekId: string;
+  readonly keks: readonly {
+    readonly kekId: string;
+    readonly configured: "active" | "previous" | "no";
+    readonly dataKeys: number;
+    readonly registered: boolean;
+    readonly mayBeRemoved: boolean;
+    readonly status: string;
+  }[];
+  readonly rewrap?: RewrapState;
+}
+
+export interface TenantRotationStatus {
+  readonly tenantId: string;
+  readonly currentDekVersion: number;
+  readonly dataKeys: readonly { version: number; kekId: string; createdAt: string; items: number }[];
+  readonly retiredDataKeys: readonly RetiredDataKey[];
+  /** Live count of ciphertexts per DEK version, by a scan made for this answer. */
+  readonly itemsByDekVersion: Record<string, number>;
+  readonly sweep?: SweepState;
+}
+
+/** What rotation tells the outside world; identifiers and counts only, never a value or key. */
+export interface RotationEvent {
+  readonly detailType:
+    | "Secret Rotation Due"
+    | "Secret Rotated"
+    | "Rotation Failed"
+    | "DEK Sweep Finished"
+    | "KEK Rewrap Finished";
+  readonly detail: Readonly<Record<string, string | number>>;
+}
+
+export type RotateResult =
+  | {
+      readonly name: string;
+      readonly status: "rotated";
+      readonly version: number;
+      readonly previousVersion: number;
+    }
+  | { readonly name: string; readonly status: "awaiting_value"; readonly rotationDueAt: string };
+
+export interface RunSummary {
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  readonly sweeps: readonly {
+    tenantId: string;
+    phase: string;
+    resealed: number;
+    stoppedBecause: SweepRun["stoppedBecause"] | "failed";
+  }[];
+  readonly rewrap?: { readonly phase: string; readonly rewrapped: number; readonly stoppedBecause: string };
+  readonly due: { found: number; rotated: number; notified: number; failed: number; scanComplete: boolean };
+  readonly events: number;
+  /** True when the deadline cut the run short; the next run continues from the checkpoints. */
+  readonly outOfTime: boolean;
+}
+
+/** The DEK sweeps the scheduled work drives. */
+export interface SweepWork {
+  /** Tenants whose sweep has not finished. */
+  pendingSweeps(): Promise<string[]>;
+  runSweep(tenantId: string, owner: string, deadline: Deadline, requestId: string): Promise<SweepRun>;
+}
+
+/** The KEK re-wrap the scheduled work continues once it has been started. */
+export interface RewrapWork {
+  rewrapState(): Promise<RewrapState | undefined>;
+  runRewrap(owner: string, deadline: Deadline): Promise<RewrapRun>;
+}
+
+/** Rotation of one due secret, recorded as the system's own change. */
+export interface ScheduledRotation {
+  rotateScheduled(
+    tenantId: string,
+    name: string,
+    token: string,
+    requestId: string,
+    events: RotationEvent[],
+  ): Promise<RotateResult>;
+}

@@ -1,0 +1,107 @@
+import type { AuditEntry, AuditTarget, AuditTrail, DenialRecorder } from "../../domain/audit-trail.ts";
+import { now } from "../../domain/time.ts";
+import type { AuditEvent } from "../../domain/types.ts";
+import type { MetricsRecorder } from "../../observability/metrics.ts";
+
+export const DEFAULT_DENIAL_WINDOW_MS = 60_000;
+/** Open windows are bounded: past this many, the oldest is closed early (its count still recorded). */
+const MAX_DENIAL_WINDOWS = 10_000;
+
+interface DenialWindow {
+  readonly openedAt: number;
+  readonly first: string;
+  readonly timer: NodeJS.Timeout;
+  repeats: number;
+  last?: AuditEvent;
+}
+
+/**
+ * A denial is counted and recorded. Repeats by one actor in one scope within the window are not each
+ * appended: the first is recorded in full at once, the rest are counted, and the count goes into the
+ * chain as one `request.denied` record with `count` when the window closes, so a guessing run cannot
+ * flood the chain. Unverified callers are one actor: the token id they claim is theirs to vary, so
+ * keying on it would let them dodge the collapse.
+ */
+export class DenialWindows implements DenialRecorder {
+  readonly #open = new Map<string, DenialWindow>();
+  readonly #trail: AuditTrail;
+  readonly #metrics: MetricsRecorder;
+  /** How long repeated denials by one actor are collapsed into one record; 0 records each one. */
+  readonly #windowMs: number;
+
+  constructor(trail: AuditTrail, metrics: MetricsRecorder, windowMs = DEFAULT_DENIAL_WINDOW_MS) {
+    this.#trail = trail;
+    this.#metrics = metrics;
+    this.#windowMs = windowMs;
+  }
+
+  async deny(
+    target: AuditTarget,
+    requestId: string,
+    who: Pick<AuditEntry, "actor" | "role">,
+    detail?: string,
+  ): Promise<void> {
+    this.#metrics.increment("AuthDenied");
+    const entry: AuditEntry = {
+      ...target,
+      ...who,
+      requestId,
+      outcome: "denied",
+      ...(detail === undefined ? {} : { detail }),
+    };
+    if (this.#windowMs === 0) return this.#trail.recordBestEffort(entry);
+    const key = JSON.stringify([target.tenantId, who.role, who.role === "anonymous" ? "" : who.actor]);
+    const open = this.#open.get(key);
+    const at = Date.now();
+    if (open !== undefined && at - open.openedAt < this.#windowMs) {
+      open.repeats += 1;
+      open.last = { ...entry, time: now() };
+      return;
+    }
+    if (open !== undefined) await this.#close(key);
+    if (this.#open.size >= MAX_DENIAL_WINDOWS) {
+      const oldest = this.#open.keys().next();
+      if (oldest.done !== true) await this.#close(oldest.value);
+    }
+    const timer = setTimeout(() => void this.#close(key), this.#windowMs);
+    timer.unref();
+    this.#open.set(key, { openedAt: at, repeats: 0, first: now(), timer });
+    await this.#trail.recordBestEffort(entry);
+  }
+
+  /** Appends the window's count, if anything repeated, and forgets the window. */
+  async #close(key: string): Promise<void> {
+    const window = this.#open.get(key);
+    if (window === undefined) return;
+    this.#open.delete(key);
+    clearTimeout(window.timer);
+    if (window.repeats === 0 || window.last === undefined) return;
+    const { time, ...last } = window.last;
+    await this.#trail.recordBestEffort({
+      ...last,
+      count: window.repeats,
+      detail: `${window.repeats} further denials from ${window.first} to ${time}; the last was ${last.detail ?? last.action}`,
+    });
+  }
+
+  /**
+   * Closes the windows whose time is up. Their timers cannot be relied on: a Lambda instance is frozen
+   * between invocations, and its timers fire only if it is thawed again. So every request closes what
+   * has expired before it is served, and a count is lost only with an instance that never serves again.
+   * Windows are kept in the order they opened, so this stops at the first one still open.
+   */
+  async closeExpired(): Promise<void> {
+    const at = Date.now();
+    const expired: string[] = [];
+    for (const [key, window] of this.#open) {
+      if (at - window.openedAt < this.#windowMs) break;
+      expired.push(key);
+    }
+    if (expired.length > 0) await Promise.all(expired.map((key) => this.#close(key)));
+  }
+
+  /** Closes every open window now: on server shutdown, or when a test looks. */
+  async flush(): Promise<void> {
+    await Promise.all([...this.#open.keys()].map((key) => this.#close(key)));
+  }
+}

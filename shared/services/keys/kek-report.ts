@@ -1,0 +1,65 @@
+import type { Keyring } from "../../crypto/keyring.ts";
+import type { OperationGate } from "../../domain/audit-trail.ts";
+import type { RequestContext } from "../../domain/context.ts";
+import type { KekReport, RewrapState } from "../../domain/rotation.ts";
+import type { CheckpointRepository } from "../../storage/checkpoint-repository.ts";
+import type { TenantRepository } from "../../storage/tenant-repository.ts";
+import { dataKeysByKek } from "./census.ts";
+import { activeKekId, REWRAP } from "./kek-rewrap.ts";
+
+/** Which KEKs the table depends on, and whether each may be removed from the configuration. */
+export class KekReporter {
+  readonly #keyring: Keyring;
+  readonly #tenants: TenantRepository;
+  readonly #checkpoints: CheckpointRepository;
+  readonly #gate: OperationGate;
+
+  constructor(
+    keyring: Keyring,
+    tenants: TenantRepository,
+    checkpoints: CheckpointRepository,
+    gate: OperationGate,
+  ) {
+    this.#keyring = keyring;
+    this.#tenants = tenants;
+    this.#checkpoints = checkpoints;
+    this.#gate = gate;
+  }
+
+  /** DEKs per KEK over every tenant, counted live, with whether each KEK may now be removed. */
+  async report(ctx: RequestContext): Promise<KekReport> {
+    const operation = await this.#gate.begin(ctx, "kek.read");
+    const active = await activeKekId(this.#keyring);
+    const configured = await this.#keyring.probe();
+    const counts = await dataKeysByKek(this.#tenants);
+    const registered = await this.#tenants.registeredKeks();
+    const ids = [...new Set([active, ...configured, ...registered, ...Object.keys(counts)])];
+    const rewrap = await this.#checkpoints.get<RewrapState>(REWRAP);
+    await operation.succeeded();
+    return {
+      activeKekId: active,
+      keks: ids.map((kekId) => {
+        const dataKeys = counts[kekId] ?? 0;
+        const role = kekId === active ? "active" : configured.includes(kekId) ? "previous" : "no";
+        const mayBeRemoved = role !== "active" && dataKeys === 0 && !registered.includes(kekId);
+        const status =
+          role === "active"
+            ? `active KEK: ${dataKeys} DEKs wrapped by it`
+            : mayBeRemoved
+              ? `no DEK depends on KEK ${kekId}: it may be removed from the configuration`
+              : dataKeys > 0
+                ? `${dataKeys} DEKs still depend on KEK ${kekId}: keep it configured and run the re-wrap`
+                : `KEK ${kekId} is still registered: keep it until a re-wrap finishes`;
+        return {
+          kekId,
+          configured: role,
+          dataKeys,
+          registered: registered.includes(kekId),
+          mayBeRemoved,
+          status,
+        };
+      }),
+      ...(rewrap === undefined ? {} : { rewrap }),
+    };
+  }
+}

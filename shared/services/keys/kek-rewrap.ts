@@ -1,0 +1,197 @@
+import type { Keyring } from "../../crypto/keyring.ts";
+import type { OperationGate } from "../../domain/audit-trail.ts";
+import type { RequestContext } from "../../domain/context.ts";
+import { ConflictError, NotFoundError, StrongboxError } from "../../domain/errors.ts";
+import type { RewrapRun, RewrapState, RewrapWork } from "../../domain/rotation.ts";
+import { now } from "../../domain/time.ts";
+import type { WrappedDataKey } from "../../domain/types.ts";
+import type { Deadline } from "../../domain/work.ts";
+import type { Logger } from "../../observability/logger.ts";
+import type { CheckpointedWork, CheckpointRepository } from "../../storage/checkpoint-repository.ts";
+import type { TenantRepository } from "../../storage/tenant-repository.ts";
+import { dataKeysByKek, tally } from "./census.ts";
+import { MAX_TENANT_WRITE_ATTEMPTS } from "./data-keys.ts";
+
+/** Where the re-wrap keeps its checkpoint: there is one at a time, for the whole table. */
+export const REWRAP: CheckpointedWork = "kek-rewrap";
+
+/** The active KEK as stored DEKs name it (a KMS alias resolves to its key ARN). */
+export async function activeKekId(keyring: Keyring): Promise<string> {
+  const [active] = await keyring.probe();
+  return active ?? keyring.activeKekId;
+}
+
+/**
+ * The KEK re-wrap: every tenant's DEKs wrapped again under the active KEK (KMS ReEncrypt, so no DEK
+ * leaves the keeper in plaintext), resumable from its checkpoint, and the old KEK deregistered once
+ * nothing depends on it.
+ */
+export class KekRewrap implements RewrapWork {
+  readonly #keyring: Keyring;
+  readonly #tenants: TenantRepository;
+  readonly #checkpoints: CheckpointRepository;
+  readonly #gate: OperationGate;
+  readonly #logger: Logger;
+  readonly #options: { readonly leaseMs: number; readonly pageSize: number };
+
+  constructor(
+    keyring: Keyring,
+    tenants: TenantRepository,
+    checkpoints: CheckpointRepository,
+    gate: OperationGate,
+    logger: Logger,
+    options: { readonly leaseMs: number; readonly pageSize: number },
+  ) {
+    this.#keyring = keyring;
+    this.#tenants = tenants;
+    this.#checkpoints = checkpoints;
+    this.#gate = gate;
+    this.#logger = logger;
+    this.#options = options;
+  }
+
+  /** Starts (or restarts) the re-wrap of every DEK under the active KEK, then works on it for a while. */
+  async startRewrap(ctx: RequestContext, owner: string, deadline: Deadline): Promise<RewrapRun> {
+    const operation = await this.#gate.begin(ctx, "kek.rewrap");
+    return operation.change(
+      async () => {
+        const active = await activeKekId(this.#keyring);
+        const existing = await this.#checkpoints.get<RewrapState>(REWRAP);
+        if (existing === undefined || existing.phase === "done" || existing.targetKekId !== active) {
+          await this.#checkpoints.start(REWRAP, newRewrap(active));
+        }
+        return this.runRewrap(owner, deadline);
+      },
+      (run) => ({
+        detail: `re-wrapped ${run.rewrapped} DEKs under ${run.state.targetKekId}; ${run.state.phase}`,
+      }),
+    );
+  }
+
+  /** Advances a started re-wrap until it is done or the deadline passes. */
+  async runRewrap(owner: string, deadline: Deadline): Promise<RewrapRun> {
+    let state: RewrapState | undefined = await this.#checkpoints.get<RewrapState>(REWRAP);
+    if (state === undefined) throw new NotFoundError("no KEK re-wrap has been started");
+    if (state.phase === "done") return { state, rewrapped: 0, stoppedBecause: "done" };
+    if (!(await this.#checkpoints.acquire(REWRAP, owner, Date.now(), this.#options.leaseMs))) {
+      return { state, rewrapped: 0, stoppedBecause: "busy" };
+    }
+    let rewrappedThisRun = 0;
+    try {
+      // Registered before any DEK is wrapped by it, like a new tenant's KEK.
+      await this.#tenants.registerKek(state.targetKekId);
+      await this.#tenants.ensureDirectory();
+      while (state.phase !== "done") {
+        if (deadline.expired()) return { state, rewrapped: rewrappedThisRun, stoppedBecause: "deadline" };
+        const page = await this.#tenants.scan(state.cursor, this.#options.pageSize);
+        const byKek: Record<string, number> = { ...state.dataKeysByKek };
+        const failed: Record<string, number> = { ...state.failedByKek };
+        let rewrapped = 0;
+        for (const tenant of page.tenants) {
+          const outcome = await this.#rewrapTenant(tenant.tenantId, state.targetKekId);
+          rewrapped += outcome.rewrapped;
+          for (const kekId of outcome.kekIds) tally(byKek, kekId);
+          for (const kekId of outcome.failed) tally(failed, kekId);
+        }
+        rewrappedThisRun += rewrapped;
+        const { cursor: _cursor, ...rest } = state;
+        state = {
+          ...rest,
+          tenantsScanned: state.tenantsScanned + page.tenants.length,
+          rewrapped: state.rewrapped + rewrapped,
+          dataKeysByKek: byKek,
+          failedByKek: failed,
+          updatedAt: now(),
+          ...(page.last === undefined ? {} : { cursor: page.last }),
+        };
+        if (page.last === undefined) state = await this.#finishRewrap(state);
+        if (!(await this.#checkpoints.checkpoint(REWRAP, owner, state, Date.now() + this.#options.leaseMs))) {
+          return { state, rewrapped: rewrappedThisRun, stoppedBecause: "busy" };
+        }
+      }
+      return { state, rewrapped: rewrappedThisRun, stoppedBecause: "done" };
+    } finally {
+      await this.#checkpoints.release(REWRAP, owner).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Every tenant has been visited and re-wrapped, so no DEK should depend on another KEK any more,
+   * except those that failed. A KEK leaves the registry (and start-up stops asking for it) only if a
+   * fresh count over the whole directory, made now, also finds no DEK wrapped by it: a tenant the pass
+   * missed, or one re-wrapped back by an older deployment meanwhile, keeps its KEK registered.
+   */
+  async #finishRewrap(state: RewrapState): Promise<RewrapState> {
+    const registered = await this.#tenants.registeredKeks();
+    const recount = await dataKeysByKek(this.#tenants);
+    const deregistered = registered.filter(
+      (kekId) =>
+        kekId !== state.targetKekId &&
+        (state.failedByKek[kekId] ?? 0) === 0 &&
+        (state.dataKeysByKek[kekId] ?? 0) === 0 &&
+        (recount[kekId] ?? 0) === 0,
+    );
+    for (const kekId of deregistered) await this.#tenants.deregisterKek(kekId);
+    return { ...state, dataKeysByKek: recount, phase: "done", finishedAt: now(), deregistered };
+  }
+
+  async #rewrapTenant(
+    tenantId: string,
+    active: string,
+  ): Promise<{ rewrapped: number; kekIds: string[]; failed: string[] }> {
+    for (let attempt = 0; attempt < MAX_TENANT_WRITE_ATTEMPTS; attempt += 1) {
+      const tenant = await this.#tenants.get(tenantId);
+      if (tenant === undefined) return { rewrapped: 0, kekIds: [], failed: [] };
+      const failed: string[] = [];
+      let rewrapped = 0;
+      const dataKeys: WrappedDataKey[] = [];
+      for (const key of tenant.dataKeys) {
+        if (key.kekId === active) {
+          dataKeys.push(key);
+          continue;
+        }
+        try {
+          const wrapped = await this.#keyring.rewrap(
+            { kekId: key.kekId, ciphertext: key.ciphertext },
+            { tenantId, dekVersion: key.version },
+          );
+          dataKeys.push({ ...key, kekId: wrapped.kekId, ciphertext: wrapped.ciphertext });
+          rewrapped += 1;
+        } catch (error) {
+          // Logged by code only: the message may name keys but the DEK itself never reaches here.
+          this.#logger.error("DEK could not be re-wrapped", {
+            tenantId,
+            dekVersion: key.version,
+            kekId: key.kekId,
+            code: error instanceof StrongboxError ? error.code : "internal_error",
+          });
+          failed.push(key.kekId);
+          dataKeys.push(key);
+        }
+      }
+      if (rewrapped === 0) return { rewrapped, kekIds: dataKeys.map((key) => key.kekId), failed };
+      if (await this.#tenants.replace({ ...tenant, dataKeys }, tenant.revision ?? 0)) {
+        return { rewrapped, kekIds: dataKeys.map((key) => key.kekId), failed };
+      }
+    }
+    throw new ConflictError(`tenant ${tenantId} kept changing during its re-wrap; the re-wrap resumes there`);
+  }
+
+  async rewrapState(): Promise<RewrapState | undefined> {
+    return this.#checkpoints.get<RewrapState>(REWRAP);
+  }
+}
+
+function newRewrap(targetKekId: string): RewrapState {
+  const at = now();
+  return {
+    targetKekId,
+    phase: "rewrap",
+    startedAt: at,
+    updatedAt: at,
+    tenantsScanned: 0,
+    rewrapped: 0,
+    dataKeysByKek: {},
+    failedByKek: {},
+  };
+}

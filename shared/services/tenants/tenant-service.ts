@@ -1,0 +1,55 @@
+import type { OperationGate } from "../../domain/audit-trail.ts";
+import type { RequestContext } from "../../domain/context.ts";
+import { ConflictError, NotFoundError } from "../../domain/errors.ts";
+import type { DataKeyIssuer } from "../../domain/sealing.ts";
+import { now } from "../../domain/time.ts";
+import type { Tenant, TenantView } from "../../domain/types.ts";
+import type { TenantRepository } from "../../storage/tenant-repository.ts";
+
+function view(tenant: Tenant): TenantView {
+  return {
+    tenantId: tenant.tenantId,
+    createdAt: tenant.createdAt,
+    currentDekVersion: tenant.currentDekVersion,
+    dataKeys: tenant.dataKeys.map(({ version, kekId, createdAt }) => ({ version, kekId, createdAt })),
+    ...(tenant.retiredDataKeys === undefined || tenant.retiredDataKeys.length === 0
+      ? {}
+      : { retiredDataKeys: tenant.retiredDataKeys }),
+  };
+}
+
+export class TenantService {
+  readonly #tenants: TenantRepository;
+  readonly #dataKeys: DataKeyIssuer;
+  readonly #gate: OperationGate;
+
+  constructor(tenants: TenantRepository, dataKeys: DataKeyIssuer, gate: OperationGate) {
+    this.#tenants = tenants;
+    this.#dataKeys = dataKeys;
+    this.#gate = gate;
+  }
+
+  async create(ctx: RequestContext, tenantId: string): Promise<TenantView> {
+    const operation = await this.#gate.begin(ctx, "tenant.create", { tenantId });
+    if ((await this.#tenants.get(tenantId)) !== undefined) {
+      throw new ConflictError(`tenant ${tenantId} already exists`);
+    }
+    return operation.change(async () => {
+      const tenant: Tenant = {
+        tenantId,
+        createdAt: now(),
+        currentDekVersion: 1,
+        dataKeys: [await this.#dataKeys.generateFirst(tenantId)],
+      };
+      if (!(await this.#tenants.create(tenant))) throw new ConflictError(`tenant ${tenantId} already exists`);
+      return view(tenant);
+    });
+  }
+
+  async get(ctx: RequestContext, tenantId: string): Promise<TenantView> {
+    await this.#gate.begin(ctx, "tenant.read", { tenantId });
+    const tenant = await this.#tenants.get(tenantId);
+    if (tenant === undefined) throw new NotFoundError(`tenant ${tenantId} does not exist`);
+    return view(tenant);
+  }
+}
