@@ -4,21 +4,11 @@ import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import {
-  type AuditFilter,
-  type ChainedAuditRecord,
-  describeVerification,
-} from "../../shared/domain/audit-chain.ts";
+import { type ChainedAuditRecord, describeVerification } from "../../shared/domain/audit-chain.ts";
 import { StrongboxError } from "../../shared/domain/errors.ts";
 import {
-  auditExportQuerySchema,
-  auditQuerySchema,
-  auditReasonSchema,
-  auditVerifyQuerySchema,
   createTenantSchema,
   createTokenSchema,
-  dueQuerySchema,
-  pageQuerySchema,
   promoteSchema,
   putSecretSchema,
   rollbackSchema,
@@ -27,7 +17,6 @@ import {
   secretNameSchema,
   tenantIdSchema,
   tokenIdSchema,
-  versionQuerySchema,
 } from "../../shared/domain/schemas.ts";
 import type { Page } from "../../shared/domain/types.ts";
 import { type AuditAction, SYSTEM_SCOPE } from "../../shared/domain/types.ts";
@@ -38,6 +27,16 @@ import { deadlineIn } from "../../shared/services/rotation-runner.ts";
 import { errorResponse, jsonBody, parseWith } from "./http.ts";
 import { accessLog } from "./middleware/access-log.ts";
 import { type AuthenticatedEnv, authenticate } from "./middleware/authenticate.ts";
+import {
+  auditExportQuerySchema,
+  auditFilter,
+  auditQuerySchema,
+  auditReasonSchema,
+  auditVerifyQuerySchema,
+  dueQuerySchema,
+  pageQuerySchema,
+  versionQuerySchema,
+} from "./schemas.ts";
 
 type AppEnv = AuthenticatedEnv;
 
@@ -53,26 +52,6 @@ function pageBody<T>(field: string, page: Page<T>): Record<string, T[] | string>
   return page.nextCursor === undefined
     ? { [field]: page.items }
     : { [field]: page.items, nextCursor: page.nextCursor };
-}
-
-/** The query's filter fields, under the names the repository uses. */
-function auditFilter(query: {
-  secret?: string | undefined;
-  actor?: string | undefined;
-  action?: string | undefined;
-  outcome?: string | undefined;
-  from?: string | undefined;
-  to?: string | undefined;
-}): AuditFilter {
-  const fields = {
-    secretName: query.secret,
-    actor: query.actor,
-    action: query.action,
-    outcome: query.outcome,
-    from: query.from,
-    to: query.to,
-  };
-  return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined));
 }
 
 /**
