@@ -4,7 +4,7 @@ import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { type ChainedAuditRecord, describeVerification } from "../../shared/domain/audit-chain.ts";
+import { describeVerification } from "../../shared/domain/audit-chain.ts";
 import { StrongboxError } from "../../shared/domain/errors.ts";
 import {
   createTenantSchema,
@@ -18,15 +18,14 @@ import {
   tenantIdSchema,
   tokenIdSchema,
 } from "../../shared/domain/schemas.ts";
-import type { Page } from "../../shared/domain/types.ts";
 import { type AuditAction, SYSTEM_SCOPE } from "../../shared/domain/types.ts";
-import type { Logger } from "../../shared/observability/logger.ts";
 import { renderPrometheus } from "../../shared/observability/prometheus.ts";
 import type { Runtime } from "../../shared/runtime/container.ts";
 import { deadlineIn } from "../../shared/services/rotation-runner.ts";
-import { errorResponse, jsonBody, parseWith } from "./http.ts";
+import { errorResponse, jsonBody, pageBody, parseWith } from "./http.ts";
 import { accessLog } from "./middleware/access-log.ts";
 import { type AuthenticatedEnv, authenticate } from "./middleware/authenticate.ts";
+import { jsonLines } from "./ndjson.ts";
 import {
   auditExportQuerySchema,
   auditFilter,
@@ -46,69 +45,6 @@ const DEFAULT_PAGE_SIZE = 50;
 /** On-demand rotation work stops in time to answer within API Gateway's 29-second limit. */
 const ON_DEMAND_BUDGET_MS = 20_000;
 const DEFAULT_DUE_WITHIN_DAYS = 7;
-
-/** A listing page as JSON: the items under their own name, and a cursor only when there is more. */
-function pageBody<T>(field: string, page: Page<T>): Record<string, T[] | string> {
-  return page.nextCursor === undefined
-    ? { [field]: page.items }
-    : { [field]: page.items, nextCursor: page.nextCursor };
-}
-
-/**
- * JSON lines, one record each, pulled from the store as the client reads. The last line is a trailer,
- * `{"end":true,"records":n,"lastSequence","lastHash"}`, so that an export cut short (a dropped
- * connection, a proxy's limit) is told from a complete one: it has no trailer. The status is sent
- * before the records are read, so a store failure mid-stream ends the export with an error line,
- * `{"end":false,"error":{"code","message"}}`, instead of the trailer.
- */
-function jsonLines(records: AsyncGenerator<ChainedAuditRecord>, logger: Logger): ReadableStream<Uint8Array> {
-  const encoder = new TextEncoder();
-  const line = (value: unknown) => encoder.encode(`${JSON.stringify(value)}\n`);
-  let count = 0;
-  let last: ChainedAuditRecord | undefined;
-  return new ReadableStream({
-    async pull(controller) {
-      let next: IteratorResult<ChainedAuditRecord>;
-      try {
-        next = await records.next();
-      } catch (error) {
-        const known = error instanceof StrongboxError;
-        logger.error("audit export failed mid-stream", {
-          records: count,
-          errorName: error instanceof Error ? error.name : "unknown",
-        });
-        controller.enqueue(
-          line({
-            end: false,
-            records: count,
-            error: known
-              ? { code: error.code, message: error.message }
-              : { code: "internal_error", message: "the export failed; see the server log" },
-          }),
-        );
-        controller.close();
-        return;
-      }
-      if (next.done === true) {
-        controller.enqueue(
-          line({
-            end: true,
-            records: count,
-            ...(last === undefined ? {} : { lastSequence: last.sequence, lastHash: last.hash }),
-          }),
-        );
-        controller.close();
-        return;
-      }
-      count += 1;
-      last = next.value;
-      controller.enqueue(line(next.value));
-    },
-    async cancel() {
-      await records.return(undefined);
-    },
-  });
-}
 
 export interface AppOptions {
   /**

@@ -2,6 +2,7 @@ import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
 import { StrongboxError, ValidationError } from "../../shared/domain/errors.ts";
+import type { Page } from "../../shared/domain/types.ts";
 
 export class UnsupportedMediaTypeError extends StrongboxError {
   readonly status = 415;
@@ -34,6 +35,13 @@ export function parseWith<S extends z.ZodType>(schema: S, input: unknown, where:
     })
     .join("; ");
   throw new ValidationError(details);
+}
+
+/** A listing page as JSON: the items under their own name, and a cursor only when there is more. */
+export function pageBody<T>(field: string, page: Page<T>): Record<string, T[] | string> {
+  return page.nextCursor === undefined
+    ? { [field]: page.items }
+    : { [field]: page.items, nextCursor: page.nextCursor };
 }
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
