@@ -31,3 +31,11 @@ export function authenticate(options: AuthenticateOptions) {
     await next();
   });
 }
+
+/** `authenticate` bound to one token service, for a group of routes that differ only in their action. */
+export function authenticator(
+  tokens: TokenService,
+): (action: AuditAction) => ReturnType<typeof authenticate> {
+  if (tokens === undefined) throw new TypeError("authenticator needs a token service");
+  return (action) => authenticate({ tokens, action });
+}
