@@ -3,7 +3,7 @@ import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 const REPO_ROOT = fileURLToPath(new URL("../", import.meta.url));
-const SERVER_ENTRY = fileURLToPath(new URL("../functions/api/server.ts", import.meta.url));
+const SERVER_ENTRY = fileURLToPath(new URL("../local/server.ts", import.meta.url));
 // An absolute loader URL, so the server can also be started from a working directory without node_modules.
 const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
 
@@ -30,7 +30,7 @@ export async function stopAllServers(): Promise<void> {
   await Promise.all([...live].map((server) => server.stop()));
 }
 
-/** `node --import tsx functions/api/server.ts` as a child process, as `npm start` runs it. */
+/** `node --import tsx local/server.ts` as a child process, as `npm start` runs it. */
 export class ServerProcess {
   readonly child: ChildProcess;
   readonly exited: Promise<ExitStatus>;

@@ -1,136 +1,23 @@
-import { type Context, Hono } from "hono";
+import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import {
-  type AuditFilter,
-  type ChainedAuditRecord,
-  describeVerification,
-} from "../../shared/domain/audit-chain.ts";
 import { StrongboxError } from "../../shared/domain/errors.ts";
-import type { AuditAction } from "../../shared/domain/operations.ts";
-import {
-  auditExportQuerySchema,
-  auditQuerySchema,
-  auditReasonSchema,
-  auditVerifyQuerySchema,
-  createTenantSchema,
-  createTokenSchema,
-  dueQuerySchema,
-  pageQuerySchema,
-  promoteSchema,
-  putSecretSchema,
-  rollbackSchema,
-  rotateSecretSchema,
-  rotationPolicySchema,
-  secretNameSchema,
-  tenantIdSchema,
-  tokenIdSchema,
-  versionQuerySchema,
-} from "../../shared/domain/schemas.ts";
-import type { Page } from "../../shared/domain/types.ts";
-import { SYSTEM_SCOPE } from "../../shared/domain/types.ts";
-import { deadlineIn } from "../../shared/domain/work.ts";
-import type { Logger } from "../../shared/observability/logger.ts";
-import { renderPrometheus } from "../../shared/observability/prometheus.ts";
 import type { Runtime } from "../../shared/runtime/container.ts";
-import { errorResponse, jsonBody, parseWith } from "./http.ts";
+import { type AppEnv, errorResponse } from "./http.ts";
 import { accessLog } from "./middleware/access-log.ts";
-import { type AuthenticatedEnv, authenticate } from "./middleware/authenticate.ts";
-
-type AppEnv = AuthenticatedEnv;
+import { auditRoutes } from "./routes/audit.ts";
+import { keyRoutes } from "./routes/keys.ts";
+import { opsRoutes } from "./routes/ops.ts";
+import { rotationRoutes } from "./routes/rotation.ts";
+import { secretRoutes } from "./routes/secrets.ts";
+import { tenantRoutes } from "./routes/tenants.ts";
+import { tokenRoutes } from "./routes/tokens.ts";
 
 /** JSON-escaped 64 KiB values can grow up to six-fold; anything past this is refused unread. */
 const MAX_BODY_BYTES = 512 * 1024;
-const DEFAULT_PAGE_SIZE = 50;
-/** On-demand rotation work stops in time to answer within API Gateway's 29-second limit. */
-const ON_DEMAND_BUDGET_MS = 20_000;
-const DEFAULT_DUE_WITHIN_DAYS = 7;
-
-/** A listing page as JSON: the items under their own name, and a cursor only when there is more. */
-function pageBody<T>(field: string, page: Page<T>): Record<string, T[] | string> {
-  return page.nextCursor === undefined
-    ? { [field]: page.items }
-    : { [field]: page.items, nextCursor: page.nextCursor };
-}
-
-/** The query's filter fields, under the names the repository uses. */
-function auditFilter(query: {
-  secret?: string | undefined;
-  actor?: string | undefined;
-  action?: string | undefined;
-  outcome?: string | undefined;
-  from?: string | undefined;
-  to?: string | undefined;
-}): AuditFilter {
-  const fields = {
-    secretName: query.secret,
-    actor: query.actor,
-    action: query.action,
-    outcome: query.outcome,
-    from: query.from,
-    to: query.to,
-  };
-  return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined));
-}
-
-/**
- * JSON lines, one record each, pulled from the store as the client reads. The last line is a trailer,
- * `{"end":true,"records":n,"lastSequence","lastHash"}`, so that an export cut short (a dropped
- * connection, a proxy's limit) is told from a complete one: it has no trailer. The status is sent
- * before the records are read, so a store failure mid-stream ends the export with an error line,
- * `{"end":false,"error":{"code","message"}}`, instead of the trailer.
- */
-function jsonLines(records: AsyncGenerator<ChainedAuditRecord>, logger: Logger): ReadableStream<Uint8Array> {
-  const encoder = new TextEncoder();
-  const line = (value: unknown) => encoder.encode(`${JSON.stringify(value)}\n`);
-  let count = 0;
-  let last: ChainedAuditRecord | undefined;
-  return new ReadableStream({
-    async pull(controller) {
-      let next: IteratorResult<ChainedAuditRecord>;
-      try {
-        next = await records.next();
-      } catch (error) {
-        const known = error instanceof StrongboxError;
-        logger.error("audit export failed mid-stream", {
-          records: count,
-          errorName: error instanceof Error ? error.name : "unknown",
-        });
-        controller.enqueue(
-          line({
-            end: false,
-            records: count,
-            error: known
-              ? { code: error.code, message: error.message }
-              : { code: "internal_error", message: "the export failed; see the server log" },
-          }),
-        );
-        controller.close();
-        return;
-      }
-      if (next.done === true) {
-        controller.enqueue(
-          line({
-            end: true,
-            records: count,
-            ...(last === undefined ? {} : { lastSequence: last.sequence, lastHash: last.hash }),
-          }),
-        );
-        controller.close();
-        return;
-      }
-      count += 1;
-      last = next.value;
-      controller.enqueue(line(next.value));
-    },
-    async cancel() {
-      await records.return(undefined);
-    },
-  });
-}
 
 export interface AppOptions {
   /**
@@ -161,195 +48,14 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
     }),
   );
 
-  const authenticated = (action: AuditAction) => authenticate({ tokens: runtime.tokens, action });
-
-  const tenantParam = (raw: string | undefined) => parseWith(tenantIdSchema, raw, "tenantId");
-  const nameParam = (raw: string | undefined) => parseWith(secretNameSchema, raw, "name");
-  const page = (query: Record<string, string>) => {
-    const parsed = parseWith(pageQuerySchema, query, "query");
-    return { limit: parsed.limit ?? DEFAULT_PAGE_SIZE, cursor: parsed.cursor };
-  };
-
-  app.get("/health", async (c) => {
-    const report = await runtime.health.check();
-    return c.json(report, report.healthy ? 200 : 503);
-  });
-
-  if (options.exposeMetrics === true) {
-    app.get("/metrics", (c) =>
-      c.text(renderPrometheus(runtime.metrics), 200, { "Content-Type": "text/plain; version=0.0.4" }),
-    );
-  }
-
-  app.post("/v1/tenants", authenticated("tenant.create"), async (c) => {
-    const { tenantId } = await jsonBody(c, createTenantSchema);
-    return c.json(await runtime.tenants.create(c.get("ctx"), tenantId), 201);
-  });
-
-  app.get("/v1/tenants/:tenantId", authenticated("tenant.read"), async (c) => {
-    return c.json(await runtime.tenants.get(c.get("ctx"), tenantParam(c.req.param("tenantId"))));
-  });
-
-  app.put("/v1/tenants/:tenantId/secrets/:name", authenticated("secret.write"), async (c) => {
-    const tenantId = tenantParam(c.req.param("tenantId"));
-    const name = nameParam(c.req.param("name"));
-    const body = await jsonBody(c, putSecretSchema);
-    return c.json(await runtime.secrets.write(c.get("ctx"), tenantId, name, body));
-  });
-
-  // Reads authenticate inside the use case, which fetches the token and the secret in one round trip.
-  app.get("/v1/tenants/:tenantId/secrets/:name", async (c) => {
-    const tenantId = tenantParam(c.req.param("tenantId"));
-    const name = nameParam(c.req.param("name"));
-    const selector = parseWith(versionQuerySchema, c.req.query(), "query");
-    const reason = parseWith(auditReasonSchema, c.req.header("x-audit-reason") ?? "", "X-Audit-Reason");
-    const caller = { requestId: c.get("requestId"), authorization: c.req.header("authorization") };
-    return c.json(await runtime.secrets.read(caller, tenantId, name, reason, selector));
-  });
-
-  app.put(
-    "/v1/tenants/:tenantId/secrets/:name/rotation",
-    authenticated("secret.rotation-policy"),
-    async (c) => {
-      const tenantId = tenantParam(c.req.param("tenantId"));
-      const name = nameParam(c.req.param("name"));
-      const body = await jsonBody(c, rotationPolicySchema);
-      return c.json(await runtime.valueRotation.setPolicy(c.get("ctx"), tenantId, name, body));
-    },
-  );
-
-  app.post("/v1/tenants/:tenantId/secrets/:name/rotate", authenticated("secret.rotate"), async (c) => {
-    const tenantId = tenantParam(c.req.param("tenantId"));
-    const name = nameParam(c.req.param("name"));
-    const { clientRequestToken } = await jsonBody(c, rotateSecretSchema);
-    return c.json(await runtime.valueRotation.rotate(c.get("ctx"), tenantId, name, clientRequestToken));
-  });
-
-  app.post("/v1/tenants/:tenantId/secrets/:name/promote", authenticated("secret.promote"), async (c) => {
-    const tenantId = tenantParam(c.req.param("tenantId"));
-    const name = nameParam(c.req.param("name"));
-    const { version } = await jsonBody(c, promoteSchema);
-    return c.json(await runtime.valueRotation.promote(c.get("ctx"), tenantId, name, version));
-  });
-
-  app.post("/v1/tenants/:tenantId/secrets/:name/rollback", authenticated("secret.rollback"), async (c) => {
-    const tenantId = tenantParam(c.req.param("tenantId"));
-    const name = nameParam(c.req.param("name"));
-    const { version } = await jsonBody(c, rollbackSchema);
-    return c.json(await runtime.valueRotation.rollback(c.get("ctx"), tenantId, name, version));
-  });
-
-  app.get("/v1/tenants/:tenantId/rotation/due", authenticated("rotation.read"), async (c) => {
-    const tenantId = tenantParam(c.req.param("tenantId"));
-    const query = parseWith(dueQuerySchema, c.req.query(), "query");
-    const within = query.withinDays ?? DEFAULT_DUE_WITHIN_DAYS;
-    const due = await runtime.valueRotation.listDue(
-      c.get("ctx"),
-      tenantId,
-      within,
-      query.limit ?? DEFAULT_PAGE_SIZE,
-      query.cursor,
-    );
-    return c.json(pageBody("secrets", due));
-  });
-
-  app.post("/v1/tenants/:tenantId/rotate-dek", authenticated("tenant.rotate-dek"), async (c) => {
-    const tenantId = tenantParam(c.req.param("tenantId"));
-    return c.json(await runtime.dekRotation.rotateDek(c.get("ctx"), tenantId));
-  });
-
-  app.get("/v1/tenants/:tenantId/rotation", authenticated("rotation.read"), async (c) => {
-    return c.json(await runtime.dekRotation.status(c.get("ctx"), tenantParam(c.req.param("tenantId"))));
-  });
-
-  app.get("/v1/kek", authenticated("kek.read"), async (c) => {
-    return c.json(await runtime.kekReport.report(c.get("ctx")));
-  });
-
-  app.post("/v1/kek/rewrap", authenticated("kek.rewrap"), async (c) => {
-    const run = await runtime.kekRewrap.startRewrap(
-      c.get("ctx"),
-      c.get("requestId"),
-      deadlineIn(ON_DEMAND_BUDGET_MS),
-    );
-    return c.json(run);
-  });
-
-  app.post("/v1/rotation/run", authenticated("rotation.run"), async (c) => {
-    return c.json(await runtime.scheduledWork.runNow(c.get("ctx"), deadlineIn(ON_DEMAND_BUDGET_MS)));
-  });
-
-  app.get("/v1/tenants/:tenantId/secrets", authenticated("secret.list"), async (c) => {
-    const tenantId = tenantParam(c.req.param("tenantId"));
-    const { limit, cursor } = page(c.req.query());
-    return c.json(pageBody("secrets", await runtime.secrets.list(c.get("ctx"), tenantId, limit, cursor)));
-  });
-
-  app.delete("/v1/tenants/:tenantId/secrets/:name", authenticated("secret.delete"), async (c) => {
-    const tenantId = tenantParam(c.req.param("tenantId"));
-    await runtime.secrets.delete(c.get("ctx"), tenantId, nameParam(c.req.param("name")));
-    return c.body(null, 204);
-  });
-
-  const auditPage = async (c: Context<AppEnv>, scope: string) => {
-    const query = parseWith(auditQuerySchema, c.req.query(), "query");
-    const events = await runtime.auditQueries.list(
-      c.get("ctx"),
-      scope,
-      query.limit ?? DEFAULT_PAGE_SIZE,
-      query.cursor,
-      auditFilter(query),
-    );
-    return c.json(pageBody("events", events));
-  };
-
-  const auditExport = async (c: Context<AppEnv>, scope: string) => {
-    const query = parseWith(auditExportQuerySchema, c.req.query(), "query");
-    const records = await runtime.auditQueries.export(c.get("ctx"), scope, auditFilter(query));
-    return c.body(jsonLines(records, logger), 200, { "Content-Type": "application/x-ndjson" });
-  };
-
-  app.get("/v1/tenants/:tenantId/audit", authenticated("audit.read"), async (c) =>
-    auditPage(c, tenantParam(c.req.param("tenantId"))),
-  );
-
-  app.get("/v1/audit", authenticated("audit.read"), async (c) => auditPage(c, SYSTEM_SCOPE));
-
-  app.get("/v1/tenants/:tenantId/audit/export", authenticated("audit.export"), async (c) =>
-    auditExport(c, tenantParam(c.req.param("tenantId"))),
-  );
-
-  app.get("/v1/audit/export", authenticated("audit.export"), async (c) => auditExport(c, SYSTEM_SCOPE));
-
-  const auditVerify = async (c: Context<AppEnv>, scope: string) => {
-    const query = parseWith(auditVerifyQuerySchema, c.req.query(), "query");
-    const expected =
-      query.expectSequence === undefined || query.expectHash === undefined
-        ? undefined
-        : { sequence: query.expectSequence, hash: query.expectHash };
-    const result = await runtime.auditQueries.verify(c.get("ctx"), scope, expected);
-    return c.json({ ...result, summary: describeVerification(result) });
-  };
-
-  app.get("/v1/tenants/:tenantId/audit/verify", authenticated("audit.verify"), async (c) =>
-    auditVerify(c, tenantParam(c.req.param("tenantId"))),
-  );
-
-  app.get("/v1/tenants/:tenantId/audit/head", authenticated("audit.head"), async (c) => {
-    return c.json(await runtime.auditQueries.head(c.get("ctx"), tenantParam(c.req.param("tenantId"))));
-  });
-
-  app.get("/v1/audit/verify", authenticated("audit.verify"), async (c) => auditVerify(c, SYSTEM_SCOPE));
-
-  app.post("/v1/tokens", authenticated("token.create"), async (c) => {
-    const input = await jsonBody(c, createTokenSchema);
-    return c.json(await runtime.tokens.create(c.get("ctx"), input), 201);
-  });
-
-  app.delete("/v1/tokens/:id", authenticated("token.revoke"), async (c) => {
-    await runtime.tokens.revoke(c.get("ctx"), parseWith(tokenIdSchema, c.req.param("id"), "id"));
-    return c.body(null, 204);
-  });
+  // Every route names its whole path; each authenticates, where it does, before it parses anything.
+  app.route("/", opsRoutes(runtime, { exposeMetrics: options.exposeMetrics === true }));
+  app.route("/", tenantRoutes(runtime));
+  app.route("/", secretRoutes(runtime));
+  app.route("/", rotationRoutes(runtime));
+  app.route("/", keyRoutes(runtime));
+  app.route("/", auditRoutes(runtime));
+  app.route("/", tokenRoutes(runtime));
 
   app.notFound((c) => errorResponse(c, 404, "not_found", "no such route"));
 

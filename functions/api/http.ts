@@ -2,6 +2,14 @@ import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
 import { StrongboxError, ValidationError } from "../../shared/domain/errors.ts";
+import type { Page } from "../../shared/domain/types.ts";
+
+/** What every request carries: its id, set first by the global middleware. */
+export type AppEnv = { Variables: { requestId: string } };
+
+const DEFAULT_PAGE_SIZE = 50;
+/** On-demand rotation work stops in time to answer within API Gateway's 29-second limit. */
+export const ON_DEMAND_BUDGET_MS = 20_000;
 
 export class UnsupportedMediaTypeError extends StrongboxError {
   readonly status = 415;
@@ -34,6 +42,26 @@ export function parseWith<S extends z.ZodType>(schema: S, input: unknown, where:
     })
     .join("; ");
   throw new ValidationError(details);
+}
+
+/** The query string, parsed with a schema; issues are named `query.<field>`. */
+export function queryWith<S extends z.ZodType>(c: Context, schema: S): z.output<S> {
+  return parseWith(schema, c.req.query(), "query");
+}
+
+/** The page a listing asks for: its size, 50 unless the query gives one, and the cursor to go on from. */
+export function pageOf(query: { limit?: number | undefined; cursor?: string | undefined }): {
+  limit: number;
+  cursor: string | undefined;
+} {
+  return { limit: query.limit ?? DEFAULT_PAGE_SIZE, cursor: query.cursor };
+}
+
+/** A listing page as JSON: the items under their own name, and a cursor only when there is more. */
+export function pageBody<T>(field: string, page: Page<T>): Record<string, T[] | string> {
+  return page.nextCursor === undefined
+    ? { [field]: page.items }
+    : { [field]: page.items, nextCursor: page.nextCursor };
 }
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });

@@ -27,7 +27,7 @@ export class ApiStack extends Stack {
     this.api = new StrongboxFunction(this, "ApiFunction", {
       name: "api",
       config,
-      // The on-demand rotation routes work for up to 20 s (functions/api/app.ts); HTTP APIs wait 30 s.
+      // The on-demand rotation routes work for up to 20 s (functions/api/http.ts); HTTP APIs wait 30 s.
       timeout: Duration.seconds(29),
       environment: {
         TABLE_NAME: data.table.tableName,

@@ -7,7 +7,7 @@ import { kekFingerprint } from "../../shared/crypto/local-keyring.ts";
 import { type LogLine, ServerProcess, stopAllServers } from "../../testing/server-process.ts";
 
 /**
- * The real local server (`node --import tsx functions/api/server.ts`) as a child process, with dynalite
+ * The real local server (`node --import tsx local/server.ts`) as a child process, with dynalite
  * persisting under a temporary DATA_DIR: what `npm start` does, minus the fixed port.
  */
 

@@ -1,16 +1,16 @@
 import { createMiddleware } from "hono/factory";
+import type { Authenticator } from "../../../shared/domain/audit-trail.ts";
 import type { RequestContext } from "../../../shared/domain/context.ts";
-import { AUDIT_ACTIONS, type AuditAction } from "../../../shared/domain/operations.ts";
+import { OPERATIONS, type Operation } from "../../../shared/domain/operations.ts";
 import { secretNameSchema, tenantIdSchema } from "../../../shared/domain/schemas.ts";
 import { SYSTEM_SCOPE } from "../../../shared/domain/types.ts";
-import type { TokenService } from "../../../shared/services/access/token-service.ts";
 
 export type AuthenticatedEnv = { Variables: { requestId: string; ctx: RequestContext } };
 
 export interface AuthenticateOptions {
-  readonly tokens: TokenService;
-  /** What the route does, so a refused attempt is recorded against what it tried. */
-  readonly action: AuditAction;
+  readonly tokens: Authenticator;
+  /** What the route does, from the operations table, so a refused attempt is recorded against it. */
+  readonly operation: Operation;
 }
 
 /**
@@ -18,17 +18,27 @@ export interface AuthenticateOptions {
  * tenant and secret named in the path (or the system scope when the path names none validly).
  */
 export function authenticate(options: AuthenticateOptions) {
-  if (!AUDIT_ACTIONS.includes(options.action)) throw new TypeError(`unknown audit action ${options.action}`);
-  const { tokens, action } = options;
+  if (OPERATIONS[options.operation]?.permission == null) {
+    throw new TypeError(`${options.operation} is not an operation a caller can ask for`);
+  }
+  const { tokens, operation } = options;
   return createMiddleware<AuthenticatedEnv>(async function authenticate(c, next) {
     const tenant = tenantIdSchema.safeParse(c.req.param("tenantId"));
     const name = secretNameSchema.safeParse(c.req.param("name"));
     const principal = await tokens.authenticate(c.req.header("authorization"), c.get("requestId"), {
       tenantId: tenant.success ? tenant.data : SYSTEM_SCOPE,
-      action,
+      action: operation,
       ...(name.success ? { secretName: name.data } : {}),
     });
     c.set("ctx", { requestId: c.get("requestId"), principal });
     await next();
   });
+}
+
+/** `authenticate` bound to one token service, for a group of routes that differ only in their operation. */
+export function authenticator(
+  tokens: Authenticator,
+): (operation: Operation) => ReturnType<typeof authenticate> {
+  if (tokens === undefined) throw new TypeError("authenticator needs a token service");
+  return (operation) => authenticate({ tokens, operation });
 }

@@ -1,0 +1,27 @@
+import { Hono } from "hono";
+import { renderPrometheus } from "../../../shared/observability/prometheus.ts";
+import type { Runtime } from "../../../shared/runtime/container.ts";
+import type { AppEnv } from "../http.ts";
+
+export interface OpsOptions {
+  /** Serve `GET /metrics` (see AppOptions.exposeMetrics). */
+  readonly exposeMetrics: boolean;
+}
+
+/** The operator's routes, without a token: `/health`, and `/metrics` where it is exposed. */
+export function opsRoutes(runtime: Runtime, options: OpsOptions): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+
+  app.get("/health", async (c) => {
+    const report = await runtime.health.check();
+    return c.json(report, report.healthy ? 200 : 503);
+  });
+
+  if (options.exposeMetrics) {
+    app.get("/metrics", (c) =>
+      c.text(renderPrometheus(runtime.metrics), 200, { "Content-Type": "text/plain; version=0.0.4" }),
+    );
+  }
+
+  return app;
+}

@@ -1,0 +1,43 @@
+import { Hono } from "hono";
+import { putSecretSchema } from "../../../shared/domain/schemas.ts";
+import type { Runtime } from "../../../shared/runtime/container.ts";
+import { type AppEnv, jsonBody, pageBody, pageOf, parseWith, queryWith } from "../http.ts";
+import { authenticator } from "../middleware/authenticate.ts";
+import { secretScope, tenantScope } from "../middleware/tenant-scope.ts";
+import { auditReasonSchema, pageQuerySchema, versionQuerySchema } from "../schemas.ts";
+
+export function secretRoutes(runtime: Runtime): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  const authenticated = authenticator(runtime.tokens);
+
+  app.put("/v1/tenants/:tenantId/secrets/:name", authenticated("secret.write"), secretScope(), async (c) => {
+    const body = await jsonBody(c, putSecretSchema);
+    return c.json(await runtime.secrets.write(c.var.ctx, c.var.tenantId, c.var.name, body));
+  });
+
+  // Reads authenticate inside the use case, which fetches the token and the secret in one round trip.
+  app.get("/v1/tenants/:tenantId/secrets/:name", secretScope(), async (c) => {
+    const selector = queryWith(c, versionQuerySchema);
+    const reason = parseWith(auditReasonSchema, c.req.header("x-audit-reason") ?? "", "X-Audit-Reason");
+    const caller = { requestId: c.var.requestId, authorization: c.req.header("authorization") };
+    return c.json(await runtime.secrets.read(caller, c.var.tenantId, c.var.name, reason, selector));
+  });
+
+  app.get("/v1/tenants/:tenantId/secrets", authenticated("secret.list"), tenantScope(), async (c) => {
+    const { limit, cursor } = pageOf(queryWith(c, pageQuerySchema));
+    const secrets = await runtime.secrets.list(c.var.ctx, c.var.tenantId, limit, cursor);
+    return c.json(pageBody("secrets", secrets));
+  });
+
+  app.delete(
+    "/v1/tenants/:tenantId/secrets/:name",
+    authenticated("secret.delete"),
+    secretScope(),
+    async (c) => {
+      await runtime.secrets.delete(c.var.ctx, c.var.tenantId, c.var.name);
+      return c.body(null, 204);
+    },
+  );
+
+  return app;
+}
