@@ -10,11 +10,15 @@ export interface RotationEvents {
 
 /** Locally, and wherever no bus is configured: one structured log line per event. */
 export class LogRotationEvents implements RotationEvents {
-  constructor(private readonly logger: Logger) {}
+  readonly #logger: Logger;
+
+  constructor(logger: Logger) {
+    this.#logger = logger;
+  }
 
   async publish(events: readonly RotationEvent[]): Promise<void> {
     for (const event of events) {
-      this.logger.info("rotation event", {
+      this.#logger.info("rotation event", {
         source: ROTATION_EVENT_SOURCE,
         detailType: event.detailType,
         ...event.detail,
@@ -28,18 +32,21 @@ const MAX_ENTRIES = 10;
 
 /** EventBridge PutEvents to the stage's bus; an entry the bus refuses makes the whole publish fail. */
 export class EventBridgeRotationEvents implements RotationEvents {
-  constructor(
-    private readonly client: EventBridgeClient,
-    private readonly busName: string,
-  ) {}
+  readonly #client: EventBridgeClient;
+  readonly #busName: string;
+
+  constructor(client: EventBridgeClient, busName: string) {
+    this.#client = client;
+    this.#busName = busName;
+  }
 
   async publish(events: readonly RotationEvent[]): Promise<void> {
     for (let start = 0; start < events.length; start += MAX_ENTRIES) {
       const batch = events.slice(start, start + MAX_ENTRIES);
-      const result = await this.client.send(
+      const result = await this.#client.send(
         new PutEventsCommand({
           Entries: batch.map((event) => ({
-            EventBusName: this.busName,
+            EventBusName: this.#busName,
             Source: ROTATION_EVENT_SOURCE,
             DetailType: event.detailType,
             Detail: JSON.stringify(event.detail),
