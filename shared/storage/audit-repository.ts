@@ -7,15 +7,18 @@ import {
 } from "../domain/audit-chain.ts";
 import { ValidationError } from "../domain/errors.ts";
 import type { Page } from "../domain/types.ts";
+import {
+  AUDIT_PREFIX,
+  auditPartition,
+  BLOCK_PREFIX,
+  BLOCK_RANGE_END,
+  BLOCK_SORT_KEY,
+  blockSortKey,
+  firstSequenceOfBlock,
+  scopeOfAuditPartition,
+} from "./keys.ts";
 import { putIfAbsent, send, type Table } from "./table.ts";
 
-const partition = (scope: string) => `AUDIT#${scope}`;
-const BLOCK_PREFIX = "SEQ#";
-/** Just past every `SEQ#…` key, for ranges that start inside the chain. */
-const BLOCK_RANGE_END = "SEQ$";
-/** Zero-padded so that sort-key order is sequence order. */
-const blockSortKey = (firstSequence: number) => `${BLOCK_PREFIX}${String(firstSequence).padStart(12, "0")}`;
-const BLOCK_SORT_KEY = /^SEQ#\d{12}$/;
 /** Blocks read per query page; a block holds at most MAX_BLOCK_RECORDS records. */
 const BLOCKS_PER_PAGE = 100;
 const MAX_READS_PER_PAGE = 8;
@@ -42,7 +45,7 @@ export interface StoredRecord {
 
 /** A block's records with their places: the block's key names the first, the rest follow in order. */
 function recordsOf(item: Record<string, unknown>): StoredRecord[] {
-  const first = Number(String(item.sk).slice(BLOCK_PREFIX.length));
+  const first = firstSequenceOfBlock(String(item.sk));
   const records = Array.isArray(item.records) ? (item.records as ChainedAuditRecord[]) : [];
   return records.map((record, index) => ({ position: first + index, record }));
 }
@@ -105,14 +108,14 @@ export class AuditRepository {
   appendBlock(scope: string, records: readonly ChainedAuditRecord[]): Promise<boolean> {
     const first = records[0];
     if (first === undefined) throw new RangeError("an audit block needs at least one record");
-    return putIfAbsent(this.table, { pk: partition(scope), sk: blockSortKey(first.sequence), records });
+    return putIfAbsent(this.table, { pk: auditPartition(scope), sk: blockSortKey(first.sequence), records });
   }
 
   /** The newest record's place and hash, read consistently: where an appender that lost a race picks up. */
   async lastHead(scope: string): Promise<(ChainHead & { time?: string }) | undefined> {
     const result = await this.#query({
       KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
-      ExpressionAttributeValues: { ":pk": partition(scope), ":prefix": BLOCK_PREFIX },
+      ExpressionAttributeValues: { ":pk": auditPartition(scope), ":prefix": BLOCK_PREFIX },
       ScanIndexForward: false,
       Limit: 1,
       ConsistentRead: true,
@@ -136,7 +139,7 @@ export class AuditRepository {
   ): Promise<Page<ChainedAuditRecord>> {
     const oldestFirst = page.oldestFirst === true;
     const cursor = decodeCursor(page.cursor);
-    const values: Record<string, unknown> = { ":pk": partition(scope) };
+    const values: Record<string, unknown> = { ":pk": auditPartition(scope) };
     let range: string;
     if (cursor === undefined) {
       values[":prefix"] = BLOCK_PREFIX;
@@ -184,7 +187,7 @@ export class AuditRepository {
     do {
       const result = await this.#query({
         KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
-        ExpressionAttributeValues: { ":pk": partition(scope), ":prefix": BLOCK_PREFIX },
+        ExpressionAttributeValues: { ":pk": auditPartition(scope), ":prefix": BLOCK_PREFIX },
         ConsistentRead: true,
         Limit: BLOCKS_PER_PAGE,
         ...(startKey === undefined ? {} : { ExclusiveStartKey: startKey }),
@@ -205,12 +208,12 @@ export class AuditRepository {
             TableName: this.table.name,
             FilterExpression: "begins_with(pk, :audit)",
             ProjectionExpression: "pk",
-            ExpressionAttributeValues: { ":audit": "AUDIT#" },
+            ExpressionAttributeValues: { ":audit": AUDIT_PREFIX },
             ...(startKey === undefined ? {} : { ExclusiveStartKey: startKey }),
           }),
         ),
       );
-      for (const item of result.Items ?? []) found.add(String(item.pk).slice("AUDIT#".length));
+      for (const item of result.Items ?? []) found.add(scopeOfAuditPartition(String(item.pk)));
       startKey = result.LastEvaluatedKey;
     } while (startKey !== undefined);
     return [...found].sort();

@@ -1,15 +1,15 @@
 import { PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { DUE_SCAN_KEY, KEK_REWRAP_KEY, PENDING_SWEEPS_KEY, sweepKey } from "./keys.ts";
 import { getItem, type Key, send, type Table, writeIf } from "./table.ts";
 
 /** A piece of rotation work with a checkpoint: a tenant's sweep, the KEK re-wrap, or the due scan. */
 export type CheckpointedWork = { readonly sweepOf: string } | "kek-rewrap" | "due-scan";
 
 function keyOf(work: CheckpointedWork): Key {
-  if (work === "kek-rewrap") return { pk: "META", sk: "KEK-REWRAP" };
-  if (work === "due-scan") return { pk: "META", sk: "DUE-SCAN" };
-  return { pk: `T#${work.sweepOf}`, sk: "SWEEP" };
+  if (work === "kek-rewrap") return KEK_REWRAP_KEY;
+  if (work === "due-scan") return DUE_SCAN_KEY;
+  return sweepKey(work.sweepOf);
 }
-const PENDING_SWEEPS_KEY: Key = { pk: "META", sk: "SWEEPS" };
 
 /**
  * Checkpoints of long-running rotation work (a tenant's re-encryption sweep, the KEK re-wrap, the scan

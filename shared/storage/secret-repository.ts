@@ -1,13 +1,15 @@
 import { PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import type { Page, RotationPolicy, SealedVersion, SecretHead, SecretSummary } from "../domain/types.ts";
+import {
+  HEAD_PREFIX,
+  headKey,
+  nameOfVersionSortKey,
+  tenantPartition,
+  VERSION_PREFIX,
+  versionKey,
+  versionPrefix,
+} from "./keys.ts";
 import { getItem, putIfAbsent, queryPage, send, type Table, writeIf } from "./table.ts";
-
-const partition = (tenantId: string) => `T#${tenantId}`;
-const headKey = (tenantId: string, name: string) => ({ pk: partition(tenantId), sk: `S#${name}` });
-const versionKey = (tenantId: string, name: string, version: number) => ({
-  pk: partition(tenantId),
-  sk: `V#${name}#${String(version).padStart(10, "0")}`,
-});
 
 interface HeadItem {
   tenantId: string;
@@ -118,7 +120,7 @@ const sealedFromVersionItem = (item: VersionItem): SealedVersion => ({
 
 function sealedFromRaw(raw: Record<string, unknown>): SealedItem | undefined {
   const sk = raw.sk as string;
-  if (sk.startsWith("S#")) {
+  if (sk.startsWith(HEAD_PREFIX)) {
     const head = headFromItem(raw as unknown as HeadItem);
     return {
       sk,
@@ -127,10 +129,10 @@ function sealedFromRaw(raw: Record<string, unknown>): SealedItem | undefined {
       ...(head.pending === undefined ? {} : { pending: head.pending }),
     };
   }
-  if (sk.startsWith("V#")) {
+  if (sk.startsWith(VERSION_PREFIX)) {
     return {
       sk,
-      name: sk.slice(2, sk.lastIndexOf("#")),
+      name: nameOfVersionSortKey(sk),
       current: sealedFromVersionItem(raw as unknown as VersionItem),
     };
   }
@@ -183,7 +185,7 @@ export class SecretRepository {
     name: string,
     token: string,
   ): Promise<SealedVersion | undefined> {
-    const prefix = `V#${name}#`;
+    const prefix = versionPrefix(name);
     let cursor: string | undefined;
     do {
       const page = await queryPage(
@@ -191,9 +193,9 @@ export class SecretRepository {
         {
           KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
           FilterExpression: "clientRequestToken = :token",
-          ExpressionAttributeValues: { ":pk": partition(tenantId), ":prefix": prefix, ":token": token },
+          ExpressionAttributeValues: { ":pk": tenantPartition(tenantId), ":prefix": prefix, ":token": token },
         },
-        { partition: partition(tenantId), sortKeyPrefix: prefix, limit: 100, cursor },
+        { partition: tenantPartition(tenantId), sortKeyPrefix: prefix, limit: 100, cursor },
       );
       const found = page.items[0];
       if (found !== undefined) return sealedFromVersionItem(found as unknown as VersionItem);
@@ -251,7 +253,7 @@ export class SecretRepository {
 
   /** Live secrets' names and versions; envelopes are not even read. */
   async list(tenantId: string, limit: number, cursor?: string): Promise<Page<SecretSummary>> {
-    const pk = partition(tenantId);
+    const pk = tenantPartition(tenantId);
     const page = await queryPage(
       this.table,
       {
@@ -259,9 +261,9 @@ export class SecretRepository {
         FilterExpression: "attribute_not_exists(deletedAt)",
         ProjectionExpression: "#name, version, updatedAt, pendingVersion, rotation.dueAt",
         ExpressionAttributeNames: { "#name": "name" },
-        ExpressionAttributeValues: { ":pk": pk, ":prefix": "S#" },
+        ExpressionAttributeValues: { ":pk": pk, ":prefix": HEAD_PREFIX },
       },
-      { partition: pk, sortKeyPrefix: "S#", limit, cursor },
+      { partition: pk, sortKeyPrefix: HEAD_PREFIX, limit, cursor },
     );
     const items = page.items.map((item) => {
       const dueAt = (item.rotation as { dueAt?: string } | undefined)?.dueAt;
@@ -278,15 +280,15 @@ export class SecretRepository {
 
   /** Live heads with a rotation due date at or before `before`, one page. */
   async listDue(tenantId: string, before: string, limit: number, cursor?: string): Promise<Page<SecretHead>> {
-    const pk = partition(tenantId);
+    const pk = tenantPartition(tenantId);
     const page = await queryPage(
       this.table,
       {
         KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
         FilterExpression: "attribute_not_exists(deletedAt) AND rotation.dueAt <= :before",
-        ExpressionAttributeValues: { ":pk": pk, ":prefix": "S#", ":before": before },
+        ExpressionAttributeValues: { ":pk": pk, ":prefix": HEAD_PREFIX, ":before": before },
       },
-      { partition: pk, sortKeyPrefix: "S#", limit, cursor },
+      { partition: pk, sortKeyPrefix: HEAD_PREFIX, limit, cursor },
     );
     return { ...page, items: page.items.map((item) => headFromItem(item as unknown as HeadItem)) };
   }
@@ -300,7 +302,7 @@ export class SecretRepository {
     after: string | undefined,
     limit: number,
   ): Promise<{ items: SealedItem[]; last?: string }> {
-    const pk = partition(tenantId);
+    const pk = tenantPartition(tenantId);
     const output = await send("Query", () =>
       this.table.doc.send(
         new QueryCommand({
@@ -330,7 +332,7 @@ export class SecretRepository {
 
   /** One sealed item by sort key, read consistently: for a sweep whose re-seal a writer overtook. */
   async getSealed(tenantId: string, sk: string): Promise<SealedItem | undefined> {
-    const raw = await getItem(this.table, { pk: partition(tenantId), sk });
+    const raw = await getItem(this.table, { pk: tenantPartition(tenantId), sk });
     return raw === undefined ? undefined : sealedFromRaw(raw);
   }
 
@@ -356,7 +358,7 @@ export class SecretRepository {
       values[":pendingTo"] = change.pendingEnvelope.to;
       values[":pendingFrom"] = change.pendingEnvelope.from;
     }
-    if (sets.length > 0 && sk.startsWith("S#")) {
+    if (sets.length > 0 && sk.startsWith(HEAD_PREFIX)) {
       sets.push("revision = if_not_exists(revision, :zero) + :one");
       values[":zero"] = 0;
       values[":one"] = 1;
@@ -366,7 +368,7 @@ export class SecretRepository {
       this.table.doc.send(
         new UpdateCommand({
           TableName: this.table.name,
-          Key: { pk: partition(tenantId), sk },
+          Key: { pk: tenantPartition(tenantId), sk },
           UpdateExpression: `SET ${sets.join(", ")}`,
           ConditionExpression: conditions.join(" AND "),
           ExpressionAttributeValues: values,

@@ -1,13 +1,14 @@
 import { PutCommand, QueryCommand, ScanCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import type { RetiredDataKey, Tenant, WrappedDataKey } from "../domain/types.ts";
+import {
+  DIRECTORY_BACKFILL_KEY,
+  DIRECTORY_PARTITION,
+  directoryEntryKey,
+  KEK_REGISTRY_KEY,
+  TENANT_SORT_KEY,
+  tenantKey,
+} from "./keys.ts";
 import { getItem, putIfAbsent, send, type Table, writeIf } from "./table.ts";
-
-const tenantKey = (tenantId: string) => ({ pk: `T#${tenantId}`, sk: "TENANT" });
-const KEK_REGISTRY_KEY = { pk: "META", sk: "KEKS" };
-/** One small item per tenant under a single partition, so work over every tenant is a Query, not a Scan. */
-const DIRECTORY_PK = "TENANTS";
-/** Marks the one-off backfill of the directory from tenant items as finished. */
-const DIRECTORY_BACKFILL_KEY = { pk: "META", sk: "TENANTS-BACKFILL" };
 
 interface TenantItem {
   tenantId: string;
@@ -73,7 +74,7 @@ export class TenantRepository {
             ConsistentRead: true,
             FilterExpression: "sk = :tenant",
             ProjectionExpression: "tenantId",
-            ExpressionAttributeValues: { ":tenant": "TENANT" },
+            ExpressionAttributeValues: { ":tenant": TENANT_SORT_KEY },
             ...(start === undefined ? {} : { ExclusiveStartKey: start }),
           }),
         ),
@@ -96,7 +97,7 @@ export class TenantRepository {
       this.table.doc.send(
         new PutCommand({
           TableName: this.table.name,
-          Item: { pk: DIRECTORY_PK, sk: tenantId, tenantId },
+          Item: { ...directoryEntryKey(tenantId), tenantId },
         }),
       ),
     );
@@ -144,10 +145,13 @@ export class TenantRepository {
           Limit: limit,
           ProjectionExpression: "sk",
           ...(after === undefined
-            ? { KeyConditionExpression: "pk = :pk", ExpressionAttributeValues: { ":pk": DIRECTORY_PK } }
+            ? {
+                KeyConditionExpression: "pk = :pk",
+                ExpressionAttributeValues: { ":pk": DIRECTORY_PARTITION },
+              }
             : {
                 KeyConditionExpression: "pk = :pk AND sk > :after",
-                ExpressionAttributeValues: { ":pk": DIRECTORY_PK, ":after": after },
+                ExpressionAttributeValues: { ":pk": DIRECTORY_PARTITION, ":after": after },
               }),
         }),
       ),

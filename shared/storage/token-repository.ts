@@ -1,9 +1,8 @@
 import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { StoreUnavailableError } from "../domain/errors.ts";
 import type { TokenRecord } from "../domain/types.ts";
+import { tokenKey } from "./keys.ts";
 import { getItem, putIfAbsent, type Table, writeIf } from "./table.ts";
-
-const tokenKey = (tokenId: string) => ({ pk: `TOKEN#${tokenId}`, sk: "TOKEN" });
 
 type TokenItem = Omit<TokenRecord, "tenants"> & { tenants: string[] };
 
