@@ -1,4 +1,3 @@
-import { QueryCommand, type QueryCommandInput, ScanCommand } from "@aws-sdk/lib-dynamodb";
 import {
   type AuditFilter,
   type ChainedAuditRecord,
@@ -17,7 +16,7 @@ import {
   firstSequenceOfBlock,
   scopeOfAuditPartition,
 } from "./keys.ts";
-import { putIfAbsent, send, type Table } from "./table.ts";
+import type { Table } from "./table.ts";
 
 /** Blocks read per query page; a block holds at most MAX_BLOCK_RECORDS records. */
 const BLOCKS_PER_PAGE = 100;
@@ -108,19 +107,19 @@ export class AuditRepository {
   appendBlock(scope: string, records: readonly ChainedAuditRecord[]): Promise<boolean> {
     const first = records[0];
     if (first === undefined) throw new RangeError("an audit block needs at least one record");
-    return putIfAbsent(this.table, { pk: auditPartition(scope), sk: blockSortKey(first.sequence), records });
+    return this.table.putIfAbsent({ pk: auditPartition(scope), sk: blockSortKey(first.sequence), records });
   }
 
   /** The newest record's place and hash, read consistently: where an appender that lost a race picks up. */
   async lastHead(scope: string): Promise<(ChainHead & { time?: string }) | undefined> {
-    const result = await this.#query({
-      KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
-      ExpressionAttributeValues: { ":pk": auditPartition(scope), ":prefix": BLOCK_PREFIX },
-      ScanIndexForward: false,
-      Limit: 1,
-      ConsistentRead: true,
+    const result = await this.table.query({
+      keyCondition: "pk = :pk AND begins_with(sk, :prefix)",
+      values: { ":pk": auditPartition(scope), ":prefix": BLOCK_PREFIX },
+      forward: false,
+      limit: 1,
+      consistent: true,
     });
-    const item = result.Items?.[0];
+    const item = result.items[0];
     const last = item === undefined ? undefined : recordsOf(item).at(-1);
     if (last === undefined) return undefined;
     // A malformed newest record still fixes where the chain goes on; verification reports it.
@@ -154,14 +153,14 @@ export class AuditRepository {
     let startKey: Record<string, unknown> | undefined;
     let lastBlock: Cursor | undefined;
     for (let read = 0; read < MAX_READS_PER_PAGE; read += 1) {
-      const result = await this.#query({
-        KeyConditionExpression: `pk = :pk AND ${range}`,
-        ExpressionAttributeValues: values,
-        ScanIndexForward: oldestFirst,
-        Limit: BLOCKS_PER_PAGE,
-        ...(startKey === undefined ? {} : { ExclusiveStartKey: startKey }),
+      const result = await this.table.query({
+        keyCondition: `pk = :pk AND ${range}`,
+        values,
+        forward: oldestFirst,
+        limit: BLOCKS_PER_PAGE,
+        startKey,
       });
-      for (const item of result.Items ?? []) {
+      for (const item of result.items) {
         const sk = String(item.sk);
         const stored = recordsOf(item);
         const order = oldestFirst ? stored.map((_, i) => i) : stored.map((_, i) => stored.length - 1 - i);
@@ -175,7 +174,7 @@ export class AuditRepository {
         }
         lastBlock = { sk, i: oldestFirst ? Math.max(stored.length - 1, 0) : 0 };
       }
-      startKey = result.LastEvaluatedKey;
+      startKey = result.lastKey;
       if (startKey === undefined) return { items };
     }
     return lastBlock === undefined ? { items } : { items, nextCursor: encodeCursor(lastBlock) };
@@ -185,15 +184,15 @@ export class AuditRepository {
   async *walk(scope: string): AsyncGenerator<StoredRecord> {
     let startKey: Record<string, unknown> | undefined;
     do {
-      const result = await this.#query({
-        KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
-        ExpressionAttributeValues: { ":pk": auditPartition(scope), ":prefix": BLOCK_PREFIX },
-        ConsistentRead: true,
-        Limit: BLOCKS_PER_PAGE,
-        ...(startKey === undefined ? {} : { ExclusiveStartKey: startKey }),
+      const result = await this.table.query({
+        keyCondition: "pk = :pk AND begins_with(sk, :prefix)",
+        values: { ":pk": auditPartition(scope), ":prefix": BLOCK_PREFIX },
+        consistent: true,
+        limit: BLOCKS_PER_PAGE,
+        startKey,
       });
-      for (const item of result.Items ?? []) yield* recordsOf(item);
-      startKey = result.LastEvaluatedKey;
+      for (const item of result.items) yield* recordsOf(item);
+      startKey = result.lastKey;
     } while (startKey !== undefined);
   }
 
@@ -202,26 +201,15 @@ export class AuditRepository {
     const found = new Set<string>();
     let startKey: Record<string, unknown> | undefined;
     do {
-      const result = await send("Scan", () =>
-        this.table.doc.send(
-          new ScanCommand({
-            TableName: this.table.name,
-            FilterExpression: "begins_with(pk, :audit)",
-            ProjectionExpression: "pk",
-            ExpressionAttributeValues: { ":audit": AUDIT_PREFIX },
-            ...(startKey === undefined ? {} : { ExclusiveStartKey: startKey }),
-          }),
-        ),
-      );
-      for (const item of result.Items ?? []) found.add(scopeOfAuditPartition(String(item.pk)));
-      startKey = result.LastEvaluatedKey;
+      const result = await this.table.scan({
+        filter: "begins_with(pk, :audit)",
+        projection: "pk",
+        values: { ":audit": AUDIT_PREFIX },
+        startKey,
+      });
+      for (const item of result.items) found.add(scopeOfAuditPartition(String(item.pk)));
+      startKey = result.lastKey;
     } while (startKey !== undefined);
     return [...found].sort();
-  }
-
-  #query(input: Omit<QueryCommandInput, "TableName">) {
-    return send("Query", () =>
-      this.table.doc.send(new QueryCommand({ ...input, TableName: this.table.name })),
-    );
   }
 }

@@ -1,4 +1,3 @@
-import { PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import type { Page, RotationPolicy, SealedVersion, SecretHead, SecretSummary } from "../domain/types.ts";
 import {
   HEAD_PREFIX,
@@ -9,7 +8,7 @@ import {
   versionKey,
   versionPrefix,
 } from "./keys.ts";
-import { getItem, putIfAbsent, queryPage, send, type Table, writeIf } from "./table.ts";
+import { type Conditional, queryPage, type Table } from "./table.ts";
 
 interface HeadItem {
   tenantId: string;
@@ -140,18 +139,15 @@ function sealedFromRaw(raw: Record<string, unknown>): SealedItem | undefined {
 }
 
 /** Heads written before revisions existed have none; their first conditional change checks the version. */
-function revisionCondition(expected: { revision: number; version: number } | undefined) {
-  if (expected === undefined) return { ConditionExpression: "attribute_not_exists(pk)" };
+function revisionCondition(expected: { revision: number; version: number } | undefined): Conditional {
+  if (expected === undefined) return { condition: "attribute_not_exists(pk)" };
   if (expected.revision === 0) {
     return {
-      ConditionExpression: "attribute_not_exists(revision) AND version = :version",
-      ExpressionAttributeValues: { ":version": expected.version },
+      condition: "attribute_not_exists(revision) AND version = :version",
+      values: { ":version": expected.version },
     };
   }
-  return {
-    ConditionExpression: "revision = :revision",
-    ExpressionAttributeValues: { ":revision": expected.revision },
-  };
+  return { condition: "revision = :revision", values: { ":revision": expected.revision } };
 }
 
 /**
@@ -166,7 +162,7 @@ export class SecretRepository {
   constructor(private readonly table: Table) {}
 
   async getHead(tenantId: string, name: string): Promise<SecretHead | undefined> {
-    const item = (await getItem(this.table, headKey(tenantId, name))) as HeadItem | undefined;
+    const item = (await this.table.get(headKey(tenantId, name))) as HeadItem | undefined;
     return item === undefined ? undefined : headFromItem(item);
   }
 
@@ -175,7 +171,7 @@ export class SecretRepository {
     name: string,
     version: number,
   ): Promise<SealedVersion | undefined> {
-    const item = (await getItem(this.table, versionKey(tenantId, name, version))) as VersionItem | undefined;
+    const item = (await this.table.get(versionKey(tenantId, name, version))) as VersionItem | undefined;
     return item === undefined ? undefined : sealedFromVersionItem(item);
   }
 
@@ -191,9 +187,9 @@ export class SecretRepository {
       const page = await queryPage(
         this.table,
         {
-          KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
-          FilterExpression: "clientRequestToken = :token",
-          ExpressionAttributeValues: { ":pk": tenantPartition(tenantId), ":prefix": prefix, ":token": token },
+          keyCondition: "pk = :pk AND begins_with(sk, :prefix)",
+          filter: "clientRequestToken = :token",
+          values: { ":pk": tenantPartition(tenantId), ":prefix": prefix, ":token": token },
         },
         { partition: tenantPartition(tenantId), sortKeyPrefix: prefix, limit: 100, cursor },
       );
@@ -212,7 +208,7 @@ export class SecretRepository {
       createdAt: sealed.createdAt,
       ...(sealed.clientRequestToken === undefined ? {} : { clientRequestToken: sealed.clientRequestToken }),
     };
-    await putIfAbsent(this.table, { ...versionKey(tenantId, name, sealed.version), ...item });
+    await this.table.putIfAbsent({ ...versionKey(tenantId, name, sealed.version), ...item });
   }
 
   /**
@@ -221,34 +217,23 @@ export class SecretRepository {
    */
   replaceHead(next: SecretHead, expected: SecretHead | undefined): Promise<boolean> {
     const revision = (expected?.revision ?? 0) + 1;
-    return writeIf("PutItem", () =>
-      this.table.doc.send(
-        new PutCommand({
-          TableName: this.table.name,
-          Item: { ...headKey(next.tenantId, next.name), ...itemFromHead(next, revision) },
-          ...revisionCondition(
-            expected === undefined
-              ? undefined
-              : { revision: expected.revision, version: expected.current.version },
-          ),
-        }),
+    return this.table.put(
+      { ...headKey(next.tenantId, next.name), ...itemFromHead(next, revision) },
+      revisionCondition(
+        expected === undefined
+          ? undefined
+          : { revision: expected.revision, version: expected.current.version },
       ),
     );
   }
 
   /** Returns false when there is no live secret to delete. */
   softDelete(tenantId: string, name: string, deletedAt: string): Promise<boolean> {
-    return writeIf("UpdateItem", () =>
-      this.table.doc.send(
-        new UpdateCommand({
-          TableName: this.table.name,
-          Key: headKey(tenantId, name),
-          UpdateExpression: "SET deletedAt = :deletedAt, revision = if_not_exists(revision, :zero) + :one",
-          ConditionExpression: "attribute_exists(pk) AND attribute_not_exists(deletedAt)",
-          ExpressionAttributeValues: { ":deletedAt": deletedAt, ":zero": 0, ":one": 1 },
-        }),
-      ),
-    );
+    return this.table.update(headKey(tenantId, name), {
+      update: "SET deletedAt = :deletedAt, revision = if_not_exists(revision, :zero) + :one",
+      condition: "attribute_exists(pk) AND attribute_not_exists(deletedAt)",
+      values: { ":deletedAt": deletedAt, ":zero": 0, ":one": 1 },
+    });
   }
 
   /** Live secrets' names and versions; envelopes are not even read. */
@@ -257,11 +242,11 @@ export class SecretRepository {
     const page = await queryPage(
       this.table,
       {
-        KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
-        FilterExpression: "attribute_not_exists(deletedAt)",
-        ProjectionExpression: "#name, version, updatedAt, pendingVersion, rotation.dueAt",
-        ExpressionAttributeNames: { "#name": "name" },
-        ExpressionAttributeValues: { ":pk": pk, ":prefix": HEAD_PREFIX },
+        keyCondition: "pk = :pk AND begins_with(sk, :prefix)",
+        filter: "attribute_not_exists(deletedAt)",
+        projection: "#name, version, updatedAt, pendingVersion, rotation.dueAt",
+        names: { "#name": "name" },
+        values: { ":pk": pk, ":prefix": HEAD_PREFIX },
       },
       { partition: pk, sortKeyPrefix: HEAD_PREFIX, limit, cursor },
     );
@@ -284,9 +269,9 @@ export class SecretRepository {
     const page = await queryPage(
       this.table,
       {
-        KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
-        FilterExpression: "attribute_not_exists(deletedAt) AND rotation.dueAt <= :before",
-        ExpressionAttributeValues: { ":pk": pk, ":prefix": HEAD_PREFIX, ":before": before },
+        keyCondition: "pk = :pk AND begins_with(sk, :prefix)",
+        filter: "attribute_not_exists(deletedAt) AND rotation.dueAt <= :before",
+        values: { ":pk": pk, ":prefix": HEAD_PREFIX, ":before": before },
       },
       { partition: pk, sortKeyPrefix: HEAD_PREFIX, limit, cursor },
     );
@@ -303,36 +288,25 @@ export class SecretRepository {
     limit: number,
   ): Promise<{ items: SealedItem[]; last?: string }> {
     const pk = tenantPartition(tenantId);
-    const output = await send("Query", () =>
-      this.table.doc.send(
-        new QueryCommand({
-          TableName: this.table.name,
-          ConsistentRead: true,
-          Limit: limit,
-          ...(after === undefined
-            ? {
-                KeyConditionExpression: "pk = :pk",
-                ExpressionAttributeValues: { ":pk": pk },
-              }
-            : {
-                KeyConditionExpression: "pk = :pk AND sk > :after",
-                ExpressionAttributeValues: { ":pk": pk, ":after": after },
-              }),
-        }),
-      ),
-    );
+    const output = await this.table.query({
+      consistent: true,
+      limit,
+      ...(after === undefined
+        ? { keyCondition: "pk = :pk", values: { ":pk": pk } }
+        : { keyCondition: "pk = :pk AND sk > :after", values: { ":pk": pk, ":after": after } }),
+    });
     const items: SealedItem[] = [];
-    for (const raw of output.Items ?? []) {
+    for (const raw of output.items) {
       const item = sealedFromRaw(raw);
       if (item !== undefined) items.push(item);
     }
-    const last = output.LastEvaluatedKey?.sk;
+    const last = output.lastKey?.sk;
     return typeof last === "string" ? { items, last } : { items };
   }
 
   /** One sealed item by sort key, read consistently: for a sweep whose re-seal a writer overtook. */
   async getSealed(tenantId: string, sk: string): Promise<SealedItem | undefined> {
-    const raw = await getItem(this.table, { pk: tenantPartition(tenantId), sk });
+    const raw = await this.table.get({ pk: tenantPartition(tenantId), sk });
     return raw === undefined ? undefined : sealedFromRaw(raw);
   }
 
@@ -364,16 +338,9 @@ export class SecretRepository {
       values[":one"] = 1;
     }
     if (sets.length === 0) return Promise.resolve(true);
-    return writeIf("UpdateItem", () =>
-      this.table.doc.send(
-        new UpdateCommand({
-          TableName: this.table.name,
-          Key: { pk: tenantPartition(tenantId), sk },
-          UpdateExpression: `SET ${sets.join(", ")}`,
-          ConditionExpression: conditions.join(" AND "),
-          ExpressionAttributeValues: values,
-        }),
-      ),
+    return this.table.update(
+      { pk: tenantPartition(tenantId), sk },
+      { update: `SET ${sets.join(", ")}`, condition: conditions.join(" AND "), values },
     );
   }
 }
