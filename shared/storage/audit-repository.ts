@@ -101,18 +101,22 @@ function decodeCursor(raw: string | undefined): Cursor | undefined {
  * for the same write (group commit), and each record in it carries its own hash and MAC.
  */
 export class AuditRepository {
-  constructor(private readonly table: Table) {}
+  readonly #table: Table;
+
+  constructor(table: Table) {
+    this.#table = table;
+  }
 
   /** False when a block already starts at this sequence number: another writer appended first. */
   appendBlock(scope: string, records: readonly ChainedAuditRecord[]): Promise<boolean> {
     const first = records[0];
     if (first === undefined) throw new RangeError("an audit block needs at least one record");
-    return this.table.putIfAbsent({ pk: auditPartition(scope), sk: blockSortKey(first.sequence), records });
+    return this.#table.putIfAbsent({ pk: auditPartition(scope), sk: blockSortKey(first.sequence), records });
   }
 
   /** The newest record's place and hash, read consistently: where an appender that lost a race picks up. */
   async lastHead(scope: string): Promise<(ChainHead & { time?: string }) | undefined> {
-    const result = await this.table.query({
+    const result = await this.#table.query({
       keyCondition: "pk = :pk AND begins_with(sk, :prefix)",
       values: { ":pk": auditPartition(scope), ":prefix": BLOCK_PREFIX },
       forward: false,
@@ -153,7 +157,7 @@ export class AuditRepository {
     let startKey: Record<string, unknown> | undefined;
     let lastBlock: Cursor | undefined;
     for (let read = 0; read < MAX_READS_PER_PAGE; read += 1) {
-      const result = await this.table.query({
+      const result = await this.#table.query({
         keyCondition: `pk = :pk AND ${range}`,
         values,
         forward: oldestFirst,
@@ -184,7 +188,7 @@ export class AuditRepository {
   async *walk(scope: string): AsyncGenerator<StoredRecord> {
     let startKey: Record<string, unknown> | undefined;
     do {
-      const result = await this.table.query({
+      const result = await this.#table.query({
         keyCondition: "pk = :pk AND begins_with(sk, :prefix)",
         values: { ":pk": auditPartition(scope), ":prefix": BLOCK_PREFIX },
         consistent: true,
@@ -201,7 +205,7 @@ export class AuditRepository {
     const found = new Set<string>();
     let startKey: Record<string, unknown> | undefined;
     do {
-      const result = await this.table.scan({
+      const result = await this.#table.scan({
         filter: "begins_with(pk, :audit)",
         projection: "pk",
         values: { ":audit": AUDIT_PREFIX },

@@ -17,20 +17,24 @@ function keyOf(work: CheckpointedWork): Key {
  * never interleave checkpoints, and a runner that died simply lets its lease lapse.
  */
 export class CheckpointRepository {
-  constructor(private readonly table: Table) {}
+  readonly #table: Table;
+
+  constructor(table: Table) {
+    this.#table = table;
+  }
 
   async get<S>(work: CheckpointedWork): Promise<S | undefined> {
-    return (await this.table.get(keyOf(work)))?.state as S | undefined;
+    return (await this.#table.get(keyOf(work)))?.state as S | undefined;
   }
 
   /** Starts (or restarts) a piece of work: any runner holding the old lease loses it at once. */
   async start<S extends object>(work: CheckpointedWork, state: S): Promise<void> {
-    await this.table.put({ ...keyOf(work), state });
+    await this.#table.put({ ...keyOf(work), state });
   }
 
   /** Takes the lease if it is free, lapsed, or already ours. */
   acquire(work: CheckpointedWork, owner: string, nowMs: number, ttlMs: number): Promise<boolean> {
-    return this.table.update(keyOf(work), {
+    return this.#table.update(keyOf(work), {
       update: "SET leaseOwner = :owner, leaseUntil = :until",
       condition:
         "attribute_exists(#state) AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now OR leaseOwner = :owner)",
@@ -46,7 +50,7 @@ export class CheckpointRepository {
     state: S,
     leaseUntilMs: number,
   ): Promise<boolean> {
-    return this.table.update(keyOf(work), {
+    return this.#table.update(keyOf(work), {
       update: "SET #state = :state, leaseUntil = :until",
       condition: "leaseOwner = :owner",
       names: { "#state": "state" },
@@ -56,7 +60,7 @@ export class CheckpointRepository {
 
   /** Gives the lease up so the next runner need not wait for it to lapse. */
   async release(work: CheckpointedWork, owner: string): Promise<void> {
-    await this.table.update(keyOf(work), {
+    await this.#table.update(keyOf(work), {
       update: "REMOVE leaseOwner, leaseUntil",
       condition: "leaseOwner = :owner",
       values: { ":owner": owner },
@@ -65,7 +69,7 @@ export class CheckpointRepository {
 
   /** Tenants with a re-encryption sweep still to finish, so runners need not scan for them. */
   async pendingSweeps(): Promise<string[]> {
-    const ids = (await this.table.get(PENDING_SWEEPS_KEY))?.tenantIds as Set<string> | undefined;
+    const ids = (await this.#table.get(PENDING_SWEEPS_KEY))?.tenantIds as Set<string> | undefined;
     return ids === undefined ? [] : [...ids].sort();
   }
 
@@ -78,7 +82,7 @@ export class CheckpointRepository {
   }
 
   async #updateSet(operation: "ADD" | "DELETE", tenantId: string): Promise<void> {
-    await this.table.update(PENDING_SWEEPS_KEY, {
+    await this.#table.update(PENDING_SWEEPS_KEY, {
       update: `${operation} tenantIds :ids`,
       values: { ":ids": new Set([tenantId]) },
     });

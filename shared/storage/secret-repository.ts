@@ -159,10 +159,14 @@ function revisionCondition(expected: { revision: number; version: number } | und
  * instant.
  */
 export class SecretRepository {
-  constructor(private readonly table: Table) {}
+  readonly #table: Table;
+
+  constructor(table: Table) {
+    this.#table = table;
+  }
 
   async getHead(tenantId: string, name: string): Promise<SecretHead | undefined> {
-    const item = (await this.table.get(headKey(tenantId, name))) as HeadItem | undefined;
+    const item = (await this.#table.get(headKey(tenantId, name))) as HeadItem | undefined;
     return item === undefined ? undefined : headFromItem(item);
   }
 
@@ -171,7 +175,7 @@ export class SecretRepository {
     name: string,
     version: number,
   ): Promise<SealedVersion | undefined> {
-    const item = (await this.table.get(versionKey(tenantId, name, version))) as VersionItem | undefined;
+    const item = (await this.#table.get(versionKey(tenantId, name, version))) as VersionItem | undefined;
     return item === undefined ? undefined : sealedFromVersionItem(item);
   }
 
@@ -185,7 +189,7 @@ export class SecretRepository {
     let cursor: string | undefined;
     do {
       const page = await queryPage(
-        this.table,
+        this.#table,
         {
           keyCondition: "pk = :pk AND begins_with(sk, :prefix)",
           filter: "clientRequestToken = :token",
@@ -208,7 +212,7 @@ export class SecretRepository {
       createdAt: sealed.createdAt,
       ...(sealed.clientRequestToken === undefined ? {} : { clientRequestToken: sealed.clientRequestToken }),
     };
-    await this.table.putIfAbsent({ ...versionKey(tenantId, name, sealed.version), ...item });
+    await this.#table.putIfAbsent({ ...versionKey(tenantId, name, sealed.version), ...item });
   }
 
   /**
@@ -217,7 +221,7 @@ export class SecretRepository {
    */
   replaceHead(next: SecretHead, expected: SecretHead | undefined): Promise<boolean> {
     const revision = (expected?.revision ?? 0) + 1;
-    return this.table.put(
+    return this.#table.put(
       { ...headKey(next.tenantId, next.name), ...itemFromHead(next, revision) },
       revisionCondition(
         expected === undefined
@@ -229,7 +233,7 @@ export class SecretRepository {
 
   /** Returns false when there is no live secret to delete. */
   softDelete(tenantId: string, name: string, deletedAt: string): Promise<boolean> {
-    return this.table.update(headKey(tenantId, name), {
+    return this.#table.update(headKey(tenantId, name), {
       update: "SET deletedAt = :deletedAt, revision = if_not_exists(revision, :zero) + :one",
       condition: "attribute_exists(pk) AND attribute_not_exists(deletedAt)",
       values: { ":deletedAt": deletedAt, ":zero": 0, ":one": 1 },
@@ -240,7 +244,7 @@ export class SecretRepository {
   async list(tenantId: string, limit: number, cursor?: string): Promise<Page<SecretSummary>> {
     const pk = tenantPartition(tenantId);
     const page = await queryPage(
-      this.table,
+      this.#table,
       {
         keyCondition: "pk = :pk AND begins_with(sk, :prefix)",
         filter: "attribute_not_exists(deletedAt)",
@@ -267,7 +271,7 @@ export class SecretRepository {
   async listDue(tenantId: string, before: string, limit: number, cursor?: string): Promise<Page<SecretHead>> {
     const pk = tenantPartition(tenantId);
     const page = await queryPage(
-      this.table,
+      this.#table,
       {
         keyCondition: "pk = :pk AND begins_with(sk, :prefix)",
         filter: "attribute_not_exists(deletedAt) AND rotation.dueAt <= :before",
@@ -288,7 +292,7 @@ export class SecretRepository {
     limit: number,
   ): Promise<{ items: SealedItem[]; last?: string }> {
     const pk = tenantPartition(tenantId);
-    const output = await this.table.query({
+    const output = await this.#table.query({
       consistent: true,
       limit,
       ...(after === undefined
@@ -306,7 +310,7 @@ export class SecretRepository {
 
   /** One sealed item by sort key, read consistently: for a sweep whose re-seal a writer overtook. */
   async getSealed(tenantId: string, sk: string): Promise<SealedItem | undefined> {
-    const raw = await this.table.get({ pk: tenantPartition(tenantId), sk });
+    const raw = await this.#table.get({ pk: tenantPartition(tenantId), sk });
     return raw === undefined ? undefined : sealedFromRaw(raw);
   }
 
@@ -338,7 +342,7 @@ export class SecretRepository {
       values[":one"] = 1;
     }
     if (sets.length === 0) return Promise.resolve(true);
-    return this.table.update(
+    return this.#table.update(
       { pk: tenantPartition(tenantId), sk },
       { update: `SET ${sets.join(", ")}`, condition: conditions.join(" AND "), values },
     );

@@ -48,9 +48,12 @@ function itemFromTenant(tenant: Tenant, revision: number): TenantItem {
  * retiring one or re-wrapping them is always a single conditional write.
  */
 export class TenantRepository {
+  readonly #table: Table;
   #directoryComplete = false;
 
-  constructor(private readonly table: Table) {}
+  constructor(table: Table) {
+    this.#table = table;
+  }
 
   /**
    * Tenants created before the directory existed have no entry in it, so work over every tenant would
@@ -60,13 +63,13 @@ export class TenantRepository {
    */
   async ensureDirectory(): Promise<void> {
     if (this.#directoryComplete) return;
-    if ((await this.table.get(DIRECTORY_BACKFILL_KEY))?.done === true) {
+    if ((await this.#table.get(DIRECTORY_BACKFILL_KEY))?.done === true) {
       this.#directoryComplete = true;
       return;
     }
     let start: Record<string, unknown> | undefined;
     do {
-      const page = await this.table.scan({
+      const page = await this.#table.scan({
         consistent: true,
         filter: "sk = :tenant",
         projection: "tenantId",
@@ -78,12 +81,12 @@ export class TenantRepository {
       }
       start = page.lastKey;
     } while (start !== undefined);
-    await this.table.put({ ...DIRECTORY_BACKFILL_KEY, done: true });
+    await this.#table.put({ ...DIRECTORY_BACKFILL_KEY, done: true });
     this.#directoryComplete = true;
   }
 
   async #putDirectoryEntry(tenantId: string): Promise<void> {
-    await this.table.put({ ...directoryEntryKey(tenantId), tenantId });
+    await this.#table.put({ ...directoryEntryKey(tenantId), tenantId });
   }
 
   /**
@@ -92,17 +95,17 @@ export class TenantRepository {
    */
   async create(tenant: Tenant): Promise<boolean> {
     await this.#putDirectoryEntry(tenant.tenantId);
-    return this.table.putIfAbsent({ ...tenantKey(tenant.tenantId), ...itemFromTenant(tenant, 1) });
+    return this.#table.putIfAbsent({ ...tenantKey(tenant.tenantId), ...itemFromTenant(tenant, 1) });
   }
 
   async get(tenantId: string): Promise<Tenant | undefined> {
-    const item = (await this.table.get(tenantKey(tenantId))) as TenantItem | undefined;
+    const item = (await this.#table.get(tenantKey(tenantId))) as TenantItem | undefined;
     return item === undefined ? undefined : tenantFromItem(item);
   }
 
   /** Replaces the tenant if it still has the revision it was read at; false when it changed since. */
   replace(next: Tenant, expectedRevision: number): Promise<boolean> {
-    return this.table.put(
+    return this.#table.put(
       { ...tenantKey(next.tenantId), ...itemFromTenant(next, expectedRevision + 1) },
       expectedRevision === 0
         ? { condition: "attribute_exists(pk) AND attribute_not_exists(revision)" }
@@ -112,7 +115,7 @@ export class TenantRepository {
 
   /** One page of tenant ids from the directory, in order, continuing after `after`. */
   async listIds(after: string | undefined, limit: number): Promise<{ tenantIds: string[]; last?: string }> {
-    const result = await this.table.query({
+    const result = await this.#table.query({
       consistent: true,
       limit,
       projection: "sk",
@@ -142,7 +145,7 @@ export class TenantRepository {
    * leaves an extra name here, never a DEK whose KEK goes unlisted.
    */
   async registerKek(kekId: string): Promise<void> {
-    await this.table.update(KEK_REGISTRY_KEY, {
+    await this.#table.update(KEK_REGISTRY_KEY, {
       update: "ADD kekIds :kek",
       values: { ":kek": new Set([kekId]) },
     });
@@ -150,7 +153,7 @@ export class TenantRepository {
 
   /** Forgets a KEK once a full scan has shown that no DEK here is wrapped by it any more. */
   async deregisterKek(kekId: string): Promise<void> {
-    await this.table.update(KEK_REGISTRY_KEY, {
+    await this.#table.update(KEK_REGISTRY_KEY, {
       update: "DELETE kekIds :kek",
       values: { ":kek": new Set([kekId]) },
     });
@@ -158,7 +161,7 @@ export class TenantRepository {
 
   /** The KEKs that have wrapped DEKs here; also serves as the store's liveness probe. */
   async registeredKeks(): Promise<string[]> {
-    const kekIds = (await this.table.get(KEK_REGISTRY_KEY))?.kekIds as Set<string> | undefined;
+    const kekIds = (await this.#table.get(KEK_REGISTRY_KEY))?.kekIds as Set<string> | undefined;
     return kekIds === undefined ? [] : [...kekIds].sort();
   }
 }
