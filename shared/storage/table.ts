@@ -34,23 +34,19 @@ export interface UpdateOptions extends Placeholders {
   readonly condition?: string;
 }
 
-export interface QueryInput extends Placeholders {
-  /** Confined to one partition (`pk = :pk`), optionally to a sort-key range of it. */
-  readonly keyCondition: string;
-  readonly filter?: string;
-  readonly projection?: string;
-  readonly limit?: number;
-  readonly startKey?: Record<string, unknown> | undefined;
-  /** False reads in descending sort-key order (`ScanIndexForward`). */
-  readonly forward?: boolean;
-  readonly consistent?: boolean;
-}
-
 export interface ScanInput extends Placeholders {
   readonly filter?: string;
   readonly projection?: string;
   readonly startKey?: Record<string, unknown> | undefined;
   readonly consistent?: boolean;
+}
+
+export interface QueryInput extends ScanInput {
+  /** Confined to one partition (`pk = :pk`), optionally to a sort-key range of it. */
+  readonly keyCondition: string;
+  readonly limit?: number;
+  /** False reads in descending sort-key order (`ScanIndexForward`). */
+  readonly forward?: boolean;
 }
 
 /** The items a query or scan read, and where to continue when it stopped early. */
@@ -95,12 +91,23 @@ function given<T extends Record<string, unknown>>(params: T): { [K in keyof T]?:
 const placeholders = (options: Placeholders) =>
   given({ ExpressionAttributeNames: options.names, ExpressionAttributeValues: options.values });
 
+const readParameters = (input: ScanInput) => ({
+  ...given({
+    FilterExpression: input.filter,
+    ProjectionExpression: input.projection,
+    ConsistentRead: input.consistent,
+    ExclusiveStartKey: input.startKey,
+  }),
+  ...placeholders(input),
+});
+
 /**
  * One table, keyed by a string partition key `pk` and sort key `sk`; every entity lives in it. The
  * repositories reach DynamoDB only through these methods, which name the table and turn every SDK
  * error into a StoreUnavailableError.
  */
 export class Table {
+  /** The SDK client itself, for harnesses that watch or fault its calls; repositories use the methods. */
   readonly doc: DynamoDBDocumentClient;
   readonly name: string;
   readonly #reader: ItemReader;
@@ -160,15 +167,8 @@ export class Table {
         new QueryCommand({
           TableName: this.name,
           KeyConditionExpression: input.keyCondition,
-          ...given({
-            FilterExpression: input.filter,
-            ProjectionExpression: input.projection,
-            ScanIndexForward: input.forward,
-            ConsistentRead: input.consistent,
-            Limit: input.limit,
-            ExclusiveStartKey: input.startKey,
-          }),
-          ...placeholders(input),
+          ...given({ ScanIndexForward: input.forward, Limit: input.limit }),
+          ...readParameters(input),
         }),
       ),
     );
@@ -177,18 +177,7 @@ export class Table {
 
   async scan(input: ScanInput): Promise<ItemPage> {
     const output = await send("Scan", () =>
-      this.doc.send(
-        new ScanCommand({
-          TableName: this.name,
-          ...given({
-            FilterExpression: input.filter,
-            ProjectionExpression: input.projection,
-            ConsistentRead: input.consistent,
-            ExclusiveStartKey: input.startKey,
-          }),
-          ...placeholders(input),
-        }),
-      ),
+      this.doc.send(new ScanCommand({ TableName: this.name, ...readParameters(input) })),
     );
     return pageOf(output);
   }
