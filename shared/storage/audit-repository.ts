@@ -1,4 +1,3 @@
-import { QueryCommand, type QueryCommandInput, ScanCommand } from "@aws-sdk/lib-dynamodb";
 import {
   type AuditFilter,
   type ChainedAuditRecord,
@@ -7,15 +6,18 @@ import {
 } from "../domain/audit-chain.ts";
 import { ValidationError } from "../domain/errors.ts";
 import type { Page } from "../domain/types.ts";
-import { putIfAbsent, send, type Table } from "./table.ts";
+import {
+  AUDIT_PREFIX,
+  auditPartition,
+  BLOCK_PREFIX,
+  BLOCK_RANGE_END,
+  BLOCK_SORT_KEY,
+  blockSortKey,
+  firstSequenceOfBlock,
+  scopeOfAuditPartition,
+} from "./keys.ts";
+import type { Table } from "./table.ts";
 
-const partition = (scope: string) => `AUDIT#${scope}`;
-const BLOCK_PREFIX = "SEQ#";
-/** Just past every `SEQ#…` key, for ranges that start inside the chain. */
-const BLOCK_RANGE_END = "SEQ$";
-/** Zero-padded so that sort-key order is sequence order. */
-const blockSortKey = (firstSequence: number) => `${BLOCK_PREFIX}${String(firstSequence).padStart(12, "0")}`;
-const BLOCK_SORT_KEY = /^SEQ#\d{12}$/;
 /** Blocks read per query page; a block holds at most MAX_BLOCK_RECORDS records. */
 const BLOCKS_PER_PAGE = 100;
 const MAX_READS_PER_PAGE = 8;
@@ -42,7 +44,7 @@ export interface StoredRecord {
 
 /** A block's records with their places: the block's key names the first, the rest follow in order. */
 function recordsOf(item: Record<string, unknown>): StoredRecord[] {
-  const first = Number(String(item.sk).slice(BLOCK_PREFIX.length));
+  const first = firstSequenceOfBlock(String(item.sk));
   const records = Array.isArray(item.records) ? (item.records as ChainedAuditRecord[]) : [];
   return records.map((record, index) => ({ position: first + index, record }));
 }
@@ -99,25 +101,29 @@ function decodeCursor(raw: string | undefined): Cursor | undefined {
  * for the same write (group commit), and each record in it carries its own hash and MAC.
  */
 export class AuditRepository {
-  constructor(private readonly table: Table) {}
+  readonly #table: Table;
+
+  constructor(table: Table) {
+    this.#table = table;
+  }
 
   /** False when a block already starts at this sequence number: another writer appended first. */
   appendBlock(scope: string, records: readonly ChainedAuditRecord[]): Promise<boolean> {
     const first = records[0];
     if (first === undefined) throw new RangeError("an audit block needs at least one record");
-    return putIfAbsent(this.table, { pk: partition(scope), sk: blockSortKey(first.sequence), records });
+    return this.#table.putIfAbsent({ pk: auditPartition(scope), sk: blockSortKey(first.sequence), records });
   }
 
   /** The newest record's place and hash, read consistently: where an appender that lost a race picks up. */
   async lastHead(scope: string): Promise<(ChainHead & { time?: string }) | undefined> {
-    const result = await this.#query({
-      KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
-      ExpressionAttributeValues: { ":pk": partition(scope), ":prefix": BLOCK_PREFIX },
-      ScanIndexForward: false,
-      Limit: 1,
-      ConsistentRead: true,
+    const result = await this.#table.query({
+      keyCondition: "pk = :pk AND begins_with(sk, :prefix)",
+      values: { ":pk": auditPartition(scope), ":prefix": BLOCK_PREFIX },
+      forward: false,
+      limit: 1,
+      consistent: true,
     });
-    const item = result.Items?.[0];
+    const item = result.items[0];
     const last = item === undefined ? undefined : recordsOf(item).at(-1);
     if (last === undefined) return undefined;
     // A malformed newest record still fixes where the chain goes on; verification reports it.
@@ -136,7 +142,7 @@ export class AuditRepository {
   ): Promise<Page<ChainedAuditRecord>> {
     const oldestFirst = page.oldestFirst === true;
     const cursor = decodeCursor(page.cursor);
-    const values: Record<string, unknown> = { ":pk": partition(scope) };
+    const values: Record<string, unknown> = { ":pk": auditPartition(scope) };
     let range: string;
     if (cursor === undefined) {
       values[":prefix"] = BLOCK_PREFIX;
@@ -151,14 +157,14 @@ export class AuditRepository {
     let startKey: Record<string, unknown> | undefined;
     let lastBlock: Cursor | undefined;
     for (let read = 0; read < MAX_READS_PER_PAGE; read += 1) {
-      const result = await this.#query({
-        KeyConditionExpression: `pk = :pk AND ${range}`,
-        ExpressionAttributeValues: values,
-        ScanIndexForward: oldestFirst,
-        Limit: BLOCKS_PER_PAGE,
-        ...(startKey === undefined ? {} : { ExclusiveStartKey: startKey }),
+      const result = await this.#table.query({
+        keyCondition: `pk = :pk AND ${range}`,
+        values,
+        forward: oldestFirst,
+        limit: BLOCKS_PER_PAGE,
+        startKey,
       });
-      for (const item of result.Items ?? []) {
+      for (const item of result.items) {
         const sk = String(item.sk);
         const stored = recordsOf(item);
         const order = oldestFirst ? stored.map((_, i) => i) : stored.map((_, i) => stored.length - 1 - i);
@@ -172,7 +178,7 @@ export class AuditRepository {
         }
         lastBlock = { sk, i: oldestFirst ? Math.max(stored.length - 1, 0) : 0 };
       }
-      startKey = result.LastEvaluatedKey;
+      startKey = result.lastKey;
       if (startKey === undefined) return { items };
     }
     return lastBlock === undefined ? { items } : { items, nextCursor: encodeCursor(lastBlock) };
@@ -182,15 +188,15 @@ export class AuditRepository {
   async *walk(scope: string): AsyncGenerator<StoredRecord> {
     let startKey: Record<string, unknown> | undefined;
     do {
-      const result = await this.#query({
-        KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
-        ExpressionAttributeValues: { ":pk": partition(scope), ":prefix": BLOCK_PREFIX },
-        ConsistentRead: true,
-        Limit: BLOCKS_PER_PAGE,
-        ...(startKey === undefined ? {} : { ExclusiveStartKey: startKey }),
+      const result = await this.#table.query({
+        keyCondition: "pk = :pk AND begins_with(sk, :prefix)",
+        values: { ":pk": auditPartition(scope), ":prefix": BLOCK_PREFIX },
+        consistent: true,
+        limit: BLOCKS_PER_PAGE,
+        startKey,
       });
-      for (const item of result.Items ?? []) yield* recordsOf(item);
-      startKey = result.LastEvaluatedKey;
+      for (const item of result.items) yield* recordsOf(item);
+      startKey = result.lastKey;
     } while (startKey !== undefined);
   }
 
@@ -199,26 +205,15 @@ export class AuditRepository {
     const found = new Set<string>();
     let startKey: Record<string, unknown> | undefined;
     do {
-      const result = await send("Scan", () =>
-        this.table.doc.send(
-          new ScanCommand({
-            TableName: this.table.name,
-            FilterExpression: "begins_with(pk, :audit)",
-            ProjectionExpression: "pk",
-            ExpressionAttributeValues: { ":audit": "AUDIT#" },
-            ...(startKey === undefined ? {} : { ExclusiveStartKey: startKey }),
-          }),
-        ),
-      );
-      for (const item of result.Items ?? []) found.add(String(item.pk).slice("AUDIT#".length));
-      startKey = result.LastEvaluatedKey;
+      const result = await this.#table.scan({
+        filter: "begins_with(pk, :audit)",
+        projection: "pk",
+        values: { ":audit": AUDIT_PREFIX },
+        startKey,
+      });
+      for (const item of result.items) found.add(scopeOfAuditPartition(String(item.pk)));
+      startKey = result.lastKey;
     } while (startKey !== undefined);
     return [...found].sort();
-  }
-
-  #query(input: Omit<QueryCommandInput, "TableName">) {
-    return send("Query", () =>
-      this.table.doc.send(new QueryCommand({ ...input, TableName: this.table.name })),
-    );
   }
 }

@@ -1,15 +1,14 @@
-import { PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { getItem, type Key, send, type Table, writeIf } from "./table.ts";
+import { DUE_SCAN_KEY, KEK_REWRAP_KEY, PENDING_SWEEPS_KEY, sweepKey } from "./keys.ts";
+import type { Key, Table } from "./table.ts";
 
 /** A piece of rotation work with a checkpoint: a tenant's sweep, the KEK re-wrap, or the due scan. */
 export type CheckpointedWork = { readonly sweepOf: string } | "kek-rewrap" | "due-scan";
 
 function keyOf(work: CheckpointedWork): Key {
-  if (work === "kek-rewrap") return { pk: "META", sk: "KEK-REWRAP" };
-  if (work === "due-scan") return { pk: "META", sk: "DUE-SCAN" };
-  return { pk: `T#${work.sweepOf}`, sk: "SWEEP" };
+  if (work === "kek-rewrap") return KEK_REWRAP_KEY;
+  if (work === "due-scan") return DUE_SCAN_KEY;
+  return sweepKey(work.sweepOf);
 }
-const PENDING_SWEEPS_KEY: Key = { pk: "META", sk: "SWEEPS" };
 
 /**
  * Checkpoints of long-running rotation work (a tenant's re-encryption sweep, the KEK re-wrap, the scan
@@ -18,34 +17,30 @@ const PENDING_SWEEPS_KEY: Key = { pk: "META", sk: "SWEEPS" };
  * never interleave checkpoints, and a runner that died simply lets its lease lapse.
  */
 export class CheckpointRepository {
-  constructor(private readonly table: Table) {}
+  readonly #table: Table;
+
+  constructor(table: Table) {
+    this.#table = table;
+  }
 
   async get<S>(work: CheckpointedWork): Promise<S | undefined> {
-    return (await getItem(this.table, keyOf(work)))?.state as S | undefined;
+    return (await this.#table.get(keyOf(work)))?.state as S | undefined;
   }
 
   /** Starts (or restarts) a piece of work: any runner holding the old lease loses it at once. */
   async start<S extends object>(work: CheckpointedWork, state: S): Promise<void> {
-    await send("PutItem", () =>
-      this.table.doc.send(new PutCommand({ TableName: this.table.name, Item: { ...keyOf(work), state } })),
-    );
+    await this.#table.put({ ...keyOf(work), state });
   }
 
   /** Takes the lease if it is free, lapsed, or already ours. */
   acquire(work: CheckpointedWork, owner: string, nowMs: number, ttlMs: number): Promise<boolean> {
-    return writeIf("UpdateItem", () =>
-      this.table.doc.send(
-        new UpdateCommand({
-          TableName: this.table.name,
-          Key: keyOf(work),
-          UpdateExpression: "SET leaseOwner = :owner, leaseUntil = :until",
-          ConditionExpression:
-            "attribute_exists(#state) AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now OR leaseOwner = :owner)",
-          ExpressionAttributeNames: { "#state": "state" },
-          ExpressionAttributeValues: { ":owner": owner, ":until": nowMs + ttlMs, ":now": nowMs },
-        }),
-      ),
-    );
+    return this.#table.update(keyOf(work), {
+      update: "SET leaseOwner = :owner, leaseUntil = :until",
+      condition:
+        "attribute_exists(#state) AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now OR leaseOwner = :owner)",
+      names: { "#state": "state" },
+      values: { ":owner": owner, ":until": nowMs + ttlMs, ":now": nowMs },
+    });
   }
 
   /** Writes a checkpoint and extends the lease; false when the lease was lost (the work was restarted). */
@@ -55,38 +50,26 @@ export class CheckpointRepository {
     state: S,
     leaseUntilMs: number,
   ): Promise<boolean> {
-    return writeIf("UpdateItem", () =>
-      this.table.doc.send(
-        new UpdateCommand({
-          TableName: this.table.name,
-          Key: keyOf(work),
-          UpdateExpression: "SET #state = :state, leaseUntil = :until",
-          ConditionExpression: "leaseOwner = :owner",
-          ExpressionAttributeNames: { "#state": "state" },
-          ExpressionAttributeValues: { ":state": state, ":owner": owner, ":until": leaseUntilMs },
-        }),
-      ),
-    );
+    return this.#table.update(keyOf(work), {
+      update: "SET #state = :state, leaseUntil = :until",
+      condition: "leaseOwner = :owner",
+      names: { "#state": "state" },
+      values: { ":state": state, ":owner": owner, ":until": leaseUntilMs },
+    });
   }
 
   /** Gives the lease up so the next runner need not wait for it to lapse. */
   async release(work: CheckpointedWork, owner: string): Promise<void> {
-    await writeIf("UpdateItem", () =>
-      this.table.doc.send(
-        new UpdateCommand({
-          TableName: this.table.name,
-          Key: keyOf(work),
-          UpdateExpression: "REMOVE leaseOwner, leaseUntil",
-          ConditionExpression: "leaseOwner = :owner",
-          ExpressionAttributeValues: { ":owner": owner },
-        }),
-      ),
-    );
+    await this.#table.update(keyOf(work), {
+      update: "REMOVE leaseOwner, leaseUntil",
+      condition: "leaseOwner = :owner",
+      values: { ":owner": owner },
+    });
   }
 
   /** Tenants with a re-encryption sweep still to finish, so runners need not scan for them. */
   async pendingSweeps(): Promise<string[]> {
-    const ids = (await getItem(this.table, PENDING_SWEEPS_KEY))?.tenantIds as Set<string> | undefined;
+    const ids = (await this.#table.get(PENDING_SWEEPS_KEY))?.tenantIds as Set<string> | undefined;
     return ids === undefined ? [] : [...ids].sort();
   }
 
@@ -99,15 +82,9 @@ export class CheckpointRepository {
   }
 
   async #updateSet(operation: "ADD" | "DELETE", tenantId: string): Promise<void> {
-    await send("UpdateItem", () =>
-      this.table.doc.send(
-        new UpdateCommand({
-          TableName: this.table.name,
-          Key: PENDING_SWEEPS_KEY,
-          UpdateExpression: `${operation} tenantIds :ids`,
-          ExpressionAttributeValues: { ":ids": new Set([tenantId]) },
-        }),
-      ),
-    );
+    await this.#table.update(PENDING_SWEEPS_KEY, {
+      update: `${operation} tenantIds :ids`,
+      values: { ":ids": new Set([tenantId]) },
+    });
   }
 }

@@ -23,12 +23,14 @@ const keyId = (key: Key) => JSON.stringify([key.pk, key.sk]);
  * caller's token and the secret it reads, asks for both at once and pays one round trip.
  */
 export class ItemReader {
+  readonly #doc: DynamoDBDocumentClient;
+  readonly #tableName: string;
   #pending: Waiter[] = [];
 
-  constructor(
-    private readonly doc: DynamoDBDocumentClient,
-    private readonly tableName: string,
-  ) {}
+  constructor(doc: DynamoDBDocumentClient, tableName: string) {
+    this.#doc = doc;
+    this.#tableName = tableName;
+  }
 
   get(key: Key): Promise<Item | undefined> {
     return new Promise((resolve, reject) => {
@@ -59,8 +61,8 @@ export class ItemReader {
     try {
       if (unique.length === 1) {
         const [key] = unique as [Key];
-        const result = await this.doc.send(
-          new GetCommand({ TableName: this.tableName, Key: key, ConsistentRead: true }),
+        const result = await this.#doc.send(
+          new GetCommand({ TableName: this.#tableName, Key: key, ConsistentRead: true }),
         );
         if (result.Item !== undefined) found.set(keyId(key), result.Item);
         return found;
@@ -69,15 +71,15 @@ export class ItemReader {
       for (let round = 0; remaining.length > 0; round += 1) {
         if (round === MAX_UNPROCESSED_ROUNDS) throw new Error("BatchGetItem left keys unprocessed");
         if (round > 0) await new Promise((resolve) => setTimeout(resolve, 25 * 2 ** round));
-        const result = await this.doc.send(
+        const result = await this.#doc.send(
           new BatchGetCommand({
-            RequestItems: { [this.tableName]: { Keys: remaining, ConsistentRead: true } },
+            RequestItems: { [this.#tableName]: { Keys: remaining, ConsistentRead: true } },
           }),
         );
-        for (const item of result.Responses?.[this.tableName] ?? []) {
+        for (const item of result.Responses?.[this.#tableName] ?? []) {
           found.set(keyId({ pk: String(item.pk), sk: String(item.sk) }), item);
         }
-        remaining = result.UnprocessedKeys?.[this.tableName]?.Keys ?? [];
+        remaining = result.UnprocessedKeys?.[this.#tableName]?.Keys ?? [];
       }
       return found;
     } catch (error) {

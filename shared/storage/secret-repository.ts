@@ -1,13 +1,14 @@
-import { PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import type { Page, RotationPolicy, SealedVersion, SecretHead, SecretSummary } from "../domain/types.ts";
-import { getItem, putIfAbsent, queryPage, send, type Table, writeIf } from "./table.ts";
-
-const partition = (tenantId: string) => `T#${tenantId}`;
-const headKey = (tenantId: string, name: string) => ({ pk: partition(tenantId), sk: `S#${name}` });
-const versionKey = (tenantId: string, name: string, version: number) => ({
-  pk: partition(tenantId),
-  sk: `V#${name}#${String(version).padStart(10, "0")}`,
-});
+import {
+  HEAD_PREFIX,
+  headKey,
+  nameOfVersionSortKey,
+  tenantPartition,
+  VERSION_PREFIX,
+  versionKey,
+  versionPrefix,
+} from "./keys.ts";
+import { type Conditional, queryPage, type Table } from "./table.ts";
 
 interface HeadItem {
   tenantId: string;
@@ -118,7 +119,7 @@ const sealedFromVersionItem = (item: VersionItem): SealedVersion => ({
 
 function sealedFromRaw(raw: Record<string, unknown>): SealedItem | undefined {
   const sk = raw.sk as string;
-  if (sk.startsWith("S#")) {
+  if (sk.startsWith(HEAD_PREFIX)) {
     const head = headFromItem(raw as unknown as HeadItem);
     return {
       sk,
@@ -127,10 +128,10 @@ function sealedFromRaw(raw: Record<string, unknown>): SealedItem | undefined {
       ...(head.pending === undefined ? {} : { pending: head.pending }),
     };
   }
-  if (sk.startsWith("V#")) {
+  if (sk.startsWith(VERSION_PREFIX)) {
     return {
       sk,
-      name: sk.slice(2, sk.lastIndexOf("#")),
+      name: nameOfVersionSortKey(sk),
       current: sealedFromVersionItem(raw as unknown as VersionItem),
     };
   }
@@ -138,18 +139,15 @@ function sealedFromRaw(raw: Record<string, unknown>): SealedItem | undefined {
 }
 
 /** Heads written before revisions existed have none; their first conditional change checks the version. */
-function revisionCondition(expected: { revision: number; version: number } | undefined) {
-  if (expected === undefined) return { ConditionExpression: "attribute_not_exists(pk)" };
+function revisionCondition(expected: { revision: number; version: number } | undefined): Conditional {
+  if (expected === undefined) return { condition: "attribute_not_exists(pk)" };
   if (expected.revision === 0) {
     return {
-      ConditionExpression: "attribute_not_exists(revision) AND version = :version",
-      ExpressionAttributeValues: { ":version": expected.version },
+      condition: "attribute_not_exists(revision) AND version = :version",
+      values: { ":version": expected.version },
     };
   }
-  return {
-    ConditionExpression: "revision = :revision",
-    ExpressionAttributeValues: { ":revision": expected.revision },
-  };
+  return { condition: "revision = :revision", values: { ":revision": expected.revision } };
 }
 
 /**
@@ -161,10 +159,14 @@ function revisionCondition(expected: { revision: number; version: number } | und
  * instant.
  */
 export class SecretRepository {
-  constructor(private readonly table: Table) {}
+  readonly #table: Table;
+
+  constructor(table: Table) {
+    this.#table = table;
+  }
 
   async getHead(tenantId: string, name: string): Promise<SecretHead | undefined> {
-    const item = (await getItem(this.table, headKey(tenantId, name))) as HeadItem | undefined;
+    const item = (await this.#table.get(headKey(tenantId, name))) as HeadItem | undefined;
     return item === undefined ? undefined : headFromItem(item);
   }
 
@@ -173,7 +175,7 @@ export class SecretRepository {
     name: string,
     version: number,
   ): Promise<SealedVersion | undefined> {
-    const item = (await getItem(this.table, versionKey(tenantId, name, version))) as VersionItem | undefined;
+    const item = (await this.#table.get(versionKey(tenantId, name, version))) as VersionItem | undefined;
     return item === undefined ? undefined : sealedFromVersionItem(item);
   }
 
@@ -183,17 +185,17 @@ export class SecretRepository {
     name: string,
     token: string,
   ): Promise<SealedVersion | undefined> {
-    const prefix = `V#${name}#`;
+    const prefix = versionPrefix(name);
     let cursor: string | undefined;
     do {
       const page = await queryPage(
-        this.table,
+        this.#table,
         {
-          KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
-          FilterExpression: "clientRequestToken = :token",
-          ExpressionAttributeValues: { ":pk": partition(tenantId), ":prefix": prefix, ":token": token },
+          keyCondition: "pk = :pk AND begins_with(sk, :prefix)",
+          filter: "clientRequestToken = :token",
+          values: { ":pk": tenantPartition(tenantId), ":prefix": prefix, ":token": token },
         },
-        { partition: partition(tenantId), sortKeyPrefix: prefix, limit: 100, cursor },
+        { partition: tenantPartition(tenantId), sortKeyPrefix: prefix, limit: 100, cursor },
       );
       const found = page.items[0];
       if (found !== undefined) return sealedFromVersionItem(found as unknown as VersionItem);
@@ -210,7 +212,7 @@ export class SecretRepository {
       createdAt: sealed.createdAt,
       ...(sealed.clientRequestToken === undefined ? {} : { clientRequestToken: sealed.clientRequestToken }),
     };
-    await putIfAbsent(this.table, { ...versionKey(tenantId, name, sealed.version), ...item });
+    await this.#table.putIfAbsent({ ...versionKey(tenantId, name, sealed.version), ...item });
   }
 
   /**
@@ -219,49 +221,38 @@ export class SecretRepository {
    */
   replaceHead(next: SecretHead, expected: SecretHead | undefined): Promise<boolean> {
     const revision = (expected?.revision ?? 0) + 1;
-    return writeIf("PutItem", () =>
-      this.table.doc.send(
-        new PutCommand({
-          TableName: this.table.name,
-          Item: { ...headKey(next.tenantId, next.name), ...itemFromHead(next, revision) },
-          ...revisionCondition(
-            expected === undefined
-              ? undefined
-              : { revision: expected.revision, version: expected.current.version },
-          ),
-        }),
+    return this.#table.put(
+      { ...headKey(next.tenantId, next.name), ...itemFromHead(next, revision) },
+      revisionCondition(
+        expected === undefined
+          ? undefined
+          : { revision: expected.revision, version: expected.current.version },
       ),
     );
   }
 
   /** Returns false when there is no live secret to delete. */
   softDelete(tenantId: string, name: string, deletedAt: string): Promise<boolean> {
-    return writeIf("UpdateItem", () =>
-      this.table.doc.send(
-        new UpdateCommand({
-          TableName: this.table.name,
-          Key: headKey(tenantId, name),
-          UpdateExpression: "SET deletedAt = :deletedAt, revision = if_not_exists(revision, :zero) + :one",
-          ConditionExpression: "attribute_exists(pk) AND attribute_not_exists(deletedAt)",
-          ExpressionAttributeValues: { ":deletedAt": deletedAt, ":zero": 0, ":one": 1 },
-        }),
-      ),
-    );
+    return this.#table.update(headKey(tenantId, name), {
+      update: "SET deletedAt = :deletedAt, revision = if_not_exists(revision, :zero) + :one",
+      condition: "attribute_exists(pk) AND attribute_not_exists(deletedAt)",
+      values: { ":deletedAt": deletedAt, ":zero": 0, ":one": 1 },
+    });
   }
 
   /** Live secrets' names and versions; envelopes are not even read. */
   async list(tenantId: string, limit: number, cursor?: string): Promise<Page<SecretSummary>> {
-    const pk = partition(tenantId);
+    const pk = tenantPartition(tenantId);
     const page = await queryPage(
-      this.table,
+      this.#table,
       {
-        KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
-        FilterExpression: "attribute_not_exists(deletedAt)",
-        ProjectionExpression: "#name, version, updatedAt, pendingVersion, rotation.dueAt",
-        ExpressionAttributeNames: { "#name": "name" },
-        ExpressionAttributeValues: { ":pk": pk, ":prefix": "S#" },
+        keyCondition: "pk = :pk AND begins_with(sk, :prefix)",
+        filter: "attribute_not_exists(deletedAt)",
+        projection: "#name, version, updatedAt, pendingVersion, rotation.dueAt",
+        names: { "#name": "name" },
+        values: { ":pk": pk, ":prefix": HEAD_PREFIX },
       },
-      { partition: pk, sortKeyPrefix: "S#", limit, cursor },
+      { partition: pk, sortKeyPrefix: HEAD_PREFIX, limit, cursor },
     );
     const items = page.items.map((item) => {
       const dueAt = (item.rotation as { dueAt?: string } | undefined)?.dueAt;
@@ -278,15 +269,15 @@ export class SecretRepository {
 
   /** Live heads with a rotation due date at or before `before`, one page. */
   async listDue(tenantId: string, before: string, limit: number, cursor?: string): Promise<Page<SecretHead>> {
-    const pk = partition(tenantId);
+    const pk = tenantPartition(tenantId);
     const page = await queryPage(
-      this.table,
+      this.#table,
       {
-        KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
-        FilterExpression: "attribute_not_exists(deletedAt) AND rotation.dueAt <= :before",
-        ExpressionAttributeValues: { ":pk": pk, ":prefix": "S#", ":before": before },
+        keyCondition: "pk = :pk AND begins_with(sk, :prefix)",
+        filter: "attribute_not_exists(deletedAt) AND rotation.dueAt <= :before",
+        values: { ":pk": pk, ":prefix": HEAD_PREFIX, ":before": before },
       },
-      { partition: pk, sortKeyPrefix: "S#", limit, cursor },
+      { partition: pk, sortKeyPrefix: HEAD_PREFIX, limit, cursor },
     );
     return { ...page, items: page.items.map((item) => headFromItem(item as unknown as HeadItem)) };
   }
@@ -300,37 +291,26 @@ export class SecretRepository {
     after: string | undefined,
     limit: number,
   ): Promise<{ items: SealedItem[]; last?: string }> {
-    const pk = partition(tenantId);
-    const output = await send("Query", () =>
-      this.table.doc.send(
-        new QueryCommand({
-          TableName: this.table.name,
-          ConsistentRead: true,
-          Limit: limit,
-          ...(after === undefined
-            ? {
-                KeyConditionExpression: "pk = :pk",
-                ExpressionAttributeValues: { ":pk": pk },
-              }
-            : {
-                KeyConditionExpression: "pk = :pk AND sk > :after",
-                ExpressionAttributeValues: { ":pk": pk, ":after": after },
-              }),
-        }),
-      ),
-    );
+    const pk = tenantPartition(tenantId);
+    const output = await this.#table.query({
+      consistent: true,
+      limit,
+      ...(after === undefined
+        ? { keyCondition: "pk = :pk", values: { ":pk": pk } }
+        : { keyCondition: "pk = :pk AND sk > :after", values: { ":pk": pk, ":after": after } }),
+    });
     const items: SealedItem[] = [];
-    for (const raw of output.Items ?? []) {
+    for (const raw of output.items) {
       const item = sealedFromRaw(raw);
       if (item !== undefined) items.push(item);
     }
-    const last = output.LastEvaluatedKey?.sk;
+    const last = output.lastKey?.sk;
     return typeof last === "string" ? { items, last } : { items };
   }
 
   /** One sealed item by sort key, read consistently: for a sweep whose re-seal a writer overtook. */
   async getSealed(tenantId: string, sk: string): Promise<SealedItem | undefined> {
-    const raw = await getItem(this.table, { pk: partition(tenantId), sk });
+    const raw = await this.#table.get({ pk: tenantPartition(tenantId), sk });
     return raw === undefined ? undefined : sealedFromRaw(raw);
   }
 
@@ -356,22 +336,15 @@ export class SecretRepository {
       values[":pendingTo"] = change.pendingEnvelope.to;
       values[":pendingFrom"] = change.pendingEnvelope.from;
     }
-    if (sets.length > 0 && sk.startsWith("S#")) {
+    if (sets.length > 0 && sk.startsWith(HEAD_PREFIX)) {
       sets.push("revision = if_not_exists(revision, :zero) + :one");
       values[":zero"] = 0;
       values[":one"] = 1;
     }
     if (sets.length === 0) return Promise.resolve(true);
-    return writeIf("UpdateItem", () =>
-      this.table.doc.send(
-        new UpdateCommand({
-          TableName: this.table.name,
-          Key: { pk: partition(tenantId), sk },
-          UpdateExpression: `SET ${sets.join(", ")}`,
-          ConditionExpression: conditions.join(" AND "),
-          ExpressionAttributeValues: values,
-        }),
-      ),
+    return this.#table.update(
+      { pk: tenantPartition(tenantId), sk },
+      { update: `SET ${sets.join(", ")}`, condition: conditions.join(" AND "), values },
     );
   }
 }

@@ -9,19 +9,186 @@ import {
   DynamoDBDocumentClient,
   PutCommand,
   QueryCommand,
-  type QueryCommandInput,
+  ScanCommand,
+  UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
 import { StoreUnavailableError, ValidationError } from "../domain/errors.ts";
 import type { Page } from "../domain/types.ts";
-import { ItemReader, type Key } from "./item-reader.ts";
+import { type Item, ItemReader, type Key } from "./item-reader.ts";
 
-export type { Key };
+export type { Item, Key };
 
-/** One table, keyed by a string partition key `pk` and sort key `sk`; every entity lives in it. */
-export interface Table {
+/** Expression attribute names and values: DynamoDB takes one set per call, shared by all its expressions. */
+export interface Placeholders {
+  readonly names?: Record<string, string>;
+  readonly values?: Record<string, unknown>;
+}
+
+/** A write that happens only if `condition` holds, and answers whether it did. */
+export interface Conditional extends Placeholders {
+  readonly condition: string;
+}
+
+export interface UpdateOptions extends Placeholders {
+  readonly update: string;
+  readonly condition?: string;
+}
+
+export interface ScanInput extends Placeholders {
+  readonly filter?: string;
+  readonly projection?: string;
+  readonly startKey?: Record<string, unknown> | undefined;
+  readonly consistent?: boolean;
+}
+
+export interface QueryInput extends ScanInput {
+  /** Confined to one partition (`pk = :pk`), optionally to a sort-key range of it. */
+  readonly keyCondition: string;
+  readonly limit?: number;
+  /** False reads in descending sort-key order (`ScanIndexForward`). */
+  readonly forward?: boolean;
+}
+
+/** The items a query or scan read, and where to continue when it stopped early. */
+export interface ItemPage {
+  readonly items: Item[];
+  readonly lastKey?: Record<string, unknown>;
+}
+
+function isConditionFailure(error: unknown): boolean {
+  return error instanceof ConditionalCheckFailedException;
+}
+
+/** Every DynamoDB call goes through here so that no SDK error, with its request details, leaks upward. */
+async function send<T>(operation: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (isConditionFailure(error)) throw error;
+    const name = error instanceof Error ? error.name : "unknown error";
+    throw new StoreUnavailableError(`DynamoDB ${operation} failed: ${name}`, { cause: error });
+  }
+}
+
+/** Runs a conditional write; false means its condition did not hold, which callers answer in domain terms. */
+async function writeIf(operation: string, call: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await send(operation, call);
+    return true;
+  } catch (error) {
+    if (isConditionFailure(error)) return false;
+    throw error;
+  }
+}
+
+/** Only the parameters that were given, so a request carries no parameter its caller left out. */
+function given<T extends Record<string, unknown>>(params: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(params).filter(([, value]) => value !== undefined)) as {
+    [K in keyof T]?: Exclude<T[K], undefined>;
+  };
+}
+
+const placeholders = (options: Placeholders) =>
+  given({ ExpressionAttributeNames: options.names, ExpressionAttributeValues: options.values });
+
+const readParameters = (input: ScanInput) => ({
+  ...given({
+    FilterExpression: input.filter,
+    ProjectionExpression: input.projection,
+    ConsistentRead: input.consistent,
+    ExclusiveStartKey: input.startKey,
+  }),
+  ...placeholders(input),
+});
+
+/**
+ * One table, keyed by a string partition key `pk` and sort key `sk`; every entity lives in it. The
+ * repositories reach DynamoDB only through these methods, which name the table and turn every SDK
+ * error into a StoreUnavailableError.
+ */
+export class Table {
+  /** The SDK client itself, for harnesses that watch or fault its calls; repositories use the methods. */
   readonly doc: DynamoDBDocumentClient;
   readonly name: string;
-  readonly reader: ItemReader;
+  readonly #reader: ItemReader;
+
+  constructor(doc: DynamoDBDocumentClient, name: string) {
+    this.doc = doc;
+    this.name = name;
+    this.#reader = new ItemReader(doc, name);
+  }
+
+  /** A strongly consistent read; reads asked for in the same tick share one round trip. */
+  get(key: Key): Promise<Item | undefined> {
+    return this.#reader.get(key);
+  }
+
+  put(item: Item, options: Conditional): Promise<boolean>;
+  put(item: Item): Promise<void>;
+  async put(item: Item, options?: Conditional): Promise<unknown> {
+    const call = () =>
+      this.doc.send(
+        new PutCommand({
+          TableName: this.name,
+          Item: item,
+          ...given({ ConditionExpression: options?.condition }),
+          ...placeholders(options ?? {}),
+        }),
+      );
+    if (options !== undefined) return writeIf("PutItem", call);
+    await send("PutItem", call);
+  }
+
+  /** Puts an item that must not exist yet; false when it does. */
+  putIfAbsent(item: Key & Item): Promise<boolean> {
+    return this.put(item, { condition: "attribute_not_exists(pk)" });
+  }
+
+  update(key: Key, options: UpdateOptions & Conditional): Promise<boolean>;
+  update(key: Key, options: UpdateOptions): Promise<void>;
+  async update(key: Key, options: UpdateOptions): Promise<unknown> {
+    const call = () =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.name,
+          Key: key,
+          UpdateExpression: options.update,
+          ...given({ ConditionExpression: options.condition }),
+          ...placeholders(options),
+        }),
+      );
+    if (options.condition !== undefined) return writeIf("UpdateItem", call);
+    await send("UpdateItem", call);
+  }
+
+  async query(input: QueryInput): Promise<ItemPage> {
+    const output = await send("Query", () =>
+      this.doc.send(
+        new QueryCommand({
+          TableName: this.name,
+          KeyConditionExpression: input.keyCondition,
+          ...given({ ScanIndexForward: input.forward, Limit: input.limit }),
+          ...readParameters(input),
+        }),
+      ),
+    );
+    return pageOf(output);
+  }
+
+  async scan(input: ScanInput): Promise<ItemPage> {
+    const output = await send("Scan", () =>
+      this.doc.send(new ScanCommand({ TableName: this.name, ...readParameters(input) })),
+    );
+    return pageOf(output);
+  }
+}
+
+function pageOf(output: {
+  Items?: Item[] | undefined;
+  LastEvaluatedKey?: Record<string, unknown> | undefined;
+}): ItemPage {
+  const items = output.Items ?? [];
+  return output.LastEvaluatedKey === undefined ? { items } : { items, lastKey: output.LastEvaluatedKey };
 }
 
 export interface DynamoConnection {
@@ -39,47 +206,12 @@ export function createTable(connection: DynamoConnection, name: string): Table {
     ...(connection.credentials === undefined ? {} : { credentials: connection.credentials }),
   });
   const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
-  return { doc, name, reader: new ItemReader(doc, name) };
+  return new Table(doc, name);
 }
 
-function isConditionFailure(error: unknown): boolean {
-  return error instanceof ConditionalCheckFailedException;
-}
-
-/** Every DynamoDB call goes through here so that no SDK error, with its request details, leaks upward. */
-export async function send<T>(operation: string, call: () => Promise<T>): Promise<T> {
-  try {
-    return await call();
-  } catch (error) {
-    if (isConditionFailure(error)) throw error;
-    const name = error instanceof Error ? error.name : "unknown error";
-    throw new StoreUnavailableError(`DynamoDB ${operation} failed: ${name}`, { cause: error });
-  }
-}
-
-/** Runs a conditional write; false means its condition did not hold, which callers answer in domain terms. */
-export async function writeIf(operation: string, call: () => Promise<unknown>): Promise<boolean> {
-  try {
-    await send(operation, call);
-    return true;
-  } catch (error) {
-    if (isConditionFailure(error)) return false;
-    throw error;
-  }
-}
-
-/** A strongly consistent read; reads asked for in the same tick share one round trip. */
-export function getItem(table: Table, key: Key): Promise<Record<string, unknown> | undefined> {
-  return table.reader.get(key);
-}
-
-/** Puts an item that must not exist yet; false when it does. */
-export function putIfAbsent(table: Table, item: Key & Record<string, unknown>): Promise<boolean> {
-  return writeIf("PutItem", () =>
-    table.doc.send(
-      new PutCommand({ TableName: table.name, Item: item, ConditionExpression: "attribute_not_exists(pk)" }),
-    ),
-  );
+/** `table.get`, for callers outside the repositories that read items by key. */
+export function getItem(table: Table, key: Key): Promise<Item | undefined> {
+  return table.get(key);
 }
 
 export interface PageRequest {
@@ -94,23 +226,13 @@ export interface PageRequest {
 /** One page of a query within one partition, continuing from a cursor issued for that same range. */
 export async function queryPage(
   table: Table,
-  query: Omit<QueryCommandInput, "TableName" | "Limit" | "ExclusiveStartKey">,
+  query: Omit<QueryInput, "limit" | "startKey">,
   page: PageRequest,
-): Promise<Page<Record<string, unknown>>> {
+): Promise<Page<Item>> {
   const startKey = decodeCursor(page);
-  const result = await send("Query", () =>
-    table.doc.send(
-      new QueryCommand({
-        ...query,
-        TableName: table.name,
-        Limit: page.limit,
-        ...(startKey === undefined ? {} : { ExclusiveStartKey: startKey }),
-      }),
-    ),
-  );
-  const nextCursor = encodeCursor(result.LastEvaluatedKey);
-  const items = result.Items ?? [];
-  return nextCursor === undefined ? { items } : { items, nextCursor };
+  const result = await table.query({ ...query, limit: page.limit, startKey });
+  const nextCursor = encodeCursor(result.lastKey);
+  return nextCursor === undefined ? { items: result.items } : { items: result.items, nextCursor };
 }
 
 /** Creates the table if it is missing, for local runs; deployed tables are created by infra. */

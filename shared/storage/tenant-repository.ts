@@ -1,13 +1,13 @@
-import { PutCommand, QueryCommand, ScanCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import type { RetiredDataKey, Tenant, WrappedDataKey } from "../domain/types.ts";
-import { getItem, putIfAbsent, send, type Table, writeIf } from "./table.ts";
-
-const tenantKey = (tenantId: string) => ({ pk: `T#${tenantId}`, sk: "TENANT" });
-const KEK_REGISTRY_KEY = { pk: "META", sk: "KEKS" };
-/** One small item per tenant under a single partition, so work over every tenant is a Query, not a Scan. */
-const DIRECTORY_PK = "TENANTS";
-/** Marks the one-off backfill of the directory from tenant items as finished. */
-const DIRECTORY_BACKFILL_KEY = { pk: "META", sk: "TENANTS-BACKFILL" };
+import {
+  DIRECTORY_BACKFILL_KEY,
+  DIRECTORY_PARTITION,
+  directoryEntryKey,
+  KEK_REGISTRY_KEY,
+  TENANT_SORT_KEY,
+  tenantKey,
+} from "./keys.ts";
+import type { Table } from "./table.ts";
 
 interface TenantItem {
   tenantId: string;
@@ -48,9 +48,12 @@ function itemFromTenant(tenant: Tenant, revision: number): TenantItem {
  * retiring one or re-wrapping them is always a single conditional write.
  */
 export class TenantRepository {
+  readonly #table: Table;
   #directoryComplete = false;
 
-  constructor(private readonly table: Table) {}
+  constructor(table: Table) {
+    this.#table = table;
+  }
 
   /**
    * Tenants created before the directory existed have no entry in it, so work over every tenant would
@@ -60,46 +63,30 @@ export class TenantRepository {
    */
   async ensureDirectory(): Promise<void> {
     if (this.#directoryComplete) return;
-    if ((await getItem(this.table, DIRECTORY_BACKFILL_KEY))?.done === true) {
+    if ((await this.#table.get(DIRECTORY_BACKFILL_KEY))?.done === true) {
       this.#directoryComplete = true;
       return;
     }
     let start: Record<string, unknown> | undefined;
     do {
-      const page = await send("Scan", () =>
-        this.table.doc.send(
-          new ScanCommand({
-            TableName: this.table.name,
-            ConsistentRead: true,
-            FilterExpression: "sk = :tenant",
-            ProjectionExpression: "tenantId",
-            ExpressionAttributeValues: { ":tenant": "TENANT" },
-            ...(start === undefined ? {} : { ExclusiveStartKey: start }),
-          }),
-        ),
-      );
-      for (const item of page.Items ?? []) {
+      const page = await this.#table.scan({
+        consistent: true,
+        filter: "sk = :tenant",
+        projection: "tenantId",
+        values: { ":tenant": TENANT_SORT_KEY },
+        startKey: start,
+      });
+      for (const item of page.items) {
         if (typeof item.tenantId === "string") await this.#putDirectoryEntry(item.tenantId);
       }
-      start = page.LastEvaluatedKey;
+      start = page.lastKey;
     } while (start !== undefined);
-    await send("PutItem", () =>
-      this.table.doc.send(
-        new PutCommand({ TableName: this.table.name, Item: { ...DIRECTORY_BACKFILL_KEY, done: true } }),
-      ),
-    );
+    await this.#table.put({ ...DIRECTORY_BACKFILL_KEY, done: true });
     this.#directoryComplete = true;
   }
 
   async #putDirectoryEntry(tenantId: string): Promise<void> {
-    await send("PutItem", () =>
-      this.table.doc.send(
-        new PutCommand({
-          TableName: this.table.name,
-          Item: { pk: DIRECTORY_PK, sk: tenantId, tenantId },
-        }),
-      ),
-    );
+    await this.#table.put({ ...directoryEntryKey(tenantId), tenantId });
   }
 
   /**
@@ -108,52 +95,39 @@ export class TenantRepository {
    */
   async create(tenant: Tenant): Promise<boolean> {
     await this.#putDirectoryEntry(tenant.tenantId);
-    return putIfAbsent(this.table, { ...tenantKey(tenant.tenantId), ...itemFromTenant(tenant, 1) });
+    return this.#table.putIfAbsent({ ...tenantKey(tenant.tenantId), ...itemFromTenant(tenant, 1) });
   }
 
   async get(tenantId: string): Promise<Tenant | undefined> {
-    const item = (await getItem(this.table, tenantKey(tenantId))) as TenantItem | undefined;
+    const item = (await this.#table.get(tenantKey(tenantId))) as TenantItem | undefined;
     return item === undefined ? undefined : tenantFromItem(item);
   }
 
   /** Replaces the tenant if it still has the revision it was read at; false when it changed since. */
   replace(next: Tenant, expectedRevision: number): Promise<boolean> {
-    return writeIf("PutItem", () =>
-      this.table.doc.send(
-        new PutCommand({
-          TableName: this.table.name,
-          Item: { ...tenantKey(next.tenantId), ...itemFromTenant(next, expectedRevision + 1) },
-          ...(expectedRevision === 0
-            ? { ConditionExpression: "attribute_exists(pk) AND attribute_not_exists(revision)" }
-            : {
-                ConditionExpression: "revision = :revision",
-                ExpressionAttributeValues: { ":revision": expectedRevision },
-              }),
-        }),
-      ),
+    return this.#table.put(
+      { ...tenantKey(next.tenantId), ...itemFromTenant(next, expectedRevision + 1) },
+      expectedRevision === 0
+        ? { condition: "attribute_exists(pk) AND attribute_not_exists(revision)" }
+        : { condition: "revision = :revision", values: { ":revision": expectedRevision } },
     );
   }
 
   /** One page of tenant ids from the directory, in order, continuing after `after`. */
   async listIds(after: string | undefined, limit: number): Promise<{ tenantIds: string[]; last?: string }> {
-    const result = await send("Query", () =>
-      this.table.doc.send(
-        new QueryCommand({
-          TableName: this.table.name,
-          ConsistentRead: true,
-          Limit: limit,
-          ProjectionExpression: "sk",
-          ...(after === undefined
-            ? { KeyConditionExpression: "pk = :pk", ExpressionAttributeValues: { ":pk": DIRECTORY_PK } }
-            : {
-                KeyConditionExpression: "pk = :pk AND sk > :after",
-                ExpressionAttributeValues: { ":pk": DIRECTORY_PK, ":after": after },
-              }),
-        }),
-      ),
-    );
-    const tenantIds = (result.Items ?? []).map((item) => String(item.sk));
-    const last = result.LastEvaluatedKey?.sk;
+    const result = await this.#table.query({
+      consistent: true,
+      limit,
+      projection: "sk",
+      ...(after === undefined
+        ? { keyCondition: "pk = :pk", values: { ":pk": DIRECTORY_PARTITION } }
+        : {
+            keyCondition: "pk = :pk AND sk > :after",
+            values: { ":pk": DIRECTORY_PARTITION, ":after": after },
+          }),
+    });
+    const tenantIds = result.items.map((item) => String(item.sk));
+    const last = result.lastKey?.sk;
     return typeof last === "string" ? { tenantIds, last } : { tenantIds };
   }
 
@@ -171,35 +145,23 @@ export class TenantRepository {
    * leaves an extra name here, never a DEK whose KEK goes unlisted.
    */
   async registerKek(kekId: string): Promise<void> {
-    await send("UpdateItem", () =>
-      this.table.doc.send(
-        new UpdateCommand({
-          TableName: this.table.name,
-          Key: KEK_REGISTRY_KEY,
-          UpdateExpression: "ADD kekIds :kek",
-          ExpressionAttributeValues: { ":kek": new Set([kekId]) },
-        }),
-      ),
-    );
+    await this.#table.update(KEK_REGISTRY_KEY, {
+      update: "ADD kekIds :kek",
+      values: { ":kek": new Set([kekId]) },
+    });
   }
 
   /** Forgets a KEK once a full scan has shown that no DEK here is wrapped by it any more. */
   async deregisterKek(kekId: string): Promise<void> {
-    await send("UpdateItem", () =>
-      this.table.doc.send(
-        new UpdateCommand({
-          TableName: this.table.name,
-          Key: KEK_REGISTRY_KEY,
-          UpdateExpression: "DELETE kekIds :kek",
-          ExpressionAttributeValues: { ":kek": new Set([kekId]) },
-        }),
-      ),
-    );
+    await this.#table.update(KEK_REGISTRY_KEY, {
+      update: "DELETE kekIds :kek",
+      values: { ":kek": new Set([kekId]) },
+    });
   }
 
   /** The KEKs that have wrapped DEKs here; also serves as the store's liveness probe. */
   async registeredKeks(): Promise<string[]> {
-    const kekIds = (await getItem(this.table, KEK_REGISTRY_KEY))?.kekIds as Set<string> | undefined;
+    const kekIds = (await this.#table.get(KEK_REGISTRY_KEY))?.kekIds as Set<string> | undefined;
     return kekIds === undefined ? [] : [...kekIds].sort();
   }
 }

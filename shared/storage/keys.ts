@@ -1,0 +1,58 @@
+import type { Key } from "./item-reader.ts";
+
+// Every key and key prefix of the one table. Stored data is laid out by these: changing one orphans
+// the items already written under it.
+
+/** A tenant's partition: its tenant item, its secrets and their archived versions, its sweep checkpoint. */
+export const tenantPartition = (tenantId: string) => `T#${tenantId}`;
+
+export const TENANT_SORT_KEY = "TENANT";
+export const tenantKey = (tenantId: string): Key => ({ pk: tenantPartition(tenantId), sk: TENANT_SORT_KEY });
+
+/** Sort keys of secret heads start with this; nothing else in a tenant partition does. */
+export const HEAD_PREFIX = "S#";
+export const headKey = (tenantId: string, name: string): Key => ({
+  pk: tenantPartition(tenantId),
+  sk: `${HEAD_PREFIX}${name}`,
+});
+
+export const VERSION_PREFIX = "V#";
+/** The sort-key prefix of one secret's archived versions. */
+export const versionPrefix = (name: string) => `${VERSION_PREFIX}${name}#`;
+/** Zero-padded so that sort-key order is version order. */
+export const versionKey = (tenantId: string, name: string, version: number): Key => ({
+  pk: tenantPartition(tenantId),
+  sk: `${versionPrefix(name)}${String(version).padStart(10, "0")}`,
+});
+/** The secret an archived version's sort key belongs to. */
+export const nameOfVersionSortKey = (sk: string) => sk.slice(VERSION_PREFIX.length, sk.lastIndexOf("#"));
+
+export const sweepKey = (tenantId: string): Key => ({ pk: tenantPartition(tenantId), sk: "SWEEP" });
+
+export const tokenKey = (tokenId: string): Key => ({ pk: `TOKEN#${tokenId}`, sk: "TOKEN" });
+
+export const AUDIT_PREFIX = "AUDIT#";
+export const auditPartition = (scope: string) => `${AUDIT_PREFIX}${scope}`;
+export const scopeOfAuditPartition = (pk: string) => pk.slice(AUDIT_PREFIX.length);
+
+export const BLOCK_PREFIX = "SEQ#";
+/** Just past every `SEQ#…` key, for ranges that start inside the chain. */
+export const BLOCK_RANGE_END = "SEQ$";
+/** Zero-padded so that sort-key order is sequence order. */
+export const blockSortKey = (firstSequence: number) =>
+  `${BLOCK_PREFIX}${String(firstSequence).padStart(12, "0")}`;
+export const BLOCK_SORT_KEY = /^SEQ#\d{12}$/;
+/** The sequence number of a block's first record. */
+export const firstSequenceOfBlock = (sk: string) => Number(sk.slice(BLOCK_PREFIX.length));
+
+const META = "META";
+export const KEK_REGISTRY_KEY: Key = { pk: META, sk: "KEKS" };
+export const PENDING_SWEEPS_KEY: Key = { pk: META, sk: "SWEEPS" };
+export const KEK_REWRAP_KEY: Key = { pk: META, sk: "KEK-REWRAP" };
+export const DUE_SCAN_KEY: Key = { pk: META, sk: "DUE-SCAN" };
+/** Marks the one-off backfill of the directory from tenant items as finished. */
+export const DIRECTORY_BACKFILL_KEY: Key = { pk: META, sk: "TENANTS-BACKFILL" };
+
+/** One small item per tenant under a single partition, so work over every tenant is a Query, not a Scan. */
+export const DIRECTORY_PARTITION = "TENANTS";
+export const directoryEntryKey = (tenantId: string): Key => ({ pk: DIRECTORY_PARTITION, sk: tenantId });
