@@ -1,3 +1,4 @@
+import { MAX_BLOCK_RECORDS } from "../domain/audit-block.ts";
 import {
   type AuditFilter,
   type ChainedAuditRecord,
@@ -21,19 +22,6 @@ import type { Table } from "./table.ts";
 /** Blocks read per query page; a block holds at most MAX_BLOCK_RECORDS records. */
 const BLOCKS_PER_PAGE = 100;
 const MAX_READS_PER_PAGE = 8;
-export const MAX_BLOCK_RECORDS = 100;
-/**
- * A block is also cut by size: DynamoDB refuses items over 400 KB, and a refused block would fail
- * every caller in it. The estimate is generous, so this leaves room for the key and attribute names.
- */
-export const MAX_BLOCK_BYTES = 300 * 1024;
-/** `sequence`, `prevHash`, `hash`, `mac`, `macKeyRef` and their names, added to the event when chained. */
-const CHAIN_FIELD_BYTES = 512;
-
-/** What an event will weigh in a block once chained: its JSON size, an upper bound of DynamoDB's count. */
-export function estimatedRecordBytes(event: object): number {
-  return Buffer.byteLength(JSON.stringify(event), "utf8") + CHAIN_FIELD_BYTES;
-}
 
 /** A stored record and the sequence number its place puts it at, which a tampered record may contradict. */
 export interface StoredRecord {

@@ -1,9 +1,9 @@
 import { QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MAX_BLOCK_BYTES } from "../../shared/domain/audit-block.ts";
 import { AUDIT_FIELD_LIMITS } from "../../shared/domain/audit-chain.ts";
 import { AuditRecordTooLargeError } from "../../shared/domain/errors.ts";
 import type { AuditEvent } from "../../shared/domain/types.ts";
-import { MAX_BLOCK_BYTES } from "../../shared/storage/audit-repository.ts";
 import { type Harness, startHarness } from "../../testing/harness.ts";
 
 let h: Harness;

@@ -1,4 +1,5 @@
 import { type ChainKeys, chainGenesis, chainHash, chainMac, utcDay } from "../../crypto/chain-keys.ts";
+import { estimatedRecordBytes, MAX_BLOCK_BYTES, MAX_BLOCK_RECORDS } from "../../domain/audit-block.ts";
 import {
   type ChainedAuditRecord,
   type ChainHead,
@@ -9,12 +10,7 @@ import {
 import { AuditRecordTooLargeError, StoreUnavailableError } from "../../domain/errors.ts";
 import type { AuditEvent } from "../../domain/types.ts";
 import type { Logger } from "../../observability/logger.ts";
-import {
-  type AuditRepository,
-  estimatedRecordBytes,
-  MAX_BLOCK_BYTES,
-  MAX_BLOCK_RECORDS,
-} from "../../storage/audit-repository.ts";
+import type { AuditRepository } from "../../storage/audit-repository.ts";
 
 /**
  * Appends lost to other instances are retried on a fresh head. Someone wins every round, so the chain
