@@ -9,7 +9,7 @@ import type { ChainKeys } from "../shared/crypto/chain-keys.ts";
 import type { Keyring } from "../shared/crypto/keyring.ts";
 import { LocalKeyring } from "../shared/crypto/local-keyring.ts";
 import { createLogger, type Logger } from "../shared/observability/logger.ts";
-import { getItem, type Table } from "../shared/storage/table.ts";
+import type { Table } from "../shared/storage/table.ts";
 import { type Harness, randomKek, startHarness, startStore } from "../testing/harness.ts";
 
 // ---------------------------------------------------------------------------------------------------
@@ -102,7 +102,7 @@ export interface Stack {
 function bareApp(table: Table): Hono {
   const app = new Hono();
   app.get("/bare/:tenantId/secrets/:name", async (c) => {
-    const item = await getItem(table, { pk: `T#${c.req.param("tenantId")}`, sk: `S#${c.req.param("name")}` });
+    const item = await table.get({ pk: `T#${c.req.param("tenantId")}`, sk: `S#${c.req.param("name")}` });
     if (item === undefined) return c.json({ error: { code: "not_found", message: "no such item" } }, 404);
     return c.json({ name: item.name, version: item.version, createdAt: item.createdAt });
   });

@@ -209,11 +209,6 @@ export function createTable(connection: DynamoConnection, name: string): Table {
   return new Table(doc, name);
 }
 
-/** `table.get`, for callers outside the repositories that read items by key. */
-export function getItem(table: Table, key: Key): Promise<Item | undefined> {
-  return table.get(key);
-}
-
 export interface PageRequest {
   /** The partition the query reads; a cursor from any other partition is refused. */
   readonly partition: string;

@@ -2,7 +2,7 @@ import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { StoreUnavailableError } from "../../shared/domain/errors.ts";
 import type { LocalDynamo } from "../../shared/storage/local-dynamo.ts";
-import { getItem, type Table } from "../../shared/storage/table.ts";
+import type { Table } from "../../shared/storage/table.ts";
 import { injectFault } from "../../testing/faults.ts";
 import { startStore } from "../../testing/harness.ts";
 
@@ -32,15 +32,15 @@ afterAll(() => store.dynamo.close());
 
 describe("ItemReader", () => {
   it("a lone read is one GetItem", async () => {
-    expect(await getItem(table, { pk: "P", sk: "item-1" })).toMatchObject({ n: 1 });
+    expect(await table.get({ pk: "P", sk: "item-1" })).toMatchObject({ n: 1 });
     expect(sent).toEqual(["GetItemCommand"]);
   });
 
   it("reads asked for in the same tick share one BatchGetItem, and each gets its own item", async () => {
     const [a, b, missing] = await Promise.all([
-      getItem(table, { pk: "P", sk: "item-2" }),
-      getItem(table, { pk: "P", sk: "item-3" }),
-      getItem(table, { pk: "P", sk: "absent" }),
+      table.get({ pk: "P", sk: "item-2" }),
+      table.get({ pk: "P", sk: "item-3" }),
+      table.get({ pk: "P", sk: "absent" }),
     ]);
     expect(a).toMatchObject({ n: 2 });
     expect(b).toMatchObject({ n: 3 });
@@ -50,8 +50,8 @@ describe("ItemReader", () => {
 
   it("the same key asked for twice in a tick is fetched once and answers both", async () => {
     const [first, second] = await Promise.all([
-      getItem(table, { pk: "P", sk: "item-4" }),
-      getItem(table, { pk: "P", sk: "item-4" }),
+      table.get({ pk: "P", sk: "item-4" }),
+      table.get({ pk: "P", sk: "item-4" }),
     ]);
     expect(first).toMatchObject({ n: 4 });
     expect(second).toEqual(first);
@@ -60,7 +60,7 @@ describe("ItemReader", () => {
 
   it("more than 100 reads in a tick are split into batches of at most 100", async () => {
     const items = await Promise.all(
-      Array.from({ length: 150 }, (_, i) => getItem(table, { pk: "P", sk: `item-${i}` })),
+      Array.from({ length: 150 }, (_, i) => table.get({ pk: "P", sk: `item-${i}` })),
     );
     expect(items.map((item) => item?.n)).toEqual(Array.from({ length: 150 }, (_, i) => i));
     expect(sent).toEqual(["BatchGetItemCommand", "BatchGetItemCommand"]);
@@ -69,8 +69,8 @@ describe("ItemReader", () => {
   it("a failed batch fails every read in it with StoreUnavailableError", async () => {
     const fault = injectFault(table, (call) => call.commandName === "BatchGetItemCommand");
     const results = await Promise.allSettled([
-      getItem(table, { pk: "P", sk: "item-5" }),
-      getItem(table, { pk: "P", sk: "item-6" }),
+      table.get({ pk: "P", sk: "item-5" }),
+      table.get({ pk: "P", sk: "item-6" }),
     ]);
     fault.remove();
     for (const result of results) {
@@ -82,8 +82,8 @@ describe("ItemReader", () => {
 
 describe("the read path", () => {
   it("reads written in later ticks are not held back waiting for a batch", async () => {
-    const first = await getItem(table, { pk: "P", sk: "item-7" });
-    const second = await getItem(table, { pk: "P", sk: "item-8" });
+    const first = await table.get({ pk: "P", sk: "item-7" });
+    const second = await table.get({ pk: "P", sk: "item-8" });
     expect([first?.n, second?.n]).toEqual([7, 8]);
     expect(sent).toEqual(["GetItemCommand", "GetItemCommand"]);
   });

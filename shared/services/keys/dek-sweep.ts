@@ -73,6 +73,8 @@ export class DekSweep implements SweepWork {
    */
   async runSweep(tenantId: string, owner: string, deadline: Deadline, requestId: string): Promise<SweepRun> {
     const key = sweepOf(tenantId);
+    // Opened before the lease is taken, so nothing between taking the lease and its release can throw.
+    const operation = this.#gate.system("tenant.reencrypt", { tenantId }, requestId);
     const tenant = await this.#tenants.get(tenantId);
     if (tenant === undefined) {
       await this.#checkpoints.removePendingSweep(tenantId);
@@ -92,7 +94,6 @@ export class DekSweep implements SweepWork {
     if (!(await this.#checkpoints.acquire(key, owner, Date.now(), this.#options.leaseMs))) {
       return { tenantId, state, resealed: 0, stoppedBecause: "busy" };
     }
-    const operation = this.#gate.system("tenant.reencrypt", { tenantId }, requestId);
     try {
       return await operation.change(
         () => this.#advanceSweep(tenant, state, owner, deadline),
