@@ -26,6 +26,8 @@ import { Sealer } from "../services/keys/sealer.ts";
 import { DueScan } from "../services/ops/due-scan.ts";
 import { HealthService } from "../services/ops/health.ts";
 import { ScheduledWork } from "../services/ops/scheduled-work.ts";
+import { HeadWriter } from "../services/secrets/head-writer.ts";
+import { RotationPolicies } from "../services/secrets/rotation-policy.ts";
 import { SecretService } from "../services/secrets/secret-service.ts";
 import { ValueRotation } from "../services/secrets/value-rotation.ts";
 import { TenantService } from "../services/tenants/tenant-service.ts";
@@ -44,6 +46,7 @@ export interface Runtime {
   readonly config: RuntimeConfig;
   readonly tenants: TenantService;
   readonly secrets: SecretService;
+  readonly rotationPolicies: RotationPolicies;
   readonly valueRotation: ValueRotation;
   readonly tokens: TokenService;
   /** Every use case's permission check and audit records. */
@@ -139,7 +142,8 @@ export function createRuntime(options: {
 
   const dataKeys = new DataKeys(keyring, tenantRepository, new DataKeyCache(config.dataKeyCache));
   const sealer = new Sealer(dataKeys, metrics, rotationConfig.retireGraceMs / 2);
-  const valueRotation = new ValueRotation(secretRepository, sealer, gate);
+  const heads = new HeadWriter(secretRepository, sealer);
+  const valueRotation = new ValueRotation(secretRepository, sealer, gate, heads);
   const dekSweep = new DekSweep(
     tenantRepository,
     secretRepository,
@@ -173,7 +177,8 @@ export function createRuntime(options: {
     metrics,
     config,
     tenants: new TenantService(tenantRepository, dataKeys, gate),
-    secrets: new SecretService(secretRepository, sealer, tokens, gate),
+    secrets: new SecretService(secretRepository, sealer, tokens, gate, heads),
+    rotationPolicies: new RotationPolicies(secretRepository, gate, heads),
     valueRotation,
     tokens,
     gate,

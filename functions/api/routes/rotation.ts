@@ -25,7 +25,7 @@ export function rotationRoutes(runtime: Runtime): Hono<AppEnv> {
     secretScope(),
     async (c) => {
       const body = await jsonBody(c, rotationPolicySchema);
-      return c.json(await runtime.valueRotation.setPolicy(c.var.ctx, c.var.tenantId, c.var.name, body));
+      return c.json(await runtime.rotationPolicies.setPolicy(c.var.ctx, c.var.tenantId, c.var.name, body));
     },
   );
 
@@ -65,7 +65,7 @@ export function rotationRoutes(runtime: Runtime): Hono<AppEnv> {
     const query = queryWith(c, dueQuerySchema);
     const { limit, cursor } = pageOf(query);
     const within = query.withinDays ?? DEFAULT_DUE_WITHIN_DAYS;
-    const due = await runtime.valueRotation.listDue(c.var.ctx, c.var.tenantId, within, limit, cursor);
+    const due = await runtime.rotationPolicies.listDue(c.var.ctx, c.var.tenantId, within, limit, cursor);
     return c.json(pageBody("secrets", due));
   });
 

@@ -1,5 +1,6 @@
-import { ConflictError } from "../../domain/errors.ts";
+import { ConflictError, NotFoundError } from "../../domain/errors.ts";
 import type { SealingKey, SecretSealer } from "../../domain/sealing.ts";
+import { isLive } from "../../domain/secret-head.ts";
 import type { SecretHead } from "../../domain/types.ts";
 import type { SecretRepository } from "../../storage/secret-repository.ts";
 
@@ -42,5 +43,18 @@ export class HeadWriter {
       if (await this.#secrets.replaceHead(outcome.next, head)) return outcome.result;
     }
     throw new ConflictError(`secret ${name} was changed by another writer; read it and retry`);
+  }
+
+  /** A change of a live secret's head: read, change, conditional write; an unchanged head is not written. */
+  update(
+    tenantId: string,
+    name: string,
+    change: (head: SecretHead, key: SealingKey) => SecretHead | Promise<SecretHead>,
+  ): Promise<SecretHead> {
+    return this.write(tenantId, name, async (head, key) => {
+      if (!isLive(head)) throw new NotFoundError(`secret ${name} does not exist in tenant ${tenantId}`);
+      const next = await change(head, key);
+      return next === head ? { done: head } : { next, result: { ...next, revision: head.revision + 1 } };
+    });
   }
 }

@@ -14,7 +14,7 @@ import type {
   Stage,
 } from "../../domain/types.ts";
 import type { SecretRepository } from "../../storage/secret-repository.ts";
-import { HeadWriter } from "./head-writer.ts";
+import type { HeadWriter } from "./head-writer.ts";
 
 /** Which version a read asks for: a number, a staging label, or (neither) the current one. */
 export interface VersionSelector {
@@ -29,12 +29,18 @@ export class SecretService {
   readonly #gate: OperationGate;
   readonly #heads: HeadWriter;
 
-  constructor(secrets: SecretRepository, sealer: SecretSealer, tokens: Authenticator, gate: OperationGate) {
+  constructor(
+    secrets: SecretRepository,
+    sealer: SecretSealer,
+    tokens: Authenticator,
+    gate: OperationGate,
+    heads: HeadWriter,
+  ) {
     this.#secrets = secrets;
     this.#sealer = sealer;
     this.#tokens = tokens;
     this.#gate = gate;
-    this.#heads = new HeadWriter(secrets, sealer);
+    this.#heads = heads;
   }
 
   async write(

@@ -1,51 +1,14 @@
-import {
-  generateSecretValue,
-  generatorEntropyBits,
-  matchesGenerator,
-  newRequestToken,
-} from "../../crypto/generate.ts";
+import { generateSecretValue, matchesGenerator, newRequestToken } from "../../crypto/generate.ts";
 import type { AllowedOperation, OperationGate } from "../../domain/audit-trail.ts";
 import type { RequestContext } from "../../domain/context.ts";
-import { ConflictError, NotFoundError, ValidationError } from "../../domain/errors.ts";
+import { ConflictError, NotFoundError } from "../../domain/errors.ts";
 import type { RotateResult, RotationEvent, ScheduledRotation } from "../../domain/rotation.ts";
-import type { RotationPolicyInput } from "../../domain/schemas.ts";
-import type { SealingKey, SecretSealer } from "../../domain/sealing.ts";
+import type { SecretSealer } from "../../domain/sealing.ts";
 import { isLive, withNewCurrent } from "../../domain/secret-head.ts";
-import { DAY_MS, now } from "../../domain/time.ts";
-import type { GeneratorSpec, Page, RotationPolicy, SealedVersion, SecretHead } from "../../domain/types.ts";
+import { now } from "../../domain/time.ts";
+import type { SealedVersion, SecretHead } from "../../domain/types.ts";
 import type { SecretRepository } from "../../storage/secret-repository.ts";
-import { HeadWriter } from "./head-writer.ts";
-
-/** The least entropy a generated secret may have: as strong as an AES-128 key. */
-const MIN_GENERATED_BITS = 128;
-
-export interface PolicyView {
-  readonly name: string;
-  readonly rotationPeriodDays?: number;
-  readonly rotationDueAt?: string;
-  readonly generator?: GeneratorSpec;
-  readonly lastRotatedAt?: string;
-}
-
-export interface DueSecret {
-  readonly name: string;
-  readonly version: number;
-  readonly rotationDueAt: string;
-  readonly overdue: boolean;
-  /** `generated` secrets the service rotates itself; `byok` ones wait for an operator's new value. */
-  readonly rotatedBy: "generated" | "byok";
-  readonly pendingVersion?: number;
-}
-
-function policyView(name: string, policy: RotationPolicy | undefined): PolicyView {
-  return {
-    name,
-    ...(policy?.periodDays === undefined ? {} : { rotationPeriodDays: policy.periodDays }),
-    ...(policy?.dueAt === undefined ? {} : { rotationDueAt: policy.dueAt }),
-    ...(policy?.generator === undefined ? {} : { generator: policy.generator }),
-    ...(policy?.lastRotatedAt === undefined ? {} : { lastRotatedAt: policy.lastRotatedAt }),
-  };
-}
+import type { HeadWriter } from "./head-writer.ts";
 
 /**
  * Rotation of secret values, with Secrets Manager's staging labels: `current`, `pending` and
@@ -58,89 +21,11 @@ export class ValueRotation implements ScheduledRotation {
   readonly #gate: OperationGate;
   readonly #heads: HeadWriter;
 
-  constructor(secrets: SecretRepository, sealer: SecretSealer, gate: OperationGate) {
+  constructor(secrets: SecretRepository, sealer: SecretSealer, gate: OperationGate, heads: HeadWriter) {
     this.#secrets = secrets;
     this.#sealer = sealer;
     this.#gate = gate;
-    this.#heads = new HeadWriter(secrets, sealer);
-  }
-
-  async setPolicy(
-    ctx: RequestContext,
-    tenantId: string,
-    name: string,
-    input: RotationPolicyInput,
-  ): Promise<PolicyView> {
-    const operation = await this.#gate.begin(ctx, "secret.rotation-policy", { tenantId, secretName: name });
-    if (input.generator !== undefined && input.generator !== null) {
-      const bits = generatorEntropyBits({
-        kind: input.generator.kind,
-        length: input.generator.length,
-        ...(input.generator.alphabet === undefined ? {} : { alphabet: input.generator.alphabet }),
-      });
-      if (bits < MIN_GENERATED_BITS) {
-        throw new ValidationError(
-          `a generated secret needs at least ${MIN_GENERATED_BITS} bits (length × log2(alphabet size)); this generator gives ${Math.floor(bits)}`,
-        );
-      }
-    }
-    return operation.change(() =>
-      this.#updateHead(tenantId, name, (head) => {
-        const { periodDays: _p, generator: _g, dueAt: _d, notifiedDueAt: _n, ...kept } = head.rotation ?? {};
-        const periodDays =
-          input.rotationPeriodDays === undefined ? head.rotation?.periodDays : input.rotationPeriodDays;
-        const requested = input.generator;
-        const generator: GeneratorSpec | null | undefined =
-          requested === undefined
-            ? head.rotation?.generator
-            : requested === null
-              ? null
-              : {
-                  kind: requested.kind,
-                  length: requested.length,
-                  ...(requested.alphabet === undefined ? {} : { alphabet: requested.alphabet }),
-                };
-        const since = Date.parse(head.rotation?.lastRotatedAt ?? head.current.createdAt);
-        const rotation: RotationPolicy = {
-          ...kept,
-          ...(periodDays === null || periodDays === undefined
-            ? {}
-            : { periodDays, dueAt: new Date(since + periodDays * DAY_MS).toISOString() }),
-          ...(generator === null || generator === undefined ? {} : { generator }),
-        };
-        const { rotation: _old, ...rest } = head;
-        return { ...rest, ...(Object.keys(rotation).length === 0 ? {} : { rotation }) };
-      }).then((head) => policyView(name, head.rotation)),
-    );
-  }
-
-  /** Secrets due for rotation within `withinDays` (0: due now), overdue ones flagged. */
-  async listDue(
-    ctx: RequestContext,
-    tenantId: string,
-    withinDays: number,
-    limit: number,
-    cursor?: string,
-  ): Promise<Page<DueSecret>> {
-    const operation = await this.#gate.begin(ctx, "rotation.read", { tenantId });
-    const at = Date.now();
-    const before = new Date(at + withinDays * DAY_MS).toISOString();
-    const page = await this.#secrets.listDue(tenantId, before, limit, cursor);
-    await operation.succeeded();
-    return {
-      ...page,
-      items: page.items.map((head) => {
-        const dueAt = head.rotation?.dueAt ?? "";
-        return {
-          name: head.name,
-          version: head.current.version,
-          rotationDueAt: dueAt,
-          overdue: Date.parse(dueAt) <= at,
-          rotatedBy: head.rotation?.generator === undefined ? "byok" : "generated",
-          ...(head.pending === undefined ? {} : { pendingVersion: head.pending.version }),
-        };
-      }),
-    };
+    this.#heads = heads;
   }
 
   async rotate(
@@ -216,7 +101,7 @@ export class ValueRotation implements ScheduledRotation {
       if ((await this.#secrets.findArchivedByToken(tenantId, name, token)) !== undefined) {
         throw new ConflictError(`clientRequestToken was already used by an earlier rotation of ${name}`);
       }
-      staged = await this.#updateHead(tenantId, name, async (fresh, key) => {
+      staged = await this.#heads.update(tenantId, name, async (fresh, key) => {
         if (fresh.pending !== undefined) return fresh;
         const version = fresh.latestVersion + 1;
         const pending: SealedVersion = {
@@ -262,7 +147,7 @@ export class ValueRotation implements ScheduledRotation {
     if (head.rotation?.notifiedDueAt === dueAt && head.rotation.dueAt === dueAt) {
       return { name: head.name, status: "awaiting_value", rotationDueAt: dueAt };
     }
-    const updated = await this.#updateHead(head.tenantId, head.name, (fresh) => ({
+    const updated = await this.#heads.update(head.tenantId, head.name, (fresh) => ({
       ...fresh,
       rotation: { ...fresh.rotation, dueAt, notifiedDueAt: dueAt },
     }));
@@ -324,7 +209,7 @@ export class ValueRotation implements ScheduledRotation {
         if (archived === undefined)
           throw new NotFoundError(`version ${previous} of ${name} is not in the archive`);
         const value = await this.#sealer.open(tenantId, name, archived);
-        const rolledBack = await this.#updateHead(tenantId, name, async (fresh, key) => {
+        const rolledBack = await this.#heads.update(tenantId, name, async (fresh, key) => {
           if (fresh.current.version !== head.current.version || fresh.pending !== undefined) {
             throw new ConflictError(`secret ${name} changed during the rollback; read it and retry`);
           }
@@ -340,7 +225,7 @@ export class ValueRotation implements ScheduledRotation {
   }
 
   async #promote(tenantId: string, name: string, pendingVersion: number): Promise<SecretHead> {
-    return this.#updateHead(tenantId, name, async (fresh) => {
+    return this.#heads.update(tenantId, name, async (fresh) => {
       if (fresh.pending === undefined && fresh.current.version === pendingVersion) return fresh;
       if (fresh.pending?.version !== pendingVersion) {
         throw new ConflictError(`version ${pendingVersion} of ${name} is no longer pending`);
@@ -354,19 +239,6 @@ export class ValueRotation implements ScheduledRotation {
     const head = await this.#secrets.getHead(tenantId, name);
     if (!isLive(head)) throw new NotFoundError(`secret ${name} does not exist in tenant ${tenantId}`);
     return head;
-  }
-
-  /** Read, change, conditional write (see HeadWriter); an unchanged head is not written. */
-  #updateHead(
-    tenantId: string,
-    name: string,
-    change: (head: SecretHead, key: SealingKey) => SecretHead | Promise<SecretHead>,
-  ): Promise<SecretHead> {
-    return this.#heads.write(tenantId, name, async (head, key) => {
-      if (!isLive(head)) throw new NotFoundError(`secret ${name} does not exist in tenant ${tenantId}`);
-      const next = await change(head, key);
-      return next === head ? { done: head } : { next, result: { ...next, revision: head.revision + 1 } };
-    });
   }
 }
 
