@@ -37,8 +37,6 @@ export interface OperationTarget {
 
 /** An operation the gate let through: it records how the operation goes, under one entry. */
 export interface AllowedOperation {
-  /** The audit scope the operation acts in. */
-  readonly scope: string;
   /**
    * Runs a change between two records. The attempt is written first and fails closed: if it cannot
    * be written, nothing is changed. The outcome is best effort, since the change has then happened and

@@ -5,7 +5,7 @@ export const isLive = (head: SecretHead | undefined): head is SecretHead =>
   head !== undefined && head.deletedAt === undefined;
 
 /** A new current value restarts the rotation clock: the next due date is a full period away. */
-export function rescheduled(policy: RotationPolicy | undefined, at: string): RotationPolicy | undefined {
+function rescheduled(policy: RotationPolicy | undefined, at: string): RotationPolicy | undefined {
   if (policy === undefined) return undefined;
   const { notifiedDueAt: _announced, dueAt: _due, ...rest } = policy;
   return {

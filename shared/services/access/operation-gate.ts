@@ -68,7 +68,6 @@ export class OperationGate implements Gate {
     const trail = this.#trail;
     const outcome = (fields: OutcomeFields = {}) => ({ ...entry, ...fields });
     return {
-      scope: entry.tenantId,
       async change<T>(run: () => Promise<T>, describe: (result: T) => OutcomeFields = () => ({})) {
         await trail.record({ ...entry, outcome: "attempt" });
         let result: T;
