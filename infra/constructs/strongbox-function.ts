@@ -34,7 +34,8 @@ export interface StrongboxFunctionProps {
 /**
  * The one way a Strongbox Lambda is built: ESM on Node 22 and arm64, bundled by FUNCTION_BUNDLING with
  * source maps, X-Ray tracing, JSON logs into its own log group with the environment's retention, and a
- * role that starts with nothing but that log group; each stack grants the rest explicitly.
+ * role (named by functionRoleName) that starts with nothing but that log group; each stack grants the
+ * rest explicitly.
  */
 export class StrongboxFunction extends Construct {
   readonly function: NodejsFunction;

@@ -203,7 +203,8 @@ export class DataStack extends Stack {
         new iam.PolicyStatement({
           sid: "AdministratorsWriteThroughSecretsManager",
           principals: keyAdministratorArns(this, config).map((arn) => new iam.ArnPrincipal(arn)),
-          actions: ["kms:GenerateDataKey"],
+          // Encrypt: a secret moved onto this key has its existing versions re-encrypted under it.
+          actions: ["kms:GenerateDataKey", "kms:Encrypt"],
           resources: ["*"],
           conditions: { StringEquals: viaSecretsManager },
         }),

@@ -444,7 +444,7 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
           if (!byAdministrators) continue;
           // The one exception: writing a replacement bootstrap secret, which they can never read back.
           expect(id).toMatch(/^BootstrapSecretKey/);
-          expect(actionsOf(s)).toEqual(["kms:GenerateDataKey"]);
+          expect(actionsOf(s)).toEqual(["kms:GenerateDataKey", "kms:Encrypt"]);
           expect(s.Condition).toEqual({
             StringEquals: { "kms:ViaService": "secretsmanager.us-east-1.amazonaws.com" },
           });
