@@ -1,8 +1,7 @@
 /**
- * Prints a deployment's bootstrap admin token from its secret half, read on stdin:
- *
- *   aws secretsmanager get-secret-value --secret-id strongbox/dev/bootstrap-admin-token \
- *     --query SecretString --output text | npx tsx scripts/bootstrap-token.ts
+ * Prints a deployment's bootstrap admin token from its secret half, read on stdin (never argv). Only the
+ * API role can read the secret back, so the operator derives the token from the value they put
+ * (docs/deploy.md, "The bootstrap admin token").
  */
 import { text } from "node:stream/consumers";
 import { bootstrapToken } from "../shared/crypto/tokens.ts";
