@@ -75,6 +75,8 @@ export interface HarnessOptions {
    */
   readonly rotation?: Partial<RuntimeConfig["rotation"]>;
   readonly events?: RotationEvents;
+  /** Gives the runtime the directory backfill, as `npm start` and the rotation function have it. */
+  readonly directoryBackfill?: boolean;
 }
 
 function withRotation(config: RuntimeConfig, rotation: HarnessOptions["rotation"]): RuntimeConfig {
@@ -91,6 +93,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     config: withRotation(readRuntimeConfig(options.env ?? {}), options.rotation),
     ...(options.logger === undefined ? {} : { logger: options.logger }),
     ...(options.events === undefined ? {} : { events: options.events }),
+    ...(options.directoryBackfill === undefined ? {} : { directoryBackfill: options.directoryBackfill }),
   });
   const app = createApp(runtime);
   return {

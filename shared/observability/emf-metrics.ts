@@ -25,6 +25,15 @@ export class EmfMetrics extends CounterMetrics {
     });
   }
 
+  /**
+   * Resolves once every line written so far has left this process's stdout (the EMF lines and the log
+   * lines alike): a cold start that refuses throws right after recording why, and must not take the
+   * lines with it.
+   */
+  flush(): Promise<void> {
+    return new Promise((resolve) => process.stdout.write("", () => resolve()));
+  }
+
   override increment(name: MetricName, value = 1): void {
     super.increment(name, value);
     this.#metrics.addMetric(name, MetricUnit.Count, value);

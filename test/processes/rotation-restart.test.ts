@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { kekFingerprint } from "../../shared/crypto/local-keyring.ts";
+import { pollUntilRewrapDone } from "../../testing/rewrap.ts";
 import { ServerProcess, stopAllServers } from "../../testing/server-process.ts";
 
 /*
@@ -82,9 +83,16 @@ describe("restarting with a new KEK", () => {
       expect.stringContaining(`KEK ${fpA}, which is configured only as a previous key`),
     ]);
     const run = await api(url, "POST", "/v1/kek/rewrap");
-    expect(run.json).toMatchObject({ rewrapped: 1, state: { phase: "done", deregistered: [fpA] } });
-    const keks = await api(url, "GET", "/v1/kek");
-    expect(keks.json.keks.find((k: { kekId: string }) => k.kekId === fpA)).toMatchObject({
+    expect(run.status).toBe(202);
+    expect(run.json).toMatchObject({ started: true, state: { phase: "rewrap", targetKekId: fpB } });
+    // The server's own worker does the re-wrap; GET /v1/kek shows when it is done.
+    const keks = await pollUntilRewrapDone(async () => {
+      const response = await api(url, "GET", "/v1/kek");
+      const text = JSON.stringify(response.json);
+      return { status: response.status, headers: new Headers(), text, json: async () => response.json };
+    });
+    expect(keks.rewrap).toMatchObject({ phase: "done", rewrapped: 1, deregistered: [fpA] });
+    expect(keks.keks.find((k: { kekId: string }) => k.kekId === fpA)).toMatchObject({
       mayBeRemoved: true,
     });
     expect(((await (await fetch(`${url}/health`)).json()) as any).warnings).toEqual([]);
