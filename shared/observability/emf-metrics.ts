@@ -31,7 +31,10 @@ export class EmfMetrics extends CounterMetrics {
    * lines with it.
    */
   flush(): Promise<void> {
-    return new Promise((resolve) => process.stdout.write("", () => resolve()));
+    const out = process.stdout;
+    // Writes are ordered, so the callback of an empty one comes once everything before it is out.
+    if (out.writableLength === 0) return Promise.resolve();
+    return new Promise((resolve) => out.write("", () => resolve()));
   }
 
   override increment(name: MetricName, value = 1): void {
