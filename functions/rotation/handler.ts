@@ -44,5 +44,5 @@ export async function handler(
       source: typeof event?.source === "string" ? event.source.slice(0, 64) : typeof event?.source,
     },
   );
-  return { skipped: "not an EventBridge scheduled event or a re-wrap request from this stage" };
+  return { skipped: "not an EventBridge scheduled event" };
 }

@@ -197,7 +197,7 @@ describe("the rotation Lambda on EventBridge scheduled events", () => {
         forged,
         contextWith(() => 60_000),
       ),
-    ).toEqual({ skipped: "not an EventBridge scheduled event or a re-wrap request from this stage" });
+    ).toEqual({ skipped: "not an EventBridge scheduled event" });
   });
 
   it("ignores a re-wrap request from another stage, or one forged under another source", async () => {
@@ -215,7 +215,7 @@ describe("the rotation Lambda on EventBridge scheduled events", () => {
           contextWith(() => 60_000),
         ),
       ).toEqual({
-        skipped: "not an EventBridge scheduled event or a re-wrap request from this stage",
+        skipped: "not an EventBridge scheduled event",
       });
     }
     // From its own stage it is taken; with no re-wrap started there is nothing to do.
