@@ -8,7 +8,7 @@ import { EventBridgeRewrapDispatch } from "../../shared/observability/rewrap-req
 import { createEventBridgeClient, type RotationEvents } from "../../shared/observability/rotation-events.ts";
 import { TenantRepository } from "../../shared/storage/tenant-repository.ts";
 import { type EventBridgeEndpoint, startEventBridgeEndpoint } from "../../testing/eventbridge-endpoint.ts";
-import { DUMMY_CREDENTIALS, type Harness, startHarness, startStore } from "../../testing/harness.ts";
+import { DUMMY_CREDENTIALS, startHarness, startStore } from "../../testing/harness.ts";
 import { initialKeyId, type KmsEndpoint, startKmsEndpoint } from "../../testing/kms-endpoint.ts";
 import { rewrapAndSettle, rewrapSettled } from "../../testing/rewrap.ts";
 
