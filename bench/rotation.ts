@@ -13,6 +13,7 @@ import type { Table } from "../shared/storage/table.ts";
 import { TenantRepository } from "../shared/storage/tenant-repository.ts";
 import { DUMMY_CREDENTIALS, type Harness, randomKek, startHarness, startStore } from "../testing/harness.ts";
 import { initialKeyId, startKmsEndpoint } from "../testing/kms-endpoint.ts";
+import { rewrapAndSettle } from "../testing/rewrap.ts";
 import { type LoadResult, runLoad } from "./load.ts";
 import { discardingLogger, formatNumber, report, serveFetch } from "./support.ts";
 
@@ -184,14 +185,10 @@ async function seedTenants(h: Harness, count: number): Promise<void> {
 async function timeRewrap(h: Harness): Promise<{ ms: number; rewrapped: number }> {
   const admin = await h.token("admin");
   const started = performance.now();
-  const first = await call(h, admin, "POST", "/v1/kek/rewrap");
-  let run = (await first.json()) as { rewrapped: number; stoppedBecause: string };
-  let rewrapped = run.rewrapped;
-  while (run.stoppedBecause !== "done") {
-    run = await h.runtime.kekRewrap.runRewrap("bench", deadlineIn(60_000));
-    rewrapped += run.rewrapped;
-  }
-  return { ms: performance.now() - started, rewrapped };
+  // The request answers 202 at once; the figure is the time until the in-process worker is done.
+  const kek = await rewrapAndSettle(h, admin);
+  if (kek.rewrap?.phase !== "done") throw new Error(`the re-wrap did not finish: ${kek.rewrap?.phase}`);
+  return { ms: performance.now() - started, rewrapped: kek.rewrap.rewrapped };
 }
 
 /** KEK re-wrap of 1,000 tenants' DEKs: with a local KEK, and through KMS ReEncrypt. */

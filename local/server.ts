@@ -9,6 +9,8 @@ import { deadlineIn } from "../shared/domain/work.ts";
 import { createLogger } from "../shared/observability/logger.ts";
 import { readRuntimeConfig } from "../shared/runtime/config.ts";
 import { createKeyring, createRuntime, type Runtime } from "../shared/runtime/container.ts";
+import { checkStartUp, StartUpRefusedError } from "../shared/runtime/start-up-check.ts";
+import { BackgroundRewrap } from "../shared/services/ops/background-rewrap.ts";
 import { openTable } from "../shared/storage/local-dynamo.ts";
 import { ensureTableExists } from "../shared/storage/table.ts";
 
@@ -79,15 +81,21 @@ async function main(): Promise<void> {
     localPath: join(dataDir, "dynamodb"),
   });
   await ensureTableExists(table);
-  const runtime = createRuntime({ keyring, chainKeys, table, config, logger });
+  // One process is also the rotation function here: it may backfill the tenant directory, and a
+  // re-wrap request goes to a worker in this process (the default dispatch).
+  const runtime = createRuntime({ keyring, chainKeys, table, config, logger, directoryBackfill: true });
 
-  const health = await runtime.health.check();
-  runtime.metrics.increment("KekConfigured", health.keyring.status === "ok" ? 1 : 0);
-  if (!health.healthy) {
-    for (const problem of health.problems) logger.error("refusing to start", { problem });
+  try {
+    await checkStartUp(runtime, runtime.metrics);
+  } catch (error) {
     await closeStore();
-    process.exit(1);
+    // checkStartUp has logged each problem.
+    if (error instanceof StartUpRefusedError) process.exit(1);
+    throw error;
   }
+  // Before serving, so no request meets a table whose directory still lacks its older tenants.
+  const backfill = await runtime.directoryBackfill?.run();
+  if (backfill?.scanned) logger.info("tenant directory backfilled", { tenants: backfill.tenants });
   await ensureBootstrapToken(runtime, join(dataDir, "admin-token"));
 
   const port = Number(env.PORT ?? 8787);
@@ -124,10 +132,13 @@ async function main(): Promise<void> {
 
   const shutdown = () => {
     stopRotation();
+    // A re-wrap under way stops at its next checkpoint; the next start's rotation run continues it.
+    const rewrap =
+      runtime.rewrapDispatch instanceof BackgroundRewrap ? runtime.rewrapDispatch.stop() : undefined;
     server.close(() => {
       // Counts of repeated denials still in their window go into the chain before the store closes.
-      void runtime.denials
-        .flush()
+      void Promise.resolve(rewrap)
+        .then(() => runtime.denials.flush())
         .then(() => closeStore())
         .finally(() => process.exit(0));
     });

@@ -148,3 +148,27 @@ export async function putRawAuditRecord(
 export async function deleteRawItem(table: Table, key: Key): Promise<void> {
   await table.doc.send(new DeleteCommand({ TableName: table.name, Key: key }));
 }
+
+export interface CallCounter {
+  /** Calls seen so far that `matches` selected. */
+  readonly count: number;
+  remove(): void;
+}
+
+/** Counts the service's own DynamoDB calls that `matches` selects, without changing any (an injectFault that never fires). */
+export function countCalls(table: Table, matches: (call: SdkCall) => boolean): CallCounter {
+  let count = 0;
+  const fault = injectFault(table, (call) => {
+    if (matches(call)) count += 1;
+    return false;
+  });
+  return {
+    get count() {
+      return count;
+    },
+    remove: fault.remove,
+  };
+}
+
+/** Matches every Scan. */
+export const scans = (call: SdkCall): boolean => call.commandName === "ScanCommand";

@@ -3,6 +3,7 @@ import { createApp } from "../functions/api/app.ts";
 import type { ChainKeys } from "../shared/crypto/chain-keys.ts";
 import type { Keyring } from "../shared/crypto/keyring.ts";
 import { LocalKeyring } from "../shared/crypto/local-keyring.ts";
+import type { RewrapDispatch } from "../shared/domain/rotation.ts";
 import type { Role } from "../shared/domain/types.ts";
 import type { Logger } from "../shared/observability/logger.ts";
 import type { RotationEvents } from "../shared/observability/rotation-events.ts";
@@ -75,6 +76,10 @@ export interface HarnessOptions {
    */
   readonly rotation?: Partial<RuntimeConfig["rotation"]>;
   readonly events?: RotationEvents;
+  /** Where re-wrap requests go, as on Lambda; by default the in-process worker. */
+  readonly rewrapDispatch?: RewrapDispatch;
+  /** Gives the runtime the directory backfill, as `npm start` and the rotation function have it. */
+  readonly directoryBackfill?: boolean;
 }
 
 function withRotation(config: RuntimeConfig, rotation: HarnessOptions["rotation"]): RuntimeConfig {
@@ -91,6 +96,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     config: withRotation(readRuntimeConfig(options.env ?? {}), options.rotation),
     ...(options.logger === undefined ? {} : { logger: options.logger }),
     ...(options.events === undefined ? {} : { events: options.events }),
+    ...(options.directoryBackfill === undefined ? {} : { directoryBackfill: options.directoryBackfill }),
+    ...(options.rewrapDispatch === undefined ? {} : { rewrapDispatch: options.rewrapDispatch }),
   });
   const app = createApp(runtime);
   return {

@@ -1,9 +1,10 @@
+import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { expect } from "vitest";
 import { envelopeDekVersion } from "../shared/crypto/envelope.ts";
 import { deadlineIn } from "../shared/domain/work.ts";
 import { SecretRepository } from "../shared/storage/secret-repository.ts";
 import type { Table } from "../shared/storage/table.ts";
-import { type InjectedFault, injectFault, type SdkCall } from "./faults.ts";
+import { deleteRawItem, type InjectedFault, injectFault, type SdkCall } from "./faults.ts";
 import type { Harness } from "./harness.ts";
 
 /** What a secret should read back as: its values by version, and which versions carry which label. */
@@ -155,4 +156,19 @@ export async function runUntilSwept(h: Harness, tenant: string, label: string) {
     await new Promise((resolve) => setTimeout(resolve, TEST_RETIRE_GRACE_MS / 4));
   }
   throw new Error(`sweep of ${tenant} did not finish`);
+}
+
+/**
+ * Makes a table look as versions before the tenant directory left it: the KEK registry item without
+ * its `directoryComplete` flag, and no directory entry for `tenantIds`.
+ */
+export async function asWrittenBeforeTheDirectory(table: Table, tenantIds: readonly string[]): Promise<void> {
+  await table.doc.send(
+    new UpdateCommand({
+      TableName: table.name,
+      Key: { pk: "META", sk: "KEKS" },
+      UpdateExpression: "REMOVE directoryComplete",
+    }),
+  );
+  for (const tenantId of tenantIds) await deleteRawItem(table, { pk: "TENANTS", sk: tenantId });
 }

@@ -6,7 +6,9 @@ import { ingestBatch } from "./ingest.ts";
 // Needs TABLE_NAME, WATCHED_KMS_KEY_ARNS, SERVICE_ROLE_ARNS, AUDIT_MAC_KEY_ID, and the KEK settings
 // every runtime is built from (KMS_KEY_ID); ingestion itself never uses the KEK.
 requireKmsIngestionConfig(readRuntimeConfig(process.env));
-const runtime = await createLambdaRuntime(process.env);
+// No start-up check: ingestion never uses the KEK, and must go on recording KMS events during a KEK
+// incident, when they matter most (docs/operations.md).
+const runtime = await createLambdaRuntime(process.env, { startUpCheck: false });
 
 export async function handler(event: SQSEvent, _context: Context): Promise<SQSBatchResponse> {
   const { batchItemFailures } = await ingestBatch(runtime, event);

@@ -77,6 +77,26 @@ export class StoreUnavailableError extends StrongboxError {
   readonly code = "store_unavailable";
 }
 
+/**
+ * Work over every tenant needs the tenant directory, and this table still has tenants from before it
+ * existed. Only the rotation function (and `npm start`) may run the one-off Scan that adds them, so a
+ * request that needs the directory is refused until it has: retrying after the next rotation run works.
+ */
+export class DirectoryBackfillPendingError extends StrongboxError {
+  readonly status = 503;
+  readonly code = "directory_backfill_pending";
+
+  constructor() {
+    super("the tenant directory is being backfilled by the rotation function; retry after its next run");
+  }
+}
+
+/** Work handed to another function (the KEK re-wrap, to the rotation function) could not be handed over. */
+export class DispatchUnavailableError extends StrongboxError {
+  readonly status = 503;
+  readonly code = "dispatch_unavailable";
+}
+
 /** A read whose audit record cannot be written is refused, as Vault's audit devices do. */
 export class AuditUnavailableError extends StrongboxError {
   readonly status = 503;

@@ -50,28 +50,70 @@ export interface SweepRun {
   readonly stoppedBecause: "done" | "deadline" | "grace" | "busy";
 }
 
+/**
+ * The KEK re-wrap makes passes over every tenant. A pass in which every DEK could be re-wrapped ends it
+ * (`done`); a pass in which any failed leaves it unfinished, and the next pass starts over from the
+ * first tenant (those already on the target KEK cost no KMS call).
+ */
 export interface RewrapState {
   readonly targetKekId: string;
   readonly phase: "rewrap" | "done";
-  /** The last tenant id the re-wrap has finished. */
+  /** The pass under way (or, once done, the last one), from 1. */
+  readonly pass: number;
+  /** The last tenant id the current pass has finished. */
   readonly cursor?: string;
   readonly startedAt: string;
   readonly updatedAt: string;
   readonly finishedAt?: string;
+  /** Tenants visited and DEKs re-wrapped over all passes. */
   readonly tenantsScanned: number;
   readonly rewrapped: number;
-  /** DEKs per KEK id after this pass's re-wraps, for the tenants scanned so far. */
+  /** DEKs per KEK id after the current pass's re-wraps, for the tenants it has visited so far. */
   readonly dataKeysByKek: Record<string, number>;
-  /** DEKs that could not be re-wrapped (their KEK is not configured, or KMS refused), by KEK id. */
+  /**
+   * DEKs the current pass could not re-wrap (their KEK is not configured, or KMS refused), by KEK id.
+   * Never non-empty in a `done` re-wrap.
+   */
   readonly failedByKek: Record<string, number>;
+  /** The last pass that ended with failures: its number, its failures by KEK id, and when it ended. */
+  readonly lastFailedPass?: {
+    readonly pass: number;
+    readonly failedByKek: Record<string, number>;
+    readonly endedAt: string;
+  };
+  /** When a DEK last failed to re-wrap. */
+  readonly lastFailureAt?: string;
   readonly deregistered?: string[];
+}
+
+/** The answer to a re-wrap request: whether it started a new re-wrap or continues one, and its state. */
+export interface RewrapRequest {
+  readonly started: boolean;
+  readonly state: RewrapState;
 }
 
 export interface RewrapRun {
   readonly state: RewrapState;
   readonly rewrapped: number;
-  readonly stoppedBecause: "done" | "deadline" | "busy";
+  /** `failed`: a pass ended with DEKs that could not be re-wrapped; the next run starts another. */
+  readonly stoppedBecause: "done" | "deadline" | "busy" | "failed";
 }
+
+/**
+ * Where a requested KEK re-wrap goes to be worked on: on Lambda an EventBridge event the rotation
+ * function receives (only its role may ReEncrypt), locally an in-process worker. The work itself
+ * is resumable from its checkpoint, so a request delivered twice or not at all loses nothing: the
+ * scheduled runner continues any unfinished re-wrap.
+ */
+export interface RewrapDispatch {
+  request(requestId: string): Promise<void>;
+}
+
+/** What the rotation function receives for a re-wrap request: the detail of a "KEK Rewrap Requested" event. */
+export const REWRAP_REQUEST = {
+  source: "strongbox.api",
+  detailType: "KEK Rewrap Requested",
+} as const;
 
 export interface KekReport {
   readonly activeKekId: string;
@@ -116,6 +158,16 @@ export type RotateResult =
     }
   | { readonly name: string; readonly status: "awaiting_value"; readonly rotationDueAt: string };
 
+/** What a run did for the KEK re-wrap; `handed-off` when the API gave it to the rotation function. */
+export interface RewrapSummary {
+  readonly phase: string;
+  readonly pass?: number;
+  readonly rewrapped: number;
+  readonly stoppedBecause: RewrapRun["stoppedBecause"] | "handed-off";
+  /** DEKs that failed in the pass that just ended, when it failed. */
+  readonly failedByKek?: Record<string, number>;
+}
+
 export interface RunSummary {
   readonly startedAt: string;
   readonly finishedAt: string;
@@ -125,8 +177,16 @@ export interface RunSummary {
     resealed: number;
     stoppedBecause: SweepRun["stoppedBecause"] | "failed";
   }[];
-  readonly rewrap?: { readonly phase: string; readonly rewrapped: number; readonly stoppedBecause: string };
-  readonly due: { found: number; rotated: number; notified: number; failed: number; scanComplete: boolean };
+  readonly rewrap?: RewrapSummary;
+  /** `code` names why the round over due secrets stopped, when it failed as a whole. */
+  readonly due: {
+    found: number;
+    rotated: number;
+    notified: number;
+    failed: number;
+    scanComplete: boolean;
+    code?: string;
+  };
   readonly events: number;
   /** True when the deadline cut the run short; the next run continues from the checkpoints. */
   readonly outOfTime: boolean;

@@ -25,6 +25,18 @@ export class EmfMetrics extends CounterMetrics {
     });
   }
 
+  /**
+   * Resolves once every line written so far has left this process's stdout (the EMF lines and the log
+   * lines alike): a cold start that refuses throws right after recording why, and must not take the
+   * lines with it.
+   */
+  flush(): Promise<void> {
+    const out = process.stdout;
+    // Writes are ordered, so the callback of an empty one comes once everything before it is out.
+    if (out.writableLength === 0) return Promise.resolve();
+    return new Promise((resolve) => out.write("", () => resolve()));
+  }
+
   override increment(name: MetricName, value = 1): void {
     super.increment(name, value);
     this.#metrics.addMetric(name, MetricUnit.Count, value);

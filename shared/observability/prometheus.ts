@@ -11,7 +11,8 @@ const HELP: Record<MetricName, string> = {
   AuthDenied: "Requests refused for a missing, invalid or insufficient token.",
   AuditWriteFailures: "Audit records that could not be written.",
   KekMismatches: "Data keys wrapped by a KEK that is not configured.",
-  KekConfigured: "1 when the KEK was configured and reachable at start-up, else 0.",
+  KekConfigured:
+    "1 when the KEK was reachable and every KEK the table needs was configured at start-up, else 0.",
   KmsAnomalies: "Anomalies flagged by CloudTrail KMS event ingestion.",
   RotationsDue: "Rotations found due.",
   RotationFailures: "Rotations that failed.",

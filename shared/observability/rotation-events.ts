@@ -8,12 +8,21 @@ export interface RotationEvents {
   publish(events: readonly RotationEvent[]): Promise<void>;
 }
 
+/**
+ * Every event names the stage (`STRONGBOX_ENVIRONMENT`) that published it, so rules and consumers
+ * can tell dev from prod even on a shared bus; locally, without a stage, it is left out.
+ */
+const withStage = (event: RotationEvent, stage: string | undefined) =>
+  stage === undefined ? event.detail : { ...event.detail, stage };
+
 /** Locally, and wherever no bus is configured: one structured log line per event. */
 export class LogRotationEvents implements RotationEvents {
   readonly #logger: Logger;
+  readonly #stage: string | undefined;
 
-  constructor(logger: Logger) {
+  constructor(logger: Logger, stage?: string) {
     this.#logger = logger;
+    this.#stage = stage;
   }
 
   async publish(events: readonly RotationEvent[]): Promise<void> {
@@ -21,7 +30,7 @@ export class LogRotationEvents implements RotationEvents {
       this.#logger.info("rotation event", {
         source: ROTATION_EVENT_SOURCE,
         detailType: event.detailType,
-        ...event.detail,
+        ...withStage(event, this.#stage),
       });
     }
   }
@@ -34,10 +43,12 @@ const MAX_ENTRIES = 10;
 export class EventBridgeRotationEvents implements RotationEvents {
   readonly #client: EventBridgeClient;
   readonly #busName: string;
+  readonly #stage: string | undefined;
 
-  constructor(client: EventBridgeClient, busName: string) {
+  constructor(client: EventBridgeClient, busName: string, stage?: string) {
     this.#client = client;
     this.#busName = busName;
+    this.#stage = stage;
   }
 
   async publish(events: readonly RotationEvent[]): Promise<void> {
@@ -49,7 +60,7 @@ export class EventBridgeRotationEvents implements RotationEvents {
             EventBusName: this.#busName,
             Source: ROTATION_EVENT_SOURCE,
             DetailType: event.detailType,
-            Detail: JSON.stringify(event.detail),
+            Detail: JSON.stringify(withStage(event, this.#stage)),
           })),
         }),
       );
@@ -60,17 +71,29 @@ export class EventBridgeRotationEvents implements RotationEvents {
   }
 }
 
-export function createRotationEvents(options: {
-  readonly logger: Logger;
+export interface EventBusOptions {
   readonly region: string;
   readonly busName?: string | undefined;
   /** Only for pointing the SDK at an EventBridge-protocol test endpoint. */
   readonly endpoint?: string | undefined;
-}): RotationEvents {
-  if (options.busName === undefined) return new LogRotationEvents(options.logger);
-  const client = new EventBridgeClient({
+  /** `STRONGBOX_ENVIRONMENT`, carried in every event's detail. */
+  readonly stage?: string | undefined;
+}
+
+export function createEventBridgeClient(options: EventBusOptions): EventBridgeClient {
+  return new EventBridgeClient({
     region: options.region,
     ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
   });
-  return new EventBridgeRotationEvents(client, options.busName);
+}
+
+export function createRotationEvents(
+  options: EventBusOptions & { readonly logger: Logger; readonly client?: EventBridgeClient },
+): RotationEvents {
+  if (options.busName === undefined) return new LogRotationEvents(options.logger, options.stage);
+  return new EventBridgeRotationEvents(
+    options.client ?? createEventBridgeClient(options),
+    options.busName,
+    options.stage,
+  );
 }

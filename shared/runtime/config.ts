@@ -2,6 +2,8 @@ import type { Env } from "../domain/env.ts";
 import { ConfigError } from "../domain/errors.ts";
 
 export interface RuntimeConfig {
+  /** The stage (`STRONGBOX_ENVIRONMENT`, set by the CDK app); named in every event the service publishes. */
+  readonly stage?: string;
   readonly tableName: string;
   readonly region: string;
   /** A DynamoDB-protocol endpoint (dynalite, DynamoDB Local); unset means the real service. */
@@ -76,7 +78,16 @@ export function readRuntimeConfig(env: Env): RuntimeConfig {
   const auditMacKeyId = env.AUDIT_MAC_KEY_ID?.trim();
   const eventBusName = env.EVENT_BUS_NAME?.trim();
   const eventsEndpoint = env.EVENTBRIDGE_ENDPOINT?.trim();
+  const stage = env.STRONGBOX_ENVIRONMENT?.trim();
+  // Events without a stage would reach every stage's rules alike, a re-wrap request included.
+  if (eventBusName && !stage) {
+    throw new ConfigError(
+      "STRONGBOX_ENVIRONMENT",
+      "EVENT_BUS_NAME is set but STRONGBOX_ENVIRONMENT is not: events must name the stage they come from",
+    );
+  }
   return {
+    ...(stage ? { stage } : {}),
     tableName: env.TABLE_NAME?.trim() || "strongbox",
     region: env.AWS_REGION?.trim() || env.AWS_DEFAULT_REGION?.trim() || "us-east-1",
     ...(dynamoEndpoint ? { dynamoEndpoint } : {}),

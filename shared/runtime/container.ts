@@ -6,6 +6,7 @@ import { createKmsKeyring } from "../crypto/kms-keyring.ts";
 import { LocalKeyring } from "../crypto/local-keyring.ts";
 import type { Env } from "../domain/env.ts";
 import { ConfigError } from "../domain/errors.ts";
+import type { RewrapDispatch } from "../domain/rotation.ts";
 import { createLogger, type Logger } from "../observability/logger.ts";
 import { CounterMetrics } from "../observability/metrics.ts";
 import { createRotationEvents, type RotationEvents } from "../observability/rotation-events.ts";
@@ -22,7 +23,9 @@ import { DekRotation } from "../services/keys/dek-rotation.ts";
 import { DekSweep } from "../services/keys/dek-sweep.ts";
 import { KekReporter } from "../services/keys/kek-report.ts";
 import { KekRewrap } from "../services/keys/kek-rewrap.ts";
+import { RewrapRequests } from "../services/keys/rewrap-request.ts";
 import { Sealer } from "../services/keys/sealer.ts";
+import { BackgroundRewrap } from "../services/ops/background-rewrap.ts";
 import { DueScan } from "../services/ops/due-scan.ts";
 import { HealthService } from "../services/ops/health.ts";
 import { ScheduledWork } from "../services/ops/scheduled-work.ts";
@@ -33,6 +36,7 @@ import { ValueRotation } from "../services/secrets/value-rotation.ts";
 import { TenantService } from "../services/tenants/tenant-service.ts";
 import { AuditRepository } from "../storage/audit-repository.ts";
 import { CheckpointRepository } from "../storage/checkpoint-repository.ts";
+import { DirectoryBackfill } from "../storage/directory-backfill.ts";
 import { SecretRepository } from "../storage/secret-repository.ts";
 import type { Table } from "../storage/table.ts";
 import { TenantRepository } from "../storage/tenant-repository.ts";
@@ -62,6 +66,12 @@ export interface Runtime {
   readonly dekRotation: DekRotation;
   readonly dekSweep: DekSweep;
   readonly kekRewrap: KekRewrap;
+  /** `POST /v1/kek/rewrap`: records the request and hands it to `rewrapDispatch`. */
+  readonly rewrapRequests: RewrapRequests;
+  /** On Lambda the EventBridge request to the rotation function; otherwise a BackgroundRewrap. */
+  readonly rewrapDispatch: RewrapDispatch;
+  /** Only in runtimes created with `directoryBackfill: true`: the one Scan of tenant items. */
+  readonly directoryBackfill?: DirectoryBackfill;
   readonly kekReport: KekReporter;
   readonly scheduledWork: ScheduledWork;
   readonly health: HealthService;
@@ -122,6 +132,13 @@ export function createRuntime(options: {
   readonly logger?: Logger;
   /** Where rotation events go; by default EventBridge when a bus is configured, else the log. */
   readonly events?: RotationEvents;
+  /** Where re-wrap requests go; by default a worker in this process (`npm start`, tests). */
+  readonly rewrapDispatch?: RewrapDispatch;
+  /**
+   * May this runtime Scan the table to backfill the tenant directory? Only the rotation function and
+   * `npm start` may; every other runtime answers work over all tenants with 503 until one has.
+   */
+  readonly directoryBackfill?: boolean;
 }): Runtime {
   const logger = options.logger ?? createLogger();
   const metrics = options.metrics ?? new CounterMetrics();
@@ -154,7 +171,7 @@ export function createRuntime(options: {
     logger,
     rotationConfig,
   );
-  const kekRewrap = new KekRewrap(keyring, tenantRepository, checkpoints, gate, logger, rotationConfig);
+  const kekRewrap = new KekRewrap(keyring, tenantRepository, checkpoints, metrics, logger, rotationConfig);
   const events =
     options.events ??
     createRotationEvents({
@@ -162,6 +179,7 @@ export function createRuntime(options: {
       region: config.region,
       busName: rotationConfig.eventBusName,
       endpoint: rotationConfig.eventsEndpoint,
+      stage: config.stage,
     });
   const dueScan = new DueScan(
     valueRotation,
@@ -171,6 +189,22 @@ export function createRuntime(options: {
     metrics,
     logger,
   );
+  const directoryBackfill = options.directoryBackfill
+    ? new DirectoryBackfill(table, tenantRepository)
+    : undefined;
+  // The in-process worker runs what the rotation function runs on a request, so it is bound to the
+  // scheduled work, which itself hands re-wraps to it: hence the late reference.
+  let scheduledWork: ScheduledWork | undefined;
+  const rewrapDispatch =
+    options.rewrapDispatch ??
+    new BackgroundRewrap(
+      async (deadline, runId) => scheduledWork?.runRequestedRewrap(deadline, runId),
+      logger,
+    );
+  scheduledWork = new ScheduledWork(dekSweep, kekRewrap, dueScan, events, gate, metrics, logger, {
+    handOff: rewrapDispatch,
+    ...(directoryBackfill === undefined ? {} : { backfill: directoryBackfill }),
+  });
   return {
     keyring,
     logger,
@@ -191,8 +225,11 @@ export function createRuntime(options: {
     dekRotation: new DekRotation(tenantRepository, secretRepository, checkpoints, dataKeys, gate),
     dekSweep,
     kekRewrap,
+    rewrapRequests: new RewrapRequests(keyring, checkpoints, gate, rewrapDispatch),
+    rewrapDispatch,
+    ...(directoryBackfill === undefined ? {} : { directoryBackfill }),
     kekReport: new KekReporter(keyring, tenantRepository, checkpoints, gate),
-    scheduledWork: new ScheduledWork(dekSweep, kekRewrap, dueScan, events, gate, metrics, logger),
+    scheduledWork,
     health: new HealthService(keyring, tenantRepository, chainWriter),
   };
 }

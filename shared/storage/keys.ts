@@ -50,8 +50,11 @@ export const KEK_REGISTRY_KEY: Key = { pk: META, sk: "KEKS" };
 export const PENDING_SWEEPS_KEY: Key = { pk: META, sk: "SWEEPS" };
 export const KEK_REWRAP_KEY: Key = { pk: META, sk: "KEK-REWRAP" };
 export const DUE_SCAN_KEY: Key = { pk: META, sk: "DUE-SCAN" };
-/** Marks the one-off backfill of the directory from tenant items as finished. */
-export const DIRECTORY_BACKFILL_KEY: Key = { pk: META, sk: "TENANTS-BACKFILL" };
+/**
+ * Earlier versions marked their finished directory backfill here (`done: true`); it is still honoured.
+ * The mark now lives on the KEK registry item (`directoryComplete`).
+ */
+export const LEGACY_BACKFILL_DONE_KEY: Key = { pk: META, sk: "TENANTS-BACKFILL" };
 
 /** One small item per tenant under a single partition, so work over every tenant is a Query, not a Scan. */
 export const DIRECTORY_PARTITION = "TENANTS";

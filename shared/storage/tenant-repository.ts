@@ -1,10 +1,10 @@
+import { DirectoryBackfillPendingError, StoreUnavailableError } from "../domain/errors.ts";
 import type { RetiredDataKey, Tenant, WrappedDataKey } from "../domain/types.ts";
 import {
-  DIRECTORY_BACKFILL_KEY,
   DIRECTORY_PARTITION,
   directoryEntryKey,
   KEK_REGISTRY_KEY,
-  TENANT_SORT_KEY,
+  LEGACY_BACKFILL_DONE_KEY,
   tenantKey,
 } from "./keys.ts";
 import type { Table } from "./table.ts";
@@ -56,36 +56,45 @@ export class TenantRepository {
   }
 
   /**
-   * Tenants created before the directory existed have no entry in it, so work over every tenant would
-   * skip them. This adds an entry for every tenant item, once: one Scan for sk = "TENANT", then a
-   * marker. Every step is an idempotent put, so an interrupted backfill simply runs again; tenants
-   * created meanwhile write their own entry first. Call it before relying on the directory.
+   * Whether the directory lists every tenant, so work over every tenant may rely on it. Settled by the
+   * KEK registry item: none at all means no tenant was ever written; one created by this version
+   * carries `directoryComplete` (see registerKek); one without it is from a table written before the
+   * directory existed, complete only once the backfill (directory-backfill.ts) has run. Reads only;
+   * once true it stays true, so this costs one GetItem per process.
    */
-  async ensureDirectory(): Promise<void> {
-    if (this.#directoryComplete) return;
-    if ((await this.#table.get(DIRECTORY_BACKFILL_KEY))?.done === true) {
+  async directoryComplete(): Promise<boolean> {
+    if (this.#directoryComplete) return true;
+    const registry = await this.#table.get(KEK_REGISTRY_KEY);
+    if (registry === undefined || registry.directoryComplete === true) {
       this.#directoryComplete = true;
-      return;
+      return true;
     }
-    let start: Record<string, unknown> | undefined;
-    do {
-      const page = await this.#table.scan({
-        consistent: true,
-        filter: "sk = :tenant",
-        projection: "tenantId",
-        values: { ":tenant": TENANT_SORT_KEY },
-        startKey: start,
-      });
-      for (const item of page.items) {
-        if (typeof item.tenantId === "string") await this.#putDirectoryEntry(item.tenantId);
-      }
-      start = page.lastKey;
-    } while (start !== undefined);
-    await this.#table.put({ ...DIRECTORY_BACKFILL_KEY, done: true });
+    // The marker earlier versions wrote when their backfill finished counts too, and moves into the flag.
+    if ((await this.#table.get(LEGACY_BACKFILL_DONE_KEY))?.done === true) {
+      await this.markDirectoryComplete();
+      return true;
+    }
+    return false;
+  }
+
+  /** For work over every tenant: refuses with a 503 while the directory still waits for its backfill. */
+  async requireDirectory(): Promise<void> {
+    if (!(await this.directoryComplete())) throw new DirectoryBackfillPendingError();
+  }
+
+  /** Records, once every tenant item has its directory entry, that the directory is complete. */
+  async markDirectoryComplete(): Promise<void> {
+    // Conditional so that it never creates a registry item, which would claim a KEK-less table complete.
+    await this.#table.update(KEK_REGISTRY_KEY, {
+      update: "SET directoryComplete = :complete",
+      condition: "attribute_exists(pk)",
+      values: { ":complete": true },
+    });
     this.#directoryComplete = true;
   }
 
-  async #putDirectoryEntry(tenantId: string): Promise<void> {
+  /** Adds a directory entry; idempotent, so the backfill and a tenant's creation may both write it. */
+  async putDirectoryEntry(tenantId: string): Promise<void> {
     await this.#table.put({ ...directoryEntryKey(tenantId), tenantId });
   }
 
@@ -94,7 +103,7 @@ export class TenantRepository {
    * between leaves an entry without a tenant, which every reader of the directory skips.
    */
   async create(tenant: Tenant): Promise<boolean> {
-    await this.#putDirectoryEntry(tenant.tenantId);
+    await this.putDirectoryEntry(tenant.tenantId);
     return this.#table.putIfAbsent({ ...tenantKey(tenant.tenantId), ...itemFromTenant(tenant, 1) });
   }
 
@@ -142,13 +151,36 @@ export class TenantRepository {
 
   /**
    * Records that a KEK wraps DEKs in this table. Written before the tenant, so a crash in between
-   * leaves an extra name here, never a DEK whose KEK goes unlisted.
+   * leaves an extra name here, never a DEK whose KEK goes unlisted. The call that creates the registry
+   * item also marks the directory complete, in the same conditional write.
    */
   async registerKek(kekId: string): Promise<void> {
-    await this.#table.update(KEK_REGISTRY_KEY, {
-      update: "ADD kekIds :kek",
-      values: { ":kek": new Set([kekId]) },
-    });
+    const values = { ":kek": new Set([kekId]) };
+    // Two rounds suffice: the create fails only because another writer created the item meanwhile.
+    for (let round = 0; round < 2; round += 1) {
+      // The common case, one call: the registry exists.
+      if (
+        await this.#table.update(KEK_REGISTRY_KEY, {
+          update: "ADD kekIds :kek",
+          condition: "attribute_exists(pk)",
+          values,
+        })
+      ) {
+        return;
+      }
+      // No registry item means no tenant was ever written (each registers its KEK first), so the
+      // directory, which every tenant creation writes to, is complete by construction.
+      const created = await this.#table.update(KEK_REGISTRY_KEY, {
+        update: "ADD kekIds :kek SET directoryComplete = :complete",
+        condition: "attribute_not_exists(pk)",
+        values: { ...values, ":complete": true },
+      });
+      if (created) {
+        this.#directoryComplete = true;
+        return;
+      }
+    }
+    throw new StoreUnavailableError("the KEK registry item kept appearing and disappearing; try again");
   }
 
   /** Forgets a KEK once a full scan has shown that no DEK here is wrapped by it any more. */

@@ -472,10 +472,10 @@ const ROUTES: readonly RouteCase[] = [
     action: "kek.rewrap",
     scoped: false,
     roles: ["admin"],
-    okStatus: 200,
+    okStatus: 202,
     prepare: async () => ({ method: "POST", path: "/v1/kek/rewrap", auditScope: SYSTEM_SCOPE }),
     verify: async (_target, _cell, granted, response) => {
-      if (granted) expect((await response.json()).state.phase).toBe("done");
+      if (granted) expect((await response.json()).state.phase).toBe("rewrap");
     },
   },
   {

@@ -4,6 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { kekFingerprint } from "../../shared/crypto/local-keyring.ts";
+import { openTable } from "../../shared/storage/local-dynamo.ts";
+import { pollUntilRewrapDone } from "../../testing/rewrap.ts";
+import { asWrittenBeforeTheDirectory } from "../../testing/rotation-fixtures.ts";
 import { ServerProcess, stopAllServers } from "../../testing/server-process.ts";
 
 /*
@@ -82,9 +85,16 @@ describe("restarting with a new KEK", () => {
       expect.stringContaining(`KEK ${fpA}, which is configured only as a previous key`),
     ]);
     const run = await api(url, "POST", "/v1/kek/rewrap");
-    expect(run.json).toMatchObject({ rewrapped: 1, state: { phase: "done", deregistered: [fpA] } });
-    const keks = await api(url, "GET", "/v1/kek");
-    expect(keks.json.keks.find((k: { kekId: string }) => k.kekId === fpA)).toMatchObject({
+    expect(run.status).toBe(202);
+    expect(run.json).toMatchObject({ started: true, state: { phase: "rewrap", targetKekId: fpB } });
+    // The server's own worker does the re-wrap; GET /v1/kek shows when it is done.
+    const keks = await pollUntilRewrapDone(async () => {
+      const response = await api(url, "GET", "/v1/kek");
+      const text = JSON.stringify(response.json);
+      return { status: response.status, headers: new Headers(), text, json: async () => response.json };
+    });
+    expect(keks.rewrap).toMatchObject({ phase: "done", rewrapped: 1, deregistered: [fpA] });
+    expect(keks.keks.find((k: { kekId: string }) => k.kekId === fpA)).toMatchObject({
       mayBeRemoved: true,
     });
     expect(((await (await fetch(`${url}/health`)).json()) as any).warnings).toEqual([]);
@@ -122,5 +132,33 @@ describe("the rotation timer inside npm start", () => {
     expect(status.itemsByDekVersion).toEqual({ 2: 3 });
     await readsEverything(url);
     expect(server.logs().some((line) => line.message === "rotation run")).toBe(true);
+  }, 60_000);
+});
+
+describe("npm start on a DATA_DIR written before the tenant directory", () => {
+  it("backfills the directory before it serves, so GET /v1/kek counts every tenant", async () => {
+    const { table, close } = await openTable({
+      region: "us-east-1",
+      tableName: "strongbox",
+      localPath: join(dataDir, "dynamodb"),
+    });
+    try {
+      await asWrittenBeforeTheDirectory(table, ["acme"]);
+    } finally {
+      await close();
+    }
+    const server = start({ CREDENTIALS_KEK: kekB.toString("base64") });
+    const url = await server.listening();
+    expect(server.logs().some((line) => line.message === "tenant directory backfilled")).toBe(true);
+    const keks = await api(url, "GET", "/v1/kek");
+    expect(keks.status).toBe(200);
+    expect(keks.json.keks).toEqual([expect.objectContaining({ kekId: fpB, dataKeys: 1 })]);
+    expect(await server.stop()).toEqual({ code: 0, signal: null });
+
+    // Recorded on the registry item, so the next start does not scan again.
+    const again = start({ CREDENTIALS_KEK: kekB.toString("base64") });
+    await again.listening();
+    expect(again.logs().some((line) => line.message === "tenant directory backfilled")).toBe(false);
+    expect(await again.stop()).toEqual({ code: 0, signal: null });
   }, 60_000);
 });

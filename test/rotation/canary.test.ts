@@ -5,6 +5,7 @@ import { LocalKeyring } from "../../shared/crypto/local-keyring.ts";
 import { TenantRepository } from "../../shared/storage/tenant-repository.ts";
 import { type Harness, randomKek, startHarness, startStore } from "../../testing/harness.ts";
 import { captureProcessOutput, type OutputCapture } from "../../testing/output-capture.ts";
+import { backgroundRewrapSettled } from "../../testing/rewrap.ts";
 import { runUntilSwept, TEST_RETIRE_GRACE_MS } from "../../testing/rotation-fixtures.ts";
 
 /*
@@ -91,7 +92,8 @@ beforeAll(async () => {
   expect((await call("POST", `${secret}/generated/rotate`, {})).status).toBe(200);
   expect((await call("POST", `${secret}/byok/rotate`, {})).status).toBe(200);
   expect((await call("POST", "/v1/tenants/canary/rotate-dek")).status).toBe(200);
-  expect((await call("POST", "/v1/kek/rewrap")).status).toBe(200);
+  expect((await call("POST", "/v1/kek/rewrap")).status).toBe(202);
+  await backgroundRewrapSettled(h);
   const run = await runUntilSwept(h, "canary", "canary-run");
   expect(run.sweeps).toEqual([expect.objectContaining({ tenantId: "canary", stoppedBecause: "done" })]);
   for (const version of [1, 2, 3]) {

@@ -9,7 +9,10 @@ import { headKey, tenantKey } from "../../testing/faults.ts";
 import { DUMMY_CREDENTIALS, type Harness, startHarness, startStore } from "../../testing/harness.ts";
 import { TEST_RETIRE_GRACE_MS } from "../../testing/rotation-fixtures.ts";
 
-type Handler = (event: ScheduledEvent, context: Context) => Promise<RunSummary | { skipped: string }>;
+type Handler = (
+  event: ScheduledEvent,
+  context: Context,
+) => Promise<RunSummary | { skipped: string } | object>;
 
 const KEK = randomBytes(32);
 const CANARY = "CANARY-rotation-handler-7f3a";
@@ -87,6 +90,7 @@ beforeAll(async () => {
     AWS_SECRET_ACCESS_KEY: DUMMY_CREDENTIALS.secretAccessKey,
     CREDENTIALS_KEK: KEK.toString("base64"),
     EVENT_BUS_NAME: "strongbox-test-bus",
+    STRONGBOX_ENVIRONMENT: "test",
     EVENTBRIDGE_ENDPOINT: bus.endpoint,
     ROTATION_PAGE_SIZE: "5",
   });
@@ -166,7 +170,7 @@ describe("the rotation Lambda on EventBridge scheduled events", () => {
     expect(types).toEqual(["DEK Sweep Finished", "Secret Rotated", "Secret Rotation Due"]);
     for (const event of bus.received) {
       expect(event).toMatchObject({ EventBusName: "strongbox-test-bus", Source: "strongbox.rotation" });
-      expect(JSON.parse(event.Detail ?? "{}").tenantId).toBe("sched");
+      expect(JSON.parse(event.Detail ?? "{}")).toMatchObject({ tenantId: "sched", stage: "test" });
     }
     for (const body of bus.bodies) expect(body).not.toContain(CANARY);
   });
@@ -194,5 +198,34 @@ describe("the rotation Lambda on EventBridge scheduled events", () => {
         contextWith(() => 60_000),
       ),
     ).toEqual({ skipped: "not an EventBridge scheduled event" });
+  });
+
+  it("ignores a re-wrap request from another stage, or one forged under another source", async () => {
+    const request = (source: string, stage: string) =>
+      ({
+        ...scheduledEvent("rewrap"),
+        source,
+        "detail-type": "KEK Rewrap Requested",
+        detail: { stage, requestId: "req-1" },
+      }) as unknown as ScheduledEvent;
+    for (const event of [request("strongbox.api", "prod"), request("custom.app", "test")]) {
+      expect(
+        await handler(
+          event,
+          contextWith(() => 60_000),
+        ),
+      ).toEqual({
+        skipped: "not an EventBridge scheduled event",
+      });
+    }
+    // From its own stage it is taken; with no re-wrap started there is nothing to do.
+    expect(
+      await handler(
+        request("strongbox.api", "test"),
+        contextWith(() => 60_000),
+      ),
+    ).toEqual({
+      skipped: "no unfinished KEK re-wrap",
+    });
   });
 });

@@ -82,3 +82,57 @@ describe("a tenant creation that dies after registering its KEK", () => {
     );
   });
 });
+
+describe("the first tenant creation on a fresh table", () => {
+  const directoryWrites = (call: SdkCall) =>
+    call.commandName === "PutItemCommand" &&
+    (call.input.Item as { pk?: unknown } | undefined)?.pk === "TENANTS";
+  const registryCreate = (call: SdkCall) =>
+    call.commandName === "UpdateItemCommand" &&
+    String(call.input.ConditionExpression).includes("attribute_not_exists");
+
+  it("dying after the registry item was created leaves it complete and honest, and is simply retried", async () => {
+    const fresh = await startHarness();
+    try {
+      const token = await fresh.token("admin");
+      const fault = injectFault(fresh.table, directoryWrites);
+      const failed = await fresh.call("POST", "/v1/tenants", { token, body: { tenantId: "initech" } });
+      fault.remove();
+      expect(failed.status).toBe(503);
+      // The registry names the KEK (an extra name, never a missing one) and says the directory is
+      // complete, which it is: no tenant was written.
+      const kek = await fresh.call("GET", "/v1/kek", { token });
+      expect(kek.status).toBe(200);
+      expect((await kek.json()).keks).toEqual([expect.objectContaining({ dataKeys: 0, registered: true })]);
+      expect((await fresh.call("GET", "/health")).status).toBe(200);
+      expect((await fresh.call("POST", "/v1/tenants", { token, body: { tenantId: "initech" } })).status).toBe(
+        201,
+      );
+      expect((await (await fresh.call("GET", "/v1/kek", { token })).json()).keks[0].dataKeys).toBe(1);
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  it("dying at the registry item's creation writes nothing, and is simply retried", async () => {
+    const fresh = await startHarness();
+    try {
+      const token = await fresh.token("admin");
+      const fault = injectFault(fresh.table, registryCreate);
+      const failed = await fresh.call("POST", "/v1/tenants", { token, body: { tenantId: "initech" } });
+      fault.remove();
+      expect(failed.status).toBe(503);
+      expect(fault.refused).toBe(1);
+      expect((await (await fresh.call("GET", "/v1/kek", { token })).json()).keks).toEqual([
+        expect.objectContaining({ dataKeys: 0, registered: false }),
+      ]);
+      expect((await fresh.call("POST", "/v1/tenants", { token, body: { tenantId: "initech" } })).status).toBe(
+        201,
+      );
+      const keks = (await (await fresh.call("GET", "/v1/kek", { token })).json()).keks;
+      expect(keks).toEqual([expect.objectContaining({ dataKeys: 1, registered: true })]);
+    } finally {
+      await fresh.close();
+    }
+  });
+});

@@ -1,7 +1,6 @@
 import { Hono } from "hono";
-import { deadlineIn } from "../../../shared/domain/work.ts";
 import type { Runtime } from "../../../shared/runtime/container.ts";
-import { type AppEnv, ON_DEMAND_BUDGET_MS } from "../http.ts";
+import type { AppEnv } from "../http.ts";
 import { authenticator } from "../middleware/authenticate.ts";
 import { tenantScope } from "../middleware/tenant-scope.ts";
 
@@ -27,13 +26,10 @@ export function keyRoutes(runtime: Runtime): Hono<AppEnv> {
     return c.json(await runtime.kekReport.report(c.var.ctx));
   });
 
+  // 202: the re-wrap is handed to the rotation function (locally, a background worker); GET /v1/kek
+  // shows its progress.
   app.post("/v1/kek/rewrap", authenticated("kek.rewrap"), async (c) => {
-    const run = await runtime.kekRewrap.startRewrap(
-      c.var.ctx,
-      c.var.requestId,
-      deadlineIn(ON_DEMAND_BUDGET_MS),
-    );
-    return c.json(run);
+    return c.json(await runtime.rewrapRequests.request(c.var.ctx), 202);
   });
 
   return app;

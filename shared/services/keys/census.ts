@@ -26,9 +26,13 @@ export async function ciphertextsByDekVersion(
   return counts;
 }
 
-/** DEKs per KEK id over every tenant in the directory (backfilled first), counted live. */
+/**
+ * DEKs per KEK id over every tenant in the directory, counted live. Refused (503
+ * `directory_backfill_pending`) while the directory may still miss tenants: a count that skipped some
+ * would let the re-wrap forget a KEK they depend on.
+ */
 export async function dataKeysByKek(tenants: TenantRepository): Promise<Record<string, number>> {
-  await tenants.ensureDirectory();
+  await tenants.requireDirectory();
   const counts: Record<string, number> = {};
   let after: string | undefined;
   do {

@@ -1,11 +1,11 @@
 import type { Keyring } from "../../crypto/keyring.ts";
 import type { OperationGate } from "../../domain/audit-trail.ts";
 import type { RequestContext } from "../../domain/context.ts";
-import type { KekReport, RewrapState } from "../../domain/rotation.ts";
+import type { KekReport } from "../../domain/rotation.ts";
 import type { CheckpointRepository } from "../../storage/checkpoint-repository.ts";
 import type { TenantRepository } from "../../storage/tenant-repository.ts";
 import { dataKeysByKek } from "./census.ts";
-import { activeKekId, REWRAP } from "./kek-rewrap.ts";
+import { activeKekId, readRewrapState } from "./kek-rewrap.ts";
 
 /** Which KEKs the table depends on, and whether each may be removed from the configuration. */
 export class KekReporter {
@@ -26,7 +26,10 @@ export class KekReporter {
     this.#gate = gate;
   }
 
-  /** DEKs per KEK over every tenant, counted live, with whether each KEK may now be removed. */
+  /**
+   * DEKs per KEK over every tenant, counted live, with whether each KEK may now be removed, and the
+   * re-wrap's progress. A count needs the whole directory: 503 `directory_backfill_pending` until then.
+   */
   async report(ctx: RequestContext): Promise<KekReport> {
     const operation = await this.#gate.begin(ctx, "kek.read");
     const active = await activeKekId(this.#keyring);
@@ -34,7 +37,7 @@ export class KekReporter {
     const counts = await dataKeysByKek(this.#tenants);
     const registered = await this.#tenants.registeredKeks();
     const ids = [...new Set([active, ...configured, ...registered, ...Object.keys(counts)])];
-    const rewrap = await this.#checkpoints.get<RewrapState>(REWRAP);
+    const rewrap = await readRewrapState(this.#checkpoints);
     await operation.succeeded();
     return {
       activeKekId: active,

@@ -1,12 +1,11 @@
 import type { Keyring } from "../../crypto/keyring.ts";
-import type { OperationGate } from "../../domain/audit-trail.ts";
-import type { RequestContext } from "../../domain/context.ts";
 import { ConflictError, NotFoundError, StrongboxError } from "../../domain/errors.ts";
 import type { RewrapRun, RewrapState, RewrapWork } from "../../domain/rotation.ts";
 import { now } from "../../domain/time.ts";
 import type { WrappedDataKey } from "../../domain/types.ts";
 import type { Deadline } from "../../domain/work.ts";
 import type { Logger } from "../../observability/logger.ts";
+import type { MetricsRecorder } from "../../observability/metrics.ts";
 import type { CheckpointedWork, CheckpointRepository } from "../../storage/checkpoint-repository.ts";
 import type { TenantRepository } from "../../storage/tenant-repository.ts";
 import { dataKeysByKek, tally } from "./census.ts";
@@ -21,16 +20,40 @@ export async function activeKekId(keyring: Keyring): Promise<string> {
   return active ?? keyring.activeKekId;
 }
 
+/** The re-wrap's checkpointed state; checkpoints written before passes were counted are on pass 1. */
+export async function readRewrapState(checkpoints: CheckpointRepository): Promise<RewrapState | undefined> {
+  const stored = await checkpoints.get<RewrapState>(REWRAP);
+  return stored === undefined ? undefined : { ...stored, pass: stored.pass ?? 1 };
+}
+
+export function newRewrap(targetKekId: string): RewrapState {
+  const at = now();
+  return {
+    targetKekId,
+    phase: "rewrap",
+    pass: 1,
+    startedAt: at,
+    updatedAt: at,
+    tenantsScanned: 0,
+    rewrapped: 0,
+    dataKeysByKek: {},
+    failedByKek: {},
+  };
+}
+
+const anyFailed = (failedByKek: Record<string, number>) => Object.values(failedByKek).some((n) => n > 0);
+
 /**
  * The KEK re-wrap: every tenant's DEKs wrapped again under the active KEK (KMS ReEncrypt, so no DEK
  * leaves the keeper in plaintext), resumable from its checkpoint, and the old KEK deregistered once
- * nothing depends on it.
+ * nothing depends on it. Started by a request (rewrap-request.ts); this is the work itself, which on
+ * AWS only the rotation function runs, since only its role may ReEncrypt.
  */
 export class KekRewrap implements RewrapWork {
   readonly #keyring: Keyring;
   readonly #tenants: TenantRepository;
   readonly #checkpoints: CheckpointRepository;
-  readonly #gate: OperationGate;
+  readonly #metrics: MetricsRecorder;
   readonly #logger: Logger;
   readonly #options: { readonly leaseMs: number; readonly pageSize: number };
 
@@ -38,39 +61,25 @@ export class KekRewrap implements RewrapWork {
     keyring: Keyring,
     tenants: TenantRepository,
     checkpoints: CheckpointRepository,
-    gate: OperationGate,
+    metrics: MetricsRecorder,
     logger: Logger,
     options: { readonly leaseMs: number; readonly pageSize: number },
   ) {
     this.#keyring = keyring;
     this.#tenants = tenants;
     this.#checkpoints = checkpoints;
-    this.#gate = gate;
+    this.#metrics = metrics;
     this.#logger = logger;
     this.#options = options;
   }
 
-  /** Starts (or restarts) the re-wrap of every DEK under the active KEK, then works on it for a while. */
-  async startRewrap(ctx: RequestContext, owner: string, deadline: Deadline): Promise<RewrapRun> {
-    const operation = await this.#gate.begin(ctx, "kek.rewrap");
-    return operation.change(
-      async () => {
-        const active = await activeKekId(this.#keyring);
-        const existing = await this.#checkpoints.get<RewrapState>(REWRAP);
-        if (existing === undefined || existing.phase === "done" || existing.targetKekId !== active) {
-          await this.#checkpoints.start(REWRAP, newRewrap(active));
-        }
-        return this.runRewrap(owner, deadline);
-      },
-      (run) => ({
-        detail: `re-wrapped ${run.rewrapped} DEKs under ${run.state.targetKekId}; ${run.state.phase}`,
-      }),
-    );
-  }
-
-  /** Advances a started re-wrap until it is done or the deadline passes. */
+  /**
+   * Advances a started re-wrap until it is done, the deadline passes, or a pass ends with DEKs that
+   * failed. Such a pass leaves the re-wrap unfinished and stops the run: the next run (the scheduled
+   * one, or the next request) makes a new pass, rather than this one retrying a failing KMS at once.
+   */
   async runRewrap(owner: string, deadline: Deadline): Promise<RewrapRun> {
-    let state: RewrapState | undefined = await this.#checkpoints.get<RewrapState>(REWRAP);
+    let state = await readRewrapState(this.#checkpoints);
     if (state === undefined) throw new NotFoundError("no KEK re-wrap has been started");
     if (state.phase === "done") return { state, rewrapped: 0, stoppedBecause: "done" };
     if (!(await this.#checkpoints.acquire(REWRAP, owner, Date.now(), this.#options.leaseMs))) {
@@ -80,18 +89,23 @@ export class KekRewrap implements RewrapWork {
     try {
       // Registered before any DEK is wrapped by it, like a new tenant's KEK.
       await this.#tenants.registerKek(state.targetKekId);
-      await this.#tenants.ensureDirectory();
-      while (state.phase !== "done") {
+      await this.#tenants.requireDirectory();
+      for (;;) {
         if (deadline.expired()) return { state, rewrapped: rewrappedThisRun, stoppedBecause: "deadline" };
         const page = await this.#tenants.scan(state.cursor, this.#options.pageSize);
         const byKek: Record<string, number> = { ...state.dataKeysByKek };
         const failed: Record<string, number> = { ...state.failedByKek };
         let rewrapped = 0;
+        let lastFailureAt: string | undefined = state.lastFailureAt;
         for (const tenant of page.tenants) {
           const outcome = await this.#rewrapTenant(tenant.tenantId, state.targetKekId);
           rewrapped += outcome.rewrapped;
           for (const kekId of outcome.kekIds) tally(byKek, kekId);
-          for (const kekId of outcome.failed) tally(failed, kekId);
+          for (const kekId of outcome.failed) {
+            tally(failed, kekId);
+            this.#metrics.increment("RotationFailures");
+            lastFailureAt = now();
+          }
         }
         rewrappedThisRun += rewrapped;
         const { cursor: _cursor, ...rest } = state;
@@ -102,34 +116,41 @@ export class KekRewrap implements RewrapWork {
           dataKeysByKek: byKek,
           failedByKek: failed,
           updatedAt: now(),
+          ...(lastFailureAt === undefined ? {} : { lastFailureAt }),
           ...(page.last === undefined ? {} : { cursor: page.last }),
         };
-        if (page.last === undefined) state = await this.#finishRewrap(state);
+        let stoppedBecause: RewrapRun["stoppedBecause"] | undefined;
+        if (page.last === undefined) {
+          if (anyFailed(failed)) {
+            state = nextPass(state);
+            stoppedBecause = "failed";
+          } else {
+            state = await this.#finishRewrap(state);
+            stoppedBecause = "done";
+          }
+        }
         if (!(await this.#checkpoints.checkpoint(REWRAP, owner, state, Date.now() + this.#options.leaseMs))) {
           return { state, rewrapped: rewrappedThisRun, stoppedBecause: "busy" };
         }
+        if (stoppedBecause !== undefined) return { state, rewrapped: rewrappedThisRun, stoppedBecause };
       }
-      return { state, rewrapped: rewrappedThisRun, stoppedBecause: "done" };
     } finally {
       await this.#checkpoints.release(REWRAP, owner).catch(() => undefined);
     }
   }
 
   /**
-   * Every tenant has been visited and re-wrapped, so no DEK should depend on another KEK any more,
-   * except those that failed. A KEK leaves the registry (and start-up stops asking for it) only if a
-   * fresh count over the whole directory, made now, also finds no DEK wrapped by it: a tenant the pass
-   * missed, or one re-wrapped back by an older deployment meanwhile, keeps its KEK registered.
+   * A pass visited every tenant and re-wrapped every DEK, so no DEK should depend on another KEK any
+   * more. A KEK leaves the registry (and start-up stops asking for it) only if a fresh count over the
+   * whole directory, made now, also finds no DEK wrapped by it: a tenant the pass missed, or one
+   * re-wrapped back by an older deployment meanwhile, keeps its KEK registered.
    */
   async #finishRewrap(state: RewrapState): Promise<RewrapState> {
     const registered = await this.#tenants.registeredKeks();
     const recount = await dataKeysByKek(this.#tenants);
     const deregistered = registered.filter(
       (kekId) =>
-        kekId !== state.targetKekId &&
-        (state.failedByKek[kekId] ?? 0) === 0 &&
-        (state.dataKeysByKek[kekId] ?? 0) === 0 &&
-        (recount[kekId] ?? 0) === 0,
+        kekId !== state.targetKekId && (state.dataKeysByKek[kekId] ?? 0) === 0 && (recount[kekId] ?? 0) === 0,
     );
     for (const kekId of deregistered) await this.#tenants.deregisterKek(kekId);
     return { ...state, dataKeysByKek: recount, phase: "done", finishedAt: now(), deregistered };
@@ -177,21 +198,21 @@ export class KekRewrap implements RewrapWork {
     throw new ConflictError(`tenant ${tenantId} kept changing during its re-wrap; the re-wrap resumes there`);
   }
 
-  async rewrapState(): Promise<RewrapState | undefined> {
-    return this.#checkpoints.get<RewrapState>(REWRAP);
+  rewrapState(): Promise<RewrapState | undefined> {
+    return readRewrapState(this.#checkpoints);
   }
 }
 
-function newRewrap(targetKekId: string): RewrapState {
-  const at = now();
+/** After a pass with failures: the next pass starts over from the first tenant, its failures kept. */
+function nextPass(state: RewrapState): RewrapState {
+  const { cursor: _cursor, ...rest } = state;
+  const endedAt = now();
   return {
-    targetKekId,
-    phase: "rewrap",
-    startedAt: at,
-    updatedAt: at,
-    tenantsScanned: 0,
-    rewrapped: 0,
+    ...rest,
+    pass: state.pass + 1,
     dataKeysByKek: {},
     failedByKek: {},
+    lastFailedPass: { pass: state.pass, failedByKek: state.failedByKek, endedAt },
+    updatedAt: endedAt,
   };
 }

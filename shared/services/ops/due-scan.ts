@@ -43,11 +43,36 @@ export class DueScan {
     this.#logger = logger;
   }
 
-  /** Checks the deadline before every tenant, and checkpoints the last tenant it finished. */
+  /** The due scan goes over every tenant: refused (503) while the directory awaits its backfill. */
+  requireDirectory(): Promise<void> {
+    return this.#tenants.requireDirectory();
+  }
+
+  /**
+   * Checks the deadline before every tenant, and checkpoints the last tenant it finished. A failure of
+   * the round itself (the store, the directory) is recorded like any other piece of scheduled work and
+   * ends the round with what it had done; the next run continues from the checkpoint.
+   */
   async run(deadline: Deadline, runId: string, events: RotationEvent[]): Promise<RunSummary["due"]> {
-    const counts = { found: 0, rotated: 0, notified: 0, failed: 0, scanComplete: false };
+    const counts: RunSummary["due"] = { found: 0, rotated: 0, notified: 0, failed: 0, scanComplete: false };
+    try {
+      await this.#round(deadline, runId, events, counts);
+    } catch (error) {
+      const code = codeOf(error);
+      recordFailure(this.#metrics, this.#logger, events, { work: "due-scan", code });
+      counts.code = code;
+    }
+    return counts;
+  }
+
+  async #round(
+    deadline: Deadline,
+    runId: string,
+    events: RotationEvent[],
+    counts: RunSummary["due"],
+  ): Promise<void> {
     const at = now();
-    await this.#tenants.ensureDirectory();
+    await this.#tenants.requireDirectory();
     let after = (await this.#checkpoints.get<DueScanCheckpoint>("due-scan"))?.afterTenant;
     const checkpoint = (afterTenant: string | undefined) =>
       this.#checkpoints.start<DueScanCheckpoint>("due-scan", {
@@ -59,7 +84,7 @@ export class DueScan {
       for (const tenantId of page.tenantIds) {
         if (deadline.expired()) {
           await checkpoint(after);
-          return counts;
+          return;
         }
         await this.#rotateDueIn(tenantId, at, runId, events, counts);
         after = tenantId;
@@ -67,11 +92,10 @@ export class DueScan {
       if (page.last === undefined) {
         await checkpoint(undefined);
         counts.scanComplete = true;
-        break;
+        return;
       }
       await checkpoint(after);
     }
-    return counts;
   }
 
   async #rotateDueIn(

@@ -42,6 +42,15 @@ export class HealthService {
   }
 
   async check(): Promise<HealthReport> {
+    return (await this.assess()).report;
+  }
+
+  /**
+   * The report, and whether the KEK side of it is sound: the keyring answers and every KEK the table
+   * registers is configured. That is what `KekConfigured` records at start-up; an unreachable table
+   * alone is a problem too, but says nothing about the KEK.
+   */
+  async assess(): Promise<{ readonly report: HealthReport; readonly kekConfigured: boolean }> {
     const problems: string[] = [];
     const warnings: string[] = [];
     const configured = await this.#keyring.probe().catch(() => {
@@ -57,8 +66,9 @@ export class HealthService {
       this.#chain.knownHead(SYSTEM_SCOPE) ??
       (await this.#chain.storedHead(SYSTEM_SCOPE).catch(() => undefined));
     const heads = systemHead === undefined ? [] : [{ scope: SYSTEM_SCOPE, ...systemHead }];
+    let missing: string[] = [];
     if (configured !== undefined && registered !== undefined) {
-      const missing = registered.filter((kekId) => !configured.includes(kekId));
+      missing = registered.filter((kekId) => !configured.includes(kekId));
       if (missing.length > 0) {
         problems.push(
           `DEKs in this table were wrapped by KEK ${missing.join(", ")}; configured KEKs: ${configured.join(", ")}`,
@@ -75,7 +85,7 @@ export class HealthService {
         );
       }
     }
-    return {
+    const report: HealthReport = {
       healthy: problems.length === 0,
       keyring: {
         kind: this.#keyring.kind,
@@ -87,5 +97,6 @@ export class HealthService {
       problems,
       warnings,
     };
+    return { report, kekConfigured: configured !== undefined && missing.length === 0 };
   }
 }
