@@ -53,6 +53,7 @@ export const LOOPBACK_VARIABLES = [
   "KMS_ENDPOINT",
   "SECRETS_MANAGER_ENDPOINT",
   "EVENTBRIDGE_ENDPOINT",
+  "AWS_ENDPOINT_URL",
   "AWS_REGION",
   "AWS_ACCESS_KEY_ID",
   "AWS_SECRET_ACCESS_KEY",
@@ -101,7 +102,11 @@ async function createStageTable(endpoint: string, region: string, table: Deploye
 
 export async function startLoopbackStage(
   name: EnvironmentName = "dev",
-  options: { readonly mode?: ProxyMode } = {},
+  options: {
+    readonly mode?: ProxyMode;
+    /** Functions reach the stand-ins straight, past the proxy: only the cold-start bench, to time start-up alone. */
+    readonly direct?: boolean;
+  } = {},
 ): Promise<LoopbackStage> {
   const shape = deployedShape(resolveStage(name));
   const { region } = shape.stage;
@@ -161,10 +166,12 @@ export async function startLoopbackStage(
     functionEnv(fn, extra = {}) {
       const template = shape.functions[fn].environment;
       const loopback: Record<(typeof LOOPBACK_VARIABLES)[number], string> = {
-        DYNAMODB_ENDPOINT: proxy.endpoint,
-        KMS_ENDPOINT: proxy.endpoint,
-        SECRETS_MANAGER_ENDPOINT: proxy.endpoint,
-        EVENTBRIDGE_ENDPOINT: proxy.endpoint,
+        DYNAMODB_ENDPOINT: options.direct === true ? dynamo.endpoint : proxy.endpoint,
+        KMS_ENDPOINT: options.direct === true ? kms.endpoint : proxy.endpoint,
+        SECRETS_MANAGER_ENDPOINT: options.direct === true ? secrets.endpoint : proxy.endpoint,
+        EVENTBRIDGE_ENDPOINT: options.direct === true ? events.endpoint : proxy.endpoint,
+        // Any other client (Lambda Invoke, say) reaches the proxy too, through the SDK's own setting.
+        AWS_ENDPOINT_URL: proxy.endpoint,
         AWS_REGION: region,
         AWS_ACCESS_KEY_ID: accessKeyId(fn),
         AWS_SECRET_ACCESS_KEY: "iam-contract",
