@@ -19,6 +19,18 @@ export interface EnvironmentConfig {
     /** DecryptFailures per 5 minutes above which the alarm fires. */
     readonly decryptFailureThreshold: number;
   };
+  /**
+   * The IAM role (name, path `/`) that administers this stage's KMS keys: it may change, disable and
+   * schedule the deletion of them, never use them. KMS refuses a key policy naming a role that does not
+   * exist, so it must exist before the first deploy (docs/deploy.md).
+   */
+  readonly keyAdministratorRoleName: string;
+  /**
+   * Concurrency set aside for these functions. An API flood must not take every instance the account
+   * may run and leave audit ingestion throttled until its queue gives up; rotation runs hold a lease,
+   * so more than a couple of instances would only wait on it.
+   */
+  readonly reservedConcurrency: { readonly audit: number; readonly rotation: number };
 }
 
 const CONFIGS: Readonly<Record<EnvironmentName, Omit<EnvironmentConfig, "name">>> = {
@@ -29,6 +41,8 @@ const CONFIGS: Readonly<Record<EnvironmentName, Omit<EnvironmentConfig, "name">>
     rotationSchedule: "rate(1 day)",
     createTrail: false,
     alarms: { decryptFailureThreshold: 5 },
+    keyAdministratorRoleName: "strongbox-dev-key-admin",
+    reservedConcurrency: { audit: 2, rotation: 2 },
   },
   staging: {
     protectData: false,
@@ -37,6 +51,8 @@ const CONFIGS: Readonly<Record<EnvironmentName, Omit<EnvironmentConfig, "name">>
     rotationSchedule: "rate(1 day)",
     createTrail: false,
     alarms: { decryptFailureThreshold: 1 },
+    keyAdministratorRoleName: "strongbox-staging-key-admin",
+    reservedConcurrency: { audit: 5, rotation: 2 },
   },
   prod: {
     protectData: true,
@@ -45,6 +61,8 @@ const CONFIGS: Readonly<Record<EnvironmentName, Omit<EnvironmentConfig, "name">>
     rotationSchedule: "cron(0 3 * * ? *)",
     createTrail: true,
     alarms: { decryptFailureThreshold: 0 },
+    keyAdministratorRoleName: "strongbox-prod-key-admin",
+    reservedConcurrency: { audit: 10, rotation: 2 },
   },
 };
 

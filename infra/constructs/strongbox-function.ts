@@ -7,9 +7,17 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import type * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import { FUNCTION_BUNDLING, FUNCTION_ENTRIES, type FunctionName } from "../bundling.ts";
-import type { EnvironmentConfig } from "../config.ts";
+import type { EnvironmentConfig, EnvironmentName } from "../config.ts";
 
 const REPOSITORY_ROOT = resolve(import.meta.dirname, "..", "..");
+
+/**
+ * The one place a function's role name is made. The keys' policies (data stack) name these roles
+ * before they exist, since the function stacks depend on the data stack and a reference to the roles
+ * themselves would be circular; so the construct and the key policies must agree on the name.
+ */
+export const functionRoleName = (environment: EnvironmentName, fn: FunctionName): string =>
+  `strongbox-${environment}-${fn}`;
 
 export interface StrongboxFunctionProps {
   readonly name: FunctionName;
@@ -19,12 +27,15 @@ export interface StrongboxFunctionProps {
   readonly memorySize?: number;
   /** For asynchronous invocations (schedules): events that fail every retry land here. */
   readonly deadLetterQueue?: sqs.IQueue;
+  /** Instances set aside for this function alone (and the most it may run). */
+  readonly reservedConcurrentExecutions?: number;
 }
 
 /**
  * The one way a Strongbox Lambda is built: ESM on Node 22 and arm64, bundled by FUNCTION_BUNDLING with
  * source maps, X-Ray tracing, JSON logs into its own log group with the environment's retention, and a
- * role that starts with nothing but that log group; each stack grants the rest explicitly.
+ * role (named by functionRoleName) that starts with nothing but that log group; each stack grants the
+ * rest explicitly.
  */
 export class StrongboxFunction extends Construct {
   readonly function: NodejsFunction;
@@ -39,6 +50,7 @@ export class StrongboxFunction extends Construct {
       removalPolicy,
     });
     this.role = new iam.Role(this, "Role", {
+      roleName: functionRoleName(props.config.name, props.name),
       assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
       description: `strongbox ${props.config.name} ${props.name} function`,
     });
@@ -66,6 +78,9 @@ export class StrongboxFunction extends Construct {
       // never print a stack to map.
       bundling: FUNCTION_BUNDLING,
       ...(props.deadLetterQueue === undefined ? {} : { deadLetterQueue: props.deadLetterQueue }),
+      ...(props.reservedConcurrentExecutions === undefined
+        ? {}
+        : { reservedConcurrentExecutions: props.reservedConcurrentExecutions }),
       environment: {
         ...props.environment,
         POWERTOOLS_SERVICE_NAME: "strongbox",

@@ -8,7 +8,8 @@ import type { Construct } from "constructs";
 import type { EnvironmentConfig } from "../config.ts";
 import { StrongboxFunction } from "../constructs/strongbox-function.ts";
 import type { DataStack } from "./data-stack.ts";
-import { grantKekUse, grantMac, grantTableItems } from "./grants.ts";
+import { EVENT_SOURCES } from "./event-contract.ts";
+import { grantKekUse, grantMac, grantPutEvents, grantTableItems, PARTITIONS } from "./grants.ts";
 
 export interface ApiStackProps extends StackProps {
   readonly config: EnvironmentConfig;
@@ -34,17 +35,40 @@ export class ApiStack extends Stack {
         KMS_KEY_ID: data.kek.keyArn,
         AUDIT_MAC_KEY_ID: data.auditMacKey.keyArn,
         BOOTSTRAP_TOKEN_SECRET_ARN: data.bootstrapSecret.secretArn,
+        // The re-wrap request goes here, for the rotation function to pick up.
+        EVENT_BUS_NAME: data.bus.eventBusName,
         NODE_ENV: "production",
       },
     });
     const role = this.api.role;
-    grantTableItems(role, data.table.tableArn, ["GetItem", "BatchGetItem", "PutItem", "UpdateItem", "Query"]);
+    // Every partition: secrets and tenants (T#), tokens, audit blocks, the tenant directory, and the
+    // META checkpoints and KEK registry that tenant creation and the on-demand rotation routes keep.
+    grantTableItems(role, data.table.tableArn, {
+      read: ["GetItem", "BatchGetItem", "Query"],
+      write: ["PutItem", "UpdateItem"],
+      writePartitions: [
+        PARTITIONS.tenant,
+        PARTITIONS.token,
+        PARTITIONS.audit,
+        PARTITIONS.directory,
+        PARTITIONS.meta,
+      ],
+    });
     grantKekUse(role, [data.kek], ["GenerateDataKey", "Decrypt"]);
     grantMac(role, data.auditMacKey, ["GenerateMac"]);
+    grantPutEvents(role, data.bus.eventBusArn, EVENT_SOURCES.api);
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         actions: ["secretsmanager:GetSecretValue"],
         resources: [data.bootstrapSecret.secretArn],
+      }),
+    );
+    // The secret's key policy trusts this role through IAM (key-policies.ts), so IAM must say so too.
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ["kms:Decrypt"],
+        resources: [data.bootstrapSecretKey.keyArn],
+        conditions: { StringEquals: { "kms:ViaService": `secretsmanager.${this.region}.amazonaws.com` } },
       }),
     );
 

@@ -9,7 +9,7 @@ import type { Construct } from "constructs";
 import type { EnvironmentConfig } from "../config.ts";
 import { StrongboxFunction } from "../constructs/strongbox-function.ts";
 import type { DataStack } from "./data-stack.ts";
-import { grantMac, grantTableItems } from "./grants.ts";
+import { grantMac, grantTableItems, PARTITIONS } from "./grants.ts";
 import { secureQueue } from "./queues.ts";
 
 export interface AuditStackProps extends StackProps {
@@ -49,6 +49,7 @@ export class AuditStack extends Stack {
       name: "audit",
       config,
       timeout,
+      reservedConcurrentExecutions: config.reservedConcurrency.audit,
       environment: {
         TABLE_NAME: data.table.tableName,
         // Every runtime is built with the KEK settings; the audit function only describes the key at start.
@@ -84,16 +85,24 @@ export class AuditStack extends Stack {
     });
 
     this.audit.function.addEventSource(
-      new SqsEventSource(this.queue, { batchSize: 10, reportBatchItemFailures: true }),
+      new SqsEventSource(this.queue, {
+        batchSize: 10,
+        reportBatchItemFailures: true,
+        // No more pollers than reserved instances: a throttled delivery still counts as a receive, and
+        // five of them would send a good event to the dead-letter queue.
+        maxConcurrency: config.reservedConcurrency.audit,
+      }),
     );
     // BatchGetItem: the store coalesces reads asked for in the same tick, as a batch of events does.
-    grantTableItems(this.audit.role, data.table.tableArn, [
-      "GetItem",
-      "BatchGetItem",
-      "PutItem",
-      "UpdateItem",
-      "Query",
-    ]);
+    // It reads audit chains, tenant items (is the tenant a CloudTrail context names real?) and META
+    // (the KEK registry at start-up), and writes audit blocks only.
+    grantTableItems(this.audit.role, data.table.tableArn, {
+      read: ["GetItem", "BatchGetItem", "Query"],
+      readPartitions: [PARTITIONS.audit, PARTITIONS.tenant, PARTITIONS.meta],
+      // Blocks are only ever put, each once (shared/storage/audit-repository.ts).
+      write: ["PutItem"],
+      writePartitions: [PARTITIONS.audit],
+    });
     grantMac(this.audit.role, data.auditMacKey, ["GenerateMac"]);
     this.audit.role.addToPrincipalPolicy(
       new iam.PolicyStatement({ actions: ["kms:DescribeKey"], resources: [data.kek.keyArn] }),

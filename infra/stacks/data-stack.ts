@@ -1,10 +1,12 @@
 import { RemovalPolicy, Stack, type StackProps } from "aws-cdk-lib";
 import * as dynamodb from "aws-cdk-lib/aws-dynamodb";
+import * as events from "aws-cdk-lib/aws-events";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as kms from "aws-cdk-lib/aws-kms";
 import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import type { Construct } from "constructs";
 import type { EnvironmentConfig } from "../config.ts";
+import { functionRoleArn, functionRoleUse, keyAdministratorArns, keyPolicy } from "./key-policies.ts";
 
 /** The encryption-context key every KEK call carries (shared/crypto/keyring.ts encryptionContext). */
 export const TENANT_CONTEXT_KEY = "strongbox:tenant";
@@ -16,9 +18,11 @@ export interface DataStackProps extends StackProps {
 }
 
 /**
- * The environment's stateful half: its KEK, its audit MAC key, its table (with its own key) and its
- * bootstrap secret. Nothing
- * here is shared with another environment, so a leaked dev KEK opens nothing in prod.
+ * The environment's stateful half: its KEK, its audit MAC key, its table (with its own key), its
+ * bootstrap secret (with its own key) and its event bus. Nothing here is shared with another
+ * environment, so a leaked dev KEK opens nothing in prod. Every key has an explicit policy
+ * (./key-policies.ts): the stage's key administrator role and CloudFormation administer it, and only
+ * the function roles named there use it.
  */
 export class DataStack extends Stack {
   readonly table: dynamodb.Table;
@@ -28,6 +32,10 @@ export class DataStack extends Stack {
   readonly tableKey: kms.Key;
   readonly auditMacKey: kms.Key;
   readonly bootstrapSecret: secretsmanager.Secret;
+  /** Encrypts the bootstrap secret; usable only by the API role, only through Secrets Manager. */
+  readonly bootstrapSecretKey: kms.Key;
+  /** The stage's own bus: its events never meet another stage's on the account's default bus. */
+  readonly bus: events.EventBus;
 
   constructor(scope: Construct, id: string, props: DataStackProps) {
     super(scope, id, props);
@@ -36,14 +44,34 @@ export class DataStack extends Stack {
     const tableName = `strongbox-${config.name}`;
     const dynamoService = `dynamodb.${this.region}.amazonaws.com`;
 
+    const use = (options: Parameters<typeof functionRoleUse>[2]) => functionRoleUse(this, config, options);
+
     this.kek = new kms.Key(this, "Kek", {
       alias: `alias/strongbox-${config.name}`,
       description: `Strongbox ${config.name} KEK: wraps tenant DEKs, nothing else`,
       enableKeyRotation: true,
       removalPolicy,
+      policy: keyPolicy(this, config, [
+        use({
+          sid: "ApiWrapsAndUnwraps",
+          functions: ["api"],
+          actions: ["kms:GenerateDataKey", "kms:Decrypt"],
+        }),
+        use({
+          sid: "RotationWrapsUnwrapsAndReWraps",
+          functions: ["rotation"],
+          actions: ["kms:GenerateDataKey", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo"],
+        }),
+        // The keyring describes the KEK at start-up; the audit function builds one too, and uses it for nothing else.
+        use({
+          sid: "ServiceRolesDescribe",
+          functions: ["api", "rotation", "audit"],
+          actions: ["kms:DescribeKey"],
+        }),
+      ]),
     });
-    // Whatever IAM grants, a direct cryptographic call without the tenant in its encryption context is
-    // refused, so a DEK can only be unwrapped for the tenant it was generated for.
+    // Whatever else allows it, a direct cryptographic call without the tenant in its encryption context
+    // is refused, so a DEK can only be unwrapped for the tenant it was generated for.
     this.kek.addToResourcePolicy(
       new iam.PolicyStatement({
         sid: "RequireTenantEncryptionContext",
@@ -59,35 +87,61 @@ export class DataStack extends Stack {
 
     // The table has its own key. Encrypting it with the KEK would put DynamoDB's own calls (no tenant
     // context, grants) among the KEK's CloudTrail events, where the audit function rightly flags them.
+    // DynamoDB calls the key for table encryption with its own context, on behalf of callers that already
+    // passed the table's IAM policy; letting it through here keeps KMS out of every role's table access.
     this.tableKey = new kms.Key(this, "TableKey", {
       alias: `alias/strongbox-${config.name}-table`,
       description: `Strongbox ${config.name}: encryption at rest of the ${tableName} table`,
       enableKeyRotation: true,
       removalPolicy,
-    });
-    // DynamoDB calls the key for table encryption with its own context, on behalf of callers that already
-    // passed the table's IAM policy; letting it through here keeps KMS out of every role's table access.
-    this.tableKey.addToResourcePolicy(
-      new iam.PolicyStatement({
-        sid: "AllowTableEncryptionThroughDynamoDB",
-        principals: [new iam.AnyPrincipal()],
-        actions: ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:DescribeKey", "kms:CreateGrant"],
-        resources: ["*"],
-        conditions: {
-          StringEquals: {
-            "kms:ViaService": dynamoService,
-            "kms:CallerAccount": this.account,
-            "kms:EncryptionContext:aws:dynamodb:tableName": tableName,
+      policy: keyPolicy(this, config, [
+        new iam.PolicyStatement({
+          sid: "AllowTableEncryptionThroughDynamoDB",
+          principals: [new iam.AnyPrincipal()],
+          actions: [
+            "kms:Decrypt",
+            "kms:Encrypt",
+            "kms:GenerateDataKey*",
+            "kms:DescribeKey",
+            "kms:CreateGrant",
+          ],
+          resources: ["*"],
+          conditions: {
+            StringEquals: {
+              "kms:ViaService": dynamoService,
+              "kms:CallerAccount": this.account,
+              "kms:EncryptionContext:aws:dynamodb:tableName": tableName,
+            },
           },
-        },
-      }),
-    );
+        }),
+        // DescribeKey carries no encryption context, so the statement above never matches it; DynamoDB
+        // describes the key when a table is created or its encryption changes.
+        new iam.PolicyStatement({
+          sid: "AllowKeyDescriptionThroughDynamoDB",
+          principals: [new iam.AnyPrincipal()],
+          actions: ["kms:DescribeKey"],
+          resources: ["*"],
+          conditions: {
+            StringEquals: { "kms:ViaService": dynamoService, "kms:CallerAccount": this.account },
+          },
+        }),
+      ]),
+    });
     this.auditMacKey = new kms.Key(this, "AuditMacKey", {
       alias: `alias/strongbox-${config.name}-audit-mac`,
       description: `Strongbox ${config.name} audit chain MAC key`,
       keySpec: kms.KeySpec.HMAC_256,
       keyUsage: kms.KeyUsage.GENERATE_VERIFY_MAC,
       removalPolicy,
+      // Whoever may GenerateMac can derive any day's chain key and so re-key the chain: only the three
+      // writers of audit records. Nothing calls VerifyMac or DescribeKey on it (shared/crypto/chain-keys.ts).
+      policy: keyPolicy(this, config, [
+        use({
+          sid: "ServiceRolesDeriveChainKeys",
+          functions: ["api", "rotation", "audit"],
+          actions: ["kms:GenerateMac"],
+        }),
+      ]),
     });
 
     this.table = new dynamodb.Table(this, "Table", {
@@ -102,9 +156,14 @@ export class DataStack extends Stack {
       removalPolicy,
     });
 
+    this.bootstrapSecretKey = this.#bootstrapSecretKey(config, removalPolicy);
     // The service accepts `sbx_<id>_<64 hex>` tokens; Secrets Manager can generate the 64 hex characters
     // (256 bits) and the service derives the id from them (shared/crypto/tokens.ts bootstrapToken).
     this.bootstrapSecret = new secretsmanager.Secret(this, "BootstrapAdminToken", {
+      // Referenced rather than handed over: given the key itself, the Secret construct adds a statement
+      // letting every principal of the account use it through Secrets Manager, which is what this key
+      // exists to prevent. Its policy is complete as written.
+      encryptionKey: kms.Key.fromKeyArn(this, "BootstrapSecretKeyRef", this.bootstrapSecretKey.keyArn),
       secretName: `strongbox/${config.name}/bootstrap-admin-token`,
       description: `Strongbox ${config.name}: secret half of the bootstrap admin token`,
       generateSecretString: {
@@ -116,5 +175,79 @@ export class DataStack extends Stack {
       },
       removalPolicy,
     });
+    this.#lockBootstrapSecret(config);
+
+    this.bus = new events.EventBus(this, "Bus", { eventBusName: `strongbox-${config.name}` });
+  }
+
+  /**
+   * The bootstrap secret's own key. CloudFormation writes the generated value and the key administrator
+   * may write a replacement (both through Secrets Manager, neither may decrypt); only the API role may
+   * decrypt, and only through Secrets Manager, so only as GetSecretValue, which the secret's resource
+   * policy (below) refuses everyone else.
+   */
+  #bootstrapSecretKey(config: EnvironmentConfig, removalPolicy: RemovalPolicy): kms.Key {
+    const viaSecretsManager = { "kms:ViaService": `secretsmanager.${this.region}.amazonaws.com` };
+    return new kms.Key(this, "BootstrapSecretKey", {
+      alias: `alias/strongbox-${config.name}-bootstrap-secret`,
+      description: `Strongbox ${config.name}: the bootstrap admin token secret, nothing else`,
+      enableKeyRotation: true,
+      removalPolicy,
+      policy: keyPolicy(this, config, [
+        functionRoleUse(this, config, {
+          sid: "ApiReadsThroughSecretsManager",
+          functions: ["api"],
+          actions: ["kms:Decrypt", "kms:DescribeKey"],
+          conditions: { StringEquals: viaSecretsManager },
+        }),
+        new iam.PolicyStatement({
+          sid: "AdministratorsWriteThroughSecretsManager",
+          principals: keyAdministratorArns(this, config).map((arn) => new iam.ArnPrincipal(arn)),
+          // Encrypt: a secret moved onto this key has its existing versions re-encrypted under it.
+          actions: ["kms:GenerateDataKey", "kms:Encrypt"],
+          resources: ["*"],
+          conditions: { StringEquals: viaSecretsManager },
+        }),
+      ]),
+    });
+  }
+
+  /**
+   * Whoever reads the secret holds a 90-day admin token, and whoever writes it chooses the next one. So
+   * only the API role may read it, and only the key administrator and CloudFormation may change it, its
+   * key or this policy, whatever their IAM policies allow.
+   */
+  #lockBootstrapSecret(config: EnvironmentConfig): void {
+    const notOneOf = (arns: readonly string[]) => ({ ArnNotEquals: { "aws:PrincipalArn": [...arns] } });
+    this.bootstrapSecret.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: "OnlyTheApiReads",
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ["secretsmanager:GetSecretValue"],
+        resources: ["*"],
+        conditions: notOneOf([functionRoleArn(this, config, "api")]),
+      }),
+    );
+    this.bootstrapSecret.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: "OnlyAdministratorsChange",
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: [
+          "secretsmanager:PutSecretValue",
+          "secretsmanager:UpdateSecret",
+          "secretsmanager:UpdateSecretVersionStage",
+          "secretsmanager:RotateSecret",
+          "secretsmanager:CancelRotateSecret",
+          "secretsmanager:PutResourcePolicy",
+          "secretsmanager:DeleteResourcePolicy",
+          "secretsmanager:DeleteSecret",
+          "secretsmanager:RestoreSecret",
+        ],
+        resources: ["*"],
+        conditions: notOneOf(keyAdministratorArns(this, config)),
+      }),
+    );
   }
 }

@@ -3,15 +3,79 @@ import type * as kms from "aws-cdk-lib/aws-kms";
 import { TENANT_CONTEXT_CONDITION } from "./data-stack.ts";
 
 /**
+ * The table's partition keys as patterns, laid out by shared/storage/keys.ts (infra imports no shared
+ * code; test/infra/stacks.test.ts holds the two together).
+ */
+export const PARTITIONS = {
+  tenant: "T#*",
+  token: "TOKEN#*",
+  audit: "AUDIT#*",
+  directory: "TENANTS",
+  meta: "META",
+} as const;
+export type Partition = (typeof PARTITIONS)[keyof typeof PARTITIONS];
+
+/**
+ * `ForAllValues` holds vacuously when the key is absent, so the Null guard makes the request name its
+ * partition keys; every key it names must then match one of the patterns.
+ */
+const onlyPartitions = (partitions: readonly Partition[]) => ({
+  "ForAllValues:StringLike": { "dynamodb:LeadingKeys": [...partitions] },
+  Null: { "dynamodb:LeadingKeys": "false" },
+});
+
+export interface TableAccess {
+  readonly read: readonly string[];
+  /** Where reads may go; unset reads anywhere in the table. */
+  readonly readPartitions?: readonly Partition[];
+  readonly write: readonly string[];
+  /** The partitions this role writes; a write anywhere else is refused. */
+  readonly writePartitions: readonly Partition[];
+}
+
+/**
  * Grants written out by hand rather than with `table.grantReadWriteData`: that helper also grants the
  * table's key (kms:Decrypt, kms:ReEncrypt*, ...) without conditions, which is exactly what the KEK's
  * least-privilege rules forbid. Table encryption is allowed by the key policy instead.
+ *
+ * Writes are narrowed to the partitions the role writes, so a role that may write audit blocks cannot
+ * also plant a token item or change a tenant's keys.
  */
-export function grantTableItems(role: iam.IRole, tableArn: string, actions: readonly string[]): void {
+export function grantTableItems(role: iam.IRole, tableArn: string, access: TableAccess): void {
+  const dynamo = (actions: readonly string[]) => actions.map((action) => `dynamodb:${action}`);
   role.addToPrincipalPolicy(
     new iam.PolicyStatement({
-      actions: actions.map((action) => `dynamodb:${action}`),
+      actions: dynamo(access.read),
       resources: [tableArn],
+      ...(access.readPartitions === undefined ? {} : { conditions: onlyPartitions(access.readPartitions) }),
+    }),
+  );
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      actions: dynamo(access.write),
+      resources: [tableArn],
+      conditions: onlyPartitions(access.writePartitions),
+    }),
+  );
+}
+
+/**
+ * The one Scan the service makes: the one-off backfill of the tenant directory
+ * (shared/storage/tenant-repository.ts ensureDirectory), which projects `tenantId` and filters on `sk`.
+ * A Scan that asks for any other attribute (secret ciphertext, wrapped DEKs, token hashes) or for whole
+ * items is refused. The Null guard refuses a Scan with no projection; `Select` is checked where given,
+ * since a projection alone makes it SPECIFIC_ATTRIBUTES and the request need not say so.
+ */
+export function grantDirectoryBackfillScan(role: iam.IRole, tableArn: string): void {
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      actions: ["dynamodb:Scan"],
+      resources: [tableArn],
+      conditions: {
+        StringEqualsIfExists: { "dynamodb:Select": "SPECIFIC_ATTRIBUTES" },
+        "ForAllValues:StringEquals": { "dynamodb:Attributes": ["pk", "sk", "tenantId"] },
+        Null: { "dynamodb:Attributes": "false" },
+      },
     }),
   );
 }
@@ -35,6 +99,17 @@ export function grantMac(role: iam.IRole, key: kms.IKey, actions: readonly strin
     new iam.PolicyStatement({
       actions: actions.map((action) => `kms:${action}`),
       resources: [key.keyArn],
+    }),
+  );
+}
+
+/** PutEvents on the stage's bus, only under the event source this function publishes as. */
+export function grantPutEvents(role: iam.IRole, busArn: string, source: string): void {
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      actions: ["events:PutEvents"],
+      resources: [busArn],
+      conditions: { StringEquals: { "events:source": source } },
     }),
   );
 }

@@ -9,6 +9,7 @@ import type * as sqs from "aws-cdk-lib/aws-sqs";
 import type { Construct } from "constructs";
 import type { EnvironmentConfig } from "../config.ts";
 import type { StrongboxFunction } from "../constructs/strongbox-function.ts";
+import { keyPolicy } from "./key-policies.ts";
 
 /**
  * Where the Lambda runtime's EmfMetrics (shared/observability/emf-metrics.ts) publishes: namespace
@@ -40,16 +41,17 @@ export class MonitoringStack extends Stack {
     const topicKey = new kms.Key(this, "AlarmTopicKey", {
       description: `Strongbox ${config.name} alarm topic`,
       enableKeyRotation: true,
+      policy: keyPolicy(this, config, [
+        // CloudWatch publishes alarm notifications to the encrypted topic itself, so it must use the key.
+        new iam.PolicyStatement({
+          sid: "CloudWatchPublishesAlarms",
+          principals: [new iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+          actions: ["kms:Decrypt", "kms:GenerateDataKey*"],
+          resources: ["*"],
+          conditions: { StringEquals: { "aws:SourceAccount": this.account } },
+        }),
+      ]),
     });
-    // CloudWatch publishes alarm notifications to the encrypted topic itself, so it must use the key.
-    topicKey.addToResourcePolicy(
-      new iam.PolicyStatement({
-        principals: [new iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-        actions: ["kms:Decrypt", "kms:GenerateDataKey*"],
-        resources: ["*"],
-        conditions: { StringEquals: { "aws:SourceAccount": this.account } },
-      }),
-    );
     this.topic = new sns.Topic(this, "AlarmTopic", {
       displayName: `Strongbox ${config.name} alarms`,
       masterKey: topicKey,

@@ -1,13 +1,20 @@
 import { Duration, Stack, type StackProps } from "aws-cdk-lib";
 import * as events from "aws-cdk-lib/aws-events";
 import * as targets from "aws-cdk-lib/aws-events-targets";
-import * as iam from "aws-cdk-lib/aws-iam";
 import type * as sqs from "aws-cdk-lib/aws-sqs";
 import type { Construct } from "constructs";
 import type { EnvironmentConfig } from "../config.ts";
 import { StrongboxFunction } from "../constructs/strongbox-function.ts";
 import type { DataStack } from "./data-stack.ts";
-import { grantKekUse, grantMac, grantTableItems } from "./grants.ts";
+import { EVENT_SOURCES, REWRAP_REQUESTED } from "./event-contract.ts";
+import {
+  grantDirectoryBackfillScan,
+  grantKekUse,
+  grantMac,
+  grantPutEvents,
+  grantTableItems,
+  PARTITIONS,
+} from "./grants.ts";
 import { secureQueue } from "./queues.ts";
 
 export interface RotationStackProps extends StackProps {
@@ -15,16 +22,20 @@ export interface RotationStackProps extends StackProps {
   readonly data: DataStack;
 }
 
-/** The scheduled rotation run: the only function allowed to re-encrypt DEKs under the KEK. */
+/**
+ * The rotation function, run on a schedule and on the API's re-wrap requests: the only function allowed
+ * to re-encrypt DEKs under the KEK.
+ */
 export class RotationStack extends Stack {
   readonly rotation: StrongboxFunction;
   readonly deadLetterQueue: sqs.Queue;
   readonly schedule: events.Rule;
+  readonly rewrapRequests: events.Rule;
 
   constructor(scope: Construct, id: string, props: RotationStackProps) {
     super(scope, id, props);
     const { config, data } = props;
-    const bus = events.EventBus.fromEventBusName(this, "DefaultBus", "default");
+    const bus = data.bus;
 
     this.deadLetterQueue = secureQueue(this, "DeadLetterQueue", { protectData: config.protectData });
     this.rotation = new StrongboxFunction(this, "RotationFunction", {
@@ -32,6 +43,7 @@ export class RotationStack extends Stack {
       config,
       timeout: Duration.minutes(5),
       deadLetterQueue: this.deadLetterQueue,
+      reservedConcurrentExecutions: config.reservedConcurrency.rotation,
       environment: {
         TABLE_NAME: data.table.tableName,
         KMS_KEY_ID: data.kek.keyArn,
@@ -41,23 +53,38 @@ export class RotationStack extends Stack {
       },
     });
     const role = this.rotation.role;
-    grantTableItems(role, data.table.tableArn, ["GetItem", "BatchGetItem", "PutItem", "UpdateItem", "Query"]);
+    // Tenants and their secrets, audit blocks, the directory and META checkpoints; never a token.
+    grantTableItems(role, data.table.tableArn, {
+      read: ["GetItem", "BatchGetItem", "Query"],
+      write: ["PutItem", "UpdateItem"],
+      writePartitions: [PARTITIONS.tenant, PARTITIONS.audit, PARTITIONS.directory, PARTITIONS.meta],
+    });
+    grantDirectoryBackfillScan(role, data.table.tableArn);
     grantKekUse(role, [data.kek], ["GenerateDataKey", "Decrypt", "ReEncryptFrom", "ReEncryptTo"]);
     grantMac(role, data.auditMacKey, ["GenerateMac"]);
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({ actions: ["events:PutEvents"], resources: [bus.eventBusArn] }),
-    );
+    grantPutEvents(role, bus.eventBusArn, EVENT_SOURCES.rotation);
 
-    this.schedule = new events.Rule(this, "Schedule", {
-      description: `Strongbox ${config.name} rotation run`,
-      schedule: events.Schedule.expression(config.rotationSchedule),
-    });
-    this.schedule.addTarget(
+    const invoke = () =>
       new targets.LambdaFunction(this.rotation.function, {
         deadLetterQueue: this.deadLetterQueue,
         retryAttempts: 2,
         maxEventAge: Duration.hours(2),
-      }),
-    );
+      });
+    this.schedule = new events.Rule(this, "Schedule", {
+      description: `Strongbox ${config.name} rotation run`,
+      schedule: events.Schedule.expression(config.rotationSchedule),
+    });
+    this.schedule.addTarget(invoke());
+    // The stage filter holds even if another stage's API were ever pointed at this bus.
+    this.rewrapRequests = new events.Rule(this, "RewrapRequests", {
+      description: `Strongbox ${config.name} KEK re-wrap requested by the API`,
+      eventBus: bus,
+      eventPattern: {
+        source: [EVENT_SOURCES.api],
+        detailType: [REWRAP_REQUESTED],
+        detail: { stage: [config.name] },
+      },
+    });
+    this.rewrapRequests.addTarget(invoke());
   }
 }

@@ -1,4 +1,5 @@
 import { App, type Stack } from "aws-cdk-lib";
+import { Template } from "aws-cdk-lib/assertions";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { describe, expect, it } from "vitest";
 import { buildApp, unacknowledgedFindings } from "../../infra/build.ts";
@@ -53,6 +54,26 @@ describe("cdk-nag AwsSolutions", () => {
     },
     60_000,
   );
+
+  it("acknowledges wildcard resources only where its reason says: X-Ray's two actions", () => {
+    const app = new App({ context: { "aws:cdk:bundling-stacks": [] } });
+    const stage = buildApp(app, { stages: ["prod"], env: {}, nag: false }).prod;
+    const functionStacks = [stage?.api, stage?.rotation, stage?.audit] as Stack[];
+    const onEverything = functionStacks.flatMap((stack) =>
+      Object.values(Template.fromStack(stack).findResources("AWS::IAM::Policy")).flatMap((policy) =>
+        (
+          policy as {
+            Properties: { PolicyDocument: { Statement: { Action: unknown; Resource: unknown }[] } };
+          }
+        ).Properties.PolicyDocument.Statement.filter(
+          (s) => JSON.stringify(s.Resource).includes('"*"') || s.Resource === "*",
+        ),
+      ),
+    );
+    expect(onEverything.map((s) => s.Action)).toEqual(
+      functionStacks.map(() => ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]),
+    );
+  }, 60_000);
 
   it("gives every acknowledgement a reason", () => {
     for (const { reason } of ACKNOWLEDGEMENTS) expect(reason.length).toBeGreaterThan(60);

@@ -2,8 +2,19 @@ import { Match, type Template } from "aws-cdk-lib/assertions";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ENVIRONMENT_NAMES, environmentConfig } from "../../infra/config.ts";
 import { TENANT_CONTEXT_CONDITION } from "../../infra/stacks/data-stack.ts";
+import { EVENT_SOURCES, REWRAP_REQUESTED } from "../../infra/stacks/event-contract.ts";
+import { PARTITIONS } from "../../infra/stacks/grants.ts";
+import { KEY_ADMINISTRATION_ACTIONS } from "../../infra/stacks/key-policies.ts";
 import { METRIC_NAMESPACE } from "../../infra/stacks/monitoring-stack.ts";
 import { METRICS_NAMESPACE } from "../../shared/observability/emf-metrics.ts";
+import { ROTATION_EVENT_SOURCE } from "../../shared/observability/rotation-events.ts";
+import {
+  auditPartition,
+  DIRECTORY_PARTITION,
+  KEK_REGISTRY_KEY,
+  tenantPartition,
+  tokenKey,
+} from "../../shared/storage/keys.ts";
 import {
   actionsOf,
   roleStatements,
@@ -18,6 +29,88 @@ beforeAll(() => {
 }, 120_000);
 
 const kmsCrypto = /^kms:(Decrypt|Encrypt|GenerateDataKey|ReEncrypt)/;
+/** Every KMS action that uses a key's material (the KMS API reference's cryptographic operations). */
+const KMS_USE_ACTIONS = [
+  "kms:Encrypt",
+  "kms:Decrypt",
+  "kms:ReEncryptFrom",
+  "kms:ReEncryptTo",
+  "kms:GenerateDataKey",
+  "kms:GenerateDataKeyWithoutPlaintext",
+  "kms:GenerateDataKeyPair",
+  "kms:GenerateDataKeyPairWithoutPlaintext",
+  "kms:GenerateMac",
+  "kms:VerifyMac",
+  "kms:Sign",
+  "kms:Verify",
+  "kms:DeriveSharedSecret",
+];
+
+/** IAM's wildcard match (`*` any run, `?` one character), case-sensitive as for condition values. */
+function matches(pattern: string, value: string): boolean {
+  const body = pattern
+    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+    .replace(/\*/g, ".*")
+    .replace(/\?/g, ".");
+  return new RegExp(`^${body}$`).test(value);
+}
+
+type KeyStatement = Statement & { readonly Sid?: string; readonly Principal?: unknown };
+
+/**
+ * A policy with the partition filled in and the joins it makes joined, so ARNs read as strings. (The
+ * test app, unlike `cdk synth`, does not read cdk.json's partition-literals flag.)
+ */
+function resolved<T>(value: T): T {
+  const walk = (node: unknown): unknown => {
+    if (Array.isArray(node)) return node.map(walk);
+    if (typeof node !== "object" || node === null) return node;
+    const object = node as Record<string, unknown>;
+    if (object.Ref === "AWS::Partition") return "aws";
+    const join = object["Fn::Join"] as [string, unknown[]] | undefined;
+    if (join !== undefined) {
+      const parts = join[1].map(walk);
+      return parts.every((part) => typeof part === "string")
+        ? parts.join(join[0])
+        : { "Fn::Join": [join[0], parts] };
+    }
+    return Object.fromEntries(Object.entries(object).map(([key, child]) => [key, walk(child)]));
+  };
+  return walk(value) as T;
+}
+
+/** Each KMS key's policy statements, by logical id. */
+function keysOf(template: Template): Record<string, KeyStatement[]> {
+  return Object.fromEntries(
+    Object.entries(template.findResources("AWS::KMS::Key")).map(([id, key]) => [
+      id,
+      resolved(
+        (key as { Properties: { KeyPolicy: { Statement: KeyStatement[] } } }).Properties.KeyPolicy.Statement,
+      ),
+    ]),
+  );
+}
+
+function principalsOf(statement: KeyStatement): string[] {
+  const principal = statement.Principal as { AWS?: unknown } | string | undefined;
+  const aws = typeof principal === "object" ? principal.AWS : principal;
+  return (Array.isArray(aws) ? aws : aws === undefined ? [] : [aws]).map((p) =>
+    typeof p === "string" ? p : JSON.stringify(p),
+  );
+}
+
+/** What each role the key policy pins by `aws:PrincipalArn` may do with the key, sorted. */
+function useByRole(statements: readonly KeyStatement[]): Record<string, string[]> {
+  const byRole: Record<string, Set<string>> = {};
+  for (const s of statements.filter((s) => s.Effect === "Allow")) {
+    const roles = s.Condition?.ArnEquals?.["aws:PrincipalArn"] as string[] | undefined;
+    for (const role of roles ?? []) {
+      byRole[role] ??= new Set();
+      for (const action of actionsOf(s)) byRole[role].add(action);
+    }
+  }
+  return Object.fromEntries(Object.entries(byRole).map(([role, actions]) => [role, [...actions].sort()]));
+}
 const onlyResource = (template: Template, type: string) => {
   const found = Object.values(template.findResources(type));
   expect(found).toHaveLength(1);
@@ -131,7 +224,9 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
 
     it("lets the API role use the KEK only with the tenant in the encryption context, and never re-encrypt", () => {
       const statements = roleStatements(t().api);
-      const crypto = statements.filter((s) => actionsOf(s).some((a) => kmsCrypto.test(a)));
+      const crypto = statements.filter(
+        (s) => JSON.stringify(s.Resource).includes("Kek") && actionsOf(s).some((a) => kmsCrypto.test(a)),
+      );
       expect(crypto.flatMap(actionsOf).sort()).toEqual(["kms:Decrypt", "kms:GenerateDataKey"]);
       for (const s of crypto) expect(s.Condition).toEqual({ Null: { [TENANT_CONTEXT_CONDITION]: "false" } });
       expect(statements.flatMap(actionsOf).filter((a) => a.includes("*"))).toEqual([]);
@@ -144,7 +239,8 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
           expect(resource).toMatch(/strongbox-\w+-data:.*Table/);
         if (actionsOf(s).some((a) => a.startsWith("secretsmanager:")))
           expect(resource).toContain("BootstrapAdminToken");
-        if (actionsOf(s).some((a) => a.startsWith("kms:"))) expect(resource).toMatch(/Kek|AuditMacKey/);
+        if (actionsOf(s).some((a) => a.startsWith("kms:")))
+          expect(resource).toMatch(/Kek|AuditMacKey|BootstrapSecretKey/);
         if (!actionsOf(s).some((a) => a.startsWith("xray:"))) expect(s.Resource).not.toBe("*");
       }
       expect(JSON.stringify(roleStatements(t().api))).toContain(`strongbox-${env}-data`);
@@ -153,12 +249,14 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
 
   describe("Rotation", () => {
     it("runs on the stage's schedule with a dead-letter queue for the function and the rule target", () => {
-      const rule = onlyResource(t().rotation, "AWS::Events::Rule");
-      expect(rule.Properties.ScheduleExpression).toBe(config.rotationSchedule);
-      expect(rule.Properties.Targets[0].DeadLetterConfig.Arn).toBeDefined();
+      const rule = Object.values(
+        t().rotation.findResources("AWS::Events::Rule", {
+          Properties: { ScheduleExpression: config.rotationSchedule },
+        }),
+      )[0] as { Properties: Record<string, any> } | undefined;
+      expect(rule?.Properties.Targets[0].DeadLetterConfig.Arn).toBeDefined();
       const fn = onlyResource(t().rotation, "AWS::Lambda::Function");
       expect(fn.Properties.DeadLetterConfig.TargetArn).toBeDefined();
-      expect(fn.Properties.Environment.Variables).toMatchObject({ EVENT_BUS_NAME: "default" });
     });
 
     it("is the only role that may re-encrypt, and only with the tenant in the encryption context", () => {
@@ -296,6 +394,303 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
       expect(METRIC_NAMESPACE).toBe(METRICS_NAMESPACE);
     });
   });
+
+  describe("Key policies", () => {
+    const account = "111111111111";
+    const root = `arn:aws:iam::${account}:root`;
+    const roleArn = (name: string) => `arn:aws:iam::${account}:role/${name}`;
+    const fnRole = (fn: "api" | "rotation" | "audit") => roleArn(`strongbox-${env}-${fn}`);
+    const administrators = [
+      roleArn(config.keyAdministratorRoleName),
+      roleArn(`cdk-hnb659fds-cfn-exec-role-${account}-us-east-1`),
+    ];
+    const keys = () => ({ ...keysOf(t().data), ...keysOf(t().monitoring) });
+    const key = (prefix: string) => {
+      const found = Object.entries(keys()).find(([id]) => id.startsWith(prefix));
+      expect(found).toBeDefined();
+      return found?.[1] as KeyStatement[];
+    };
+
+    it("gives no key CDK's default policy: the account root never gets kms:*, nor any use unconditionally", () => {
+      expect(Object.keys(keys())).toHaveLength(5);
+      for (const statements of Object.values(keys())) {
+        for (const s of statements.filter((s) => s.Effect === "Allow")) {
+          expect(actionsOf(s)).not.toContain("kms:*");
+          if (principalsOf(s).includes(root)) {
+            expect(s.Condition?.ArnEquals?.["aws:PrincipalArn"]).toBeDefined();
+          }
+        }
+      }
+    });
+
+    it("names the function roles by the names their stacks give them", () => {
+      for (const fn of ["api", "rotation", "audit"] as const) {
+        const role = onlyResource(t()[fn], "AWS::IAM::Role");
+        expect(role.Properties.RoleName).toBe(`strongbox-${env}-${fn}`);
+      }
+    });
+
+    it("lets the key administrator and CloudFormation administer every key, and use none", () => {
+      for (const pattern of KEY_ADMINISTRATION_ACTIONS) {
+        for (const use of KMS_USE_ACTIONS) expect(matches(pattern, use)).toBe(false);
+      }
+      for (const [id, statements] of Object.entries(keys())) {
+        const admin = statements.find((s) => s.Sid === "KeyAdministration");
+        expect(admin).toBeDefined();
+        expect(principalsOf(admin as Statement).sort()).toEqual([...administrators].sort());
+        expect(actionsOf(admin as Statement)).toEqual([...KEY_ADMINISTRATION_ACTIONS]);
+        for (const s of statements.filter((s) => s.Effect === "Allow" && s.Sid !== "KeyAdministration")) {
+          const byAdministrators = principalsOf(s).some((p) => administrators.includes(p));
+          if (!byAdministrators) continue;
+          // The one exception: writing a replacement bootstrap secret, which they can never read back.
+          expect(id).toMatch(/^BootstrapSecretKey/);
+          expect(actionsOf(s)).toEqual(["kms:GenerateDataKey", "kms:Encrypt"]);
+          expect(s.Condition).toEqual({
+            StringEquals: { "kms:ViaService": "secretsmanager.us-east-1.amazonaws.com" },
+          });
+        }
+      }
+    });
+
+    it("lets each service role use the KEK only for its own operations, and the audit role only describe it", () => {
+      const statements = key("Kek");
+      expect(useByRole(statements)).toEqual({
+        [fnRole("api")]: ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"],
+        [fnRole("rotation")]: [
+          "kms:Decrypt",
+          "kms:DescribeKey",
+          "kms:GenerateDataKey",
+          "kms:ReEncryptFrom",
+          "kms:ReEncryptTo",
+        ],
+        [fnRole("audit")]: ["kms:DescribeKey"],
+      });
+      const deny = statements.find((s) => s.Effect === "Deny");
+      expect(deny?.Condition).toEqual({ Null: { [TENANT_CONTEXT_CONDITION]: "true" } });
+      expect(principalsOf(deny as Statement)).toEqual(["*"]);
+    });
+
+    it("lets the three writers of audit records derive chain keys from the MAC key, and nothing else", () => {
+      expect(useByRole(key("AuditMacKey"))).toEqual({
+        [fnRole("api")]: ["kms:GenerateMac"],
+        [fnRole("rotation")]: ["kms:GenerateMac"],
+        [fnRole("audit")]: ["kms:GenerateMac"],
+      });
+    });
+
+    it("lets only DynamoDB use the table key, on this table's behalf", () => {
+      for (const s of key("TableKey").filter((s) => s.Sid !== "KeyAdministration")) {
+        expect(s.Effect).toBe("Allow");
+        expect(s.Condition?.StringEquals).toMatchObject({
+          "kms:ViaService": "dynamodb.us-east-1.amazonaws.com",
+          "kms:CallerAccount": account,
+        });
+        if (actionsOf(s).some((a) => a !== "kms:DescribeKey"))
+          expect(s.Condition?.StringEquals?.["kms:EncryptionContext:aws:dynamodb:tableName"]).toBe(
+            `strongbox-${env}`,
+          );
+      }
+    });
+
+    it("encrypts the bootstrap secret under its own key, which only the API role decrypts, through Secrets Manager", () => {
+      const secret = onlyResource(t().data, "AWS::SecretsManager::Secret");
+      expect(JSON.stringify(secret.Properties.KmsKeyId)).toContain("BootstrapSecretKey");
+      const statements = key("BootstrapSecretKey");
+      expect(useByRole(statements)).toEqual({ [fnRole("api")]: ["kms:Decrypt", "kms:DescribeKey"] });
+      const apiUse = statements.find((s) => principalsOf(s).includes(root));
+      expect(apiUse?.Condition?.StringEquals).toEqual({
+        "kms:ViaService": "secretsmanager.us-east-1.amazonaws.com",
+      });
+      const decrypters = statements.filter(
+        (s) => s.Effect === "Allow" && actionsOf(s).includes("kms:Decrypt"),
+      );
+      expect(decrypters).toEqual([apiUse]);
+    });
+
+    it("refuses the bootstrap secret's value to all but the API role, and changes to all but the administrators", () => {
+      const policy = onlyResource(t().data, "AWS::SecretsManager::ResourcePolicy");
+      expect(JSON.stringify(policy.Properties.SecretId)).toContain("BootstrapAdminToken");
+      const statements = resolved(policy.Properties.ResourcePolicy.Statement as KeyStatement[]);
+      const read = statements.find((s) => actionsOf(s).includes("secretsmanager:GetSecretValue"));
+      expect(read).toMatchObject({
+        Effect: "Deny",
+        Principal: { AWS: "*" },
+        Condition: { ArnNotEquals: { "aws:PrincipalArn": [fnRole("api")] } },
+      });
+      const change = statements.find((s) => actionsOf(s).includes("secretsmanager:PutSecretValue"));
+      expect(change).toMatchObject({
+        Effect: "Deny",
+        Principal: { AWS: "*" },
+        Condition: { ArnNotEquals: { "aws:PrincipalArn": administrators } },
+      });
+      expect(actionsOf(change as Statement)).toEqual(
+        expect.arrayContaining([
+          "secretsmanager:UpdateSecret",
+          "secretsmanager:PutResourcePolicy",
+          "secretsmanager:DeleteResourcePolicy",
+        ]),
+      );
+    });
+
+    it("gives the API role, and only it, decrypt on the secret's key, through Secrets Manager", () => {
+      const onSecretKey = (template: Template) =>
+        roleStatements(template).filter((s) => JSON.stringify(s.Resource).includes("BootstrapSecretKey"));
+      expect(onSecretKey(t().api).map((s) => [actionsOf(s), s.Condition])).toEqual([
+        [["kms:Decrypt"], { StringEquals: { "kms:ViaService": "secretsmanager.us-east-1.amazonaws.com" } }],
+      ]);
+      for (const other of [t().rotation, t().audit]) expect(onSecretKey(other)).toEqual([]);
+    });
+  });
+
+  describe("Table access", () => {
+    const writes = /^dynamodb:(PutItem|UpdateItem|DeleteItem|BatchWriteItem)$/;
+    const tableStatements = (template: Template) =>
+      roleStatements(template).filter((s) => actionsOf(s).some((a) => a.startsWith("dynamodb:")));
+    const writePatterns = (template: Template) => {
+      const statements = tableStatements(template).filter((s) => actionsOf(s).some((a) => writes.test(a)));
+      expect(statements.length).toBeGreaterThan(0);
+      for (const s of statements) {
+        expect(s.Condition?.Null).toEqual({ "dynamodb:LeadingKeys": "false" });
+        expect(Object.keys(s.Condition ?? {}).sort()).toEqual(["ForAllValues:StringLike", "Null"]);
+      }
+      return statements.flatMap(
+        (s) => s.Condition?.["ForAllValues:StringLike"]?.["dynamodb:LeadingKeys"] as string[],
+      );
+    };
+    const mayWrite = (template: Template, pk: string) => writePatterns(template).some((p) => matches(p, pk));
+
+    it("narrows every role's writes to the partitions it writes", () => {
+      expect(writePatterns(t().api).sort()).toEqual(["AUDIT#*", "META", "T#*", "TENANTS", "TOKEN#*"]);
+      expect(writePatterns(t().rotation).sort()).toEqual(["AUDIT#*", "META", "T#*", "TENANTS"]);
+      expect(writePatterns(t().audit)).toEqual(["AUDIT#*"]);
+    });
+
+    it("never lets the audit role write a token, a tenant or a checkpoint, nor the rotation role a token", () => {
+      const token = tokenKey("tok1").pk;
+      for (const pk of [token, tenantPartition("acme"), DIRECTORY_PARTITION, KEK_REGISTRY_KEY.pk])
+        expect(mayWrite(t().audit, pk)).toBe(false);
+      expect(mayWrite(t().audit, auditPartition("acme"))).toBe(true);
+      expect(mayWrite(t().rotation, token)).toBe(false);
+      expect(mayWrite(t().api, token)).toBe(true);
+    });
+
+    it("lets the audit role read only audit chains, tenant items and META", () => {
+      const reads = tableStatements(t().audit).filter((s) => !actionsOf(s).some((a) => writes.test(a)));
+      for (const s of reads) {
+        expect(s.Condition?.["ForAllValues:StringLike"]?.["dynamodb:LeadingKeys"]).toEqual([
+          "AUDIT#*",
+          "T#*",
+          "META",
+        ]);
+        expect(s.Condition?.Null).toEqual({ "dynamodb:LeadingKeys": "false" });
+      }
+      expect(reads.flatMap(actionsOf).sort()).toEqual([
+        "dynamodb:BatchGetItem",
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+      ]);
+    });
+
+    it("lets only the rotation role Scan, and only for the directory backfill's projection", () => {
+      const scans = (template: Template) =>
+        roleStatements(template).filter((s) => actionsOf(s).some((a) => /^dynamodb:(Scan|\*)/.test(a)));
+      for (const other of [t().api, t().audit, t().monitoring, t().data]) expect(scans(other)).toEqual([]);
+      expect(scans(t().rotation).map((s) => [actionsOf(s), s.Condition])).toEqual([
+        [
+          ["dynamodb:Scan"],
+          {
+            StringEqualsIfExists: { "dynamodb:Select": "SPECIFIC_ATTRIBUTES" },
+            "ForAllValues:StringEquals": { "dynamodb:Attributes": ["pk", "sk", "tenantId"] },
+            Null: { "dynamodb:Attributes": "false" },
+          },
+        ],
+      ]);
+    });
+  });
+
+  describe("Events", () => {
+    const variables = (template: Template) =>
+      onlyResource(template, "AWS::Lambda::Function").Properties.Environment.Variables as Record<
+        string,
+        unknown
+      >;
+    const busRef = () => Object.keys(t().data.findResources("AWS::Events::EventBus"))[0] as string;
+
+    it("has a bus of the stage's own, named for it", () => {
+      t().data.resourceCountIs("AWS::Events::EventBus", 1);
+      t().data.hasResourceProperties("AWS::Events::EventBus", { Name: `strongbox-${env}` });
+    });
+
+    it("hands the stage's bus to the API and rotation functions, each publishing under its own source only", () => {
+      for (const [fn, source] of [
+        ["api", "strongbox.api"],
+        ["rotation", "strongbox.rotation"],
+      ] as const) {
+        expect(JSON.stringify(variables(t()[fn]).EVENT_BUS_NAME)).toContain(`Ref${busRef()}`);
+        const puts = roleStatements(t()[fn]).filter((s) => actionsOf(s).some((a) => a.startsWith("events:")));
+        expect(puts).toHaveLength(1);
+        expect(actionsOf(puts[0] as Statement)).toEqual(["events:PutEvents"]);
+        expect(JSON.stringify(puts[0]?.Resource)).toContain(busRef());
+        expect(puts[0]?.Condition).toEqual({ StringEquals: { "events:source": source } });
+      }
+      expect(variables(t().audit).EVENT_BUS_NAME).toBeUndefined();
+      expect(
+        roleStatements(t().audit)
+          .flatMap(actionsOf)
+          .filter((a) => a.startsWith("events:")),
+      ).toEqual([]);
+      expect(EVENT_SOURCES.rotation).toBe(ROTATION_EVENT_SOURCE);
+    });
+
+    it("runs the rotation function on the API's re-wrap requests of this stage only, with retries and the DLQ", () => {
+      const rules = Object.values(
+        t().rotation.findResources("AWS::Events::Rule", { Properties: { EventBusName: Match.anyValue() } }),
+      ) as { Properties: Record<string, any> }[];
+      expect(rules).toHaveLength(1);
+      const rule = rules[0]?.Properties as Record<string, any>;
+      expect(JSON.stringify(rule.EventBusName)).toContain(`Ref${busRef()}`);
+      expect(rule.EventPattern).toEqual({
+        source: ["strongbox.api"],
+        "detail-type": [REWRAP_REQUESTED],
+        detail: { stage: [env] },
+      });
+      expect(rule.Targets).toHaveLength(1);
+      expect(rule.Targets[0]).toMatchObject({
+        Arn: { "Fn::GetAtt": [expect.stringMatching(/^RotationFunction/), "Arn"] },
+        RetryPolicy: { MaximumRetryAttempts: 2, MaximumEventAgeInSeconds: 7200 },
+        DeadLetterConfig: { Arn: { "Fn::GetAtt": [expect.stringMatching(/^DeadLetterQueue/), "Arn"] } },
+      });
+    });
+  });
+
+  describe("Concurrency", () => {
+    const fn = (template: Template) => onlyResource(template, "AWS::Lambda::Function").Properties;
+
+    it(`reserves ${config.reservedConcurrency.audit} audit and ${config.reservedConcurrency.rotation} rotation instances, and leaves the API unreserved`, () => {
+      expect(fn(t().audit).ReservedConcurrentExecutions).toBe(config.reservedConcurrency.audit);
+      expect(fn(t().rotation).ReservedConcurrentExecutions).toBe(config.reservedConcurrency.rotation);
+      expect(fn(t().api).ReservedConcurrentExecutions).toBeUndefined();
+    });
+
+    it("polls the audit queue with no more concurrency than is reserved, so throttling never dead-letters", () => {
+      t().audit.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
+        ScalingConfig: { MaximumConcurrency: config.reservedConcurrency.audit },
+      });
+    });
+  });
+});
+
+describe("the table's partitions", () => {
+  it("are named in infra as shared/storage/keys.ts lays them out", () => {
+    expect(matches(PARTITIONS.tenant, tenantPartition("acme"))).toBe(true);
+    expect(matches(PARTITIONS.token, tokenKey("tok1").pk)).toBe(true);
+    expect(matches(PARTITIONS.audit, auditPartition("_system"))).toBe(true);
+    expect(PARTITIONS.directory).toBe(DIRECTORY_PARTITION);
+    expect(PARTITIONS.meta).toBe(KEK_REGISTRY_KEY.pk);
+    // A tenant's pattern must not reach a token's partition, nor the directory's.
+    expect(matches(PARTITIONS.tenant, tokenKey("tok1").pk)).toBe(false);
+    expect(matches(PARTITIONS.tenant, DIRECTORY_PARTITION)).toBe(false);
+  });
 });
 
 describe("across stages", () => {
@@ -309,6 +704,18 @@ describe("across stages", () => {
       return alias;
     });
     expect(new Set(names).size).toBe(3);
+  });
+
+  it("gives every environment its own bus", () => {
+    const buses = ENVIRONMENT_NAMES.map(
+      (env) =>
+        (
+          Object.values(templates[env].data.findResources("AWS::Events::EventBus"))[0] as {
+            Properties: { Name: string };
+          }
+        ).Properties.Name,
+    );
+    expect(new Set(buses).size).toBe(3);
   });
 });
 
