@@ -1,20 +1,11 @@
-import { randomBytes } from "node:crypto";
 import { statSync } from "node:fs";
 import { FUNCTION_ENTRIES, type FunctionName } from "../infra/bundling.ts";
 import { bootstrapToken } from "../shared/crypto/tokens.ts";
-import {
-  type Bundle,
-  buildBundle,
-  invokeBundle,
-  loopbackFunctionEnv,
-  sdkImportMs,
-} from "../testing/bundles.ts";
+import { type Bundle, buildBundle, invokeBundle, sdkImportMs } from "../testing/bundles.ts";
 import { kmsCallEvent, sqsBatch } from "../testing/cloudtrail.ts";
-import { startStore } from "../testing/harness.ts";
 import { httpApiEvent } from "../testing/http-api-event.ts";
-import { initialKeyId, startKmsEndpoint } from "../testing/kms-endpoint.ts";
+import { startLoopbackStage } from "../testing/iam/loopback-stage.ts";
 import { scheduledEvent } from "../testing/scheduled-event.ts";
-import { startSecretsManagerEndpoint } from "../testing/secrets-manager-endpoint.ts";
 import { formatNumber, median, report, verdict } from "./support.ts";
 
 const RUNS = 7;
@@ -24,9 +15,10 @@ const TARGET_BUNDLE_BYTES = 1024 * 1024;
 /**
  * Each function's bundle as CDK builds it (infra/bundling.ts, the SDK bundled in), and
  * the API's cold start: a fresh Node process importing the bundle (which builds the runtime, reads the
- * bootstrap secret and checks the KEK) and answering its first authenticated secret read. Loopback
- * dynalite, KMS and Secrets Manager endpoints stand in for AWS, so network time is near zero and the
- * figure is the CPU cost of start-up; Node's own boot before the import is shown apart.
+ * bootstrap secret and checks the KEK) and answering its first authenticated secret read. Each function
+ * gets its dev template's environment; loopback dynalite, KMS and Secrets Manager endpoints stand in for
+ * AWS, reached straight (not through the IAM proxy), so network time is near zero and the figure is the
+ * CPU cost of start-up; Node's own boot before the import is shown apart.
  */
 export async function measureColdStart(): Promise<void> {
   report.section("coldstart: bundles as deployed (the SDK bundled in)");
@@ -49,27 +41,11 @@ export async function measureColdStart(): Promise<void> {
 
   const api = bundles.find((b) => b.name === "api")?.bundle;
   if (api === undefined) return;
-  const [store, kms, secrets] = await Promise.all([
-    startStore(),
-    startKmsEndpoint({ aliases: { "alias/strongbox-bench": initialKeyId(1) } }),
-    startSecretsManagerEndpoint(),
-  ]);
+  const stage = await startLoopbackStage("dev", { direct: true });
   try {
-    const secret = randomBytes(32).toString("hex");
-    const token = bootstrapToken(secret)?.token ?? "";
-    const env = {
-      ...loopbackFunctionEnv({
-        stage: "bench",
-        tableName: store.table.name,
-        dynamoEndpoint: store.dynamo.endpoint,
-        kms,
-        kmsKeyId: "alias/strongbox-bench",
-        macKeyArn: kms.createHmacKey(),
-        secrets,
-        bootstrapSecret: secret,
-      }),
-      POWERTOOLS_LOG_LEVEL: "WARN",
-    };
+    const token = bootstrapToken(stage.secretValue(stage.shape.secrets[0]?.arn ?? ""))?.token ?? "";
+    const quiet = { POWERTOOLS_LOG_LEVEL: "WARN" };
+    const env = stage.functionEnv("api", quiet);
     const headers = { authorization: `Bearer ${token}`, "content-type": "application/json" };
     const setup = await invokeBundle(api, env, [
       httpApiEvent("POST", "/v1/tenants", { headers, body: '{"tenantId":"bench"}' }),
@@ -81,11 +57,16 @@ export async function measureColdStart(): Promise<void> {
       headers: { ...headers, "x-audit-reason": "bench" },
     });
     // Each run a fresh process: import the bundle, then answer one event; the answer must be `ok`.
-    const coldRuns = async (bundle: Bundle, event: unknown, ok: (result: any) => boolean, extra = {}) => {
+    const coldRuns = async (
+      bundle: Bundle,
+      event: unknown,
+      ok: (result: any) => boolean,
+      extra: Record<string, string>,
+    ) => {
       const runs = [];
       for (let n = 0; n < RUNS; n++) {
         const started = performance.now();
-        const run = await invokeBundle(bundle, { ...env, ...extra }, [event]);
+        const run = await invokeBundle(bundle, extra, [event]);
         const wallMs = performance.now() - started;
         if (!ok(run.results[0]))
           throw new Error(`cold run answered ${JSON.stringify(run.results[0]).slice(0, 200)}`);
@@ -93,7 +74,7 @@ export async function measureColdStart(): Promise<void> {
       }
       return runs;
     };
-    const coldReads = (bundle: Bundle) => coldRuns(bundle, read, (r) => r?.statusCode === 200);
+    const coldReads = (bundle: Bundle) => coldRuns(bundle, read, (r) => r?.statusCode === 200, env);
 
     const runs = await coldReads(api);
     const first = median(runs.map((r) => r.firstMs));
@@ -132,9 +113,9 @@ export async function measureColdStart(): Promise<void> {
     const others = [
       {
         name: "rotation",
-        event: scheduledEvent("arn:aws:events:us-east-1:111122223333:rule/bench"),
+        event: scheduledEvent("arn:aws:events:us-east-1:111111111111:rule/bench"),
         ok: (r: any) => r?.outOfTime === false,
-        extra: {},
+        extra: stage.functionEnv("rotation", quiet),
       },
       {
         name: "audit",
@@ -142,17 +123,14 @@ export async function measureColdStart(): Promise<void> {
           JSON.stringify(
             kmsCallEvent({
               eventName: "Decrypt",
-              keyArn: kms.keyArn("alias/strongbox-bench"),
+              keyArn: stage.kms.keyArn("alias/strongbox-dev"),
               caller: { user: "ops" },
               tenant: "bench",
             }),
           ),
         ),
         ok: (r: any) => Array.isArray(r?.batchItemFailures) && r.batchItemFailures.length === 0,
-        extra: {
-          WATCHED_KMS_KEY_ARNS: kms.keyArn("alias/strongbox-bench"),
-          SERVICE_ROLE_ARNS: "arn:aws:iam::111122223333:role/strongbox-bench-api",
-        },
+        extra: stage.functionEnv("audit", quiet),
       },
     ] as const;
     for (const { name, event, ok, extra } of others) {
@@ -173,6 +151,6 @@ export async function measureColdStart(): Promise<void> {
       );
     }
   } finally {
-    await Promise.all([store.dynamo.close(), kms.close(), secrets.close()]);
+    await stage.close();
   }
 }

@@ -1,13 +1,10 @@
 import { execFile, spawn } from "node:child_process";
-import { mkdirSync, statSync } from "node:fs";
+import { mkdirSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { build } from "esbuild";
 import { esbuildOptions, FUNCTION_ENTRIES, type FunctionName } from "../infra/bundling.ts";
-import { DUMMY_CREDENTIALS } from "./harness.ts";
-import type { KmsEndpoint } from "./kms-endpoint.ts";
-import type { SecretsManagerEndpoint } from "./secrets-manager-endpoint.ts";
 
 const root = resolve(import.meta.dirname, "..");
 const execFileAsync = promisify(execFile);
@@ -44,7 +41,15 @@ export async function buildBundle(
     ...deployed,
     ...(options.sdkExternal ? { external: ["@aws-sdk/*"] } : {}),
     metafile: true,
+    write: false,
   });
+  // Test files build the same bundle in parallel: each output is written aside and renamed into
+  // place, so a process importing it never reads a half-written file.
+  for (const output of result.outputFiles ?? []) {
+    const aside = `${output.path}.${process.pid}.${Math.random().toString(36).slice(2)}`;
+    writeFileSync(aside, output.contents);
+    renameSync(aside, output.path);
+  }
   const file = join(dir, "index.mjs");
   const inputs = Object.entries(result.metafile.outputs).find(([path]) => path.endsWith("index.mjs"))?.[1]
     .inputs;
@@ -133,38 +138,4 @@ export function invokeBundle(
     });
     child.stdin.end(JSON.stringify(events));
   });
-}
-
-/**
- * The environment the stacks give a deployed API function, with loopback stand-ins for DynamoDB, KMS
- * and Secrets Manager; the bootstrap token's secret half is stored in the Secrets Manager stand-in.
- */
-export function loopbackFunctionEnv(options: {
-  readonly stage: string;
-  readonly tableName: string;
-  readonly dynamoEndpoint: string;
-  readonly kms: KmsEndpoint;
-  readonly kmsKeyId: string;
-  readonly macKeyArn: string;
-  readonly secrets: SecretsManagerEndpoint;
-  readonly bootstrapSecret: string;
-}): Record<string, string> {
-  return {
-    TABLE_NAME: options.tableName,
-    DYNAMODB_ENDPOINT: options.dynamoEndpoint,
-    KMS_KEY_ID: options.kmsKeyId,
-    KMS_ENDPOINT: options.kms.endpoint,
-    AUDIT_MAC_KEY_ID: options.macKeyArn,
-    BOOTSTRAP_TOKEN_SECRET_ARN: options.secrets.putSecret(
-      `strongbox/${options.stage}/bootstrap-admin-token`,
-      options.bootstrapSecret,
-    ),
-    SECRETS_MANAGER_ENDPOINT: options.secrets.endpoint,
-    AWS_REGION: "us-east-1",
-    AWS_ACCESS_KEY_ID: DUMMY_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: DUMMY_CREDENTIALS.secretAccessKey,
-    AWS_EC2_METADATA_DISABLED: "true",
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
-    NODE_ENV: "production",
-  };
 }

@@ -12,13 +12,13 @@ export const REGION = "us-east-1";
 export type Caller = { readonly role: string; readonly session: string } | { readonly user: string };
 
 /** `userIdentity` for an assumed-role session (as Lambda functions call) or an IAM user. */
-function userIdentity(caller: Caller): Record<string, unknown> {
+function userIdentity(caller: Caller, account: string): Record<string, unknown> {
   if ("user" in caller) {
     return {
       type: "IAMUser",
       principalId: "AIDAEXAMPLEUSERID",
-      arn: `arn:aws:iam::${ACCOUNT}:user/${caller.user}`,
-      accountId: ACCOUNT,
+      arn: `arn:aws:iam::${account}:user/${caller.user}`,
+      accountId: account,
       accessKeyId: "AKIAEXAMPLEKEYID",
       userName: caller.user,
     };
@@ -27,15 +27,15 @@ function userIdentity(caller: Caller): Record<string, unknown> {
   return {
     type: "AssumedRole",
     principalId: `AROAEXAMPLEROLEID:${caller.session}`,
-    arn: `arn:aws:sts::${ACCOUNT}:assumed-role/${roleName}/${caller.session}`,
-    accountId: ACCOUNT,
+    arn: `arn:aws:sts::${account}:assumed-role/${roleName}/${caller.session}`,
+    accountId: account,
     accessKeyId: "ASIAEXAMPLEKEYID",
     sessionContext: {
       sessionIssuer: {
         type: "Role",
         principalId: "AROAEXAMPLEROLEID",
         arn: caller.role,
-        accountId: ACCOUNT,
+        accountId: account,
         userName: roleName,
       },
       attributes: { creationDate: "2026-11-23T08:00:00Z", mfaAuthenticated: "false" },
@@ -53,18 +53,20 @@ export function kmsCallEvent(options: {
   readonly errorCode?: string;
 }): Record<string, unknown> {
   const eventTime = new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
+  // The account of the key, so that a stage's key ARNs give events of that stage's account.
+  const account = options.keyArn.split(":")[4] || ACCOUNT;
   return {
     version: "0",
     id: randomUUID(),
     "detail-type": "AWS API Call via CloudTrail",
     source: "aws.kms",
-    account: ACCOUNT,
+    account,
     time: eventTime,
     region: REGION,
     resources: [],
     detail: {
       eventVersion: "1.11",
-      userIdentity: userIdentity(options.caller),
+      userIdentity: userIdentity(options.caller, account),
       eventTime,
       eventSource: "kms.amazonaws.com",
       eventName: options.eventName,
@@ -84,10 +86,10 @@ export function kmsCallEvent(options: {
       requestID: randomUUID(),
       eventID: randomUUID(),
       readOnly: options.eventName === "Decrypt" || options.eventName.startsWith("Generate"),
-      resources: [{ accountId: ACCOUNT, type: "AWS::KMS::Key", ARN: options.keyArn }],
+      resources: [{ accountId: account, type: "AWS::KMS::Key", ARN: options.keyArn }],
       eventType: "AwsApiCall",
       managementEvent: true,
-      recipientAccountId: ACCOUNT,
+      recipientAccountId: account,
       eventCategory: "Management",
     },
   };

@@ -24,6 +24,12 @@ export interface KmsEndpointOptions {
   readonly keys?: number;
   /** Alias name (`alias/...`) to key id or key ARN. */
   readonly aliases?: Record<string, string>;
+  /** Keys that exist at start under the ARNs a deployment gives them (the IAM contract's stage). */
+  readonly at?: readonly {
+    readonly arn: string;
+    readonly usage?: "ENCRYPT_DECRYPT" | "GENERATE_VERIFY_MAC";
+    readonly aliases?: readonly string[];
+  }[];
 }
 
 export interface KmsEndpoint {
@@ -35,6 +41,8 @@ export interface KmsEndpoint {
   createKey(): string;
   /** Creates a fresh HMAC_256 key (usage GENERATE_VERIFY_MAC) and returns its ARN. */
   createHmacKey(): string;
+  /** Creates a fresh key under the ARN a deployment gives it. */
+  addKey(arn: string, usage?: "ENCRYPT_DECRYPT" | "GENERATE_VERIFY_MAC"): string;
   /** Requests received per operation, failed ones included. */
   readonly calls: Record<string, number>;
   totalCalls(): number;
@@ -64,6 +72,16 @@ class KmsError extends Error {
   }
 }
 
+/**
+ * The id of the key a ciphertext blob of this endpoint names, as KMS reads the key from the blob's
+ * metadata when Decrypt or ReEncrypt is given no key id; undefined when the blob is not one of ours.
+ */
+export function ciphertextKeyId(blob: string): string | undefined {
+  const bytes = Buffer.from(blob, "base64");
+  const length = bytes[0] ?? 0;
+  return length === 0 || bytes.length < 1 + length ? undefined : bytes.subarray(1, 1 + length).toString();
+}
+
 /** Deterministic so that `aliases` can point at the initial keys before the endpoint exists. */
 export function initialKeyId(n: number): string {
   return `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`;
@@ -76,10 +94,14 @@ export async function startKmsEndpoint(options: KmsEndpointOptions = {}): Promis
   const failures: { operation: string; errorType: string; remaining: number }[] = [];
   let latencyMs = 0;
 
-  const addKey = (id: string, usage: Key["usage"] = "ENCRYPT_DECRYPT"): Key => {
+  const addKey = (
+    id: string,
+    usage: Key["usage"] = "ENCRYPT_DECRYPT",
+    arn = `arn:aws:kms:${REGION}:${ACCOUNT}:key/${id}`,
+  ): Key => {
     const key = {
       id,
-      arn: `arn:aws:kms:${REGION}:${ACCOUNT}:key/${id}`,
+      arn,
       material: randomBytes(32),
       created: Math.floor(Date.now() / 1000),
       usage,
@@ -89,8 +111,8 @@ export async function startKmsEndpoint(options: KmsEndpointOptions = {}): Promis
   };
 
   const findKey = (ref: string): Key | undefined => {
-    const aliasPrefix = `arn:aws:kms:${REGION}:${ACCOUNT}:`;
-    const local = ref.startsWith(aliasPrefix) ? ref.slice(aliasPrefix.length) : ref;
+    // Any region and account: keys made with `at` carry the deployment's.
+    const local = ref.replace(/^arn:[^:]+:kms:[^:]*:[^:]*:/, "");
     if (local.startsWith("alias/")) {
       const target = aliases.get(local);
       return target === undefined ? undefined : keys.get(target);
@@ -109,6 +131,10 @@ export async function startKmsEndpoint(options: KmsEndpointOptions = {}): Promis
   };
 
   for (let n = 1; n <= (options.keys ?? 1); n++) addKey(initialKeyId(n));
+  for (const key of options.at ?? []) {
+    const added = addKey(key.arn.slice(key.arn.lastIndexOf("/") + 1), key.usage, key.arn);
+    for (const alias of key.aliases ?? []) aliases.set(alias, added.id);
+  }
   for (const [alias, target] of Object.entries(options.aliases ?? {})) {
     const key = findKey(target);
     if (key === undefined) throw new Error(`alias ${alias} points at unknown key ${target}`);
@@ -293,6 +319,7 @@ export async function startKmsEndpoint(options: KmsEndpointOptions = {}): Promis
     },
     createKey: () => addKey(randomUUID()).arn,
     createHmacKey: () => addKey(randomUUID(), "GENERATE_VERIFY_MAC").arn,
+    addKey: (arn, usage) => addKey(arn.slice(arn.lastIndexOf("/") + 1), usage, arn).arn,
     totalCalls: () => Object.values(calls).reduce((sum, n) => sum + n, 0),
     resetCalls() {
       // In place, so a test holding `calls` sees the reset.

@@ -13,8 +13,8 @@ import type { AddressInfo } from "node:net";
 export interface SecretsManagerEndpoint {
   /** `http://127.0.0.1:PORT`, for `SECRETS_MANAGER_ENDPOINT`. */
   readonly endpoint: string;
-  /** Stores a secret string under an ARN built from `name`, and returns that ARN. */
-  putSecret(name: string, value: string): string;
+  /** Stores a secret string under an ARN built from `name` (or under `arn`), and returns that ARN. */
+  putSecret(name: string, value: string, arn?: string): string;
   /** Requests received per operation. */
   readonly calls: Record<string, number>;
   /** The next `count` calls fail with this error type (e.g. `AccessDeniedException`). */
@@ -46,12 +46,17 @@ export async function startSecretsManagerEndpoint(): Promise<SecretsManagerEndpo
       return fail(res, "InvalidRequestException", `${operation} is not faked`);
     }
     const body = JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}") as { SecretId?: unknown };
-    const secret = typeof body.SecretId === "string" ? secrets.get(body.SecretId) : undefined;
+    // As Secrets Manager does, a secret can be named by its ARN or by its name.
+    const found =
+      typeof body.SecretId === "string"
+        ? [...secrets].find(([arn, s]) => arn === body.SecretId || s.name === body.SecretId)
+        : undefined;
+    const [arn, secret] = found ?? [];
     if (secret === undefined) {
       return fail(res, "ResourceNotFoundException", "Secrets Manager can't find the specified secret.");
     }
     respond(res, 200, {
-      ARN: body.SecretId,
+      ARN: arn,
       Name: secret.name,
       SecretString: secret.value,
       VersionId: secret.versionId,
@@ -68,8 +73,11 @@ export async function startSecretsManagerEndpoint(): Promise<SecretsManagerEndpo
   return {
     endpoint: `http://127.0.0.1:${port}`,
     calls,
-    putSecret(name, value) {
-      const arn = `arn:aws:secretsmanager:us-east-1:111122223333:secret:${name}-${randomUUID().slice(0, 6)}`;
+    putSecret(
+      name,
+      value,
+      arn = `arn:aws:secretsmanager:us-east-1:111122223333:secret:${name}-${randomUUID().slice(0, 6)}`,
+    ) {
       secrets.set(arn, { name, value, versionId: randomUUID() });
       return arn;
     },

@@ -65,7 +65,8 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
         logger.error("request failed", {
           requestId: c.get("requestId"),
           code: error.code,
-          message: error.message,
+          // Not `message`: the logger reserves that key for its own and drops what is passed under it.
+          detail: error.message,
         });
       }
       return errorResponse(c, error.status as ContentfulStatusCode, error.code, error.message);

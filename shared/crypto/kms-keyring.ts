@@ -43,7 +43,7 @@ export class KmsKeyring implements Keyring {
   }
 
   async generateDataKey(context: DataKeyContext): Promise<GeneratedDataKey> {
-    const result = await this.#call(() =>
+    const result = await this.#call("GenerateDataKey", () =>
       this.#client.send(
         new GenerateDataKeyCommand({
           KeyId: this.activeKekId,
@@ -64,6 +64,7 @@ export class KmsKeyring implements Keyring {
   async unwrap(wrapped: WrappedKey, context: DataKeyContext): Promise<Uint8Array> {
     await this.#assertConfigured(wrapped, context);
     const result = await this.#call(
+      "Decrypt",
       () =>
         this.#client.send(
           new DecryptCommand({
@@ -84,6 +85,7 @@ export class KmsKeyring implements Keyring {
   async rewrap(wrapped: WrappedKey, context: DataKeyContext): Promise<WrappedKey> {
     await this.#assertConfigured(wrapped, context);
     const result = await this.#call(
+      "ReEncrypt",
       () =>
         this.#client.send(
           new ReEncryptCommand({
@@ -117,7 +119,9 @@ export class KmsKeyring implements Keyring {
   #configuredArns(): Promise<ReadonlySet<string>> {
     this.#resolvedArns ??= Promise.all(
       this.kekIds.map(async (keyId) => {
-        const described = await this.#call(() => this.#client.send(new DescribeKeyCommand({ KeyId: keyId })));
+        const described = await this.#call("DescribeKey", () =>
+          this.#client.send(new DescribeKeyCommand({ KeyId: keyId })),
+        );
         const arn = described.KeyMetadata?.Arn;
         if (arn === undefined) throw new KeyringUnavailableError(`KMS could not describe key ${keyId}`);
         return arn;
@@ -130,7 +134,16 @@ export class KmsKeyring implements Keyring {
     return this.#resolvedArns;
   }
 
-  async #call<T>(send: () => Promise<T>, context?: DataKeyContext, wrapped?: WrappedKey): Promise<T> {
+  /**
+   * SDK errors become the keyring's typed errors; the message names the operation and the error (an
+   * AccessDeniedException names which grant is missing) and never the request or the key material.
+   */
+  async #call<T>(
+    operation: string,
+    send: () => Promise<T>,
+    context?: DataKeyContext,
+    wrapped?: WrappedKey,
+  ): Promise<T> {
     try {
       return await send();
     } catch (error) {
@@ -147,7 +160,7 @@ export class KmsKeyring implements Keyring {
         }
       }
       const name = error instanceof Error ? error.name : "unknown error";
-      throw new KeyringUnavailableError(`KMS call failed: ${name}`, { cause: error });
+      throw new KeyringUnavailableError(`KMS ${operation} failed: ${name}`, { cause: error });
     }
   }
 }

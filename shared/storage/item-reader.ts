@@ -58,6 +58,7 @@ export class ItemReader {
   async #load(keys: Key[]): Promise<Map<string, Item>> {
     const unique = [...new Map(keys.map((key) => [keyId(key), key])).values()];
     const found = new Map<string, Item>();
+    const operation = unique.length === 1 ? "GetItem" : "BatchGetItem";
     try {
       if (unique.length === 1) {
         const [key] = unique as [Key];
@@ -84,7 +85,8 @@ export class ItemReader {
       return found;
     } catch (error) {
       const name = error instanceof Error ? error.name : "unknown error";
-      throw new StoreUnavailableError(`DynamoDB read failed: ${name}`, { cause: error });
+      // The operation and the error's name (AccessDeniedException names a missing grant), never the keys.
+      throw new StoreUnavailableError(`DynamoDB ${operation} failed: ${name}`, { cause: error });
     }
   }
 }

@@ -5,58 +5,35 @@ import { App } from "aws-cdk-lib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../../infra/build.ts";
 import { bootstrapToken } from "../../shared/crypto/tokens.ts";
-import {
-  type Bundle,
-  buildBundle,
-  type Invocation,
-  invokeBundle,
-  loopbackFunctionEnv,
-} from "../../testing/bundles.ts";
+import { type Bundle, buildBundle, type Invocation, invokeBundle } from "../../testing/bundles.ts";
 import { kmsCallEvent, sqsBatch } from "../../testing/cloudtrail.ts";
-import { startStore } from "../../testing/harness.ts";
 import { httpApiEvent } from "../../testing/http-api-event.ts";
-import { type KmsEndpoint, startKmsEndpoint } from "../../testing/kms-endpoint.ts";
+import { type LoopbackStage, startLoopbackStage } from "../../testing/iam/loopback-stage.ts";
 import { scheduledEvent } from "../../testing/scheduled-event.ts";
-import {
-  type SecretsManagerEndpoint,
-  startSecretsManagerEndpoint,
-} from "../../testing/secrets-manager-endpoint.ts";
 
 // The artifact API Gateway invokes is the bundle, not the TypeScript: build it as CDK does, load it in a
 // fresh Node process, and drive it with HTTP API (payload 2.0) events against dynalite, the KMS-protocol
 // endpoint and the Secrets Manager-protocol endpoint, all on loopback through the real SDK clients.
+// Each function gets the environment its dev template gives it (a renamed variable breaks these tests),
+// and every AWS call goes through the IAM proxy, which records it; the IAM contract test
+// (iam-contract.test.ts) is where the calls are held to zero denies.
 
 let bundle: Bundle;
-let store: Awaited<ReturnType<typeof startStore>>;
-let kms: KmsEndpoint;
-let secrets: SecretsManagerEndpoint;
+let stage: LoopbackStage;
 let env: Record<string, string>;
-let macKeyArn: string;
-const bootstrapSecret = randomBytes(32).toString("hex");
-const admin = bootstrapToken(bootstrapSecret)?.token ?? "";
+let bootstrapSecret: string;
+let admin: string;
 const canary = `CANARY-${randomBytes(12).toString("hex")}`;
 
 beforeAll(async () => {
-  [bundle, store, kms, secrets] = await Promise.all([
-    buildBundle("api"),
-    startStore(),
-    startKmsEndpoint({ aliases: { "alias/strongbox-dev": "00000000-0000-4000-8000-000000000001" } }),
-    startSecretsManagerEndpoint(),
-  ]);
-  macKeyArn = kms.createHmacKey();
-  env = loopbackFunctionEnv({
-    stage: "dev",
-    tableName: store.table.name,
-    dynamoEndpoint: store.dynamo.endpoint,
-    kms,
-    kmsKeyId: "alias/strongbox-dev",
-    macKeyArn,
-    secrets,
-    bootstrapSecret,
-  });
+  [bundle, stage] = await Promise.all([buildBundle("api"), startLoopbackStage("dev", { mode: "record" })]);
+  const [secret] = stage.shape.secrets;
+  bootstrapSecret = stage.secretValue(secret?.arn ?? "");
+  admin = bootstrapToken(bootstrapSecret)?.token ?? "";
+  env = stage.functionEnv("api");
 }, 60_000);
 afterAll(async () => {
-  await Promise.all([store.dynamo.close(), kms.close(), secrets.close()]);
+  await stage.close();
 });
 
 const json = { "content-type": "application/json" };
@@ -118,7 +95,7 @@ describe("the bundled API function", () => {
   });
 
   it("used KMS for the tenant's DEK, and logged neither the value nor the token", () => {
-    expect(kms.calls.GenerateDataKey).toBeGreaterThan(0);
+    expect(stage.kms.calls.GenerateDataKey).toBeGreaterThan(0);
     expect(run.logs).not.toContain(canary);
     expect(run.logs).not.toContain(bootstrapSecret);
   });
@@ -135,37 +112,29 @@ describe("the bundled audit function", () => {
   let run: Invocation;
   let trail: any;
   beforeAll(async () => {
-    const kekArn = kms.keyArn("alias/strongbox-dev");
+    const kekArn = stage.kms.keyArn("alias/strongbox-dev");
     const audit = await buildBundle("audit");
-    run = await invokeBundle(
-      audit,
-      {
-        ...env,
-        WATCHED_KMS_KEY_ARNS: `${kekArn},${macKeyArn}`,
-        SERVICE_ROLE_ARNS: "arn:aws:iam::111122223333:role/strongbox-dev-api",
-      },
-      [
-        sqsBatch(
-          JSON.stringify(
-            kmsCallEvent({
-              eventName: "Decrypt",
-              keyArn: kekArn,
-              caller: { role: "arn:aws:iam::111122223333:role/strongbox-dev-api", session: "api" },
-              tenant: "acme",
-            }),
-          ),
-          JSON.stringify(
-            kmsCallEvent({
-              eventName: "Decrypt",
-              keyArn: kekArn,
-              caller: { user: "mallory" },
-              tenant: "acme",
-            }),
-          ),
-          `{"source":"aws.kms","detail":${canary}`,
+    run = await invokeBundle(audit, stage.functionEnv("audit"), [
+      sqsBatch(
+        JSON.stringify(
+          kmsCallEvent({
+            eventName: "Decrypt",
+            keyArn: kekArn,
+            caller: { role: stage.shape.functions.api.roleArn, session: "api" },
+            tenant: "acme",
+          }),
         ),
-      ],
-    );
+        JSON.stringify(
+          kmsCallEvent({
+            eventName: "Decrypt",
+            keyArn: kekArn,
+            caller: { user: "mallory" },
+            tenant: "acme",
+          }),
+        ),
+        `{"source":"aws.kms","detail":${canary}`,
+      ),
+    ]);
     const read = await invokeBundle(bundle, env, [
       httpApiEvent("GET", "/v1/tenants/acme/audit", { headers: auth(admin), query: "limit=50" }),
     ]);
@@ -177,14 +146,14 @@ describe("the bundled audit function", () => {
   it("records CloudTrail's KMS calls from an SQS batch and returns no batch item failure", () => {
     expect(run.results[0]).toEqual({ batchItemFailures: [] });
     expect(kmsCalls()).toHaveLength(2);
-    const service = kmsCalls().find((e) => e.actor === "arn:aws:iam::111122223333:role/strongbox-dev-api");
+    const service = kmsCalls().find((e) => e.actor === stage.shape.functions.api.roleArn);
     expect(service?.severity).toBeUndefined();
   });
 
   it("flags a call by a principal that is not one of the service's roles", () => {
-    const mallory = kmsCalls().find((e) => e.actor === "arn:aws:iam::111122223333:user/mallory");
+    const mallory = kmsCalls().find((e) => e.actor === "arn:aws:iam::111111111111:user/mallory");
     expect(mallory).toMatchObject({ severity: "high", tenantId: "acme" });
-    expect(mallory?.detail).toContain("anomaly: Decrypt by arn:aws:iam::111122223333:user/mallory");
+    expect(mallory?.detail).toContain("anomaly: Decrypt by arn:aws:iam::111111111111:user/mallory");
     expect(run.logs).toMatch(/"KmsAnomalies":1/);
   });
 
@@ -206,8 +175,8 @@ describe("the bundled rotation function", () => {
       }),
     ]);
     expect(queued.results[0].statusCode).toBeLessThan(300);
-    run = await invokeBundle(rotation, env, [
-      scheduledEvent("arn:aws:events:us-east-1:111122223333:rule/strongbox-dev-rotation-Schedule"),
+    run = await invokeBundle(rotation, stage.functionEnv("rotation"), [
+      scheduledEvent("arn:aws:events:us-east-1:111111111111:rule/strongbox-dev-rotation-Schedule"),
       { source: "aws.s3", "detail-type": "Object Created", detail: {} },
     ]);
     after = await invokeBundle(bundle, env, [
@@ -234,6 +203,16 @@ describe("the bundled rotation function", () => {
     expect(JSON.parse(after.results[0].body).value).toBe(canary);
     expect(run.logs).not.toContain(canary);
     expect(run.logs).not.toContain(bootstrapSecret);
+  });
+});
+
+describe("the functions' AWS calls", () => {
+  it("went through the IAM proxy, each function signing as its own role", () => {
+    const principals = new Set(stage.proxy.calls.map((call) => call.principal));
+    expect([...principals].sort()).toEqual(["api", "audit", "rotation"]);
+    expect(
+      stage.proxy.calls.some((c) => c.principal === "api" && c.action === "secretsmanager:GetSecretValue"),
+    ).toBe(true);
   });
 });
 

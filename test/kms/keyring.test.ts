@@ -187,7 +187,7 @@ describe("KmsKeyring over the KMS JSON protocol", () => {
     const error = await rejection(ring.unwrap(generated.wrapped, tenantA));
 
     expect(error).toBeInstanceOf(KeyringUnavailableError);
-    expect((error as KeyringUnavailableError).message).toBe("KMS call failed: KMSInternalException");
+    expect((error as KeyringUnavailableError).message).toBe("KMS Decrypt failed: KMSInternalException");
     expect((error as KeyringUnavailableError).cause).toBeInstanceOf(KMSInternalException);
     const rendered = `${String(error)} ${(error as Error).stack ?? ""}`;
     for (const secret of material) expect(rendered).not.toContain(secret);
@@ -199,7 +199,9 @@ describe("KmsKeyring over the KMS JSON protocol", () => {
     const error = await rejection(keyring(ALIAS).generateDataKey(tenantA));
 
     expect(error).toBeInstanceOf(KeyringUnavailableError);
-    expect((error as KeyringUnavailableError).message).toBe("KMS call failed: ThrottlingException");
+    expect((error as KeyringUnavailableError).message).toBe(
+      "KMS GenerateDataKey failed: ThrottlingException",
+    );
   });
 
   it("probe resolves aliases via DescribeKey once", async () => {

@@ -1,0 +1,643 @@
+import { randomBytes } from "node:crypto";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { DynamoDBClient, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { DecryptCommand, GenerateMacCommand, KMSClient, ReEncryptCommand } from "@aws-sdk/client-kms";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bootstrapToken } from "../../shared/crypto/tokens.ts";
+import { type Bundle, buildBundle, type Invocation, invokeBundle } from "../../testing/bundles.ts";
+import { kmsCallEvent, sqsBatch } from "../../testing/cloudtrail.ts";
+import { httpApiEvent } from "../../testing/http-api-event.ts";
+import { callTable } from "../../testing/iam/call-table.ts";
+import { deliveriesFor } from "../../testing/iam/deliveries.ts";
+import type { DeployedKey, NamedPolicy } from "../../testing/iam/deployed-shape.ts";
+import type { Principal, RecordedCall } from "../../testing/iam/iam-contract.ts";
+import {
+  addKeyLike,
+  addPrincipal,
+  type LoopbackStage,
+  startLoopbackStage,
+} from "../../testing/iam/loopback-stage.ts";
+import { scheduledEvent } from "../../testing/scheduled-event.ts";
+
+// The IAM contract: the bundled functions run end to end against the dev stage's AWS on loopback, every
+// AWS call passes the IAM proxy, which decides it with @cloud-copilot/iam-simulate against the policies
+// of the synthesized templates (each function's role policies, the key policies, any resource policy),
+// and answers a denied call as AWS would. Each function's environment is its template's.
+//
+// The call table of a run is written to node_modules/.cache/strongbox-iam/calls-dev.md; with
+// IAM_CALL_TABLE=1 it is printed too. IAM_CONTRACT_MODE=record lets denied calls through (recorded
+// still), to list every deny a flow would meet rather than the first one per request.
+
+const MODE = process.env.IAM_CONTRACT_MODE === "record" ? "record" : "enforce";
+const ROOT = resolve(import.meta.dirname, "..", "..");
+
+let stage: LoopbackStage;
+let bundles: Record<"api" | "rotation" | "audit", Bundle>;
+let admin: string;
+let bootstrapSecret: string;
+let kek: DeployedKey;
+let macKey: DeployedKey;
+let previousKek: DeployedKey;
+const canary = `CANARY-${randomBytes(12).toString("hex")}`;
+const json = { "content-type": "application/json" };
+const auth = (token: string) => ({ authorization: `Bearer ${token}` });
+const adminJson = () => ({ ...json, ...auth(admin) });
+const reading = (token: string) => ({ ...auth(token), "x-audit-reason": "iam contract" });
+
+/** What each flow step answered, by name. */
+const answers = new Map<string, any>();
+const runs: Invocation[] = [];
+/** The calls of the end-to-end flows (the negative cases are recorded apart). */
+let flowCalls: RecordedCall[] = [];
+
+async function invoke(
+  fn: "api" | "rotation" | "audit",
+  env: Record<string, string>,
+  steps: readonly (readonly [string, unknown])[],
+): Promise<void> {
+  try {
+    const run = await invokeBundle(
+      bundles[fn],
+      env,
+      steps.map(([, event]) => event),
+    );
+    runs.push(run);
+    for (const [n, [name]] of steps.entries()) answers.set(name, run.results[n]);
+  } catch (error) {
+    // A handler that throws ends its process, as Lambda reports an invocation error: every step of it
+    // is answered with the error, so the later flows still run and each assertion names its step.
+    const failed = {
+      processFailed: String((error as Error).message)
+        .split("\n")[0]
+        ?.slice(0, 400),
+    };
+    for (const [name] of steps) answers.set(name, failed);
+  }
+}
+
+const api = (method: string, path: string, options: Parameters<typeof httpApiEvent>[2] = {}) =>
+  httpApiEvent(method, path, options);
+const body = (name: string) => JSON.parse(answers.get(name)?.body ?? "null");
+
+beforeAll(async () => {
+  const [api_, rotation, audit] = await Promise.all([
+    buildBundle("api"),
+    buildBundle("rotation"),
+    buildBundle("audit"),
+  ]);
+  bundles = { api: api_, rotation, audit };
+  stage = await startLoopbackStage("dev", { mode: MODE });
+  const { functions, secrets } = stage.shape;
+  bootstrapSecret = stage.secretValue(secrets[0]?.arn ?? "");
+  admin = bootstrapToken(bootstrapSecret)?.token ?? "";
+  // The keys the functions are configured with, as their template names them.
+  const keyNamed = (arn: string | undefined) => {
+    const key = stage.contract.keys.find((k) => k.arn === arn);
+    if (key === undefined) throw new Error(`the template names a key the stage does not create: ${arn}`);
+    return key;
+  };
+  kek = keyNamed(functions.api.environment.KMS_KEY_ID);
+  macKey = keyNamed(functions.api.environment.AUDIT_MAC_KEY_ID);
+  // A KEK re-wrap needs DEKs under a KEK other than the active one; the stage holds one KEK, so the
+  // flows start from a stage whose KEK was just replaced (see addKeyLike).
+  previousKek = addKeyLike(stage, kek, "PreviousKek");
+  const migrated = { KMS_KEY_ID_PREVIOUS: previousKek.arn };
+  const env = (fn: "api" | "rotation" | "audit") => stage.functionEnv(fn, migrated);
+
+  // Before the KEK moved: a tenant whose DEK is wrapped by the previous KEK.
+  await invoke("api", { ...stage.functionEnv("api"), KMS_KEY_ID: previousKek.arn }, [
+    [
+      "legacy: create tenant",
+      api("POST", "/v1/tenants", { headers: adminJson(), body: '{"tenantId":"legacy"}' }),
+    ],
+    [
+      "legacy: write secret",
+      api("PUT", "/v1/tenants/legacy/secrets/old-key", {
+        headers: adminJson(),
+        body: JSON.stringify({ value: canary }),
+      }),
+    ],
+  ]);
+
+  await invoke("api", env("api"), [
+    ["health", api("GET", "/health")],
+    ["create tenant", api("POST", "/v1/tenants", { headers: adminJson(), body: '{"tenantId":"acme"}' })],
+    ["read tenant", api("GET", "/v1/tenants/acme", { headers: auth(admin) })],
+    [
+      "write secret",
+      api("PUT", "/v1/tenants/acme/secrets/db-password", {
+        headers: adminJson(),
+        body: JSON.stringify({ value: canary }),
+      }),
+    ],
+    ["read secret", api("GET", "/v1/tenants/acme/secrets/db-password", { headers: reading(admin) })],
+    ["list secrets", api("GET", "/v1/tenants/acme/secrets", { headers: auth(admin) })],
+    [
+      "write generated secret",
+      api("PUT", "/v1/tenants/acme/secrets/api-token", {
+        headers: adminJson(),
+        body: '{"value":"first-token-value"}',
+      }),
+    ],
+    [
+      "set rotation policy",
+      api("PUT", "/v1/tenants/acme/secrets/api-token/rotation", {
+        headers: adminJson(),
+        body: JSON.stringify({ rotationPeriodDays: 30, generator: { kind: "token", length: 32 } }),
+      }),
+    ],
+    [
+      "rotate",
+      api("POST", "/v1/tenants/acme/secrets/api-token/rotate", { headers: adminJson(), body: "{}" }),
+    ],
+    [
+      "write pending",
+      api("PUT", "/v1/tenants/acme/secrets/api-token", {
+        headers: adminJson(),
+        body: '{"value":"third-token-value","stage":"pending"}',
+      }),
+    ],
+    [
+      "promote",
+      api("POST", "/v1/tenants/acme/secrets/api-token/promote", { headers: adminJson(), body: "{}" }),
+    ],
+    [
+      "rollback",
+      api("POST", "/v1/tenants/acme/secrets/api-token/rollback", {
+        headers: adminJson(),
+        body: '{"version":2}',
+      }),
+    ],
+    [
+      "write byok secret",
+      api("PUT", "/v1/tenants/acme/secrets/partner-key", {
+        headers: adminJson(),
+        body: '{"value":"partner-value"}',
+      }),
+    ],
+    [
+      "byok policy",
+      api("PUT", "/v1/tenants/acme/secrets/partner-key/rotation", {
+        headers: adminJson(),
+        body: '{"rotationPeriodDays":90}',
+      }),
+    ],
+    [
+      "byok rotate",
+      api("POST", "/v1/tenants/acme/secrets/partner-key/rotate", { headers: adminJson(), body: "{}" }),
+    ],
+    ["due", api("GET", "/v1/tenants/acme/rotation/due", { headers: auth(admin), query: "withinDays=0" })],
+    ["delete secret", api("DELETE", "/v1/tenants/acme/secrets/partner-key", { headers: auth(admin) })],
+    ["rotate dek", api("POST", "/v1/tenants/acme/rotate-dek", { headers: adminJson(), body: "{}" })],
+    ["dek status", api("GET", "/v1/tenants/acme/rotation", { headers: auth(admin) })],
+    ["kek report", api("GET", "/v1/kek", { headers: auth(admin) })],
+    ["kek rewrap", api("POST", "/v1/kek/rewrap", { headers: adminJson(), body: "{}" })],
+    ["rotation run", api("POST", "/v1/rotation/run", { headers: adminJson(), body: "{}" })],
+    [
+      "issue token",
+      api("POST", "/v1/tokens", {
+        headers: adminJson(),
+        body: JSON.stringify({ role: "runner", tenants: ["acme"], ttlSeconds: 3600 }),
+      }),
+    ],
+  ]);
+  const issued = body("issue token") ?? {};
+  await invoke("api", env("api"), [
+    [
+      "runner reads",
+      api("GET", "/v1/tenants/acme/secrets/db-password", { headers: reading(String(issued.token)) }),
+    ],
+    ["revoke token", api("DELETE", `/v1/tokens/${issued.id}`, { headers: auth(admin) })],
+    [
+      "revoked runner reads",
+      api("GET", "/v1/tenants/acme/secrets/db-password", { headers: reading(String(issued.token)) }),
+    ],
+  ]);
+
+  // What the API handed to the rotation function (an asynchronous invoke, or an event a rule routes to
+  // it), then the scheduled run: the DEK sweep, due rotations, and whatever re-wrap is unfinished.
+  const taken = new Set<unknown>();
+  const handed = deliveriesFor(stage, "rotation", taken).map(
+    (event, n) => [`hand-off ${n + 1}`, event] as const,
+  );
+  await invoke("rotation", env("rotation"), [
+    ...handed,
+    [
+      "scheduled run",
+      scheduledEvent("arn:aws:events:us-east-1:111111111111:rule/strongbox-dev-rotation-Schedule"),
+    ],
+  ]);
+
+  // CloudTrail delivers the service's own KMS calls on the watched keys (and one by someone else).
+  const kmsOnWatchedKeys = stage.proxy.calls.filter(
+    (c) =>
+      c.allowed &&
+      c.service === "kms" &&
+      [kek.arn, macKey.arn].includes(c.resource) &&
+      c.principal !== "audit",
+  );
+  const trail = kmsOnWatchedKeys.slice(0, 8).map((call) => {
+    const fn = stage.shape.functions[call.principal as "api" | "rotation"];
+    const tenant = call.context["kms:EncryptionContext:strongbox:tenant"];
+    return JSON.stringify(
+      kmsCallEvent({
+        eventName: call.operation,
+        keyArn: call.resource,
+        caller: { role: fn.roleArn, session: fn.functionName },
+        ...(typeof tenant === "string" ? { tenant } : {}),
+      }),
+    );
+  });
+  trail.push(
+    JSON.stringify(
+      kmsCallEvent({ eventName: "Decrypt", keyArn: kek.arn, caller: { user: "mallory" }, tenant: "acme" }),
+    ),
+  );
+  await invoke("audit", env("audit"), [["ingest", sqsBatch(...trail)]]);
+
+  await invoke("api", env("api"), [
+    ["audit read", api("GET", "/v1/tenants/acme/audit", { headers: auth(admin), query: "limit=50" })],
+    ["audit export", api("GET", "/v1/tenants/acme/audit/export", { headers: auth(admin) })],
+    ["audit verify", api("GET", "/v1/tenants/acme/audit/verify", { headers: auth(admin) })],
+    ["audit head", api("GET", "/v1/tenants/acme/audit/head", { headers: auth(admin) })],
+    ["system audit", api("GET", "/v1/audit", { headers: auth(admin), query: "limit=100" })],
+    ["system export", api("GET", "/v1/audit/export", { headers: auth(admin) })],
+    ["system verify", api("GET", "/v1/audit/verify", { headers: auth(admin) })],
+    ["legacy read", api("GET", "/v1/tenants/legacy/secrets/old-key", { headers: reading(admin) })],
+    ["kek report after", api("GET", "/v1/kek", { headers: auth(admin) })],
+  ]);
+  flowCalls = [...stage.proxy.calls];
+
+  const table = callTable(flowCalls, stage.contract);
+  const dir = join(ROOT, "node_modules", ".cache", "strongbox-iam");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "calls-dev.md"), `${table}\n`);
+  if (process.env.IAM_CONTRACT_DEBUG === "1") {
+    for (const [name, answer] of answers) console.log(name, JSON.stringify(answer).slice(0, 600));
+  }
+  if (process.env.IAM_CALL_TABLE === "1") console.log(`IAM contract, dev stage, ${MODE} mode:\n${table}`);
+}, 120_000);
+
+afterAll(async () => {
+  await stage?.close();
+});
+
+const status = (name: string) => answers.get(name)?.statusCode;
+const denies = (calls: readonly RecordedCall[]) =>
+  calls.filter((c) => !c.allowed).map((c) => `${c.principal} ${c.action} on ${c.resource}: ${c.reason}`);
+
+describe("the end-to-end flows through the bundled functions", () => {
+  it("each function called AWS as its own role, with the environment of its template", () => {
+    expect(new Set(flowCalls.map((c) => c.principal))).toEqual(new Set(["api", "rotation", "audit"]));
+    expect(flowCalls.some((c) => c.principal === "api" && c.action === "secretsmanager:GetSecretValue")).toBe(
+      true,
+    );
+  });
+
+  it("make no call the stage's policies deny", () => {
+    expect(denies(flowCalls)).toEqual([]);
+  });
+
+  it("cold start, tenant creation, secret writes, reads, lists and deletes answer as they do locally", () => {
+    expect(status("legacy: create tenant")).toBe(201);
+    expect(status("health")).toBe(200);
+    expect(status("create tenant")).toBe(201);
+    expect(status("read tenant")).toBe(200);
+    expect(status("write secret")).toBeLessThan(300);
+    expect(body("read secret")).toMatchObject({ name: "db-password", value: canary });
+    expect(status("list secrets")).toBe(200);
+    expect(status("delete secret")).toBe(204);
+  });
+
+  it("rotation policies, rotate, rollback and promote work; a BYOK rotation is due", () => {
+    for (const step of [
+      "set rotation policy",
+      "rotate",
+      "write pending",
+      "promote",
+      "rollback",
+      "byok policy",
+      "byok rotate",
+    ]) {
+      expect([step, status(step)]).toEqual([step, 200]);
+    }
+    expect(status("due")).toBe(200);
+  });
+
+  it("DEK rotation and its status, the KEK report, the re-wrap and the on-demand rotation run answer", () => {
+    expect(status("rotate dek")).toBeLessThan(300);
+    expect(status("dek status")).toBe(200);
+    expect(status("kek report")).toBe(200);
+    expect([200, 202]).toContain(status("kek rewrap"));
+    expect(status("rotation run")).toBe(200);
+  });
+
+  it("tokens are issued, used and revoked", () => {
+    expect(status("issue token")).toBe(201);
+    expect(status("runner reads")).toBe(200);
+    expect(status("revoke token")).toBe(204);
+    expect(status("revoked runner reads")).toBe(401);
+  });
+
+  it("the scheduled run re-seals the tenant's secrets and fails nowhere", () => {
+    const summary = answers.get("scheduled run");
+    expect(summary?.outOfTime).toBe(false);
+    expect(
+      summary?.sweeps?.find((s: { tenantId: string }) => s.tenantId === "acme")?.stoppedBecause,
+    ).not.toBe("failed");
+    expect(summary?.due?.failed).toBe(0);
+  });
+
+  it("the re-wrap leaves no DEK under the previous KEK, and the legacy tenant's secret still reads", () => {
+    expect(status("kek report after")).toBe(200);
+    const keks = (body("kek report after")?.keks ?? []) as { kekId: string; dataKeys: number }[];
+    expect(keks.find((k) => k.kekId === kek.arn)?.dataKeys).toBeGreaterThan(0);
+    expect(keks.find((k) => k.kekId === previousKek.arn)?.dataKeys ?? 0).toBe(0);
+    expect(body("legacy read")).toMatchObject({ value: canary });
+  });
+
+  it("the audit function records CloudTrail's KMS events, flagging the foreign caller", () => {
+    expect(answers.get("ingest")).toEqual({ batchItemFailures: [] });
+    type Event = { action: string; actor: string; severity?: string };
+    const tenant = (body("audit read")?.events ?? []) as Event[];
+    expect(
+      tenant.some(
+        (e) => e.action === "kms.call" && e.actor.endsWith(":user/mallory") && e.severity === "high",
+      ),
+    ).toBe(true);
+    const system = (body("system audit")?.events ?? []) as Event[];
+    expect(system.some((e) => e.action === "kms.call" && e.actor === stage.shape.functions.api.roleArn)).toBe(
+      true,
+    );
+  });
+
+  it("audit read, export and verify work on the tenant and the system scope", () => {
+    expect(status("audit read")).toBe(200);
+    expect(status("audit export")).toBe(200);
+    expect(body("audit verify")).toMatchObject({ intact: true });
+    expect(status("audit head")).toBe(200);
+    expect(status("system export")).toBe(200);
+    expect(body("system verify")).toMatchObject({ intact: true });
+  });
+
+  it("logged neither a secret value nor the bootstrap secret", () => {
+    for (const run of runs) {
+      expect(run.logs).not.toContain(canary);
+      expect(run.logs).not.toContain(bootstrapSecret);
+    }
+  });
+});
+
+describe("calls that the stage's policies must deny, made through the same proxy", () => {
+  const kmsAs = (label: string) =>
+    new KMSClient({
+      endpoint: stage.proxy.endpoint,
+      region: "us-east-1",
+      credentials: stage.credentials(label),
+      maxAttempts: 1,
+    });
+  const dynamoAs = (label: string) =>
+    new DynamoDBClient({
+      endpoint: stage.proxy.endpoint,
+      region: "us-east-1",
+      credentials: stage.credentials(label),
+      maxAttempts: 1,
+    });
+  /** A wrapped DEK of acme, as anyone who can read the table gets it. */
+  const acmeDek = async () => {
+    const tenant = await stage.table.get({ pk: "T#acme", sk: "TENANT" });
+    const [wrapped] = (tenant?.dataKeys ?? []) as {
+      version: number;
+      kekId: string;
+      ciphertext: Uint8Array;
+    }[];
+    if (wrapped === undefined) throw new Error("acme has no DEK");
+    return {
+      blob: new Uint8Array(wrapped.ciphertext),
+      context: { "strongbox:tenant": "acme", "strongbox:dek-version": String(wrapped.version) },
+      kekId: wrapped.kekId,
+    };
+  };
+  const lastCall = (label: string, action: string) =>
+    [...stage.proxy.calls].reverse().find((c) => c.principal === label && c.action === action);
+  const refused = async (label: string, action: string, send: () => Promise<unknown>) => {
+    const error = await send().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect([action, lastCall(label, action)?.allowed]).toEqual([action, false]);
+    expect((error as Error | undefined)?.name).toBe("AccessDeniedException");
+  };
+
+  let poweruser: Principal;
+  beforeAll(() => {
+    const everything: NamedPolicy = {
+      name: "PowerUserAccess-like",
+      policy: { Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: "kms:*", Resource: "*" }] },
+    };
+    poweruser = addPrincipal(stage, {
+      label: "poweruser",
+      arn: `arn:aws:iam::${stage.shape.stage.account}:user/poweruser`,
+      identityPolicies: [everything],
+    });
+    stage.proxy.mode = "enforce";
+  });
+
+  it("the audit role decrypting a DEK with the KEK", async () => {
+    const dek = await acmeDek();
+    await refused("audit", "kms:Decrypt", () =>
+      kmsAs("audit").send(
+        new DecryptCommand({ KeyId: dek.kekId, CiphertextBlob: dek.blob, EncryptionContext: dek.context }),
+      ),
+    );
+  });
+
+  it("the API role calling ReEncrypt (ReEncryptFrom, ReEncryptTo)", async () => {
+    const dek = await acmeDek();
+    await refused("api", "kms:ReEncryptFrom", () =>
+      kmsAs("api").send(
+        new ReEncryptCommand({
+          CiphertextBlob: dek.blob,
+          SourceKeyId: dek.kekId,
+          SourceEncryptionContext: dek.context,
+          DestinationKeyId: kek.arn,
+          DestinationEncryptionContext: dek.context,
+        }),
+      ),
+    );
+    const to = [...stage.proxy.calls]
+      .reverse()
+      .find((c) => c.principal === "api" && c.action === "kms:ReEncryptTo");
+    expect(to?.allowed).toBe(false);
+  });
+
+  it("an account principal outside the service roles, with kms:* on *, decrypting with the KEK", async () => {
+    expect(poweruser.roleArn).toBeUndefined();
+    const dek = await acmeDek();
+    await refused("poweruser", "kms:Decrypt", () =>
+      kmsAs("poweruser").send(
+        new DecryptCommand({ KeyId: dek.kekId, CiphertextBlob: dek.blob, EncryptionContext: dek.context }),
+      ),
+    );
+  });
+
+  it("the same principal making an audit chain key with the MAC key", async () => {
+    await refused("poweruser", "kms:GenerateMac", () =>
+      kmsAs("poweruser").send(
+        new GenerateMacCommand({
+          KeyId: macKey.arn,
+          MacAlgorithm: "HMAC_SHA_256",
+          Message: new TextEncoder().encode("strongbox/audit-chain/v1\u00002026-01-01"),
+        }),
+      ),
+    );
+  });
+
+  const tokenItem = {
+    pk: { S: "TOKEN#forged" },
+    sk: { S: "TOKEN" },
+    role: { S: "admin" },
+    tenants: { L: [{ S: "*" }] },
+    secretHash: { S: "0".repeat(64) },
+  };
+  it("the audit role writing a TOKEN# item", async () => {
+    await refused("audit", "dynamodb:PutItem", () =>
+      dynamoAs("audit").send(new PutItemCommand({ TableName: stage.table.name, Item: tokenItem })),
+    );
+  });
+
+  it("the rotation role writing a TOKEN# item", async () => {
+    await refused("rotation", "dynamodb:PutItem", () =>
+      dynamoAs("rotation").send(new PutItemCommand({ TableName: stage.table.name, Item: tokenItem })),
+    );
+  });
+});
+
+/** The principal's identity policies without `action` anywhere; throws if no statement granted it. */
+function withoutGrant(policies: readonly NamedPolicy[], action: string): NamedPolicy[] {
+  let removed = 0;
+  const result = policies.map((p) => ({
+    ...p,
+    policy: {
+      ...p.policy,
+      Statement: p.policy.Statement.flatMap((s) => {
+        if (s.Effect !== "Allow") return [s];
+        const actions = [s.Action].flat() as string[];
+        const kept = actions.filter((a) => a.toLowerCase() !== action.toLowerCase());
+        removed += actions.length - kept.length;
+        return kept.length === 0 ? [] : [{ ...s, Action: kept }];
+      }),
+    },
+  }));
+  if (removed === 0)
+    throw new Error(`no statement grants ${action} by name; the teeth test needs a new grant to cut`);
+  return result;
+}
+
+describe("the contract has teeth", () => {
+  const cut = async (label: string, action: string) => {
+    const contract = stage.contract.withIdentityPolicies((p) =>
+      p.label === label ? withoutGrant(p.identityPolicies, action) : p.identityPolicies,
+    );
+    const needed = flowCalls.filter((c) => c.principal === label && c.action === action);
+    return { needed, after: await contract.reevaluate(needed) };
+  };
+
+  it("without the API role's dynamodb:PutItem, every recorded PutItem of the API is denied, naming the call", async () => {
+    const { needed, after } = await cut("api", "dynamodb:PutItem");
+    expect(needed.length).toBeGreaterThan(0);
+    expect(needed.every((c) => c.allowed)).toBe(true);
+    expect(after.every((c) => !c.allowed)).toBe(true);
+    expect(denies(after)[0]).toMatch(
+      /^api dynamodb:PutItem on arn:aws:dynamodb:us-east-1:111111111111:table\/strongbox-dev: because no identity-based policy allows the dynamodb:PutItem action$/,
+    );
+  });
+
+  it("without the rotation role's kms:ReEncryptTo, the re-wrap's recorded ReEncryptTo calls are denied", async () => {
+    const { needed, after } = await cut("rotation", "kms:ReEncryptTo");
+    expect(needed.length).toBeGreaterThan(0);
+    expect(after.map((c) => c.allowed)).toEqual(needed.map(() => false));
+  });
+});
+
+describe("a denied AWS call, as a request meets it", () => {
+  // A stage of its own, so the calls recorded above stay the flows'. One grant is cut at a time between
+  // processes; the first process runs with every grant, so the bootstrap token exists.
+  let denied: LoopbackStage;
+  let runsHere: Invocation[];
+  const create = (tenantId: string) =>
+    api("POST", "/v1/tenants", { headers: adminJson(), body: JSON.stringify({ tenantId }) });
+  const runWithout = async (action: string | undefined, events: unknown[]) => {
+    const full = denied.shape.functions.api.identityPolicies;
+    const principal = denied.contract.principal("api");
+    denied.contract.addPrincipal({
+      ...principal,
+      identityPolicies: action === undefined ? full : withoutGrant(full, action),
+    });
+    const run = await invokeBundle(bundles.api, denied.functionEnv("api"), events);
+    runsHere.push(run);
+    return run;
+  };
+  /** Every item the tenant's creation writes: its partition and its directory entry. */
+  const tenantWrites = async (tenantId: string) => [
+    ...(
+      await denied.table.query({
+        keyCondition: "pk = :pk",
+        values: { ":pk": `T#${tenantId}` },
+        consistent: true,
+      })
+    ).items,
+    ...[await denied.table.get({ pk: "TENANTS", sk: tenantId })].filter((item) => item !== undefined),
+  ];
+
+  let store: Invocation;
+  let keyring: Invocation;
+  let retried: Invocation;
+  const leftBehind: Record<string, unknown[]> = {};
+  beforeAll(async () => {
+    denied = await startLoopbackStage("dev", { mode: "enforce" });
+    admin = bootstrapToken(denied.secretValue(denied.shape.secrets[0]?.arn ?? ""))?.token ?? "";
+    runsHere = [];
+    await runWithout(undefined, [create("alpha")]);
+    store = await runWithout("dynamodb:UpdateItem", [create("beta")]);
+    leftBehind.beta = await tenantWrites("beta");
+    keyring = await runWithout("kms:GenerateDataKey", [create("gamma")]);
+    leftBehind.gamma = await tenantWrites("gamma");
+    retried = await runWithout(undefined, [create("beta"), create("gamma")]);
+  }, 60_000);
+  afterAll(async () => {
+    await denied?.close();
+    admin = bootstrapToken(bootstrapSecret)?.token ?? "";
+  });
+
+  const error = (run: Invocation) => JSON.parse(run.results[0]?.body ?? "{}").error;
+
+  it("a denied DynamoDB call answers 503 store_unavailable, naming the action in the log", () => {
+    expect(store.results[0]?.statusCode).toBe(503);
+    expect(error(store)).toMatchObject({ code: "store_unavailable" });
+    expect(store.logs).toMatch(/DynamoDB UpdateItem failed: AccessDeniedException/);
+    expect(denied.proxy.calls.some((c) => c.action === "dynamodb:UpdateItem" && !c.allowed)).toBe(true);
+  });
+
+  it("a denied KMS call answers 503 keyring_unavailable, naming the action in the log", () => {
+    expect(keyring.results[0]?.statusCode).toBe(503);
+    expect(error(keyring)).toMatchObject({ code: "keyring_unavailable" });
+    expect(keyring.logs).toMatch(/KMS GenerateDataKey failed: AccessDeniedException/);
+  });
+
+  it("leaves nothing half-written: no tenant item and no directory entry, and a retry succeeds", async () => {
+    expect(leftBehind).toEqual({ beta: [], gamma: [] });
+    expect(retried.results.map((r) => r.statusCode)).toEqual([201, 201]);
+    expect(await tenantWrites("beta")).toHaveLength(2);
+  });
+
+  it("logs no resource contents: no token, no bootstrap secret, no AWS message with its ARNs", () => {
+    const secret = denied.secretValue(denied.shape.secrets[0]?.arn ?? "");
+    for (const run of runsHere) {
+      expect(run.logs).not.toContain(secret);
+      expect(run.logs).not.toContain(admin);
+      expect(run.logs).not.toContain("is not authorized to perform");
+    }
+  });
+});
