@@ -631,7 +631,10 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
         expect(puts).toHaveLength(1);
         expect(actionsOf(puts[0] as Statement)).toEqual(["events:PutEvents"]);
         expect(JSON.stringify(puts[0]?.Resource)).toContain(busRef());
-        expect(puts[0]?.Condition).toEqual({ StringEquals: { "events:source": source } });
+        expect(puts[0]?.Condition).toEqual({
+          "ForAllValues:StringEquals": { "events:source": [source] },
+          Null: { "events:source": "false" },
+        });
       }
       expect(variables(t().audit).EVENT_BUS_NAME).toBeUndefined();
       expect(

@@ -1,71 +1,54 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bootstrapToken } from "../../shared/crypto/tokens.ts";
-import { type Bundle, buildBundle, invokeBundle, loopbackFunctionEnv } from "../../testing/bundles.ts";
+import { type Bundle, buildBundle, invokeBundle } from "../../testing/bundles.ts";
 import { kmsCallEvent, sqsBatch } from "../../testing/cloudtrail.ts";
 import { coldStart } from "../../testing/cold-start.ts";
-import { type EventBridgeEndpoint, startEventBridgeEndpoint } from "../../testing/eventbridge-endpoint.ts";
-import { startStore } from "../../testing/harness.ts";
 import { httpApiEvent } from "../../testing/http-api-event.ts";
-import { initialKeyId, type KmsEndpoint, startKmsEndpoint } from "../../testing/kms-endpoint.ts";
+import type { DeployedKey } from "../../testing/iam/deployed-shape.ts";
+import { addKeyLike, type LoopbackStage, startLoopbackStage } from "../../testing/iam/loopback-stage.ts";
 import { asWrittenBeforeTheDirectory } from "../../testing/rotation-fixtures.ts";
 import { scheduledEvent } from "../../testing/scheduled-event.ts";
-import {
-  type SecretsManagerEndpoint,
-  startSecretsManagerEndpoint,
-} from "../../testing/secrets-manager-endpoint.ts";
 
-// The bundled API and rotation functions, each in a fresh process as Lambda runs them, against
-// dynalite, the KMS-, Secrets Manager- and EventBridge-protocol endpoints on loopback. The steps build
-// on each other, in order: a table of an earlier version is backfilled by the rotation function; an
-// API that lacks a KEK the table needs refuses its cold start; then the KEK change, whose re-wrap the
-// API hands to the rotation function through EventBridge.
+// The bundled API and rotation functions, each in a fresh process as Lambda runs them, with the
+// environments their dev templates give them, against the stage's AWS on loopback (dynalite and the
+// KMS-, Secrets Manager- and EventBridge-protocol stand-ins behind the IAM proxy). The steps build on
+// each other, in order: a table of an earlier version is backfilled by the rotation function; an API
+// that lacks a KEK the table needs refuses its cold start; then the KEK change, whose re-wrap the API
+// hands to the rotation function through EventBridge.
 
 const STAGE = "dev";
 const BUS = `strongbox-${STAGE}`;
-const bootstrapSecret = randomBytes(32).toString("hex");
-const admin = bootstrapToken(bootstrapSecret)?.token ?? "";
 const canary = `CANARY-${randomBytes(12).toString("hex")}`;
-const auth = { authorization: `Bearer ${admin}` };
 
 let api: Bundle;
 let rotation: Bundle;
-let store: Awaited<ReturnType<typeof startStore>>;
-let kms: KmsEndpoint;
-let secrets: SecretsManagerEndpoint;
-let bus: EventBridgeEndpoint;
-/** The functions as first deployed: key 1. */
+let stage: LoopbackStage;
+let auth: { authorization: string };
+/** The template's KEK, which the functions are moved to. */
+let kekArn: string;
+/** The KEK the stage started on, before the change; the templates hold one KEK, so it is added. */
+let previous: DeployedKey;
+/** The functions as first deployed: the previous KEK active. */
 let before: Record<string, string>;
-/** After the KEK change: key 2 active, key 1 previous, the stage's bus. */
+/** After the KEK change: the template's KEK active, the previous one configured beside it. */
 let after: Record<string, string>;
 
 beforeAll(async () => {
-  [api, rotation, store, kms, secrets, bus] = await Promise.all([
+  [api, rotation, stage] = await Promise.all([
     buildBundle("api"),
     buildBundle("rotation"),
-    startStore(),
-    startKmsEndpoint({ keys: 2 }),
-    startSecretsManagerEndpoint(),
-    startEventBridgeEndpoint(),
+    startLoopbackStage(STAGE),
   ]);
-  before = loopbackFunctionEnv({
-    stage: STAGE,
-    tableName: store.table.name,
-    dynamoEndpoint: store.dynamo.endpoint,
-    kms,
-    kmsKeyId: initialKeyId(1),
-    macKeyArn: kms.createHmacKey(),
-    secrets,
-    bootstrapSecret,
-  });
-  after = {
-    ...before,
-    KMS_KEY_ID: initialKeyId(2),
-    KMS_KEY_ID_PREVIOUS: initialKeyId(1),
-    STRONGBOX_ENVIRONMENT: STAGE,
-    EVENT_BUS_NAME: BUS,
-    EVENTBRIDGE_ENDPOINT: bus.endpoint,
-  };
+  const [secret] = stage.shape.secrets;
+  auth = { authorization: `Bearer ${bootstrapToken(stage.secretValue(secret?.arn ?? ""))?.token ?? ""}` };
+  after = stage.functionEnv("api");
+  kekArn = after.KMS_KEY_ID ?? "";
+  const kek = stage.contract.keys.find((key) => key.arn === kekArn);
+  if (kek === undefined) throw new Error("the api function's KMS_KEY_ID names no key of the stage");
+  previous = addKeyLike(stage, kek, "PreviousKek");
+  before = { ...after, KMS_KEY_ID: previous.arn };
+  after = { ...after, KMS_KEY_ID_PREVIOUS: previous.arn };
   const seeded = await invokeBundle(api, before, [
     ...["acme", "globex"].map((tenantId) =>
       httpApiEvent("POST", "/v1/tenants", {
@@ -81,7 +64,7 @@ beforeAll(async () => {
   expect(seeded.results.map((result) => result.statusCode)).toEqual([201, 201, 200]);
 }, 120_000);
 afterAll(async () => {
-  await Promise.all([store?.dynamo.close(), kms?.close(), secrets?.close(), bus?.close()]);
+  await stage?.close();
 });
 
 const getKek = () => httpApiEvent("GET", "/v1/kek", { headers: auth });
@@ -104,12 +87,12 @@ function delivered(entry: { Source?: string; DetailType?: string; Detail?: strin
 
 describe("a table written before the tenant directory, on the bundled functions", () => {
   it("the API answers 503 directory_backfill_pending, the rotation function's scheduled run backfills it, then the API counts every tenant", async () => {
-    await asWrittenBeforeTheDirectory(store.table, ["acme"]);
+    await asWrittenBeforeTheDirectory(stage.table, ["acme"]);
     const refused = await invokeBundle(api, before, [getKek()]);
     expect(refused.results[0].statusCode).toBe(503);
     expect(body(refused.results[0]).error.code).toBe("directory_backfill_pending");
 
-    const run = await invokeBundle(rotation, before, [
+    const run = await invokeBundle(rotation, { ...stage.functionEnv("rotation"), KMS_KEY_ID: previous.arn }, [
       scheduledEvent(`arn:aws:events:us-east-1:111122223333:rule/strongbox-${STAGE}-rotation`),
     ]);
     expect(run.results[0].due).toMatchObject({ scanComplete: true });
@@ -118,7 +101,7 @@ describe("a table written before the tenant directory, on the bundled functions"
     const counted = await invokeBundle(api, before, [getKek()]);
     expect(counted.results[0].statusCode).toBe(200);
     expect(body(counted.results[0]).keks).toEqual([
-      expect.objectContaining({ kekId: kms.keyArn(initialKeyId(1)), dataKeys: 2 }),
+      expect.objectContaining({ kekId: previous.arn, dataKeys: 2 }),
     ]);
   }, 60_000);
 });
@@ -130,38 +113,29 @@ describe("a bundled API cold start on a table that needs a KEK it is not given",
     const output = started.stdout + started.stderr;
     expect(output).toContain("refusing to start");
     expect(output).toContain(
-      `DEKs in this table were wrapped by KEK ${kms.keyArn(initialKeyId(1))}; configured KEKs: ${kms.keyArn(initialKeyId(2))}`,
+      `DEKs in this table were wrapped by KEK ${previous.arn}; configured KEKs: ${kekArn}`,
     );
     // The EMF line is out before the init fails, for the KekConfigured alarm.
     expect(started.stdout).toMatch(/"KekConfigured":0/);
     expect(started.stdout).not.toMatch(/"KekConfigured":1/);
-    expect(output).not.toContain(bootstrapSecret);
+    expect(output).not.toContain(auth.authorization.slice("Bearer ".length));
   }, 60_000);
 
   it("the audit function, which never uses the KEK, skips the check and keeps recording KMS events", async () => {
     const audit = await buildBundle("audit");
-    const kekArn = kms.keyArn(initialKeyId(1));
-    const run = await invokeBundle(
-      audit,
-      {
-        ...after,
-        KMS_KEY_ID_PREVIOUS: "",
-        WATCHED_KMS_KEY_ARNS: `${kekArn},${kms.keyArn(initialKeyId(2))}`,
-        SERVICE_ROLE_ARNS: "arn:aws:iam::111122223333:role/strongbox-dev-api",
-      },
-      [
-        sqsBatch(
-          JSON.stringify(
-            kmsCallEvent({
-              eventName: "Decrypt",
-              keyArn: kekArn,
-              caller: { user: "mallory" },
-              tenant: "acme",
-            }),
-          ),
+    // The audit function's own template environment: it watches the stage's keys, the KEK among them.
+    const run = await invokeBundle(audit, stage.functionEnv("audit"), [
+      sqsBatch(
+        JSON.stringify(
+          kmsCallEvent({
+            eventName: "Decrypt",
+            keyArn: kekArn,
+            caller: { user: "mallory" },
+            tenant: "acme",
+          }),
         ),
-      ],
-    );
+      ),
+    ]);
     expect(run.results[0]).toEqual({ batchItemFailures: [] });
     expect(run.logs).not.toContain("refusing to start");
     expect(run.logs).not.toMatch(/"KekConfigured"/);
@@ -181,15 +155,21 @@ describe("the KEK re-wrap handed from the bundled API to the bundled rotation fu
   let finished: { results: any[] };
 
   beforeAll(async () => {
-    kms.resetCalls();
+    stage.kms.resetCalls();
     requested = await invokeBundle(api, after, [
       httpApiEvent("POST", "/v1/kek/rewrap", { headers: auth }),
       getKek(),
     ]);
-    const request = bus.received.find((entry) => entry.DetailType === "KEK Rewrap Requested");
-    if (request === undefined) throw new Error("the API sent no re-wrap request");
+    const request = stage.events.received.find((entry) => entry.DetailType === "KEK Rewrap Requested");
+    if (request === undefined) {
+      throw new Error(`the API sent no re-wrap request: ${JSON.stringify(requested.results[0]?.body)}`);
+    }
     const foreign = { ...delivered(request), detail: { ...delivered(request).detail, stage: "prod" } };
-    worked = await invokeBundle(rotation, after, [delivered(request), foreign]);
+    worked = await invokeBundle(
+      rotation,
+      { ...stage.functionEnv("rotation"), KMS_KEY_ID_PREVIOUS: previous.arn },
+      [delivered(request), foreign],
+    );
     finished = await invokeBundle(api, after, [
       getKek(),
       httpApiEvent("GET", "/v1/tenants/acme/secrets/stripe-key", {
@@ -202,13 +182,13 @@ describe("the KEK re-wrap handed from the bundled API to the bundled rotation fu
     expect(requested.results[0].statusCode).toBe(202);
     expect(body(requested.results[0])).toMatchObject({
       started: true,
-      state: { phase: "rewrap", pass: 1, targetKekId: kms.keyArn(initialKeyId(2)) },
+      state: { phase: "rewrap", pass: 1, targetKekId: kekArn },
     });
     expect(body(requested.results[1]).rewrap).toMatchObject({ phase: "rewrap", rewrapped: 0 });
   });
 
   it("sends one PutEvents entry to the stage's bus, carrying the stage and the request id only", () => {
-    const requests = bus.received.filter((entry) => entry.DetailType === "KEK Rewrap Requested");
+    const requests = stage.events.received.filter((entry) => entry.DetailType === "KEK Rewrap Requested");
     expect(requests).toEqual([
       {
         EventBusName: BUS,
@@ -224,23 +204,21 @@ describe("the KEK re-wrap handed from the bundled API to the bundled rotation fu
   it("the rotation function re-wraps on the delivered event, with one ReEncrypt per DEK, and skips another stage's", () => {
     expect(worked.results[0]).toMatchObject({ phase: "done", pass: 1, rewrapped: 2, stoppedBecause: "done" });
     expect(worked.results[1]).toEqual({ skipped: "not an EventBridge scheduled event" });
-    expect(kms.calls.ReEncrypt).toBe(2);
-    const finishedEvent = bus.received.find((entry) => entry.DetailType === "KEK Rewrap Finished");
+    expect(stage.kms.calls.ReEncrypt).toBe(2);
+    const finishedEvent = stage.events.received.find((entry) => entry.DetailType === "KEK Rewrap Finished");
     expect(finishedEvent).toMatchObject({ EventBusName: BUS, Source: "strongbox.rotation" });
     expect(JSON.parse(finishedEvent?.Detail ?? "{}")).toMatchObject({ stage: STAGE, rewrapped: 2 });
   });
 
   it("GET /v1/kek then shows the re-wrap done and the old key free to go, and the secret still reads", () => {
     const report = body(finished.results[0]);
-    expect(report.rewrap).toMatchObject({ phase: "done", deregistered: [kms.keyArn(initialKeyId(1))] });
-    expect(
-      report.keks.find((kek: { kekId: string }) => kek.kekId === kms.keyArn(initialKeyId(1))),
-    ).toMatchObject({
+    expect(report.rewrap).toMatchObject({ phase: "done", deregistered: [previous.arn] });
+    expect(report.keks.find((kek: { kekId: string }) => kek.kekId === previous.arn)).toMatchObject({
       dataKeys: 0,
       mayBeRemoved: true,
     });
     expect(body(finished.results[1]).value).toBe(canary);
     expect(worked.logs).not.toContain(canary);
-    expect(bus.bodies.join("\n")).not.toContain(canary);
+    expect(stage.events.bodies.join("\n")).not.toContain(canary);
   });
 });
