@@ -56,7 +56,8 @@ export class ApiStack extends Stack {
     });
     grantKekUse(role, [data.kek], ["GenerateDataKey", "Decrypt"]);
     grantMac(role, data.auditMacKey, ["GenerateMac"]);
-    grantPutEvents(role, data.bus.eventBusArn, EVENT_SOURCES.api);
+    // Its re-wrap requests, and the rotation events of an on-demand run (POST /v1/rotation/run).
+    grantPutEvents(role, data.bus.eventBusArn, [EVENT_SOURCES.api, EVENT_SOURCES.rotation]);
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         actions: ["secretsmanager:GetSecretValue"],

@@ -178,6 +178,25 @@ export class DataStack extends Stack {
     this.#lockBootstrapSecret(config);
 
     this.bus = new events.EventBus(this, "Bus", { eventBusName: `strongbox-${config.name}` });
+    // The rotation function acts on a re-wrap request from this bus, and consumers act on its rotation
+    // events: only the two service roles may put events here, whatever other principals' IAM allows.
+    this.bus.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: "OnlyTheServicePublishes",
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ["events:PutEvents"],
+        resources: [this.bus.eventBusArn],
+        conditions: {
+          ArnNotEquals: {
+            "aws:PrincipalArn": [
+              functionRoleArn(this, config, "api"),
+              functionRoleArn(this, config, "rotation"),
+            ],
+          },
+        },
+      }),
+    );
   }
 
   /**
@@ -193,22 +212,27 @@ export class DataStack extends Stack {
       description: `Strongbox ${config.name}: the bootstrap admin token secret, nothing else`,
       enableKeyRotation: true,
       removalPolicy,
-      policy: keyPolicy(this, config, [
-        functionRoleUse(this, config, {
-          sid: "ApiReadsThroughSecretsManager",
-          functions: ["api"],
-          actions: ["kms:Decrypt", "kms:DescribeKey"],
-          conditions: { StringEquals: viaSecretsManager },
-        }),
-        new iam.PolicyStatement({
-          sid: "AdministratorsWriteThroughSecretsManager",
-          principals: keyAdministratorArns(this, config).map((arn) => new iam.ArnPrincipal(arn)),
-          // Encrypt: a secret moved onto this key has its existing versions re-encrypted under it.
-          actions: ["kms:GenerateDataKey", "kms:Encrypt"],
-          resources: ["*"],
-          conditions: { StringEquals: viaSecretsManager },
-        }),
-      ]),
+      policy: keyPolicy(
+        this,
+        config,
+        [
+          functionRoleUse(this, config, {
+            sid: "ApiReadsThroughSecretsManager",
+            functions: ["api"],
+            actions: ["kms:Decrypt", "kms:DescribeKey"],
+            conditions: { StringEquals: viaSecretsManager },
+          }),
+          new iam.PolicyStatement({
+            sid: "AdministratorsWriteThroughSecretsManager",
+            principals: keyAdministratorArns(this, config).map((arn) => new iam.ArnPrincipal(arn)),
+            // Encrypt: a secret moved onto this key has its existing versions re-encrypted under it.
+            actions: ["kms:GenerateDataKey", "kms:Encrypt"],
+            resources: ["*"],
+            conditions: { StringEquals: viaSecretsManager },
+          }),
+        ],
+        { administratorsWriteVia: viaSecretsManager["kms:ViaService"] },
+      ),
     });
   }
 

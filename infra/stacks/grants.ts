@@ -104,17 +104,17 @@ export function grantMac(role: iam.IRole, key: kms.IKey, actions: readonly strin
 }
 
 /**
- * PutEvents on the stage's bus, only under the event source this function publishes as. `events:source`
+ * PutEvents on the stage's bus, only under the event sources this function publishes as. `events:source`
  * is multivalued (one value per entry of the call), so a single-valued StringEquals never matches it:
  * every entry's source must be this one, and a call must carry at least one.
  */
-export function grantPutEvents(role: iam.IRole, busArn: string, source: string): void {
+export function grantPutEvents(role: iam.IRole, busArn: string, sources: readonly string[]): void {
   role.addToPrincipalPolicy(
     new iam.PolicyStatement({
       actions: ["events:PutEvents"],
       resources: [busArn],
       conditions: {
-        "ForAllValues:StringEquals": { "events:source": [source] },
+        "ForAllValues:StringEquals": { "events:source": [...sources] },
         Null: { "events:source": "false" },
       },
     }),

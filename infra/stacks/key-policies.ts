@@ -6,10 +6,11 @@ import { functionRoleName } from "../constructs/strongbox-function.ts";
 
 /**
  * What a key administrator may do: change, enable, disable, tag and delete a key, never use it. No
- * Encrypt, Decrypt, ReEncrypt, GenerateDataKey, GenerateMac or VerifyMac matches any of these.
+ * Encrypt, Decrypt, ReEncrypt, GenerateDataKey, GenerateMac or VerifyMac matches any of these; nor does
+ * CreateGrant (`kms:Create*` would include it), since a grant to oneself is use by another name.
  */
 export const KEY_ADMINISTRATION_ACTIONS = [
-  "kms:Create*",
+  "kms:CreateAlias",
   "kms:Describe*",
   "kms:Enable*",
   "kms:List*",
@@ -70,6 +71,56 @@ export function keyAdministration(stack: Stack, config: EnvironmentConfig): iam.
   });
 }
 
+/** Every cryptographic use of a key, and the grant that would hand one out. */
+export const KEY_USE_ACTIONS = [
+  "kms:Decrypt",
+  "kms:ReEncrypt*",
+  "kms:GenerateMac",
+  "kms:VerifyMac",
+  "kms:Sign",
+  "kms:Verify",
+  "kms:DeriveSharedSecret",
+  "kms:GenerateDataKeyPair*",
+  "kms:GenerateDataKeyWithoutPlaintext",
+] as const;
+/** The two uses that only put data under a key; the bootstrap key lets administrators write through Secrets Manager. */
+export const KEY_WRITE_ACTIONS = ["kms:Encrypt", "kms:GenerateDataKey"] as const;
+
+/**
+ * An explicit deny of use to the administrators, so no later allow (a grant, a statement someone adds)
+ * gives it to them. A grant for an AWS resource (DynamoDB's for the table, made as CloudFormation
+ * creates it) stays possible; a grant to a principal never. PutKeyPolicy cannot be taken from an
+ * administrator without locking the key; the audit function records every call on the KEK and the MAC
+ * key as an anomaly, so a policy change shows in the trail and raises KmsAnomalies.
+ */
+function administratorsUseNothing(
+  stack: Stack,
+  config: EnvironmentConfig,
+  writeVia: string | undefined,
+): iam.PolicyStatement[] {
+  const principals = keyAdministratorArns(stack, config).map((arn) => new iam.ArnPrincipal(arn));
+  const deny = (sid: string, actions: readonly string[], conditions?: Record<string, unknown>) =>
+    new iam.PolicyStatement({
+      sid,
+      effect: iam.Effect.DENY,
+      principals,
+      actions: [...actions],
+      resources: ["*"],
+      ...(conditions === undefined ? {} : { conditions }),
+    });
+  return [
+    deny("AdministratorsUseNothing", KEY_USE_ACTIONS),
+    deny(
+      "AdministratorsWriteNothing",
+      KEY_WRITE_ACTIONS,
+      writeVia === undefined ? undefined : { StringNotEquals: { "kms:ViaService": writeVia } },
+    ),
+    deny("AdministratorsGrantNothing", ["kms:CreateGrant"], {
+      Bool: { "kms:GrantIsForAWSResource": "false" },
+    }),
+  ];
+}
+
 /**
  * Use of a key by some of the stage's function roles. The roles live in stacks that are deployed after
  * this key, and KMS refuses a policy whose principal does not exist yet. The account root as principal
@@ -107,6 +158,14 @@ export function keyPolicy(
   stack: Stack,
   config: EnvironmentConfig,
   statements: readonly iam.PolicyStatement[],
+  /** The one service through which administrators may write under the key (the bootstrap secret's). */
+  options: { readonly administratorsWriteVia?: string } = {},
 ): iam.PolicyDocument {
-  return new iam.PolicyDocument({ statements: [keyAdministration(stack, config), ...statements] });
+  return new iam.PolicyDocument({
+    statements: [
+      keyAdministration(stack, config),
+      ...administratorsUseNothing(stack, config, options.administratorsWriteVia),
+      ...statements,
+    ],
+  });
 }

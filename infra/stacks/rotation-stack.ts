@@ -56,13 +56,15 @@ export class RotationStack extends Stack {
     // Tenants and their secrets, audit blocks, the directory and META checkpoints; never a token.
     grantTableItems(role, data.table.tableArn, {
       read: ["GetItem", "BatchGetItem", "Query"],
+      // Reads too: the backfill Scan lists partition keys, token ids among them, and must lead nowhere.
+      readPartitions: [PARTITIONS.tenant, PARTITIONS.audit, PARTITIONS.directory, PARTITIONS.meta],
       write: ["PutItem", "UpdateItem"],
       writePartitions: [PARTITIONS.tenant, PARTITIONS.audit, PARTITIONS.directory, PARTITIONS.meta],
     });
     grantDirectoryBackfillScan(role, data.table.tableArn);
     grantKekUse(role, [data.kek], ["GenerateDataKey", "Decrypt", "ReEncryptFrom", "ReEncryptTo"]);
     grantMac(role, data.auditMacKey, ["GenerateMac"]);
-    grantPutEvents(role, bus.eventBusArn, EVENT_SOURCES.rotation);
+    grantPutEvents(role, bus.eventBusArn, [EVENT_SOURCES.rotation]);
 
     const invoke = () =>
       new targets.LambdaFunction(this.rotation.function, {

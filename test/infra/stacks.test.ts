@@ -165,8 +165,8 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
       const [kek] = Object.values(keys) as { Properties: Record<string, any>; DeletionPolicy?: string }[];
       expect(kek?.Properties.EnableKeyRotation).toBe(true);
       expect(kek?.DeletionPolicy).toBe(env === "prod" ? "Retain" : "Delete");
-      const statements = kek?.Properties.KeyPolicy.Statement as Statement[];
-      const deny = statements.find((s) => s.Effect === "Deny");
+      const statements = kek?.Properties.KeyPolicy.Statement as KeyStatement[];
+      const deny = statements.find((s) => s.Sid === "RequireTenantEncryptionContext");
       expect(actionsOf(deny as Statement)).toEqual(
         expect.arrayContaining(["kms:Decrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"]),
       );
@@ -430,6 +430,27 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
       }
     });
 
+    it("denies the administrators every use of every key, and every grant to a principal", () => {
+      for (const pattern of KEY_ADMINISTRATION_ACTIONS)
+        expect(matches(pattern, "kms:CreateGrant")).toBe(false);
+      for (const [id, statements] of Object.entries(keys())) {
+        const denied = statements.filter((s) => s.Effect === "Deny" && s.Sid?.startsWith("Administrators"));
+        for (const s of denied) expect(principalsOf(s).sort()).toEqual([...administrators].sort());
+        const deniedActions = denied.flatMap(actionsOf);
+        for (const use of [...KMS_USE_ACTIONS, "kms:CreateGrant"]) {
+          expect(deniedActions.some((pattern) => matches(pattern, use))).toBe(true);
+        }
+        const grants = denied.find((s) => s.Sid === "AdministratorsGrantNothing");
+        expect(grants?.Condition).toEqual({ Bool: { "kms:GrantIsForAWSResource": "false" } });
+        const writes = denied.find((s) => s.Sid === "AdministratorsWriteNothing");
+        expect(writes?.Condition).toEqual(
+          id.startsWith("BootstrapSecretKey")
+            ? { StringNotEquals: { "kms:ViaService": "secretsmanager.us-east-1.amazonaws.com" } }
+            : undefined,
+        );
+      }
+    });
+
     it("lets the key administrator and CloudFormation administer every key, and use none", () => {
       for (const pattern of KEY_ADMINISTRATION_ACTIONS) {
         for (const use of KMS_USE_ACTIONS) expect(matches(pattern, use)).toBe(false);
@@ -465,7 +486,7 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
         ],
         [fnRole("audit")]: ["kms:DescribeKey"],
       });
-      const deny = statements.find((s) => s.Effect === "Deny");
+      const deny = statements.find((s) => s.Sid === "RequireTenantEncryptionContext");
       expect(deny?.Condition).toEqual({ Null: { [TENANT_CONTEXT_CONDITION]: "true" } });
       expect(principalsOf(deny as Statement)).toEqual(["*"]);
     });
@@ -479,7 +500,7 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
     });
 
     it("lets only DynamoDB use the table key, on this table's behalf", () => {
-      for (const s of key("TableKey").filter((s) => s.Sid !== "KeyAdministration")) {
+      for (const s of key("TableKey").filter((s) => s.Sid !== "KeyAdministration" && s.Effect === "Allow")) {
         expect(s.Effect).toBe("Allow");
         expect(s.Condition?.StringEquals).toMatchObject({
           "kms:ViaService": "dynamodb.us-east-1.amazonaws.com",
@@ -621,10 +642,11 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
       t().data.hasResourceProperties("AWS::Events::EventBus", { Name: `strongbox-${env}` });
     });
 
-    it("hands the stage's bus to the API and rotation functions, each publishing under its own source only", () => {
-      for (const [fn, source] of [
-        ["api", "strongbox.api"],
-        ["rotation", "strongbox.rotation"],
+    it("hands the stage's bus to the API and rotation functions, each publishing under its own sources only", () => {
+      for (const [fn, sources] of [
+        // The API's re-wrap requests, and the rotation events of an on-demand run.
+        ["api", ["strongbox.api", "strongbox.rotation"]],
+        ["rotation", ["strongbox.rotation"]],
       ] as const) {
         expect(JSON.stringify(variables(t()[fn]).EVENT_BUS_NAME)).toContain(`Ref${busRef()}`);
         const puts = roleStatements(t()[fn]).filter((s) => actionsOf(s).some((a) => a.startsWith("events:")));
@@ -632,7 +654,7 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
         expect(actionsOf(puts[0] as Statement)).toEqual(["events:PutEvents"]);
         expect(JSON.stringify(puts[0]?.Resource)).toContain(busRef());
         expect(puts[0]?.Condition).toEqual({
-          "ForAllValues:StringEquals": { "events:source": [source] },
+          "ForAllValues:StringEquals": { "events:source": sources },
           Null: { "events:source": "false" },
         });
       }

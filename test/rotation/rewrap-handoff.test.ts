@@ -222,3 +222,16 @@ describe("the KEK re-wrap handed from the bundled API to the bundled rotation fu
     expect(stage.events.bodies.join("\n")).not.toContain(canary);
   });
 });
+
+describe("every AWS call above, held to the stage's policies", () => {
+  it("was allowed, the rotation function's backfill Scan and the API's hand-off among them", () => {
+    const denied = stage.proxy.calls
+      .filter((call) => !call.allowed)
+      .map((call) => `${call.principal} ${call.action}`);
+    expect(denied).toEqual([]);
+    const made = new Set(stage.proxy.calls.map((call) => `${call.principal} ${call.action}`));
+    for (const call of ["rotation dynamodb:Scan", "api events:PutEvents", "rotation kms:ReEncryptTo"]) {
+      expect(made).toContain(call);
+    }
+  });
+});
