@@ -172,6 +172,37 @@ export class AuditRepository {
     return lastBlock === undefined ? { items } : { items, nextCursor: encodeCursor(lastBlock) };
   }
 
+  /**
+   * Matching records of a scope, oldest first, from just after `cursor`, each with the cursor that
+   * goes on after it: an export page stops at any record, not only at a page of `limit`.
+   */
+  async *exportFrom(
+    scope: string,
+    filter: AuditFilter,
+    cursor?: string,
+  ): AsyncGenerator<{ readonly record: ChainedAuditRecord; readonly cursor: string }> {
+    const after = decodeCursor(cursor);
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const result = await this.#table.query({
+        keyCondition: "pk = :pk AND sk BETWEEN :low AND :high",
+        values: { ":pk": auditPartition(scope), ":low": after?.sk ?? BLOCK_PREFIX, ":high": BLOCK_RANGE_END },
+        limit: BLOCKS_PER_PAGE,
+        startKey,
+      });
+      for (const item of result.items) {
+        const sk = String(item.sk);
+        for (const [i, { record }] of recordsOf(item).entries()) {
+          if (sk === after?.sk && i <= after.i) continue;
+          // Malformed records are left for verification to report, as in a listing.
+          if (!isChainedRecordShape(record) || !matches(record, filter)) continue;
+          yield { record, cursor: encodeCursor({ sk, i }) };
+        }
+      }
+      startKey = result.lastKey;
+    } while (startKey !== undefined);
+  }
+
   /** Every record of a scope, oldest first, block by block, for verification. */
   async *walk(scope: string): AsyncGenerator<StoredRecord> {
     let startKey: Record<string, unknown> | undefined;
