@@ -8,7 +8,6 @@ import { StrongboxError } from "../../shared/domain/errors.ts";
 import type { Runtime } from "../../shared/runtime/container.ts";
 import { type AppEnv, errorResponse } from "./http.ts";
 import { accessLog } from "./middleware/access-log.ts";
-import { responseLimit } from "./middleware/response-limit.ts";
 import { auditRoutes } from "./routes/audit.ts";
 import { keyRoutes } from "./routes/keys.ts";
 import { opsRoutes } from "./routes/ops.ts";
@@ -36,7 +35,6 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
   // Request ids are always ours: a client-chosen id would let callers forge audit correlation.
   app.use(requestId({ headerName: "" }));
   app.use(accessLog({ logger }));
-  app.use(responseLimit({ logger }));
   app.use(secureHeaders());
   app.use(async function closeExpiredDenialWindows(_c, next) {
     await runtime.denials.closeExpired();

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { KMSClient } from "@aws-sdk/client-kms";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LAMBDA_RESPONSE_LIMIT_BYTES } from "../../functions/api/middleware/response-limit.ts";
+import { LAMBDA_RESPONSE_LIMIT_BYTES } from "../../functions/api/response-limit.ts";
 import { KmsChainKeys } from "../../shared/crypto/chain-keys.ts";
 import { KmsKeyring } from "../../shared/crypto/kms-keyring.ts";
 import { bootstrapToken } from "../../shared/crypto/tokens.ts";
