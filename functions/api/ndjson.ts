@@ -1,62 +1,36 @@
 import type { ChainedAuditRecord } from "../../shared/domain/audit-chain.ts";
-import { StrongboxError } from "../../shared/domain/errors.ts";
-import type { Logger } from "../../shared/observability/logger.ts";
+import type { Page } from "../../shared/domain/types.ts";
 
 /**
- * JSON lines, one record each, pulled from the store as the client reads. The last line is a trailer,
- * `{"end":true,"records":n,"lastSequence","lastHash"}`, so that an export cut short (a dropped
- * connection, a proxy's limit) is told from a complete one: it has no trailer. The status is sent
- * before the records are read, so a store failure mid-stream ends the export with an error line,
- * `{"end":false,"error":{"code","message"}}`, instead of the trailer.
+ * NDJSON bytes of records one export page holds. hono/aws-lambda treats `application/x-ndjson` as
+ * binary, so the function's answer carries the page base64-encoded: 4 MiB becomes 5.33 MiB, which
+ * leaves the headers and the trailer well inside Lambda's 6 MiB (LAMBDA_RESPONSE_LIMIT_BYTES).
  */
-export function jsonLines(
-  records: AsyncGenerator<ChainedAuditRecord>,
-  logger: Logger,
-): ReadableStream<Uint8Array> {
-  const encoder = new TextEncoder();
-  const line = (value: unknown) => encoder.encode(`${JSON.stringify(value)}\n`);
-  let count = 0;
-  let last: ChainedAuditRecord | undefined;
-  return new ReadableStream({
-    async pull(controller) {
-      let next: IteratorResult<ChainedAuditRecord>;
-      try {
-        next = await records.next();
-      } catch (error) {
-        const known = error instanceof StrongboxError;
-        logger.error("audit export failed mid-stream", {
-          records: count,
-          errorName: error instanceof Error ? error.name : "unknown",
-        });
-        controller.enqueue(
-          line({
-            end: false,
-            records: count,
-            error: known
-              ? { code: error.code, message: error.message }
-              : { code: "internal_error", message: "the export failed; see the server log" },
-          }),
-        );
-        controller.close();
-        return;
-      }
-      if (next.done === true) {
-        controller.enqueue(
-          line({
-            end: true,
-            records: count,
-            ...(last === undefined ? {} : { lastSequence: last.sequence, lastHash: last.hash }),
-          }),
-        );
-        controller.close();
-        return;
-      }
-      count += 1;
-      last = next.value;
-      controller.enqueue(line(next.value));
-    },
-    async cancel() {
-      await records.return(undefined);
-    },
-  });
+export const EXPORT_PAGE_BYTES = 4 * 1024 * 1024;
+
+/** Kept free in a page for its trailer: counts, a 64-digit hash and a cursor of about 60 characters. */
+export const EXPORT_TRAILER_BYTES = 1024;
+
+const line = (value: unknown) => `${JSON.stringify(value)}\n`;
+
+/** The bytes a record takes in an export page, as `exportLines` writes it. */
+export const exportLineBytes = (record: ChainedAuditRecord) => Buffer.byteLength(line(record));
+
+/**
+ * One export page as JSON lines, one record each, then a trailer:
+ * `{"end":true,"records":n,"lastSequence","lastHash","nextCursor"?}`. The trailer tells a complete page
+ * from one cut short (a dropped connection, a proxy's limit), which has none; `nextCursor` is there
+ * when more records remain, and the client asks again with `cursor=` set to it.
+ */
+export function exportLines(page: Page<ChainedAuditRecord>): string {
+  const last = page.items.at(-1);
+  return (
+    page.items.map(line).join("") +
+    line({
+      end: true,
+      records: page.items.length,
+      ...(last === undefined ? {} : { lastSequence: last.sequence, lastHash: last.hash }),
+      ...(page.nextCursor === undefined ? {} : { nextCursor: page.nextCursor }),
+    })
+  );
 }

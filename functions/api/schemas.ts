@@ -65,9 +65,9 @@ export const auditQuerySchema = pageQuerySchema
   .extend(auditFilterFields)
   .refine(orderedRange, { message: "from must not be after to", path: ["from"] });
 
-/** The export takes the same filters and no page: it streams every match. */
+/** The export takes the same filters, and a cursor where the page before it ended; its pages size themselves. */
 export const auditExportQuerySchema = z
-  .strictObject(auditFilterFields)
+  .strictObject({ ...auditFilterFields, cursor: pageQuerySchema.shape.cursor })
   .refine(orderedRange, { message: "from must not be after to", path: ["from"] });
 
 /** A head recorded earlier (from an export's trailer, a head read, a checkpoint) for verify to hold the chain to. */

@@ -1,6 +1,8 @@
 import { createHash, createHmac, hkdfSync, timingSafeEqual } from "node:crypto";
-import { GenerateMacCommand, type GenerateMacCommandOutput, KMSClient } from "@aws-sdk/client-kms";
+import { KMSClient } from "@aws-sdk/client-kms";
 import { KeyringUnavailableError } from "../domain/errors.ts";
+import { type ItemKeys, KmsItemKeys, LocalItemKeys } from "./item-integrity.ts";
+import { kmsGenerateMac } from "./kms-mac.ts";
 
 /**
  * Keys that authenticate the audit chain. They never enter the database: a record stores only a
@@ -24,6 +26,11 @@ export interface ChainKeys {
   current(at: Date): Promise<ChainKey>;
   /** The key a stored reference names, or undefined when it names a keeper this service does not hold. */
   forRef(ref: string): Promise<Uint8Array | undefined>;
+  /**
+   * The same keeper's key for authority-bearing items (tokens): drawn under its own label, so it is
+   * never one of the chain's day keys, and one per process rather than one per day.
+   */
+  itemKeys(): ItemKeys;
 }
 
 export interface ChainKey {
@@ -90,11 +97,17 @@ export class LocalChainKeys implements ChainKeys {
   readonly #keks: ReadonlyMap<string, Uint8Array>;
   readonly #activeId: string;
   readonly #cache = new KeyCache();
+  #itemKeys: ItemKeys | undefined;
 
   /** `keks` maps fingerprint to KEK, the active one first. */
   constructor(keks: ReadonlyMap<string, Uint8Array>, activeId: string) {
     this.#keks = keks;
     this.#activeId = activeId;
+  }
+
+  itemKeys(): ItemKeys {
+    this.#itemKeys ??= new LocalItemKeys(this.#keks, this.#activeId);
+    return this.#itemKeys;
   }
 
   async current(at: Date): Promise<ChainKey> {
@@ -119,10 +132,16 @@ export class KmsChainKeys implements ChainKeys {
   readonly #cache = new KeyCache();
   /** The key ARN KMS reports for `AUDIT_MAC_KEY_ID`; only references naming it are trusted. */
   #arn: Promise<string> | undefined;
+  #itemKeys: ItemKeys | undefined;
 
   constructor(options: { readonly client: KMSClient; readonly keyId: string }) {
     this.#client = options.client;
     this.#keyId = options.keyId;
+  }
+
+  itemKeys(): ItemKeys {
+    this.#itemKeys ??= new KmsItemKeys({ client: this.#client, keyId: this.#keyId });
+    return this.#itemKeys;
   }
 
   async current(at: Date): Promise<ChainKey> {
@@ -152,26 +171,8 @@ export class KmsChainKeys implements ChainKeys {
     return this.#arn;
   }
 
-  async #generateMac(keyId: string, keyDay: string): Promise<{ arn: string; mac: Uint8Array }> {
-    let result: GenerateMacCommandOutput;
-    try {
-      result = await this.#client.send(
-        new GenerateMacCommand({
-          KeyId: keyId,
-          MacAlgorithm: "HMAC_SHA_256",
-          Message: new TextEncoder().encode(`${LABEL}\0${keyDay}`),
-        }),
-      );
-    } catch (error) {
-      const name = error instanceof Error ? error.name : "unknown error";
-      throw new KeyringUnavailableError(`KMS GenerateMac for the audit key failed: ${name}`, {
-        cause: error,
-      });
-    }
-    if (result.Mac === undefined || result.KeyId === undefined) {
-      throw new KeyringUnavailableError("KMS GenerateMac returned an incomplete response");
-    }
-    return { arn: result.KeyId, mac: result.Mac };
+  #generateMac(keyId: string, keyDay: string): Promise<{ arn: string; mac: Uint8Array }> {
+    return kmsGenerateMac(this.#client, keyId, `${LABEL}\0${keyDay}`, "audit key");
   }
 }
 

@@ -1,6 +1,7 @@
 export const METRIC_NAMES = [
   "DecryptFailures",
   "AuthDenied",
+  "IntegrityFailures",
   "AuditWriteFailures",
   "KekMismatches",
   "KekConfigured",

@@ -9,6 +9,7 @@ function prometheusName(name: MetricName): string {
 const HELP: Record<MetricName, string> = {
   DecryptFailures: "Secret values or data keys that failed to decrypt or authenticate.",
   AuthDenied: "Requests refused for a missing, invalid or insufficient token.",
+  IntegrityFailures: "Token items refused because their MAC is missing or does not verify.",
   AuditWriteFailures: "Audit records that could not be written.",
   KekMismatches: "Data keys wrapped by a KEK that is not configured.",
   KekConfigured:

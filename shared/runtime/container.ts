@@ -1,5 +1,6 @@
 import { type ChainKeys, createKmsChainKeys } from "../crypto/chain-keys.ts";
 import { DataKeyCache } from "../crypto/data-key-cache.ts";
+import { ItemMacs } from "../crypto/item-integrity.ts";
 import { ACTIVE_KEK_VARIABLES, loadLocalKek } from "../crypto/kek-source.ts";
 import type { Keyring } from "../crypto/keyring.ts";
 import { createKmsKeyring } from "../crypto/kms-keyring.ts";
@@ -155,7 +156,14 @@ export function createRuntime(options: {
   const auditLog = new AuditLog(chainWriter, metrics, logger);
   const denials = new DenialWindows(auditLog, metrics, config.auditDenialWindowMs);
   const gate = new OperationGate(auditLog, denials);
-  const tokens = new TokenService(new TokenRepository(table), gate, denials);
+  const tokens = new TokenService({
+    tokens: new TokenRepository(table),
+    integrity: new ItemMacs(chainKeys.itemKeys()),
+    gate,
+    denials,
+    metrics,
+    logger,
+  });
 
   const dataKeys = new DataKeys(keyring, tenantRepository, new DataKeyCache(config.dataKeyCache));
   const sealer = new Sealer(dataKeys, metrics, rotationConfig.retireGraceMs / 2);

@@ -120,15 +120,13 @@ export class AuditRepository {
   }
 
   /**
-   * One page of a scope's records, newest first (or oldest first, for export), narrowed by the
-   * filter as blocks are read. A page may hold fewer than `limit` records while a cursor continues it.
+   * One page of a scope's records, newest first, narrowed by the filter as blocks are read. A page may hold fewer than `limit` records while a cursor continues it.
    */
   async query(
     scope: string,
     filter: AuditFilter,
-    page: { limit: number; cursor?: string | undefined; oldestFirst?: boolean },
+    page: { limit: number; cursor?: string | undefined },
   ): Promise<Page<ChainedAuditRecord>> {
-    const oldestFirst = page.oldestFirst === true;
     const cursor = decodeCursor(page.cursor);
     const values: Record<string, unknown> = { ":pk": auditPartition(scope) };
     let range: string;
@@ -137,8 +135,8 @@ export class AuditRepository {
       range = "begins_with(sk, :prefix)";
     } else {
       // The cursor's own block is read again, and its records up to the cursor skipped.
-      values[":low"] = oldestFirst ? cursor.sk : BLOCK_PREFIX;
-      values[":high"] = oldestFirst ? BLOCK_RANGE_END : cursor.sk;
+      values[":low"] = BLOCK_PREFIX;
+      values[":high"] = cursor.sk;
       range = "sk BETWEEN :low AND :high";
     }
     const items: ChainedAuditRecord[] = [];
@@ -148,28 +146,58 @@ export class AuditRepository {
       const result = await this.#table.query({
         keyCondition: `pk = :pk AND ${range}`,
         values,
-        forward: oldestFirst,
+        forward: false,
         limit: BLOCKS_PER_PAGE,
         startKey,
       });
       for (const item of result.items) {
         const sk = String(item.sk);
         const stored = recordsOf(item);
-        const order = oldestFirst ? stored.map((_, i) => i) : stored.map((_, i) => stored.length - 1 - i);
-        for (const i of order) {
-          const skip = sk === cursor?.sk && (oldestFirst ? i <= cursor.i : i >= cursor.i);
+        for (let i = stored.length - 1; i >= 0; i -= 1) {
+          const skip = sk === cursor?.sk && i >= cursor.i;
           const record = stored[i]?.record;
           // Malformed records are left for verification to report; a listing shows the well-formed.
           if (skip || !isChainedRecordShape(record) || !matches(record, filter)) continue;
           items.push(record);
           if (items.length === page.limit) return { items, nextCursor: encodeCursor({ sk, i }) };
         }
-        lastBlock = { sk, i: oldestFirst ? Math.max(stored.length - 1, 0) : 0 };
+        lastBlock = { sk, i: 0 };
       }
       startKey = result.lastKey;
       if (startKey === undefined) return { items };
     }
     return lastBlock === undefined ? { items } : { items, nextCursor: encodeCursor(lastBlock) };
+  }
+
+  /**
+   * Matching records of a scope, oldest first, from just after `cursor`, each with the cursor that
+   * goes on after it: an export page stops at any record, not only at a page of `limit`.
+   */
+  async *exportFrom(
+    scope: string,
+    filter: AuditFilter,
+    cursor?: string,
+  ): AsyncGenerator<{ readonly record: ChainedAuditRecord; readonly cursor: string }> {
+    const after = decodeCursor(cursor);
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const result = await this.#table.query({
+        keyCondition: "pk = :pk AND sk BETWEEN :low AND :high",
+        values: { ":pk": auditPartition(scope), ":low": after?.sk ?? BLOCK_PREFIX, ":high": BLOCK_RANGE_END },
+        limit: BLOCKS_PER_PAGE,
+        startKey,
+      });
+      for (const item of result.items) {
+        const sk = String(item.sk);
+        for (const [i, { record }] of recordsOf(item).entries()) {
+          if (sk === after?.sk && i <= after.i) continue;
+          // Malformed records are left for verification to report, as in a listing.
+          if (!isChainedRecordShape(record) || !matches(record, filter)) continue;
+          yield { record, cursor: encodeCursor({ sk, i }) };
+        }
+      }
+      startKey = result.lastKey;
+    } while (startKey !== undefined);
   }
 
   /** Every record of a scope, oldest first, block by block, for verification. */

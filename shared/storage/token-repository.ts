@@ -1,11 +1,51 @@
 import { StoreUnavailableError } from "../domain/errors.ts";
-import type { TokenRecord } from "../domain/types.ts";
+import type { ItemSeal } from "../domain/item-integrity.ts";
+import { ROLES, type Role, type TokenRecord } from "../domain/types.ts";
 import { tokenKey } from "./keys.ts";
 import type { Table } from "./table.ts";
 
-type TokenItem = Omit<TokenRecord, "tenants"> & { tenants: string[] };
+type TokenItem = Omit<TokenRecord, "tenants"> & { tenants: string[] } & ItemSeal;
 
-/** Tokens are stored by id with a hash of their secret half; the bearer value itself is never stored. */
+/**
+ * A token item as read. The table is not trusted, so each part may be missing: `record` when the item
+ * is not even token-shaped, `seal` when it carries no MAC. Either way the caller refuses it.
+ */
+export interface StoredToken {
+  readonly record?: TokenRecord;
+  readonly seal?: ItemSeal;
+}
+
+/** Only the fields' types are checked here; whether they are the ones that were issued is the MAC's to say. */
+function recordOf(item: Record<string, unknown>): TokenRecord | undefined {
+  const { tokenId, secretHash, role, tenants, createdAt, expiresAt, revokedAt } = item;
+  if (
+    typeof tokenId !== "string" ||
+    !(secretHash instanceof Uint8Array) ||
+    typeof role !== "string" ||
+    !(ROLES as readonly string[]).includes(role) ||
+    !Array.isArray(tenants) ||
+    !tenants.every((tenant) => typeof tenant === "string") ||
+    typeof createdAt !== "string" ||
+    typeof expiresAt !== "string" ||
+    (revokedAt !== undefined && typeof revokedAt !== "string")
+  ) {
+    return undefined;
+  }
+  return {
+    tokenId,
+    secretHash: new Uint8Array(secretHash),
+    role: role as Role,
+    tenants: tenants as string[],
+    createdAt,
+    expiresAt,
+    ...(revokedAt === undefined ? {} : { revokedAt }),
+  };
+}
+
+/**
+ * Tokens are stored by id with a hash of their secret half, never the bearer value, and with the seal
+ * (MAC and key reference) the service made over every field; the key itself never enters the table.
+ */
 export class TokenRepository {
   readonly #table: Table;
 
@@ -13,34 +53,45 @@ export class TokenRepository {
     this.#table = table;
   }
 
-  async create(record: TokenRecord): Promise<void> {
-    const item: TokenItem = { ...record, tenants: [...record.tenants] };
+  async create(record: TokenRecord, seal: ItemSeal): Promise<void> {
+    const item: TokenItem = {
+      ...record,
+      tenants: [...record.tenants],
+      mac: seal.mac,
+      macKeyRef: seal.macKeyRef,
+    };
     // Ids are 128 random bits; a collision means something is badly wrong, not a retryable conflict.
     if (!(await this.#table.putIfAbsent({ ...tokenKey(record.tokenId), ...item }))) {
       throw new StoreUnavailableError("token id collision; refusing to overwrite an existing token");
     }
   }
 
-  async get(tokenId: string): Promise<TokenRecord | undefined> {
-    const item = (await this.#table.get(tokenKey(tokenId))) as TokenItem | undefined;
+  async get(tokenId: string): Promise<StoredToken | undefined> {
+    const item = await this.#table.get(tokenKey(tokenId));
     if (item === undefined) return undefined;
+    const record = recordOf(item);
+    const { mac, macKeyRef } = item;
     return {
-      tokenId: item.tokenId,
-      secretHash: new Uint8Array(item.secretHash),
-      role: item.role,
-      tenants: item.tenants,
-      createdAt: item.createdAt,
-      expiresAt: item.expiresAt,
-      ...(item.revokedAt === undefined ? {} : { revokedAt: item.revokedAt }),
+      ...(record === undefined ? {} : { record }),
+      ...(typeof mac === "string" && typeof macKeyRef === "string" ? { seal: { mac, macKeyRef } } : {}),
     };
   }
 
-  /** Returns false when there is no such token or it is already revoked. */
-  revoke(tokenId: string, revokedAt: string): Promise<boolean> {
+  /**
+   * Sets `revokedAt` and the seal made over the revoked token, only over the item whose MAC the caller
+   * verified (`sealedAs`), so no concurrent change of the item gets the new seal. False when the token
+   * is gone, already revoked, or was changed since it was read.
+   */
+  revoke(tokenId: string, revokedAt: string, seal: ItemSeal, sealedAs: string): Promise<boolean> {
     return this.#table.update(tokenKey(tokenId), {
-      update: "SET revokedAt = :revokedAt",
-      condition: "attribute_exists(pk) AND attribute_not_exists(revokedAt)",
-      values: { ":revokedAt": revokedAt },
+      update: "SET revokedAt = :revokedAt, mac = :mac, macKeyRef = :macKeyRef",
+      condition: "attribute_exists(pk) AND attribute_not_exists(revokedAt) AND mac = :sealedAs",
+      values: {
+        ":revokedAt": revokedAt,
+        ":mac": seal.mac,
+        ":macKeyRef": seal.macKeyRef,
+        ":sealedAs": sealedAs,
+      },
     });
   }
 }

@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { ScanCommand as RawScanCommand } from "@aws-sdk/client-dynamodb";
 import { ScanCommand } from "@aws-sdk/lib-dynamodb";
@@ -7,7 +7,7 @@ import { LocalKeyring } from "../../shared/crypto/local-keyring.ts";
 import type { WrappedDataKey } from "../../shared/domain/types.ts";
 import type { LocalDynamo } from "../../shared/storage/local-dynamo.ts";
 import type { Table } from "../../shared/storage/table.ts";
-import { flipEnvelopeBit, headKey } from "../../testing/faults.ts";
+import { flipEnvelopeBit, getRawItem, headKey, putRawItem } from "../../testing/faults.ts";
 import {
   type ApiResponse,
   type Harness,
@@ -82,6 +82,7 @@ interface Exchange {
 const CANARY_V1 = `canary-v1-${randomBytes(16).toString("hex")}`;
 const CANARY_V2 = `canary-v2-${randomBytes(16).toString("hex")}`;
 const FORGED_TOKEN_SECRET = randomBytes(32).toString("hex");
+const FORGED_ITEM_SECRET = randomBytes(32).toString("hex");
 const KEK = randomKek();
 const OTHER_KEK = randomKek();
 
@@ -91,6 +92,8 @@ const auditEvents: Record<string, unknown>[] = [];
 let rawScan: Record<string, unknown>[] = [];
 let docScan: Record<string, unknown>[] = [];
 let deks: { label: string; plaintext: Uint8Array }[] = [];
+/** The keys that seal token items, derived here the way the service derives them, so leaks can be searched for. */
+let itemKeys: { label: string; key: Uint8Array }[] = [];
 let output: OutputCapture | undefined;
 let store: { dynamo: LocalDynamo; table: Table };
 
@@ -99,6 +102,7 @@ function secretNeedles(): Needle[] {
     needle("secret value v1", CANARY_V1),
     needle("secret value v2", CANARY_V2),
     needle("forged token secret", FORGED_TOKEN_SECRET),
+    needle("forged token item's secret", FORGED_ITEM_SECRET),
     needle("KEK", KEK),
     needle("other KEK", OTHER_KEK),
     ...tokens.flatMap(({ label, token }) => [
@@ -106,6 +110,7 @@ function secretNeedles(): Needle[] {
       needle(`${label} secret half`, token.split("_")[2] ?? ""),
     ]),
     ...deks.map(({ label, plaintext }) => needle(label, plaintext)),
+    ...itemKeys.map(({ label, key }) => needle(label, key)),
   ];
 }
 
@@ -131,14 +136,18 @@ beforeAll(async () => {
   output = captureProcessOutput();
   const logger = new Logger({ serviceName: "strongbox-canary", logLevel: "DEBUG" });
   const keyring = new LocalKeyring({ active: KEK, previous: [] });
+  const otherKeyring = new LocalKeyring({ active: OTHER_KEK, previous: [] });
+  itemKeys = [
+    { label: "item integrity key", key: (await keyring.chainKeys().itemKeys().current()).key },
+    {
+      label: "other KEK's item integrity key",
+      key: (await otherKeyring.chainKeys().itemKeys().current()).key,
+    },
+  ];
   store = await startStore();
   const h = await startHarness({ store, keyring, logger });
   // The same table under a KEK that wrapped none of its DEKs: the kek_mismatch path.
-  const wrongKek = await startHarness({
-    store,
-    keyring: new LocalKeyring({ active: OTHER_KEK, previous: [] }),
-    logger,
-  });
+  const wrongKek = await startHarness({ store, keyring: otherKeyring, logger });
 
   const issue = async (label: string, role: Parameters<Harness["token"]>[0], tenants: string[] = []) => {
     const token = await h.token(role, tenants);
@@ -150,6 +159,9 @@ beforeAll(async () => {
   const foreignOperator = await issue("globex operator token", "operator", ["globex"]);
   const auditor = await issue("auditor token", "auditor", ["acme"]);
   const adminId = admin.split("_")[1];
+  // Token items are sealed under a key drawn from the KEK, so the other KEK's instance has its own admin.
+  const wrongKekAdmin = await wrongKek.token("admin");
+  tokens.push({ label: "other KEK's admin token", token: wrongKekAdmin });
 
   const call = async (
     label: string,
@@ -240,6 +252,19 @@ beforeAll(async () => {
     token: `sbx_${adminId}_${FORGED_TOKEN_SECRET}`,
     headers: reason,
   });
+  // A token item written straight into the table, with the admin's MAC copied over: refused as unknown.
+  const adminItem = await getRawItem(store.table, { pk: `TOKEN#${adminId}`, sk: "TOKEN" });
+  const forgedId = `forged${"a".repeat(20)}`;
+  await putRawItem(store.table, {
+    ...adminItem,
+    pk: `TOKEN#${forgedId}`,
+    tokenId: forgedId,
+    secretHash: new Uint8Array(createHash("sha256").update(FORGED_ITEM_SECRET).digest()),
+  });
+  await call("forged token item", 401, "GET", secret, {
+    token: `sbx_${forgedId}_${FORGED_ITEM_SECRET}`,
+    headers: reason,
+  });
   await call("missing version", 404, "GET", `${secret}?version=9`, { token: admin, headers: reason });
   await call("missing secret", 404, "GET", "/v1/tenants/acme/secrets/nope", {
     token: admin,
@@ -255,10 +280,14 @@ beforeAll(async () => {
     token: admin,
     headers: reason,
   });
-  await call("KEK mismatch read", 503, "GET", secret, { via: wrongKek, token: admin, headers: reason });
+  await call("KEK mismatch read", 503, "GET", secret, {
+    via: wrongKek,
+    token: wrongKekAdmin,
+    headers: reason,
+  });
   await call("KEK mismatch write", 503, "PUT", secret, {
     via: wrongKek,
-    token: admin,
+    token: wrongKekAdmin,
     body: { value: CANARY_V1 },
   });
   await call("KEK mismatch health", 503, "GET", "/health", { via: wrongKek });
@@ -333,7 +362,8 @@ describe("canary sweep", () => {
     );
     expect(rawScan.length).toBe(docScan.length);
     expect(deks.map((dek) => dek.label).sort()).toEqual(["DEK v1 of acme", "DEK v1 of globex"]);
-    expect(tokens).toHaveLength(5);
+    expect(tokens).toHaveLength(6);
+    expect(itemKeys).toHaveLength(2);
   });
 
   it("responses do carry what they exist to hand out (the value of a read, a new token)", () => {

@@ -264,13 +264,18 @@ describe("an export tells complete from cut short", () => {
     const response = await h.call("GET", `/v1/tenants/${tenant}/audit/export`, { token: admin });
     const all = lines(response.text);
     const records = all.slice(0, -1);
-    // The export's own record (7) is written before the first line goes out, so it is in it.
-    expect(records.map((record) => record.sequence)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    // The export's own record (7) is written once its page is read, before it goes out: the next has it.
+    expect(records.map((record) => record.sequence)).toEqual([1, 2, 3, 4, 5, 6]);
     expect(all.at(-1)).toEqual({
       end: true,
-      records: 7,
-      lastSequence: 7,
-      lastHash: (await raw(tenant, 7)).hash,
+      records: 6,
+      lastSequence: 6,
+      lastHash: (await raw(tenant, 6)).hash,
+    });
+    expect(await raw(tenant, 7)).toMatchObject({
+      action: "audit.export",
+      outcome: "success",
+      detail: "records=6 lastSequence=6",
     });
   });
 
@@ -282,37 +287,24 @@ describe("an export tells complete from cut short", () => {
     expect(lines(response.text)).toEqual([{ end: true, records: 0 }]);
   });
 
-  it("an export whose store read fails after the status went out ends with an error line instead of the trailer", async () => {
+  it("an export whose store read fails answers 503 and is recorded as a failure, never as a success", async () => {
     const tenant = await freshChain();
-    // More than one export page (500 records), so the second page is read only as the client reads.
-    await Promise.all(
-      Array.from({ length: 500 }, (_, n) =>
-        h.runtime.chainWriter.append({
-          tenantId: tenant,
-          action: "secret.read",
-          outcome: "success",
-          actor: "export-filler",
-          role: "runner",
-          requestId: `filler-${n}`,
-          time: new Date().toISOString(),
-        }),
-      ),
-    );
-    const response = await h.app.request(`/v1/tenants/${tenant}/audit/export`, {
-      headers: { authorization: `Bearer ${admin}` },
-    });
-    expect(response.status).toBe(200);
-    // The records are read only as the body is pulled: the store goes away in between.
     const fault = injectFault(store.table, (call) => call.commandName === "QueryCommand");
-    const text = await response.text().finally(() => fault.remove());
-    const all = lines(text);
-    expect(all).toHaveLength(501);
-    expect(all.at(-1)).toEqual({
-      end: false,
-      records: 500,
+    const response = await h
+      .call("GET", `/v1/tenants/${tenant}/audit/export`, { token: admin })
+      .finally(() => fault.remove());
+    expect(response.status).toBe(503);
+    expect(await response.json()).toEqual({
       error: { code: "store_unavailable", message: expect.stringContaining("DynamoDB Query failed") },
     });
-    expect(all.some((line) => line.end === true)).toBe(false);
+    expect(fault.refused).toBeGreaterThan(0);
+    const record = await raw(tenant, 7);
+    expect(record).toMatchObject({
+      action: "audit.export",
+      outcome: "failure",
+      detail: "failed=store_unavailable",
+    });
+    expect(await h.runtime.chainVerifier.verify(tenant)).toMatchObject({ intact: true, verifiedThrough: 7 });
   });
 });
 

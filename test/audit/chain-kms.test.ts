@@ -49,7 +49,7 @@ afterAll(async () => {
 });
 
 describe("the audit chain on a KMS HMAC key", () => {
-  it("a fresh instance makes one GenerateMac for the day's key, then none for any number of appends", async () => {
+  it("a fresh instance makes one GenerateMac for the day's key (and one for the token items' key), then none for any number of appends", async () => {
     const fresh = await instance(macKeyArn);
     kms.resetCalls();
     for (let i = 0; i < 20; i += 1) {
@@ -59,7 +59,8 @@ describe("the audit chain on a KMS HMAC key", () => {
       });
       expect(put.status).toBe(200);
     }
-    expect(kms.calls.GenerateMac).toBe(1);
+    // The item integrity key, to check the admin token, and the day's chain key: one call each.
+    expect(kms.calls.GenerateMac).toBe(2);
     const record = await getRawAuditRecord(store.table, "acme", 3);
     expect(record.macKeyRef).toBe(`kms:${macKeyArn}:${new Date().toISOString().slice(0, 10)}`);
   });
@@ -85,15 +86,28 @@ describe("the audit chain on a KMS HMAC key", () => {
       body: { value: "v" },
     });
     expect(put.status).toBe(200);
-    // An encryption key where an HMAC key belongs: KMS refuses GenerateMac with InvalidKeyUsage.
-    const misconfigured = await instance(kms.keyArn("alias/strongbox-test"));
-    const response = await misconfigured.call("GET", "/v1/tenants/acme/secrets/closed", {
+    const fresh = await instance(macKeyArn);
+    // The token check's key is derived first; then KMS refuses the day's key.
+    expect(await fresh.runtime.tokens.isActive(admin.split("_")[1] ?? "")).toBe(true);
+    kms.failNext("GenerateMac", "KMSInternalException", 1);
+    const response = await fresh.call("GET", "/v1/tenants/acme/secrets/closed", {
       token: admin,
       headers: { "x-audit-reason": "kms chain test" },
     });
     expect(response.status).toBe(503);
     expect((await response.json()).error.code).toBe("audit_unavailable");
     expect(response.text).not.toContain('"value"');
+
+    // An encryption key where an HMAC key belongs: KMS refuses GenerateMac with InvalidKeyUsage, so
+    // not even the token can be checked.
+    const misconfigured = await instance(kms.keyArn("alias/strongbox-test"));
+    const refused = await misconfigured.call("GET", "/v1/tenants/acme/secrets/closed", {
+      token: admin,
+      headers: { "x-audit-reason": "kms chain test" },
+    });
+    expect(refused.status).toBe(503);
+    expect((await refused.json()).error.code).toBe("keyring_unavailable");
+    expect(refused.text).not.toContain('"value"');
   });
 });
 

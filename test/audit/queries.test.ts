@@ -106,7 +106,7 @@ describe("audit queries", () => {
 });
 
 describe("export as JSON lines", () => {
-  it("streams every matching record oldest first, one JSON object per line, with its chain fields", async () => {
+  it("answers every matching record oldest first, one JSON object per line, with its chain fields", async () => {
     const response = await h.call("GET", "/v1/tenants/acme/audit/export?secret=db-password", {
       token: admin,
     });
@@ -138,7 +138,10 @@ describe("export as JSON lines", () => {
 
   it("the export itself is on the record, with its filter", async () => {
     const found = await events("/v1/tenants/acme/audit?action=audit.export&limit=999");
-    expect(found[0]).toMatchObject({ outcome: "success", detail: "secretName=db-password" });
+    expect(found[0]).toMatchObject({
+      outcome: "success",
+      detail: expect.stringMatching(/^secretName=db-password records=7 lastSequence=\d+$/),
+    });
   });
 });
 

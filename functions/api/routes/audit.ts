@@ -5,7 +5,7 @@ import type { Runtime } from "../../../shared/runtime/container.ts";
 import { type AppEnv, pageBody, pageOf, queryWith } from "../http.ts";
 import { type AuthenticatedEnv, authenticator } from "../middleware/authenticate.ts";
 import { tenantScope } from "../middleware/tenant-scope.ts";
-import { jsonLines } from "../ndjson.ts";
+import { EXPORT_PAGE_BYTES, EXPORT_TRAILER_BYTES, exportLineBytes, exportLines } from "../ndjson.ts";
 import { auditExportQuerySchema, auditFilter, auditQuerySchema, auditVerifyQuerySchema } from "../schemas.ts";
 
 /** A tenant's audit trail under its path, and the system scope's under /v1/audit: list, export, verify, head. */
@@ -22,8 +22,11 @@ export function auditRoutes(runtime: Runtime): Hono<AppEnv> {
 
   const auditExport = async <E extends AuthenticatedEnv>(c: Context<E>, scope: string) => {
     const query = queryWith(c, auditExportQuerySchema);
-    const records = await runtime.auditQueries.export(c.var.ctx, scope, auditFilter(query));
-    return c.body(jsonLines(records, runtime.logger), 200, { "Content-Type": "application/x-ndjson" });
+    const page = await runtime.auditQueries.export(c.var.ctx, scope, auditFilter(query), {
+      cursor: query.cursor,
+      budget: { maxBytes: EXPORT_PAGE_BYTES - EXPORT_TRAILER_BYTES, sizeOf: exportLineBytes },
+    });
+    return c.body(exportLines(page), 200, { "Content-Type": "application/x-ndjson" });
   };
 
   const auditVerify = async <E extends AuthenticatedEnv>(c: Context<E>, scope: string) => {

@@ -2,9 +2,12 @@ import { type MintedToken, mintToken, parseToken, tokenSecretMatches } from "../
 import type { AuditTarget, DenialRecorder, OperationGate } from "../../domain/audit-trail.ts";
 import type { RequestContext } from "../../domain/context.ts";
 import { AuthenticationError, NotFoundError } from "../../domain/errors.ts";
+import { canonicalToken, type ItemIntegrity, type ItemSeal } from "../../domain/item-integrity.ts";
 import type { CreateTokenInput } from "../../domain/schemas.ts";
 import { now } from "../../domain/time.ts";
-import type { Principal, Role } from "../../domain/types.ts";
+import type { Principal, Role, TokenRecord } from "../../domain/types.ts";
+import type { Logger } from "../../observability/logger.ts";
+import type { MetricsRecorder } from "../../observability/metrics.ts";
 import type { TokenRepository } from "../../storage/token-repository.ts";
 
 export interface IssuedToken {
@@ -16,15 +19,39 @@ export interface IssuedToken {
 
 const BEARER = /^Bearer ([!-~]{1,512})$/;
 
+/** A token item as it may be trusted: its fields and the seal that verified over them. */
+interface VerifiedToken {
+  readonly record: TokenRecord;
+  readonly seal: ItemSeal;
+}
+
+/** What a token lookup found: a verified token, nothing, or an item that failed its integrity check. */
+type Lookup = VerifiedToken | "absent" | "failed_integrity";
+
+export interface TokenServiceDependencies {
+  readonly tokens: TokenRepository;
+  readonly integrity: ItemIntegrity;
+  readonly gate: OperationGate;
+  readonly denials: DenialRecorder;
+  readonly metrics: MetricsRecorder;
+  readonly logger: Logger;
+}
+
 export class TokenService {
   readonly #tokens: TokenRepository;
+  readonly #integrity: ItemIntegrity;
   readonly #gate: OperationGate;
   readonly #denials: DenialRecorder;
+  readonly #metrics: MetricsRecorder;
+  readonly #logger: Logger;
 
-  constructor(tokens: TokenRepository, gate: OperationGate, denials: DenialRecorder) {
-    this.#tokens = tokens;
-    this.#gate = gate;
-    this.#denials = denials;
+  constructor(dependencies: TokenServiceDependencies) {
+    this.#tokens = dependencies.tokens;
+    this.#integrity = dependencies.integrity;
+    this.#gate = dependencies.gate;
+    this.#denials = dependencies.denials;
+    this.#metrics = dependencies.metrics;
+    this.#logger = dependencies.logger;
   }
 
   async create(ctx: RequestContext, input: CreateTokenInput): Promise<IssuedToken> {
@@ -43,7 +70,7 @@ export class TokenService {
     const minted = mintToken();
     const createdAt = new Date();
     const expiresAt = new Date(createdAt.getTime() + ttlSeconds * 1000).toISOString();
-    await this.#tokens.create({
+    await this.#create({
       tokenId: minted.tokenId,
       secretHash: minted.secretHash,
       role,
@@ -59,11 +86,11 @@ export class TokenService {
    * that was revoked or has expired stays so: the operator replaces the secret, which gives a new token.
    */
   async ensureBootstrap(minted: MintedToken, ttlSeconds: number): Promise<"issued" | "active" | "unusable"> {
-    const existing = await this.#tokens.get(minted.tokenId);
-    if (existing === undefined) {
+    let found = await this.#lookup(minted.tokenId);
+    if (found === "absent") {
       const createdAt = new Date();
       try {
-        await this.#tokens.create({
+        await this.#create({
           tokenId: minted.tokenId,
           secretHash: minted.secretHash,
           role: "admin",
@@ -74,31 +101,38 @@ export class TokenService {
         return "issued";
       } catch (error) {
         // Concurrent cold starts race to create the same token; the loser finds the winner's record.
-        if ((await this.#tokens.get(minted.tokenId)) === undefined) throw error;
+        found = await this.#lookup(minted.tokenId);
+        if (found === "absent") throw error;
       }
     }
-    const record = existing ?? (await this.#tokens.get(minted.tokenId));
+    const record = typeof found === "string" ? undefined : found.record;
     const usable =
       record !== undefined &&
       tokenSecretMatches(parseToken(minted.token)?.secret ?? "", record.secretHash) &&
       record.role === "admin" &&
-      record.revokedAt === undefined &&
-      Date.parse(record.expiresAt) > Date.now();
+      isLive(record);
     return usable ? "active" : "unusable";
   }
 
   async revoke(ctx: RequestContext, tokenId: string): Promise<void> {
     const operation = await this.#gate.begin(ctx, "token.revoke", { detail: `revoke ${tokenId}` });
     await operation.change(async () => {
-      if (!(await this.#tokens.revoke(tokenId, now()))) throw new NotFoundError(`no active token ${tokenId}`);
+      const found = await this.#lookup(tokenId);
+      // An item that fails its check is no token: it is not sealed anew, revoked or not.
+      if (typeof found === "string" || found.record.revokedAt !== undefined) {
+        throw new NotFoundError(`no active token ${tokenId}`);
+      }
+      const revokedAt = now();
+      const seal = await this.#integrity.seal(canonicalToken({ ...found.record, revokedAt }));
+      if (!(await this.#tokens.revoke(tokenId, revokedAt, seal, found.seal.mac))) {
+        throw new NotFoundError(`no active token ${tokenId}`);
+      }
     });
   }
 
   async isActive(tokenId: string): Promise<boolean> {
-    const record = await this.#tokens.get(tokenId);
-    return (
-      record !== undefined && record.revokedAt === undefined && Date.parse(record.expiresAt) > Date.now()
-    );
+    const found = await this.#lookup(tokenId);
+    return typeof found !== "string" && isLive(found.record);
   }
 
   /**
@@ -107,17 +141,20 @@ export class TokenService {
    */
   async authenticate(header: string | undefined, requestId: string, target: AuditTarget): Promise<Principal> {
     const parsed = parseToken(BEARER.exec(header ?? "")?.[1] ?? "");
-    const record = parsed === undefined ? undefined : await this.#tokens.get(parsed.tokenId);
+    const found = parsed === undefined ? "absent" : await this.#lookup(parsed.tokenId);
+    const record = typeof found === "string" ? undefined : found.record;
     const why =
       parsed === undefined
         ? "malformed_or_missing_token"
-        : record === undefined || !tokenSecretMatches(parsed.secret, record.secretHash)
-          ? "unknown_token"
-          : record.revokedAt !== undefined
-            ? "revoked_token"
-            : Date.parse(record.expiresAt) <= Date.now()
-              ? "expired_token"
-              : undefined;
+        : found === "failed_integrity"
+          ? "failed_integrity"
+          : record === undefined || !tokenSecretMatches(parsed.secret, record.secretHash)
+            ? "unknown_token"
+            : record.revokedAt !== undefined
+              ? "revoked_token"
+              : Date.parse(record.expiresAt) <= Date.now()
+                ? "expired_token"
+                : undefined;
     if (why !== undefined || record === undefined) {
       await this.#denials.deny(
         target,
@@ -129,4 +166,35 @@ export class TokenService {
     }
     return { tokenId: record.tokenId, role: record.role, tenants: record.tenants };
   }
+
+  async #create(record: TokenRecord): Promise<void> {
+    await this.#tokens.create(record, await this.#integrity.seal(canonicalToken(record)));
+  }
+
+  /**
+   * Reads a token item and checks its MAC. An item that fails (no MAC, a MAC that does not verify, a
+   * key this service does not hold, not token-shaped, filed under another id) is treated as absent by
+   * every caller, and counted and logged by the id it was looked up by, nothing else.
+   */
+  async #lookup(tokenId: string): Promise<Lookup> {
+    const stored = await this.#tokens.get(tokenId);
+    if (stored === undefined) return "absent";
+    const { record, seal } = stored;
+    if (
+      record !== undefined &&
+      seal !== undefined &&
+      record.tokenId === tokenId &&
+      (await this.#integrity.verify(canonicalToken(record), seal))
+    ) {
+      return { record, seal };
+    }
+    this.#metrics.increment("IntegrityFailures");
+    this.#logger.warn("token item failed its integrity check; refused as unknown", { tokenId });
+    return "failed_integrity";
+  }
+}
+
+/** Neither revoked nor expired. Expiry is checked on every read, because dynalite has no TTL. */
+function isLive(record: TokenRecord): boolean {
+  return record.revokedAt === undefined && Date.parse(record.expiresAt) > Date.now();
 }

@@ -6,12 +6,17 @@ import type {
 } from "../../domain/audit-chain.ts";
 import type { OperationGate } from "../../domain/audit-trail.ts";
 import type { RequestContext } from "../../domain/context.ts";
+import { StrongboxError } from "../../domain/errors.ts";
 import type { Page } from "../../domain/types.ts";
 import type { AuditRepository } from "../../storage/audit-repository.ts";
 import type { ChainVerifier } from "./chain-verifier.ts";
 import type { ChainWriter } from "./chain-writer.ts";
 
-const EXPORT_PAGE = 500;
+/** How much of the records one export page may hold, in the measure of whoever answers with it. */
+export interface ExportBudget {
+  readonly maxBytes: number;
+  sizeOf(record: ChainedAuditRecord): number;
+}
 
 /** Times compare as strings in storage, so bounds are brought to the stored form (with milliseconds). */
 function normalised(filter: AuditFilter): AuditFilter {
@@ -55,33 +60,65 @@ export class AuditQueries {
   }
 
   /**
-   * Every matching record, oldest first, with its chain fields, so an export can be checked against
-   * the chain later. The export is on the record before the first line goes out (fail closed).
+   * One page of the matching records, oldest first, with their chain fields, so an export can be
+   * checked against the chain later: as many as fit `budget.maxBytes` by `budget.sizeOf` (always at
+   * least one), and a cursor when more remain. The page is read whole before anything is answered, so
+   * the export goes on the record as what it was: a success naming the page, only once the page is
+   * in hand (fail closed: nothing goes out before that record), or a failure when the read failed.
    */
   async export(
     ctx: RequestContext,
     scope: string,
     filter: AuditFilter,
-  ): Promise<AsyncGenerator<ChainedAuditRecord>> {
+    page: { readonly cursor?: string | undefined; readonly budget: ExportBudget },
+  ): Promise<Page<ChainedAuditRecord>> {
     const operation = await this.#gate.begin(ctx, "audit.export", { tenantId: scope });
-    const detail = Object.entries(filter)
+    const filters = Object.entries(filter)
       .filter(([, value]) => value !== undefined)
-      .map(([name, value]) => `${name}=${value}`)
-      .join(" ");
-    await operation.succeeded(detail ? { detail } : {});
-    const repository = this.#repository;
-    return (async function* () {
-      let cursor: string | undefined;
-      do {
-        const page = await repository.query(scope, normalised(filter), {
-          limit: EXPORT_PAGE,
-          cursor,
-          oldestFirst: true,
-        });
-        yield* page.items;
-        cursor = page.nextCursor;
-      } while (cursor !== undefined);
-    })();
+      .map(([name, value]) => `${name}=${value}`);
+    let read: Page<ChainedAuditRecord>;
+    try {
+      read = await this.#readPage(scope, filter, page.cursor, page.budget);
+    } catch (error) {
+      const code = error instanceof StrongboxError ? error.code : "internal_error";
+      await operation.failed({ detail: [...filters, `failed=${code}`].join(" ") });
+      throw error;
+    }
+    const last = read.items.at(-1);
+    const detail = [
+      ...filters,
+      `records=${read.items.length}`,
+      ...(last === undefined ? [] : [`lastSequence=${last.sequence}`]),
+      ...(page.cursor === undefined ? [] : ["continued=true"]),
+      ...(read.nextCursor === undefined ? [] : ["more=true"]),
+    ].join(" ");
+    await operation.succeeded({ detail });
+    return read;
+  }
+
+  async #readPage(
+    scope: string,
+    filter: AuditFilter,
+    cursor: string | undefined,
+    budget: ExportBudget,
+  ): Promise<Page<ChainedAuditRecord>> {
+    const items: ChainedAuditRecord[] = [];
+    let bytes = 0;
+    let after: string | undefined;
+    // Leaving the loop early closes the repository's reader (for await calls its return).
+    for await (const { record, cursor: next } of this.#repository.exportFrom(
+      scope,
+      normalised(filter),
+      cursor,
+    )) {
+      const size = budget.sizeOf(record);
+      // The record that does not fit is where the next page starts; so a cursor means more remain.
+      if (after !== undefined && bytes + size > budget.maxBytes) return { items, nextCursor: after };
+      items.push(record);
+      bytes += size;
+      after = next;
+    }
+    return { items };
   }
 
   /**
