@@ -118,6 +118,13 @@ export class MonitoringStack extends Stack {
       "KMS calls on this environment's keys by an unexpected principal",
     );
     alarm(
+      "IntegrityFailures",
+      service("IntegrityFailures", "Sum"),
+      above,
+      0,
+      "A token item failed its MAC: someone wrote authority into the table directly",
+    );
+    alarm(
       "RotationFailures",
       service("RotationFailures", "Sum"),
       above,

@@ -366,7 +366,7 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
         ComparisonOperator: "LessThanThreshold",
         Threshold: 1,
       });
-      for (const name of ["AuditWriteFailures", "KmsAnomalies", "RotationFailures"]) {
+      for (const name of ["AuditWriteFailures", "KmsAnomalies", "IntegrityFailures", "RotationFailures"]) {
         expect(byMetric(name)[0]).toMatchObject({ ComparisonOperator: "GreaterThanThreshold", Threshold: 0 });
       }
     });
