@@ -109,33 +109,56 @@ process.stdout.write(String(performance.now() - t));`;
   return times;
 }
 
-export function invokeBundle(
+/** What a fresh Node process running a bundle ended with: the Lambda runtime's view of an init or invoke. */
+export interface BundleProcess {
+  /** 0 when the process finished, as an init (and every invocation) that succeeded. */
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function runBundleProcess(
+  bundle: Bundle,
+  env: Record<string, string>,
+  script: string,
+  stdin: string | undefined,
+): Promise<BundleProcess> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
+      env: { PATH: process.env.PATH ?? "", ...env, BUNDLE_URL: pathToFileURL(bundle.file).href },
+      stdio: [stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout?.on("data", (chunk) => {
+      stdout += chunk;
+    });
+    child.stderr?.on("data", (chunk) => {
+      stderr += chunk;
+    });
+    child.on("error", reject);
+    child.on("close", (code) => resolvePromise({ code, stdout, stderr }));
+    if (stdin !== undefined) child.stdin?.end(stdin);
+  });
+}
+
+export async function invokeBundle(
   bundle: Bundle,
   env: Record<string, string>,
   events: readonly unknown[],
 ): Promise<Invocation> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, ["--input-type=module", "-e", RUNNER], {
-      env: { PATH: process.env.PATH ?? "", ...env, BUNDLE_URL: pathToFileURL(bundle.file).href },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on("data", (chunk) => {
-      stderr += chunk;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => {
-      if (code !== 0) reject(new Error(`bundle process exited with ${code}: ${stderr.slice(0, 2000)}`));
-      else {
-        const at = stdout.lastIndexOf(MARKER);
-        const result = JSON.parse(stdout.slice(at + MARKER.length)) as Omit<Invocation, "logs">;
-        resolvePromise({ ...result, logs: stdout.slice(0, at) + stderr });
-      }
-    });
-    child.stdin.end(JSON.stringify(events));
-  });
+  const { code, stdout, stderr } = await runBundleProcess(bundle, env, RUNNER, JSON.stringify(events));
+  if (code !== 0) throw new Error(`bundle process exited with ${code}: ${stderr.slice(0, 2000)}`);
+  const at = stdout.lastIndexOf(MARKER);
+  const result = JSON.parse(stdout.slice(at + MARKER.length)) as Omit<Invocation, "logs">;
+  return { ...result, logs: stdout.slice(0, at) + stderr };
+}
+
+/**
+ * Only the init of a bundled function: a fresh process imports it, as the Lambda runtime does, and
+ * exits. For cold starts that must refuse, whose output (the EMF lines on stdout, the error log on
+ * stderr) is what the test reads.
+ */
+export function coldStart(bundle: Bundle, env: Record<string, string>): Promise<BundleProcess> {
+  return runBundleProcess(bundle, env, "await import(process.env.BUNDLE_URL);", undefined);
 }

@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bootstrapToken } from "../../shared/crypto/tokens.ts";
-import { type Bundle, buildBundle, invokeBundle } from "../../testing/bundles.ts";
+import { type Bundle, buildBundle, coldStart, invokeBundle } from "../../testing/bundles.ts";
 import { kmsCallEvent, sqsBatch } from "../../testing/cloudtrail.ts";
-import { coldStart } from "../../testing/cold-start.ts";
+
 import { httpApiEvent } from "../../testing/http-api-event.ts";
 import type { DeployedKey } from "../../testing/iam/deployed-shape.ts";
 import { addKeyLike, type LoopbackStage, startLoopbackStage } from "../../testing/iam/loopback-stage.ts";
