@@ -17,7 +17,8 @@ export interface IssuedToken {
   readonly expiresAt: string;
 }
 
-const BEARER = /^Bearer ([!-~]{1,512})$/;
+/** The scheme is case-insensitive (RFC 9110 §11.1), and one or more spaces may follow it (RFC 6750 §2.1). */
+const BEARER = /^bearer +([!-~]{1,512})$/i;
 
 /** A token item as it may be trusted: its fields and the seal that verified over them. */
 interface VerifiedToken {
@@ -152,7 +153,7 @@ export class TokenService {
             ? "unknown_token"
             : record.revokedAt !== undefined
               ? "revoked_token"
-              : Date.parse(record.expiresAt) <= Date.now()
+              : !isUnexpired(record)
                 ? "expired_token"
                 : undefined;
     if (why !== undefined || record === undefined) {
@@ -196,5 +197,11 @@ export class TokenService {
 
 /** Neither revoked nor expired. Expiry is checked on every read, because dynalite has no TTL. */
 function isLive(record: TokenRecord): boolean {
-  return record.revokedAt === undefined && Date.parse(record.expiresAt) > Date.now();
+  return record.revokedAt === undefined && isUnexpired(record);
+}
+
+/** Fails closed: an expiry that does not parse (NaN) is past, never "not yet". */
+function isUnexpired(record: TokenRecord): boolean {
+  const expiresAt = Date.parse(record.expiresAt);
+  return Number.isFinite(expiresAt) && expiresAt > Date.now();
 }

@@ -1,0 +1,104 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ItemMacs } from "../../shared/crypto/item-integrity.ts";
+import { LocalKeyring } from "../../shared/crypto/local-keyring.ts";
+import { mintToken } from "../../shared/crypto/tokens.ts";
+import { canonicalToken } from "../../shared/domain/item-integrity.ts";
+import type { AuditEvent, TokenRecord } from "../../shared/domain/types.ts";
+import { TokenRepository } from "../../shared/storage/token-repository.ts";
+import { type ApiResponse, type Harness, randomKek, startHarness } from "../../testing/harness.ts";
+
+/*
+ * The defects a hostile client found from outside (issue 13), each through the HTTP API: authentication
+ * and token scope, expiry, the order of authentication and validation, 405s, and the audit reason.
+ */
+
+const TENANT = "acme";
+const OTHER = "bravo";
+const SECRET = `/v1/tenants/${TENANT}/secrets/db-password`;
+const REASON = { "x-audit-reason": "hostile client test" };
+
+const keyring = new LocalKeyring({ active: randomKek(), previous: [] });
+let h: Harness;
+let admin: string;
+
+async function expectError(response: ApiResponse, status: number, code: string) {
+  expect(response.status).toBe(status);
+  const body = await response.json();
+  expect(Object.keys(body)).toEqual(["error"]);
+  expect(body.error).toEqual({ code, message: expect.any(String) });
+}
+
+/** Every event of a tenant's trail (or `_system`'s with no tenant), oldest first. */
+async function trail(tenant?: string): Promise<AuditEvent[]> {
+  const base = tenant === undefined ? "/v1/audit" : `/v1/tenants/${tenant}/audit`;
+  const response = await h.call("GET", `${base}?limit=999`, { token: admin });
+  expect(response.status).toBe(200);
+  return ((await response.json()).events as AuditEvent[]).reverse();
+}
+
+/** Writes a token item with the fields given, sealed with the service's own item key, as issuing would. */
+async function plantToken(fields: Partial<TokenRecord>): Promise<string> {
+  const minted = mintToken();
+  const record: TokenRecord = {
+    tokenId: minted.tokenId,
+    secretHash: minted.secretHash,
+    role: "admin",
+    tenants: ["*"],
+    createdAt: new Date().toISOString(),
+    expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+    ...fields,
+  };
+  const seal = await new ItemMacs(keyring.chainKeys().itemKeys()).seal(canonicalToken(record));
+  await new TokenRepository(h.table).create(record, seal);
+  return minted.token;
+}
+
+beforeAll(async () => {
+  // Denials are looked up by request id, so repeats are not collapsed into windows here.
+  h = await startHarness({ keyring, env: { AUDIT_DENIAL_WINDOW_SECONDS: "0" } });
+  admin = await h.token("admin");
+  for (const tenantId of [TENANT, OTHER]) {
+    expect((await h.call("POST", "/v1/tenants", { token: admin, body: { tenantId } })).status).toBe(201);
+  }
+  expect((await h.call("PUT", SECRET, { token: admin, body: { value: "v1" } })).status).toBe(200);
+});
+afterAll(() => h?.close());
+
+describe("the bearer scheme", () => {
+  for (const [title, header] of [
+    ["a lowercase scheme", (t: string) => `bearer ${t}`],
+    ["an uppercase scheme", (t: string) => `BEARER ${t}`],
+    ["two spaces after the scheme", (t: string) => `Bearer  ${t}`],
+  ] as const) {
+    it(`accepts ${title}`, async () => {
+      const response = await h.call("GET", SECRET, { headers: { ...REASON, authorization: header(admin) } });
+      expect(response.status).toBe(200);
+    });
+  }
+
+  it("still refuses another scheme, no space, and a tab", async () => {
+    for (const authorization of [`Basic ${admin}`, `Bearer${admin}`, `Bearer\t${admin}`]) {
+      await expectError(
+        await h.call("GET", SECRET, { headers: { ...REASON, authorization } }),
+        401,
+        "unauthenticated",
+      );
+    }
+  });
+});
+
+describe("token expiry", () => {
+  it("refuses a token whose expiresAt does not parse, as expired", async () => {
+    const token = await plantToken({ expiresAt: "not-a-date" });
+    const response = await h.call("GET", SECRET, { token, headers: REASON });
+    await expectError(response, 401, "unauthenticated");
+    const requestId = response.headers.get("x-request-id");
+    const denied = (await trail(TENANT)).filter((event) => event.requestId === requestId);
+    expect(denied).toEqual([expect.objectContaining({ outcome: "denied", detail: "expired_token" })]);
+  });
+
+  it("accepts the same planted token with a valid expiry (the control)", async () => {
+    const token = await plantToken({});
+    expect((await h.call("GET", SECRET, { token, headers: REASON })).status).toBe(200);
+  });
+});
