@@ -102,3 +102,48 @@ describe("token expiry", () => {
     expect((await h.call("GET", SECRET, { token, headers: REASON })).status).toBe(200);
   });
 });
+
+describe("token scope at issuance", () => {
+  const mint = (body: unknown) => h.call("POST", "/v1/tokens", { token: admin, body });
+
+  it("refuses an admin token with a tenant list (admins are global), and issues none", async () => {
+    for (const tenants of [[TENANT], [TENANT, "*"], []]) {
+      await expectError(await mint({ role: "admin", tenants, ttlSeconds: 600 }), 400, "invalid_request");
+    }
+    const issued = (await trail()).filter((e) => e.action === "token.create" && e.outcome === "success");
+    expect(issued).toEqual([]);
+  });
+
+  it('issues a global admin token for tenants ["*"] (the control)', async () => {
+    expect((await mint({ role: "admin", tenants: ["*"], ttlSeconds: 600 })).status).toBe(201);
+  });
+
+  it("refuses a token for a tenant that does not exist with 404, and a later tenant's trail starts with its creation", async () => {
+    const response = await mint({ role: "operator", tenants: ["gamma"], ttlSeconds: 600 });
+    await expectError(response, 404, "not_found");
+    expect((await response.json()).error.message).toContain("gamma does not exist");
+    await expectError(
+      await mint({ role: "runner", tenants: [TENANT, "gamma"], ttlSeconds: 600 }),
+      404,
+      "not_found",
+    );
+    // The refusals are on the system trail as failed attempts, and no token came of them.
+    const refused = (await trail()).filter(
+      (e) => e.action === "token.create" && e.requestId === response.headers.get("x-request-id"),
+    );
+    expect(refused.map((e) => `${e.outcome}:${e.detail}`)).toEqual([
+      "attempt:role operator for gamma",
+      "failure:not_found",
+    ]);
+    expect((await h.call("POST", "/v1/tenants", { token: admin, body: { tenantId: "gamma" } })).status).toBe(
+      201,
+    );
+    const gamma = await trail("gamma");
+    expect(gamma.map((e) => `${e.action}:${e.outcome}`)).toEqual([
+      "tenant.create:attempt",
+      "tenant.create:success",
+    ]);
+    const scoped = await mint({ role: "operator", tenants: ["gamma"], ttlSeconds: 600 });
+    expect(scoped.status).toBe(201);
+  });
+});
