@@ -147,3 +147,40 @@ describe("token scope at issuance", () => {
     expect(scoped.status).toBe(201);
   });
 });
+
+describe("authentication comes before validation", () => {
+  /** Every /v1 route with every path parameter, the query, the reason and the body malformed. */
+  const badRequests = () =>
+    h.app.routes
+      .filter((route) => route.path.startsWith("/v1") && route.method !== "ALL")
+      .map((route) => ({
+        route: `${route.method} ${route.path}`,
+        method: route.method,
+        path: `${route.path
+          .replace(":tenantId", "Bad_Tenant!")
+          .replace(":name", "-bad-name")
+          .replace(":id", "x")}?limit=0&version=-1&bogus=1`,
+      }));
+
+  it("answers every /v1 route's malformed request without a token with 401, never a detailed 400", async () => {
+    const requests = badRequests();
+    expect(requests.length).toBeGreaterThan(20);
+    for (const { route, method, path } of requests) {
+      const response = await h.call(method, path, {
+        headers: { "x-audit-reason": "\u0001", "content-type": "application/json" },
+        ...(method === "GET" || method === "DELETE" ? {} : { body: "{not json" }),
+      });
+      expect({ route, status: response.status }).toEqual({ route, status: 401 });
+      await expectError(response, 401, "unauthenticated");
+    }
+  });
+
+  it("still reports a read's bad input to a caller with a valid token (the control)", async () => {
+    await expectError(await h.call("GET", SECRET, { token: admin }), 400, "invalid_request");
+    await expectError(
+      await h.call("GET", `${SECRET}?version=0`, { token: admin, headers: REASON }),
+      400,
+      "invalid_request",
+    );
+  });
+});
