@@ -184,3 +184,28 @@ describe("authentication comes before validation", () => {
     );
   });
 });
+
+describe("a wrong method on an existing route", () => {
+  for (const [method, path, allow] of [
+    ["PATCH", SECRET, "DELETE, GET, HEAD, PUT"],
+    ["POST", `/v1/tenants/${TENANT}`, "GET, HEAD"],
+    ["GET", "/v1/tenants", "POST"],
+    ["PUT", "/v1/tokens/abc", "DELETE"],
+    ["DELETE", "/health", "GET, HEAD"],
+  ] as const) {
+    it(`${method} ${path} gets 405 method_not_allowed with Allow: ${allow}`, async () => {
+      for (const token of [admin, undefined]) {
+        const response = await h.call(method, path, { ...(token === undefined ? {} : { token }) });
+        await expectError(response, 405, "method_not_allowed");
+        expect(response.headers.get("allow")).toBe(allow);
+      }
+    });
+  }
+
+  it("leaves a path no route has a 404 without Allow, and serves HEAD where GET is (the controls)", async () => {
+    const unknown = await h.call("GET", `${SECRET}/extra`, { token: admin });
+    await expectError(unknown, 404, "not_found");
+    expect(unknown.headers.get("allow")).toBeNull();
+    expect((await h.call("HEAD", "/health")).status).toBe(200);
+  });
+});
