@@ -1,3 +1,6 @@
+import { request as httpRequest } from "node:http";
+import type { AddressInfo } from "node:net";
+import { serve } from "@hono/node-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ItemMacs } from "../../shared/crypto/item-integrity.ts";
 import { LocalKeyring } from "../../shared/crypto/local-keyring.ts";
@@ -207,5 +210,75 @@ describe("a wrong method on an existing route", () => {
     await expectError(unknown, 404, "not_found");
     expect(unknown.headers.get("allow")).toBeNull();
     expect((await h.call("HEAD", "/health")).status).toBe(200);
+  });
+});
+
+describe("X-Audit-Reason beyond ASCII", () => {
+  /** The header as Node delivers a client's UTF-8 bytes to the app: one character per byte. */
+  const asNodeDelivers = (text: string) => Buffer.from(text, "utf8").toString("latin1");
+
+  async function recordedReason(response: ApiResponse): Promise<string | undefined> {
+    expect(response.status).toBe(200);
+    const requestId = response.headers.get("x-request-id");
+    const reads = (await trail(TENANT)).filter(
+      (e) => e.requestId === requestId && e.action === "secret.read",
+    );
+    expect(reads).toHaveLength(1);
+    return reads[0]?.reason;
+  }
+
+  const readWith = (reason: string) =>
+    h.call("GET", SECRET, { token: admin, headers: { "x-audit-reason": reason } });
+
+  for (const [form, sent, stored] of [
+    ["raw UTF-8 bytes", asNodeDelivers("café — naïve € 日本"), "café — naïve € 日本"],
+    ["percent-encoded UTF-8", "caf%C3%A9%20%E2%82%AC", "café €"],
+    ["RFC 8187", "UTF-8''caf%C3%A9%20%E2%82%AC", "café €"],
+    ["RFC 8187 with a language", "utf-8'fr'caf%C3%A9", "café"],
+    ["latin1 bytes that are not UTF-8", "caf\u00e9", "café"],
+    ["a literal percent that escapes nothing", "50% done", "50% done"],
+  ] as const) {
+    it(`stores a reason sent as ${form} exactly as meant`, async () => {
+      expect(await recordedReason(await readWith(sent))).toBe(stored);
+    });
+  }
+
+  it("refuses an RFC 8187 reason that is not percent-encoded UTF-8, and an escaped control character", async () => {
+    await expectError(await readWith("UTF-8''caf%C3"), 400, "invalid_request");
+    await expectError(await readWith("why%01not"), 400, "invalid_request");
+  });
+
+  it("stores raw UTF-8 sent over a real socket to the Node adapter exactly", async () => {
+    const server = serve({ fetch: h.app.fetch, port: 0, hostname: "127.0.0.1" });
+    await new Promise<void>((resolve) => server.once("listening", () => resolve()));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const response = await new Promise<ApiResponse>((resolve, reject) => {
+        const req = httpRequest(
+          {
+            host: "127.0.0.1",
+            port,
+            path: SECRET,
+            // A latin1 string is written byte for byte: these are the UTF-8 bytes of the reason.
+            headers: { authorization: `Bearer ${admin}`, "x-audit-reason": asNodeDelivers("café €") },
+          },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on("data", (chunk: Buffer) => chunks.push(chunk));
+            res.on("end", () => {
+              const text = Buffer.concat(chunks).toString("utf8");
+              const headers = new Headers();
+              for (const [name, value] of Object.entries(res.headers)) headers.set(name, String(value));
+              resolve({ status: res.statusCode ?? 0, headers, text, json: async () => JSON.parse(text) });
+            });
+          },
+        );
+        req.on("error", reject);
+        req.end();
+      });
+      expect(await recordedReason(response)).toBe("café €");
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
