@@ -6,6 +6,7 @@ import { secureHeaders } from "hono/secure-headers";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { StrongboxError } from "../../shared/domain/errors.ts";
 import type { Runtime } from "../../shared/runtime/container.ts";
+import { allowedMethods } from "./allowed-methods.ts";
 import { type AppEnv, errorResponse } from "./http.ts";
 import { accessLog } from "./middleware/access-log.ts";
 import { auditRoutes } from "./routes/audit.ts";
@@ -57,7 +58,13 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
   app.route("/", auditRoutes(runtime));
   app.route("/", tokenRoutes(runtime));
 
-  app.notFound((c) => errorResponse(c, 404, "not_found", "no such route"));
+  const allowedOn = allowedMethods(app.routes);
+  app.notFound((c) => {
+    const allowed = allowedOn(c.req.path);
+    if (allowed.length === 0) return errorResponse(c, 404, "not_found", "no such route");
+    c.header("Allow", allowed.join(", "));
+    return errorResponse(c, 405, "method_not_allowed", "this route does not take that method; see Allow");
+  });
 
   app.onError((error, c) => {
     if (error instanceof StrongboxError) {

@@ -3,17 +3,33 @@ import type { AuditFilter } from "../../shared/domain/audit-chain.ts";
 import { AUDIT_ACTIONS } from "../../shared/domain/operations.ts";
 import { secretNameSchema } from "../../shared/domain/schemas.ts";
 import { STAGES } from "../../shared/domain/types.ts";
+import { decodeAuditReason } from "./audit-reason.ts";
 
 // The shapes of the query strings and headers the HTTP API takes; the bodies' shapes are the domain's.
 
 const MAX_REASON_LENGTH = 256;
 
+/** The reason as the client meant it (see `decodeAuditReason`), then held to the limits as text. */
 export const auditReasonSchema = z
   .string()
-  .trim()
-  .min(1, "X-Audit-Reason header is required")
-  .max(MAX_REASON_LENGTH, `X-Audit-Reason must be at most ${MAX_REASON_LENGTH} characters`)
-  .regex(/^[^\p{Cc}]*$/u, "X-Audit-Reason must not contain control characters");
+  .transform((raw, ctx) => {
+    const text = decodeAuditReason(raw);
+    if (text !== undefined) return text;
+    ctx.issues.push({
+      code: "custom",
+      input: raw,
+      message: "X-Audit-Reason in the UTF-8'' form must be percent-encoded UTF-8",
+    });
+    return z.NEVER;
+  })
+  .pipe(
+    z
+      .string()
+      .trim()
+      .min(1, "X-Audit-Reason header is required")
+      .max(MAX_REASON_LENGTH, `X-Audit-Reason must be at most ${MAX_REASON_LENGTH} characters`)
+      .regex(/^[^\p{Cc}]*$/u, "X-Audit-Reason must not contain control characters"),
+  );
 
 export const versionQuerySchema = z
   .strictObject({

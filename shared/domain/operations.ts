@@ -101,8 +101,13 @@ const GRANTS: Record<Role, ReadonlySet<Permission>> = {
   auditor: new Set<Permission>(["audit:read"]),
 };
 
-/** The role grants the operation's permission, and the token reaches the scope it acts in. */
+/**
+ * The role grants the operation's permission, and the token reaches the scope it acts in. Fails closed
+ * on anything the types rule out but a caller could still pass: no scope, an unknown role or operation.
+ */
 export function isAllowed(principal: Principal, operation: Operation, scope: string): boolean {
-  if (!GRANTS[principal.role].has(OPERATIONS[operation].permission)) return false;
+  if (typeof scope !== "string" || scope === "") return false;
+  const permission = OPERATIONS[operation]?.permission;
+  if (permission == null || GRANTS[principal.role]?.has(permission) !== true) return false;
   return principal.role === "admin" || principal.tenants.includes(scope);
 }

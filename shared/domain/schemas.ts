@@ -84,6 +84,11 @@ export const createTokenSchema = z
     tenants: z.array(z.union([tenantIdSchema, z.literal("*")])).max(100),
     ttlSeconds: z.number().int().min(60).max(MAX_TOKEN_TTL_SECONDS),
   })
+  // An admin reaches every tenant and the system scope, so a tenant list would be a scope never enforced.
+  .refine((token) => token.role !== "admin" || (token.tenants.length === 1 && token.tenants[0] === "*"), {
+    message: 'admin tokens are global: tenants must be ["*"]; scope a token with another role',
+    path: ["tenants"],
+  })
   .refine((token) => token.role === "admin" || (token.tenants.length > 0 && !token.tenants.includes("*")), {
     message: "non-admin tokens need at least one tenant, and '*' is for admin tokens only",
     path: ["tenants"],

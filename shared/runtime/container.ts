@@ -158,6 +158,7 @@ export function createRuntime(options: {
   const gate = new OperationGate(auditLog, denials);
   const tokens = new TokenService({
     tokens: new TokenRepository(table),
+    tenants: tenantRepository,
     integrity: new ItemMacs(chainKeys.itemKeys()),
     gate,
     denials,

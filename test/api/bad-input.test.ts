@@ -789,15 +789,15 @@ const CASES: readonly BadCase[] = [
     path: `/v1/tenants/${TENANT}/rotation/due?cursor=${cursorOf({ pk: "T#other", sk: "S#a" })}`,
     ...invalid,
   },
-  // Routes that do not exist.
+  // Routes that do not exist, and methods a route does not take.
   { title: "an unknown route", method: "GET", path: `/v1/${CANARY}`, status: 404, code: "not_found" },
   {
     title: "an unknown method on a secret",
     method: "PATCH",
     path: TARGET,
     json: { value: CANARY },
-    status: 404,
-    code: "not_found",
+    status: 405,
+    code: "method_not_allowed",
   },
   {
     title: "a path past a secret",
@@ -810,8 +810,8 @@ const CASES: readonly BadCase[] = [
     method: "POST",
     path: `/v1/tenants/${TENANT}`,
     json: { tenantId: TENANT },
-    status: 404,
-    code: "not_found",
+    status: 405,
+    code: "method_not_allowed",
   },
 ];
 

@@ -58,6 +58,18 @@ describe("the operations table", () => {
     }
   });
 
+  it("fails closed when the scope is missing or empty, for admins too", () => {
+    // The types rule an undefined scope out; a caller that breaks them must get a refusal, not a pass.
+    const missing = undefined as unknown as string;
+    for (const operation of callable) {
+      for (const role of ROLES) {
+        const who = principal(role, role === "admin" ? ["*"] : ["acme", missing]);
+        expect(isAllowed(who, operation, missing)).toBe(false);
+        expect(isAllowed(who, operation, "")).toBe(false);
+      }
+    }
+  });
+
   it("grants each role the permissions it had: runner reads and lists, auditor reads the trail", () => {
     const allowed = (role: Principal["role"]) =>
       callable.filter((op) => isAllowed(principal(role), op, "acme"));

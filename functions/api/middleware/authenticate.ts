@@ -1,9 +1,10 @@
+import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import type { Authenticator } from "../../../shared/domain/audit-trail.ts";
 import type { RequestContext } from "../../../shared/domain/context.ts";
 import { OPERATIONS, type Operation } from "../../../shared/domain/operations.ts";
 import { secretNameSchema, tenantIdSchema } from "../../../shared/domain/schemas.ts";
-import { SYSTEM_SCOPE } from "../../../shared/domain/types.ts";
+import { type Principal, SYSTEM_SCOPE } from "../../../shared/domain/types.ts";
 
 export type AuthenticatedEnv = { Variables: { requestId: string; ctx: RequestContext } };
 
@@ -23,15 +24,23 @@ export function authenticate(options: AuthenticateOptions) {
   }
   const { tokens, operation } = options;
   return createMiddleware<AuthenticatedEnv>(async function authenticate(c, next) {
-    const tenant = tenantIdSchema.safeParse(c.req.param("tenantId"));
-    const name = secretNameSchema.safeParse(c.req.param("name"));
-    const principal = await tokens.authenticate(c.req.header("authorization"), c.get("requestId"), {
-      tenantId: tenant.success ? tenant.data : SYSTEM_SCOPE,
-      action: operation,
-      ...(name.success ? { secretName: name.data } : {}),
-    });
-    c.set("ctx", { requestId: c.get("requestId"), principal });
+    c.set("ctx", { requestId: c.get("requestId"), principal: await principalOf(c, tokens, operation) });
     await next();
+  });
+}
+
+/**
+ * The caller's principal, or a refusal (401) recorded against what the path names. For the route that
+ * authenticates inside its use case, to call before it reports bad input: no caller learns what was
+ * wrong with a request before it has shown a valid token.
+ */
+export function principalOf(c: Context, tokens: Authenticator, operation: Operation): Promise<Principal> {
+  const tenant = tenantIdSchema.safeParse(c.req.param("tenantId"));
+  const name = secretNameSchema.safeParse(c.req.param("name"));
+  return tokens.authenticate(c.req.header("authorization"), c.get("requestId"), {
+    tenantId: tenant.success ? tenant.data : SYSTEM_SCOPE,
+    action: operation,
+    ...(name.success ? { secretName: name.data } : {}),
   });
 }
 

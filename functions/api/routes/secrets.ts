@@ -1,10 +1,18 @@
-import { Hono } from "hono";
-import { putSecretSchema } from "../../../shared/domain/schemas.ts";
+import { type Context, Hono } from "hono";
+import { putSecretSchema, secretNameSchema, tenantIdSchema } from "../../../shared/domain/schemas.ts";
 import type { Runtime } from "../../../shared/runtime/container.ts";
 import { type AppEnv, jsonBody, pageBody, pageOf, parseWith, queryWith } from "../http.ts";
-import { authenticator } from "../middleware/authenticate.ts";
+import { authenticator, principalOf } from "../middleware/authenticate.ts";
 import { secretScope, tenantScope } from "../middleware/tenant-scope.ts";
 import { auditReasonSchema, pageQuerySchema, versionQuerySchema } from "../schemas.ts";
+
+/** A read's path, query and reason, in the order their errors are reported. */
+const readInput = (c: Context) => ({
+  tenantId: parseWith(tenantIdSchema, c.req.param("tenantId"), "tenantId"),
+  name: parseWith(secretNameSchema, c.req.param("name"), "name"),
+  selector: queryWith(c, versionQuerySchema),
+  reason: parseWith(auditReasonSchema, c.req.header("x-audit-reason") ?? "", "X-Audit-Reason"),
+});
 
 export function secretRoutes(runtime: Runtime): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -15,12 +23,19 @@ export function secretRoutes(runtime: Runtime): Hono<AppEnv> {
     return c.json(await runtime.secrets.write(c.var.ctx, c.var.tenantId, c.var.name, body));
   });
 
-  // Reads authenticate inside the use case, which fetches the token and the secret in one round trip.
-  app.get("/v1/tenants/:tenantId/secrets/:name", secretScope(), async (c) => {
-    const selector = queryWith(c, versionQuerySchema);
-    const reason = parseWith(auditReasonSchema, c.req.header("x-audit-reason") ?? "", "X-Audit-Reason");
+  // Reads authenticate inside the use case, which fetches the token and the secret in one round trip;
+  // bad input is reported only to a caller who has first shown a valid token.
+  app.get("/v1/tenants/:tenantId/secrets/:name", async (c) => {
+    let input: ReturnType<typeof readInput>;
+    try {
+      input = readInput(c);
+    } catch (error) {
+      await principalOf(c, runtime.tokens, "secret.read");
+      throw error;
+    }
     const caller = { requestId: c.var.requestId, authorization: c.req.header("authorization") };
-    return c.json(await runtime.secrets.read(caller, c.var.tenantId, c.var.name, reason, selector));
+    const { tenantId, name, selector, reason } = input;
+    return c.json(await runtime.secrets.read(caller, tenantId, name, reason, selector));
   });
 
   app.get("/v1/tenants/:tenantId/secrets", authenticated("secret.list"), tenantScope(), async (c) => {

@@ -8,6 +8,7 @@ import { now } from "../../domain/time.ts";
 import type { Principal, Role, TokenRecord } from "../../domain/types.ts";
 import type { Logger } from "../../observability/logger.ts";
 import type { MetricsRecorder } from "../../observability/metrics.ts";
+import type { TenantRepository } from "../../storage/tenant-repository.ts";
 import type { TokenRepository } from "../../storage/token-repository.ts";
 
 export interface IssuedToken {
@@ -17,7 +18,8 @@ export interface IssuedToken {
   readonly expiresAt: string;
 }
 
-const BEARER = /^Bearer ([!-~]{1,512})$/;
+/** The scheme is case-insensitive (RFC 9110 §11.1), and one or more spaces may follow it (RFC 6750 §2.1). */
+const BEARER = /^bearer +([!-~]{1,512})$/i;
 
 /** A token item as it may be trusted: its fields and the seal that verified over them. */
 interface VerifiedToken {
@@ -30,6 +32,8 @@ type Lookup = VerifiedToken | "absent" | "failed_integrity";
 
 export interface TokenServiceDependencies {
   readonly tokens: TokenRepository;
+  /** To refuse a token for a tenant that does not exist. */
+  readonly tenants: TenantRepository;
   readonly integrity: ItemIntegrity;
   readonly gate: OperationGate;
   readonly denials: DenialRecorder;
@@ -39,6 +43,7 @@ export interface TokenServiceDependencies {
 
 export class TokenService {
   readonly #tokens: TokenRepository;
+  readonly #tenants: TenantRepository;
   readonly #integrity: ItemIntegrity;
   readonly #gate: OperationGate;
   readonly #denials: DenialRecorder;
@@ -47,6 +52,7 @@ export class TokenService {
 
   constructor(dependencies: TokenServiceDependencies) {
     this.#tokens = dependencies.tokens;
+    this.#tenants = dependencies.tenants;
     this.#integrity = dependencies.integrity;
     this.#gate = dependencies.gate;
     this.#denials = dependencies.denials;
@@ -54,14 +60,22 @@ export class TokenService {
     this.#logger = dependencies.logger;
   }
 
+  /**
+   * The schema has already refused an admin token with a tenant list (admins are global, so a list
+   * would be a scope that is not enforced). Every tenant named must exist: no tenant is ever deleted,
+   * so a token can never reach a tenant created after it, nor seed a new tenant's trail.
+   */
   async create(ctx: RequestContext, input: CreateTokenInput): Promise<IssuedToken> {
-    const tenants = input.role === "admin" ? ["*"] : input.tenants;
+    const { role, tenants } = input;
     const operation = await this.#gate.begin(ctx, "token.create", {
-      detail: `role ${input.role} for ${tenants.join(",")}`,
+      detail: `role ${role} for ${tenants.join(",")}`,
     });
     return operation.change(
-      () => this.issue(input.role, tenants, input.ttlSeconds),
-      (issued) => ({ detail: `issued token ${issued.id} with role ${input.role} for ${tenants.join(",")}` }),
+      async () => {
+        await this.#requireTenants(tenants);
+        return this.issue(role, tenants, input.ttlSeconds);
+      },
+      (issued) => ({ detail: `issued token ${issued.id} with role ${role} for ${tenants.join(",")}` }),
     );
   }
 
@@ -152,7 +166,7 @@ export class TokenService {
             ? "unknown_token"
             : record.revokedAt !== undefined
               ? "revoked_token"
-              : Date.parse(record.expiresAt) <= Date.now()
+              : !isUnexpired(record)
                 ? "expired_token"
                 : undefined;
     if (why !== undefined || record === undefined) {
@@ -165,6 +179,17 @@ export class TokenService {
       throw new AuthenticationError("a valid bearer token is required");
     }
     return { tokenId: record.tokenId, role: record.role, tenants: record.tenants };
+  }
+
+  async #requireTenants(tenants: readonly string[]): Promise<void> {
+    const named = [...new Set(tenants)].filter((tenant) => tenant !== "*");
+    const found = await Promise.all(named.map((tenant) => this.#tenants.get(tenant)));
+    const missing = named.filter((_tenant, index) => found[index] === undefined);
+    if (missing.length > 0) {
+      throw new NotFoundError(
+        `tenant ${missing.join(", ")} does not exist; create it before issuing a token for it`,
+      );
+    }
   }
 
   async #create(record: TokenRecord): Promise<void> {
@@ -196,5 +221,11 @@ export class TokenService {
 
 /** Neither revoked nor expired. Expiry is checked on every read, because dynalite has no TTL. */
 function isLive(record: TokenRecord): boolean {
-  return record.revokedAt === undefined && Date.parse(record.expiresAt) > Date.now();
+  return record.revokedAt === undefined && isUnexpired(record);
+}
+
+/** Fails closed: an expiry that does not parse (NaN) is past, never "not yet". */
+function isUnexpired(record: TokenRecord): boolean {
+  const expiresAt = Date.parse(record.expiresAt);
+  return Number.isFinite(expiresAt) && expiresAt > Date.now();
 }
