@@ -25,8 +25,11 @@ afterAll(async () => {
   await h.dynamo.close();
 });
 
+type EventBody = Pick<AuditEvent, "action" | "outcome" | "actor"> &
+  Partial<Pick<AuditEvent, "secretName" | "version" | "detail">>;
+
 const text = fc.string({ minLength: 1, maxLength: 24 });
-const eventBody = fc.record(
+const eventBody: fc.Arbitrary<EventBody> = fc.record(
   {
     action: fc.constantFrom("secret.read", "secret.write", "secret.delete", "tenant.create"),
     outcome: fc.constantFrom("success", "failure", "attempt"),
@@ -137,6 +140,26 @@ const same = (a: StoredRecord | null | undefined, b: StoredRecord | null | undef
   JSON.stringify(a === null || a === undefined ? a : canonicalRecord(a as never)) ===
   JSON.stringify(b === null || b === undefined ? b : canonicalRecord(b as never));
 
+/** A new scope whose chain holds one record per body, appended one at a time (one record per block). */
+async function freshChain(
+  bodies: readonly EventBody[],
+): Promise<{ scope: string; original: StoredRecord[] }> {
+  counter += 1;
+  const scope = `prop-${counter}`;
+  for (const [i, body] of bodies.entries()) {
+    const event: AuditEvent = {
+      ...body,
+      tenantId: scope,
+      role: "admin",
+      requestId: `req-${i}`,
+      time: new Date().toISOString(),
+    };
+    await h.runtime.chainWriter.append(event);
+  }
+  const original = await Promise.all(bodies.map((_, i) => getRawAuditRecord(h.table, scope, i + 1)));
+  return { scope, original };
+}
+
 describe("the audit chain under tampering", () => {
   test.prop(
     [fc.array(eventBody, { minLength: 1, maxLength: 8 }), fc.array(op, { minLength: 1, maxLength: 4 })],
@@ -144,19 +167,7 @@ describe("the audit chain under tampering", () => {
       numRuns: 100,
     },
   )("breaks at the first stored position that no longer holds its record", async (bodies, ops) => {
-    counter += 1;
-    const scope = `prop-${counter}`;
-    for (const [i, body] of bodies.entries()) {
-      const event: AuditEvent = {
-        ...body,
-        tenantId: scope,
-        role: "admin",
-        requestId: `req-${i}`,
-        time: new Date().toISOString(),
-      };
-      await h.runtime.chainWriter.append(event);
-    }
-    const original = await Promise.all(bodies.map((_, i) => getRawAuditRecord(h.table, scope, i + 1)));
+    const { scope, original } = await freshChain(bodies);
     const slots: (StoredRecord | null)[] = [...original];
     for (const o of ops) apply(slots, o);
 
@@ -179,4 +190,57 @@ describe("the audit chain under tampering", () => {
       });
     }
   });
+
+  const single = fc.oneof(
+    fc.record({ kind: fc.constant("edit" as const), field: fc.constantFrom("actor", "requestId", "action") }),
+    fc.record({
+      kind: fc.constant("rehash" as const),
+      field: fc.constantFrom("actor", "requestId", "detail"),
+    }),
+    fc.constant({ kind: "delete" as const }),
+    fc.constant({ kind: "swap" as const }),
+  );
+  test.prop([fc.array(eventBody, { minLength: 3, maxLength: 8 }), fc.nat(), single], { numRuns: 40 })(
+    "names what was done: edited, re-hashed, deleted, deleted at the tail, or moved",
+    async (bodies, n, change) => {
+      const { scope, original } = await freshChain(bodies);
+      // Swaps take a record and its successor, so `at` is never the last one for them.
+      const at = (n % (change.kind === "swap" ? bodies.length - 1 : bodies.length)) + 1;
+      const record = original[at - 1] as StoredRecord;
+      let reason: string;
+      switch (change.kind) {
+        case "edit":
+          await putRawAuditRecord(h.table, scope, at, {
+            ...record,
+            [change.field]: `${String(record[change.field])}!`,
+          });
+          reason = "hash_mismatch";
+          break;
+        case "rehash": {
+          const { hash: _hash, mac, ...body } = { ...record, [change.field]: "forged" };
+          await putRawAuditRecord(h.table, scope, at, {
+            ...body,
+            hash: chainHash(canonicalRecord(body as never)),
+            mac,
+          });
+          reason = "mac_mismatch";
+          break;
+        }
+        case "delete":
+          await deleteRawItem(h.table, auditRecordKey(scope, at));
+          reason = at === bodies.length ? "truncated" : "missing";
+          break;
+        case "swap":
+          await putRawAuditRecord(h.table, scope, at, original[at] as StoredRecord);
+          await putRawAuditRecord(h.table, scope, at + 1, record);
+          reason = "misplaced";
+          break;
+      }
+      expect(await h.runtime.chainVerifier.verify(scope)).toMatchObject({
+        intact: false,
+        verifiedThrough: at - 1,
+        break: { sequence: at, reason },
+      });
+    },
+  );
 });
