@@ -4,9 +4,10 @@ import { type ApiResponse, type Harness, startHarness } from "../../testing/harn
 import { backgroundRewrapSettled } from "../../testing/rewrap.ts";
 
 /*
- * Every route the app serves, taken from the app itself, called by an admin with random JSON bodies,
+ * Every route the app serves, taken from the app itself, called (mostly) by an admin with random JSON bodies,
  * random query strings and random path parameters: the answer is a 2xx or a 4xx from the error table
- * in docs/api.md, in the JSON error shape, and never a 5xx.
+ * in docs/api.md, in the JSON error shape, and never a 5xx. Path parameters and query values may hold
+ * any code point.
  */
 
 /** The 4xx answers docs/api.md lists, by status. */
@@ -25,11 +26,22 @@ const TENANT = "acme";
 const SECRET = "db-password";
 let h: Harness;
 let admin: string;
+/** Mostly the admin; sometimes a narrower role on the tenant, or no token, whose refusals must be documented too. */
+let callers: (string | undefined)[];
 let routes: { method: string; path: string }[];
 
 beforeAll(async () => {
   h = await startHarness();
   admin = await h.token("admin");
+  callers = [
+    admin,
+    admin,
+    admin,
+    await h.token("operator", [TENANT]),
+    await h.token("runner", [TENANT]),
+    await h.token("auditor", [TENANT]),
+    undefined,
+  ];
   expect((await h.call("POST", "/v1/tenants", { token: admin, body: { tenantId: TENANT } })).status).toBe(
     201,
   );
@@ -134,7 +146,7 @@ const body = fc.oneof(
   fc.string({ maxLength: 40 }).map((text) => ({ raw: text })),
 );
 const queryValue = fc.oneof(
-  fc.string({ maxLength: 20 }),
+  fc.string({ maxLength: 20, unit: "binary" }),
   fc.integer({ min: -5, max: 1000 }).map(String),
   fc.constantFrom("pending", "current", "previous", "1", "2", "0", "-1", "1e3", "", "a".repeat(64)),
 );
@@ -150,7 +162,7 @@ const query = fc
 const param = (known: string) =>
   fc.oneof(
     { weight: 3, arbitrary: fc.constant(known) },
-    { weight: 1, arbitrary: fc.string({ minLength: 1, maxLength: 70 }) },
+    { weight: 1, arbitrary: fc.string({ minLength: 1, maxLength: 70, unit: "binary" }) },
   );
 const headers = fc.record(
   { "x-audit-reason": fc.oneof(fc.constant("property test"), fc.string({ maxLength: 30 })) },
@@ -180,23 +192,25 @@ describe("random input against every route", () => {
       query,
       body,
       headers,
+      fc.nat(),
     ],
     { numRuns: 400 },
   )(
     "answers 2xx or a documented 4xx in the JSON error shape, never 5xx",
-    async (pick, tenant, name, id, qs, payload, extra) => {
+    async (pick, tenant, name, id, qs, payload, extra, who) => {
       const route = routes[pick % routes.length];
       if (route === undefined) throw new Error("no routes");
       const path = `${fill(route.path, tenant, name, id)}${qs}`;
       // Fetch refuses a body on GET and HEAD, so those get only the query string.
       const sent = route.method === "GET" ? undefined : payload;
       const raw = sent !== null && typeof sent === "object" && !Array.isArray(sent) && "raw" in sent;
+      const token = callers[who % callers.length];
       const response = await h.call(route.method, path, {
-        token: admin,
+        ...(token === undefined ? {} : { token }),
         ...(sent === undefined ? {} : { body: raw ? String(sent.raw) : sent }),
         headers: raw ? { "content-type": "application/json", ...extra } : extra,
       });
-      expectDocumented(`${route.method} ${path}`, response);
+      expectDocumented(`${token === admin ? "admin" : "other"} ${route.method} ${path}`, response);
     },
   );
 });
