@@ -1,7 +1,8 @@
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { join, resolve } from "node:path";
-import type { Duplex } from "node:stream";
-import { serve } from "@hono/node-server";
+import type { Duplex, Readable } from "node:stream";
+import { getRequestListener, type Http2Bindings, type HttpBindings, RequestError } from "@hono/node-server";
 import { createApp } from "../functions/api/app.ts";
 import { errorBody } from "../functions/api/http.ts";
 import { ConfigError, StrongboxError } from "../shared/domain/errors.ts";
@@ -100,15 +101,43 @@ async function main(): Promise<void> {
 
   const port = Number(env.PORT ?? 8787);
   const hostname = env.HOST ?? "127.0.0.1";
-  const server = serve(
-    { fetch: createApp(runtime, { exposeMetrics: true }).fetch, port, hostname },
-    (info) => {
-      logger.info("strongbox listening", {
-        url: `http://${hostname}:${info.port}`,
-        kekId: keyring.activeKekId,
-      });
+  const app = createApp(runtime, { exposeMetrics: true });
+  // The adapter answers a request it cannot turn into a Request (a backslash in the path, a bad Host)
+  // with an empty 400 unless given a handler; keep the JSON contract there too.
+  const fetch = async (request: Request, env: HttpBindings | Http2Bindings) => {
+    const response = await app.fetch(request, env);
+    await discardUnreadBody(env.incoming);
+    return response;
+  };
+  const listener = getRequestListener(fetch, {
+    hostname,
+    errorHandler: (error) => {
+      const malformed = error instanceof RequestError;
+      if (!malformed) logger.error("request failed in the adapter", { errorName: errorName(error) });
+      return Response.json(
+        malformed
+          ? errorBody("invalid_request", "malformed HTTP request")
+          : errorBody("internal_error", "internal error"),
+        { status: malformed ? 400 : 500 },
+      );
     },
-  );
+  });
+  // Node's own check of a missing Host (RFC 9112 wants a 400) answers with an empty body; this one is JSON.
+  const server = createServer({ requireHostHeader: false }, (incoming, outgoing) => {
+    if (incoming.headers.host === undefined && incoming.httpVersion === "1.1") {
+      const body = JSON.stringify(errorBody("invalid_request", "the request has no Host header"));
+      outgoing.writeHead(400, { "content-type": "application/json", connection: "close" }).end(body);
+      return;
+    }
+    void listener(incoming, outgoing);
+  });
+  server.listen(port, hostname, () => {
+    const address = server.address();
+    logger.info("strongbox listening", {
+      url: `http://${hostname}:${typeof address === "object" && address !== null ? address.port : port}`,
+      kekId: keyring.activeKekId,
+    });
+  });
 
   // Node answers oversized or malformed requests itself, before Hono sees them; keep the JSON contract.
   server.on("clientError", (error: NodeJS.ErrnoException, socket: Duplex) => {
@@ -145,6 +174,46 @@ async function main(): Promise<void> {
   };
   process.once("SIGINT", shutdown);
   process.once("SIGTERM", shutdown);
+}
+
+/** How much of a refused request's body is read and discarded before answering; past it the socket may reset. */
+const MAX_DISCARDED_BODY_BYTES = 16 * 1024 * 1024;
+
+/**
+ * An answer given before the body was read (a 413 from the body limit) is held until the client has
+ * sent the rest, up to a bound. Closing a socket with unread input makes the kernel send a reset,
+ * which can destroy the answer in the client's buffer before it reads it, most often when the client
+ * sent `Connection: close`.
+ */
+function discardUnreadBody(incoming: Readable & { readonly complete: boolean }): Promise<void> {
+  if (incoming.complete || incoming.readableEnded || incoming.destroyed) return Promise.resolve();
+  return new Promise((done) => {
+    let discarded = 0;
+    // The request's web stream, no longer read, pauses the message whenever its queue fills.
+    const keepFlowing = () => incoming.resume();
+    const finish = () => {
+      incoming.off("pause", keepFlowing);
+      incoming.off("data", onData);
+      incoming.off("end", finish);
+      incoming.off("close", finish);
+      incoming.off("error", finish);
+      done();
+    };
+    const onData = (chunk: Buffer) => {
+      discarded += chunk.length;
+      if (discarded > MAX_DISCARDED_BODY_BYTES) finish();
+    };
+    incoming.on("data", onData);
+    incoming.on("pause", keepFlowing);
+    incoming.once("end", finish);
+    incoming.once("close", finish);
+    incoming.once("error", finish);
+    incoming.resume();
+  });
+}
+
+function errorName(error: unknown): string {
+  return error instanceof Error ? error.name : "unknown";
 }
 
 main().catch((error: unknown) => {
