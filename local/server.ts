@@ -1,5 +1,6 @@
-import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
+import { isIP } from "node:net";
 import { join, resolve } from "node:path";
 import type { Duplex, Readable } from "node:stream";
 import { getRequestListener, type Http2Bindings, type HttpBindings, RequestError } from "@hono/node-server";
@@ -62,7 +63,11 @@ async function main(): Promise<void> {
   const env = process.env;
   // The SDK would otherwise probe the instance metadata address for credentials and region.
   env.AWS_EC2_METADATA_DISABLED ??= "true";
+  const port = Number(env.PORT ?? 8787);
+  const hostname = env.HOST ?? "127.0.0.1";
+  refuseInsecureHost(hostname, env);
   const dataDir = resolve(env.DATA_DIR ?? ".data");
+  prepareDataDir(dataDir);
   const config = readRuntimeConfig(env);
   const { keyring, chainKeys, devMode } = createKeyring(env, config, join(dataDir, "dev-kek"));
   if (devMode) {
@@ -75,13 +80,7 @@ async function main(): Promise<void> {
     );
   }
 
-  const { table, close: closeStore } = await openTable({
-    region: config.region,
-    tableName: config.tableName,
-    endpoint: config.dynamoEndpoint,
-    localPath: join(dataDir, "dynamodb"),
-  });
-  await ensureTableExists(table);
+  const { table, close: closeStore } = await openStore(config, dataDir);
   // One process is also the rotation function here: it may backfill the tenant directory, and a
   // re-wrap request goes to a worker in this process (the default dispatch).
   const runtime = createRuntime({ keyring, chainKeys, table, config, logger, directoryBackfill: true });
@@ -99,8 +98,6 @@ async function main(): Promise<void> {
   if (backfill?.scanned) logger.info("tenant directory backfilled", { tenants: backfill.tenants });
   await ensureBootstrapToken(runtime, join(dataDir, "admin-token"));
 
-  const port = Number(env.PORT ?? 8787);
-  const hostname = env.HOST ?? "127.0.0.1";
   const app = createApp(runtime, { exposeMetrics: true });
   // The adapter answers a request it cannot turn into a Request (a backslash in the path, a bad Host)
   // with an empty 400 unless given a handler; keep the JSON contract there too.
@@ -130,6 +127,13 @@ async function main(): Promise<void> {
       return;
     }
     void listener(incoming, outgoing);
+  });
+  server.once("error", (error: NodeJS.ErrnoException) => {
+    logger.error(`cannot listen on ${hostname}:${port} (${error.code ?? error.name}); set PORT or HOST`, {
+      variable: "PORT",
+      code: error.code,
+    });
+    process.exit(1);
   });
   server.listen(port, hostname, () => {
     const address = server.address();
@@ -212,6 +216,83 @@ function discardUnreadBody(incoming: Readable & { readonly complete: boolean }):
   });
 }
 
+/** The name that allows a non-loopback HOST; why it exists is in docs/configuration.md. */
+const INSECURE_HOST_VARIABLE = "ALLOW_PLAINTEXT_HOST";
+
+function isLoopback(hostname: string): boolean {
+  if (hostname === "localhost" || hostname === "::1" || hostname === "[::1]") return true;
+  return isIP(hostname) === 4 && hostname.startsWith("127.");
+}
+
+/** This server speaks plain HTTP: tokens and values would cross the network readable. */
+function refuseInsecureHost(hostname: string, env: NodeJS.ProcessEnv): void {
+  if (isLoopback(hostname)) return;
+  if (env[INSECURE_HOST_VARIABLE] === "1") {
+    logger.warn("listening beyond loopback without TLS: put a TLS-terminating proxy in front", {
+      variable: "HOST",
+      host: hostname,
+    });
+    return;
+  }
+  throw new ConfigError(
+    "HOST",
+    `HOST=${hostname} is not a loopback address, and this server has no TLS: tokens and values would ` +
+      `cross the network in clear. Use HOST=127.0.0.1, or terminate TLS in a proxy on this machine and set ` +
+      `${INSECURE_HOST_VARIABLE}=1`,
+  );
+}
+
+/** DATA_DIR holds the dev KEK, the bootstrap token and the store: only its owner may enter it, every start. */
+function prepareDataDir(dataDir: string): void {
+  try {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    chmodSync(dataDir, 0o700);
+  } catch (error) {
+    throw new ConfigError(
+      "DATA_DIR",
+      `cannot create or restrict DATA_DIR ${dataDir} (${errorCode(error)}): set DATA_DIR to a directory ` +
+        "this user may create and own",
+    );
+  }
+}
+
+async function openStore(config: ReturnType<typeof readRuntimeConfig>, dataDir: string) {
+  const where =
+    config.dynamoEndpoint === undefined
+      ? `the in-process store under ${join(dataDir, "dynamodb")}`
+      : `DYNAMODB_ENDPOINT ${config.dynamoEndpoint}`;
+  try {
+    const store = await openTable({
+      region: config.region,
+      tableName: config.tableName,
+      endpoint: config.dynamoEndpoint,
+      localPath: join(dataDir, "dynamodb"),
+    });
+    try {
+      await ensureTableExists(store.table);
+    } catch (error) {
+      await store.close().catch(() => undefined);
+      throw error;
+    }
+    return store;
+  } catch (error) {
+    throw new ConfigError(
+      config.dynamoEndpoint === undefined ? "DATA_DIR" : "DYNAMODB_ENDPOINT",
+      `cannot open table ${config.tableName} at ${where} (${errorCode(error)}): ` +
+        (config.dynamoEndpoint === undefined
+          ? "check that no other process holds DATA_DIR (stop the other npm start) and that it is writable"
+          : "check that the store runs there, that AWS credentials are set, and TABLE_NAME and AWS_REGION, " +
+            "or unset DYNAMODB_ENDPOINT"),
+    );
+  }
+}
+
+/** A Node system error's code, or an error's name; never its message, which may quote input. */
+function errorCode(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === "string" ? code : errorName(error);
+}
+
 function errorName(error: unknown): string {
   return error instanceof Error ? error.name : "unknown";
 }
@@ -221,8 +302,18 @@ main().catch((error: unknown) => {
     logger.error(error.message, { variable: error.variable });
   } else if (error instanceof StrongboxError) {
     logger.error("start-up failed", { code: error.code, message: error.message });
+  } else if (typeof (error as NodeJS.ErrnoException).syscall === "string") {
+    // A file the server needed: say which, and what to check.
+    const { code, syscall, path } = error as NodeJS.ErrnoException;
+    logger.error(
+      `start-up failed: ${syscall} ${path ?? ""} failed (${code}); check DATA_DIR and its permissions`,
+      { variable: "DATA_DIR", code, syscall, path },
+    );
   } else {
-    logger.error("start-up failed", { errorName: error instanceof Error ? error.name : "unknown" });
+    logger.error("start-up failed: unexpected error; the errorName and the code say where", {
+      errorName: errorName(error),
+      code: errorCode(error),
+    });
   }
   process.exit(1);
 });
