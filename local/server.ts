@@ -1,7 +1,9 @@
-import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { isIP } from "node:net";
 import { join, resolve } from "node:path";
-import type { Duplex } from "node:stream";
-import { serve } from "@hono/node-server";
+import type { Duplex, Readable } from "node:stream";
+import { getRequestListener, type Http2Bindings, type HttpBindings, RequestError } from "@hono/node-server";
 import { createApp } from "../functions/api/app.ts";
 import { errorBody } from "../functions/api/http.ts";
 import { ConfigError, StrongboxError } from "../shared/domain/errors.ts";
@@ -61,7 +63,11 @@ async function main(): Promise<void> {
   const env = process.env;
   // The SDK would otherwise probe the instance metadata address for credentials and region.
   env.AWS_EC2_METADATA_DISABLED ??= "true";
+  const port = Number(env.PORT ?? 8787);
+  const hostname = env.HOST ?? "127.0.0.1";
+  refuseInsecureHost(hostname, env);
   const dataDir = resolve(env.DATA_DIR ?? ".data");
+  prepareDataDir(dataDir);
   const config = readRuntimeConfig(env);
   const { keyring, chainKeys, devMode } = createKeyring(env, config, join(dataDir, "dev-kek"));
   if (devMode) {
@@ -74,13 +80,7 @@ async function main(): Promise<void> {
     );
   }
 
-  const { table, close: closeStore } = await openTable({
-    region: config.region,
-    tableName: config.tableName,
-    endpoint: config.dynamoEndpoint,
-    localPath: join(dataDir, "dynamodb"),
-  });
-  await ensureTableExists(table);
+  const { table, close: closeStore } = await openStore(config, dataDir);
   // One process is also the rotation function here: it may backfill the tenant directory, and a
   // re-wrap request goes to a worker in this process (the default dispatch).
   const runtime = createRuntime({ keyring, chainKeys, table, config, logger, directoryBackfill: true });
@@ -98,17 +98,50 @@ async function main(): Promise<void> {
   if (backfill?.scanned) logger.info("tenant directory backfilled", { tenants: backfill.tenants });
   await ensureBootstrapToken(runtime, join(dataDir, "admin-token"));
 
-  const port = Number(env.PORT ?? 8787);
-  const hostname = env.HOST ?? "127.0.0.1";
-  const server = serve(
-    { fetch: createApp(runtime, { exposeMetrics: true }).fetch, port, hostname },
-    (info) => {
-      logger.info("strongbox listening", {
-        url: `http://${hostname}:${info.port}`,
-        kekId: keyring.activeKekId,
-      });
+  const app = createApp(runtime, { exposeMetrics: true });
+  // The adapter answers a request it cannot turn into a Request (a backslash in the path, a bad Host)
+  // with an empty 400 unless given a handler; keep the JSON contract there too.
+  const fetch = async (request: Request, env: HttpBindings | Http2Bindings) => {
+    const response = await app.fetch(request, env);
+    await discardUnreadBody(env.incoming);
+    return response;
+  };
+  const listener = getRequestListener(fetch, {
+    hostname,
+    errorHandler: (error) => {
+      const malformed = error instanceof RequestError;
+      if (!malformed) logger.error("request failed in the adapter", { errorName: errorName(error) });
+      return Response.json(
+        malformed
+          ? errorBody("invalid_request", "malformed HTTP request")
+          : errorBody("internal_error", "internal error"),
+        { status: malformed ? 400 : 500 },
+      );
     },
-  );
+  });
+  // Node's own check of a missing Host (RFC 9112 wants a 400) answers with an empty body; this one is JSON.
+  const server = createServer({ requireHostHeader: false }, (incoming, outgoing) => {
+    if (incoming.headers.host === undefined && incoming.httpVersion === "1.1") {
+      const body = JSON.stringify(errorBody("invalid_request", "the request has no Host header"));
+      outgoing.writeHead(400, { "content-type": "application/json", connection: "close" }).end(body);
+      return;
+    }
+    void listener(incoming, outgoing);
+  });
+  server.once("error", (error: NodeJS.ErrnoException) => {
+    logger.error(`cannot listen on ${hostname}:${port} (${error.code ?? error.name}); set PORT or HOST`, {
+      variable: "PORT",
+      code: error.code,
+    });
+    process.exit(1);
+  });
+  server.listen(port, hostname, () => {
+    const address = server.address();
+    logger.info("strongbox listening", {
+      url: `http://${hostname}:${typeof address === "object" && address !== null ? address.port : port}`,
+      kekId: keyring.activeKekId,
+    });
+  });
 
   // Node answers oversized or malformed requests itself, before Hono sees them; keep the JSON contract.
   server.on("clientError", (error: NodeJS.ErrnoException, socket: Duplex) => {
@@ -147,13 +180,140 @@ async function main(): Promise<void> {
   process.once("SIGTERM", shutdown);
 }
 
+/** How much of a refused request's body is read and discarded before answering; past it the socket may reset. */
+const MAX_DISCARDED_BODY_BYTES = 16 * 1024 * 1024;
+
+/**
+ * An answer given before the body was read (a 413 from the body limit) is held until the client has
+ * sent the rest, up to a bound. Closing a socket with unread input makes the kernel send a reset,
+ * which can destroy the answer in the client's buffer before it reads it, most often when the client
+ * sent `Connection: close`.
+ */
+function discardUnreadBody(incoming: Readable & { readonly complete: boolean }): Promise<void> {
+  if (incoming.complete || incoming.readableEnded || incoming.destroyed) return Promise.resolve();
+  return new Promise((done) => {
+    let discarded = 0;
+    // The request's web stream, no longer read, pauses the message whenever its queue fills.
+    const keepFlowing = () => incoming.resume();
+    const finish = () => {
+      incoming.off("pause", keepFlowing);
+      incoming.off("data", onData);
+      incoming.off("end", finish);
+      incoming.off("close", finish);
+      incoming.off("error", finish);
+      done();
+    };
+    const onData = (chunk: Buffer) => {
+      discarded += chunk.length;
+      if (discarded > MAX_DISCARDED_BODY_BYTES) finish();
+    };
+    incoming.on("data", onData);
+    incoming.on("pause", keepFlowing);
+    incoming.once("end", finish);
+    incoming.once("close", finish);
+    incoming.once("error", finish);
+    incoming.resume();
+  });
+}
+
+/** The name that allows a non-loopback HOST; why it exists is in docs/configuration.md. */
+const INSECURE_HOST_VARIABLE = "ALLOW_PLAINTEXT_HOST";
+
+function isLoopback(hostname: string): boolean {
+  if (hostname === "localhost" || hostname === "::1" || hostname === "[::1]") return true;
+  return isIP(hostname) === 4 && hostname.startsWith("127.");
+}
+
+/** This server speaks plain HTTP: tokens and values would cross the network readable. */
+function refuseInsecureHost(hostname: string, env: NodeJS.ProcessEnv): void {
+  if (isLoopback(hostname)) return;
+  if (env[INSECURE_HOST_VARIABLE] === "1") {
+    logger.warn("listening beyond loopback without TLS: put a TLS-terminating proxy in front", {
+      variable: "HOST",
+      host: hostname,
+    });
+    return;
+  }
+  throw new ConfigError(
+    "HOST",
+    `HOST=${hostname} is not a loopback address, and this server has no TLS: tokens and values would ` +
+      `cross the network in clear. Use HOST=127.0.0.1, or terminate TLS in a proxy on this machine and set ` +
+      `${INSECURE_HOST_VARIABLE}=1`,
+  );
+}
+
+/** DATA_DIR holds the dev KEK, the bootstrap token and the store: only its owner may enter it, every start. */
+function prepareDataDir(dataDir: string): void {
+  try {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    chmodSync(dataDir, 0o700);
+  } catch (error) {
+    throw new ConfigError(
+      "DATA_DIR",
+      `cannot create or restrict DATA_DIR ${dataDir} (${errorCode(error)}): set DATA_DIR to a directory ` +
+        "this user may create and own",
+    );
+  }
+}
+
+async function openStore(config: ReturnType<typeof readRuntimeConfig>, dataDir: string) {
+  const where =
+    config.dynamoEndpoint === undefined
+      ? `the in-process store under ${join(dataDir, "dynamodb")}`
+      : `DYNAMODB_ENDPOINT ${config.dynamoEndpoint}`;
+  try {
+    const store = await openTable({
+      region: config.region,
+      tableName: config.tableName,
+      endpoint: config.dynamoEndpoint,
+      localPath: join(dataDir, "dynamodb"),
+    });
+    try {
+      await ensureTableExists(store.table);
+    } catch (error) {
+      await store.close().catch(() => undefined);
+      throw error;
+    }
+    return store;
+  } catch (error) {
+    throw new ConfigError(
+      config.dynamoEndpoint === undefined ? "DATA_DIR" : "DYNAMODB_ENDPOINT",
+      `cannot open table ${config.tableName} at ${where} (${errorCode(error)}): ` +
+        (config.dynamoEndpoint === undefined
+          ? "check that no other process holds DATA_DIR (stop the other npm start) and that it is writable"
+          : "check that the store runs there, that AWS credentials are set, and TABLE_NAME and AWS_REGION, " +
+            "or unset DYNAMODB_ENDPOINT"),
+    );
+  }
+}
+
+/** A Node system error's code, or an error's name; never its message, which may quote input. */
+function errorCode(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === "string" ? code : errorName(error);
+}
+
+function errorName(error: unknown): string {
+  return error instanceof Error ? error.name : "unknown";
+}
+
 main().catch((error: unknown) => {
   if (error instanceof ConfigError) {
     logger.error(error.message, { variable: error.variable });
   } else if (error instanceof StrongboxError) {
     logger.error("start-up failed", { code: error.code, message: error.message });
+  } else if (typeof (error as NodeJS.ErrnoException).syscall === "string") {
+    // A file the server needed: say which, and what to check.
+    const { code, syscall, path } = error as NodeJS.ErrnoException;
+    logger.error(
+      `start-up failed: ${syscall} ${path ?? ""} failed (${code}); check DATA_DIR and its permissions`,
+      { variable: "DATA_DIR", code, syscall, path },
+    );
   } else {
-    logger.error("start-up failed", { errorName: error instanceof Error ? error.name : "unknown" });
+    logger.error("start-up failed: unexpected error; the errorName and the code say where", {
+      errorName: errorName(error),
+      code: errorCode(error),
+    });
   }
   process.exit(1);
 });

@@ -14,7 +14,8 @@ export type Permission =
   | "kek:manage"
   | "rotation:read"
   | "rotation:run"
-  | "secret:rotate";
+  | "secret:rotate"
+  | "health:read";
 
 interface OperationSpec {
   /**
@@ -60,6 +61,7 @@ export const OPERATIONS = {
   "secret.rotate": { permission: "secret:rotate", scope: "tenant" },
   "secret.promote": { permission: "secret:rotate", scope: "tenant" },
   "secret.rollback": { permission: "secret:rotate", scope: "tenant" },
+  "health.read": { permission: "health:read", scope: "system" },
 } as const satisfies Record<string, OperationSpec>;
 
 /** An operation's name, which is also the action of its audit records. */
@@ -86,6 +88,7 @@ const GRANTS: Record<Role, ReadonlySet<Permission>> = {
     "rotation:read",
     "rotation:run",
     "secret:rotate",
+    "health:read",
   ]),
   operator: new Set<Permission>([
     "tenant:read",

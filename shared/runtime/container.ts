@@ -239,6 +239,6 @@ export function createRuntime(options: {
     ...(directoryBackfill === undefined ? {} : { directoryBackfill }),
     kekReport: new KekReporter(keyring, tenantRepository, checkpoints, gate),
     scheduledWork,
-    health: new HealthService(keyring, tenantRepository, chainWriter),
+    health: new HealthService(keyring, tenantRepository, chainWriter, gate),
   };
 }

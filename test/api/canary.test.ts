@@ -181,6 +181,7 @@ beforeAll(async () => {
 
   // Success paths.
   await call("health", 200, "GET", "/health");
+  await call("health report", 200, "GET", "/v1/health", { token: admin });
   await call("create acme", 201, "POST", "/v1/tenants", { token: admin, body: { tenantId: "acme" } });
   await call("create globex", 201, "POST", "/v1/tenants", { token: admin, body: { tenantId: "globex" } });
   await call("tenant metadata", 200, "GET", "/v1/tenants/acme", { token: admin });
@@ -291,6 +292,7 @@ beforeAll(async () => {
     body: { value: CANARY_V1 },
   });
   await call("KEK mismatch health", 503, "GET", "/health", { via: wrongKek });
+  await call("KEK mismatch health report", 503, "GET", "/v1/health", { via: wrongKek, token: wrongKekAdmin });
 
   // The audit trail through the API, as an operator would read it.
   for (const path of ["/v1/tenants/acme/audit", "/v1/tenants/globex/audit", "/v1/audit"]) {
@@ -394,7 +396,7 @@ describe("canary sweep", () => {
   });
 
   it("every error body is exactly {error:{code,message}}", async () => {
-    // /health answers 503 with its report, by design; every other refusal is an error body.
+    // /health and /v1/health answer 503 with their status or report, by design; every other refusal is an error body.
     const errors = exchanges.filter((e) => e.response.status >= 400 && !e.label.includes("health"));
     expect(errors.length).toBeGreaterThanOrEqual(15);
     for (const { label, response } of errors) {

@@ -479,6 +479,18 @@ const ROUTES: readonly RouteCase[] = [
     },
   },
   {
+    route: "GET /v1/health",
+    action: "health.read",
+    scoped: false,
+    roles: ["admin"],
+    okStatus: 200,
+    prepare: async () => ({ method: "GET", path: "/v1/health", auditScope: SYSTEM_SCOPE }),
+    verify: async (_target, _cell, granted, response) => {
+      if (granted) expect((await response.json()).keyring.status).toBe("ok");
+      else expect(response.text).not.toContain("activeKekId");
+    },
+  },
+  {
     route: "POST /v1/rotation/run",
     action: "rotation.run",
     scoped: false,

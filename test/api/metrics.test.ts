@@ -168,7 +168,17 @@ describe("CloudWatch EMF on Lambda", () => {
 });
 
 describe("/health", () => {
-  it("shows the KEK fingerprint, keyring and store reachability and the system chain's head, never key material or a tenant", async () => {
+  it("public /health says only whether the service is usable; the report is admin-only at /v1/health", async () => {
+    const h = await startHarness({ store, keyring: new LocalKeyring({ active: kek, previous: [] }) });
+    const response = await h.call("GET", "/health");
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ status: "ok" });
+    expect((await h.call("GET", "/v1/health")).status).toBe(401);
+    const operator = await h.token("operator", ["healthy"]);
+    expect((await h.call("GET", "/v1/health", { token: operator })).status).toBe(403);
+  });
+
+  it("/v1/health shows the KEK fingerprint, keyring and store reachability and the system chain's head, never key material or a tenant", async () => {
     const h = await startHarness({ store, keyring: new LocalKeyring({ active: kek, previous: [] }) });
     const admin = await h.token("admin");
     await h.call("POST", "/v1/tenants", { token: admin, body: { tenantId: "healthy" } });
@@ -176,7 +186,7 @@ describe("/health", () => {
       token: admin,
       body: { role: "runner", tenants: ["healthy"], ttlSeconds: 600 },
     });
-    const response = await h.call("GET", "/health");
+    const response = await h.call("GET", "/v1/health", { token: admin });
     expect(response.status).toBe(200);
     const body = await response.json();
     expect(body.keyring).toEqual({ kind: "local", activeKekId: h.runtime.keyring.activeKekId, status: "ok" });
@@ -184,7 +194,7 @@ describe("/health", () => {
     expect(body.store).toEqual({ status: "ok" });
     const heads = body.audit.heads as { scope: string; sequence: number; hash: string }[];
     expect(heads[0]).toMatchObject({ scope: "_system", sequence: expect.any(Number) });
-    // Per-tenant heads moved behind GET /v1/tenants/{tenantId}/audit/head: /health needs no token.
+    // Per-tenant heads are behind GET /v1/tenants/{tenantId}/audit/head.
     expect(heads.map((head) => head.scope)).toEqual(["_system"]);
     expect(body.audit.knownChains).toBeGreaterThanOrEqual(2);
     expect(JSON.stringify(body.audit)).not.toContain("healthy");

@@ -124,6 +124,7 @@ beforeAll(async () => {
 
   await invoke("api", env("api"), [
     ["health", api("GET", "/health")],
+    ["health report", api("GET", "/v1/health", { headers: auth(admin) })],
     ["create tenant", api("POST", "/v1/tenants", { headers: adminJson(), body: '{"tenantId":"acme"}' })],
     ["read tenant", api("GET", "/v1/tenants/acme", { headers: auth(admin) })],
     [
@@ -309,6 +310,7 @@ describe("the end-to-end flows through the bundled functions", () => {
   it("cold start, tenant creation, secret writes, reads, lists and deletes answer as they do locally", () => {
     expect(status("legacy: create tenant")).toBe(201);
     expect(status("health")).toBe(200);
+    expect(status("health report")).toBe(200);
     expect(status("create tenant")).toBe(201);
     expect(status("read tenant")).toBe(200);
     expect(status("write secret")).toBeLessThan(300);

@@ -73,14 +73,14 @@ describe("restarting with a new KEK", () => {
     expect(server.output).not.toContain(kekB.toString("base64"));
   });
 
-  it("with the old KEK as previous everything reads, /health warns, and the re-wrap clears the warning", async () => {
+  it("with the old KEK as previous everything reads, /v1/health warns, and the re-wrap clears the warning", async () => {
     const server = start({
       CREDENTIALS_KEK: kekB.toString("base64"),
       CREDENTIALS_KEK_PREVIOUS: kekA.toString("base64"),
     });
     const url = await server.listening();
     await readsEverything(url);
-    const before: any = await (await fetch(`${url}/health`)).json();
+    const before = (await api(url, "GET", "/v1/health")).json;
     expect(before.warnings).toEqual([
       expect.stringContaining(`KEK ${fpA}, which is configured only as a previous key`),
     ]);
@@ -97,7 +97,7 @@ describe("restarting with a new KEK", () => {
     expect(keks.keks.find((k: { kekId: string }) => k.kekId === fpA)).toMatchObject({
       mayBeRemoved: true,
     });
-    expect(((await (await fetch(`${url}/health`)).json()) as any).warnings).toEqual([]);
+    expect((await api(url, "GET", "/v1/health")).json.warnings).toEqual([]);
     await readsEverything(url);
     expect(await server.stop()).toEqual({ code: 0, signal: null });
   });

@@ -77,10 +77,10 @@ describe("local KEK rotation: CREDENTIALS_KEK replaced, the old one in CREDENTIA
   });
   afterAll(() => store?.dynamo.close());
 
-  it("with the new KEK and the old one as previous, everything reads and /health warns about the old one", async () => {
+  it("with the new KEK and the old one as previous, everything reads and /v1/health warns about the old one", async () => {
     const { h, admin } = await instance(store, new LocalKeyring({ active: kekB, previous: [kekA] }));
     for (const [tenant, model] of Object.entries(models)) await expectAllReadable(h, admin, tenant, model);
-    const health = await h.call("GET", "/health");
+    const health = await h.call("GET", "/v1/health", { token: admin });
     expect(health.status).toBe(200);
     const report = await health.json();
     expect(report.healthy).toBe(true);
@@ -150,7 +150,7 @@ describe("local KEK rotation: CREDENTIALS_KEK replaced, the old one in CREDENTIA
     }
   }, 90_000);
 
-  it("the re-wrap route leaves no DEK on the old KEK, and the status and /health say it may go", async () => {
+  it("the re-wrap route leaves no DEK on the old KEK, and the status and /v1/health say it may go", async () => {
     const { h, admin } = await instance(store, new LocalKeyring({ active: kekB, previous: [kekA] }));
     const accepted = await h.call("POST", "/v1/kek/rewrap", { token: admin });
     expect(accepted.status).toBe(202);
@@ -163,7 +163,7 @@ describe("local KEK rotation: CREDENTIALS_KEK replaced, the old one in CREDENTIA
     const old = keks.keks.find((k: { kekId: string }) => k.kekId === fpA);
     expect(old).toMatchObject({ dataKeys: 0, mayBeRemoved: true });
     expect(old.status).toContain("it may be removed");
-    expect((await (await h.call("GET", "/health")).json()).warnings).toEqual([]);
+    expect((await (await h.call("GET", "/v1/health", { token: admin })).json()).warnings).toEqual([]);
   });
 
   it("after the re-wrap, with the old KEK removed, everything still reads", async () => {

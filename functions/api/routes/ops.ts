@@ -2,18 +2,28 @@ import { Hono } from "hono";
 import { renderPrometheus } from "../../../shared/observability/prometheus.ts";
 import type { Runtime } from "../../../shared/runtime/container.ts";
 import type { AppEnv } from "../http.ts";
+import { authenticator } from "../middleware/authenticate.ts";
 
 export interface OpsOptions {
   /** Serve `GET /metrics` (see AppOptions.exposeMetrics). */
   readonly exposeMetrics: boolean;
 }
 
-/** The operator's routes, without a token: `/health`, and `/metrics` where it is exposed. */
+/**
+ * The operator's routes: `/health` without a token, which says only whether the service is usable,
+ * its report with the reasons for admins, and `/metrics` where it is exposed.
+ */
 export function opsRoutes(runtime: Runtime, options: OpsOptions): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
+  const authenticated = authenticator(runtime.tokens);
 
   app.get("/health", async (c) => {
     const report = await runtime.health.check();
+    return c.json({ status: report.healthy ? "ok" : "unavailable" }, report.healthy ? 200 : 503);
+  });
+
+  app.get("/v1/health", authenticated("health.read"), async (c) => {
+    const report = await runtime.health.details(c.var.ctx);
     return c.json(report, report.healthy ? 200 : 503);
   });
 

@@ -1,5 +1,7 @@
 import type { Keyring } from "../../crypto/keyring.ts";
 import type { ChainHeads } from "../../domain/audit-chain.ts";
+import type { OperationGate } from "../../domain/audit-trail.ts";
+import type { RequestContext } from "../../domain/context.ts";
 import { SYSTEM_SCOPE } from "../../domain/types.ts";
 import type { TenantRepository } from "../../storage/tenant-repository.ts";
 
@@ -13,8 +15,7 @@ export interface HealthReport {
   readonly store: { readonly status: "ok" | "unavailable" };
   /**
    * The system chain's head, read from the store, and how many chains this instance has appended to.
-   * `/health` needs no token, so it names no tenant: tenants' heads are behind
-   * `GET /v1/tenants/{tenantId}/audit/head`.
+   * Only for admins (`GET /v1/health`); tenants' heads are behind `GET /v1/tenants/{tenantId}/audit/head`.
    */
   readonly audit: {
     readonly heads: readonly { scope: string; sequence: number; hash: string }[];
@@ -34,11 +35,21 @@ export class HealthService {
   readonly #keyring: Keyring;
   readonly #tenants: TenantRepository;
   readonly #chain: ChainHeads;
+  readonly #gate: OperationGate;
 
-  constructor(keyring: Keyring, tenants: TenantRepository, chain: ChainHeads) {
+  constructor(keyring: Keyring, tenants: TenantRepository, chain: ChainHeads, gate: OperationGate) {
     this.#keyring = keyring;
     this.#tenants = tenants;
     this.#chain = chain;
+    this.#gate = gate;
+  }
+
+  /** The whole report for an admin: it names the KEK and the system chain's head, so it is no public probe. */
+  async details(ctx: RequestContext): Promise<HealthReport> {
+    const operation = await this.#gate.begin(ctx, "health.read");
+    const report = await this.check();
+    await operation.succeeded();
+    return report;
   }
 
   async check(): Promise<HealthReport> {

@@ -4,8 +4,22 @@ import { isLive } from "../../domain/secret-head.ts";
 import type { SecretHead } from "../../domain/types.ts";
 import type { SecretRepository } from "../../storage/secret-repository.ts";
 
-/** Writers racing on one head retry on a fresh read this many times before giving up with 409. */
-const MAX_ATTEMPTS = 5;
+/**
+ * The concurrency on one secret that never sees a spurious 409 (docs/api.md states it). An attempt fails
+ * only when another writer committed between its read and its write, and an attempt's windows do not
+ * overlap, so among N writers at once each fails at most N - 1 times: N attempts always suffice. The
+ * slack covers attempts lost to a DEK snapshot going stale mid-step.
+ */
+export const GUARANTEED_WRITERS = 64;
+const MAX_ATTEMPTS = GUARANTEED_WRITERS + 8;
+/** Full-jitter backoff between attempts, so losers spread out instead of re-colliding in lockstep. */
+const BACKOFF_BASE_MS = 2;
+const BACKOFF_CAP_MS = 50;
+
+function backoff(attempt: number): Promise<void> {
+  const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.min(attempt, 10));
+  return new Promise((resolve) => setTimeout(resolve, Math.random() * ceiling));
+}
 
 /** What a step decides after looking at the head: write `next` and answer `result`, or answer `done`. */
 export type HeadStep<R> = { readonly next: SecretHead; readonly result: R } | { readonly done: R };
@@ -34,6 +48,7 @@ export class HeadWriter {
     step: (head: SecretHead | undefined, key: SealingKey) => HeadStep<R> | Promise<HeadStep<R>>,
   ): Promise<R> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
+      if (attempt > 0) await backoff(attempt);
       const key = await this.#sealer.sealingKey(tenantId);
       const head = await this.#secrets.getHead(tenantId, name);
       if (!key.fresh()) continue;
@@ -42,7 +57,9 @@ export class HeadWriter {
       if (!key.fresh()) continue;
       if (await this.#secrets.replaceHead(outcome.next, head)) return outcome.result;
     }
-    throw new ConflictError(`secret ${name} was changed by another writer; read it and retry`);
+    throw new ConflictError(
+      `secret ${name} had more than ${GUARANTEED_WRITERS} concurrent writers; read it and retry`,
+    );
   }
 
   /** A change of a live secret's head: read, change, conditional write; an unchanged head is not written. */

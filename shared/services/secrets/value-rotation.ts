@@ -210,6 +210,8 @@ export class ValueRotation implements ScheduledRotation {
           throw new NotFoundError(`version ${previous} of ${name} is not in the archive`);
         const value = await this.#sealer.open(tenantId, name, archived);
         const rolledBack = await this.#heads.update(tenantId, name, async (fresh, key) => {
+          // A concurrent identical rollback got there first: this one is its retry, and a no-op.
+          if (fresh.pending === undefined && fresh.current.version === version) return fresh;
           if (fresh.current.version !== head.current.version || fresh.pending !== undefined) {
             throw new ConflictError(`secret ${name} changed during the rollback; read it and retry`);
           }
