@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
@@ -33,8 +33,10 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
   const app = new Hono<AppEnv>();
   const { logger } = runtime;
 
-  // Request ids are always ours: a client-chosen id would let callers forge audit correlation.
-  app.use(requestId({ headerName: "" }));
+  // Request ids are always ours: a client-chosen id would let callers forge audit correlation. On
+  // Lambda it is API Gateway's own id, so the stage's access log (which names no path: tenant and
+  // secret names live there) joins this function's line, which names the route pattern.
+  app.use(requestId({ headerName: "", generator: gatewayRequestId }));
   app.use(accessLog({ logger }));
   app.use(secureHeaders());
   app.use(async function closeExpiredDenialWindows(_c, next) {
@@ -93,4 +95,11 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
   });
 
   return app;
+}
+
+/** API Gateway's request id, when the Lambda adapter passed its event; otherwise a fresh one. */
+function gatewayRequestId(c: Context): string {
+  const id = (c.env as { event?: { requestContext?: { requestId?: unknown } } } | undefined)?.event
+    ?.requestContext?.requestId;
+  return typeof id === "string" && /^[A-Za-z0-9=_-]{1,128}$/.test(id) ? id : crypto.randomUUID();
 }

@@ -86,13 +86,14 @@ export class ApiStack extends Stack {
       throttle: config.api,
       accessLogSettings: {
         destination: new apigw.LogGroupLogDestination(accessLogs),
-        // Identifiers and outcomes only: headers (the bearer token) and bodies (secret values) never.
+        // Identifiers and outcomes only: headers (the bearer token) and bodies (secret values) never, nor
+        // the path, which names tenants and secrets; the API function's own line for the same
+        // requestId names the route pattern.
         format: AccessLogFormat.custom(
           JSON.stringify({
             requestId: "$context.requestId",
             time: "$context.requestTime",
             method: "$context.httpMethod",
-            path: "$context.path",
             status: "$context.status",
             latencyMs: "$context.responseLatency",
             integrationError: "$context.integrationErrorMessage",

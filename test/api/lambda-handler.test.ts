@@ -31,7 +31,8 @@ function httpApiEvent(
       domainName: "api.example.test",
       domainPrefix: "api",
       http: { method, path, protocol: "HTTP/1.1", sourceIp: "127.0.0.1", userAgent: "vitest" },
-      requestId: "req",
+      // Unique per request, as API Gateway's is.
+      requestId: `req-${randomBytes(6).toString("hex")}`,
       routeKey: "$default",
       stage: "$default",
       time: "22/Nov/2026:08:00:00 +0000",
@@ -76,6 +77,12 @@ describe("the Lambda entry point", () => {
     )) as { statusCode: number; body: string };
     expect(result.statusCode).toBe(401);
     expect(JSON.parse(result.body).error.code).toBe("unauthenticated");
+  });
+
+  it("answers with API Gateway's request id, so the stage's access log (no path) joins the function's line", async () => {
+    const event = httpApiEvent("GET", "/health");
+    const result = (await handler(event, {} as Context)) as { headers: Record<string, string> };
+    expect(result.headers["x-request-id"]).toBe(event.requestContext.requestId);
   });
 });
 

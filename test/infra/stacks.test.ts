@@ -212,7 +212,7 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
       t().api.hasResourceProperties("AWS::Logs::LogGroup", { RetentionInDays: config.logRetentionDays });
     });
 
-    it("throttles and access-logs the HTTP API, without headers or bodies in the log", () => {
+    it("throttles and access-logs the HTTP API, without headers, bodies or paths in the log", () => {
       const stage = onlyResource(t().api, "AWS::ApiGatewayV2::Stage");
       expect(stage.Properties.DefaultRouteSettings).toEqual({
         ThrottlingRateLimit: config.api.rateLimit,
@@ -220,6 +220,11 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
       });
       expect(stage.Properties.AccessLogSettings.DestinationArn).toBeDefined();
       expect(stage.Properties.AccessLogSettings.Format).not.toMatch(/header|authorization|body/i);
+      // Paths name tenants and secrets; the function's own line for the requestId names the route.
+      expect(stage.Properties.AccessLogSettings.Format).not.toMatch(
+        /\$context\.(path|resourcePath|http\.path)/,
+      );
+      expect(stage.Properties.AccessLogSettings.Format).toContain("$context.requestId");
     });
 
     it("lets the API role use the KEK only with the tenant in the encryption context, and never re-encrypt", () => {
