@@ -28,6 +28,8 @@ export class DataKeyCache {
   readonly #maxUses: number;
   readonly #maxEntries: number;
   readonly #now: () => number;
+  /** The one pending sweep of expired entries, if any entries are held. */
+  #sweep: ReturnType<typeof setTimeout> | undefined;
 
   constructor(options: DataKeyCacheOptions = {}) {
     this.#maxAgeMs = options.maxAgeMs ?? DEFAULT_DATA_KEY_MAX_AGE_MS;
@@ -40,6 +42,7 @@ export class DataKeyCache {
   }
 
   async get(cacheKey: string, load: () => Promise<Uint8Array>): Promise<Uint8Array> {
+    this.#dropExpired();
     const entry = this.#entries.get(cacheKey);
     if (entry !== undefined) {
       if (this.#now() - entry.loadedAt < this.#maxAgeMs && entry.uses < this.#maxUses) {
@@ -73,6 +76,8 @@ export class DataKeyCache {
 
   clear(): void {
     this.#entries.clear();
+    clearTimeout(this.#sweep);
+    this.#sweep = undefined;
   }
 
   get size(): number {
@@ -84,6 +89,35 @@ export class DataKeyCache {
       const oldest = this.#entries.keys().next();
       if (oldest.done !== true) this.evict(oldest.value);
     }
+    // Deleted first so the Map's order stays load order, which #dropExpired relies on.
+    this.#entries.delete(cacheKey);
     this.#entries.set(cacheKey, { key, loadedAt: this.#now(), uses: 1 });
+    this.#scheduleSweep();
+  }
+
+  /**
+   * An expired DEK must leave memory even if no request asks for it again, so a process that goes quiet
+   * does not keep every tenant's key. Entries are held in load order, so the expired ones are in front.
+   */
+  #dropExpired(): void {
+    const cutoff = this.#now() - this.#maxAgeMs;
+    for (const [cacheKey, entry] of this.#entries) {
+      if (entry.loadedAt > cutoff) break;
+      this.#entries.delete(cacheKey);
+    }
+  }
+
+  #scheduleSweep(): void {
+    if (this.#sweep !== undefined) return;
+    const oldest = this.#entries.values().next();
+    if (oldest.done === true) return;
+    const dueInMs = Math.max(0, oldest.value.loadedAt + this.#maxAgeMs - this.#now());
+    this.#sweep = setTimeout(() => {
+      this.#sweep = undefined;
+      this.#dropExpired();
+      this.#scheduleSweep();
+    }, dueInMs + 1);
+    // The sweep never keeps a process alive on its own.
+    this.#sweep.unref?.();
   }
 }

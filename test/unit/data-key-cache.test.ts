@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { DataKeyCache } from "../../shared/crypto/data-key-cache.ts";
 
 const key = (byte: number) => new Uint8Array(32).fill(byte);
@@ -87,5 +87,36 @@ describe("DataKeyCache", () => {
     expect(() => new DataKeyCache({ maxAgeMs: 0 })).toThrow(RangeError);
     expect(() => new DataKeyCache({ maxUses: 0 })).toThrow(RangeError);
     expect(() => new DataKeyCache({ maxUses: 1.5 })).toThrow(RangeError);
+  });
+
+  describe("expired keys leave memory untouched", () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it("drops an expired key when no request asks for it again", async () => {
+      vi.useFakeTimers();
+      const cache = new DataKeyCache({ maxAgeMs: 1000 });
+      await cache.get("acme#1", async () => key(1));
+      await cache.get("globex#1", async () => key(2));
+      expect(cache.size).toBe(2);
+      await vi.advanceTimersByTimeAsync(999);
+      expect(cache.size).toBe(2);
+      await vi.advanceTimersByTimeAsync(2);
+      expect(cache.size).toBe(0);
+    });
+
+    it("drops the expired keys of other tenants on any read, oldest first", async () => {
+      let at = 0;
+      const cache = new DataKeyCache({ maxAgeMs: 1000, now: () => at });
+      await cache.get("acme#1", async () => key(1));
+      at = 600;
+      await cache.get("globex#1", async () => key(2));
+      at = 1200;
+      await cache.get("initech#1", async () => key(3));
+      // acme's key expired at 1000 and went without being asked for; globex's is still young.
+      expect(cache.size).toBe(2);
+      cache.clear();
+    });
   });
 });
