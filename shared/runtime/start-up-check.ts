@@ -20,9 +20,9 @@ export async function checkStartUp(
   runtime: Pick<Runtime, "health" | "logger">,
   metrics: MetricsRecorder,
 ): Promise<void> {
-  const { report, kekConfigured } = await runtime.health.assess();
+  const { problems, kekConfigured } = await runtime.health.assess();
   metrics.increment("KekConfigured", kekConfigured ? 1 : 0);
-  if (report.healthy) return;
-  for (const problem of report.problems) runtime.logger.error("refusing to start", { problem });
-  throw new StartUpRefusedError(report.problems);
+  if (problems.length === 0) return;
+  for (const problem of problems) runtime.logger.error("refusing to start", { problem });
+  throw new StartUpRefusedError(problems);
 }

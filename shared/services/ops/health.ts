@@ -53,15 +53,39 @@ export class HealthService {
   }
 
   async check(): Promise<HealthReport> {
-    return (await this.assess()).report;
+    const keys = await this.assess();
+    // From memory when this instance appended to it, so an anonymous probe usually costs no read.
+    const systemHead =
+      this.#chain.knownHead(SYSTEM_SCOPE) ??
+      (await this.#chain.storedHead(SYSTEM_SCOPE).catch(() => undefined));
+    const heads = systemHead === undefined ? [] : [{ scope: SYSTEM_SCOPE, ...systemHead }];
+    return {
+      healthy: keys.problems.length === 0,
+      keyring: {
+        kind: this.#keyring.kind,
+        activeKekId: this.#keyring.activeKekId,
+        status: keys.keyringAvailable ? "ok" : "unavailable",
+      },
+      store: { status: keys.storeAvailable ? "ok" : "unavailable" },
+      audit: { heads, knownChains: this.#chain.knownChainCount() },
+      problems: keys.problems,
+      warnings: keys.warnings,
+    };
   }
 
   /**
-   * The report, and whether the KEK side of it is sound: the keyring answers and every KEK the table
-   * registers is configured. That is what `KekConfigured` records at start-up; an unreachable table
-   * alone is a problem too, but says nothing about the KEK.
+   * The KEK and the store only, without the audit part of the report: what the start-up check needs,
+   * so a cold start reads no chain head. `kekConfigured` is what `KekConfigured` records at start-up:
+   * the keyring answers and every KEK the table registers is configured; an unreachable table alone
+   * is a problem too, but says nothing about the KEK.
    */
-  async assess(): Promise<{ readonly report: HealthReport; readonly kekConfigured: boolean }> {
+  async assess(): Promise<{
+    readonly problems: readonly string[];
+    readonly warnings: readonly string[];
+    readonly keyringAvailable: boolean;
+    readonly storeAvailable: boolean;
+    readonly kekConfigured: boolean;
+  }> {
     const problems: string[] = [];
     const warnings: string[] = [];
     const configured = await this.#keyring.probe().catch(() => {
@@ -72,11 +96,6 @@ export class HealthService {
       problems.push("the DynamoDB table is unavailable");
       return undefined;
     });
-    // From memory when this instance appended to it, so an anonymous probe usually costs no read.
-    const systemHead =
-      this.#chain.knownHead(SYSTEM_SCOPE) ??
-      (await this.#chain.storedHead(SYSTEM_SCOPE).catch(() => undefined));
-    const heads = systemHead === undefined ? [] : [{ scope: SYSTEM_SCOPE, ...systemHead }];
     let missing: string[] = [];
     if (configured !== undefined && registered !== undefined) {
       missing = registered.filter((kekId) => !configured.includes(kekId));
@@ -96,18 +115,12 @@ export class HealthService {
         );
       }
     }
-    const report: HealthReport = {
-      healthy: problems.length === 0,
-      keyring: {
-        kind: this.#keyring.kind,
-        activeKekId: this.#keyring.activeKekId,
-        status: configured === undefined ? "unavailable" : "ok",
-      },
-      store: { status: registered === undefined ? "unavailable" : "ok" },
-      audit: { heads, knownChains: this.#chain.knownChainCount() },
+    return {
       problems,
       warnings,
+      keyringAvailable: configured !== undefined,
+      storeAvailable: registered !== undefined,
+      kekConfigured: configured !== undefined && missing.length === 0,
     };
-    return { report, kekConfigured: configured !== undefined && missing.length === 0 };
   }
 }
