@@ -16,6 +16,7 @@ import { rotationRoutes } from "./routes/rotation.ts";
 import { secretRoutes } from "./routes/secrets.ts";
 import { tenantRoutes } from "./routes/tenants.ts";
 import { tokenRoutes } from "./routes/tokens.ts";
+import { versionRoutes } from "./routes/versions.ts";
 
 /** JSON-escaped 64 KiB values can grow up to six-fold; anything past this is refused unread. */
 const MAX_BODY_BYTES = 512 * 1024;
@@ -59,6 +60,7 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
   app.route("/", keyRoutes(runtime));
   app.route("/", auditRoutes(runtime));
   app.route("/", tokenRoutes(runtime));
+  app.route("/", versionRoutes(runtime));
 
   const allowedOn = allowedMethods(app.routes);
   app.notFound((c) => {

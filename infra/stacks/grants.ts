@@ -60,6 +60,20 @@ export function grantTableItems(role: iam.IRole, tableArn: string, access: Table
 }
 
 /**
+ * DeleteItem, only in the given partitions: the version lifecycle's purge and the tenant-deletion sweep
+ * remove items from tenant partitions (T#), and nothing else is ever deleted.
+ */
+export function grantItemDeletes(role: iam.IRole, tableArn: string, partitions: readonly Partition[]): void {
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      actions: ["dynamodb:DeleteItem"],
+      resources: [tableArn],
+      conditions: onlyPartitions(partitions),
+    }),
+  );
+}
+
+/**
  * The one Scan the service makes: the one-off backfill of the tenant directory
  * (shared/storage/tenant-repository.ts ensureDirectory), which projects `tenantId` and filters on `sk`.
  * A Scan that asks for any other attribute (secret ciphertext, wrapped DEKs, token hashes) or for whole

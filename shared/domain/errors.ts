@@ -131,3 +131,15 @@ export class AuditRecordTooLargeError extends StrongboxError {
   readonly status = 413;
   readonly code = "audit_record_too_large";
 }
+
+/** The version's ciphertext was destroyed on request or past `maxVersions`; nothing can bring it back. */
+export class VersionDestroyedError extends StrongboxError {
+  readonly status = 410;
+  readonly code = "version_destroyed";
+}
+
+/** A deleted secret can be undeleted only within the recovery window; after it, only purged or overwritten. */
+export class RecoveryWindowPassedError extends StrongboxError {
+  readonly status = 410;
+  readonly code = "recovery_window_passed";
+}

@@ -62,6 +62,11 @@ export const OPERATIONS = {
   "secret.promote": { permission: "secret:rotate", scope: "tenant" },
   "secret.rollback": { permission: "secret:rotate", scope: "tenant" },
   "health.read": { permission: "health:read", scope: "system" },
+  // Version lifecycle (issue 12 item 5): metadata listing, destruction, undelete within the window, purge.
+  "secret.versions": { permission: "secret:list", scope: "tenant" },
+  "secret.destroy-version": { permission: "secret:delete", scope: "tenant" },
+  "secret.undelete": { permission: "secret:delete", scope: "tenant" },
+  "secret.purge": { permission: "secret:delete", scope: "tenant" },
 } as const satisfies Record<string, OperationSpec>;
 
 /** An operation's name, which is also the action of its audit records. */

@@ -35,12 +35,18 @@ export const clientRequestTokenSchema = z
     message: `clientRequestToken must not start with ${SCHEDULED_TOKEN_PREFIX}, which the scheduled runner uses`,
   });
 
+/** Labelled versions are never pruned, so a secret may keep more than a small maximum for a while. */
+export const MIN_MAX_VERSIONS = 1;
+export const MAX_MAX_VERSIONS = 100;
+
 export const putSecretSchema = z.strictObject({
   value: secretValueSchema,
   cas: z.number().int().min(0).optional(),
   clientRequestToken: clientRequestTokenSchema.optional(),
   /** `pending` writes the next version without making it current, for testing before promotion. */
   stage: z.enum(["current", "pending"]).optional(),
+  /** Keep at most this many versions from now on; null lifts the limit. */
+  maxVersions: z.number().int().min(MIN_MAX_VERSIONS).max(MAX_MAX_VERSIONS).nullable().optional(),
 });
 
 export const MAX_ROTATION_PERIOD_DAYS = 3650;

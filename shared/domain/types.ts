@@ -54,6 +54,8 @@ export interface SealedVersion {
   readonly createdAt: string;
   /** The idempotency token the version was written with, as Secrets Manager's ClientRequestToken. */
   readonly clientRequestToken?: string;
+  /** The token id that wrote it, or `system` for the service's own rotations; absent on older versions. */
+  readonly createdBy?: string;
 }
 
 export const STAGES = ["current", "pending", "previous"] as const;
@@ -94,6 +96,27 @@ export interface SecretHead {
   /** The version labelled `pending`, written but not yet promoted, kept inline like the current one. */
   readonly pending?: SealedVersion;
   readonly rotation?: RotationPolicy;
+  /**
+   * The first version of the secret's present history. A write over a deleted secret starts a new
+   * history here, and nothing numbered below it is readable or listed again.
+   */
+  readonly historyStart?: number;
+  /** At most this many versions are kept; the oldest unlabelled ones past it are destroyed. */
+  readonly maxVersions?: number;
+}
+
+export const VERSION_LABELS = ["current", "pending", "previous"] as const;
+
+/** What the versions listing shows of one version: never its value or ciphertext. */
+export interface VersionMetadata {
+  readonly version: number;
+  readonly createdAt: string;
+  readonly createdBy?: string;
+  readonly labels: readonly (typeof VERSION_LABELS)[number][];
+  /** The DEK version its ciphertext is sealed under; absent once destroyed. */
+  readonly dekVersion?: number;
+  readonly destroyed: boolean;
+  readonly destroyedAt?: string;
 }
 
 export interface SecretSummary {

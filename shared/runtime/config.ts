@@ -17,6 +17,8 @@ export interface RuntimeConfig {
   readonly dataKeyCache: { readonly maxAgeMs: number; readonly maxUses: number };
   /** The KMS HMAC key that authenticates the audit chain (`AUDIT_MAC_KEY_ID`); needed with KMS. */
   readonly auditMacKeyId?: string;
+  /** How long a deleted secret can be undeleted (`SECRET_RECOVERY_WINDOW_DAYS`, 30 by default). */
+  readonly secretRecoveryWindowMs: number;
   /** Repeated denials by one actor within this window become one counted record; 0 turns that off. */
   readonly auditDenialWindowMs: number;
   /** For CloudTrail ingestion: this environment's KMS key ARNs and the service's own role ARNs. */
@@ -101,6 +103,7 @@ export function readRuntimeConfig(env: Env): RuntimeConfig {
         }
       : {}),
     ...(auditMacKeyId ? { auditMacKeyId } : {}),
+    secretRecoveryWindowMs: positiveInteger(env, "SECRET_RECOVERY_WINDOW_DAYS", 30) * 24 * 3600 * 1000,
     auditDenialWindowMs: nonNegativeInteger(env, "AUDIT_DENIAL_WINDOW_SECONDS", 60) * 1000,
     kmsIngestion: {
       watchedKeyArns: list(env.WATCHED_KMS_KEY_ARNS),

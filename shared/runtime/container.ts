@@ -34,6 +34,7 @@ import { HeadWriter } from "../services/secrets/head-writer.ts";
 import { RotationPolicies } from "../services/secrets/rotation-policy.ts";
 import { SecretService } from "../services/secrets/secret-service.ts";
 import { ValueRotation } from "../services/secrets/value-rotation.ts";
+import { VersionLifecycle } from "../services/secrets/version-lifecycle.ts";
 import { TenantService } from "../services/tenants/tenant-service.ts";
 import { AuditRepository } from "../storage/audit-repository.ts";
 import { CheckpointRepository } from "../storage/checkpoint-repository.ts";
@@ -53,6 +54,8 @@ export interface Runtime {
   readonly secrets: SecretService;
   readonly rotationPolicies: RotationPolicies;
   readonly valueRotation: ValueRotation;
+  /** Versions listed, destroyed, pruned past maxVersions; secrets undeleted and purged. */
+  readonly versionLifecycle: VersionLifecycle;
   readonly tokens: TokenService;
   /** Every use case's permission check and audit records. */
   readonly gate: OperationGate;
@@ -169,7 +172,8 @@ export function createRuntime(options: {
   const dataKeys = new DataKeys(keyring, tenantRepository, new DataKeyCache(config.dataKeyCache));
   const sealer = new Sealer(dataKeys, metrics, rotationConfig.retireGraceMs / 2);
   const heads = new HeadWriter(secretRepository, sealer);
-  const valueRotation = new ValueRotation(secretRepository, sealer, gate, heads);
+  const versionLifecycle = new VersionLifecycle(secretRepository, gate, heads, config.secretRecoveryWindowMs);
+  const valueRotation = new ValueRotation(secretRepository, sealer, gate, heads, versionLifecycle);
   const dekSweep = new DekSweep(
     tenantRepository,
     secretRepository,
@@ -220,7 +224,8 @@ export function createRuntime(options: {
     metrics,
     config,
     tenants: new TenantService(tenantRepository, dataKeys, gate),
-    secrets: new SecretService(secretRepository, sealer, tokens, gate, heads),
+    secrets: new SecretService(secretRepository, sealer, tokens, gate, heads, versionLifecycle),
+    versionLifecycle,
     rotationPolicies: new RotationPolicies(secretRepository, gate, heads),
     valueRotation,
     tokens,

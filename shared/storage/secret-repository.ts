@@ -27,13 +27,29 @@ interface HeadItem {
   pendingCreatedAt?: string;
   pendingClientRequestToken?: string;
   rotation?: RotationPolicy;
+  createdBy?: string;
+  pendingCreatedBy?: string;
+  historyStart?: number;
+  maxVersions?: number;
 }
 
+/** An archived version; a destroyed one keeps its metadata and loses its envelope. */
 interface VersionItem {
   version: number;
-  envelope: Uint8Array;
+  envelope?: Uint8Array;
   createdAt: string;
   clientRequestToken?: string;
+  createdBy?: string;
+  destroyedAt?: string;
+}
+
+/** One archived version as the version lifecycle sees it: sealed, or destroyed with only its metadata left. */
+export interface ArchivedEntry {
+  readonly version: number;
+  readonly createdAt: string;
+  readonly createdBy?: string;
+  readonly sealed?: SealedVersion;
+  readonly destroyedAt?: string;
 }
 
 /** One stored ciphertext-bearing item, as the re-encryption sweep sees it. */
@@ -60,6 +76,7 @@ function headFromItem(item: HeadItem): SecretHead {
           ...(item.pendingClientRequestToken === undefined
             ? {}
             : { clientRequestToken: item.pendingClientRequestToken }),
+          ...(item.pendingCreatedBy === undefined ? {} : { createdBy: item.pendingCreatedBy }),
         }
       : undefined;
   return {
@@ -70,6 +87,7 @@ function headFromItem(item: HeadItem): SecretHead {
       envelope: new Uint8Array(item.envelope),
       createdAt: item.createdAt,
       ...(item.clientRequestToken === undefined ? {} : { clientRequestToken: item.clientRequestToken }),
+      ...(item.createdBy === undefined ? {} : { createdBy: item.createdBy }),
     },
     updatedAt: item.updatedAt,
     revision: item.revision ?? 0,
@@ -78,6 +96,8 @@ function headFromItem(item: HeadItem): SecretHead {
     ...(item.previousVersion === undefined ? {} : { previousVersion: item.previousVersion }),
     ...(pending === undefined ? {} : { pending }),
     ...(item.rotation === undefined ? {} : { rotation: item.rotation }),
+    ...(item.historyStart === undefined ? {} : { historyStart: item.historyStart }),
+    ...(item.maxVersions === undefined ? {} : { maxVersions: item.maxVersions }),
   };
 }
 
@@ -94,6 +114,7 @@ function itemFromHead(head: SecretHead, revision: number): HeadItem {
     ...(head.current.clientRequestToken === undefined
       ? {}
       : { clientRequestToken: head.current.clientRequestToken }),
+    ...(head.current.createdBy === undefined ? {} : { createdBy: head.current.createdBy }),
     ...(head.deletedAt === undefined ? {} : { deletedAt: head.deletedAt }),
     ...(head.previousVersion === undefined ? {} : { previousVersion: head.previousVersion }),
     ...(head.pending === undefined
@@ -105,17 +126,36 @@ function itemFromHead(head: SecretHead, revision: number): HeadItem {
           ...(head.pending.clientRequestToken === undefined
             ? {}
             : { pendingClientRequestToken: head.pending.clientRequestToken }),
+          ...(head.pending.createdBy === undefined ? {} : { pendingCreatedBy: head.pending.createdBy }),
         }),
     ...(head.rotation === undefined ? {} : { rotation: head.rotation }),
+    ...(head.historyStart === undefined ? {} : { historyStart: head.historyStart }),
+    ...(head.maxVersions === undefined ? {} : { maxVersions: head.maxVersions }),
   };
 }
 
-const sealedFromVersionItem = (item: VersionItem): SealedVersion => ({
-  version: item.version,
-  envelope: new Uint8Array(item.envelope),
-  createdAt: item.createdAt,
-  ...(item.clientRequestToken === undefined ? {} : { clientRequestToken: item.clientRequestToken }),
-});
+/** Undefined for a destroyed version, whose envelope is gone. */
+const sealedFromVersionItem = (item: VersionItem): SealedVersion | undefined =>
+  item.envelope === undefined
+    ? undefined
+    : {
+        version: item.version,
+        envelope: new Uint8Array(item.envelope),
+        createdAt: item.createdAt,
+        ...(item.clientRequestToken === undefined ? {} : { clientRequestToken: item.clientRequestToken }),
+        ...(item.createdBy === undefined ? {} : { createdBy: item.createdBy }),
+      };
+
+function entryFromVersionItem(item: VersionItem): ArchivedEntry {
+  const sealed = sealedFromVersionItem(item);
+  return {
+    version: item.version,
+    createdAt: item.createdAt,
+    ...(item.createdBy === undefined ? {} : { createdBy: item.createdBy }),
+    ...(sealed === undefined ? {} : { sealed }),
+    ...(item.destroyedAt === undefined ? {} : { destroyedAt: item.destroyedAt }),
+  };
+}
 
 function sealedFromRaw(raw: Record<string, unknown>): SealedItem | undefined {
   const sk = raw.sk as string;
@@ -129,11 +169,9 @@ function sealedFromRaw(raw: Record<string, unknown>): SealedItem | undefined {
     };
   }
   if (sk.startsWith(VERSION_PREFIX)) {
-    return {
-      sk,
-      name: nameOfVersionSortKey(sk),
-      current: sealedFromVersionItem(raw as unknown as VersionItem),
-    };
+    // A destroyed version holds no ciphertext for a sweep to re-seal.
+    const current = sealedFromVersionItem(raw as unknown as VersionItem);
+    return current === undefined ? undefined : { sk, name: nameOfVersionSortKey(sk), current };
   }
   return undefined;
 }
@@ -175,8 +213,17 @@ export class SecretRepository {
     name: string,
     version: number,
   ): Promise<SealedVersion | undefined> {
+    return (await this.getArchivedEntry(tenantId, name, version))?.sealed;
+  }
+
+  /** An archived version with its metadata, destroyed or not. */
+  async getArchivedEntry(
+    tenantId: string,
+    name: string,
+    version: number,
+  ): Promise<ArchivedEntry | undefined> {
     const item = (await this.#table.get(versionKey(tenantId, name, version))) as VersionItem | undefined;
-    return item === undefined ? undefined : sealedFromVersionItem(item);
+    return item === undefined ? undefined : entryFromVersionItem(item);
   }
 
   /** The archived version written with a client request token, if any; a secret has few versions. */
@@ -184,7 +231,7 @@ export class SecretRepository {
     tenantId: string,
     name: string,
     token: string,
-  ): Promise<SealedVersion | undefined> {
+  ): Promise<ArchivedEntry | undefined> {
     const prefix = versionPrefix(name);
     let cursor: string | undefined;
     do {
@@ -198,7 +245,7 @@ export class SecretRepository {
         { partition: tenantPartition(tenantId), sortKeyPrefix: prefix, limit: 100, cursor },
       );
       const found = page.items[0];
-      if (found !== undefined) return sealedFromVersionItem(found as unknown as VersionItem);
+      if (found !== undefined) return entryFromVersionItem(found as unknown as VersionItem);
       cursor = page.nextCursor;
     } while (cursor !== undefined);
     return undefined;
@@ -211,6 +258,7 @@ export class SecretRepository {
       envelope: sealed.envelope,
       createdAt: sealed.createdAt,
       ...(sealed.clientRequestToken === undefined ? {} : { clientRequestToken: sealed.clientRequestToken }),
+      ...(sealed.createdBy === undefined ? {} : { createdBy: sealed.createdBy }),
     };
     await this.#table.putIfAbsent({ ...versionKey(tenantId, name, sealed.version), ...item });
   }
@@ -237,6 +285,64 @@ export class SecretRepository {
       update: "SET deletedAt = :deletedAt, revision = if_not_exists(revision, :zero) + :one",
       condition: "attribute_exists(pk) AND attribute_not_exists(deletedAt)",
       values: { ":deletedAt": deletedAt, ":zero": 0, ":one": 1 },
+    });
+  }
+
+  /** Brings a deleted secret back, if it is still deleted since `deletedAt`; false otherwise. */
+  undelete(tenantId: string, name: string, deletedAt: string): Promise<boolean> {
+    return this.#table.update(headKey(tenantId, name), {
+      update: "REMOVE deletedAt SET revision = if_not_exists(revision, :zero) + :one",
+      condition: "deletedAt = :deletedAt",
+      values: { ":deletedAt": deletedAt, ":zero": 0, ":one": 1 },
+    });
+  }
+
+  /**
+   * Removes an archived version's ciphertext for good, keeping its metadata; false when there is no
+   * such archived version. Destroying a destroyed version changes nothing.
+   */
+  destroyArchived(tenantId: string, name: string, version: number, at: string): Promise<boolean> {
+    return this.#table.update(versionKey(tenantId, name, version), {
+      update: "REMOVE envelope SET destroyedAt = if_not_exists(destroyedAt, :at)",
+      condition: "attribute_exists(pk)",
+      values: { ":at": at },
+    });
+  }
+
+  /** One page of a secret's archived versions in version order, ciphertext included for its DEK version. */
+  async listArchived(
+    tenantId: string,
+    name: string,
+    limit: number,
+    cursor?: string,
+  ): Promise<Page<ArchivedEntry>> {
+    const pk = tenantPartition(tenantId);
+    const prefix = versionPrefix(name);
+    const page = await queryPage(
+      this.#table,
+      {
+        consistent: true,
+        keyCondition: "pk = :pk AND begins_with(sk, :prefix)",
+        values: { ":pk": pk, ":prefix": prefix },
+      },
+      { partition: pk, sortKeyPrefix: prefix, limit, cursor },
+    );
+    return { ...page, items: page.items.map((item) => entryFromVersionItem(item as unknown as VersionItem)) };
+  }
+
+  /** Deletes an archived version item outright: for versions of a history that ended, and purges. */
+  async removeArchived(tenantId: string, name: string, version: number): Promise<void> {
+    await this.#table.delete(versionKey(tenantId, name, version));
+  }
+
+  /**
+   * Deletes the head if it is still the deleted head the purge began with (a write since then started
+   * a new history, which is not the purge's to remove); the purge removes it last.
+   */
+  removeDeletedHead(tenantId: string, name: string, deletedAt: string): Promise<boolean> {
+    return this.#table.delete(headKey(tenantId, name), {
+      condition: "deletedAt = :deletedAt",
+      values: { ":deletedAt": deletedAt },
     });
   }
 

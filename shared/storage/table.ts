@@ -6,6 +6,7 @@ import {
   ResourceNotFoundException,
 } from "@aws-sdk/client-dynamodb";
 import {
+  DeleteCommand,
   DynamoDBDocumentClient,
   PutCommand,
   QueryCommand,
@@ -159,6 +160,23 @@ export class Table {
       );
     if (options.condition !== undefined) return writeIf("UpdateItem", call);
     await send("UpdateItem", call);
+  }
+
+  /** Deletes an item; deleting one that is not there is not an error. With a condition, false when it fails. */
+  delete(key: Key, options: Conditional): Promise<boolean>;
+  delete(key: Key): Promise<void>;
+  async delete(key: Key, options?: Conditional): Promise<unknown> {
+    const call = () =>
+      this.doc.send(
+        new DeleteCommand({
+          TableName: this.name,
+          Key: key,
+          ...given({ ConditionExpression: options?.condition }),
+          ...placeholders(options ?? {}),
+        }),
+      );
+    if (options !== undefined) return writeIf("DeleteItem", call);
+    await send("DeleteItem", call);
   }
 
   async query(input: QueryInput): Promise<ItemPage> {

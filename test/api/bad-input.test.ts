@@ -789,6 +789,58 @@ const CASES: readonly BadCase[] = [
     path: `/v1/tenants/${TENANT}/rotation/due?cursor=${cursorOf({ pk: "T#other", sk: "S#a" })}`,
     ...invalid,
   },
+  // Version lifecycle (issue 12 item 5): maxVersions, the versions listing, destroy, undelete, purge.
+  { title: "maxVersions zero", ...put(TARGET, { value: CANARY, maxVersions: 0 }), ...invalid },
+  { title: "maxVersions as a string", ...put(TARGET, { value: CANARY, maxVersions: "2" }), ...invalid },
+  { title: "maxVersions over 100", ...put(TARGET, { value: CANARY, maxVersions: 101 }), ...invalid },
+  {
+    title: "an unknown query parameter on the versions listing",
+    method: "GET",
+    path: `${TARGET}/versions?value=${CANARY}`,
+    ...invalid,
+  },
+  {
+    title: "destroy of a version that is not a number",
+    method: "DELETE",
+    path: `${TARGET}/versions/${CANARY}`,
+    ...invalid,
+  },
+  { title: "destroy of version 0", method: "DELETE", path: `${TARGET}/versions/0`, ...invalid },
+  {
+    title: "destroy of the current version",
+    method: "DELETE",
+    path: `${TARGET}/versions/2`,
+    status: 409,
+    code: "conflict",
+  },
+  {
+    title: "destroy of a version never written",
+    method: "DELETE",
+    path: `${TARGET}/versions/99`,
+    status: 404,
+    code: "not_found",
+  },
+  {
+    title: "undelete of a live secret",
+    method: "POST",
+    path: `${TARGET}/undelete`,
+    status: 409,
+    code: "conflict",
+  },
+  {
+    title: "undelete of a secret that does not exist",
+    method: "POST",
+    path: `/v1/tenants/${TENANT}/secrets/absent/undelete`,
+    status: 404,
+    code: "not_found",
+  },
+  {
+    title: "purge of a secret that does not exist",
+    method: "POST",
+    path: `/v1/tenants/${TENANT}/secrets/absent/purge`,
+    status: 404,
+    code: "not_found",
+  },
   // Routes that do not exist, and methods a route does not take.
   { title: "an unknown route", method: "GET", path: `/v1/${CANARY}`, status: 404, code: "not_found" },
   {

@@ -501,6 +501,88 @@ const ROUTES: readonly RouteCase[] = [
       if (granted) expect((await response.json()).due.scanComplete).toBe(true);
     },
   },
+  // Version lifecycle (issue 12 item 5).
+  {
+    route: "GET /v1/tenants/:tenantId/secrets/:name/versions",
+    action: "secret.versions",
+    scoped: true,
+    roles: ["admin", "operator", "runner"],
+    okStatus: 200,
+    prepare: async (target) => ({
+      method: "GET",
+      path: `/v1/tenants/${target}/secrets/${SHARED_NAME}/versions`,
+      auditScope: target,
+    }),
+    verify: async (_target, _cell, granted, response) => {
+      if (!granted) return;
+      const body = await response.json();
+      expect(body.versions[0]).toMatchObject({ version: 1, labels: ["current"], destroyed: false });
+      expect(response.text).not.toContain(ALPHA_VALUE);
+    },
+  },
+  {
+    route: "DELETE /v1/tenants/:tenantId/secrets/:name/versions/:version",
+    action: "secret.destroy-version",
+    scoped: true,
+    roles: ["admin", "operator"],
+    okStatus: 204,
+    prepare: async (target, cell) => {
+      await putAsAdmin(target, `destroy-${cell}`, "version one");
+      await putAsAdmin(target, `destroy-${cell}`, "version two");
+      return {
+        method: "DELETE",
+        path: `/v1/tenants/${target}/secrets/destroy-${cell}/versions/1`,
+        auditScope: target,
+      };
+    },
+    verify: async (target, cell, granted) => {
+      const read = await h.call("GET", `/v1/tenants/${target}/secrets/destroy-${cell}?version=1`, {
+        token: admin,
+        headers: REASON,
+      });
+      expect(read.status).toBe(granted ? 410 : 200);
+    },
+  },
+  {
+    route: "POST /v1/tenants/:tenantId/secrets/:name/undelete",
+    action: "secret.undelete",
+    scoped: true,
+    roles: ["admin", "operator"],
+    okStatus: 200,
+    prepare: async (target, cell) => {
+      await putAsAdmin(target, `undelete-${cell}`, "undeleted value");
+      const deleted = await h.call("DELETE", `/v1/tenants/${target}/secrets/undelete-${cell}`, {
+        token: admin,
+      });
+      expect(deleted.status).toBe(204);
+      return {
+        method: "POST",
+        path: `/v1/tenants/${target}/secrets/undelete-${cell}/undelete`,
+        auditScope: target,
+      };
+    },
+    verify: async (target, cell, granted) => {
+      expect((await adminRead(target, `undelete-${cell}`)).status).toBe(granted ? 200 : 404);
+    },
+  },
+  {
+    route: "POST /v1/tenants/:tenantId/secrets/:name/purge",
+    action: "secret.purge",
+    scoped: true,
+    roles: ["admin", "operator"],
+    okStatus: 204,
+    prepare: async (target, cell) => {
+      await putAsAdmin(target, `purge-${cell}`, "purged value");
+      return {
+        method: "POST",
+        path: `/v1/tenants/${target}/secrets/purge-${cell}/purge`,
+        auditScope: target,
+      };
+    },
+    verify: async (target, cell, granted) => {
+      expect((await adminRead(target, `purge-${cell}`)).status).toBe(granted ? 404 : 200);
+    },
+  },
 ];
 
 async function putAsAdmin(tenant: string, name: string, value: string): Promise<void> {

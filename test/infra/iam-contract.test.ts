@@ -192,6 +192,17 @@ beforeAll(async () => {
     ],
     ["due", api("GET", "/v1/tenants/acme/rotation/due", { headers: auth(admin), query: "withinDays=0" })],
     ["delete secret", api("DELETE", "/v1/tenants/acme/secrets/partner-key", { headers: auth(admin) })],
+    // The version lifecycle: its purge is the API's one DeleteItem on a secret's items.
+    [
+      "undelete secret",
+      api("POST", "/v1/tenants/acme/secrets/partner-key/undelete", { headers: auth(admin) }),
+    ],
+    ["list versions", api("GET", "/v1/tenants/acme/secrets/api-token/versions", { headers: auth(admin) })],
+    [
+      "destroy version",
+      api("DELETE", "/v1/tenants/acme/secrets/api-token/versions/1", { headers: auth(admin) }),
+    ],
+    ["purge secret", api("POST", "/v1/tenants/acme/secrets/partner-key/purge", { headers: auth(admin) })],
     ["rotate dek", api("POST", "/v1/tenants/acme/rotate-dek", { headers: adminJson(), body: "{}" })],
     ["dek status", api("GET", "/v1/tenants/acme/rotation", { headers: auth(admin) })],
     ["kek report", api("GET", "/v1/kek", { headers: auth(admin) })],
@@ -332,6 +343,14 @@ describe("the end-to-end flows through the bundled functions", () => {
       expect([step, status(step)]).toEqual([step, 200]);
     }
     expect(status("due")).toBe(200);
+  });
+
+  it("versions are listed and destroyed, a deleted secret undeleted and purged, with DeleteItem allowed", () => {
+    expect(status("undelete secret")).toBe(200);
+    expect(status("list versions")).toBe(200);
+    expect(status("destroy version")).toBe(204);
+    expect(status("purge secret")).toBe(204);
+    expect(flowCalls.some((c) => c.principal === "api" && c.action === "dynamodb:DeleteItem")).toBe(true);
   });
 
   it("DEK rotation and its status, the KEK report, the re-wrap and the on-demand rotation run answer", () => {

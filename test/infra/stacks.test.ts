@@ -586,9 +586,24 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
     const mayWrite = (template: Template, pk: string) => writePatterns(template).some((p) => matches(p, pk));
 
     it("narrows every role's writes to the partitions it writes", () => {
-      expect(writePatterns(t().api).sort()).toEqual(["AUDIT#*", "META", "T#*", "TENANTS", "TOKEN#*"]);
+      expect([...new Set(writePatterns(t().api))].sort()).toEqual([
+        "AUDIT#*",
+        "META",
+        "T#*",
+        "TENANTS",
+        "TOKEN#*",
+      ]);
       expect(writePatterns(t().rotation).sort()).toEqual(["AUDIT#*", "META", "T#*", "TENANTS"]);
       expect(writePatterns(t().audit)).toEqual(["AUDIT#*"]);
+    });
+
+    it("lets only the API delete items, and only in tenant partitions (purges, tenant deletion)", () => {
+      const deletes = (template: Template) =>
+        tableStatements(template).filter((s) => actionsOf(s).includes("dynamodb:DeleteItem"));
+      for (const other of [t().rotation, t().audit]) expect(deletes(other)).toEqual([]);
+      const api = deletes(t().api);
+      expect(api.map(actionsOf)).toEqual([["dynamodb:DeleteItem"]]);
+      expect(api[0]?.Condition?.["ForAllValues:StringLike"]?.["dynamodb:LeadingKeys"]).toEqual(["T#*"]);
     });
 
     it("never lets the audit role write a token, a tenant or a checkpoint, nor the rotation role a token", () => {

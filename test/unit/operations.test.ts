@@ -73,7 +73,7 @@ describe("the operations table", () => {
   it("grants each role the permissions it had: runner reads and lists, auditor reads the trail", () => {
     const allowed = (role: Principal["role"]) =>
       callable.filter((op) => isAllowed(principal(role), op, "acme"));
-    expect(allowed("runner").sort()).toEqual(["secret.list", "secret.read"]);
+    expect(allowed("runner").sort()).toEqual(["secret.list", "secret.read", "secret.versions"]);
     expect(allowed("auditor").sort()).toEqual(["audit.export", "audit.head", "audit.read", "audit.verify"]);
     expect(allowed("operator").sort()).toEqual(
       [
@@ -88,6 +88,11 @@ describe("the operations table", () => {
         "secret.write",
         "tenant.read",
         "tenant.rotate-dek",
+        // Version lifecycle (issue 12 item 5).
+        "secret.versions",
+        "secret.destroy-version",
+        "secret.undelete",
+        "secret.purge",
       ].sort(),
     );
   });

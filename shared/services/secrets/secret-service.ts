@@ -1,6 +1,12 @@
 import type { Authenticator, OperationGate } from "../../domain/audit-trail.ts";
 import type { Caller, RequestContext } from "../../domain/context.ts";
-import { ConflictError, DekRetiredError, NotFoundError, StrongboxError } from "../../domain/errors.ts";
+import {
+  ConflictError,
+  DekRetiredError,
+  NotFoundError,
+  StrongboxError,
+  VersionDestroyedError,
+} from "../../domain/errors.ts";
 import type { PutSecretInput } from "../../domain/schemas.ts";
 import type { SecretSealer } from "../../domain/sealing.ts";
 import { isLive, withNewCurrent } from "../../domain/secret-head.ts";
@@ -15,6 +21,7 @@ import type {
 } from "../../domain/types.ts";
 import type { SecretRepository } from "../../storage/secret-repository.ts";
 import type { HeadWriter } from "./head-writer.ts";
+import type { VersionLifecycle } from "./version-lifecycle.ts";
 
 /** Which version a read asks for: a number, a staging label, or (neither) the current one. */
 export interface VersionSelector {
@@ -28,6 +35,7 @@ export class SecretService {
   readonly #tokens: Authenticator;
   readonly #gate: OperationGate;
   readonly #heads: HeadWriter;
+  readonly #lifecycle: VersionLifecycle;
 
   constructor(
     secrets: SecretRepository,
@@ -35,12 +43,14 @@ export class SecretService {
     tokens: Authenticator,
     gate: OperationGate,
     heads: HeadWriter,
+    lifecycle: VersionLifecycle,
   ) {
     this.#secrets = secrets;
     this.#sealer = sealer;
     this.#tokens = tokens;
     this.#gate = gate;
     this.#heads = heads;
+    this.#lifecycle = lifecycle;
   }
 
   async write(
@@ -55,7 +65,19 @@ export class SecretService {
       ...(input.stage === "pending" ? { detail: "stage pending" } : {}),
     });
     return operation.change(
-      () => this.#commitWrite(tenantId, name, input),
+      async () => {
+        const { result, endedHistory, bounded } = await this.#commitWrite(
+          tenantId,
+          name,
+          input,
+          ctx.principal.tokenId,
+        );
+        // The history a delete ended goes once the new one is committed; until then it was unreadable.
+        if (endedHistory !== undefined)
+          await this.#lifecycle.removeHistoryBefore(tenantId, name, endedHistory);
+        if (bounded === true) await this.#lifecycle.prune(tenantId, name, ctx.requestId);
+        return result;
+      },
       ({ version }) => ({ version }),
     );
   }
@@ -82,7 +104,16 @@ export class SecretService {
     if (fetched.status === "rejected") throw fetched.reason;
     let head = fetched.value;
     for (let attempt = 0; ; attempt += 1) {
-      const sealed = await this.#findVersion(head, selector);
+      const found = await this.#findVersion(head, selector);
+      if (found === "destroyed") {
+        await operation.failed({
+          reason,
+          detail: "version_destroyed",
+          ...(selector.version === undefined ? {} : { version: selector.version }),
+        });
+        throw new VersionDestroyedError(`secret ${name}${describeSelector(selector)} was destroyed`);
+      }
+      const sealed = found;
       if (sealed === undefined) {
         await operation.failed({ reason, detail: "not_found" });
         throw new NotFoundError(
@@ -140,8 +171,18 @@ export class SecretService {
     token: string,
     value: string,
   ): Promise<{ name: string; version: number } | undefined> {
-    const inline = [head?.current, head?.pending].find((sealed) => sealed?.clientRequestToken === token);
-    const made = inline ?? (await this.#secrets.findArchivedByToken(tenantId, name, token));
+    // A deleted secret's history is not this write's to replay.
+    if (!isLive(head)) return undefined;
+    const inline = [head.current, head.pending].find((sealed) => sealed?.clientRequestToken === token);
+    const archived =
+      inline === undefined ? await this.#secrets.findArchivedByToken(tenantId, name, token) : undefined;
+    if (archived !== undefined && archived.version < (head.historyStart ?? 1)) return undefined;
+    if (archived !== undefined && archived.sealed === undefined) {
+      throw new ConflictError(
+        `clientRequestToken was already used for version ${archived.version} of ${name}, since destroyed`,
+      );
+    }
+    const made = inline ?? archived?.sealed;
     if (made === undefined) return undefined;
     if ((await this.#sealer.open(tenantId, name, made)) === value) return { name, version: made.version };
     throw new ConflictError(
@@ -157,11 +198,12 @@ export class SecretService {
     tenantId: string,
     name: string,
     input: PutSecretInput,
-  ): Promise<{ name: string; version: number }> {
+    createdBy: string,
+  ): Promise<{ result: { name: string; version: number }; endedHistory?: number; bounded?: boolean }> {
     return this.#heads.write(tenantId, name, async (head, key) => {
       if (input.clientRequestToken !== undefined) {
         const replay = await this.#replayed(tenantId, name, head, input.clientRequestToken, input.value);
-        if (replay !== undefined) return { done: replay };
+        if (replay !== undefined) return { done: { result: replay } };
       }
       this.#checkCas(input.cas, head, name);
       if (isLive(head) && head.pending !== undefined) {
@@ -175,20 +217,36 @@ export class SecretService {
         envelope: key.seal(name, version, input.value),
         createdAt: now(),
         ...(input.clientRequestToken === undefined ? {} : { clientRequestToken: input.clientRequestToken }),
+        createdBy,
       };
       const result = { name, version };
       if (input.stage === "pending") {
         if (!isLive(head)) {
           throw new NotFoundError(`secret ${name} has no current version to stage a pending one beside`);
         }
-        return {
-          next: { ...head, pending: sealed, latestVersion: version, updatedAt: sealed.createdAt },
-          result,
+        const next = withMaxVersions(
+          { ...head, pending: sealed, latestVersion: version, updatedAt: sealed.createdAt },
+          input.maxVersions,
+        );
+        return { next, result: { result, bounded: next.maxVersions !== undefined } };
+      }
+      if (head !== undefined && !isLive(head)) {
+        // A write over a deleted secret starts a new history: no label, policy or version carries over,
+        // and version numbers go on from the old history's so no archived key is ever reused.
+        const fresh = {
+          ...withNewCurrent(undefined, tenantId, name, sealed, sealed.createdAt),
+          historyStart: version,
         };
+        const next = withMaxVersions(fresh, input.maxVersions);
+        return { next, result: { result, endedHistory: version, bounded: next.maxVersions !== undefined } };
       }
       // Archive before the head moves on, so the version being replaced stays readable throughout.
       if (head !== undefined) await this.#secrets.archive(tenantId, name, head.current);
-      return { next: withNewCurrent(head, tenantId, name, sealed, sealed.createdAt), result };
+      const next = withMaxVersions(
+        withNewCurrent(head, tenantId, name, sealed, sealed.createdAt),
+        input.maxVersions,
+      );
+      return { next, result: { result, bounded: next.maxVersions !== undefined } };
     });
   }
 
@@ -206,16 +264,25 @@ export class SecretService {
   async #findVersion(
     head: SecretHead | undefined,
     selector: VersionSelector,
-  ): Promise<SealedVersion | undefined> {
+  ): Promise<SealedVersion | "destroyed" | undefined> {
     if (!isLive(head)) return undefined;
     if (selector.stage === "pending") return head.pending;
     const requested = selector.stage === "previous" ? head.previousVersion : selector.version;
     if (selector.stage === "previous" && requested === undefined) return undefined;
     if (requested === undefined || requested === head.current.version) return head.current;
     if (requested === head.pending?.version) return head.pending;
-    if (requested > head.latestVersion) return undefined;
-    return this.#secrets.getArchivedVersion(head.tenantId, head.name, requested);
+    if (requested > head.latestVersion || requested < (head.historyStart ?? 1)) return undefined;
+    const entry = await this.#secrets.getArchivedEntry(head.tenantId, head.name, requested);
+    if (entry !== undefined && entry.sealed === undefined) return "destroyed";
+    return entry?.sealed;
   }
+}
+
+/** The head with the write's `maxVersions` applied: a number sets it, null lifts it, absent keeps it. */
+function withMaxVersions(head: SecretHead, maxVersions: number | null | undefined): SecretHead {
+  if (maxVersions === undefined) return head;
+  const { maxVersions: _old, ...rest } = head;
+  return maxVersions === null ? rest : { ...rest, maxVersions };
 }
 
 function describeSelector(selector: VersionSelector): string {

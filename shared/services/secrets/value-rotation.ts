@@ -9,6 +9,7 @@ import { now } from "../../domain/time.ts";
 import type { SealedVersion, SecretHead } from "../../domain/types.ts";
 import type { SecretRepository } from "../../storage/secret-repository.ts";
 import type { HeadWriter } from "./head-writer.ts";
+import type { VersionLifecycle } from "./version-lifecycle.ts";
 
 /**
  * Rotation of secret values, with Secrets Manager's staging labels: `current`, `pending` and
@@ -20,12 +21,20 @@ export class ValueRotation implements ScheduledRotation {
   readonly #sealer: SecretSealer;
   readonly #gate: OperationGate;
   readonly #heads: HeadWriter;
+  readonly #lifecycle: VersionLifecycle;
 
-  constructor(secrets: SecretRepository, sealer: SecretSealer, gate: OperationGate, heads: HeadWriter) {
+  constructor(
+    secrets: SecretRepository,
+    sealer: SecretSealer,
+    gate: OperationGate,
+    heads: HeadWriter,
+    lifecycle: VersionLifecycle,
+  ) {
     this.#secrets = secrets;
     this.#sealer = sealer;
     this.#gate = gate;
     this.#heads = heads;
+    this.#lifecycle = lifecycle;
   }
 
   async rotate(
@@ -39,6 +48,8 @@ export class ValueRotation implements ScheduledRotation {
     return this.#rotateAudited(operation, tenantId, name, token ?? newRequestToken("manual-"), {
       events,
       adoptInFlight: false,
+      createdBy: ctx.principal.tokenId,
+      requestId: ctx.requestId,
     });
   }
 
@@ -51,7 +62,12 @@ export class ValueRotation implements ScheduledRotation {
     events: RotationEvent[],
   ): Promise<RotateResult> {
     const operation = this.#gate.system("secret.rotate", { tenantId, secretName: name }, requestId);
-    return this.#rotateAudited(operation, tenantId, name, token, { events, adoptInFlight: true });
+    return this.#rotateAudited(operation, tenantId, name, token, {
+      events,
+      adoptInFlight: true,
+      createdBy: "system",
+      requestId,
+    });
   }
 
   #rotateAudited(
@@ -59,7 +75,7 @@ export class ValueRotation implements ScheduledRotation {
     tenantId: string,
     name: string,
     token: string,
-    options: { events: RotationEvent[]; adoptInFlight: boolean },
+    options: RotateOptions,
   ): Promise<RotateResult> {
     return operation.change(
       () => this.#rotate(tenantId, name, token, options),
@@ -79,7 +95,7 @@ export class ValueRotation implements ScheduledRotation {
     tenantId: string,
     name: string,
     requested: string,
-    { events, adoptInFlight }: { events: RotationEvent[]; adoptInFlight: boolean },
+    { events, adoptInFlight, createdBy, requestId }: RotateOptions,
   ): Promise<RotateResult> {
     const head = await this.#liveHead(tenantId, name);
     const generator = head.rotation?.generator;
@@ -109,6 +125,7 @@ export class ValueRotation implements ScheduledRotation {
           envelope: key.seal(name, version, generateSecretValue(generator)),
           createdAt: now(),
           clientRequestToken: token,
+          createdBy,
         };
         return { ...fresh, pending, latestVersion: version, updatedAt: pending.createdAt };
       });
@@ -128,6 +145,7 @@ export class ValueRotation implements ScheduledRotation {
     }
     // finishSecret: pending becomes current, current becomes previous.
     const finished = await this.#promote(tenantId, name, pending.version);
+    await this.#lifecycle.prune(tenantId, name, requestId);
     events.push({
       detailType: "Secret Rotated",
       detail: { tenantId, secretName: name, version: finished.current.version },
@@ -179,7 +197,9 @@ export class ValueRotation implements ScheduledRotation {
             `version ${version} of ${name} is not pending (version ${head.pending.version} is)`,
           );
         }
-        return labels(await this.#promote(tenantId, name, head.pending.version));
+        const promoted = await this.#promote(tenantId, name, head.pending.version);
+        await this.#lifecycle.prune(tenantId, name, ctx.requestId);
+        return labels(promoted);
       },
       (result) => ({ version: result.current }),
     );
@@ -242,6 +262,14 @@ export class ValueRotation implements ScheduledRotation {
     if (!isLive(head)) throw new NotFoundError(`secret ${name} does not exist in tenant ${tenantId}`);
     return head;
   }
+}
+
+interface RotateOptions {
+  readonly events: RotationEvent[];
+  readonly adoptInFlight: boolean;
+  /** Who the new version is recorded as made by: the caller's token id, or `system`. */
+  readonly createdBy: string;
+  readonly requestId: string;
 }
 
 function labels(head: SecretHead) {
