@@ -14,6 +14,7 @@ import { keyRoutes } from "./routes/keys.ts";
 import { opsRoutes } from "./routes/ops.ts";
 import { rotationRoutes } from "./routes/rotation.ts";
 import { secretRoutes } from "./routes/secrets.ts";
+import { tenantDeletionRoutes } from "./routes/tenant-deletion.ts";
 import { tenantRoutes } from "./routes/tenants.ts";
 import { tokenRoutes } from "./routes/tokens.ts";
 import { versionRoutes } from "./routes/versions.ts";
@@ -61,6 +62,7 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
   app.route("/", auditRoutes(runtime));
   app.route("/", tokenRoutes(runtime));
   app.route("/", versionRoutes(runtime));
+  app.route("/", tenantDeletionRoutes(runtime));
 
   const allowedOn = allowedMethods(app.routes);
   app.notFound((c) => {

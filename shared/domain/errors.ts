@@ -143,3 +143,9 @@ export class RecoveryWindowPassedError extends StrongboxError {
   readonly status = 410;
   readonly code = "recovery_window_passed";
 }
+
+/** The tenant was deleted (crypto-shredded): nothing of it can be read or written again. */
+export class TenantDeletedError extends StrongboxError {
+  readonly status = 410;
+  readonly code = "tenant_deleted";
+}

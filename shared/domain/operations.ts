@@ -15,7 +15,8 @@ export type Permission =
   | "rotation:read"
   | "rotation:run"
   | "secret:rotate"
-  | "health:read";
+  | "health:read"
+  | "tenant:delete";
 
 interface OperationSpec {
   /**
@@ -67,6 +68,9 @@ export const OPERATIONS = {
   "secret.destroy-version": { permission: "secret:delete", scope: "tenant" },
   "secret.undelete": { permission: "secret:delete", scope: "tenant" },
   "secret.purge": { permission: "secret:delete", scope: "tenant" },
+  // Tenant deletion with crypto-shredding (issue 12 item 6), and its certificate.
+  "tenant.delete": { permission: "tenant:delete", scope: "tenant" },
+  "tenant.deletion-certificate": { permission: "audit:read", scope: "tenant" },
 } as const satisfies Record<string, OperationSpec>;
 
 /** An operation's name, which is also the action of its audit records. */
@@ -94,6 +98,7 @@ const GRANTS: Record<Role, ReadonlySet<Permission>> = {
     "rotation:run",
     "secret:rotate",
     "health:read",
+    "tenant:delete",
   ]),
   operator: new Set<Permission>([
     "tenant:read",

@@ -105,3 +105,6 @@ export const tokenIdSchema = z.string().regex(/^[a-z0-9]{26}$/, "token id is mal
 export type CreateTokenInput = z.infer<typeof createTokenSchema>;
 export type PutSecretInput = z.infer<typeof putSecretSchema>;
 export type RotationPolicyInput = z.infer<typeof rotationPolicySchema>;
+
+/** A tenant deletion names the tenant twice, in the path and here, so a mistyped path deletes nothing. */
+export const deleteTenantSchema = z.strictObject({ confirm: z.string().max(128) });

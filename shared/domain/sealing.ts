@@ -22,3 +22,8 @@ export interface SecretSealer {
 export interface DataKeyIssuer {
   generateFirst(tenantId: string): Promise<WrappedDataKey>;
 }
+
+/** Drops a tenant's unwrapped DEKs from this process's memory, once their wrapped form is destroyed. */
+export interface DataKeyForgetter {
+  forget(tenantId: string, version: number): void;
+}

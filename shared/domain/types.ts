@@ -37,6 +37,13 @@ export interface Tenant {
   readonly dekRotatedAt?: string;
   /** Bumped by every change of the tenant item; changes are conditional on the revision they read. */
   readonly revision?: number;
+  /**
+   * When the tenant was deleted: its wrapped DEKs were destroyed in the same write, so nothing sealed
+   * under them can be opened again. The item stays as a tombstone; every route on the tenant is 410.
+   */
+  readonly deletedAt?: string;
+  /** The DEK versions that write destroyed. */
+  readonly destroyedDekVersions?: readonly number[];
 }
 
 /** What a client may see of a tenant: no key material, wrapped or not. */

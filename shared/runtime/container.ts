@@ -35,9 +35,11 @@ import { RotationPolicies } from "../services/secrets/rotation-policy.ts";
 import { SecretService } from "../services/secrets/secret-service.ts";
 import { ValueRotation } from "../services/secrets/value-rotation.ts";
 import { VersionLifecycle } from "../services/secrets/version-lifecycle.ts";
+import { TenantDeletion } from "../services/tenants/tenant-deletion.ts";
 import { TenantService } from "../services/tenants/tenant-service.ts";
 import { AuditRepository } from "../storage/audit-repository.ts";
 import { CheckpointRepository } from "../storage/checkpoint-repository.ts";
+import { DeletionRepository } from "../storage/deletion-repository.ts";
 import { DirectoryBackfill } from "../storage/directory-backfill.ts";
 import { SecretRepository } from "../storage/secret-repository.ts";
 import type { Table } from "../storage/table.ts";
@@ -51,6 +53,8 @@ export interface Runtime {
   readonly metrics: CounterMetrics;
   readonly config: RuntimeConfig;
   readonly tenants: TenantService;
+  /** Tenant deletion by crypto-shredding, its checkpointed sweep and its certificate. */
+  readonly tenantDeletion: TenantDeletion;
   readonly secrets: SecretService;
   readonly rotationPolicies: RotationPolicies;
   readonly valueRotation: ValueRotation;
@@ -159,10 +163,11 @@ export function createRuntime(options: {
   const auditLog = new AuditLog(chainWriter, metrics, logger);
   const denials = new DenialWindows(auditLog, metrics, config.auditDenialWindowMs);
   const gate = new OperationGate(auditLog, denials);
+  const itemMacs = new ItemMacs(chainKeys.itemKeys());
   const tokens = new TokenService({
     tokens: new TokenRepository(table),
     tenants: tenantRepository,
-    integrity: new ItemMacs(chainKeys.itemKeys()),
+    integrity: itemMacs,
     gate,
     denials,
     metrics,
@@ -224,7 +229,25 @@ export function createRuntime(options: {
     metrics,
     config,
     tenants: new TenantService(tenantRepository, dataKeys, gate),
-    secrets: new SecretService(secretRepository, sealer, tokens, gate, heads, versionLifecycle),
+    tenantDeletion: new TenantDeletion({
+      tenants: tenantRepository,
+      deletions: new DeletionRepository(table),
+      checkpoints,
+      dataKeys,
+      integrity: itemMacs,
+      heads: chainWriter,
+      gate,
+      options: { leaseMs: rotationConfig.leaseMs, pageSize: rotationConfig.pageSize },
+    }),
+    secrets: new SecretService(
+      secretRepository,
+      sealer,
+      tokens,
+      gate,
+      heads,
+      versionLifecycle,
+      tenantRepository,
+    ),
     versionLifecycle,
     rotationPolicies: new RotationPolicies(secretRepository, gate, heads),
     valueRotation,

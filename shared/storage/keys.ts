@@ -50,6 +50,12 @@ export const KEK_REGISTRY_KEY: Key = { pk: META, sk: "KEKS" };
 export const PENDING_SWEEPS_KEY: Key = { pk: META, sk: "SWEEPS" };
 export const KEK_REWRAP_KEY: Key = { pk: META, sk: "KEK-REWRAP" };
 export const DUE_SCAN_KEY: Key = { pk: META, sk: "DUE-SCAN" };
+/** A tenant deletion's checkpoint and its certificate: outside the partition the deletion empties. */
+export const deletionSweepKey = (tenantId: string): Key => ({ pk: META, sk: `DELETION#${tenantId}` });
+export const deletionCertificateKey = (tenantId: string): Key => ({
+  pk: META,
+  sk: `DELETION-CERTIFICATE#${tenantId}`,
+});
 /**
  * Earlier versions marked their finished directory backfill here (`done: true`); it is still honoured.
  * The mark now lives on the KEK registry item (`directoryComplete`).

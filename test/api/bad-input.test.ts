@@ -841,6 +841,51 @@ const CASES: readonly BadCase[] = [
     status: 404,
     code: "not_found",
   },
+  // Tenant deletion (issue 12 item 6): the confirm must repeat the path's tenant.
+  {
+    title: "a tenant deletion whose confirm names another tenant",
+    method: "DELETE",
+    path: `/v1/tenants/${TENANT}`,
+    json: { confirm: CANARY },
+    ...invalid,
+  },
+  {
+    title: "a tenant deletion without confirm",
+    method: "DELETE",
+    path: `/v1/tenants/${TENANT}`,
+    json: {},
+    ...invalid,
+  },
+  {
+    title: "a tenant deletion with confirm as a number",
+    method: "DELETE",
+    path: `/v1/tenants/${TENANT}`,
+    json: { confirm: 1 },
+    ...invalid,
+  },
+  {
+    title: "a tenant deletion without a body",
+    method: "DELETE",
+    path: `/v1/tenants/${TENANT}`,
+    contentType: null,
+    status: 415,
+    code: "unsupported_media_type",
+  },
+  {
+    title: "a deletion of a tenant that does not exist",
+    method: "DELETE",
+    path: "/v1/tenants/absent",
+    json: { confirm: "absent" },
+    status: 404,
+    code: "not_found",
+  },
+  {
+    title: "the deletion certificate of a tenant that was not deleted",
+    method: "GET",
+    path: `/v1/tenants/${TENANT}/deletion-certificate`,
+    status: 404,
+    code: "not_found",
+  },
   // Routes that do not exist, and methods a route does not take.
   { title: "an unknown route", method: "GET", path: `/v1/${CANARY}`, status: 404, code: "not_found" },
   {

@@ -583,6 +583,54 @@ const ROUTES: readonly RouteCase[] = [
       expect((await adminRead(target, `purge-${cell}`)).status).toBe(granted ? 404 : 200);
     },
   },
+  // Tenant deletion (issue 12 item 6). Only admins may delete, so a granted (admin) cell deletes a
+  // tenant of its own rather than alpha or bravo, which every other cell needs; refused cells aim at
+  // the target itself and must leave it standing.
+  {
+    route: "DELETE /v1/tenants/:tenantId",
+    action: "tenant.delete",
+    scoped: true,
+    roles: ["admin"],
+    okStatus: 200,
+    prepare: async (target, cell) => {
+      const tenant = cell.startsWith("admin-") ? `gone-${cell}` : target;
+      if (tenant !== target) {
+        const created = await h.call("POST", "/v1/tenants", { token: admin, body: { tenantId: tenant } });
+        expect(created.status).toBe(201);
+        await putAsAdmin(tenant, "doomed", "shredded value");
+      }
+      return {
+        method: "DELETE",
+        path: `/v1/tenants/${tenant}`,
+        body: { confirm: tenant },
+        auditScope: tenant,
+      };
+    },
+    verify: async (target, cell, granted, response) => {
+      if (granted) {
+        expect((await response.json()).certificate).toMatchObject({ tenantId: `gone-${cell}` });
+        expect((await adminRead(`gone-${cell}`, "doomed")).status).toBe(410);
+      } else {
+        expect((await adminRead(target, SHARED_NAME)).status).toBe(200);
+      }
+    },
+  },
+  {
+    // Neither alpha nor bravo is deleted, so a granted caller reaches the use case and finds none: 404.
+    route: "GET /v1/tenants/:tenantId/deletion-certificate",
+    action: "tenant.deletion-certificate",
+    scoped: true,
+    roles: ["admin", "auditor"],
+    okStatus: 404,
+    prepare: async (target) => ({
+      method: "GET",
+      path: `/v1/tenants/${target}/deletion-certificate`,
+      auditScope: target,
+    }),
+    verify: async (_target, _cell, granted, response) => {
+      if (granted) expect((await response.json()).error.code).toBe("not_found");
+    },
+  },
 ];
 
 async function putAsAdmin(tenant: string, name: string, value: string): Promise<void> {

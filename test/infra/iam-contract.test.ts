@@ -203,6 +203,20 @@ beforeAll(async () => {
       api("DELETE", "/v1/tenants/acme/secrets/api-token/versions/1", { headers: auth(admin) }),
     ],
     ["purge secret", api("POST", "/v1/tenants/acme/secrets/partner-key/purge", { headers: auth(admin) })],
+    // Tenant deletion: shred, sweep (DeleteItem in T#), certificate under META.
+    [
+      "create doomed tenant",
+      api("POST", "/v1/tenants", { headers: adminJson(), body: '{"tenantId":"doomed"}' }),
+    ],
+    [
+      "write doomed secret",
+      api("PUT", "/v1/tenants/doomed/secrets/key", { headers: adminJson(), body: '{"value":"shredded"}' }),
+    ],
+    [
+      "delete tenant",
+      api("DELETE", "/v1/tenants/doomed", { headers: adminJson(), body: '{"confirm":"doomed"}' }),
+    ],
+    ["deletion certificate", api("GET", "/v1/tenants/doomed/deletion-certificate", { headers: auth(admin) })],
     ["rotate dek", api("POST", "/v1/tenants/acme/rotate-dek", { headers: adminJson(), body: "{}" })],
     ["dek status", api("GET", "/v1/tenants/acme/rotation", { headers: auth(admin) })],
     ["kek report", api("GET", "/v1/kek", { headers: auth(admin) })],
@@ -351,6 +365,16 @@ describe("the end-to-end flows through the bundled functions", () => {
     expect(status("destroy version")).toBe(204);
     expect(status("purge secret")).toBe(204);
     expect(flowCalls.some((c) => c.principal === "api" && c.action === "dynamodb:DeleteItem")).toBe(true);
+  });
+
+  it("a tenant is deleted by crypto-shredding and its certificate verifies", () => {
+    expect(status("create doomed tenant")).toBe(201);
+    expect(status("write doomed secret")).toBe(200);
+    expect(status("delete tenant")).toBe(200);
+    expect(body("deletion certificate")).toMatchObject({
+      verified: true,
+      certificate: { tenantId: "doomed" },
+    });
   });
 
   it("DEK rotation and its status, the KEK report, the re-wrap and the on-demand rotation run answer", () => {

@@ -19,7 +19,7 @@ const DOCUMENTED_4XX: Record<number, readonly string[]> = {
   405: ["method_not_allowed"],
   409: ["conflict"],
   413: ["payload_too_large", "audit_record_too_large"],
-  410: ["version_destroyed", "recovery_window_passed"],
+  410: ["version_destroyed", "recovery_window_passed", "tenant_deleted"],
   415: ["unsupported_media_type"],
   431: ["headers_too_large"],
 };

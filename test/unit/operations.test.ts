@@ -74,7 +74,13 @@ describe("the operations table", () => {
     const allowed = (role: Principal["role"]) =>
       callable.filter((op) => isAllowed(principal(role), op, "acme"));
     expect(allowed("runner").sort()).toEqual(["secret.list", "secret.read", "secret.versions"]);
-    expect(allowed("auditor").sort()).toEqual(["audit.export", "audit.head", "audit.read", "audit.verify"]);
+    expect(allowed("auditor").sort()).toEqual([
+      "audit.export",
+      "audit.head",
+      "audit.read",
+      "audit.verify",
+      "tenant.deletion-certificate",
+    ]);
     expect(allowed("operator").sort()).toEqual(
       [
         "rotation.read",

@@ -5,6 +5,7 @@ import {
   DekRetiredError,
   NotFoundError,
   StrongboxError,
+  TenantDeletedError,
   VersionDestroyedError,
 } from "../../domain/errors.ts";
 import type { PutSecretInput } from "../../domain/schemas.ts";
@@ -20,6 +21,7 @@ import type {
   Stage,
 } from "../../domain/types.ts";
 import type { SecretRepository } from "../../storage/secret-repository.ts";
+import type { TenantRepository } from "../../storage/tenant-repository.ts";
 import type { HeadWriter } from "./head-writer.ts";
 import type { VersionLifecycle } from "./version-lifecycle.ts";
 
@@ -36,6 +38,7 @@ export class SecretService {
   readonly #gate: OperationGate;
   readonly #heads: HeadWriter;
   readonly #lifecycle: VersionLifecycle;
+  readonly #tenants: TenantRepository;
 
   constructor(
     secrets: SecretRepository,
@@ -44,7 +47,9 @@ export class SecretService {
     gate: OperationGate,
     heads: HeadWriter,
     lifecycle: VersionLifecycle,
+    tenants: TenantRepository,
   ) {
+    this.#tenants = tenants;
     this.#secrets = secrets;
     this.#sealer = sealer;
     this.#tokens = tokens;
@@ -94,14 +99,22 @@ export class SecretService {
     selector: VersionSelector = {},
   ): Promise<SecretValue> {
     const target = { tenantId, action: "secret.read", secretName: name } as const;
-    const [principal, fetched] = await Promise.allSettled([
+    // The tenant item joins the same batched read: a deleted tenant refuses every read from the instant
+    // its DEKs were destroyed, even on an instance that still holds one of them in its cache.
+    const [principal, fetched, owner] = await Promise.allSettled([
       this.#tokens.authenticate(caller.authorization, caller.requestId, target),
       this.#secrets.getHead(tenantId, name),
+      this.#tenants.get(tenantId),
     ]);
     if (principal.status === "rejected") throw principal.reason;
     const ctx = { requestId: caller.requestId, principal: principal.value };
     const operation = await this.#gate.begin(ctx, "secret.read", { tenantId, secretName: name });
     if (fetched.status === "rejected") throw fetched.reason;
+    if (owner.status === "rejected") throw owner.reason;
+    if (owner.value?.deletedAt !== undefined) {
+      await operation.failed({ reason, detail: "tenant_deleted" });
+      throw new TenantDeletedError(`tenant ${tenantId} was deleted`);
+    }
     let head = fetched.value;
     for (let attempt = 0; ; attempt += 1) {
       const found = await this.#findVersion(head, selector);

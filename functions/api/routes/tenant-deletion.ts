@@ -1,0 +1,37 @@
+import { Hono } from "hono";
+import { ValidationError } from "../../../shared/domain/errors.ts";
+import { deleteTenantSchema } from "../../../shared/domain/schemas.ts";
+import { deadlineIn } from "../../../shared/domain/work.ts";
+import type { Runtime } from "../../../shared/runtime/container.ts";
+import { type AppEnv, jsonBody, ON_DEMAND_BUDGET_MS } from "../http.ts";
+import { authenticator } from "../middleware/authenticate.ts";
+import { tenantScope } from "../middleware/tenant-scope.ts";
+
+/** Tenant deletion by crypto-shredding, and the certificate that proves it. */
+export function tenantDeletionRoutes(runtime: Runtime): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  const authenticated = authenticator(runtime.tokens);
+
+  // 200 with the certificate once the sweep is done; 202 while it is not (call again to resume it).
+  app.delete("/v1/tenants/:tenantId", authenticated("tenant.delete"), tenantScope(), async (c) => {
+    const { confirm } = await jsonBody(c, deleteTenantSchema);
+    if (confirm !== c.var.tenantId) {
+      throw new ValidationError("body.confirm must repeat the tenant id of the path");
+    }
+    const outcome = await runtime.tenantDeletion.delete(
+      c.var.ctx,
+      c.var.tenantId,
+      deadlineIn(ON_DEMAND_BUDGET_MS),
+    );
+    return c.json(outcome, outcome.status === "deleted" ? 200 : 202);
+  });
+
+  app.get(
+    "/v1/tenants/:tenantId/deletion-certificate",
+    authenticated("tenant.deletion-certificate"),
+    tenantScope(),
+    async (c) => c.json(await runtime.tenantDeletion.certificate(c.var.ctx, c.var.tenantId)),
+  );
+
+  return app;
+}
