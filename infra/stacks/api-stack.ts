@@ -72,6 +72,16 @@ export class ApiStack extends Stack {
         resources: [data.bootstrapSecret.secretArn],
       }),
     );
+    // CredentialRefs: only secrets under the configured name prefix (Secrets Manager appends six
+    // characters to a secret's name in its ARN, hence the trailing wildcard).
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+        resources: [
+          `arn:${this.partition}:secretsmanager:${this.region}:${this.account}:secret:${config.referencedSecretNamePrefix}*`,
+        ],
+      }),
+    );
     // The secret's key policy trusts this role through IAM (key-policies.ts), so IAM must say so too.
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({

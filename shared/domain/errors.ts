@@ -149,3 +149,21 @@ export class TenantDeletedError extends StrongboxError {
   readonly status = 410;
   readonly code = "tenant_deleted";
 }
+
+/** The referenced secret, its version stage, or its `#jsonKey` does not exist: the reference is wrong. */
+export class ReferenceNotFoundError extends StrongboxError {
+  readonly status = 422;
+  readonly code = "reference_not_found";
+}
+
+/** Secrets Manager refused the service's role: the reference is outside what infra grants. */
+export class ReferenceDeniedError extends StrongboxError {
+  readonly status = 502;
+  readonly code = "reference_denied";
+}
+
+/** Secrets Manager could not be reached, throttled, or failed: retry later. */
+export class ReferenceUnavailableError extends StrongboxError {
+  readonly status = 503;
+  readonly code = "reference_unavailable";
+}

@@ -39,15 +39,21 @@ export const clientRequestTokenSchema = z
 export const MIN_MAX_VERSIONS = 1;
 export const MAX_MAX_VERSIONS = 100;
 
-export const putSecretSchema = z.strictObject({
-  value: secretValueSchema,
-  cas: z.number().int().min(0).optional(),
-  clientRequestToken: clientRequestTokenSchema.optional(),
-  /** `pending` writes the next version without making it current, for testing before promotion. */
-  stage: z.enum(["current", "pending"]).optional(),
-  /** Keep at most this many versions from now on; null lifts the limit. */
-  maxVersions: z.number().int().min(MIN_MAX_VERSIONS).max(MAX_MAX_VERSIONS).nullable().optional(),
-});
+export const putSecretSchema = z
+  .strictObject({
+    value: secretValueSchema.optional(),
+    /** A `CredentialRef` (`aws-sm://…`) to hold instead of a value; parsed by the write (shared/domain/references.ts). */
+    ref: z.string().max(4096).optional(),
+    cas: z.number().int().min(0).optional(),
+    clientRequestToken: clientRequestTokenSchema.optional(),
+    /** `pending` writes the next version without making it current, for testing before promotion. */
+    stage: z.enum(["current", "pending"]).optional(),
+    /** Keep at most this many versions from now on; null lifts the limit. */
+    maxVersions: z.number().int().min(MIN_MAX_VERSIONS).max(MAX_MAX_VERSIONS).nullable().optional(),
+  })
+  .refine((body) => (body.value === undefined) !== (body.ref === undefined), {
+    message: "give value or ref, exactly one",
+  });
 
 export const MAX_ROTATION_PERIOD_DAYS = 3650;
 

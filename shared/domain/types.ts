@@ -63,6 +63,11 @@ export interface SealedVersion {
   readonly clientRequestToken?: string;
   /** The token id that wrote it, or `system` for the service's own rotations; absent on older versions. */
   readonly createdBy?: string;
+  /**
+   * Set when the version is a `CredentialRef`: the reference, in plain text (it names where a value is,
+   * never the value). The envelope seals the same text, and a read refuses a version where they differ.
+   */
+  readonly reference?: string;
 }
 
 export const STAGES = ["current", "pending", "previous"] as const;
@@ -110,6 +115,8 @@ export interface SecretHead {
   readonly historyStart?: number;
   /** At most this many versions are kept; the oldest unlabelled ones past it are destroyed. */
   readonly maxVersions?: number;
+  /** For a current version that is a reference: the referenced secret's next rotation, as of the write. */
+  readonly referenceRotationDueAt?: string;
 }
 
 export const VERSION_LABELS = ["current", "pending", "previous"] as const;
@@ -132,6 +139,8 @@ export interface SecretSummary {
   readonly updatedAt: string;
   readonly pendingVersion?: number;
   readonly rotationDueAt?: string;
+  /** The `CredentialRef` the current version holds; listings show it and never resolve it. */
+  readonly reference?: string;
 }
 
 export interface SecretValue {
@@ -139,6 +148,10 @@ export interface SecretValue {
   readonly version: number;
   readonly value: string;
   readonly createdAt: string;
+  /** The reference the value was resolved from, when the version is one. */
+  readonly reference?: string;
+  /** The referenced secret's next rotation (Secrets Manager's NextRotationDate). */
+  readonly rotationDueAt?: string;
 }
 
 export interface TokenRecord {

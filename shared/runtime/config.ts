@@ -17,6 +17,8 @@ export interface RuntimeConfig {
   readonly dataKeyCache: { readonly maxAgeMs: number; readonly maxUses: number };
   /** The KMS HMAC key that authenticates the audit chain (`AUDIT_MAC_KEY_ID`); needed with KMS. */
   readonly auditMacKeyId?: string;
+  /** `CredentialRef`s: how long a resolved value is reused at most, and a test endpoint for Secrets Manager. */
+  readonly references: { readonly cacheMs: number; readonly endpoint?: string };
   /** How long a deleted secret can be undeleted (`SECRET_RECOVERY_WINDOW_DAYS`, 30 by default). */
   readonly secretRecoveryWindowMs: number;
   /** Repeated denials by one actor within this window become one counted record; 0 turns that off. */
@@ -103,6 +105,10 @@ export function readRuntimeConfig(env: Env): RuntimeConfig {
         }
       : {}),
     ...(auditMacKeyId ? { auditMacKeyId } : {}),
+    references: {
+      cacheMs: nonNegativeInteger(env, "REFERENCE_CACHE_SECONDS", 60) * 1000,
+      ...(env.SECRETS_MANAGER_ENDPOINT?.trim() ? { endpoint: env.SECRETS_MANAGER_ENDPOINT.trim() } : {}),
+    },
     secretRecoveryWindowMs: positiveInteger(env, "SECRET_RECOVERY_WINDOW_DAYS", 30) * 24 * 3600 * 1000,
     auditDenialWindowMs: nonNegativeInteger(env, "AUDIT_DENIAL_WINDOW_SECONDS", 60) * 1000,
     kmsIngestion: {

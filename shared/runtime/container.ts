@@ -7,10 +7,12 @@ import { createKmsKeyring } from "../crypto/kms-keyring.ts";
 import { LocalKeyring } from "../crypto/local-keyring.ts";
 import type { Env } from "../domain/env.ts";
 import { ConfigError } from "../domain/errors.ts";
+import type { ReferenceResolver } from "../domain/references.ts";
 import type { RewrapDispatch } from "../domain/rotation.ts";
 import { createLogger, type Logger } from "../observability/logger.ts";
 import { CounterMetrics } from "../observability/metrics.ts";
 import { createRotationEvents, type RotationEvents } from "../observability/rotation-events.ts";
+import { SecretsManagerResolver } from "../references/secrets-manager-resolver.ts";
 import { OperationGate } from "../services/access/operation-gate.ts";
 import { TokenService } from "../services/access/token-service.ts";
 import { AuditLog } from "../services/audit/audit-log.ts";
@@ -147,6 +149,8 @@ export function createRuntime(options: {
    * `npm start` may; every other runtime answers work over all tenants with 503 until one has.
    */
   readonly directoryBackfill?: boolean;
+  /** Resolves `CredentialRef`s; by default Secrets Manager (`SECRETS_MANAGER_ENDPOINT` for a test endpoint). */
+  readonly references?: ReferenceResolver;
 }): Runtime {
   const logger = options.logger ?? createLogger();
   const metrics = options.metrics ?? new CounterMetrics();
@@ -247,6 +251,12 @@ export function createRuntime(options: {
       heads,
       versionLifecycle,
       tenantRepository,
+      options.references ??
+        new SecretsManagerResolver({
+          region: config.region,
+          cacheMs: config.references.cacheMs,
+          ...(config.references.endpoint === undefined ? {} : { endpoint: config.references.endpoint }),
+        }),
     ),
     versionLifecycle,
     rotationPolicies: new RotationPolicies(secretRepository, gate, heads),

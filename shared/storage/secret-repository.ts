@@ -31,6 +31,9 @@ interface HeadItem {
   pendingCreatedBy?: string;
   historyStart?: number;
   maxVersions?: number;
+  reference?: string;
+  pendingReference?: string;
+  referenceRotationDueAt?: string;
 }
 
 /** An archived version; a destroyed one keeps its metadata and loses its envelope. */
@@ -41,6 +44,7 @@ interface VersionItem {
   clientRequestToken?: string;
   createdBy?: string;
   destroyedAt?: string;
+  reference?: string;
 }
 
 /** One archived version as the version lifecycle sees it: sealed, or destroyed with only its metadata left. */
@@ -77,6 +81,7 @@ function headFromItem(item: HeadItem): SecretHead {
             ? {}
             : { clientRequestToken: item.pendingClientRequestToken }),
           ...(item.pendingCreatedBy === undefined ? {} : { createdBy: item.pendingCreatedBy }),
+          ...(item.pendingReference === undefined ? {} : { reference: item.pendingReference }),
         }
       : undefined;
   return {
@@ -88,6 +93,7 @@ function headFromItem(item: HeadItem): SecretHead {
       createdAt: item.createdAt,
       ...(item.clientRequestToken === undefined ? {} : { clientRequestToken: item.clientRequestToken }),
       ...(item.createdBy === undefined ? {} : { createdBy: item.createdBy }),
+      ...(item.reference === undefined ? {} : { reference: item.reference }),
     },
     updatedAt: item.updatedAt,
     revision: item.revision ?? 0,
@@ -98,6 +104,9 @@ function headFromItem(item: HeadItem): SecretHead {
     ...(item.rotation === undefined ? {} : { rotation: item.rotation }),
     ...(item.historyStart === undefined ? {} : { historyStart: item.historyStart }),
     ...(item.maxVersions === undefined ? {} : { maxVersions: item.maxVersions }),
+    ...(item.referenceRotationDueAt === undefined
+      ? {}
+      : { referenceRotationDueAt: item.referenceRotationDueAt }),
   };
 }
 
@@ -115,6 +124,7 @@ function itemFromHead(head: SecretHead, revision: number): HeadItem {
       ? {}
       : { clientRequestToken: head.current.clientRequestToken }),
     ...(head.current.createdBy === undefined ? {} : { createdBy: head.current.createdBy }),
+    ...(head.current.reference === undefined ? {} : { reference: head.current.reference }),
     ...(head.deletedAt === undefined ? {} : { deletedAt: head.deletedAt }),
     ...(head.previousVersion === undefined ? {} : { previousVersion: head.previousVersion }),
     ...(head.pending === undefined
@@ -127,10 +137,14 @@ function itemFromHead(head: SecretHead, revision: number): HeadItem {
             ? {}
             : { pendingClientRequestToken: head.pending.clientRequestToken }),
           ...(head.pending.createdBy === undefined ? {} : { pendingCreatedBy: head.pending.createdBy }),
+          ...(head.pending.reference === undefined ? {} : { pendingReference: head.pending.reference }),
         }),
     ...(head.rotation === undefined ? {} : { rotation: head.rotation }),
     ...(head.historyStart === undefined ? {} : { historyStart: head.historyStart }),
     ...(head.maxVersions === undefined ? {} : { maxVersions: head.maxVersions }),
+    ...(head.referenceRotationDueAt === undefined
+      ? {}
+      : { referenceRotationDueAt: head.referenceRotationDueAt }),
   };
 }
 
@@ -144,6 +158,7 @@ const sealedFromVersionItem = (item: VersionItem): SealedVersion | undefined =>
         createdAt: item.createdAt,
         ...(item.clientRequestToken === undefined ? {} : { clientRequestToken: item.clientRequestToken }),
         ...(item.createdBy === undefined ? {} : { createdBy: item.createdBy }),
+        ...(item.reference === undefined ? {} : { reference: item.reference }),
       };
 
 function entryFromVersionItem(item: VersionItem): ArchivedEntry {
@@ -259,6 +274,7 @@ export class SecretRepository {
       createdAt: sealed.createdAt,
       ...(sealed.clientRequestToken === undefined ? {} : { clientRequestToken: sealed.clientRequestToken }),
       ...(sealed.createdBy === undefined ? {} : { createdBy: sealed.createdBy }),
+      ...(sealed.reference === undefined ? {} : { reference: sealed.reference }),
     };
     await this.#table.putIfAbsent({ ...versionKey(tenantId, name, sealed.version), ...item });
   }
@@ -354,20 +370,25 @@ export class SecretRepository {
       {
         keyCondition: "pk = :pk AND begins_with(sk, :prefix)",
         filter: "attribute_not_exists(deletedAt)",
-        projection: "#name, version, updatedAt, pendingVersion, rotation.dueAt",
-        names: { "#name": "name" },
+        projection:
+          "#name, version, updatedAt, pendingVersion, rotation.dueAt, #reference, referenceRotationDueAt",
+        names: { "#name": "name", "#reference": "reference" },
         values: { ":pk": pk, ":prefix": HEAD_PREFIX },
       },
       { partition: pk, sortKeyPrefix: HEAD_PREFIX, limit, cursor },
     );
     const items = page.items.map((item) => {
-      const dueAt = (item.rotation as { dueAt?: string } | undefined)?.dueAt;
+      // A reference's due date is its Secrets Manager rotation's, recorded at the write; a policy's wins.
+      const dueAt =
+        (item.rotation as { dueAt?: string } | undefined)?.dueAt ??
+        (typeof item.referenceRotationDueAt === "string" ? item.referenceRotationDueAt : undefined);
       return {
         name: item.name as string,
         version: item.version as number,
         updatedAt: item.updatedAt as string,
         ...(typeof item.pendingVersion === "number" ? { pendingVersion: item.pendingVersion } : {}),
         ...(dueAt === undefined ? {} : { rotationDueAt: dueAt }),
+        ...(typeof item.reference === "string" ? { reference: item.reference } : {}),
       };
     });
     return { ...page, items };

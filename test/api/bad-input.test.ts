@@ -886,6 +886,24 @@ const CASES: readonly BadCase[] = [
     status: 404,
     code: "not_found",
   },
+  // CredentialRefs (issue 12 item 4): refused before anything is recorded or asked of AWS.
+  {
+    title: "a reference with an unsupported scheme",
+    ...put(TARGET, { ref: "vault://kv/clients/x" }),
+    ...invalid,
+  },
+  {
+    title: "a reference with a malformed ARN",
+    ...put(TARGET, { ref: "aws-sm://arn:aws:secretsmanager:us-east-1:1:secret:x" }),
+    ...invalid,
+  },
+  {
+    title: "a reference and a value together",
+    ...put(TARGET, { ref: "aws-sm://x", value: CANARY }),
+    ...invalid,
+  },
+  { title: "neither a reference nor a value", ...put(TARGET, { cas: 2 }), ...invalid },
+  { title: "a reference as a number", ...put(TARGET, { ref: 7 }), ...invalid },
   // Routes that do not exist, and methods a route does not take.
   { title: "an unknown route", method: "GET", path: `/v1/${CANARY}`, status: 404, code: "not_found" },
   {

@@ -42,6 +42,8 @@ let kek: DeployedKey;
 let macKey: DeployedKey;
 let previousKek: DeployedKey;
 const canary = `CANARY-${randomBytes(12).toString("hex")}`;
+const REFERENCED_VALUE = `REFERENCED-${randomBytes(8).toString("hex")}`;
+let referencedArn: string;
 const json = { "content-type": "application/json" };
 const auth = (token: string) => ({ authorization: `Bearer ${token}` });
 const adminJson = () => ({ ...json, ...auth(admin) });
@@ -106,6 +108,12 @@ beforeAll(async () => {
   previousKek = addKeyLike(stage, kek, "PreviousKek");
   const migrated = { KMS_KEY_ID_PREVIOUS: previousKek.arn };
   const env = (fn: "api" | "rotation" | "audit") => stage.functionEnv(fn, migrated);
+  // A secret a team keeps in Secrets Manager under the stage's reference prefix (infra/config.ts).
+  referencedArn = stage.secrets.putSecret(
+    "strongbox-ref/dev/partner-api",
+    REFERENCED_VALUE,
+    "arn:aws:secretsmanager:us-east-1:111111111111:secret:strongbox-ref/dev/partner-api-Ab12Cd",
+  );
 
   // Before the KEK moved: a tenant whose DEK is wrapped by the previous KEK.
   await invoke("api", { ...stage.functionEnv("api"), KMS_KEY_ID: previousKek.arn }, [
@@ -203,6 +211,15 @@ beforeAll(async () => {
       api("DELETE", "/v1/tenants/acme/secrets/api-token/versions/1", { headers: auth(admin) }),
     ],
     ["purge secret", api("POST", "/v1/tenants/acme/secrets/partner-key/purge", { headers: auth(admin) })],
+    // A CredentialRef: DescribeSecret on the write, GetSecretValue (and DescribeSecret) on the read.
+    [
+      "write reference",
+      api("PUT", "/v1/tenants/acme/secrets/partner-ref", {
+        headers: adminJson(),
+        body: JSON.stringify({ ref: `aws-sm://${referencedArn}` }),
+      }),
+    ],
+    ["read reference", api("GET", "/v1/tenants/acme/secrets/partner-ref", { headers: reading(admin) })],
     // Tenant deletion: shred, sweep (DeleteItem in T#), certificate under META.
     [
       "create doomed tenant",
@@ -365,6 +382,17 @@ describe("the end-to-end flows through the bundled functions", () => {
     expect(status("destroy version")).toBe(204);
     expect(status("purge secret")).toBe(204);
     expect(flowCalls.some((c) => c.principal === "api" && c.action === "dynamodb:DeleteItem")).toBe(true);
+  });
+
+  it("a CredentialRef under the configured prefix is written and resolved through Secrets Manager", () => {
+    expect(status("write reference")).toBe(200);
+    expect(body("read reference")).toMatchObject({
+      value: REFERENCED_VALUE,
+      reference: `aws-sm://${referencedArn}`,
+    });
+    for (const action of ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]) {
+      expect(flowCalls.some((c) => c.principal === "api" && c.action === action)).toBe(true);
+    }
   });
 
   it("a tenant is deleted by crypto-shredding and its certificate verifies", () => {

@@ -533,6 +533,23 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
       expect(decrypters).toEqual([apiUse]);
     });
 
+    it("lets the API read referenced secrets (CredentialRefs) only under the stage's configured name prefix", () => {
+      const reads = roleStatements(t().api).filter((s) =>
+        actionsOf(s).includes("secretsmanager:DescribeSecret"),
+      );
+      expect(reads.map(actionsOf)).toEqual([
+        ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+      ]);
+      const resources = JSON.stringify(reads[0]?.Resource);
+      expect(resources).toContain(`:secret:${config.referencedSecretNamePrefix}*`);
+      expect(resources).not.toMatch(/secret:\*"/);
+      for (const other of [t().rotation, t().audit]) {
+        expect(
+          roleStatements(other).filter((s) => actionsOf(s).includes("secretsmanager:DescribeSecret")),
+        ).toEqual([]);
+      }
+    });
+
     it("refuses the bootstrap secret's value to all but the API role, and changes to all but the administrators", () => {
       const policy = onlyResource(t().data, "AWS::SecretsManager::ResourcePolicy");
       expect(JSON.stringify(policy.Properties.SecretId)).toContain("BootstrapAdminToken");

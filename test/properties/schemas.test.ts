@@ -21,6 +21,7 @@ const DOCUMENTED_4XX: Record<number, readonly string[]> = {
   413: ["payload_too_large", "audit_record_too_large"],
   410: ["version_destroyed", "recovery_window_passed", "tenant_deleted"],
   415: ["unsupported_media_type"],
+  422: ["reference_not_found"],
   431: ["headers_too_large"],
 };
 

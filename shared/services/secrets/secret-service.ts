@@ -2,12 +2,19 @@ import type { Authenticator, OperationGate } from "../../domain/audit-trail.ts";
 import type { Caller, RequestContext } from "../../domain/context.ts";
 import {
   ConflictError,
+  DecryptError,
   DekRetiredError,
   NotFoundError,
   StrongboxError,
   TenantDeletedError,
   VersionDestroyedError,
 } from "../../domain/errors.ts";
+import {
+  type CredentialRef,
+  parseCredentialRef,
+  type ReferenceResolver,
+  type ResolvedReference,
+} from "../../domain/references.ts";
 import type { PutSecretInput } from "../../domain/schemas.ts";
 import type { SecretSealer } from "../../domain/sealing.ts";
 import { isLive, withNewCurrent } from "../../domain/secret-head.ts";
@@ -39,6 +46,7 @@ export class SecretService {
   readonly #heads: HeadWriter;
   readonly #lifecycle: VersionLifecycle;
   readonly #tenants: TenantRepository;
+  readonly #references: ReferenceResolver;
 
   constructor(
     secrets: SecretRepository,
@@ -48,8 +56,10 @@ export class SecretService {
     heads: HeadWriter,
     lifecycle: VersionLifecycle,
     tenants: TenantRepository,
+    references: ReferenceResolver,
   ) {
     this.#tenants = tenants;
+    this.#references = references;
     this.#secrets = secrets;
     this.#sealer = sealer;
     this.#tokens = tokens;
@@ -64,17 +74,31 @@ export class SecretService {
     name: string,
     input: PutSecretInput,
   ): Promise<{ name: string; version: number }> {
+    // A malformed reference is bad input, refused before anything is recorded or asked of AWS.
+    const ref = input.ref === undefined ? undefined : parseCredentialRef(input.ref);
     const operation = await this.#gate.begin(ctx, "secret.write", {
       tenantId,
       secretName: name,
       ...(input.stage === "pending" ? { detail: "stage pending" } : {}),
+      ...(ref === undefined ? {} : { detail: `reference ${ref.uri}` }),
     });
     return operation.change(
       async () => {
+        // The referenced secret must exist for this role; its rotation date becomes the listing's.
+        const described = ref === undefined ? undefined : await this.#references.describe(ref);
+        const content: WriteContent =
+          ref === undefined
+            ? { text: input.value ?? "" }
+            : {
+                text: ref.uri,
+                reference: ref.uri,
+                ...(described?.rotationDueAt === undefined ? {} : { rotationDueAt: described.rotationDueAt }),
+              };
         const { result, endedHistory, bounded } = await this.#commitWrite(
           tenantId,
           name,
           input,
+          content,
           ctx.principal.tokenId,
         );
         // The history a delete ended goes once the new one is committed; until then it was unreadable.
@@ -146,6 +170,24 @@ export class SecretService {
         await operation.failed({ version: sealed.version, reason, detail });
         throw error;
       }
+      if (sealed.reference !== undefined) {
+        const resolved = await this.#resolve(sealed, value, async (detail) => {
+          await operation.failed({ version: sealed.version, reason, detail });
+        });
+        await operation.succeeded({
+          version: sealed.version,
+          reason,
+          detail: `reference ${sealed.reference}`,
+        });
+        return {
+          name,
+          version: sealed.version,
+          value: resolved.value,
+          createdAt: sealed.createdAt,
+          reference: sealed.reference,
+          ...(resolved.rotationDueAt === undefined ? {} : { rotationDueAt: resolved.rotationDueAt }),
+        };
+      }
       // The value is returned only once its read is on the record.
       await operation.succeeded({ version: sealed.version, reason });
       return { name, version: sealed.version, value, createdAt: sealed.createdAt };
@@ -171,6 +213,33 @@ export class SecretService {
         throw new NotFoundError(`secret ${name} does not exist in tenant ${tenantId}`);
       }
     });
+  }
+
+  /**
+   * Resolves a reference version. The sealed text must be the stored reference, so a reference cannot
+   * be swapped in the table without the KEK; any failure is recorded before it is answered.
+   */
+  async #resolve(
+    sealed: SealedVersion,
+    opened: string,
+    failed: (detail: string) => Promise<void>,
+  ): Promise<ResolvedReference> {
+    let ref: CredentialRef;
+    try {
+      if (opened !== sealed.reference) throw new DecryptError("a reference does not match its sealed copy");
+      ref = parseCredentialRef(opened);
+    } catch {
+      await failed("decrypt_failed");
+      throw new DecryptError(
+        `version ${sealed.version} holds a reference that does not match its sealed copy`,
+      );
+    }
+    try {
+      return await this.#references.resolve(ref);
+    } catch (error) {
+      await failed(error instanceof StrongboxError ? error.code : "internal_error");
+      throw error;
+    }
   }
 
   /**
@@ -211,11 +280,12 @@ export class SecretService {
     tenantId: string,
     name: string,
     input: PutSecretInput,
+    content: WriteContent,
     createdBy: string,
   ): Promise<{ result: { name: string; version: number }; endedHistory?: number; bounded?: boolean }> {
     return this.#heads.write(tenantId, name, async (head, key) => {
       if (input.clientRequestToken !== undefined) {
-        const replay = await this.#replayed(tenantId, name, head, input.clientRequestToken, input.value);
+        const replay = await this.#replayed(tenantId, name, head, input.clientRequestToken, content.text);
         if (replay !== undefined) return { done: { result: replay } };
       }
       this.#checkCas(input.cas, head, name);
@@ -227,10 +297,11 @@ export class SecretService {
       const version = (head?.latestVersion ?? 0) + 1;
       const sealed: SealedVersion = {
         version,
-        envelope: key.seal(name, version, input.value),
+        envelope: key.seal(name, version, content.text),
         createdAt: now(),
         ...(input.clientRequestToken === undefined ? {} : { clientRequestToken: input.clientRequestToken }),
         createdBy,
+        ...(content.reference === undefined ? {} : { reference: content.reference }),
       };
       const result = { name, version };
       if (input.stage === "pending") {
@@ -246,17 +317,17 @@ export class SecretService {
       if (head !== undefined && !isLive(head)) {
         // A write over a deleted secret starts a new history: no label, policy or version carries over,
         // and version numbers go on from the old history's so no archived key is ever reused.
-        const fresh = {
-          ...withNewCurrent(undefined, tenantId, name, sealed, sealed.createdAt),
-          historyStart: version,
-        };
+        const fresh = withReferenceDue(
+          { ...withNewCurrent(undefined, tenantId, name, sealed, sealed.createdAt), historyStart: version },
+          content,
+        );
         const next = withMaxVersions(fresh, input.maxVersions);
         return { next, result: { result, endedHistory: version, bounded: next.maxVersions !== undefined } };
       }
       // Archive before the head moves on, so the version being replaced stays readable throughout.
       if (head !== undefined) await this.#secrets.archive(tenantId, name, head.current);
       const next = withMaxVersions(
-        withNewCurrent(head, tenantId, name, sealed, sealed.createdAt),
+        withReferenceDue(withNewCurrent(head, tenantId, name, sealed, sealed.createdAt), content),
         input.maxVersions,
       );
       return { next, result: { result, bounded: next.maxVersions !== undefined } };
@@ -289,6 +360,21 @@ export class SecretService {
     if (entry !== undefined && entry.sealed === undefined) return "destroyed";
     return entry?.sealed;
   }
+}
+
+/** What a write seals: a value, or a reference's text with the referenced secret's rotation date. */
+interface WriteContent {
+  readonly text: string;
+  readonly reference?: string;
+  readonly rotationDueAt?: string;
+}
+
+/** The reference's rotation date follows the current version: a value written over a reference clears it. */
+function withReferenceDue(head: SecretHead, content: WriteContent): SecretHead {
+  const { referenceRotationDueAt: _old, ...rest } = head;
+  return content.rotationDueAt === undefined
+    ? rest
+    : { ...rest, referenceRotationDueAt: content.rotationDueAt };
 }
 
 /** The head with the write's `maxVersions` applied: a number sets it, null lifts it, absent keeps it. */
