@@ -37,6 +37,11 @@ export interface EnvironmentConfig {
    * other secret is refused by IAM and answered 502 `reference_denied`.
    */
   readonly referencedSecretNamePrefix: string;
+  /**
+   * Rotation verification hooks on Lambda: the API (promote) and rotation (scheduled) functions may
+   * invoke only functions in this account and region whose name starts with this prefix.
+   */
+  readonly verifierFunctionNamePrefix: string;
 }
 
 const CONFIGS: Readonly<Record<EnvironmentName, Omit<EnvironmentConfig, "name">>> = {
@@ -49,6 +54,7 @@ const CONFIGS: Readonly<Record<EnvironmentName, Omit<EnvironmentConfig, "name">>
     alarms: { decryptFailureThreshold: 5 },
     keyAdministratorRoleName: "strongbox-dev-key-admin",
     referencedSecretNamePrefix: "strongbox-ref/dev/",
+    verifierFunctionNamePrefix: "strongbox-verifier-dev-",
     reservedConcurrency: { audit: 2, rotation: 2 },
   },
   staging: {
@@ -60,6 +66,7 @@ const CONFIGS: Readonly<Record<EnvironmentName, Omit<EnvironmentConfig, "name">>
     alarms: { decryptFailureThreshold: 1 },
     keyAdministratorRoleName: "strongbox-staging-key-admin",
     referencedSecretNamePrefix: "strongbox-ref/staging/",
+    verifierFunctionNamePrefix: "strongbox-verifier-staging-",
     reservedConcurrency: { audit: 5, rotation: 2 },
   },
   prod: {
@@ -71,6 +78,7 @@ const CONFIGS: Readonly<Record<EnvironmentName, Omit<EnvironmentConfig, "name">>
     alarms: { decryptFailureThreshold: 0 },
     keyAdministratorRoleName: "strongbox-prod-key-admin",
     referencedSecretNamePrefix: "strongbox-ref/prod/",
+    verifierFunctionNamePrefix: "strongbox-verifier-prod-",
     reservedConcurrency: { audit: 10, rotation: 2 },
   },
 };

@@ -143,6 +143,26 @@ describe("layering", () => {
     ).toEqual([]);
   });
 
+  it("only shared/verifiers calls verification hooks (Lambda, HTTPS), building on domain only, wired by runtime", () => {
+    const lambda = (i: Import) => i.target.startsWith("@aws-sdk/client-lambda");
+    const shipped = (i: Import) => /^(shared|functions|local|scripts)\//.test(i.file);
+    expect(all.filter((i) => shipped(i) && lambda(i)).map((i) => i.file)).toEqual([
+      "shared/verifiers/hook-verifier.ts",
+    ]);
+    expect(
+      violations(
+        (i) => inDir("shared/verifiers")(i.file),
+        (i) => /^shared\//.test(i.target) && !inDir("shared/domain")(i.target),
+      ),
+    ).toEqual([]);
+    expect(
+      violations(
+        (i) => /^(shared|functions|local|scripts)\//.test(i.file) && !inDir("shared/runtime")(i.file),
+        (i) => inDir("shared/verifiers")(i.target) && !inDir("shared/verifiers")(i.file),
+      ),
+    ).toEqual([]);
+  });
+
   it("only the rotation events and re-wrap request adapters touch EventBridge", () => {
     const eventBridge = (i: Import) => i.target.startsWith("@aws-sdk/client-eventbridge");
     const shipped = (i: Import) => /^(shared|functions|local|scripts)\//.test(i.file);

@@ -15,6 +15,7 @@ import {
   grantMac,
   grantPutEvents,
   grantTableItems,
+  grantVerifierInvoke,
   PARTITIONS,
 } from "./grants.ts";
 
@@ -62,6 +63,7 @@ export class ApiStack extends Stack {
       ],
     });
     grantItemDeletes(role, data.table.tableArn, [PARTITIONS.tenant]);
+    grantVerifierInvoke(role, this, config.verifierFunctionNamePrefix);
     grantKekUse(role, [data.kek], ["GenerateDataKey", "Decrypt"]);
     grantMac(role, data.auditMacKey, ["GenerateMac"]);
     // Its re-wrap requests, and the rotation events of an on-demand run (POST /v1/rotation/run).

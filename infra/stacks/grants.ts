@@ -134,3 +134,17 @@ export function grantPutEvents(role: iam.IRole, busArn: string, sources: readonl
     }),
   );
 }
+
+/** lambda:InvokeFunction on the rotation verification hooks: functions named with the stage's prefix only. */
+export function grantVerifierInvoke(
+  role: iam.IRole,
+  scope: { partition: string; region: string; account: string },
+  prefix: string,
+): void {
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      actions: ["lambda:InvokeFunction"],
+      resources: [`arn:${scope.partition}:lambda:${scope.region}:${scope.account}:function:${prefix}*`],
+    }),
+  );
+}

@@ -167,3 +167,9 @@ export class ReferenceUnavailableError extends StrongboxError {
   readonly status = 503;
   readonly code = "reference_unavailable";
 }
+
+/** The rotation policy's verifier did not answer success: the pending version stays pending. */
+export class VerificationFailedError extends StrongboxError {
+  readonly status = 409;
+  readonly code = "verification_failed";
+}

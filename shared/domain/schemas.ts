@@ -73,15 +73,40 @@ export const generatorSchema = z
     path: ["alphabet"],
   });
 
+/** A verification hook: an HTTPS URL (local and self-hosted) or a Lambda function ARN (AWS). */
+export const verifierSchema = z.union([
+  z.strictObject({
+    url: z
+      .string()
+      .max(2048)
+      .refine((url) => URL.canParse(url) && new URL(url).protocol === "https:", {
+        message: "verifier url must be an https:// URL",
+      }),
+  }),
+  z.strictObject({
+    lambdaArn: z
+      .string()
+      .regex(
+        /^arn:aws(?:-[a-z]+)*:lambda:[a-z]{2}(?:-[a-z]+)+-\d:\d{12}:function:[A-Za-z0-9_-]{1,64}(?::[A-Za-z0-9_$-]{1,128})?$/,
+        "verifier lambdaArn must be a Lambda function ARN",
+      ),
+  }),
+]);
+
 /** null clears a setting; an absent field leaves it as it is. */
 export const rotationPolicySchema = z
   .strictObject({
     rotationPeriodDays: z.number().int().min(1).max(MAX_ROTATION_PERIOD_DAYS).nullable().optional(),
     generator: generatorSchema.nullable().optional(),
+    verifier: verifierSchema.nullable().optional(),
   })
-  .refine((policy) => policy.rotationPeriodDays !== undefined || policy.generator !== undefined, {
-    message: "set rotationPeriodDays, generator, or both",
-  });
+  .refine(
+    (policy) =>
+      policy.rotationPeriodDays !== undefined ||
+      policy.generator !== undefined ||
+      policy.verifier !== undefined,
+    { message: "set rotationPeriodDays, generator, verifier, or several" },
+  );
 
 export const rotateSecretSchema = z.strictObject({ clientRequestToken: clientRequestTokenSchema.optional() });
 

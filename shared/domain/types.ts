@@ -1,4 +1,5 @@
 import type { AuditAction } from "./operations.ts";
+import type { VerifierSpec } from "./verification.ts";
 
 export const ROLES = ["admin", "operator", "runner", "auditor"] as const;
 export type Role = (typeof ROLES)[number];
@@ -85,6 +86,8 @@ export interface GeneratorSpec {
 
 export interface RotationPolicy {
   readonly periodDays?: number;
+  /** Asked before a pending version is promoted, by hand or on schedule; see domain/verification.ts. */
+  readonly verifier?: VerifierSpec;
   readonly dueAt?: string;
   readonly generator?: GeneratorSpec;
   readonly lastRotatedAt?: string;

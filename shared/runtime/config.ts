@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import type { Env } from "../domain/env.ts";
 import { ConfigError } from "../domain/errors.ts";
 
@@ -19,6 +20,11 @@ export interface RuntimeConfig {
   readonly auditMacKeyId?: string;
   /** `CredentialRef`s: how long a resolved value is reused at most, and a test endpoint for Secrets Manager. */
   readonly references: { readonly cacheMs: number; readonly endpoint?: string };
+  /**
+   * Rotation verification hooks: a PEM bundle to trust for HTTPS hooks besides the system's (the
+   * contents of `VERIFIER_CA_FILE`), and a Lambda-protocol test endpoint (`LAMBDA_ENDPOINT`).
+   */
+  readonly verification: { readonly ca?: string; readonly lambdaEndpoint?: string };
   /** How long a deleted secret can be undeleted (`SECRET_RECOVERY_WINDOW_DAYS`, 30 by default). */
   readonly secretRecoveryWindowMs: number;
   /** Repeated denials by one actor within this window become one counted record; 0 turns that off. */
@@ -109,6 +115,7 @@ export function readRuntimeConfig(env: Env): RuntimeConfig {
       cacheMs: nonNegativeInteger(env, "REFERENCE_CACHE_SECONDS", 60) * 1000,
       ...(env.SECRETS_MANAGER_ENDPOINT?.trim() ? { endpoint: env.SECRETS_MANAGER_ENDPOINT.trim() } : {}),
     },
+    verification: verificationConfig(env),
     secretRecoveryWindowMs: positiveInteger(env, "SECRET_RECOVERY_WINDOW_DAYS", 30) * 24 * 3600 * 1000,
     auditDenialWindowMs: nonNegativeInteger(env, "AUDIT_DENIAL_WINDOW_SECONDS", 60) * 1000,
     kmsIngestion: {
@@ -128,6 +135,23 @@ export function readRuntimeConfig(env: Env): RuntimeConfig {
       ...(eventsEndpoint ? { eventsEndpoint } : {}),
     },
   };
+}
+
+function verificationConfig(env: Env): RuntimeConfig["verification"] {
+  const caFile = env.VERIFIER_CA_FILE?.trim();
+  const lambdaEndpoint = env.LAMBDA_ENDPOINT?.trim();
+  let ca: string | undefined;
+  if (caFile) {
+    try {
+      ca = readFileSync(caFile, "utf8");
+    } catch {
+      throw new ConfigError("VERIFIER_CA_FILE", `VERIFIER_CA_FILE names ${caFile}, which cannot be read`);
+    }
+    if (!ca.includes("-----BEGIN CERTIFICATE-----")) {
+      throw new ConfigError("VERIFIER_CA_FILE", "VERIFIER_CA_FILE must hold PEM certificates");
+    }
+  }
+  return { ...(ca === undefined ? {} : { ca }), ...(lambdaEndpoint ? { lambdaEndpoint } : {}) };
 }
 
 /**

@@ -9,6 +9,7 @@ import type { Env } from "../domain/env.ts";
 import { ConfigError } from "../domain/errors.ts";
 import type { ReferenceResolver } from "../domain/references.ts";
 import type { RewrapDispatch } from "../domain/rotation.ts";
+import type { RotationVerifier } from "../domain/verification.ts";
 import { createLogger, type Logger } from "../observability/logger.ts";
 import { CounterMetrics } from "../observability/metrics.ts";
 import { createRotationEvents, type RotationEvents } from "../observability/rotation-events.ts";
@@ -47,6 +48,7 @@ import { SecretRepository } from "../storage/secret-repository.ts";
 import type { Table } from "../storage/table.ts";
 import { TenantRepository } from "../storage/tenant-repository.ts";
 import { TokenRepository } from "../storage/token-repository.ts";
+import { HookVerifier } from "../verifiers/hook-verifier.ts";
 import type { RuntimeConfig } from "./config.ts";
 
 export interface Runtime {
@@ -151,6 +153,8 @@ export function createRuntime(options: {
   readonly directoryBackfill?: boolean;
   /** Resolves `CredentialRef`s; by default Secrets Manager (`SECRETS_MANAGER_ENDPOINT` for a test endpoint). */
   readonly references?: ReferenceResolver;
+  /** Calls rotation verification hooks; by default HTTPS and Lambda (`VERIFIER_CA_FILE` adds a CA). */
+  readonly verifier?: RotationVerifier;
 }): Runtime {
   const logger = options.logger ?? createLogger();
   const metrics = options.metrics ?? new CounterMetrics();
@@ -182,7 +186,22 @@ export function createRuntime(options: {
   const sealer = new Sealer(dataKeys, metrics, rotationConfig.retireGraceMs / 2);
   const heads = new HeadWriter(secretRepository, sealer);
   const versionLifecycle = new VersionLifecycle(secretRepository, gate, heads, config.secretRecoveryWindowMs);
-  const valueRotation = new ValueRotation(secretRepository, sealer, gate, heads, versionLifecycle);
+  const valueRotation = new ValueRotation(
+    secretRepository,
+    sealer,
+    gate,
+    heads,
+    versionLifecycle,
+    options.verifier ??
+      new HookVerifier({
+        region: config.region,
+        ...(config.verification.ca === undefined ? {} : { ca: config.verification.ca }),
+        ...(config.verification.lambdaEndpoint === undefined
+          ? {}
+          : { lambdaEndpoint: config.verification.lambdaEndpoint }),
+      }),
+    metrics,
+  );
   const dekSweep = new DekSweep(
     tenantRepository,
     secretRepository,

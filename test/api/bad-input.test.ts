@@ -904,6 +904,22 @@ const CASES: readonly BadCase[] = [
   },
   { title: "neither a reference nor a value", ...put(TARGET, { cas: 2 }), ...invalid },
   { title: "a reference as a number", ...put(TARGET, { ref: 7 }), ...invalid },
+  // Verification hooks (issue 12 item 7).
+  {
+    title: "a verifier over plain http",
+    ...put(`${TARGET}/rotation`, { verifier: { url: `http://127.0.0.1/${CANARY}` } }),
+    ...invalid,
+  },
+  {
+    title: "a verifier Lambda ARN that is not a function",
+    ...put(`${TARGET}/rotation`, { verifier: { lambdaArn: "arn:aws:s3:::bucket" } }),
+    ...invalid,
+  },
+  {
+    title: "a verifier with both url and lambdaArn",
+    ...put(`${TARGET}/rotation`, { verifier: { url: "https://x", lambdaArn: "y" } }),
+    ...invalid,
+  },
   // Routes that do not exist, and methods a route does not take.
   { title: "an unknown route", method: "GET", path: `/v1/${CANARY}`, status: 404, code: "not_found" },
   {

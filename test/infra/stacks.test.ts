@@ -242,8 +242,13 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
         const resource = JSON.stringify(s.Resource);
         if (actionsOf(s).some((a) => a.startsWith("dynamodb:")))
           expect(resource).toMatch(/strongbox-\w+-data:.*Table/);
-        if (actionsOf(s).some((a) => a.startsWith("secretsmanager:")))
-          expect(resource).toContain("BootstrapAdminToken");
+        // The bootstrap secret, or the secrets CredentialRefs may name (under the configured prefix).
+        if (actionsOf(s).some((a) => a.startsWith("secretsmanager:"))) {
+          expect(
+            resource.includes("BootstrapAdminToken") ||
+              resource.includes(`:secret:${config.referencedSecretNamePrefix}*`),
+          ).toBe(true);
+        }
         if (actionsOf(s).some((a) => a.startsWith("kms:")))
           expect(resource).toMatch(/Kek|AuditMacKey|BootstrapSecretKey/);
         if (!actionsOf(s).some((a) => a.startsWith("xray:"))) expect(s.Resource).not.toBe("*");
@@ -548,6 +553,24 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
           roleStatements(other).filter((s) => actionsOf(s).includes("secretsmanager:DescribeSecret")),
         ).toEqual([]);
       }
+    });
+
+    it("lets the API and rotation roles invoke only verification hooks named with the stage's prefix", () => {
+      for (const template of [t().api, t().rotation]) {
+        const invokes = roleStatements(template).filter((s) =>
+          actionsOf(s).includes("lambda:InvokeFunction"),
+        );
+        const hooks = invokes.filter((s) =>
+          JSON.stringify(s.Resource).includes(config.verifierFunctionNamePrefix),
+        );
+        expect(hooks.map(actionsOf)).toEqual([["lambda:InvokeFunction"]]);
+        expect(JSON.stringify(hooks[0]?.Resource)).toContain(
+          `:function:${config.verifierFunctionNamePrefix}*`,
+        );
+      }
+      expect(roleStatements(t().audit).filter((s) => actionsOf(s).includes("lambda:InvokeFunction"))).toEqual(
+        [],
+      );
     });
 
     it("refuses the bootstrap secret's value to all but the API role, and changes to all but the administrators", () => {

@@ -17,7 +17,7 @@ const DOCUMENTED_4XX: Record<number, readonly string[]> = {
   403: ["forbidden"],
   404: ["not_found"],
   405: ["method_not_allowed"],
-  409: ["conflict"],
+  409: ["conflict", "verification_failed"],
   413: ["payload_too_large", "audit_record_too_large"],
   410: ["version_destroyed", "recovery_window_passed", "tenant_deleted"],
   415: ["unsupported_media_type"],

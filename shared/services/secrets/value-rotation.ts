@@ -1,12 +1,14 @@
 import { generateSecretValue, matchesGenerator, newRequestToken } from "../../crypto/generate.ts";
 import type { AllowedOperation, OperationGate } from "../../domain/audit-trail.ts";
 import type { RequestContext } from "../../domain/context.ts";
-import { ConflictError, NotFoundError } from "../../domain/errors.ts";
+import { ConflictError, NotFoundError, VerificationFailedError } from "../../domain/errors.ts";
 import type { RotateResult, RotationEvent, ScheduledRotation } from "../../domain/rotation.ts";
 import type { SecretSealer } from "../../domain/sealing.ts";
 import { isLive, withNewCurrent } from "../../domain/secret-head.ts";
 import { now } from "../../domain/time.ts";
 import type { SealedVersion, SecretHead } from "../../domain/types.ts";
+import { describeVerifier, type RotationVerifier } from "../../domain/verification.ts";
+import type { MetricsRecorder } from "../../observability/metrics.ts";
 import type { SecretRepository } from "../../storage/secret-repository.ts";
 import type { HeadWriter } from "./head-writer.ts";
 import type { VersionLifecycle } from "./version-lifecycle.ts";
@@ -22,6 +24,8 @@ export class ValueRotation implements ScheduledRotation {
   readonly #gate: OperationGate;
   readonly #heads: HeadWriter;
   readonly #lifecycle: VersionLifecycle;
+  readonly #verifier: RotationVerifier;
+  readonly #metrics: MetricsRecorder;
 
   constructor(
     secrets: SecretRepository,
@@ -29,7 +33,11 @@ export class ValueRotation implements ScheduledRotation {
     gate: OperationGate,
     heads: HeadWriter,
     lifecycle: VersionLifecycle,
+    verifier: RotationVerifier,
+    metrics: MetricsRecorder,
   ) {
+    this.#verifier = verifier;
+    this.#metrics = metrics;
     this.#secrets = secrets;
     this.#sealer = sealer;
     this.#gate = gate;
@@ -143,6 +151,9 @@ export class ValueRotation implements ScheduledRotation {
         `pending version ${pending.version} of ${name} failed its test; it was not promoted`,
       );
     }
+    // The policy's verification hook, if any, must pass before anything is promoted. On schedule the
+    // run's failure accounting counts it; on a request it is counted here.
+    await this.#verify(staged, pending.version, !adoptInFlight);
     // finishSecret: pending becomes current, current becomes previous.
     const finished = await this.#promote(tenantId, name, pending.version);
     await this.#lifecycle.prune(tenantId, name, requestId);
@@ -197,6 +208,7 @@ export class ValueRotation implements ScheduledRotation {
             `version ${version} of ${name} is not pending (version ${head.pending.version} is)`,
           );
         }
+        await this.#verify(head, head.pending.version, true);
         const promoted = await this.#promote(tenantId, name, head.pending.version);
         await this.#lifecycle.prune(tenantId, name, ctx.requestId);
         return labels(promoted);
@@ -255,6 +267,26 @@ export class ValueRotation implements ScheduledRotation {
       await this.#secrets.archive(tenantId, name, fresh.current);
       return withNewCurrent(fresh, tenantId, name, fresh.pending, now());
     });
+  }
+
+  /**
+   * Asks the rotation policy's verifier about the pending version, with its coordinates only. A
+   * failure leaves the version pending and throws 409 `verification_failed`, which the operation
+   * records as its failed outcome; `count` adds it to RotationFailures.
+   */
+  async #verify(head: SecretHead, pendingVersion: number, count: boolean): Promise<void> {
+    const spec = head.rotation?.verifier;
+    if (spec === undefined) return;
+    const result = await this.#verifier.verify(spec, {
+      tenant: head.tenantId,
+      name: head.name,
+      pendingVersion,
+    });
+    if (result.ok) return;
+    if (count) this.#metrics.increment("RotationFailures");
+    throw new VerificationFailedError(
+      `pending version ${pendingVersion} of ${head.name} failed verification by ${describeVerifier(spec)}: ${result.detail}; it stays pending`,
+    );
   }
 
   async #liveHead(tenantId: string, name: string): Promise<SecretHead> {
