@@ -196,12 +196,28 @@ export interface DynamoConnection {
   readonly endpoint?: string;
   readonly region: string;
   readonly credentials?: { accessKeyId: string; secretAccessKey: string };
+  /** Per attempt, connecting included; the SDK's default would wait 300 s on a hung connection. */
+  readonly requestTimeoutMs?: number;
+}
+
+/** A hung request fails as a TimeoutError, which the SDK retries like any transient error. */
+function requestHandlerOptions(timeoutMs: number | undefined) {
+  return timeoutMs === undefined
+    ? {}
+    : {
+        requestHandler: {
+          requestTimeout: timeoutMs,
+          connectionTimeout: timeoutMs,
+          throwOnRequestTimeout: true,
+        },
+      };
 }
 
 export function createTable(connection: DynamoConnection, name: string): Table {
   const client = new DynamoDBClient({
     region: connection.region,
     maxAttempts: 3,
+    ...requestHandlerOptions(connection.requestTimeoutMs),
     ...(connection.endpoint === undefined ? {} : { endpoint: connection.endpoint }),
     ...(connection.credentials === undefined ? {} : { credentials: connection.credentials }),
   });
