@@ -165,7 +165,7 @@ export const SDK_ENV = {
 
 /**
  * The faults every flow is put through; `transient` is how many attempts in a row a transient one
- * faults (fewer than the SDK's three), kept to one for throttles, whose backoff is five times longer.
+ * faults (fewer than the SDK's three), kept to one for throttles (whose backoff is five times longer) and hangs (each costs a timeout).
  */
 export const FAULTS: readonly { readonly name: string; readonly fault: Fault; readonly transient: number }[] =
   [
@@ -177,6 +177,6 @@ export const FAULTS: readonly { readonly name: string; readonly fault: Fault; re
     },
     { name: "ThrottlingException", fault: { kind: "throttle", error: "ThrottlingException" }, transient: 1 },
     { name: "500", fault: { kind: "server-error" }, transient: 2 },
-    { name: "timeout", fault: { kind: "hang" }, transient: 2 },
+    { name: "timeout", fault: { kind: "hang" }, transient: 1 },
     { name: "dropped connection after commit", fault: { kind: "drop-after-commit" }, transient: 2 },
   ];

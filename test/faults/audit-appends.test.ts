@@ -14,7 +14,7 @@ import {
 const TENANT = "audited";
 const REASON = { "x-audit-reason": "fault test" };
 const VALUE_MARK = "audit-fault-value";
-const ENV = { AWS_REQUEST_TIMEOUT_MS: "600", DATA_KEY_CACHE_MAX_USES: "1" };
+const ENV = { AWS_REQUEST_TIMEOUT_MS: "400", DATA_KEY_CACHE_MAX_USES: "1" };
 
 beforeAll(() => {
   for (const [key, value] of Object.entries(SDK_ENV)) vi.stubEnv(key, value);

@@ -29,8 +29,8 @@ const TARGETS: readonly Target[] = [
 
 const TENANT = "faults";
 const REASON = { "x-audit-reason": "fault test" };
-// Every read and write unwraps the DEK through KMS; a short SDK timeout keeps a hang to about two seconds.
-const ENV = { DATA_KEY_CACHE_MAX_USES: "1", AWS_REQUEST_TIMEOUT_MS: "600" };
+// Every read and write unwraps the DEK through KMS; a short SDK timeout keeps a hang to about a second.
+const ENV = { DATA_KEY_CACHE_MAX_USES: "1", AWS_REQUEST_TIMEOUT_MS: "400" };
 
 beforeAll(() => {
   for (const [key, value] of Object.entries(SDK_ENV)) vi.stubEnv(key, value);

@@ -15,7 +15,7 @@ import { runUntilSwept, TEST_RETIRE_GRACE_MS } from "../../testing/rotation-fixt
 // DEK rotation (the new DEK from KMS, then the re-encryption sweep) and secret value rotation, each
 // under every fault, through the service's real SDK clients and the fault proxies. No leases, and a
 // short grace period (past the env's floor, as the rotation tests run it), so a sweep ends in a test.
-const ENV = { AWS_REQUEST_TIMEOUT_MS: "600", ROTATION_LEASE_SECONDS: "0", ROTATION_PAGE_SIZE: "3" };
+const ENV = { AWS_REQUEST_TIMEOUT_MS: "400", ROTATION_LEASE_SECONDS: "0", ROTATION_PAGE_SIZE: "3" };
 const TENANT = "rotating";
 /**
  * A lasting fault here faults three attempts in a row: all the SDK makes, so the call that meets it
