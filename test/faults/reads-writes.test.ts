@@ -90,10 +90,9 @@ it.concurrent.each(FAULTS)(
         expect(await got.json()).toMatchObject({ value });
         expect(onWrite.fired + onRead.fired, target.name).toBeGreaterThan(0);
 
-        // A lasting fault: every attempt meets it, so the request ends in a typed 503 (or, for
-        // latency alone, succeeds late).
-        const lastingSecret = `lasting-${index}`;
-        expect((await write(lastingSecret)).response.status).toBe(200);
+        // A lasting fault on the same secret: every attempt meets it, so the request ends in a typed
+        // 503 (or, for latency alone, succeeds late).
+        const lastingSecret = transientSecret;
         const lasting = arm(target);
         const outcomes = [
           await settle((await write(lastingSecret)).response, `write during ${target.name}`),
@@ -106,12 +105,9 @@ it.concurrent.each(FAULTS)(
 
       s.dynamoProxy.clear();
       s.kmsProxy.clear();
-      expect(ledger.size).toBeGreaterThanOrEqual(TARGETS.length * 2);
+      expect(ledger.size).toBeGreaterThanOrEqual(TARGETS.length);
       await ledger.expectAllReadBack(h, admin);
-      for (const index of TARGETS.keys()) {
-        await expectHistoryIntact(h, admin, TENANT, `transient-${index}`);
-        await expectHistoryIntact(h, admin, TENANT, `lasting-${index}`);
-      }
+      for (const index of TARGETS.keys()) await expectHistoryIntact(h, admin, TENANT, `transient-${index}`);
       await expectChainIntact(h, admin, TENANT);
       const { metrics } = h.runtime;
       // Unavailability is not a decrypt failure: nothing here failed to authenticate.
