@@ -207,8 +207,14 @@ export class Table {
           ...placeholders(options ?? {}),
         }),
       );
-    if (options !== undefined) return writeIf("DeleteItem", call);
-    await send("DeleteItem", call);
+    if (options === undefined) {
+      await send("DeleteItem", call);
+      return;
+    }
+    const outcome = await writeIf("DeleteItem", call);
+    // Refused only on a retry, with the item gone: the first attempt deleted it.
+    if (outcome === "refused-on-retry") return (await this.get(key)) === undefined;
+    return outcome === "written";
   }
 
   async query(input: QueryInput): Promise<ItemPage> {
