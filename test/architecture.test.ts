@@ -236,4 +236,15 @@ describe("layering", () => {
       ),
     ).toEqual([]);
   });
+
+  it("shipped code takes zod as a namespace: a named `z` import bundles every zod locale (some 350 KiB)", () => {
+    const shipped = sourceFiles("shared").concat(sourceFiles("functions"));
+    const named = shipped.filter((file) =>
+      /import\s+(type\s+)?\{[^}]*\bz\b[^}]*\}\s+from\s+"zod"/.test(readFileSync(join(root, file), "utf8")),
+    );
+    expect(
+      shipped.some((file) => readFileSync(join(root, file), "utf8").includes('import * as z from "zod"')),
+    ).toBe(true);
+    expect(named).toEqual([]);
+  });
 });

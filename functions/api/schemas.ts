@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import type { AuditFilter } from "../../shared/domain/audit-chain.ts";
 import { AUDIT_ACTIONS } from "../../shared/domain/operations.ts";
 import { secretNameSchema, tenantIdSchema } from "../../shared/domain/schemas.ts";

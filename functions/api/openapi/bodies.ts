@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { AUDIT_ACTIONS } from "../../../shared/domain/operations.ts";
 import { GENERATOR_KINDS, ROLES } from "../../../shared/domain/types.ts";
 

@@ -1,7 +1,7 @@
 import type { MiddlewareHandler } from "hono";
 import { type DescribeRouteOptions, resolver, uniqueSymbol } from "hono-openapi";
 import type { OpenAPIV3_1 } from "openapi-types";
-import { z } from "zod";
+import * as z from "zod";
 import { type Operation, rolesAllowed } from "../../../shared/domain/operations.ts";
 import { ANY_ROUTE, AUTHENTICATED, type ErrorCode, errorResponses } from "./error-codes.ts";
 

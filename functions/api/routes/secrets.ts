@@ -1,5 +1,5 @@
 import { type Context, Hono } from "hono";
-import { z } from "zod";
+import * as z from "zod";
 import { putSecretSchema, secretNameSchema, tenantIdSchema } from "../../../shared/domain/schemas.ts";
 import type { Runtime } from "../../../shared/runtime/container.ts";
 import { type AppEnv, jsonBody, pageBody, pageOf, parseWith, queryWith } from "../http.ts";

@@ -1,5 +1,5 @@
 import { Hono } from "hono";
-import { z } from "zod";
+import * as z from "zod";
 import { createTokenSchema, tokenIdSchema } from "../../../shared/domain/schemas.ts";
 import type { Runtime } from "../../../shared/runtime/container.ts";
 import { type AppEnv, jsonBody, parseWith } from "../http.ts";
