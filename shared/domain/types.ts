@@ -153,8 +153,13 @@ export interface SecretValue {
   readonly createdAt: string;
   /** The reference the value was resolved from, when the version is one. */
   readonly reference?: string;
-  /** The referenced secret's next rotation (Secrets Manager's NextRotationDate). */
+  /**
+   * When the secret is next due for rotation, for clients that cache the value until then; for a
+   * reference, the referenced secret's next rotation (Secrets Manager's NextRotationDate).
+   */
   readonly rotationDueAt?: string;
+  /** The version labelled `pending`, if any: the value is about to change. */
+  readonly pendingVersion?: number;
 }
 
 export interface TokenRecord {
