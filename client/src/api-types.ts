@@ -236,7 +236,13 @@ export interface paths {
         get: operations["getTenant"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete a tenant by crypto-shredding: its DEKs first, then its items; the audit chain stays
+         * @description `confirm` must repeat the tenant id. 202 when the sweep ran out of time: send it again to resume.
+         *
+         *     Operation `tenant.delete`; roles: admin.
+         */
+        delete: operations["deleteTenant"];
         options?: never;
         head?: never;
         patch?: never;
@@ -314,6 +320,26 @@ export interface paths {
          * @description Operation `audit.verify`; roles: admin, auditor.
          */
         get: operations["verifyAuditTenant"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenantId}/deletion-certificate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A deleted tenant's certificate, and whether its MAC verifies
+         * @description Operation `tenant.deletion-certificate`; roles: admin, auditor.
+         */
+        get: operations["getDeletionCertificate"];
         put?: never;
         post?: never;
         delete?: never;
@@ -456,6 +482,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tenants/{tenantId}/secrets/{name}/purge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Destroy everything stored for the name, live or deleted
+         * @description Operation `secret.purge`; roles: admin, operator.
+         */
+        post: operations["purgeSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants/{tenantId}/secrets/{name}/rollback": {
         parameters: {
             query?: never;
@@ -522,6 +568,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tenants/{tenantId}/secrets/{name}/undelete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Bring a deleted secret back with its history, within the recovery window
+         * @description Operation `secret.undelete`; roles: admin, operator.
+         */
+        post: operations["undeleteSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenantId}/secrets/{name}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A secret's versions as metadata: labels, creator, DEK version, destroyed or not; never a value
+         * @description Operation `secret.versions`; roles: admin, operator, runner.
+         */
+        get: operations["listSecretVersions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenantId}/secrets/{name}/versions/{version}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Destroy one version for good: its ciphertext is removed, its metadata kept
+         * @description Operation `secret.destroy-version`; roles: admin, operator.
+         */
+        delete: operations["destroySecretVersion"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tokens": {
         parameters: {
             query?: never;
@@ -569,7 +675,7 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /** @enum {string} */
-        ErrorCode: "invalid_request" | "unauthenticated" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "payload_too_large" | "audit_record_too_large" | "unsupported_media_type" | "headers_too_large" | "decrypt_failed" | "response_too_large" | "internal_error" | "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dek_retired" | "directory_backfill_pending" | "dispatch_unavailable";
+        ErrorCode: "invalid_request" | "unauthenticated" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "payload_too_large" | "audit_record_too_large" | "unsupported_media_type" | "headers_too_large" | "decrypt_failed" | "response_too_large" | "internal_error" | "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dek_retired" | "directory_backfill_pending" | "dispatch_unavailable" | "version_destroyed" | "recovery_window_passed" | "tenant_deleted" | "reference_not_found" | "reference_denied" | "reference_unavailable" | "verification_failed";
     };
     responses: never;
     parameters: never;
@@ -859,7 +965,7 @@ export interface operations {
     listAuditSystem: {
         parameters: {
             query?: {
-                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read";
+                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate";
                 actor?: string;
                 cursor?: string;
                 from?: string;
@@ -883,7 +989,7 @@ export interface operations {
                     "application/json": {
                         events: ({
                             /** @enum {string} */
-                            action: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read";
+                            action: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate";
                             actor: string;
                             count?: number;
                             detail?: string;
@@ -1046,7 +1152,7 @@ export interface operations {
     exportAuditSystem: {
         parameters: {
             query?: {
-                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read";
+                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate";
                 actor?: string;
                 cursor?: string;
                 from?: string;
@@ -2349,6 +2455,22 @@ export interface operations {
                     };
                 };
             };
+            /** @description Gone for good: a destroyed version, a deleted tenant, a recovery window past: tenant_deleted (docs/api.md#errors) */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "tenant_deleted";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
             /** @description Too large: payload_too_large, audit_record_too_large (docs/api.md#errors) */
             413: {
                 headers: {
@@ -2415,10 +2537,242 @@ export interface operations {
             };
         };
     };
+    deleteTenant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    confirm: string;
+                };
+            };
+        };
+        responses: {
+            /** @description deleted, with its certificate */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        certificate: {
+                            auditHead: {
+                                hash: string;
+                                sequence: number;
+                            } | null;
+                            /** @description ISO 8601 UTC time */
+                            completedAt: string;
+                            dekVersionsDestroyed: number[];
+                            items: {
+                                other: number;
+                                secrets: number;
+                                versions: number;
+                            };
+                            mac: string;
+                            macKeyRef: string;
+                            requestedBy: string;
+                            /** @description ISO 8601 UTC time */
+                            shreddedAt: string;
+                            tenantId: string;
+                        };
+                        /** @constant */
+                        status: "deleted";
+                    };
+                };
+            };
+            /** @description shredded; the sweep goes on when asked again */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        counts: {
+                            other: number;
+                            secrets: number;
+                            versions: number;
+                        };
+                        /** @enum {string} */
+                        phase: "census" | "remove" | "done";
+                        /** @constant */
+                        status: "deleting";
+                        /** @enum {string} */
+                        stoppedBecause: "deadline" | "busy";
+                    };
+                };
+            };
+            /** @description Bad input, or a malformed HTTP request: invalid_request (docs/api.md#errors) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No token, or an unknown, expired or revoked one: unauthenticated (docs/api.md#errors) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthenticated";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The role lacks the permission, or the token does not reach the tenant: forbidden (docs/api.md#errors) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No such tenant, secret or version: not_found (docs/api.md#errors) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "not_found";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A conflict with the secret's state: conflict (docs/api.md#errors) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "conflict";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Too large: payload_too_large, audit_record_too_large (docs/api.md#errors) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "payload_too_large" | "audit_record_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The body is not application/json: unsupported_media_type (docs/api.md#errors) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unsupported_media_type";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large: headers_too_large (docs/api.md#errors) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The service failed: internal_error (docs/api.md#errors) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A dependency is unavailable; nothing was returned or changed: keyring_unavailable, store_unavailable, audit_unavailable (docs/api.md#errors) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "keyring_unavailable" | "store_unavailable" | "audit_unavailable";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
     listAuditTenant: {
         parameters: {
             query?: {
-                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read";
+                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate";
                 actor?: string;
                 cursor?: string;
                 from?: string;
@@ -2444,7 +2798,7 @@ export interface operations {
                     "application/json": {
                         events: ({
                             /** @enum {string} */
-                            action: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read";
+                            action: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate";
                             actor: string;
                             count?: number;
                             detail?: string;
@@ -2607,7 +2961,7 @@ export interface operations {
     exportAuditTenant: {
         parameters: {
             query?: {
-                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read";
+                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate";
                 actor?: string;
                 cursor?: string;
                 from?: string;
@@ -2945,6 +3299,178 @@ export interface operations {
                         verifiedThrough: number;
                     } & {
                         [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Bad input, or a malformed HTTP request: invalid_request (docs/api.md#errors) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No token, or an unknown, expired or revoked one: unauthenticated (docs/api.md#errors) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthenticated";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The role lacks the permission, or the token does not reach the tenant: forbidden (docs/api.md#errors) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No such tenant, secret or version: not_found (docs/api.md#errors) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "not_found";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Too large: payload_too_large, audit_record_too_large (docs/api.md#errors) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "payload_too_large" | "audit_record_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large: headers_too_large (docs/api.md#errors) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The service failed: internal_error (docs/api.md#errors) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A dependency is unavailable; nothing was returned or changed: keyring_unavailable, store_unavailable, audit_unavailable (docs/api.md#errors) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "keyring_unavailable" | "store_unavailable" | "audit_unavailable";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getDeletionCertificate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the certificate */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        certificate: {
+                            auditHead: {
+                                hash: string;
+                                sequence: number;
+                            } | null;
+                            /** @description ISO 8601 UTC time */
+                            completedAt: string;
+                            dekVersionsDestroyed: number[];
+                            items: {
+                                other: number;
+                                secrets: number;
+                                versions: number;
+                            };
+                            mac: string;
+                            macKeyRef: string;
+                            requestedBy: string;
+                            /** @description ISO 8601 UTC time */
+                            shreddedAt: string;
+                            tenantId: string;
+                        };
+                        verified: boolean;
                     };
                 };
             };
@@ -3619,6 +4145,8 @@ export interface operations {
                         secrets: {
                             name: string;
                             pendingVersion?: number;
+                            /** @description the aws-sm:// reference it holds; never resolved here */
+                            reference?: string;
                             /** @description ISO 8601 UTC time */
                             rotationDueAt?: string;
                             /** @description ISO 8601 UTC time */
@@ -3787,6 +4315,8 @@ export interface operations {
                         name: string;
                         /** @description the version labelled pending, when one waits to be promoted: the value will change soon */
                         pendingVersion?: number;
+                        /** @description the aws-sm:// reference the value was resolved from */
+                        reference?: string;
                         /** @description when the secret is next due for rotation, if it has a policy */
                         rotationDueAt?: string;
                         value: string;
@@ -3858,6 +4388,22 @@ export interface operations {
                     };
                 };
             };
+            /** @description Gone for good: a destroyed version, a deleted tenant, a recovery window past: version_destroyed, tenant_deleted (docs/api.md#errors) */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "version_destroyed" | "tenant_deleted";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
             /** @description Too large: payload_too_large, audit_record_too_large (docs/api.md#errors) */
             413: {
                 headers: {
@@ -3868,6 +4414,22 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "payload_too_large" | "audit_record_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A reference that cannot be resolved as written: reference_not_found (docs/api.md#errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "reference_not_found";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };
@@ -3906,7 +4468,23 @@ export interface operations {
                     };
                 };
             };
-            /** @description A dependency is unavailable; nothing was returned or changed: kek_mismatch, keyring_unavailable, store_unavailable, audit_unavailable, dek_retired (docs/api.md#errors) */
+            /** @description Secrets Manager refused the service's role: reference_denied (docs/api.md#errors) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "reference_denied";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A dependency is unavailable; nothing was returned or changed: kek_mismatch, keyring_unavailable, store_unavailable, audit_unavailable, dek_retired, reference_unavailable (docs/api.md#errors) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3915,7 +4493,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dek_retired";
+                            code: "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dek_retired" | "reference_unavailable";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };
@@ -3939,9 +4517,11 @@ export interface operations {
                 "application/json": {
                     cas?: number;
                     clientRequestToken?: string;
+                    maxVersions?: number | null;
+                    ref?: string;
                     /** @enum {string} */
                     stage?: "current" | "pending";
-                    value: string;
+                    value?: string;
                 };
             };
         };
@@ -4038,6 +4618,22 @@ export interface operations {
                     };
                 };
             };
+            /** @description Gone for good: a destroyed version, a deleted tenant, a recovery window past: tenant_deleted (docs/api.md#errors) */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "tenant_deleted";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
             /** @description Too large: payload_too_large, audit_record_too_large (docs/api.md#errors) */
             413: {
                 headers: {
@@ -4064,6 +4660,22 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "unsupported_media_type";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A reference that cannot be resolved as written: reference_not_found (docs/api.md#errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "reference_not_found";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };
@@ -4102,7 +4714,23 @@ export interface operations {
                     };
                 };
             };
-            /** @description A dependency is unavailable; nothing was returned or changed: kek_mismatch, keyring_unavailable, store_unavailable, audit_unavailable, dek_retired (docs/api.md#errors) */
+            /** @description Secrets Manager refused the service's role: reference_denied (docs/api.md#errors) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "reference_denied";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A dependency is unavailable; nothing was returned or changed: kek_mismatch, keyring_unavailable, store_unavailable, audit_unavailable, dek_retired, reference_unavailable (docs/api.md#errors) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4111,7 +4739,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dek_retired";
+                            code: "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dek_retired" | "reference_unavailable";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };
@@ -4365,7 +4993,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description A conflict with the secret's state: conflict (docs/api.md#errors) */
+            /** @description A conflict with the secret's state: conflict, verification_failed (docs/api.md#errors) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4374,7 +5002,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "conflict";
+                            code: "conflict" | "verification_failed";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };
@@ -4407,6 +5035,171 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "unsupported_media_type";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large: headers_too_large (docs/api.md#errors) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The service failed: internal_error (docs/api.md#errors) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A dependency is unavailable; nothing was returned or changed: keyring_unavailable, store_unavailable, audit_unavailable (docs/api.md#errors) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "keyring_unavailable" | "store_unavailable" | "audit_unavailable";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    purgeSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description purged */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad input, or a malformed HTTP request: invalid_request (docs/api.md#errors) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No token, or an unknown, expired or revoked one: unauthenticated (docs/api.md#errors) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthenticated";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The role lacks the permission, or the token does not reach the tenant: forbidden (docs/api.md#errors) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No such tenant, secret or version: not_found (docs/api.md#errors) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "not_found";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A conflict with the secret's state: conflict (docs/api.md#errors) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "conflict";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Too large: payload_too_large, audit_record_too_large (docs/api.md#errors) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "payload_too_large" | "audit_record_too_large";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };
@@ -4569,6 +5362,22 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "conflict";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Gone for good: a destroyed version, a deleted tenant, a recovery window past: tenant_deleted (docs/api.md#errors) */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "tenant_deleted";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };
@@ -4760,7 +5569,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description A conflict with the secret's state: conflict (docs/api.md#errors) */
+            /** @description A conflict with the secret's state: conflict, verification_failed (docs/api.md#errors) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4769,7 +5578,23 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "conflict";
+                            code: "conflict" | "verification_failed";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Gone for good: a destroyed version, a deleted tenant, a recovery window past: tenant_deleted (docs/api.md#errors) */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "tenant_deleted";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };
@@ -4878,6 +5703,11 @@ export interface operations {
                         length: number;
                     } | null;
                     rotationPeriodDays?: number | null;
+                    verifier?: ({
+                        url: string;
+                    } | {
+                        lambdaArn: string;
+                    }) | null;
                 };
             };
         };
@@ -4901,6 +5731,11 @@ export interface operations {
                         /** @description ISO 8601 UTC time */
                         rotationDueAt?: string;
                         rotationPeriodDays?: number;
+                        verifier?: {
+                            url: string;
+                        } | {
+                            lambdaArn: string;
+                        };
                     };
                 };
             };
@@ -5010,6 +5845,529 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "unsupported_media_type";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large: headers_too_large (docs/api.md#errors) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The service failed: internal_error (docs/api.md#errors) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A dependency is unavailable; nothing was returned or changed: keyring_unavailable, store_unavailable, audit_unavailable (docs/api.md#errors) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "keyring_unavailable" | "store_unavailable" | "audit_unavailable";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    undeleteSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the current version again */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        name: string;
+                        version: number;
+                    };
+                };
+            };
+            /** @description Bad input, or a malformed HTTP request: invalid_request (docs/api.md#errors) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No token, or an unknown, expired or revoked one: unauthenticated (docs/api.md#errors) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthenticated";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The role lacks the permission, or the token does not reach the tenant: forbidden (docs/api.md#errors) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No such tenant, secret or version: not_found (docs/api.md#errors) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "not_found";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A conflict with the secret's state: conflict (docs/api.md#errors) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "conflict";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Gone for good: a destroyed version, a deleted tenant, a recovery window past: recovery_window_passed (docs/api.md#errors) */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "recovery_window_passed";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Too large: payload_too_large, audit_record_too_large (docs/api.md#errors) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "payload_too_large" | "audit_record_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large: headers_too_large (docs/api.md#errors) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The service failed: internal_error (docs/api.md#errors) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A dependency is unavailable; nothing was returned or changed: keyring_unavailable, store_unavailable, audit_unavailable (docs/api.md#errors) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "keyring_unavailable" | "store_unavailable" | "audit_unavailable";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    listSecretVersions: {
+        parameters: {
+            query?: {
+                cursor?: string;
+                limit?: string;
+            };
+            header?: never;
+            path: {
+                name: string;
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description one page of versions, oldest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description ISO 8601 UTC time */
+                        deletedAt?: string;
+                        name: string;
+                        /** @description pass as `cursor` to get the next page; absent on the last page */
+                        nextCursor?: string;
+                        versions: {
+                            /** @description ISO 8601 UTC time */
+                            createdAt: string;
+                            createdBy?: string;
+                            dekVersion?: number;
+                            destroyed: boolean;
+                            /** @description ISO 8601 UTC time */
+                            destroyedAt?: string;
+                            labels: ("current" | "pending" | "previous")[];
+                            version: number;
+                        }[];
+                    };
+                };
+            };
+            /** @description Bad input, or a malformed HTTP request: invalid_request (docs/api.md#errors) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No token, or an unknown, expired or revoked one: unauthenticated (docs/api.md#errors) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthenticated";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The role lacks the permission, or the token does not reach the tenant: forbidden (docs/api.md#errors) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No such tenant, secret or version: not_found (docs/api.md#errors) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "not_found";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Too large: payload_too_large, audit_record_too_large (docs/api.md#errors) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "payload_too_large" | "audit_record_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large: headers_too_large (docs/api.md#errors) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The service failed: internal_error (docs/api.md#errors) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A dependency is unavailable; nothing was returned or changed: keyring_unavailable, store_unavailable, audit_unavailable (docs/api.md#errors) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "keyring_unavailable" | "store_unavailable" | "audit_unavailable";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    destroySecretVersion: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+                tenantId: string;
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description destroyed (or already destroyed) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad input, or a malformed HTTP request: invalid_request (docs/api.md#errors) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No token, or an unknown, expired or revoked one: unauthenticated (docs/api.md#errors) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthenticated";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The role lacks the permission, or the token does not reach the tenant: forbidden (docs/api.md#errors) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No such tenant, secret or version: not_found (docs/api.md#errors) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "not_found";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A conflict with the secret's state: conflict (docs/api.md#errors) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "conflict";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Too large: payload_too_large, audit_record_too_large (docs/api.md#errors) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "payload_too_large" | "audit_record_too_large";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };

@@ -1,10 +1,12 @@
 import { Hono } from "hono";
-import { z } from "zod";
+import * as z from "zod";
 import type { Runtime } from "../../../shared/runtime/container.ts";
 import { type AppEnv, pageOf, parseWith, queryWith } from "../http.ts";
 import { authenticator } from "../middleware/authenticate.ts";
 import { secretScope } from "../middleware/tenant-scope.ts";
-import { pageQuerySchema } from "../schemas.ts";
+import { versionsPageBody } from "../openapi/bodies.ts";
+import { documented } from "../openapi/route-doc.ts";
+import { pageQuerySchema, secretPathSchema } from "../schemas.ts";
 
 const versionParamSchema = z
   .string()
@@ -18,6 +20,17 @@ export function versionRoutes(runtime: Runtime): Hono<AppEnv> {
 
   app.get(
     "/v1/tenants/:tenantId/secrets/:name/versions",
+    documented({
+      operationId: "listSecretVersions",
+      summary:
+        "A secret's versions as metadata: labels, creator, DEK version, destroyed or not; never a value",
+      tag: "secrets",
+      operation: "secret.versions",
+      path: secretPathSchema,
+      query: pageQuerySchema,
+      responses: { 200: { description: "one page of versions, oldest first", schema: versionsPageBody } },
+      errors: ["not_found"],
+    }),
     authenticated("secret.versions"),
     secretScope(),
     async (c) => {
@@ -30,6 +43,15 @@ export function versionRoutes(runtime: Runtime): Hono<AppEnv> {
 
   app.delete(
     "/v1/tenants/:tenantId/secrets/:name/versions/:version",
+    documented({
+      operationId: "destroySecretVersion",
+      summary: "Destroy one version for good: its ciphertext is removed, its metadata kept",
+      tag: "secrets",
+      operation: "secret.destroy-version",
+      path: secretPathSchema.extend({ version: versionParamSchema }),
+      responses: { 204: { description: "destroyed (or already destroyed)" } },
+      errors: ["not_found", "conflict"],
+    }),
     authenticated("secret.destroy-version"),
     secretScope(),
     async (c) => {
@@ -41,6 +63,20 @@ export function versionRoutes(runtime: Runtime): Hono<AppEnv> {
 
   app.post(
     "/v1/tenants/:tenantId/secrets/:name/undelete",
+    documented({
+      operationId: "undeleteSecret",
+      summary: "Bring a deleted secret back with its history, within the recovery window",
+      tag: "secrets",
+      operation: "secret.undelete",
+      path: secretPathSchema,
+      responses: {
+        200: {
+          description: "the current version again",
+          schema: z.strictObject({ name: z.string(), version: z.number().int() }),
+        },
+      },
+      errors: ["not_found", "conflict", "recovery_window_passed"],
+    }),
     authenticated("secret.undelete"),
     secretScope(),
     async (c) => c.json(await runtime.versionLifecycle.undelete(c.var.ctx, c.var.tenantId, c.var.name)),
@@ -48,6 +84,15 @@ export function versionRoutes(runtime: Runtime): Hono<AppEnv> {
 
   app.post(
     "/v1/tenants/:tenantId/secrets/:name/purge",
+    documented({
+      operationId: "purgeSecret",
+      summary: "Destroy everything stored for the name, live or deleted",
+      tag: "secrets",
+      operation: "secret.purge",
+      path: secretPathSchema,
+      responses: { 204: { description: "purged" } },
+      errors: ["not_found", "conflict"],
+    }),
     authenticated("secret.purge"),
     secretScope(),
     async (c) => {
