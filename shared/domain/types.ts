@@ -54,6 +54,11 @@ export interface SealedVersion {
   readonly createdAt: string;
   /** The idempotency token the version was written with, as Secrets Manager's ClientRequestToken. */
   readonly clientRequestToken?: string;
+  /**
+   * Set only by the service's own rotation when it generated the value (never from a request), so a
+   * pending version a caller wrote is never taken for one the rotation may test and promote itself.
+   */
+  readonly generated?: true;
 }
 
 export const STAGES = ["current", "pending", "previous"] as const;
