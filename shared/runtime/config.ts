@@ -1,5 +1,6 @@
 import type { Env } from "../domain/env.ts";
 import { ConfigError } from "../domain/errors.ts";
+import { DAY_MS } from "../domain/time.ts";
 
 export interface RuntimeConfig {
   /** The stage (`STRONGBOX_ENVIRONMENT`, set by the CDK app); named in every event the service publishes. */
@@ -30,6 +31,14 @@ export interface RuntimeConfig {
     readonly leaseMs: number;
     /** Items per sweep page, and so per checkpoint. */
     readonly pageSize: number;
+    /** `rotate-dek` on a tenant whose DEK was rotated less than this long ago is refused (429); 0 turns it off. */
+    readonly dekRotateMinIntervalMs: number;
+    /** The scheduled runner rotates a tenant's DEK once it is this old. */
+    readonly dekRotationPeriodMs: number;
+    /** The scheduled runner rotates a tenant's DEK once it has sealed this many values. */
+    readonly dekSealRotateThreshold: number;
+    /** Sealing under a DEK that has sealed this many values is refused (503 `dek_exhausted`). */
+    readonly dekSealLimit: number;
     /** EventBridge bus for rotation events; without one they are log lines. */
     readonly eventBusName?: string;
     /** Only for pointing the SDK at an EventBridge-protocol test endpoint. */
@@ -63,6 +72,26 @@ function nonNegativeInteger(env: Env, name: string, fallback: number): number {
   if (!/^(0|[1-9][0-9]{0,9})$/.test(raw))
     throw new ConfigError(name, `${name} must be a non-negative integer`);
   return Number(raw);
+}
+
+/**
+ * AES-GCM with random 96-bit IVs stays within NIST SP 800-38D's collision bound only below 2^32
+ * encryptions under one key. The runner rotates at the threshold, a quarter of that by default; the
+ * limit, half of it, refuses sealing if rotation has not caught up. Neither may reach 2^32.
+ */
+export const DEK_SEAL_BOUND = 2 ** 32;
+
+function dekSealBounds(env: Env): { dekSealRotateThreshold: number; dekSealLimit: number } {
+  const threshold = positiveInteger(env, "DEK_SEAL_ROTATE_THRESHOLD", 2 ** 30);
+  const limit = positiveInteger(env, "DEK_SEAL_LIMIT", 2 ** 31);
+  if (limit >= DEK_SEAL_BOUND) throw new ConfigError("DEK_SEAL_LIMIT", "DEK_SEAL_LIMIT must be below 2^32");
+  if (threshold >= limit) {
+    throw new ConfigError(
+      "DEK_SEAL_ROTATE_THRESHOLD",
+      "DEK_SEAL_ROTATE_THRESHOLD must be below DEK_SEAL_LIMIT",
+    );
+  }
+  return { dekSealRotateThreshold: threshold, dekSealLimit: limit };
 }
 
 const list = (raw: string | undefined): string[] =>
@@ -115,6 +144,9 @@ export function readRuntimeConfig(env: Env): RuntimeConfig {
       intervalSeconds: nonNegativeInteger(env, "ROTATION_INTERVAL_SECONDS", 300),
       leaseMs: nonNegativeInteger(env, "ROTATION_LEASE_SECONDS", 60) * 1000,
       pageSize: positiveInteger(env, "ROTATION_PAGE_SIZE", 100),
+      dekRotateMinIntervalMs: nonNegativeInteger(env, "DEK_ROTATE_MIN_INTERVAL_SECONDS", 300) * 1000,
+      dekRotationPeriodMs: positiveInteger(env, "DEK_ROTATION_PERIOD_DAYS", 90) * DAY_MS,
+      ...dekSealBounds(env),
       ...(eventBusName ? { eventBusName } : {}),
       ...(eventsEndpoint ? { eventsEndpoint } : {}),
     },

@@ -231,7 +231,9 @@ export function createRuntime(options: {
     chainWriter,
     chainVerifier,
     kmsEvents: new KmsEventIngester(auditLog, tenantRepository, metrics, config.kmsIngestion),
-    dekRotation: new DekRotation(tenantRepository, secretRepository, checkpoints, dataKeys, gate),
+    dekRotation: new DekRotation(tenantRepository, secretRepository, checkpoints, dataKeys, gate, {
+      minIntervalMs: rotationConfig.dekRotateMinIntervalMs,
+    }),
     dekSweep,
     kekRewrap,
     rewrapRequests: new RewrapRequests(keyring, checkpoints, gate, rewrapDispatch),
