@@ -1,3 +1,4 @@
+import type { Agent } from "node:http";
 import {
   ConditionalCheckFailedException,
   CreateTableCommand,
@@ -196,6 +197,8 @@ export interface DynamoConnection {
   readonly endpoint?: string;
   readonly region: string;
   readonly credentials?: { accessKeyId: string; secretAccessKey: string };
+  /** How to reach `endpoint` when it is no TCP address (the local server's dynalite socket). */
+  readonly httpAgent?: Agent;
 }
 
 export function createTable(connection: DynamoConnection, name: string): Table {
@@ -204,6 +207,7 @@ export function createTable(connection: DynamoConnection, name: string): Table {
     maxAttempts: 3,
     ...(connection.endpoint === undefined ? {} : { endpoint: connection.endpoint }),
     ...(connection.credentials === undefined ? {} : { credentials: connection.credentials }),
+    ...(connection.httpAgent === undefined ? {} : { requestHandler: { httpAgent: connection.httpAgent } }),
   });
   const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
   return new Table(doc, name);
