@@ -37,6 +37,8 @@ export interface Tenant {
   readonly dekRotatedAt?: string;
   /** Bumped by every change of the tenant item; changes are conditional on the revision they read. */
   readonly revision?: number;
+  /** Values sealed (or reserved for sealing) under the current DEK so far; a DEK rotation resets it. */
+  readonly dekSeals?: number;
 }
 
 /** What a client may see of a tenant: no key material, wrapped or not. */

@@ -1,5 +1,10 @@
 import type { Env } from "../domain/env.ts";
 import { ConfigError } from "../domain/errors.ts";
+import {
+  DEFAULT_DEK_SEAL_LIMIT,
+  DEFAULT_DEK_SEAL_ROTATE_THRESHOLD,
+  DEK_SEAL_BOUND,
+} from "../domain/sealing.ts";
 import { DAY_MS } from "../domain/time.ts";
 
 export interface RuntimeConfig {
@@ -74,16 +79,9 @@ function nonNegativeInteger(env: Env, name: string, fallback: number): number {
   return Number(raw);
 }
 
-/**
- * AES-GCM with random 96-bit IVs stays within NIST SP 800-38D's collision bound only below 2^32
- * encryptions under one key. The runner rotates at the threshold, a quarter of that by default; the
- * limit, half of it, refuses sealing if rotation has not caught up. Neither may reach 2^32.
- */
-export const DEK_SEAL_BOUND = 2 ** 32;
-
 function dekSealBounds(env: Env): { dekSealRotateThreshold: number; dekSealLimit: number } {
-  const threshold = positiveInteger(env, "DEK_SEAL_ROTATE_THRESHOLD", 2 ** 30);
-  const limit = positiveInteger(env, "DEK_SEAL_LIMIT", 2 ** 31);
+  const threshold = positiveInteger(env, "DEK_SEAL_ROTATE_THRESHOLD", DEFAULT_DEK_SEAL_ROTATE_THRESHOLD);
+  const limit = positiveInteger(env, "DEK_SEAL_LIMIT", DEFAULT_DEK_SEAL_LIMIT);
   if (limit >= DEK_SEAL_BOUND) throw new ConfigError("DEK_SEAL_LIMIT", "DEK_SEAL_LIMIT must be below 2^32");
   if (threshold >= limit) {
     throw new ConfigError(

@@ -162,6 +162,28 @@ export class Table {
     await send("UpdateItem", call);
   }
 
+  /** A conditional update that answers with the item as it is after it; undefined when the condition failed. */
+  async updateReturning(key: Key, options: UpdateOptions & Conditional): Promise<Item | undefined> {
+    try {
+      const output = await send("UpdateItem", () =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.name,
+            Key: key,
+            UpdateExpression: options.update,
+            ConditionExpression: options.condition,
+            ReturnValues: "ALL_NEW",
+            ...placeholders(options),
+          }),
+        ),
+      );
+      return output.Attributes;
+    } catch (error) {
+      if (isConditionFailure(error)) return undefined;
+      throw error;
+    }
+  }
+
   async query(input: QueryInput): Promise<ItemPage> {
     const output = await send("Query", () =>
       this.doc.send(

@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChainKeys } from "../../shared/crypto/chain-keys.ts";
 import type { Keyring } from "../../shared/crypto/keyring.ts";
 import { LocalKeyring } from "../../shared/crypto/local-keyring.ts";
-import { tenantKey } from "../../testing/faults.ts";
+import { DAY_MS } from "../../shared/domain/time.ts";
+import { getRawItem, tenantKey } from "../../testing/faults.ts";
 import { type Harness, randomKek, startHarness, startStore } from "../../testing/harness.ts";
 
 /*
@@ -99,5 +100,88 @@ describe("rotate-dek has a per-tenant minimum interval", () => {
       await a.call("GET", "/v1/tenants/rl/rotation", { token: admin, headers: REASON })
     ).json();
     expect(status.currentDekVersion).toBe(3);
+  });
+});
+
+describe("the scheduled runner keeps each DEK within its period and its seal count", () => {
+  let h: Harness;
+  let admin: string;
+  const put = (tenant: string, name: string, value: string) =>
+    h.call("PUT", `/v1/tenants/${tenant}/secrets/${name}`, { token: admin, body: { value } });
+  const read = async (tenant: string, name: string) =>
+    (await h.call("GET", `/v1/tenants/${tenant}/secrets/${name}`, { token: admin, headers: REASON })).json();
+  const runNow = async () =>
+    (await h.call("POST", "/v1/rotation/run", { token: admin, headers: REASON })).json();
+  const dekVersion = async (tenant: string) =>
+    (await (await h.call("GET", `/v1/tenants/${tenant}`, { token: admin })).json()).currentDekVersion;
+  const seals = async (tenant: string) => (await getRawItem(h.table, tenantKey(tenant))).dekSeals;
+
+  beforeAll(async () => {
+    h = await startHarness({
+      env: { DEK_ROTATION_PERIOD_DAYS: "90", DEK_SEAL_ROTATE_THRESHOLD: "5", DEK_SEAL_LIMIT: "8" },
+    });
+    admin = await h.token("admin");
+    for (const tenantId of ["aged", "young", "busy"]) {
+      expect((await h.call("POST", "/v1/tenants", { token: admin, body: { tenantId } })).status).toBe(201);
+    }
+  });
+  afterAll(() => h?.close());
+
+  it("rotates a DEK older than the rotation period, and only that one", async () => {
+    expect((await put("aged", "s", "aged-value")).status).toBe(200);
+    expect((await put("young", "s", "young-value")).status).toBe(200);
+    await backdateDek(h, "aged", 91 * DAY_MS);
+    await backdateDek(h, "young", 89 * DAY_MS);
+    const run = await runNow();
+    expect(run.deks).toMatchObject({ rotated: 1, failed: 0, scanComplete: true });
+    expect(await dekVersion("aged")).toBe(2);
+    expect(await dekVersion("young")).toBe(1);
+    expect(await read("aged", "s")).toMatchObject({ value: "aged-value" });
+    const audit = (await (await h.call("GET", "/v1/tenants/aged/audit?limit=999", { token: admin })).json())
+      .events;
+    expect(audit.filter((e: { action: string }) => e.action === "tenant.rotate-dek")).toContainEqual(
+      expect.objectContaining({ outcome: "success", role: "system" }),
+    );
+    // Its period starts again: the next run leaves it alone.
+    expect((await runNow()).deks).toMatchObject({ rotated: 0, failed: 0 });
+    expect(await dekVersion("aged")).toBe(2);
+  });
+
+  it("counts every seal on the tenant item and none for a read; past the threshold the runner rotates", async () => {
+    for (let i = 1; i <= 4; i += 1) expect((await put("busy", `s${i}`, `v${i}`)).status).toBe(200);
+    expect(await seals("busy")).toBe(4);
+    expect(await read("busy", "s1")).toMatchObject({ value: "v1" });
+    expect(await seals("busy")).toBe(4);
+    expect((await runNow()).deks).toMatchObject({ rotated: 0 });
+    expect(await dekVersion("busy")).toBe(1);
+
+    expect((await put("busy", "s5", "v5")).status).toBe(200);
+    expect(await seals("busy")).toBe(5);
+    const run = await runNow();
+    expect(run.deks).toMatchObject({ rotated: 1, failed: 0 });
+    expect(await dekVersion("busy")).toBe(2);
+    // The count starts again under the new DEK; the sweep's re-seals count under it too.
+    expect(await seals("busy")).toBeLessThan(5);
+    for (let i = 1; i <= 5; i += 1) expect(await read("busy", `s${i}`)).toMatchObject({ value: `v${i}` });
+  });
+
+  it("refuses sealing past the hard limit with 503 dek_exhausted, writing nothing, until the DEK is rotated", async () => {
+    let answer = await put("busy", "capped", "first");
+    while (answer.status === 200) answer = await put("busy", "capped", `next-${await seals("busy")}`);
+    expect(answer.status).toBe(503);
+    expect((await answer.json()).error.code).toBe("dek_exhausted");
+    expect(answer.text).not.toContain("next-");
+    expect(await seals("busy")).toBe(9);
+    const before = await read("busy", "capped");
+    expect((await put("busy", "capped", "refused")).status).toBe(503);
+    expect(await read("busy", "capped")).toEqual(before);
+
+    // A rotation on request here, not the runner's: its sweep would at once spend the small limit
+    // on re-sealing this tenant's items under the new DEK, which is counted like any other seal.
+    expect((await h.call("POST", "/v1/tenants/busy/rotate-dek", { token: admin })).status).toBe(200);
+    expect(await dekVersion("busy")).toBe(3);
+    expect(await seals("busy")).toBe(0);
+    expect((await put("busy", "capped", "after-rotation")).status).toBe(200);
+    expect(await read("busy", "capped")).toMatchObject({ value: "after-rotation" });
   });
 });

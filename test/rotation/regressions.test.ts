@@ -265,8 +265,9 @@ describe("secret rotation edge cases (review P3)", () => {
   it("the scheduled runner finishes a rotation a manual one left in flight instead of failing on it", async () => {
     await setup("p3-wedge", ["s"]);
     const path = "/v1/tenants/p3-wedge/secrets/s";
-    // A manual rotation that died after creating its pending value (its first write): staged, generated.
-    const crash = crashAfterWrites(h.table, 1);
+    // A manual rotation that died after creating its pending value: its writes are the seal count on
+    // the tenant item, then the head with the pending value; the archive copy fails.
+    const crash = crashAfterWrites(h.table, 2);
     const died = await h.call("POST", `${path}/rotate`, {
       token: admin,
       body: { clientRequestToken: "manual-died-1" },
