@@ -165,6 +165,29 @@ describe("the scheduled runner keeps each DEK within its period and its seal cou
     for (let i = 1; i <= 5; i += 1) expect(await read("busy", `s${i}`)).toMatchObject({ value: `v${i}` });
   });
 
+  it("counting costs a write no extra call on the tenant item, and a read none at all", async () => {
+    const calls: string[] = [];
+    const name = "tenant-item-calls";
+    h.table.doc.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as { Key?: { pk?: unknown; sk?: unknown } };
+        if (input.Key?.pk === "T#young" && input.Key.sk === "TENANT") calls.push(context.commandName ?? "");
+        return next(args);
+      },
+      { step: "initialize", name },
+    );
+    try {
+      expect((await put("young", "counted", "one")).status).toBe(200);
+      // The one call a write always made on the tenant item (reading the current DEK), now the ADD.
+      expect(calls).toEqual(["UpdateItemCommand"]);
+      calls.length = 0;
+      expect(await read("young", "counted")).toMatchObject({ value: "one" });
+      expect(calls).toEqual([]);
+    } finally {
+      h.table.doc.middlewareStack.remove(name);
+    }
+  });
+
   it("refuses sealing past the hard limit with 503 dek_exhausted, writing nothing, until the DEK is rotated", async () => {
     let answer = await put("busy", "capped", "first");
     while (answer.status === 200) answer = await put("busy", "capped", `next-${await seals("busy")}`);
