@@ -94,9 +94,15 @@ export async function openTable(options: {
   readonly tableName: string;
   readonly endpoint?: string | undefined;
   readonly localPath: string;
+  readonly requestTimeoutMs?: number;
 }): Promise<OpenedTable> {
+  const timeout =
+    options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs };
   if (options.endpoint !== undefined) {
-    const table = createTable({ region: options.region, endpoint: options.endpoint }, options.tableName);
+    const table = createTable(
+      { region: options.region, endpoint: options.endpoint, ...timeout },
+      options.tableName,
+    );
     return { table, close: async () => {} };
   }
   const dynamo = await startSocketDynamo(options.localPath);
@@ -107,6 +113,7 @@ export async function openTable(options: {
       endpoint: "http://localhost",
       credentials: DYNALITE_CREDENTIALS,
       httpAgent: dynamo.agent,
+      ...timeout,
     },
     options.tableName,
   );
