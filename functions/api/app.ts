@@ -4,7 +4,7 @@ import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { StrongboxError } from "../../shared/domain/errors.ts";
+import { RateLimitedError, StrongboxError } from "../../shared/domain/errors.ts";
 import type { Runtime } from "../../shared/runtime/container.ts";
 import { allowedMethods } from "./allowed-methods.ts";
 import { type AppEnv, errorResponse } from "./http.ts";
@@ -80,6 +80,7 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
           detail: error.message,
         });
       }
+      if (error instanceof RateLimitedError) c.header("Retry-After", String(error.retryAfterSeconds));
       return errorResponse(c, error.status as ContentfulStatusCode, error.code, error.message);
     }
     if (error instanceof HTTPException) {

@@ -37,6 +37,8 @@ export class ApiStack extends Stack {
         BOOTSTRAP_TOKEN_SECRET_ARN: data.bootstrapSecret.secretArn,
         // The re-wrap request goes here, for the rotation function to pick up.
         EVENT_BUS_NAME: data.bus.eventBusName,
+        // The on-demand and the scheduled run rotate DEKs past the same period.
+        DEK_ROTATION_PERIOD_DAYS: String(config.dekRotationPeriodDays),
         NODE_ENV: "production",
       },
     });

@@ -37,6 +37,8 @@ export interface Tenant {
   readonly dekRotatedAt?: string;
   /** Bumped by every change of the tenant item; changes are conditional on the revision they read. */
   readonly revision?: number;
+  /** Values sealed (or reserved for sealing) under the current DEK so far; a DEK rotation resets it. */
+  readonly dekSeals?: number;
 }
 
 /** What a client may see of a tenant: no key material, wrapped or not. */
@@ -54,6 +56,11 @@ export interface SealedVersion {
   readonly createdAt: string;
   /** The idempotency token the version was written with, as Secrets Manager's ClientRequestToken. */
   readonly clientRequestToken?: string;
+  /**
+   * Set only by the service's own rotation when it generated the value (never from a request), so a
+   * pending version a caller wrote is never taken for one the rotation may test and promote itself.
+   */
+  readonly generated?: true;
 }
 
 export const STAGES = ["current", "pending", "previous"] as const;

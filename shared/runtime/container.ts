@@ -172,7 +172,7 @@ export function createRuntime(options: {
   });
 
   const dataKeys = new DataKeys(keyring, tenantRepository, new DataKeyCache(config.dataKeyCache));
-  const sealer = new Sealer(dataKeys, metrics, rotationConfig.retireGraceMs / 2);
+  const sealer = new Sealer(dataKeys, metrics, rotationConfig.retireGraceMs / 2, rotationConfig.dekSealLimit);
   const heads = new HeadWriter(secretRepository, sealer);
   const valueRotation = new ValueRotation(secretRepository, sealer, gate, heads);
   const dekSweep = new DekSweep(
@@ -215,8 +215,14 @@ export function createRuntime(options: {
       async (deadline, runId) => scheduledWork?.runRequestedRewrap(deadline, runId),
       logger,
     );
+  const dekRotation = new DekRotation(tenantRepository, secretRepository, checkpoints, dataKeys, gate, {
+    minIntervalMs: rotationConfig.dekRotateMinIntervalMs,
+    periodMs: rotationConfig.dekRotationPeriodMs,
+    sealThreshold: rotationConfig.dekSealRotateThreshold,
+  });
   scheduledWork = new ScheduledWork(dekSweep, kekRewrap, dueScan, events, gate, metrics, logger, {
     handOff: rewrapDispatch,
+    deks: dekRotation,
     ...(directoryBackfill === undefined ? {} : { backfill: directoryBackfill }),
   });
   return {
@@ -236,7 +242,7 @@ export function createRuntime(options: {
     chainWriter,
     chainVerifier,
     kmsEvents: new KmsEventIngester(auditLog, tenantRepository, metrics, config.kmsIngestion),
-    dekRotation: new DekRotation(tenantRepository, secretRepository, checkpoints, dataKeys, gate),
+    dekRotation,
     dekSweep,
     kekRewrap,
     rewrapRequests: new RewrapRequests(keyring, checkpoints, gate, rewrapDispatch),

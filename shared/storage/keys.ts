@@ -50,6 +50,7 @@ export const KEK_REGISTRY_KEY: Key = { pk: META, sk: "KEKS" };
 export const PENDING_SWEEPS_KEY: Key = { pk: META, sk: "SWEEPS" };
 export const KEK_REWRAP_KEY: Key = { pk: META, sk: "KEK-REWRAP" };
 export const DUE_SCAN_KEY: Key = { pk: META, sk: "DUE-SCAN" };
+export const DEK_AGE_SCAN_KEY: Key = { pk: META, sk: "DEK-AGE-SCAN" };
 /**
  * Earlier versions marked their finished directory backfill here (`done: true`); it is still honoured.
  * The mark now lives on the KEK registry item (`directoryComplete`).

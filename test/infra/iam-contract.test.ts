@@ -7,6 +7,7 @@ import { DecryptCommand, GenerateMacCommand, KMSClient, ReEncryptCommand } from 
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bootstrapToken } from "../../shared/crypto/tokens.ts";
+import { DAY_MS } from "../../shared/domain/time.ts";
 import { type Bundle, buildBundle, type Invocation, invokeBundle } from "../../testing/bundles.ts";
 import { kmsCallEvent, sqsBatch } from "../../testing/cloudtrail.ts";
 import { httpApiEvent } from "../../testing/http-api-event.ts";
@@ -220,6 +221,11 @@ beforeAll(async () => {
 
   // A DEK rotation the on-demand run has not swept, so the rotation function's own sweep unwraps DEKs
   // and re-seals values: its Decrypt and GenerateDataKey are then recorded calls too.
+  // The first rotation was just now: stand in for DEK_ROTATE_MIN_INTERVAL_SECONDS passing.
+  await stage.table.update(
+    { pk: "T#acme", sk: "TENANT" },
+    { update: "SET dekRotatedAt = :at", values: { ":at": new Date(Date.now() - DAY_MS).toISOString() } },
+  );
   await invoke("api", env("api"), [
     ["rotate dek again", api("POST", "/v1/tenants/acme/rotate-dek", { headers: adminJson(), body: "{}" })],
   ]);
