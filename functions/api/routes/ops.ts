@@ -15,7 +15,7 @@ export interface OpsOptions {
  */
 export function opsRoutes(runtime: Runtime, options: OpsOptions): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  const authenticated = authenticator(runtime.tokens);
+  const authenticated = authenticator(runtime.callers);
 
   app.get("/health", async (c) => {
     // The KEK and the store only: an anonymous probe costs no audit-chain read.

@@ -7,7 +7,7 @@ import { tenantScope } from "../middleware/tenant-scope.ts";
 
 export function tenantRoutes(runtime: Runtime): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  const authenticated = authenticator(runtime.tokens);
+  const authenticated = authenticator(runtime.callers);
 
   app.post("/v1/tenants", authenticated("tenant.create"), async (c) => {
     const { tenantId } = await jsonBody(c, createTenantSchema);

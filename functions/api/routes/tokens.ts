@@ -6,7 +6,7 @@ import { authenticator } from "../middleware/authenticate.ts";
 
 export function tokenRoutes(runtime: Runtime): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  const authenticated = authenticator(runtime.tokens);
+  const authenticated = authenticator(runtime.callers);
 
   app.post("/v1/tokens", authenticated("token.create"), async (c) => {
     const input = await jsonBody(c, createTokenSchema);
