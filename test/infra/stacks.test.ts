@@ -260,8 +260,13 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
         ["$default", "NONE"],
         ["ANY /iam/{proxy+}", "AWS_IAM"],
       ]);
-      // Both reach the one function, through one integration.
+      // Both reach the one function, through one integration, which API Gateway may invoke for each.
       expect(new Set(routes.map((r) => JSON.stringify(r.Target))).size).toBe(1);
+      const invokedFrom = Object.values(t().api.findResources("AWS::Lambda::Permission")).map((p) =>
+        JSON.stringify((p as { Properties: { SourceArn: unknown } }).Properties.SourceArn),
+      );
+      expect(invokedFrom.filter((arn) => arn.endsWith('/*/*"]]}'))).toHaveLength(1);
+      expect(invokedFrom.filter((arn) => arn.endsWith('/*/*/iam/{proxy+}"]]}'))).toHaveLength(1);
     });
   });
 
