@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { bindableKey } from "./principal-arn.ts";
 import { GENERATOR_KINDS, ROLES } from "./types.ts";
 
