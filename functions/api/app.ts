@@ -7,9 +7,11 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { RateLimitedError, StrongboxError } from "../../shared/domain/errors.ts";
 import type { Runtime } from "../../shared/runtime/container.ts";
 import { allowedMethods } from "./allowed-methods.ts";
+import { routedPath } from "./credentials.ts";
 import { type AppEnv, errorResponse } from "./http.ts";
 import { accessLog } from "./middleware/access-log.ts";
 import { auditRoutes } from "./routes/audit.ts";
+import { bindingRoutes } from "./routes/bindings.ts";
 import { keyRoutes } from "./routes/keys.ts";
 import { openApiRoute, opsRoutes } from "./routes/ops.ts";
 import { rotationRoutes } from "./routes/rotation.ts";
@@ -30,7 +32,8 @@ export interface AppOptions {
 }
 
 export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppEnv> {
-  const app = new Hono<AppEnv>();
+  // `/iam/v1/...` is routed as `/v1/...`; the credentials read differ (credentials.ts).
+  const app = new Hono<AppEnv>({ getPath: routedPath });
   const { logger } = runtime;
 
   // Request ids are always ours: a client-chosen id would let callers forge audit correlation. On
@@ -59,6 +62,7 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
   app.route("/", keyRoutes(runtime));
   app.route("/", auditRoutes(runtime));
   app.route("/", tokenRoutes(runtime));
+  app.route("/", bindingRoutes(runtime));
   // Public, like /health: the contract holds no tenant, secret or token.
   openApiRoute(app);
 

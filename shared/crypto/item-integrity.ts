@@ -5,7 +5,7 @@ import type { ItemIntegrity, ItemSeal } from "../domain/item-integrity.ts";
 import { kmsGenerateMac } from "./kms-mac.ts";
 
 /**
- * The key that authenticates authority-bearing items (tokens). It comes from the audit chain's keeper,
+ * The key that authenticates authority-bearing items (tokens, bindings). It comes from the audit chain's keeper,
  * so the table never holds it, but under its own label, so it is none of the chain's day keys and a
  * MAC made with one never verifies as the other:
  *

@@ -31,6 +31,10 @@ export const sweepKey = (tenantId: string): Key => ({ pk: tenantPartition(tenant
 
 export const tokenKey = (tokenId: string): Key => ({ pk: `TOKEN#${tokenId}`, sk: "TOKEN" });
 
+/** Every binding under one partition, so the list is a Query; the sort key is the binding id. */
+export const BINDINGS_PARTITION = "BINDINGS";
+export const bindingKey = (bindingId: string): Key => ({ pk: BINDINGS_PARTITION, sk: bindingId });
+
 export const AUDIT_PREFIX = "AUDIT#";
 export const auditPartition = (scope: string) => `${AUDIT_PREFIX}${scope}`;
 export const scopeOfAuditPartition = (pk: string) => pk.slice(AUDIT_PREFIX.length);

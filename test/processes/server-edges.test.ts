@@ -201,3 +201,31 @@ describe.runIf(process.platform === "linux")("the server's dynalite", () => {
     expect(statSync(dirname(socketPath)).mode & 0o777).toBe(0o700);
   });
 });
+
+describe("the IAM route set on npm start, which has no API Gateway in front", () => {
+  const base = () => `http://127.0.0.1:${port}`;
+  const admin = () => readFileSync(join(dataDir, "admin-token"), "utf8").trim();
+
+  it("answers 401 on /iam/v1 whatever the request claims: a bearer token, headers naming an IAM principal", async () => {
+    const session = "arn:aws:sts::111111111111:assumed-role/admin-caller/s";
+    const response = await fetch(`${base()}/iam/v1/bindings`, {
+      headers: {
+        authorization: `Bearer ${admin()}`,
+        "x-amzn-iam-user-arn": session,
+        "x-amzn-requestcontext": JSON.stringify({
+          authorizer: { iam: { userArn: session, accountId: "111111111111" } },
+        }),
+      },
+    });
+    expect(response.status).toBe(401);
+    expect(await response.json()).toEqual(isJsonError("unauthenticated"));
+  });
+
+  it("serves the binding routes to a bearer admin on /v1", async () => {
+    const response = await fetch(`${base()}/v1/bindings`, {
+      headers: { authorization: `Bearer ${admin()}` },
+    });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ bindings: [] });
+  });
+});

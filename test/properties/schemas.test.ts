@@ -199,6 +199,8 @@ describe("random input against every route", () => {
     expect(routes.length).toBeGreaterThanOrEqual(20);
     expect(routes).toContainEqual({ method: "PUT", path: "/v1/tenants/:tenantId/secrets/:name" });
     expect(routes).toContainEqual({ method: "POST", path: "/v1/tokens" });
+    expect(routes).toContainEqual({ method: "POST", path: "/v1/bindings" });
+    expect(routes).toContainEqual({ method: "DELETE", path: "/v1/bindings/:id" });
   });
 
   test.prop(
