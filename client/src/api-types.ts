@@ -122,6 +122,52 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/bindings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the live bindings
+         * @description Operation `binding.list`; roles: admin.
+         */
+        get: operations["listBindings"];
+        put?: never;
+        /**
+         * Bind an IAM role or user to a role and tenants
+         * @description Its sessions then call the `/iam/v1` routes with SigV4. `principalArn` is a role or user ARN, never an assumed-role session; an admin binding is global (`tenants: ["*"]`), any other role names tenants, each of which must exist. One binding per principal: a second is a 409 until the first is deleted.
+         *
+         *     Operation `binding.create`; roles: admin.
+         */
+        post: operations["createBinding"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/bindings/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete a binding; its principal is refused from its next request on
+         * @description Operation `binding.delete`; roles: admin.
+         */
+        delete: operations["deleteBinding"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/health": {
         parameters: {
             query?: never;
@@ -965,7 +1011,7 @@ export interface operations {
     listAuditSystem: {
         parameters: {
             query?: {
-                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate";
+                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "binding.create" | "binding.list" | "binding.delete";
                 actor?: string;
                 cursor?: string;
                 from?: string;
@@ -989,7 +1035,7 @@ export interface operations {
                     "application/json": {
                         events: ({
                             /** @enum {string} */
-                            action: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate";
+                            action: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "binding.create" | "binding.list" | "binding.delete";
                             actor: string;
                             count?: number;
                             detail?: string;
@@ -1152,7 +1198,7 @@ export interface operations {
     exportAuditSystem: {
         parameters: {
             query?: {
-                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate";
+                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "binding.create" | "binding.list" | "binding.delete";
                 actor?: string;
                 cursor?: string;
                 from?: string;
@@ -1344,6 +1390,502 @@ export interface operations {
                         [key: string]: unknown;
                     };
                 };
+            };
+            /** @description Bad input, or a malformed HTTP request: invalid_request (docs/api.md#errors) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No token, or an unknown, expired or revoked one: unauthenticated (docs/api.md#errors) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthenticated";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The role lacks the permission, or the token does not reach the tenant: forbidden (docs/api.md#errors) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No such tenant, secret or version: not_found (docs/api.md#errors) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "not_found";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Too large: payload_too_large, audit_record_too_large (docs/api.md#errors) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "payload_too_large" | "audit_record_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large: headers_too_large (docs/api.md#errors) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The service failed: internal_error (docs/api.md#errors) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A dependency is unavailable; nothing was returned or changed: keyring_unavailable, store_unavailable, audit_unavailable (docs/api.md#errors) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "keyring_unavailable" | "store_unavailable" | "audit_unavailable";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    listBindings: {
+        parameters: {
+            query?: {
+                cursor?: string;
+                limit?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description one page of bindings */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        bindings: {
+                            /** @description derived from the principal: one binding per principal */
+                            bindingId: string;
+                            /** @description ISO 8601 UTC time */
+                            createdAt: string;
+                            /** @description the IAM role or user ARN bound, path included */
+                            principalArn: string;
+                            /** @enum {string} */
+                            role: "admin" | "operator" | "runner" | "auditor";
+                            tenants: string[];
+                        }[];
+                        /** @description pass as `cursor` to get the next page; absent on the last page */
+                        nextCursor?: string;
+                    };
+                };
+            };
+            /** @description Bad input, or a malformed HTTP request: invalid_request (docs/api.md#errors) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No token, or an unknown, expired or revoked one: unauthenticated (docs/api.md#errors) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthenticated";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The role lacks the permission, or the token does not reach the tenant: forbidden (docs/api.md#errors) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Too large: payload_too_large, audit_record_too_large (docs/api.md#errors) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "payload_too_large" | "audit_record_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large: headers_too_large (docs/api.md#errors) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The service failed: internal_error (docs/api.md#errors) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A dependency is unavailable; nothing was returned or changed: keyring_unavailable, store_unavailable, audit_unavailable (docs/api.md#errors) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "keyring_unavailable" | "store_unavailable" | "audit_unavailable";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    createBinding: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    principalArn: string;
+                    /** @enum {string} */
+                    role: "admin" | "operator" | "runner" | "auditor";
+                    tenants: (string | "*")[];
+                };
+            };
+        };
+        responses: {
+            /** @description the binding */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description derived from the principal: one binding per principal */
+                        bindingId: string;
+                        /** @description ISO 8601 UTC time */
+                        createdAt: string;
+                        /** @description the IAM role or user ARN bound, path included */
+                        principalArn: string;
+                        /** @enum {string} */
+                        role: "admin" | "operator" | "runner" | "auditor";
+                        tenants: string[];
+                    };
+                };
+            };
+            /** @description Bad input, or a malformed HTTP request: invalid_request (docs/api.md#errors) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No token, or an unknown, expired or revoked one: unauthenticated (docs/api.md#errors) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthenticated";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The role lacks the permission, or the token does not reach the tenant: forbidden (docs/api.md#errors) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No such tenant, secret or version: not_found (docs/api.md#errors) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "not_found";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A conflict with the secret's state: conflict (docs/api.md#errors) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "conflict";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Too large: payload_too_large, audit_record_too_large (docs/api.md#errors) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "payload_too_large" | "audit_record_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The body is not application/json: unsupported_media_type (docs/api.md#errors) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unsupported_media_type";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large: headers_too_large (docs/api.md#errors) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The service failed: internal_error (docs/api.md#errors) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A dependency is unavailable; nothing was returned or changed: keyring_unavailable, store_unavailable, audit_unavailable (docs/api.md#errors) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "keyring_unavailable" | "store_unavailable" | "audit_unavailable";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    deleteBinding: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Bad input, or a malformed HTTP request: invalid_request (docs/api.md#errors) */
             400: {
@@ -2772,7 +3314,7 @@ export interface operations {
     listAuditTenant: {
         parameters: {
             query?: {
-                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate";
+                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "binding.create" | "binding.list" | "binding.delete";
                 actor?: string;
                 cursor?: string;
                 from?: string;
@@ -2798,7 +3340,7 @@ export interface operations {
                     "application/json": {
                         events: ({
                             /** @enum {string} */
-                            action: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate";
+                            action: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "binding.create" | "binding.list" | "binding.delete";
                             actor: string;
                             count?: number;
                             detail?: string;
@@ -2961,7 +3503,7 @@ export interface operations {
     exportAuditTenant: {
         parameters: {
             query?: {
-                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate";
+                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "binding.create" | "binding.list" | "binding.delete";
                 actor?: string;
                 cursor?: string;
                 from?: string;
@@ -3701,6 +4243,22 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "conflict";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Gone for good: a destroyed version, a deleted tenant, a recovery window past: tenant_deleted (docs/api.md#errors) */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "tenant_deleted";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };

@@ -16,7 +16,7 @@ export interface DeletionCounts {
  */
 export interface DeletionCertificate {
   readonly tenantId: string;
-  /** The token id that asked for the deletion. */
+  /** The actor (token id or IAM ARN) that asked for the deletion. */
   readonly requestedBy: string;
   /** When the wrapped DEKs were destroyed: from then on nothing of the tenant could be decrypted. */
   readonly shreddedAt: string;

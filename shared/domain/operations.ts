@@ -16,7 +16,8 @@ export type Permission =
   | "rotation:run"
   | "secret:rotate"
   | "health:read"
-  | "tenant:delete";
+  | "tenant:delete"
+  | "binding:manage";
 
 interface OperationSpec {
   /**
@@ -71,6 +72,9 @@ export const OPERATIONS = {
   // Tenant deletion with crypto-shredding (issue 12 item 6), and its certificate.
   "tenant.delete": { permission: "tenant:delete", scope: "tenant" },
   "tenant.deletion-certificate": { permission: "audit:read", scope: "tenant" },
+  "binding.create": { permission: "binding:manage", scope: "system" },
+  "binding.list": { permission: "binding:manage", scope: "system" },
+  "binding.delete": { permission: "binding:manage", scope: "system" },
 } as const satisfies Record<string, OperationSpec>;
 
 /** An operation's name, which is also the action of its audit records. */
@@ -99,6 +103,7 @@ const GRANTS: Record<Role, ReadonlySet<Permission>> = {
     "secret:rotate",
     "health:read",
     "tenant:delete",
+    "binding:manage",
   ]),
   operator: new Set<Permission>([
     "tenant:read",

@@ -14,6 +14,8 @@ import { createLogger, type Logger } from "../observability/logger.ts";
 import { CounterMetrics } from "../observability/metrics.ts";
 import { createRotationEvents, type RotationEvents } from "../observability/rotation-events.ts";
 import { SecretsManagerResolver } from "../references/secrets-manager-resolver.ts";
+import { BindingService } from "../services/access/binding-service.ts";
+import { CallerAuthentication } from "../services/access/caller-authentication.ts";
 import { OperationGate } from "../services/access/operation-gate.ts";
 import { TokenService } from "../services/access/token-service.ts";
 import { AuditLog } from "../services/audit/audit-log.ts";
@@ -41,6 +43,7 @@ import { VersionLifecycle } from "../services/secrets/version-lifecycle.ts";
 import { TenantDeletion } from "../services/tenants/tenant-deletion.ts";
 import { TenantService } from "../services/tenants/tenant-service.ts";
 import { AuditRepository } from "../storage/audit-repository.ts";
+import { BindingRepository } from "../storage/binding-repository.ts";
 import { CheckpointRepository } from "../storage/checkpoint-repository.ts";
 import { DeletionRepository } from "../storage/deletion-repository.ts";
 import { DirectoryBackfill } from "../storage/directory-backfill.ts";
@@ -65,6 +68,10 @@ export interface Runtime {
   /** Versions listed, destroyed, pruned past maxVersions; secrets undeleted and purged. */
   readonly versionLifecycle: VersionLifecycle;
   readonly tokens: TokenService;
+  /** IAM principals' bindings to roles and tenants (`/v1/bindings`). */
+  readonly bindings: BindingService;
+  /** What every route authenticates with: bearer tokens on `/v1`, bindings on `/iam/v1`. */
+  readonly callers: CallerAuthentication;
   /** Every use case's permission check and audit records. */
   readonly gate: OperationGate;
   readonly auditLog: AuditLog;
@@ -176,19 +183,29 @@ export function createRuntime(options: {
   const auditLog = new AuditLog(chainWriter, metrics, logger);
   const denials = new DenialWindows(auditLog, metrics, config.auditDenialWindowMs);
   const gate = new OperationGate(auditLog, denials);
-  const itemMacs = new ItemMacs(chainKeys.itemKeys());
+  const integrity = new ItemMacs(chainKeys.itemKeys());
   const tokens = new TokenService({
     tokens: new TokenRepository(table),
     tenants: tenantRepository,
-    integrity: itemMacs,
+    integrity,
     gate,
     denials,
     metrics,
     logger,
   });
+  const bindings = new BindingService({
+    bindings: new BindingRepository(table),
+    tenants: tenantRepository,
+    integrity,
+    gate,
+    denials,
+    metrics,
+    logger,
+  });
+  const callers = new CallerAuthentication(tokens, bindings);
 
   const dataKeys = new DataKeys(keyring, tenantRepository, new DataKeyCache(config.dataKeyCache));
-  const sealer = new Sealer(dataKeys, metrics, rotationConfig.retireGraceMs / 2);
+  const sealer = new Sealer(dataKeys, metrics, rotationConfig.retireGraceMs / 2, rotationConfig.dekSealLimit);
   const heads = new HeadWriter(secretRepository, sealer);
   const versionLifecycle = new VersionLifecycle(secretRepository, gate, heads, config.secretRecoveryWindowMs);
   const valueRotation = new ValueRotation(
@@ -247,8 +264,14 @@ export function createRuntime(options: {
       async (deadline, runId) => scheduledWork?.runRequestedRewrap(deadline, runId),
       logger,
     );
+  const dekRotation = new DekRotation(tenantRepository, secretRepository, checkpoints, dataKeys, gate, {
+    minIntervalMs: rotationConfig.dekRotateMinIntervalMs,
+    periodMs: rotationConfig.dekRotationPeriodMs,
+    sealThreshold: rotationConfig.dekSealRotateThreshold,
+  });
   scheduledWork = new ScheduledWork(dekSweep, kekRewrap, dueScan, events, gate, metrics, logger, {
     handOff: rewrapDispatch,
+    deks: dekRotation,
     ...(directoryBackfill === undefined ? {} : { backfill: directoryBackfill }),
   });
   return {
@@ -262,7 +285,7 @@ export function createRuntime(options: {
       deletions: new DeletionRepository(table),
       checkpoints,
       dataKeys,
-      integrity: itemMacs,
+      integrity,
       heads: chainWriter,
       gate,
       options: { leaseMs: rotationConfig.leaseMs, pageSize: rotationConfig.pageSize },
@@ -270,7 +293,7 @@ export function createRuntime(options: {
     secrets: new SecretService(
       secretRepository,
       sealer,
-      tokens,
+      callers,
       gate,
       heads,
       versionLifecycle,
@@ -286,6 +309,8 @@ export function createRuntime(options: {
     rotationPolicies: new RotationPolicies(secretRepository, gate, heads),
     valueRotation,
     tokens,
+    bindings,
+    callers,
     gate,
     auditLog,
     denials,
@@ -293,7 +318,7 @@ export function createRuntime(options: {
     chainWriter,
     chainVerifier,
     kmsEvents: new KmsEventIngester(auditLog, tenantRepository, metrics, config.kmsIngestion),
-    dekRotation: new DekRotation(tenantRepository, secretRepository, checkpoints, dataKeys, gate),
+    dekRotation,
     dekSweep,
     kekRewrap,
     rewrapRequests: new RewrapRequests(keyring, checkpoints, gate, rewrapDispatch),

@@ -31,6 +31,10 @@ export const sweepKey = (tenantId: string): Key => ({ pk: tenantPartition(tenant
 
 export const tokenKey = (tokenId: string): Key => ({ pk: `TOKEN#${tokenId}`, sk: "TOKEN" });
 
+/** Every binding under one partition, so the list is a Query; the sort key is the binding id. */
+export const BINDINGS_PARTITION = "BINDINGS";
+export const bindingKey = (bindingId: string): Key => ({ pk: BINDINGS_PARTITION, sk: bindingId });
+
 export const AUDIT_PREFIX = "AUDIT#";
 export const auditPartition = (scope: string) => `${AUDIT_PREFIX}${scope}`;
 export const scopeOfAuditPartition = (pk: string) => pk.slice(AUDIT_PREFIX.length);
@@ -56,6 +60,7 @@ export const deletionCertificateKey = (tenantId: string): Key => ({
   pk: META,
   sk: `DELETION-CERTIFICATE#${tenantId}`,
 });
+export const DEK_AGE_SCAN_KEY: Key = { pk: META, sk: "DEK-AGE-SCAN" };
 /**
  * Earlier versions marked their finished directory backfill here (`done: true`); it is still honoured.
  * The mark now lives on the KEK registry item (`directoryComplete`).

@@ -26,6 +26,8 @@ interface HeadItem {
   pendingEnvelope?: Uint8Array;
   pendingCreatedAt?: string;
   pendingClientRequestToken?: string;
+  /** Present only on a pending version the service's rotation generated itself. */
+  pendingGenerated?: boolean;
   rotation?: RotationPolicy;
   createdBy?: string;
   pendingCreatedBy?: string;
@@ -82,6 +84,7 @@ function headFromItem(item: HeadItem): SecretHead {
             : { clientRequestToken: item.pendingClientRequestToken }),
           ...(item.pendingCreatedBy === undefined ? {} : { createdBy: item.pendingCreatedBy }),
           ...(item.pendingReference === undefined ? {} : { reference: item.pendingReference }),
+          ...(item.pendingGenerated === true ? { generated: true as const } : {}),
         }
       : undefined;
   return {
@@ -138,6 +141,7 @@ function itemFromHead(head: SecretHead, revision: number): HeadItem {
             : { pendingClientRequestToken: head.pending.clientRequestToken }),
           ...(head.pending.createdBy === undefined ? {} : { pendingCreatedBy: head.pending.createdBy }),
           ...(head.pending.reference === undefined ? {} : { pendingReference: head.pending.reference }),
+          ...(head.pending.generated === true ? { pendingGenerated: true } : {}),
         }),
     ...(head.rotation === undefined ? {} : { rotation: head.rotation }),
     ...(head.historyStart === undefined ? {} : { historyStart: head.historyStart }),

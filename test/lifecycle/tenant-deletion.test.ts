@@ -10,6 +10,7 @@ import { type Harness, randomKek, startHarness } from "../../testing/harness.ts"
  */
 
 const REASON = { "x-audit-reason": "tenant deletion test" };
+const DAY_MS = 86_400_000;
 const CANARY = "DELETED-TENANT-CANARY-4f1a";
 let h: Harness;
 /** A second instance on the same table and KEK, which keeps its own DEK cache. */
@@ -137,6 +138,24 @@ describe("DELETE /v1/tenants/{t}", () => {
     expect((await h.call("GET", secretPath("kept", "s0"), { token: admin, headers: REASON })).status).toBe(
       200,
     );
+  });
+
+  it("a deleted tenant never gets a DEK again: rotate-dek is 410, and the runner's age scan skips it", async () => {
+    const rotate = await h.call("POST", "/v1/tenants/doomed/rotate-dek", { token: admin });
+    expect(rotate.status).toBe(410);
+    expect((await rotate.json()).error.code).toBe("tenant_deleted");
+    // Past the rotation period, the scheduled runner would rotate any live tenant's DEK.
+    const tombstone = await getRawItem(h.table, { pk: tenantPartition("doomed"), sk: "TENANT" });
+    await putRawItem(h.table, {
+      ...tombstone,
+      dekRotatedAt: new Date(Date.now() - 400 * DAY_MS).toISOString(),
+    });
+    const run = await h.call("POST", "/v1/rotation/run", { token: admin, headers: REASON });
+    expect(run.status).toBe(200);
+    expect((await run.json()).deks).toMatchObject({ failed: 0, scanComplete: true });
+    const after = await getRawItem(h.table, { pk: tenantPartition("doomed"), sk: "TENANT" });
+    expect(after.dataKeys).toEqual([]);
+    expect(after.currentDekVersion).toBe(tombstone.currentDekVersion);
   });
 
   it("the certificate verifies through the route, and an edited one does not", async () => {

@@ -22,6 +22,7 @@ const DOCUMENTED_4XX: Record<number, readonly string[]> = {
   410: ["version_destroyed", "recovery_window_passed", "tenant_deleted"],
   415: ["unsupported_media_type"],
   422: ["reference_not_found"],
+  429: ["rate_limited"],
   431: ["headers_too_large"],
 };
 
@@ -201,6 +202,8 @@ describe("random input against every route", () => {
     expect(routes.length).toBeGreaterThanOrEqual(20);
     expect(routes).toContainEqual({ method: "PUT", path: "/v1/tenants/:tenantId/secrets/:name" });
     expect(routes).toContainEqual({ method: "POST", path: "/v1/tokens" });
+    expect(routes).toContainEqual({ method: "POST", path: "/v1/bindings" });
+    expect(routes).toContainEqual({ method: "DELETE", path: "/v1/bindings/:id" });
   });
 
   test.prop(

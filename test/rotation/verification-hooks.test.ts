@@ -20,7 +20,7 @@ const policy = (name: string, body: unknown) =>
   h.call("PUT", `${path(name)}/rotation`, { token: admin, body });
 const headOf = (name: string) =>
   h.runtime.versionLifecycle.versions(
-    { requestId: "test", principal: { tokenId: "test", role: "admin", tenants: ["*"] } },
+    { requestId: "test", principal: { actor: "test", role: "admin", tenants: ["*"] } },
     TENANT,
     name,
     50,

@@ -14,7 +14,7 @@ import { tenantPathSchema } from "../schemas.ts";
 /** Tenant deletion by crypto-shredding, and the certificate that proves it. */
 export function tenantDeletionRoutes(runtime: Runtime): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  const authenticated = authenticator(runtime.tokens);
+  const authenticated = authenticator(runtime.callers);
 
   // 200 with the certificate once the sweep is done; 202 while it is not (call again to resume it).
   app.delete(

@@ -16,7 +16,7 @@ const versionParamSchema = z
 /** A secret's versions over their life: metadata, destruction, undelete and purge. */
 export function versionRoutes(runtime: Runtime): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  const authenticated = authenticator(runtime.tokens);
+  const authenticated = authenticator(runtime.callers);
 
   app.get(
     "/v1/tenants/:tenantId/secrets/:name/versions",

@@ -110,7 +110,7 @@ export class SecretService {
           name,
           input,
           content,
-          ctx.principal.tokenId,
+          ctx.principal.actor,
         );
         // The history a delete ended goes once the new one is committed; until then it was unreadable.
         if (endedHistory !== undefined)
@@ -137,7 +137,7 @@ export class SecretService {
     // The tenant item joins the same batched read: a deleted tenant refuses every read from the instant
     // its DEKs were destroyed, even on an instance that still holds one of them in its cache.
     const [principal, fetched, owner] = await Promise.allSettled([
-      this.#tokens.authenticate(caller.authorization, caller.requestId, target),
+      this.#tokens.authenticate(caller.credentials, caller.requestId, target),
       this.#secrets.getHead(tenantId, name),
       this.#tenants.get(tenantId),
     ]);

@@ -100,7 +100,7 @@ export class TenantDeletion {
           await this.#checkpoints.start<DeletionSweepState>(work, {
             phase: "census",
             counts: ZERO,
-            requestedBy: ctx.principal.tokenId,
+            requestedBy: ctx.principal.actor,
             shreddedAt: tenant.deletedAt ?? now(),
             dekVersionsDestroyed: tenant.destroyedDekVersions ?? [],
           });
