@@ -127,6 +127,12 @@ export class ReferenceUnavailableError extends StrongboxApiError {
 export class VerificationFailedError extends StrongboxApiError {
   readonly code = "verification_failed";
 }
+export class RateLimitedError extends StrongboxApiError {
+  readonly code = "rate_limited";
+}
+export class DekExhaustedError extends StrongboxApiError {
+  readonly code = "dek_exhausted";
+}
 
 /** An answer outside the contract: API Gateway's own 429 or 5xx, a proxy's HTML page, a body that is not JSON. */
 export class UnexpectedResponseError extends StrongboxApiError {
@@ -164,6 +170,8 @@ export const ERROR_CLASSES: { readonly [C in ErrorCode]: ApiErrorClass } = {
   reference_denied: ReferenceDeniedError,
   reference_unavailable: ReferenceUnavailableError,
   verification_failed: VerificationFailedError,
+  rate_limited: RateLimitedError,
+  dek_exhausted: DekExhaustedError,
 };
 
 /** The typed error for an error answer: by its code when the body is the contract's, else unexpected. */

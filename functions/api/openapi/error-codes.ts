@@ -34,6 +34,9 @@ export const ERROR_STATUS = {
   reference_denied: 502,
   reference_unavailable: 503,
   verification_failed: 409,
+  // The DEK bounds (rotate-dek's minimum interval, the seal limit).
+  rate_limited: 429,
+  dek_exhausted: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
