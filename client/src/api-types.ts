@@ -615,7 +615,7 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /** @enum {string} */
-        ErrorCode: "invalid_request" | "unauthenticated" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "payload_too_large" | "audit_record_too_large" | "unsupported_media_type" | "headers_too_large" | "decrypt_failed" | "response_too_large" | "internal_error" | "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dek_retired" | "directory_backfill_pending" | "dispatch_unavailable";
+        ErrorCode: "invalid_request" | "unauthenticated" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "payload_too_large" | "audit_record_too_large" | "unsupported_media_type" | "rate_limited" | "headers_too_large" | "decrypt_failed" | "response_too_large" | "internal_error" | "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dek_retired" | "directory_backfill_pending" | "dispatch_unavailable" | "dek_exhausted";
     };
     responses: never;
     parameters: never;
@@ -3739,6 +3739,22 @@ export interface operations {
                     };
                 };
             };
+            /** @description Too soon: see Retry-After: rate_limited (docs/api.md#errors) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large: headers_too_large (docs/api.md#errors) */
             431: {
                 headers: {
@@ -4448,7 +4464,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description A dependency is unavailable; nothing was returned or changed: kek_mismatch, keyring_unavailable, store_unavailable, audit_unavailable, dek_retired (docs/api.md#errors) */
+            /** @description A dependency is unavailable; nothing was returned or changed: kek_mismatch, keyring_unavailable, store_unavailable, audit_unavailable, dek_retired, dek_exhausted (docs/api.md#errors) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4457,7 +4473,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dek_retired";
+                            code: "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dek_retired" | "dek_exhausted";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };
@@ -4644,7 +4660,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description A dependency is unavailable; nothing was returned or changed: kek_mismatch, keyring_unavailable, store_unavailable, audit_unavailable, dek_retired (docs/api.md#errors) */
+            /** @description A dependency is unavailable; nothing was returned or changed: kek_mismatch, keyring_unavailable, store_unavailable, audit_unavailable, dek_retired, dek_exhausted (docs/api.md#errors) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4653,7 +4669,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dek_retired";
+                            code: "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dek_retired" | "dek_exhausted";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };
@@ -5181,7 +5197,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description A dependency is unavailable; nothing was returned or changed: kek_mismatch, keyring_unavailable, store_unavailable, audit_unavailable, dek_retired (docs/api.md#errors) */
+            /** @description A dependency is unavailable; nothing was returned or changed: kek_mismatch, keyring_unavailable, store_unavailable, audit_unavailable, dek_retired, dek_exhausted (docs/api.md#errors) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5190,7 +5206,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dek_retired";
+                            code: "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dek_retired" | "dek_exhausted";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };
@@ -5382,7 +5398,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description A dependency is unavailable; nothing was returned or changed: kek_mismatch, keyring_unavailable, store_unavailable, audit_unavailable, dek_retired (docs/api.md#errors) */
+            /** @description A dependency is unavailable; nothing was returned or changed: kek_mismatch, keyring_unavailable, store_unavailable, audit_unavailable, dek_retired, dek_exhausted (docs/api.md#errors) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5391,7 +5407,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dek_retired";
+                            code: "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dek_retired" | "dek_exhausted";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };
