@@ -721,7 +721,7 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /** @enum {string} */
-        ErrorCode: "invalid_request" | "unauthenticated" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "payload_too_large" | "audit_record_too_large" | "unsupported_media_type" | "headers_too_large" | "decrypt_failed" | "response_too_large" | "internal_error" | "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dek_retired" | "directory_backfill_pending" | "dispatch_unavailable" | "version_destroyed" | "recovery_window_passed" | "tenant_deleted" | "reference_not_found" | "reference_denied" | "reference_unavailable" | "verification_failed" | "rate_limited" | "dek_exhausted";
+        ErrorCode: "invalid_request" | "unauthenticated" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "payload_too_large" | "audit_record_too_large" | "unsupported_media_type" | "rate_limited" | "headers_too_large" | "decrypt_failed" | "response_too_large" | "internal_error" | "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dek_retired" | "directory_backfill_pending" | "dispatch_unavailable" | "dek_exhausted" | "version_destroyed" | "recovery_window_passed" | "tenant_deleted" | "reference_not_found" | "reference_denied" | "reference_unavailable" | "verification_failed";
     };
     responses: never;
     parameters: never;
@@ -4281,7 +4281,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: rate_limited (docs/api.md#errors) */
+            /** @description Too soon: see Retry-After: rate_limited (docs/api.md#errors) */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5058,7 +5058,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description A dependency is unavailable; nothing was returned or changed: kek_mismatch, keyring_unavailable, store_unavailable, audit_unavailable, dek_retired, reference_unavailable (docs/api.md#errors) */
+            /** @description A dependency is unavailable; nothing was returned or changed: kek_mismatch, keyring_unavailable, store_unavailable, audit_unavailable, dek_retired, dek_exhausted, reference_unavailable (docs/api.md#errors) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5067,7 +5067,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dek_retired" | "reference_unavailable";
+                            code: "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dek_retired" | "dek_exhausted" | "reference_unavailable";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };
@@ -5304,7 +5304,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description A dependency is unavailable; nothing was returned or changed: kek_mismatch, keyring_unavailable, store_unavailable, audit_unavailable, dek_retired, reference_unavailable, dek_exhausted (docs/api.md#errors) */
+            /** @description A dependency is unavailable; nothing was returned or changed: kek_mismatch, keyring_unavailable, store_unavailable, audit_unavailable, dek_retired, dek_exhausted, reference_unavailable (docs/api.md#errors) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5313,7 +5313,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dek_retired" | "reference_unavailable" | "dek_exhausted";
+                            code: "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dek_retired" | "dek_exhausted" | "reference_unavailable";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };

@@ -15,6 +15,7 @@ export const ERROR_STATUS = {
   payload_too_large: 413,
   audit_record_too_large: 413,
   unsupported_media_type: 415,
+  rate_limited: 429,
   headers_too_large: 431,
   decrypt_failed: 500,
   response_too_large: 500,
@@ -26,6 +27,7 @@ export const ERROR_STATUS = {
   dek_retired: 503,
   directory_backfill_pending: 503,
   dispatch_unavailable: 503,
+  dek_exhausted: 503,
   // The secret lifecycle (issue 12 items 4 to 7).
   version_destroyed: 410,
   recovery_window_passed: 410,
@@ -34,9 +36,6 @@ export const ERROR_STATUS = {
   reference_denied: 502,
   reference_unavailable: 503,
   verification_failed: 409,
-  // The DEK bounds (rotate-dek's minimum interval, the seal limit).
-  rate_limited: 429,
-  dek_exhausted: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
@@ -68,6 +67,7 @@ export const SEALED: readonly ErrorCode[] = [
   "kek_mismatch",
   "dek_retired",
   "tenant_deleted",
+  "dek_exhausted",
 ];
 
 /** A route whose secret may hold a CredentialRef, resolved or described through Secrets Manager. */
@@ -94,6 +94,7 @@ const statusText: Record<number, string> = {
   413: "Too large",
   415: "The body is not application/json",
   422: "A reference that cannot be resolved as written",
+  429: "Too soon: see Retry-After",
   431: "Request headers too large",
   500: "The service failed",
   502: "Secrets Manager refused the service's role",

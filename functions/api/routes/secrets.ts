@@ -41,7 +41,7 @@ export function secretRoutes(runtime: Runtime): Hono<AppEnv> {
       path: secretPathSchema,
       body: putSecretSchema,
       responses: { 200: { description: "the version written", schema: secretWrittenBody } },
-      errors: [...JSON_BODY, ...SEALED, ...REFERENCED, "conflict", "dek_exhausted"],
+      errors: [...JSON_BODY, ...SEALED, ...REFERENCED, "conflict"],
     }),
     authenticated("secret.write"),
     secretScope(),
