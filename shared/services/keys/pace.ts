@@ -13,8 +13,9 @@ export interface PaceOptions {
 /**
  * Defaults for the sweeps. The foreground (reads) and the background work share one event loop, and
  * on a busy instance the loop is already saturated by requests: a page of items sent at once puts a
- * hundred callbacks in front of every read. Two in flight keep the store busy while the loop stays
- * short; 10 ms of lag is well under an idle read's own latency.
+ * hundred callbacks in front of every read. Four in flight keep the store busy while the loop stays
+ * short. The short cap on the pause keeps a sweep moving (and finishing) under a loop that requests
+ * keep saturated, or that a loaded machine delays whatever this process does.
  */
 export const SWEEP_PACE: PaceOptions = { concurrency: 4, lagTargetMs: 20, maxPauseMs: 10 };
 
