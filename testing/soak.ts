@@ -478,34 +478,19 @@ class Soak {
         records: Number(answer.json?.records ?? 0),
       });
     }
-    const failures = [...this.#inlineFailures];
     const errors = Object.fromEntries([...this.#errors].sort(([a], [b]) => a.localeCompare(b)));
-    const undocumented = Object.fromEntries(
-      Object.entries(errors).filter(([key]) => {
-        const [status, code] = key.split(" ");
-        return !isTolerated(this.#documented, Number(status), code ?? "");
-      }),
-    );
-    if (Object.keys(undocumented).length > 0)
-      failures.push(`errors outside the documented set: ${JSON.stringify(undocumented)}`);
-    if (readBack !== acknowledged)
-      failures.push(`${acknowledged - readBack} of ${acknowledged} acknowledged writes did not read back`);
-    if (this.#readMismatches > 0)
-      failures.push(`${this.#readMismatches} reads of an acknowledged version gave another value`);
-    for (const chain of chains.filter((c) => !c.intact))
-      failures.push(`the audit chain of ${chain.scope} does not verify`);
-    if (kekRotation.rewrapPhase !== "done")
-      failures.push(`the KEK re-wrap ended in phase ${kekRotation.rewrapPhase}, not done`);
-    // Measured on the server that ran the longest (after the KEK restart), past its first quarter.
-    const last = this.#rss.filter((sample) => sample.server === this.#serverNumber);
-    const quarter = Math.max(1, Math.floor(last.length / 4));
-    const baseline = median(last.slice(quarter, 2 * quarter).map((s) => s.bytes));
-    const end = median(last.slice(-quarter).map((s) => s.bytes));
-    const allowed = Math.max(baseline * RSS_GROWTH_LIMIT.share, RSS_GROWTH_LIMIT.atLeastBytes);
-    if (last.length < 4)
-      failures.push(`only ${last.length} RSS samples of the server after the KEK rotation`);
-    else if (end - baseline > allowed)
-      failures.push(`server RSS grew from ${mib(baseline)} to ${mib(end)} MiB`);
+    const verdict = judgeSoak({
+      documented: this.#documented,
+      errors,
+      acknowledged,
+      readBack,
+      readMismatches: this.#readMismatches,
+      chains,
+      rewrapPhase: kekRotation.rewrapPhase,
+      rss: this.#rss.filter((sample) => sample.server === this.#serverNumber),
+    });
+    const failures = [...this.#inlineFailures, ...verdict.failures];
+    const { undocumented, baseline, end } = verdict;
     return {
       durationS,
       clients: this.#options.clients,
@@ -555,6 +540,56 @@ class Soak {
 }
 
 const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+
+export interface SoakEvidence {
+  readonly documented: Map<number, Set<string>>;
+  /** `status code` → count. */
+  readonly errors: Record<string, number>;
+  readonly acknowledged: number;
+  readonly readBack: number;
+  readonly readMismatches: number;
+  readonly chains: readonly { scope: string; intact: boolean }[];
+  readonly rewrapPhase: string;
+  /** The samples of the server that ran the longest (the one after the KEK restart). */
+  readonly rss: readonly RssSample[];
+}
+
+/** The soak's checks over what it saw; kept apart from the traffic so each can be shown to fail. */
+export function judgeSoak(evidence: SoakEvidence): {
+  failures: string[];
+  undocumented: Record<string, number>;
+  baseline: number;
+  end: number;
+} {
+  const failures: string[] = [];
+  const undocumented = Object.fromEntries(
+    Object.entries(evidence.errors).filter(([key]) => {
+      const [status, code] = key.split(" ");
+      return !isTolerated(evidence.documented, Number(status), code ?? "");
+    }),
+  );
+  if (Object.keys(undocumented).length > 0)
+    failures.push(`errors outside the documented set: ${JSON.stringify(undocumented)}`);
+  const { acknowledged, readBack } = evidence;
+  if (acknowledged === 0) failures.push("no write was acknowledged");
+  if (readBack !== acknowledged)
+    failures.push(`${acknowledged - readBack} of ${acknowledged} acknowledged writes did not read back`);
+  if (evidence.readMismatches > 0)
+    failures.push(`${evidence.readMismatches} reads of an acknowledged version gave another value`);
+  for (const chain of evidence.chains.filter((c) => !c.intact))
+    failures.push(`the audit chain of ${chain.scope} does not verify`);
+  if (evidence.rewrapPhase !== "done")
+    failures.push(`the KEK re-wrap ended in phase ${evidence.rewrapPhase}, not done`);
+  // The first quarter is the server warming up (JIT, caches, pools); stable means flat after it.
+  const quarter = Math.max(1, Math.floor(evidence.rss.length / 4));
+  const baseline = median(evidence.rss.slice(quarter, 2 * quarter).map((s) => s.bytes));
+  const end = median(evidence.rss.slice(-quarter).map((s) => s.bytes));
+  const allowed = Math.max(baseline * RSS_GROWTH_LIMIT.share, RSS_GROWTH_LIMIT.atLeastBytes);
+  if (evidence.rss.length < 4) failures.push(`only ${evidence.rss.length} RSS samples of the server`);
+  else if (end - baseline > allowed)
+    failures.push(`server RSS grew from ${mib(baseline)} to ${mib(end)} MiB`);
+  return { failures, undocumented, baseline, end };
+}
 
 export function runSoak(options: SoakOptions): Promise<SoakReport> {
   return new Soak(options).run();
