@@ -8,6 +8,7 @@ import { measureAuditChain } from "./audit.ts";
 import { measureColdStart } from "./coldstart.ts";
 import { measureSealOpen } from "./crypto.ts";
 import { measureDynamoCallsPerRead } from "./dynamo-calls.ts";
+import { measureFleet } from "./fleet.ts";
 import { measureHttpReads } from "./http.ts";
 import { measureKmsCallsPerThousandReads } from "./kms.ts";
 import { measureRotation } from "./rotation.ts";
@@ -26,6 +27,7 @@ const SECTIONS: Record<string, Section> = {
   audit: { run: () => measureAuditChain() },
   rotation: { run: () => measureRotation() },
   coldstart: { run: () => measureColdStart() },
+  fleet: { run: () => measureFleet() },
 };
 
 function printEnvironment(): void {
