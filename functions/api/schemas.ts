@@ -98,6 +98,8 @@ export const auditVerifyQuerySchema = z
       .string()
       .regex(/^[0-9a-f]{64}$/, "expectHash must be 64 lowercase hex digits")
       .optional(),
+    /** A previous answer's `nextCursor`: the walk goes on where that call's time budget ran out. */
+    cursor: z.string().min(1).max(1024).optional(),
   })
   .refine((query) => (query.expectSequence === undefined) === (query.expectHash === undefined), {
     message: "expectSequence and expectHash go together",

@@ -35,7 +35,7 @@ export function auditRoutes(runtime: Runtime): Hono<AppEnv> {
       query.expectSequence === undefined || query.expectHash === undefined
         ? undefined
         : { sequence: query.expectSequence, hash: query.expectHash };
-    const result = await runtime.auditQueries.verify(c.var.ctx, scope, expected);
+    const result = await runtime.auditQueries.verify(c.var.ctx, scope, expected, query.cursor);
     return c.json({ ...result, summary: describeVerification(result) });
   };
 

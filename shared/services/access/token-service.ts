@@ -170,12 +170,10 @@ export class TokenService {
                 ? "expired_token"
                 : undefined;
     if (why !== undefined || record === undefined) {
-      await this.#denials.deny(
-        target,
-        requestId,
-        { actor: parsed?.tokenId ?? "anonymous", role: "anonymous" },
-        why,
-      );
+      // An id that names a stored token is recorded as that token, never folded into `anonymous`;
+      // any other presented id is the caller's to vary, so it stays anonymous.
+      const actor = parsed !== undefined && found !== "absent" ? parsed.tokenId : "anonymous";
+      await this.#denials.deny(target, requestId, { actor, role: "anonymous" }, why);
       throw new AuthenticationError("a valid bearer token is required");
     }
     return { tokenId: record.tokenId, role: record.role, tenants: record.tenants };
