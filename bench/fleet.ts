@@ -1,7 +1,14 @@
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { KMSClient } from "@aws-sdk/client-kms";
+import { QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { KmsChainKeys } from "../shared/crypto/chain-keys.ts";
 import { KmsKeyring } from "../shared/crypto/kms-keyring.ts";
+import { StreamSequencer } from "../shared/services/audit/stream-sequencer.ts";
+import { AnchorFile } from "../shared/storage/anchor-file.ts";
+import { AuditStreamFile } from "../shared/storage/audit-stream-file.ts";
 import { createTable, type Table } from "../shared/storage/table.ts";
 import { DUMMY_CREDENTIALS, type Harness, startHarness, startStore } from "../testing/harness.ts";
 import { initialKeyId, startKmsEndpoint } from "../testing/kms-endpoint.ts";
@@ -91,6 +98,10 @@ export async function measureFleet(): Promise<void> {
     if (slow) injectLatency(client, latency);
     return client;
   };
+  const dir = mkdtempSync(join(tmpdir(), "strongbox-fleet-"));
+  // The table's stream, in the box: every instance appends its records to one file the sequencer reads.
+  const stream = new AuditStreamFile(join(dir, "stream.jsonl"));
+  const anchors = new AnchorFile(join(dir, "anchors.jsonl"));
   const instance = async (slow: boolean): Promise<Instance> => {
     const table = createTable(
       { endpoint: store.dynamo.endpoint, region: "us-east-1", credentials: DUMMY_CREDENTIALS },
@@ -103,6 +114,9 @@ export async function measureFleet(): Promise<void> {
       keyring: new KmsKeyring({ client: kmsClient(slow), keyId: KEY_ALIAS }),
       chainKeys: new KmsChainKeys({ client: kmsClient(slow), keyId: macKeyArn }),
       logger: discardingLogger(),
+      env: { AUDIT_SEQUENCING: "deferred" },
+      auditWitness: stream,
+      anchors,
     });
     return { harness, table, calls };
   };
@@ -122,6 +136,15 @@ export async function measureFleet(): Promise<void> {
       if (written.status >= 300) throw new Error(`secret of ${tenantId}: ${written.status} ${written.text}`);
     }
     const runner = await seeder.harness.token("runner", tenants);
+    // One sequencer, as the stream function would be (its calls get the latency too), running throughout.
+    const sequencing = await instance(true);
+    const sequencer = new StreamSequencer(
+      stream,
+      sequencing.harness.runtime.sequencer,
+      sequencing.harness.runtime.logger,
+    );
+    await sequencer.drain();
+    sequencer.start(SEQUENCER_INTERVAL_MS);
     const fleet: Instance[] = [];
     for (let i = 0; i < largest; i += 1) fleet.push(await instance(true));
 
@@ -144,7 +167,21 @@ export async function measureFleet(): Promise<void> {
             }),
           ),
         );
+        await waitUntilDrained(stream);
+        sequencing.calls.reset();
+        const started = new Date().toISOString();
         const row = await readFor(instances, tenantOf, runner);
+        const ended = new Date().toISOString();
+        await waitUntilDrained(stream);
+        const lags = await sequencingLags(
+          store.table,
+          [...new Set(instances.map((_, i) => tenantOf(i)))],
+          started,
+          ended,
+        );
+        const sequencerWrites =
+          (sequencing.calls.counts.get("PutItem") ?? 0) +
+          (sequencing.calls.counts.get("BatchWriteItem") ?? 0);
         const label = `N=${n}, ${spread ? `${n} tenant${n === 1 ? "" : "s"}` : "one tenant"}`;
         report.figure(
           `${label}: reads/s`,
@@ -152,14 +189,62 @@ export async function measureFleet(): Promise<void> {
           `p50 ${formatNumber(percentile(row.latencies, 50), 1)} ms, p99 ${formatNumber(percentile(row.latencies, 99), 1)} ms, ${formatNumber(row.dynamoCalls / Math.max(1, row.reads), 2)} DynamoDB calls/read, ${row.failures} failed${row.failureSample === undefined ? "" : ` (${row.failureSample})`}`,
         );
         report.figure(
-          `${label}: sequencing`,
-          "synchronous",
-          "(each read appends its own block: no sequencer)",
+          `${label}: sequencer`,
+          `${formatNumber(sequencerWrites / Math.max(1, lags.length), 3)} writes/record`,
+          `read→sequenced p50 ${formatNumber(percentile(lags, 50))} ms, p99 ${formatNumber(percentile(lags, 99))} ms (${lags.length} records)`,
         );
       }
     }
+    await sequencer.stop();
   } finally {
     await store.dynamo.close();
     await kms.close();
+    rmSync(dir, { recursive: true, force: true });
   }
+}
+
+const SEQUENCER_INTERVAL_MS = 100;
+
+/** Until the sequencer's checkpoint reaches the end of the stream. */
+async function waitUntilDrained(stream: AuditStreamFile): Promise<void> {
+  for (;;) {
+    if (stream.read(stream.checkpoint(), 1).images.length === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/**
+ * For each record written between `from` and `to` (by its time), how long after it its block was
+ * chained (the block's `sealedAt`), in ms, sorted. Read behind the service's back, after the row.
+ * The sequencer's writes are PutItem (a block) and BatchWriteItem (the chained records leave the queue).
+ */
+async function sequencingLags(
+  table: Table,
+  tenants: readonly string[],
+  from: string,
+  to: string,
+): Promise<number[]> {
+  const lags: number[] = [];
+  for (const tenant of tenants) {
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const result = await table.doc.send(
+        new QueryCommand({
+          TableName: table.name,
+          KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
+          ExpressionAttributeValues: { ":pk": `AUDIT#${tenant}`, ":prefix": "SEQ#" },
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of result.Items ?? []) {
+        const sealedAt = Date.parse(String(item.sealedAt));
+        for (const record of item.records as { time: string; action: string }[]) {
+          if (record.action !== "secret.read" || record.time < from || record.time > to) continue;
+          lags.push(sealedAt - Date.parse(record.time));
+        }
+      }
+      startKey = result.LastEvaluatedKey;
+    } while (startKey !== undefined);
+  }
+  return lags.sort((a, b) => a - b);
 }

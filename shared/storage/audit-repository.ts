@@ -119,6 +119,8 @@ export class AuditRepository {
       sk: blockSortKey(first.sequence),
       records,
       ...(hw === undefined ? {} : { hw }),
+      // When the block was chained: how far sequencing lags behind the request path shows here.
+      sealedAt: new Date().toISOString(),
     });
   }
 

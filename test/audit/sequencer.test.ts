@@ -3,12 +3,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sequenceBatch } from "../../functions/audit/sequence.ts";
 import { LocalKeyring } from "../../shared/crypto/local-keyring.ts";
 import type { AuditEntry } from "../../shared/domain/audit-trail.ts";
 import { StreamSequencer } from "../../shared/services/audit/stream-sequencer.ts";
 import { AnchorFile } from "../../shared/storage/anchor-file.ts";
 import { AuditStreamFile } from "../../shared/storage/audit-stream-file.ts";
 import { createTable, type Table } from "../../shared/storage/table.ts";
+import { streamEventOf } from "../../testing/dynamodb-stream.ts";
 import { deleteRawItem, injectFault, putRawItem } from "../../testing/faults.ts";
 import {
   DUMMY_CREDENTIALS,
@@ -355,6 +357,42 @@ describe("tampering with the queue and the chain", () => {
       intact: false,
       break: { reason: "truncated", sequence: 6 },
     });
+  });
+});
+
+describe("the audit function as the stream's sequencer", () => {
+  it("chains a stream batch from its images, a record deleted from the table too, and a redelivery once", async () => {
+    const { stream, anchors } = files("lambda");
+    const a = await instance(stream, anchors);
+    const tenantId = scope();
+    for (let n = 0; n < 5; n += 1) await a.h.runtime.auditLog.record(entry(tenantId, n));
+    const inserted = await items("NEW#", tenantId);
+    // A table writer removes one before the stream's batch arrives; the stream still carries its insert.
+    await deleteRawItem(a.table, { pk: inserted[0]?.pk, sk: inserted[0]?.sk });
+    const event = streamEventOf(inserted);
+    const sequencer = await instance(stream, anchors);
+    expect(await sequenceBatch(sequencer.h.runtime, event)).toEqual({ batchItemFailures: [] });
+    expect(await sequenceBatch((await instance(stream, anchors)).h.runtime, event)).toEqual({
+      batchItemFailures: [],
+    });
+    expect(sorted(await chainedRequestIds(tenantId))).toEqual(
+      sorted([0, 1, 2, 3, 4].map((n) => `req-${tenantId}-${n}`)),
+    );
+    expect(await items("NEW#", tenantId)).toEqual([]);
+  });
+
+  it("hands a batch it cannot chain back from its first record, for Lambda to deliver again", async () => {
+    const { stream, anchors } = files("lambda-fail");
+    const a = await instance(stream, anchors);
+    const tenantId = scope();
+    await a.h.runtime.auditLog.record(entry(tenantId, 0));
+    const event = streamEventOf(await items("NEW#", tenantId));
+    const broken = await instance(stream, anchors);
+    injectFault(broken.table, (call) => call.commandName === "PutItemCommand");
+    expect(await sequenceBatch(broken.h.runtime, event)).toEqual({
+      batchItemFailures: [{ itemIdentifier: event.Records[0]?.dynamodb?.SequenceNumber }],
+    });
+    expect(await chainedRequestIds(tenantId)).toEqual([]);
   });
 });
 
