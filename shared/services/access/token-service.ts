@@ -170,10 +170,14 @@ export class TokenService {
                 ? "expired_token"
                 : undefined;
     if (why !== undefined || record === undefined) {
-      // An id that names a stored token is recorded as that token, never folded into `anonymous`;
-      // any other presented id is the caller's to vary, so it stays anonymous.
-      const actor = parsed !== undefined && found !== "absent" ? parsed.tokenId : "anonymous";
-      await this.#denials.deny(target, requestId, { actor, role: "anonymous" }, why);
+      // An id that names a stored token keeps a denial window of its own, never folded in with the
+      // anonymous guesses; any other presented id is the caller's to vary, so those collapse together.
+      await this.#denials.deny(
+        target,
+        requestId,
+        { actor: parsed?.tokenId ?? "anonymous", role: "anonymous", stored: found !== "absent" },
+        why,
+      );
       throw new AuthenticationError("a valid bearer token is required");
     }
     return { tokenId: record.tokenId, role: record.role, tenants: record.tenants };

@@ -19,8 +19,8 @@ interface DenialWindow {
  * A denial is counted and recorded. Repeats by one actor in one scope within the window are not each
  * appended: the first is recorded in full at once, the rest are counted, and the count goes into the
  * chain as one `request.denied` record with `count` when the window closes, so a guessing run cannot
- * flood the chain. Callers presenting no token, or the id of no token, are one actor (`anonymous`):
- * the id they claim is theirs to vary, so keying on it would let them dodge the collapse. A presented
+ * flood the chain. Callers presenting no token, or the id of no stored token, are one actor: the id
+ * they claim is theirs to vary, so keying on it would let them dodge the collapse. A presented
  * id that names a stored token (revoked, expired, or with the wrong secret) is that token's actor and
  * keeps a window of its own, so it is never hidden among the anonymous. Windows are bounded in number.
  *
@@ -51,9 +51,10 @@ export class DenialWindows implements DenialRecorder {
   async deny(
     target: AuditTarget,
     requestId: string,
-    who: Pick<AuditEntry, "actor" | "role">,
+    caller: Pick<AuditEntry, "actor" | "role"> & { readonly stored?: boolean },
     detail?: string,
   ): Promise<void> {
+    const { stored, ...who } = caller;
     this.#metrics.increment("AuthDenied");
     const exists =
       target.tenantId === SYSTEM_SCOPE || (await this.#tenantExists(target.tenantId).catch(() => false));
@@ -69,7 +70,11 @@ export class DenialWindows implements DenialRecorder {
       ...(said === undefined ? {} : { detail: said }),
     };
     if (this.#windowMs === 0) return this.#trail.recordBestEffort(entry);
-    const key = JSON.stringify([scoped.tenantId, who.role, who.actor]);
+    const key = JSON.stringify([
+      scoped.tenantId,
+      who.role,
+      who.role === "anonymous" && stored !== true ? "" : who.actor,
+    ]);
     const open = this.#open.get(key);
     const at = Date.now();
     if (open !== undefined && at - open.openedAt < this.#windowMs) {

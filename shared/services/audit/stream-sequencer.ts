@@ -8,8 +8,8 @@ export interface RecordStream {
   commit(offset: number): void;
 }
 
-/** Records per batch: at most what one block takes per scope, so a hot scope's batch is one write. */
-export const STREAM_BATCH_RECORDS = 100;
+/** Records per batch, as the stream's event source mapping delivers them in AWS. */
+export const STREAM_BATCH_RECORDS = 1000;
 
 /**
  * The in-process sequencer of `npm start`: reads the local stream from its checkpoint in batches,
