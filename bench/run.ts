@@ -5,6 +5,7 @@
  */
 import { cpus } from "node:os";
 import { measureAuditChain } from "./audit.ts";
+import { measureClient } from "./client.ts";
 import { measureColdStart } from "./coldstart.ts";
 import { measureSealOpen } from "./crypto.ts";
 import { measureDynamoCallsPerRead } from "./dynamo-calls.ts";
@@ -28,6 +29,7 @@ const SECTIONS: Record<string, Section> = {
   rotation: { run: () => measureRotation() },
   coldstart: { run: () => measureColdStart() },
   fleet: { run: () => measureFleet() },
+  client: { run: () => measureClient() },
 };
 
 function printEnvironment(): void {

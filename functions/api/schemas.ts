@@ -1,7 +1,7 @@
-import { z } from "zod";
+import * as z from "zod";
 import type { AuditFilter } from "../../shared/domain/audit-chain.ts";
 import { AUDIT_ACTIONS } from "../../shared/domain/operations.ts";
-import { secretNameSchema } from "../../shared/domain/schemas.ts";
+import { secretNameSchema, tenantIdSchema } from "../../shared/domain/schemas.ts";
 import { STAGES } from "../../shared/domain/types.ts";
 import { decodeAuditReason } from "./audit-reason.ts";
 
@@ -98,8 +98,12 @@ export const auditVerifyQuerySchema = z
       .string()
       .regex(/^[0-9a-f]{64}$/, "expectHash must be 64 lowercase hex digits")
       .optional(),
-    /** A previous answer's `nextCursor`: the walk goes on where that call's time budget ran out. */
-    cursor: z.string().min(1).max(1024).optional(),
+    cursor: z
+      .string()
+      .min(1)
+      .max(1024)
+      .optional()
+      .describe("a previous answer's nextCursor: the walk goes on where that call's time budget ran out"),
   })
   .refine((query) => (query.expectSequence === undefined) === (query.expectHash === undefined), {
     message: "expectSequence and expectHash go together",
@@ -125,3 +129,7 @@ export function auditFilter(query: {
   };
   return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined));
 }
+
+/** The path's parameters as `tenantScope` and `secretScope` parse them, one schema each, for the document. */
+export const tenantPathSchema = z.strictObject({ tenantId: tenantIdSchema });
+export const secretPathSchema = tenantPathSchema.extend({ name: secretNameSchema });
