@@ -10,7 +10,14 @@ import type { EnvironmentConfig } from "../config.ts";
 import { StrongboxFunction } from "../constructs/strongbox-function.ts";
 import type { DataStack } from "./data-stack.ts";
 import { EVENT_SOURCES } from "./event-contract.ts";
-import { grantKekUse, grantMac, grantPutEvents, grantTableItems, PARTITIONS } from "./grants.ts";
+import {
+  grantAuditQueueDeletes,
+  grantKekUse,
+  grantMac,
+  grantPutEvents,
+  grantTableItems,
+  PARTITIONS,
+} from "./grants.ts";
 
 export interface ApiStackProps extends StackProps {
   readonly config: EnvironmentConfig;
@@ -58,6 +65,8 @@ export class ApiStack extends Stack {
         PARTITIONS.binding,
       ],
     });
+    // A read of the audit trail first chains what waits in that scope's queue.
+    grantAuditQueueDeletes(role, data.table.tableArn);
     grantKekUse(role, [data.kek], ["GenerateDataKey", "Decrypt"]);
     grantMac(role, data.auditMacKey, ["GenerateMac"]);
     // Its re-wrap requests, and the rotation events of an on-demand run (POST /v1/rotation/run).
