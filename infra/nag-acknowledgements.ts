@@ -27,8 +27,9 @@ export const ACKNOWLEDGEMENTS: readonly Acknowledgement[] = [
     paths: FUNCTIONS.map((fn) => `${fn}/Role/DefaultPolicy`),
     id: "AwsSolutions-IAM5[Resource::*]",
     reason:
-      "Only X-Ray's xray:PutTraceSegments and xray:PutTelemetryRecords, which support no resource-level " +
-      "permissions; every data, key and secret permission names its own resource.",
+      "Only X-Ray's xray:PutTraceSegments and xray:PutTelemetryRecords, and the audit sequencer's " +
+      "dynamodb:ListStreams, which support no resource-level permissions; every data, key and secret " +
+      "permission names its own resource.",
   },
   {
     paths: ["Api/HttpApi/DefaultRoute"],

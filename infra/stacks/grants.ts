@@ -149,3 +149,17 @@ export function grantVerifierInvoke(
     }),
   );
 }
+
+/**
+ * Chained audit records leave the queue in batches of deletes (BatchWriteItem), allowed in the audit
+ * partitions only: a role that sequences cannot delete a token, a secret or a tenant's keys this way.
+ */
+export function grantAuditQueueDeletes(role: iam.IRole, tableArn: string): void {
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      actions: ["dynamodb:BatchWriteItem"],
+      resources: [tableArn],
+      conditions: onlyPartitions([PARTITIONS.audit]),
+    }),
+  );
+}

@@ -41,6 +41,16 @@ export interface RuntimeConfig {
   readonly secretRecoveryWindowMs: number;
   /** Repeated denials by one actor within this window become one counted record; 0 turns that off. */
   readonly auditDenialWindowMs: number;
+  /**
+   * `deferred` (the default): the request path writes each record under its own key and a sequencer
+   * chains it (the stream function in AWS, the in-process one in `npm start`). `inline` chains each
+   * record before answering, as tests do to look at a chain as soon as a call returns.
+   */
+  readonly auditSequencing: "deferred" | "inline";
+  /** Verify reports records waiting longer than this to be chained. */
+  readonly auditUnsequencedBoundMs: number;
+  /** How long a moved chain may go without its head anchored outside the table; 0 anchors every batch. */
+  readonly auditAnchorIntervalMs: number;
   /** For CloudTrail ingestion: this environment's KMS key ARNs and the service's own role ARNs. */
   readonly kmsIngestion: { readonly watchedKeyArns: string[]; readonly serviceRoleArns: string[] };
   readonly rotation: {
@@ -65,6 +75,14 @@ export interface RuntimeConfig {
     /** Only for pointing the SDK at an EventBridge-protocol test endpoint. */
     readonly eventsEndpoint?: string;
   };
+}
+
+function sequencing(env: Env): RuntimeConfig["auditSequencing"] {
+  const value = env.AUDIT_SEQUENCING ?? "deferred";
+  if (value !== "deferred" && value !== "inline") {
+    throw new ConfigError("AUDIT_SEQUENCING", "AUDIT_SEQUENCING must be deferred or inline");
+  }
+  return value;
 }
 
 function positiveInteger(env: Env, name: string, fallback: number): number {
@@ -154,6 +172,9 @@ export function readRuntimeConfig(env: Env): RuntimeConfig {
     verification: verificationConfig(env),
     secretRecoveryWindowMs: positiveInteger(env, "SECRET_RECOVERY_WINDOW_DAYS", 30) * 24 * 3600 * 1000,
     auditDenialWindowMs: nonNegativeInteger(env, "AUDIT_DENIAL_WINDOW_SECONDS", 60) * 1000,
+    auditSequencing: sequencing(env),
+    auditUnsequencedBoundMs: positiveInteger(env, "AUDIT_UNSEQUENCED_BOUND_SECONDS", 300) * 1000,
+    auditAnchorIntervalMs: nonNegativeInteger(env, "AUDIT_ANCHOR_INTERVAL_SECONDS", 60) * 1000,
     kmsIngestion: {
       watchedKeyArns: list(env.WATCHED_KMS_KEY_ARNS),
       serviceRoleArns: list(env.SERVICE_ROLE_ARNS),

@@ -5,6 +5,7 @@ import { ACTIVE_KEK_VARIABLES, loadLocalKek } from "../crypto/kek-source.ts";
 import type { Keyring } from "../crypto/keyring.ts";
 import { createKmsKeyring } from "../crypto/kms-keyring.ts";
 import { LocalKeyring } from "../crypto/local-keyring.ts";
+import type { AnchorLog } from "../domain/audit-chain.ts";
 import type { Env } from "../domain/env.ts";
 import { ConfigError } from "../domain/errors.ts";
 import type { ReferenceResolver } from "../domain/references.ts";
@@ -18,12 +19,13 @@ import { BindingService } from "../services/access/binding-service.ts";
 import { CallerAuthentication } from "../services/access/caller-authentication.ts";
 import { OperationGate } from "../services/access/operation-gate.ts";
 import { TokenService } from "../services/access/token-service.ts";
-import { AuditLog } from "../services/audit/audit-log.ts";
+import { AuditLog, type PendingWitness } from "../services/audit/audit-log.ts";
 import { AuditQueries } from "../services/audit/audit-queries.ts";
 import { ChainVerifier } from "../services/audit/chain-verifier.ts";
 import { ChainWriter } from "../services/audit/chain-writer.ts";
 import { DenialWindows } from "../services/audit/denial-windows.ts";
 import { KmsEventIngester } from "../services/audit/kms-event-ingester.ts";
+import { Sequencer } from "../services/audit/sequencer.ts";
 import { DataKeys } from "../services/keys/data-keys.ts";
 import { DekRotation } from "../services/keys/dek-rotation.ts";
 import { DekSweep } from "../services/keys/dek-sweep.ts";
@@ -78,6 +80,8 @@ export interface Runtime {
   readonly denials: DenialWindows;
   readonly auditQueries: AuditQueries;
   readonly chainWriter: ChainWriter;
+  /** Chains waiting records: run by the stream function, the local stream sequencer, or a catch-up. */
+  readonly sequencer: Sequencer;
   /** For operators' tools that verify without a request (audit:verify). */
   readonly chainVerifier: ChainVerifier;
   /** CloudTrail KMS events into the audit trail (functions/audit). */
@@ -167,6 +171,10 @@ export function createRuntime(options: {
   readonly references?: ReferenceResolver;
   /** Calls rotation verification hooks; by default HTTPS and Lambda (`VERIFIER_CA_FILE` adds a CA). */
   readonly verifier?: RotationVerifier;
+  /** Locally, where the request path's records are also written for the sequencer (the stream's stand-in). */
+  readonly auditWitness?: PendingWitness;
+  /** Where chain heads are anchored outside the table. */
+  readonly anchors?: AnchorLog;
 }): Runtime {
   const logger = options.logger ?? createLogger();
   const metrics = options.metrics ?? new CounterMetrics();
@@ -179,9 +187,23 @@ export function createRuntime(options: {
 
   const chainKeys = options.chainKeys ?? defaultChainKeys(keyring);
   const chainWriter = new ChainWriter(auditRepository, chainKeys, logger);
-  const chainVerifier = new ChainVerifier(auditRepository, chainKeys, chainWriter);
-  const auditLog = new AuditLog(chainWriter, metrics, logger);
-  const denials = new DenialWindows(auditLog, metrics, config.auditDenialWindowMs);
+  const sequencer = new Sequencer(chainWriter, auditRepository, chainKeys, options.anchors, metrics, logger, {
+    anchorIntervalMs: config.auditAnchorIntervalMs,
+  });
+  const chainVerifier = new ChainVerifier(auditRepository, chainKeys, chainWriter, {
+    unsequencedBoundMs: config.auditUnsequencedBoundMs,
+    ...(options.anchors === undefined ? {} : { anchors: options.anchors }),
+  });
+  const auditLog = new AuditLog(auditRepository, chainKeys, metrics, logger, {
+    ...(options.auditWitness === undefined ? {} : { witness: options.auditWitness }),
+    ...(config.auditSequencing === "inline" ? { inline: sequencer } : {}),
+  });
+  const denials = new DenialWindows(
+    auditLog,
+    metrics,
+    config.auditDenialWindowMs,
+    async (tenantId) => (await tenantRepository.get(tenantId)) !== undefined,
+  );
   const gate = new OperationGate(auditLog, denials);
   const integrity = new ItemMacs(chainKeys.itemKeys());
   const tokens = new TokenService({
@@ -314,8 +336,9 @@ export function createRuntime(options: {
     gate,
     auditLog,
     denials,
-    auditQueries: new AuditQueries(auditRepository, chainWriter, chainVerifier, gate),
+    auditQueries: new AuditQueries(auditRepository, chainWriter, chainVerifier, sequencer, gate),
     chainWriter,
+    sequencer,
     chainVerifier,
     kmsEvents: new KmsEventIngester(auditLog, tenantRepository, metrics, config.kmsIngestion),
     dekRotation,

@@ -49,6 +49,13 @@ export const BLOCK_SORT_KEY = /^SEQ#\d{12}$/;
 /** The sequence number of a block's first record. */
 export const firstSequenceOfBlock = (sk: string) => Number(sk.slice(BLOCK_PREFIX.length));
 
+/**
+ * Records the request path wrote and no sequencer has chained yet, in their scope's partition: sorted
+ * by time, so the oldest is one Query away, and unique by id, so no two writers ever contend.
+ */
+export const PENDING_PREFIX = "NEW#";
+export const pendingSortKey = (time: string, id: string) => `${PENDING_PREFIX}${time}#${id}`;
+
 const META = "META";
 export const KEK_REGISTRY_KEY: Key = { pk: META, sk: "KEKS" };
 export const PENDING_SWEEPS_KEY: Key = { pk: META, sk: "SWEEPS" };

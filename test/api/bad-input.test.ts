@@ -481,6 +481,18 @@ const CASES: readonly BadCase[] = [
     path: `/v1/tenants/${TENANT}/audit?cursor=${cursorOf({ pk: `AUDIT#${TENANT}`, sk: "" })}`,
     ...invalid,
   },
+  {
+    title: "a verify cursor the service did not make (it would skip the walk to record 29)",
+    method: "GET",
+    path: `/v1/tenants/${TENANT}/audit/verify?cursor=${Buffer.from(JSON.stringify([JSON.stringify([29, "0".repeat(64), "2026-01-01", "local:x:2026-01-01"]), "0".repeat(64)])).toString("base64url")}`,
+    ...invalid,
+  },
+  {
+    title: "a verify cursor that is no cursor at all",
+    method: "GET",
+    path: `/v1/tenants/${TENANT}/audit/verify?cursor=not-a-cursor`,
+    ...invalid,
+  },
   // Token creation.
   {
     title: "an operator token for every tenant",

@@ -232,12 +232,13 @@ const ROUTES: readonly RouteCase[] = [
     scoped: false,
     roles: ["admin"],
     okStatus: 201,
-    // A refused creation names a tenant that does not exist yet: it is recorded under that id.
+    // A refused creation names a tenant that does not exist yet: it goes to _system, so that no
+    // invented name opens a chain of its own (docs/audit-chain.md#denial-windows).
     prepare: async (_target, cell) => ({
       method: "POST",
       path: "/v1/tenants",
       body: { tenantId: `new-${cell}` },
-      auditScope: `new-${cell}`,
+      auditScope: SYSTEM_SCOPE,
     }),
     verify: async (_target, cell, granted) => {
       const tenant = await h.call("GET", `/v1/tenants/new-${cell}`, { token: admin });

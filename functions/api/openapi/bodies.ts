@@ -215,7 +215,12 @@ export const auditVerifyBody = z.looseObject({
   verifiedThrough: count,
   records: count,
   head: chainHead.optional(),
+  anchor: chainHead.optional().describe("the latest head anchored outside the table, checked against"),
   break: z.looseObject({ sequence: count, reason: z.string(), message: z.string() }).optional(),
+  nextCursor: z
+    .string()
+    .optional()
+    .describe("present when this call's time budget ran out: ask again with ?cursor= to go on"),
   summary: z.string(),
 });
 
