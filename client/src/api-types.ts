@@ -110,7 +110,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Verify the audit chain, optionally against a head recorded earlier: the system scope's (admin only)
+         * Verify the audit chain against its latest anchor, optionally a head recorded earlier; resumes with a cursor: the system scope's (admin only)
          * @description Operation `audit.verify`; roles: admin, auditor.
          */
         get: operations["verifyAuditSystem"];
@@ -362,7 +362,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Verify the audit chain, optionally against a head recorded earlier: a tenant's
+         * Verify the audit chain against its latest anchor, optionally a head recorded earlier; resumes with a cursor: a tenant's
          * @description Operation `audit.verify`; roles: admin, auditor.
          */
         get: operations["verifyAuditTenant"];
@@ -1354,6 +1354,8 @@ export interface operations {
     verifyAuditSystem: {
         parameters: {
             query?: {
+                /** @description a previous answer's nextCursor: the walk goes on where that call's time budget ran out */
+                cursor?: string;
                 expectHash?: string;
                 expectSequence?: string;
             };
@@ -1370,6 +1372,11 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        /** @description the latest head anchored outside the table, checked against */
+                        anchor?: {
+                            hash: string;
+                            sequence: number;
+                        };
                         break?: {
                             message: string;
                             reason: string;
@@ -1382,6 +1389,8 @@ export interface operations {
                             sequence: number;
                         };
                         intact: boolean;
+                        /** @description present when this call's time budget ran out: ask again with ?cursor= to go on */
+                        nextCursor?: string;
                         records: number;
                         scope: string;
                         summary: string;
@@ -3805,6 +3814,8 @@ export interface operations {
     verifyAuditTenant: {
         parameters: {
             query?: {
+                /** @description a previous answer's nextCursor: the walk goes on where that call's time budget ran out */
+                cursor?: string;
                 expectHash?: string;
                 expectSequence?: string;
             };
@@ -3823,6 +3834,11 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        /** @description the latest head anchored outside the table, checked against */
+                        anchor?: {
+                            hash: string;
+                            sequence: number;
+                        };
                         break?: {
                             message: string;
                             reason: string;
@@ -3835,6 +3851,8 @@ export interface operations {
                             sequence: number;
                         };
                         intact: boolean;
+                        /** @description present when this call's time budget ran out: ask again with ?cursor= to go on */
+                        nextCursor?: string;
                         records: number;
                         scope: string;
                         summary: string;
