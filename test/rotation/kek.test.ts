@@ -148,7 +148,9 @@ describe("local KEK rotation: CREDENTIALS_KEK replaced, the old one in CREDENTIA
         await copy.dynamo.close();
       }
     }
-  }, 90_000);
+    // One run per write the re-wrap makes, and the audit queue's writes count too: a hang guard sized
+    // for a loaded 2-core runner, not a speed target.
+  }, 300_000);
 
   it("the re-wrap route leaves no DEK on the old KEK, and the status and /v1/health say it may go", async () => {
     const { h, admin } = await instance(store, new LocalKeyring({ active: kekB, previous: [kekA] }));
