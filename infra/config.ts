@@ -31,6 +31,8 @@ export interface EnvironmentConfig {
    * so more than a couple of instances would only wait on it.
    */
   readonly reservedConcurrency: { readonly audit: number; readonly rotation: number };
+  /** A sealed tenant is unsealed by one admin's request and a different admin's approval (seed 002 §7.1). */
+  readonly unsealRequiresSecondAdmin: boolean;
 }
 
 const CONFIGS: Readonly<Record<EnvironmentName, Omit<EnvironmentConfig, "name">>> = {
@@ -43,6 +45,7 @@ const CONFIGS: Readonly<Record<EnvironmentName, Omit<EnvironmentConfig, "name">>
     alarms: { decryptFailureThreshold: 5 },
     keyAdministratorRoleName: "strongbox-dev-key-admin",
     reservedConcurrency: { audit: 2, rotation: 2 },
+    unsealRequiresSecondAdmin: false,
   },
   staging: {
     protectData: false,
@@ -53,6 +56,7 @@ const CONFIGS: Readonly<Record<EnvironmentName, Omit<EnvironmentConfig, "name">>
     alarms: { decryptFailureThreshold: 1 },
     keyAdministratorRoleName: "strongbox-staging-key-admin",
     reservedConcurrency: { audit: 5, rotation: 2 },
+    unsealRequiresSecondAdmin: true,
   },
   prod: {
     protectData: true,
@@ -63,6 +67,7 @@ const CONFIGS: Readonly<Record<EnvironmentName, Omit<EnvironmentConfig, "name">>
     alarms: { decryptFailureThreshold: 0 },
     keyAdministratorRoleName: "strongbox-prod-key-admin",
     reservedConcurrency: { audit: 10, rotation: 2 },
+    unsealRequiresSecondAdmin: true,
   },
 };
 

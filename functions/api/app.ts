@@ -13,6 +13,7 @@ import { auditRoutes } from "./routes/audit.ts";
 import { keyRoutes } from "./routes/keys.ts";
 import { opsRoutes } from "./routes/ops.ts";
 import { rotationRoutes } from "./routes/rotation.ts";
+import { sealRoutes } from "./routes/seals.ts";
 import { secretRoutes } from "./routes/secrets.ts";
 import { tenantRoutes } from "./routes/tenants.ts";
 import { tokenRoutes } from "./routes/tokens.ts";
@@ -59,6 +60,7 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
   app.route("/", keyRoutes(runtime));
   app.route("/", auditRoutes(runtime));
   app.route("/", tokenRoutes(runtime));
+  app.route("/", sealRoutes(runtime));
 
   const allowedOn = allowedMethods(app.routes);
   app.notFound((c) => {

@@ -38,6 +38,7 @@ export class ApiStack extends Stack {
         // The re-wrap request goes here, for the rotation function to pick up.
         EVENT_BUS_NAME: data.bus.eventBusName,
         NODE_ENV: "production",
+        UNSEAL_REQUIRES_SECOND_ADMIN: String(config.unsealRequiresSecondAdmin),
       },
     });
     const role = this.api.role;
@@ -52,6 +53,7 @@ export class ApiStack extends Stack {
         PARTITIONS.audit,
         PARTITIONS.directory,
         PARTITIONS.meta,
+        PARTITIONS.seal,
       ],
     });
     grantKekUse(role, [data.kek], ["GenerateDataKey", "Decrypt"]);

@@ -12,6 +12,8 @@ export const PARTITIONS = {
   audit: "AUDIT#*",
   directory: "TENANTS",
   meta: "META",
+  /** The kill switch's items, per tenant and global: read beside the token on every request. */
+  seal: "SEAL#*",
 } as const;
 export type Partition = (typeof PARTITIONS)[keyof typeof PARTITIONS];
 

@@ -125,6 +125,20 @@ export class MonitoringStack extends Stack {
       "A token item failed its MAC: someone wrote authority into the table directly",
     );
     alarm(
+      "GlobalSealActive",
+      service("GlobalSealActive", "Sum"),
+      above,
+      0,
+      "Every tenant is sealed by the kill switch (POST /v1/seal): requests are refused until an admin unseals",
+    );
+    alarm(
+      "SealRefusals",
+      service("SealRefusals", "Sum"),
+      above,
+      0,
+      "Requests were refused because their tenant is sealed: a sealed tenant is still being called",
+    );
+    alarm(
       "RotationFailures",
       service("RotationFailures", "Sum"),
       above,

@@ -1,5 +1,6 @@
 import type { RequestContext } from "./context.ts";
 import type { AuditAction, Operation } from "./operations.ts";
+import type { SealStatus } from "./seal.ts";
 import type { AuditEvent, Principal } from "./types.ts";
 
 /** An audit record as a use case writes it; the trail stamps the time. */
@@ -33,6 +34,8 @@ export interface OperationTarget {
   readonly secretName?: string;
   /** What the attempt record says of the request, such as the role of a token being minted. */
   readonly detail?: string;
+  /** The kill switch's state when the use case read it beside its other reads; else the gate reads it. */
+  readonly sealStatus?: SealStatus;
 }
 
 /** An operation the gate let through: it records how the operation goes, under one entry. */

@@ -131,3 +131,12 @@ export class AuditRecordTooLargeError extends StrongboxError {
   readonly status = 413;
   readonly code = "audit_record_too_large";
 }
+
+/**
+ * The tenant (or every tenant, under a global seal) is sealed by the kill switch: nothing of it is
+ * read, written or rotated until an admin unseals it. Only the seal routes and audit reads answer.
+ */
+export class TenantSealedError extends StrongboxError {
+  readonly status = 423;
+  readonly code = "tenant_sealed";
+}

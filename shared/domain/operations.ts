@@ -15,7 +15,10 @@ export type Permission =
   | "rotation:read"
   | "rotation:run"
   | "secret:rotate"
-  | "health:read";
+  | "health:read"
+  | "tenant:seal"
+  | "tenant:unseal"
+  | "system:seal";
 
 interface OperationSpec {
   /**
@@ -29,6 +32,13 @@ interface OperationSpec {
    * admins reach every one, and no other token can name `_system`.
    */
   readonly scope: "tenant" | "system" | "either";
+  /** Every record of the operation is marked for an operator to look at. */
+  readonly severity?: "high";
+  /**
+   * Answered for a sealed tenant too (the kill switch, audit reads, the service's own records);
+   * every other tenant operation is refused with 423 while its tenant or everything is sealed.
+   */
+  readonly whileSealed?: true;
 }
 
 /**
@@ -45,12 +55,12 @@ export const OPERATIONS = {
   "secret.list": { permission: "secret:list", scope: "tenant" },
   "token.create": { permission: "token:manage", scope: "system" },
   "token.revoke": { permission: "token:manage", scope: "system" },
-  "audit.read": { permission: "audit:read", scope: "either" },
-  "request.denied": { permission: null, scope: "either" },
-  "audit.verify": { permission: "audit:read", scope: "either" },
-  "audit.export": { permission: "audit:read", scope: "either" },
-  "audit.head": { permission: "audit:read", scope: "tenant" },
-  "kms.call": { permission: null, scope: "either" },
+  "audit.read": { permission: "audit:read", scope: "either", whileSealed: true },
+  "request.denied": { permission: null, scope: "either", whileSealed: true },
+  "audit.verify": { permission: "audit:read", scope: "either", whileSealed: true },
+  "audit.export": { permission: "audit:read", scope: "either", whileSealed: true },
+  "audit.head": { permission: "audit:read", scope: "tenant", whileSealed: true },
+  "kms.call": { permission: null, scope: "either", whileSealed: true },
   "tenant.rotate-dek": { permission: "dek:rotate", scope: "tenant" },
   "tenant.reencrypt": { permission: null, scope: "tenant" },
   "kek.rewrap": { permission: "kek:manage", scope: "system" },
@@ -62,6 +72,10 @@ export const OPERATIONS = {
   "secret.promote": { permission: "secret:rotate", scope: "tenant" },
   "secret.rollback": { permission: "secret:rotate", scope: "tenant" },
   "health.read": { permission: "health:read", scope: "system" },
+  "tenant.seal": { permission: "tenant:seal", scope: "tenant", severity: "high", whileSealed: true },
+  "tenant.unseal": { permission: "tenant:unseal", scope: "tenant", severity: "high", whileSealed: true },
+  "system.seal": { permission: "system:seal", scope: "system", severity: "high", whileSealed: true },
+  "system.unseal": { permission: "system:seal", scope: "system", severity: "high", whileSealed: true },
 } as const satisfies Record<string, OperationSpec>;
 
 /** An operation's name, which is also the action of its audit records. */
@@ -89,6 +103,9 @@ const GRANTS: Record<Role, ReadonlySet<Permission>> = {
     "rotation:run",
     "secret:rotate",
     "health:read",
+    "tenant:seal",
+    "tenant:unseal",
+    "system:seal",
   ]),
   operator: new Set<Permission>([
     "tenant:read",
@@ -99,6 +116,7 @@ const GRANTS: Record<Role, ReadonlySet<Permission>> = {
     "dek:rotate",
     "rotation:read",
     "secret:rotate",
+    "tenant:seal",
   ]),
   runner: new Set<Permission>(["secret:read", "secret:list"]),
   auditor: new Set<Permission>(["audit:read"]),
@@ -114,3 +132,11 @@ export function isAllowed(principal: Principal, operation: Operation, scope: str
   if (permission == null || GRANTS[principal.role]?.has(permission) !== true) return false;
   return principal.role === "admin" || principal.tenants.includes(scope);
 }
+
+/** The severity every record of the operation carries, if any. */
+export const severityOf = (action: AuditAction): "high" | undefined =>
+  (OPERATIONS[action] as OperationSpec).severity;
+
+/** Whether the operation is answered while its tenant, or everything, is sealed. */
+export const answersWhileSealed = (action: AuditAction): boolean =>
+  (OPERATIONS[action] as OperationSpec).whileSealed === true;

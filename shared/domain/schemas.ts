@@ -99,3 +99,13 @@ export const tokenIdSchema = z.string().regex(/^[a-z0-9]{26}$/, "token id is mal
 export type CreateTokenInput = z.infer<typeof createTokenSchema>;
 export type PutSecretInput = z.infer<typeof putSecretSchema>;
 export type RotationPolicyInput = z.infer<typeof rotationPolicySchema>;
+
+/** Why the kill switch is thrown or lifted: recorded with it, so it is required and plain text. */
+export const sealReasonSchema = z
+  .string()
+  .trim()
+  .min(1, "reason is required")
+  .max(256, "reason must be at most 256 characters")
+  .regex(/^[^\p{Cc}]*$/u, "reason must not contain control characters");
+
+export const sealSchema = z.strictObject({ reason: sealReasonSchema });

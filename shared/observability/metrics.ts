@@ -9,6 +9,8 @@ export const METRIC_NAMES = [
   "RotationsDue",
   "RotationFailures",
   "RotationsCompleted",
+  "SealRefusals",
+  "GlobalSealActive",
 ] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];
 

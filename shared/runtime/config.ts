@@ -21,6 +21,8 @@ export interface RuntimeConfig {
   readonly auditDenialWindowMs: number;
   /** For CloudTrail ingestion: this environment's KMS key ARNs and the service's own role ARNs. */
   readonly kmsIngestion: { readonly watchedKeyArns: string[]; readonly serviceRoleArns: string[] };
+  /** `UNSEAL_REQUIRES_SECOND_ADMIN`: an unseal needs one admin's request and a different admin's call. */
+  readonly unsealRequiresSecondAdmin?: boolean;
   readonly rotation: {
     /** How long after a DEK rotation older DEK versions wait before they can be retired. */
     readonly retireGraceMs: number;
@@ -65,6 +67,13 @@ function nonNegativeInteger(env: Env, name: string, fallback: number): number {
   return Number(raw);
 }
 
+function flag(env: Env, name: string): boolean {
+  const raw = env[name]?.trim() ?? "";
+  if (raw === "" || raw === "false") return false;
+  if (raw === "true") return true;
+  throw new ConfigError(name, `${name} must be true or false`);
+}
+
 const list = (raw: string | undefined): string[] =>
   (raw ?? "")
     .split(",")
@@ -101,6 +110,7 @@ export function readRuntimeConfig(env: Env): RuntimeConfig {
         }
       : {}),
     ...(auditMacKeyId ? { auditMacKeyId } : {}),
+    unsealRequiresSecondAdmin: flag(env, "UNSEAL_REQUIRES_SECOND_ADMIN"),
     auditDenialWindowMs: nonNegativeInteger(env, "AUDIT_DENIAL_WINDOW_SECONDS", 60) * 1000,
     kmsIngestion: {
       watchedKeyArns: list(env.WATCHED_KMS_KEY_ARNS),

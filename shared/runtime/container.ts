@@ -12,6 +12,8 @@ import { createLogger, type Logger } from "../observability/logger.ts";
 import { CounterMetrics } from "../observability/metrics.ts";
 import { createRotationEvents, type RotationEvents } from "../observability/rotation-events.ts";
 import { OperationGate } from "../services/access/operation-gate.ts";
+import { SealControl } from "../services/access/seal-control.ts";
+import { SealGuard } from "../services/access/seal-guard.ts";
 import { TokenService } from "../services/access/token-service.ts";
 import { AuditLog } from "../services/audit/audit-log.ts";
 import { AuditQueries } from "../services/audit/audit-queries.ts";
@@ -38,6 +40,7 @@ import { TenantService } from "../services/tenants/tenant-service.ts";
 import { AuditRepository } from "../storage/audit-repository.ts";
 import { CheckpointRepository } from "../storage/checkpoint-repository.ts";
 import { DirectoryBackfill } from "../storage/directory-backfill.ts";
+import { SealRepository } from "../storage/seal-repository.ts";
 import { SecretRepository } from "../storage/secret-repository.ts";
 import type { Table } from "../storage/table.ts";
 import { TenantRepository } from "../storage/tenant-repository.ts";
@@ -76,6 +79,9 @@ export interface Runtime {
   readonly kekReport: KekReporter;
   readonly scheduledWork: ScheduledWork;
   readonly health: HealthService;
+  /** The kill switch's check (every tenant operation) and its routes. */
+  readonly sealGuard: SealGuard;
+  readonly seals: SealControl;
 }
 
 export interface KeyringChoice {
@@ -155,18 +161,21 @@ export function createRuntime(options: {
   const chainVerifier = new ChainVerifier(auditRepository, chainKeys, chainWriter);
   const auditLog = new AuditLog(chainWriter, metrics, logger);
   const denials = new DenialWindows(auditLog, metrics, config.auditDenialWindowMs);
-  const gate = new OperationGate(auditLog, denials);
+  const integrity = new ItemMacs(chainKeys.itemKeys());
+  const dataKeys = new DataKeys(keyring, tenantRepository, new DataKeyCache(config.dataKeyCache));
+  const sealRepository = new SealRepository(table);
+  const sealGuard = new SealGuard(sealRepository, integrity, metrics, logger);
+  const gate = new OperationGate(auditLog, denials, { check: sealGuard, dataKeys, metrics });
   const tokens = new TokenService({
     tokens: new TokenRepository(table),
     tenants: tenantRepository,
-    integrity: new ItemMacs(chainKeys.itemKeys()),
+    integrity,
     gate,
     denials,
     metrics,
     logger,
   });
 
-  const dataKeys = new DataKeys(keyring, tenantRepository, new DataKeyCache(config.dataKeyCache));
   const sealer = new Sealer(dataKeys, metrics, rotationConfig.retireGraceMs / 2);
   const heads = new HeadWriter(secretRepository, sealer);
   const valueRotation = new ValueRotation(secretRepository, sealer, gate, heads);
@@ -220,7 +229,7 @@ export function createRuntime(options: {
     metrics,
     config,
     tenants: new TenantService(tenantRepository, dataKeys, gate),
-    secrets: new SecretService(secretRepository, sealer, tokens, gate, heads),
+    secrets: new SecretService(secretRepository, sealer, tokens, gate, heads, sealGuard),
     rotationPolicies: new RotationPolicies(secretRepository, gate, heads),
     valueRotation,
     tokens,
@@ -239,6 +248,16 @@ export function createRuntime(options: {
     ...(directoryBackfill === undefined ? {} : { directoryBackfill }),
     kekReport: new KekReporter(keyring, tenantRepository, checkpoints, gate),
     scheduledWork,
-    health: new HealthService(keyring, tenantRepository, chainWriter, gate),
+    health: new HealthService(keyring, tenantRepository, chainWriter, gate, sealGuard),
+    sealGuard,
+    seals: new SealControl({
+      seals: sealRepository,
+      guard: sealGuard,
+      integrity,
+      tenants: tenantRepository,
+      dataKeys,
+      gate,
+      options: { unsealNeedsSecondAdmin: config.unsealRequiresSecondAdmin === true },
+    }),
   };
 }

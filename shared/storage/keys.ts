@@ -59,3 +59,9 @@ export const LEGACY_BACKFILL_DONE_KEY: Key = { pk: META, sk: "TENANTS-BACKFILL" 
 /** One small item per tenant under a single partition, so work over every tenant is a Query, not a Scan. */
 export const DIRECTORY_PARTITION = "TENANTS";
 export const directoryEntryKey = (tenantId: string): Key => ({ pk: DIRECTORY_PARTITION, sk: tenantId });
+
+/**
+ * A tenant's kill-switch item, or the global one (scope `*`). Outside the tenant's partition, so no
+ * query or sweep over a tenant's items ever meets it; read beside the token on every request.
+ */
+export const sealKey = (scope: string): Key => ({ pk: `SEAL#${scope}`, sk: "SEAL" });

@@ -13,6 +13,9 @@ const TENANT = "acme";
 const TARGET = `/v1/tenants/${TENANT}/secrets/target`;
 const TARGET_VALUE = "original-v2";
 const REASON = { "x-audit-reason": "bad input test" };
+const SEAL = `/v1/tenants/${TENANT}/seal`;
+/** A tenant sealed before the cases run, whose value must never come back. */
+const SEALED = "sealed-co";
 
 let h: Harness;
 let admin: string;
@@ -812,6 +815,91 @@ const CASES: readonly BadCase[] = [
     json: { tenantId: TENANT },
     status: 405,
     code: "method_not_allowed",
+  }, // The kill switch: bodies outside the schema, and a sealed tenant, which answers 423 and nothing else.
+  { title: "a seal without a body", method: "POST", path: SEAL, body: "", ...invalid },
+  { title: "a seal without a reason", method: "POST", path: SEAL, json: {}, ...invalid },
+  { title: "a seal with an empty reason", method: "POST", path: SEAL, json: { reason: "  " }, ...invalid },
+  { title: "a seal reason as a number", method: "POST", path: SEAL, json: { reason: 7 }, ...invalid },
+  {
+    title: "a seal reason with a control character",
+    method: "POST",
+    path: SEAL,
+    json: { reason: `why\u0000${CANARY}` },
+    ...invalid,
+  },
+  {
+    title: "a seal reason of 257 characters",
+    method: "POST",
+    path: SEAL,
+    json: { reason: `${CANARY}${"r".repeat(257 - CANARY.length)}` },
+    ...invalid,
+  },
+  {
+    title: "an unknown field in a seal body",
+    method: "POST",
+    path: SEAL,
+    json: { reason: "x", [CANARY]: true },
+    ...invalid,
+  },
+  {
+    title: "sealing a tenant that does not exist",
+    method: "POST",
+    path: "/v1/tenants/no-such-tenant/seal",
+    json: { reason: "x" },
+    status: 404,
+    code: "not_found",
+  },
+  {
+    title: "an invalid tenant id to seal",
+    method: "POST",
+    path: `/v1/tenants/${CANARY}_x/seal`,
+    json: { reason: "x" },
+    ...invalid,
+  },
+  {
+    title: "an unseal without a reason",
+    method: "POST",
+    path: `/v1/tenants/${TENANT}/unseal`,
+    json: {},
+    ...invalid,
+  },
+  {
+    title: "a global seal with an unknown field",
+    method: "POST",
+    path: "/v1/seal",
+    json: { reason: "x", on: 1 },
+    ...invalid,
+  },
+  {
+    title: "a global unseal as text",
+    method: "POST",
+    path: "/v1/unseal",
+    body: "reason",
+    contentType: "text/plain",
+    status: 415,
+    code: "unsupported_media_type",
+  },
+  { title: "a GET of the seal route", method: "GET", path: SEAL, status: 405, code: "method_not_allowed" },
+  {
+    title: "a read of a sealed tenant",
+    method: "GET",
+    path: `/v1/tenants/${SEALED}/secrets/db`,
+    headers: REASON,
+    status: 423,
+    code: "tenant_sealed",
+  },
+  {
+    title: "a write to a sealed tenant",
+    ...put(`/v1/tenants/${SEALED}/secrets/db`, { value: CANARY }),
+    status: 423,
+    code: "tenant_sealed",
+  },
+  {
+    title: "a listing of a sealed tenant",
+    method: "GET",
+    path: `/v1/tenants/${SEALED}/secrets`,
+    status: 423,
+    code: "tenant_sealed",
   },
 ];
 
@@ -845,6 +933,19 @@ beforeAll(async () => {
   for (const value of ["original-v1", TARGET_VALUE]) {
     expect((await h.call("PUT", TARGET, { token: admin, body: { value } })).status).toBe(200);
   }
+  expect((await h.call("POST", "/v1/tenants", { token: admin, body: { tenantId: SEALED } })).status).toBe(
+    201,
+  );
+  const sealedPut = await h.call("PUT", `/v1/tenants/${SEALED}/secrets/db`, {
+    token: admin,
+    body: { value: "kept" },
+  });
+  expect(sealedPut.status).toBe(200);
+  const sealed = await h.call("POST", `/v1/tenants/${SEALED}/seal`, {
+    token: admin,
+    body: { reason: "bad input" },
+  });
+  expect(sealed.status).toBe(200);
 });
 afterAll(() => h?.close());
 

@@ -501,7 +501,91 @@ const ROUTES: readonly RouteCase[] = [
       if (granted) expect((await response.json()).due.scanComplete).toBe(true);
     },
   },
+  {
+    route: "POST /v1/tenants/:tenantId/seal",
+    action: "tenant.seal",
+    scoped: true,
+    roles: ["admin", "operator"],
+    okStatus: 200,
+    prepare: async (target) => ({
+      method: "POST",
+      path: `/v1/tenants/${target}/seal`,
+      body: { reason: "isolation matrix" },
+      auditScope: target,
+    }),
+    verify: async (target, _cell, granted) => {
+      expect((await adminRead(target, SHARED_NAME)).status).toBe(granted ? 423 : 200);
+      if (granted) await adminUnseal(`/v1/tenants/${target}/unseal`);
+    },
+  },
+  {
+    route: "POST /v1/tenants/:tenantId/unseal",
+    action: "tenant.unseal",
+    scoped: true,
+    roles: ["admin"],
+    okStatus: 200,
+    prepare: async (target) => {
+      await adminSeal(`/v1/tenants/${target}/seal`);
+      return {
+        method: "POST",
+        path: `/v1/tenants/${target}/unseal`,
+        body: { reason: "isolation matrix" },
+        auditScope: target,
+      };
+    },
+    verify: async (target, _cell, granted) => {
+      expect((await adminRead(target, SHARED_NAME)).status).toBe(granted ? 200 : 423);
+      if (!granted) await adminUnseal(`/v1/tenants/${target}/unseal`);
+    },
+  },
+  {
+    route: "POST /v1/seal",
+    action: "system.seal",
+    scoped: false,
+    roles: ["admin"],
+    okStatus: 200,
+    prepare: async () => ({
+      method: "POST",
+      path: "/v1/seal",
+      body: { reason: "isolation matrix" },
+      auditScope: SYSTEM_SCOPE,
+    }),
+    verify: async (_target, _cell, granted) => {
+      expect((await adminRead(ALPHA, SHARED_NAME)).status).toBe(granted ? 423 : 200);
+      if (granted) await adminUnseal("/v1/unseal");
+    },
+  },
+  {
+    route: "POST /v1/unseal",
+    action: "system.unseal",
+    scoped: false,
+    roles: ["admin"],
+    okStatus: 200,
+    prepare: async () => {
+      await adminSeal("/v1/seal");
+      return {
+        method: "POST",
+        path: "/v1/unseal",
+        body: { reason: "isolation matrix" },
+        auditScope: SYSTEM_SCOPE,
+      };
+    },
+    verify: async (_target, _cell, granted) => {
+      expect((await adminRead(BRAVO, SHARED_NAME)).status).toBe(granted ? 200 : 423);
+      if (!granted) await adminUnseal("/v1/unseal");
+    },
+  },
 ];
+
+async function adminSeal(path: string): Promise<void> {
+  expect((await h.call("POST", path, { token: admin, body: { reason: "matrix set-up" } })).status).toBe(200);
+}
+
+async function adminUnseal(path: string): Promise<void> {
+  expect((await h.call("POST", path, { token: admin, body: { reason: "matrix clean-up" } })).status).toBe(
+    200,
+  );
+}
 
 async function putAsAdmin(tenant: string, name: string, value: string): Promise<void> {
   const put = await h.call("PUT", `/v1/tenants/${tenant}/secrets/${name}`, { token: admin, body: { value } });

@@ -12,6 +12,7 @@ import {
   auditPartition,
   DIRECTORY_PARTITION,
   KEK_REGISTRY_KEY,
+  sealKey,
   tenantPartition,
   tokenKey,
 } from "../../shared/storage/keys.ts";
@@ -371,7 +372,14 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
         ComparisonOperator: "LessThanThreshold",
         Threshold: 1,
       });
-      for (const name of ["AuditWriteFailures", "KmsAnomalies", "IntegrityFailures", "RotationFailures"]) {
+      for (const name of [
+        "AuditWriteFailures",
+        "KmsAnomalies",
+        "IntegrityFailures",
+        "RotationFailures",
+        "GlobalSealActive",
+        "SealRefusals",
+      ]) {
         expect(byMetric(name)[0]).toMatchObject({ ComparisonOperator: "GreaterThanThreshold", Threshold: 0 });
       }
     });
@@ -586,7 +594,14 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
     const mayWrite = (template: Template, pk: string) => writePatterns(template).some((p) => matches(p, pk));
 
     it("narrows every role's writes to the partitions it writes", () => {
-      expect(writePatterns(t().api).sort()).toEqual(["AUDIT#*", "META", "T#*", "TENANTS", "TOKEN#*"]);
+      expect(writePatterns(t().api).sort()).toEqual([
+        "AUDIT#*",
+        "META",
+        "SEAL#*",
+        "T#*",
+        "TENANTS",
+        "TOKEN#*",
+      ]);
       expect(writePatterns(t().rotation).sort()).toEqual(["AUDIT#*", "META", "T#*", "TENANTS"]);
       expect(writePatterns(t().audit)).toEqual(["AUDIT#*"]);
     });
@@ -598,6 +613,9 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
       expect(mayWrite(t().audit, auditPartition("acme"))).toBe(true);
       expect(mayWrite(t().rotation, token)).toBe(false);
       expect(mayWrite(t().api, token)).toBe(true);
+      // Only the API throws the kill switch; the rotation function only reads it.
+      expect(mayWrite(t().api, sealKey("acme").pk)).toBe(true);
+      expect(mayWrite(t().rotation, sealKey("acme").pk)).toBe(false);
     });
 
     it("lets the audit role read only audit chains, tenant items and META", () => {
@@ -720,6 +738,9 @@ describe("the table's partitions", () => {
     // A tenant's pattern must not reach a token's partition, nor the directory's.
     expect(matches(PARTITIONS.tenant, tokenKey("tok1").pk)).toBe(false);
     expect(matches(PARTITIONS.tenant, DIRECTORY_PARTITION)).toBe(false);
+    expect(matches(PARTITIONS.seal, sealKey("acme").pk)).toBe(true);
+    expect(matches(PARTITIONS.seal, sealKey("*").pk)).toBe(true);
+    expect(matches(PARTITIONS.tenant, sealKey("acme").pk)).toBe(false);
   });
 });
 

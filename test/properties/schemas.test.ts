@@ -20,6 +20,7 @@ const DOCUMENTED_4XX: Record<number, readonly string[]> = {
   409: ["conflict"],
   413: ["payload_too_large", "audit_record_too_large"],
   415: ["unsupported_media_type"],
+  423: ["tenant_sealed"],
   431: ["headers_too_large"],
 };
 

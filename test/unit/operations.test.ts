@@ -88,6 +88,8 @@ describe("the operations table", () => {
         "secret.write",
         "tenant.read",
         "tenant.rotate-dek",
+        // The kill switch: an operator may seal its own tenant, and only an admin unseals.
+        "tenant.seal",
       ].sort(),
     );
   });

@@ -1,6 +1,7 @@
 import type { DataKeyCache } from "../../crypto/data-key-cache.ts";
 import type { Keyring } from "../../crypto/keyring.ts";
 import { DecryptError, DekRetiredError, NotFoundError } from "../../domain/errors.ts";
+import type { DataKeyDropper } from "../../domain/seal.ts";
 import type { DataKeyIssuer } from "../../domain/sealing.ts";
 import { now } from "../../domain/time.ts";
 import type { Tenant, WrappedDataKey } from "../../domain/types.ts";
@@ -20,7 +21,7 @@ export interface CurrentDataKey {
 }
 
 /** Tenant data keys: generated wrapped, stored wrapped, and unwrapped only into the bounded cache. */
-export class DataKeys implements DataKeyIssuer {
+export class DataKeys implements DataKeyIssuer, DataKeyDropper {
   readonly #keyring: Keyring;
   readonly #tenants: TenantRepository;
   readonly #cache: DataKeyCache;
@@ -72,6 +73,11 @@ export class DataKeys implements DataKeyIssuer {
       }
       return this.#keyring.unwrap(wrapped, { tenantId, dekVersion: version });
     });
+  }
+
+  /** Every cached version of a sealed tenant's DEK; `#` ends the id, so no other tenant's key matches. */
+  forgetTenant(tenantId: string): void {
+    this.#cache.evictPrefix(`${tenantId}#`);
   }
 
   /** Drops retired versions from memory too, once their wrapped form is gone from the table. */

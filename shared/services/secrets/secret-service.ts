@@ -2,6 +2,7 @@ import type { Authenticator, OperationGate } from "../../domain/audit-trail.ts";
 import type { Caller, RequestContext } from "../../domain/context.ts";
 import { ConflictError, DekRetiredError, NotFoundError, StrongboxError } from "../../domain/errors.ts";
 import type { PutSecretInput } from "../../domain/schemas.ts";
+import type { SealCheck } from "../../domain/seal.ts";
 import type { SecretSealer } from "../../domain/sealing.ts";
 import { isLive, withNewCurrent } from "../../domain/secret-head.ts";
 import { now } from "../../domain/time.ts";
@@ -28,6 +29,7 @@ export class SecretService {
   readonly #tokens: Authenticator;
   readonly #gate: OperationGate;
   readonly #heads: HeadWriter;
+  readonly #seals: SealCheck | undefined;
 
   constructor(
     secrets: SecretRepository,
@@ -35,12 +37,14 @@ export class SecretService {
     tokens: Authenticator,
     gate: OperationGate,
     heads: HeadWriter,
+    seals?: SealCheck,
   ) {
     this.#secrets = secrets;
     this.#sealer = sealer;
     this.#tokens = tokens;
     this.#gate = gate;
     this.#heads = heads;
+    this.#seals = seals;
   }
 
   async write(
@@ -61,8 +65,9 @@ export class SecretService {
   }
 
   /**
-   * The hot path. It authenticates the caller itself so that the token and the secret's head are
-   * looked up together, in one round trip; the head is used only once the token checks out.
+   * The hot path. It authenticates the caller itself so that the token, the secret's head and the
+   * kill switch's items are looked up together, in one round trip; the head is used only once the
+   * token checks out and the gate has found the tenant unsealed.
    */
   async read(
     caller: Caller,
@@ -72,13 +77,20 @@ export class SecretService {
     selector: VersionSelector = {},
   ): Promise<SecretValue> {
     const target = { tenantId, action: "secret.read", secretName: name } as const;
-    const [principal, fetched] = await Promise.allSettled([
+    const [principal, fetched, seal] = await Promise.allSettled([
       this.#tokens.authenticate(caller.authorization, caller.requestId, target),
       this.#secrets.getHead(tenantId, name),
+      this.#seals?.status(tenantId),
     ]);
     if (principal.status === "rejected") throw principal.reason;
     const ctx = { requestId: caller.requestId, principal: principal.value };
-    const operation = await this.#gate.begin(ctx, "secret.read", { tenantId, secretName: name });
+    // A seal state that could not be read is not "open": the gate then reads it again, or fails.
+    const sealStatus = seal.status === "fulfilled" ? seal.value : undefined;
+    const operation = await this.#gate.begin(ctx, "secret.read", {
+      tenantId,
+      secretName: name,
+      ...(sealStatus === undefined ? {} : { sealStatus }),
+    });
     if (fetched.status === "rejected") throw fetched.reason;
     let head = fetched.value;
     for (let attempt = 0; ; attempt += 1) {
