@@ -1,8 +1,8 @@
 import { z } from "zod";
 import type { AuditFilter } from "../../shared/domain/audit-chain.ts";
 import { AUDIT_ACTIONS } from "../../shared/domain/operations.ts";
-import { secretNameSchema } from "../../shared/domain/schemas.ts";
-import { STAGES } from "../../shared/domain/types.ts";
+import { secretNameSchema, tenantIdSchema } from "../../shared/domain/schemas.ts";
+import { ROLES, STAGES } from "../../shared/domain/types.ts";
 import { decodeAuditReason } from "./audit-reason.ts";
 
 // The shapes of the query strings and headers the HTTP API takes; the bodies' shapes are the domain's.
@@ -123,3 +123,11 @@ export function auditFilter(query: {
   };
   return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined));
 }
+
+/** The access review's listing: a page of tokens, narrowed by role, tenant reached, expiry and status. */
+export const tokenListQuerySchema = pageQuerySchema.extend({
+  role: z.enum(ROLES).optional(),
+  tenant: tenantIdSchema.optional(),
+  expiresBefore: z.iso.datetime({ message: "expiresBefore must be an ISO 8601 UTC time" }).optional(),
+  status: z.enum(["active", "revoked", "expired", "failed_integrity"]).optional(),
+});

@@ -54,6 +54,7 @@ export class ApiStack extends Stack {
         PARTITIONS.directory,
         PARTITIONS.meta,
         PARTITIONS.seal,
+        PARTITIONS.tokenDirectory,
       ],
     });
     grantKekUse(role, [data.kek], ["GenerateDataKey", "Decrypt"]);

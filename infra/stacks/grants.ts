@@ -12,6 +12,8 @@ export const PARTITIONS = {
   audit: "AUDIT#*",
   directory: "TENANTS",
   meta: "META",
+  /** The token directory the access review lists. */
+  tokenDirectory: "TOKENS",
   /** The kill switch's items, per tenant and global: read beside the token on every request. */
   seal: "SEAL#*",
 } as const;

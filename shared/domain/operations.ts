@@ -18,7 +18,9 @@ export type Permission =
   | "health:read"
   | "tenant:seal"
   | "tenant:unseal"
-  | "system:seal";
+  | "system:seal"
+  | "token:read"
+  | "token:self";
 
 interface OperationSpec {
   /**
@@ -29,9 +31,10 @@ interface OperationSpec {
   /**
    * Which audit scope the operation acts in: a tenant, the system scope (`_system`, for what belongs
    * to no tenant), or either (the audit trail has both). The caller's token must reach that scope;
-   * admins reach every one, and no other token can name `_system`.
+   * admins reach every one, and no other token can name `_system`. `self` is the caller's own token:
+   * every token reaches it, and its records go to `_system` beside the token's issuance.
    */
-  readonly scope: "tenant" | "system" | "either";
+  readonly scope: "tenant" | "system" | "either" | "self";
   /** Every record of the operation is marked for an operator to look at. */
   readonly severity?: "high";
   /**
@@ -76,6 +79,8 @@ export const OPERATIONS = {
   "tenant.unseal": { permission: "tenant:unseal", scope: "tenant", severity: "high", whileSealed: true },
   "system.seal": { permission: "system:seal", scope: "system", severity: "high", whileSealed: true },
   "system.unseal": { permission: "system:seal", scope: "system", severity: "high", whileSealed: true },
+  "token.list": { permission: "token:read", scope: "system" },
+  "token.self": { permission: "token:self", scope: "self" },
 } as const satisfies Record<string, OperationSpec>;
 
 /** An operation's name, which is also the action of its audit records. */
@@ -106,6 +111,8 @@ const GRANTS: Record<Role, ReadonlySet<Permission>> = {
     "tenant:seal",
     "tenant:unseal",
     "system:seal",
+    "token:read",
+    "token:self",
   ]),
   operator: new Set<Permission>([
     "tenant:read",
@@ -117,9 +124,10 @@ const GRANTS: Record<Role, ReadonlySet<Permission>> = {
     "rotation:read",
     "secret:rotate",
     "tenant:seal",
+    "token:self",
   ]),
-  runner: new Set<Permission>(["secret:read", "secret:list"]),
-  auditor: new Set<Permission>(["audit:read"]),
+  runner: new Set<Permission>(["secret:read", "secret:list", "token:self"]),
+  auditor: new Set<Permission>(["audit:read", "token:self"]),
 };
 
 /**
@@ -130,6 +138,7 @@ export function isAllowed(principal: Principal, operation: Operation, scope: str
   if (typeof scope !== "string" || scope === "") return false;
   const permission = OPERATIONS[operation]?.permission;
   if (permission == null || GRANTS[principal.role]?.has(permission) !== true) return false;
+  if ((OPERATIONS[operation] as OperationSpec).scope === "self") return true;
   return principal.role === "admin" || principal.tenants.includes(scope);
 }
 

@@ -121,6 +121,28 @@ export interface TokenRecord {
   readonly revokedAt?: string;
 }
 
+/** What the access review shows of a token: never its hash. */
+export interface TokenMetadata {
+  readonly id: string;
+  /** `failed_integrity`: the item's MAC did not verify, so nothing else it says is shown or trusted. */
+  readonly status: "active" | "revoked" | "expired" | "failed_integrity";
+  readonly role?: Role;
+  readonly tenants?: readonly string[];
+  readonly createdAt?: string;
+  readonly expiresAt?: string;
+  readonly revokedAt?: string;
+}
+
+/** The access review's filters, all optional and combined with AND. */
+export interface TokenFilter {
+  readonly role?: Role | undefined;
+  /** Tokens that reach this tenant: scoped to it, or admin (`*`). */
+  readonly tenant?: string | undefined;
+  /** Tokens whose expiry is at or before this instant (ISO 8601). */
+  readonly expiresBefore?: string | undefined;
+  readonly status?: TokenMetadata["status"] | undefined;
+}
+
 /**
  * A change is recorded as an `attempt` before it is made and with its outcome after, so no change can
  * exist without a record even if the process dies between the two.

@@ -65,3 +65,13 @@ export const directoryEntryKey = (tenantId: string): Key => ({ pk: DIRECTORY_PAR
  * query or sweep over a tenant's items ever meets it; read beside the token on every request.
  */
 export const sealKey = (scope: string): Key => ({ pk: `SEAL#${scope}`, sk: "SEAL" });
+
+/**
+ * One small item per token (`sk` the token id), written before the token item, so the access review
+ * lists every token by a Query; what it shows comes from the MAC'd token items themselves.
+ */
+export const TOKEN_DIRECTORY_PARTITION = "TOKENS";
+export const tokenDirectoryKey = (tokenId: string): Key => ({ pk: TOKEN_DIRECTORY_PARTITION, sk: tokenId });
+
+/** Which token the local server last issued as its bootstrap admin, so a revoked one is not silently replaced. */
+export const LOCAL_BOOTSTRAP_KEY: Key = { pk: "META", sk: "LOCAL-BOOTSTRAP" };

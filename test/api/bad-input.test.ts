@@ -894,6 +894,39 @@ const CASES: readonly BadCase[] = [
     status: 423,
     code: "tenant_sealed",
   },
+  // The access review's filters.
+  {
+    title: "a token listing by an unknown role",
+    method: "GET",
+    path: `/v1/tokens?role=${CANARY}`,
+    ...invalid,
+  },
+  {
+    title: "a token listing by a malformed tenant",
+    method: "GET",
+    path: "/v1/tokens?tenant=A_B",
+    ...invalid,
+  },
+  {
+    title: "a token listing with a non-ISO expiresBefore",
+    method: "GET",
+    path: `/v1/tokens?expiresBefore=${CANARY}`,
+    ...invalid,
+  },
+  {
+    title: "a token listing by an unknown status",
+    method: "GET",
+    path: "/v1/tokens?status=lost",
+    ...invalid,
+  },
+  { title: "a token listing with limit 0", method: "GET", path: "/v1/tokens?limit=0", ...invalid },
+  { title: "an unknown token listing parameter", method: "GET", path: `/v1/tokens?${CANARY}=1`, ...invalid },
+  {
+    title: "a token listing cursor from another partition",
+    method: "GET",
+    path: `/v1/tokens?cursor=${cursorOf({ pk: "TOKEN#x", sk: "TOKEN" })}`,
+    ...invalid,
+  },
   {
     title: "a listing of a sealed tenant",
     method: "GET",

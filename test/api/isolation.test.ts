@@ -575,6 +575,31 @@ const ROUTES: readonly RouteCase[] = [
       if (!granted) await adminUnseal("/v1/unseal");
     },
   },
+  {
+    route: "GET /v1/tokens",
+    action: "token.list",
+    scoped: false,
+    roles: ["admin"],
+    okStatus: 200,
+    prepare: async () => ({ method: "GET", path: "/v1/tokens?limit=999", auditScope: SYSTEM_SCOPE }),
+    verify: async (_target, _cell, granted, response) => {
+      if (!granted) return;
+      const listed = (await response.json()).tokens.map((t: { id: string }) => t.id);
+      expect(listed).toContain(tokens.runner.id);
+      expect(response.text).not.toContain("secretHash");
+    },
+  },
+  {
+    route: "GET /v1/tokens/self",
+    action: "token.self",
+    scoped: false,
+    roles: ["admin", "operator", "runner", "auditor"],
+    okStatus: 200,
+    prepare: async () => ({ method: "GET", path: "/v1/tokens/self", auditScope: SYSTEM_SCOPE }),
+    verify: async (_target, _cell, granted, response) => {
+      if (granted) expect(Object.values(tokens).map((t) => t.id)).toContain((await response.json()).id);
+    },
+  },
 ];
 
 async function adminSeal(path: string): Promise<void> {

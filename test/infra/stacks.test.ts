@@ -13,6 +13,7 @@ import {
   DIRECTORY_PARTITION,
   KEK_REGISTRY_KEY,
   sealKey,
+  TOKEN_DIRECTORY_PARTITION,
   tenantPartition,
   tokenKey,
 } from "../../shared/storage/keys.ts";
@@ -601,6 +602,7 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
         "T#*",
         "TENANTS",
         "TOKEN#*",
+        "TOKENS",
       ]);
       expect(writePatterns(t().rotation).sort()).toEqual(["AUDIT#*", "META", "T#*", "TENANTS"]);
       expect(writePatterns(t().audit)).toEqual(["AUDIT#*"]);
@@ -741,6 +743,7 @@ describe("the table's partitions", () => {
     expect(matches(PARTITIONS.seal, sealKey("acme").pk)).toBe(true);
     expect(matches(PARTITIONS.seal, sealKey("*").pk)).toBe(true);
     expect(matches(PARTITIONS.tenant, sealKey("acme").pk)).toBe(false);
+    expect(PARTITIONS.tokenDirectory).toBe(TOKEN_DIRECTORY_PARTITION);
   });
 });
 

@@ -51,6 +51,8 @@ describe("the operations table", () => {
   it("gives admins every callable operation on every scope, and other roles only their tenants", () => {
     for (const operation of callable) {
       expect(isAllowed(principal("admin", ["*"]), operation, "anything")).toBe(true);
+      // The caller's own token is the one scope every token reaches (GET /v1/tokens/self).
+      if (OPERATIONS[operation].scope === "self") continue;
       for (const role of ROLES.filter((name) => name !== "admin")) {
         expect(isAllowed(principal(role), operation, "other")).toBe(false);
         expect(isAllowed(principal(role), operation, SYSTEM_SCOPE)).toBe(false);
@@ -73,8 +75,14 @@ describe("the operations table", () => {
   it("grants each role the permissions it had: runner reads and lists, auditor reads the trail", () => {
     const allowed = (role: Principal["role"]) =>
       callable.filter((op) => isAllowed(principal(role), op, "acme"));
-    expect(allowed("runner").sort()).toEqual(["secret.list", "secret.read"]);
-    expect(allowed("auditor").sort()).toEqual(["audit.export", "audit.head", "audit.read", "audit.verify"]);
+    expect(allowed("runner").sort()).toEqual(["secret.list", "secret.read", "token.self"]);
+    expect(allowed("auditor").sort()).toEqual([
+      "audit.export",
+      "audit.head",
+      "audit.read",
+      "audit.verify",
+      "token.self",
+    ]);
     expect(allowed("operator").sort()).toEqual(
       [
         "rotation.read",
@@ -90,6 +98,7 @@ describe("the operations table", () => {
         "tenant.rotate-dek",
         // The kill switch: an operator may seal its own tenant, and only an admin unseals.
         "tenant.seal",
+        "token.self",
       ].sort(),
     );
   });

@@ -162,7 +162,7 @@ export class OperationGate implements Gate {
  */
 function scopeOf(operation: AuditAction, target: OperationTarget): string {
   const { scope } = OPERATIONS[operation];
-  if (scope === "system") return SYSTEM_SCOPE;
+  if (scope === "system" || scope === "self") return SYSTEM_SCOPE;
   if (target.tenantId === undefined || (scope === "tenant" && target.tenantId === SYSTEM_SCOPE)) {
     throw new TypeError(`${operation} acts on a tenant, and the caller named none`);
   }

@@ -5,7 +5,7 @@ import { AuthenticationError, NotFoundError } from "../../domain/errors.ts";
 import { canonicalToken, type ItemIntegrity, type ItemSeal } from "../../domain/item-integrity.ts";
 import type { CreateTokenInput } from "../../domain/schemas.ts";
 import { now } from "../../domain/time.ts";
-import type { Principal, Role, TokenRecord } from "../../domain/types.ts";
+import type { Page, Principal, Role, TokenFilter, TokenMetadata, TokenRecord } from "../../domain/types.ts";
 import type { Logger } from "../../observability/logger.ts";
 import type { MetricsRecorder } from "../../observability/metrics.ts";
 import type { TenantRepository } from "../../storage/tenant-repository.ts";
@@ -79,7 +79,79 @@ export class TokenService {
     );
   }
 
-  /** Mints a token without a caller: used once, for the bootstrap admin of a fresh local install. */
+  /**
+   * The access review (seed 002 §10.2): one page of the token directory, each token as its verified
+   * item says, never its hash. Filters apply to the page read, so a page may hold fewer than `limit`
+   * tokens while `nextCursor` is still there.
+   */
+  async list(
+    ctx: RequestContext,
+    filter: TokenFilter,
+    limit: number,
+    cursor?: string,
+  ): Promise<Page<TokenMetadata>> {
+    const operation = await this.#gate.begin(ctx, "token.list", { detail: describeFilter(filter) });
+    const page = await this.#tokens.listIds(limit, cursor);
+    // Asked for in one tick, so the table's reader fetches the page in one BatchGetItem.
+    const found = await Promise.all(page.items.map((tokenId) => this.#lookup(tokenId)));
+    const items = page.items
+      .map((tokenId, index) => metadataOf(tokenId, found[index] ?? "absent"))
+      .filter((item): item is TokenMetadata => item !== undefined && matches(item, filter));
+    await operation.succeeded();
+    return { ...page, items };
+  }
+
+  /** The caller's own token, as the review shows it: every role may ask. */
+  async self(ctx: RequestContext): Promise<TokenMetadata> {
+    const operation = await this.#gate.begin(ctx, "token.self");
+    const mine = metadataOf(ctx.principal.tokenId, await this.#lookup(ctx.principal.tokenId));
+    // The caller just authenticated with it, so only a change since then can make it vanish.
+    if (mine === undefined) throw new NotFoundError("this token no longer exists");
+    await operation.succeeded();
+    return mine;
+  }
+
+  /**
+   * The local server's bootstrap admin: the token in its file while that one is live; a new one on a
+   * fresh install; otherwise (the last one was revoked, expired or lost) a new one only when the
+   * operator asks with `reissue`, so a revocation is never undone by a restart. Each issuance is a
+   * `token.create` record in `_system`.
+   */
+  async ensureLocalBootstrap(
+    fileTokenId: string | undefined,
+    ttlSeconds: number,
+    reissue: boolean,
+  ): Promise<
+    | { readonly state: "active" }
+    | { readonly state: "issued" | "reissued"; readonly issued: IssuedToken }
+    | { readonly state: "refused"; readonly previous: string }
+  > {
+    const previous = (await this.#tokens.localBootstrap()) ?? fileTokenId;
+    if (fileTokenId !== undefined && (await this.isActive(fileTokenId))) {
+      if (previous !== fileTokenId) await this.#tokens.setLocalBootstrap(fileTokenId, now());
+      return { state: "active" };
+    }
+    if (previous !== undefined && !reissue) return { state: "refused", previous };
+    const detail =
+      previous === undefined
+        ? "bootstrap admin token for a fresh install"
+        : `bootstrap admin token reissued on request; previous ${previous}`;
+    const issued = await this.#recordedBootstrap(detail, async () => {
+      const token = await this.issue("admin", ["*"], ttlSeconds);
+      await this.#tokens.setLocalBootstrap(token.id, now());
+      return token;
+    });
+    return { state: previous === undefined ? "issued" : "reissued", issued };
+  }
+
+  /** An issuance no caller asked for, recorded in `_system` as the service's own `token.create`. */
+  #recordedBootstrap<T extends { id: string }>(detail: string, run: () => Promise<T>): Promise<T> {
+    return this.#gate
+      .system("token.create", { detail }, `bootstrap-${crypto.randomUUID()}`)
+      .change(run, (issued) => ({ detail: `${detail}: issued token ${issued.id} with role admin for *` }));
+  }
+
+  /** Mints a token without a caller (tests, and the bootstrap paths, which record it themselves). */
   async issue(role: Role, tenants: readonly string[], ttlSeconds: number): Promise<IssuedToken> {
     const minted = mintToken();
     const createdAt = new Date();
@@ -104,13 +176,16 @@ export class TokenService {
     if (found === "absent") {
       const createdAt = new Date();
       try {
-        await this.#create({
-          tokenId: minted.tokenId,
-          secretHash: minted.secretHash,
-          role: "admin",
-          tenants: ["*"],
-          createdAt: createdAt.toISOString(),
-          expiresAt: new Date(createdAt.getTime() + ttlSeconds * 1000).toISOString(),
+        await this.#recordedBootstrap("bootstrap admin token from its secret", async () => {
+          await this.#create({
+            tokenId: minted.tokenId,
+            secretHash: minted.secretHash,
+            role: "admin",
+            tenants: ["*"],
+            createdAt: createdAt.toISOString(),
+            expiresAt: new Date(createdAt.getTime() + ttlSeconds * 1000).toISOString(),
+          });
+          return { id: minted.tokenId };
         });
         return "issued";
       } catch (error) {
@@ -228,4 +303,43 @@ function isLive(record: TokenRecord): boolean {
 function isUnexpired(record: TokenRecord): boolean {
   const expiresAt = Date.parse(record.expiresAt);
   return Number.isFinite(expiresAt) && expiresAt > Date.now();
+}
+
+function metadataOf(tokenId: string, found: Lookup): TokenMetadata | undefined {
+  if (found === "absent") return undefined;
+  if (found === "failed_integrity") return { id: tokenId, status: "failed_integrity" };
+  const { record } = found;
+  return {
+    id: record.tokenId,
+    status: record.revokedAt !== undefined ? "revoked" : isUnexpired(record) ? "active" : "expired",
+    role: record.role,
+    tenants: [...record.tenants],
+    createdAt: record.createdAt,
+    expiresAt: record.expiresAt,
+    ...(record.revokedAt === undefined ? {} : { revokedAt: record.revokedAt }),
+  };
+}
+
+/** A token that failed its check matches only a status filter for it: nothing else it says is trusted. */
+function matches(token: TokenMetadata, filter: TokenFilter): boolean {
+  if (filter.status !== undefined && token.status !== filter.status) return false;
+  if (token.status === "failed_integrity") {
+    return filter.role === undefined && filter.tenant === undefined && filter.expiresBefore === undefined;
+  }
+  if (filter.role !== undefined && token.role !== filter.role) return false;
+  if (filter.tenant !== undefined && !token.tenants?.some((t) => t === filter.tenant || t === "*")) {
+    return false;
+  }
+  if (filter.expiresBefore !== undefined) {
+    const expiresAt = Date.parse(token.expiresAt ?? "");
+    if (!(expiresAt <= Date.parse(filter.expiresBefore))) return false;
+  }
+  return true;
+}
+
+function describeFilter(filter: TokenFilter): string {
+  const parts = Object.entries(filter)
+    .filter(([, value]) => value !== undefined)
+    .map(([key, value]) => `${key}=${String(value)}`);
+  return parts.length === 0 ? "all tokens" : parts.join(" ");
 }
