@@ -17,6 +17,7 @@ import { sealRoutes } from "./routes/seals.ts";
 import { secretRoutes } from "./routes/secrets.ts";
 import { tenantRoutes } from "./routes/tenants.ts";
 import { tokenRoutes } from "./routes/tokens.ts";
+import { wrappingRoutes } from "./routes/wrapping.ts";
 
 /** JSON-escaped 64 KiB values can grow up to six-fold; anything past this is refused unread. */
 const MAX_BODY_BYTES = 512 * 1024;
@@ -61,6 +62,7 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
   app.route("/", auditRoutes(runtime));
   app.route("/", tokenRoutes(runtime));
   app.route("/", sealRoutes(runtime));
+  app.route("/", wrappingRoutes(runtime));
 
   const allowedOn = allowedMethods(app.routes);
   app.notFound((c) => {

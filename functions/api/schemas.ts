@@ -3,6 +3,7 @@ import type { AuditFilter } from "../../shared/domain/audit-chain.ts";
 import { AUDIT_ACTIONS } from "../../shared/domain/operations.ts";
 import { secretNameSchema, tenantIdSchema } from "../../shared/domain/schemas.ts";
 import { ROLES, STAGES } from "../../shared/domain/types.ts";
+import { MAX_WRAP_TTL_SECONDS } from "../../shared/domain/wrapping.ts";
 import { decodeAuditReason } from "./audit-reason.ts";
 
 // The shapes of the query strings and headers the HTTP API takes; the bodies' shapes are the domain's.
@@ -39,6 +40,13 @@ export const versionQuerySchema = z
       .transform(Number)
       .optional(),
     stage: z.enum(STAGES).optional(),
+    /** Answer with a single-use wrapping token for the value instead (seed 002 §3.1). */
+    wrapTtlSeconds: z
+      .string()
+      .regex(/^[1-9][0-9]{0,4}$/, "wrapTtlSeconds must be a positive integer")
+      .transform(Number)
+      .refine((ttl) => ttl <= MAX_WRAP_TTL_SECONDS, `wrapTtlSeconds must be at most ${MAX_WRAP_TTL_SECONDS}`)
+      .optional(),
   })
   .refine((query) => query.version === undefined || query.stage === undefined, {
     message: "give version or stage, not both",

@@ -55,6 +55,7 @@ export class ApiStack extends Stack {
         PARTITIONS.meta,
         PARTITIONS.seal,
         PARTITIONS.tokenDirectory,
+        PARTITIONS.wrap,
       ],
     });
     grantKekUse(role, [data.kek], ["GenerateDataKey", "Decrypt"]);

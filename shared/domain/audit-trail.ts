@@ -8,7 +8,7 @@ export type AuditEntry = Omit<AuditEvent, "time">;
 /** What a refused request tried: recorded against this scope, action and secret. */
 export type AuditTarget = Pick<AuditEntry, "tenantId" | "action" | "secretName">;
 /** What the outcome record of an operation adds to the entry its attempt had. */
-export type OutcomeFields = Pick<AuditEntry, "version" | "detail" | "reason">;
+export type OutcomeFields = Pick<AuditEntry, "version" | "detail" | "reason" | "severity">;
 
 /** Appends to the audit trail. */
 export interface AuditTrail {
@@ -56,8 +56,16 @@ export interface AllowedOperation {
 export interface OperationGate {
   /** Lets the caller's operation through, or counts, records and refuses it. */
   begin(ctx: RequestContext, operation: Operation, target?: OperationTarget): Promise<AllowedOperation>;
-  /** The service's own work, such as a sweep or a scheduled rotation, recorded as the system actor. */
-  system(operation: AuditAction, target: OperationTarget, requestId: string): AllowedOperation;
+  /**
+   * The service's own work, such as a sweep or a scheduled rotation, recorded as the system actor; or
+   * what a credential other than a bearer token authorises (a wrapping token), recorded as `who`.
+   */
+  system(
+    operation: AuditAction,
+    target: OperationTarget,
+    requestId: string,
+    who?: Pick<AuditEntry, "actor" | "role">,
+  ): AllowedOperation;
 }
 
 /** Turns an Authorization header into a principal, recording a refusal against what it tried. */

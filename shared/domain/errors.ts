@@ -6,6 +6,8 @@
 export abstract class StrongboxError extends Error {
   abstract readonly status: number;
   abstract readonly code: string;
+  /** Set where the refusal itself is what an operator must look at; its failure record carries it. */
+  readonly severity?: "high";
 
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -139,4 +141,19 @@ export class AuditRecordTooLargeError extends StrongboxError {
 export class TenantSealedError extends StrongboxError {
   readonly status = 423;
   readonly code = "tenant_sealed";
+}
+
+/**
+ * A wrapping token that was already unwrapped (`wrapping_token_used`) or has expired
+ * (`wrapping_token_expired`). A used one may mean someone else unwrapped it first: an interception.
+ */
+export class WrappingTokenGoneError extends StrongboxError {
+  readonly status = 410;
+  readonly code: "wrapping_token_used" | "wrapping_token_expired";
+  override readonly severity = "high";
+
+  constructor(code: "wrapping_token_used" | "wrapping_token_expired", message: string) {
+    super(message);
+    this.code = code;
+  }
 }

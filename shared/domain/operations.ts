@@ -81,6 +81,9 @@ export const OPERATIONS = {
   "system.unseal": { permission: "system:seal", scope: "system", severity: "high", whileSealed: true },
   "token.list": { permission: "token:read", scope: "system" },
   "token.self": { permission: "token:self", scope: "self" },
+  // Authorised by the wrapping token itself, not by a role: whoever holds it may unwrap it once.
+  "wrap.unwrap": { permission: null, scope: "either" },
+  "wrap.lookup": { permission: null, scope: "either" },
 } as const satisfies Record<string, OperationSpec>;
 
 /** An operation's name, which is also the action of its audit records. */

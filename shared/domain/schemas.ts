@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { GENERATOR_KINDS, ROLES } from "./types.ts";
+import { MAX_WRAP_TTL_SECONDS } from "./wrapping.ts";
 
 export const MAX_VALUE_BYTES = 64 * 1024;
 export const MAX_TOKEN_TTL_SECONDS = 366 * 24 * 3600;
@@ -83,6 +84,7 @@ export const createTokenSchema = z
     role: z.enum(ROLES),
     tenants: z.array(z.union([tenantIdSchema, z.literal("*")])).max(100),
     ttlSeconds: z.number().int().min(60).max(MAX_TOKEN_TTL_SECONDS),
+    wrapTtlSeconds: z.number().int().min(1).max(MAX_WRAP_TTL_SECONDS).optional(),
   })
   // An admin reaches every tenant and the system scope, so a tenant list would be a scope never enforced.
   .refine((token) => token.role !== "admin" || (token.tenants.length === 1 && token.tenants[0] === "*"), {
@@ -109,3 +111,8 @@ export const sealReasonSchema = z
   .regex(/^[^\p{Cc}]*$/u, "reason must not contain control characters");
 
 export const sealSchema = z.strictObject({ reason: sealReasonSchema });
+
+/** `POST /v1/unwrap` and its lookup: the wrapping token, in the body so it is in no URL or log. */
+export const unwrapSchema = z.strictObject({
+  token: z.string().regex(/^sbw_[a-z2-7]{26}_[0-9a-f]{64}$/, "token must be a wrapping token (sbw_…)"),
+});

@@ -12,6 +12,7 @@ import { createLogger, type Logger } from "../observability/logger.ts";
 import { CounterMetrics } from "../observability/metrics.ts";
 import { createRotationEvents, type RotationEvents } from "../observability/rotation-events.ts";
 import { OperationGate } from "../services/access/operation-gate.ts";
+import { ResponseWrapping } from "../services/access/response-wrapping.ts";
 import { SealControl } from "../services/access/seal-control.ts";
 import { SealGuard } from "../services/access/seal-guard.ts";
 import { TokenService } from "../services/access/token-service.ts";
@@ -26,6 +27,7 @@ import { DekRotation } from "../services/keys/dek-rotation.ts";
 import { DekSweep } from "../services/keys/dek-sweep.ts";
 import { KekReporter } from "../services/keys/kek-report.ts";
 import { KekRewrap } from "../services/keys/kek-rewrap.ts";
+import { KeyringPayloadSealer } from "../services/keys/payload-sealer.ts";
 import { RewrapRequests } from "../services/keys/rewrap-request.ts";
 import { Sealer } from "../services/keys/sealer.ts";
 import { BackgroundRewrap } from "../services/ops/background-rewrap.ts";
@@ -45,6 +47,7 @@ import { SecretRepository } from "../storage/secret-repository.ts";
 import type { Table } from "../storage/table.ts";
 import { TenantRepository } from "../storage/tenant-repository.ts";
 import { TokenRepository } from "../storage/token-repository.ts";
+import { WrapRepository } from "../storage/wrap-repository.ts";
 import type { RuntimeConfig } from "./config.ts";
 
 export interface Runtime {
@@ -82,6 +85,8 @@ export interface Runtime {
   /** The kill switch's check (every tenant operation) and its routes. */
   readonly sealGuard: SealGuard;
   readonly seals: SealControl;
+  /** Response wrapping: `POST /v1/unwrap` and its lookup. */
+  readonly wrapping: ResponseWrapping;
 }
 
 export interface KeyringChoice {
@@ -175,6 +180,16 @@ export function createRuntime(options: {
     metrics,
     logger,
   });
+  const wrapping = new ResponseWrapping({
+    wraps: new WrapRepository(table),
+    sealer: new KeyringPayloadSealer(keyring),
+    integrity,
+    gate,
+    denials,
+    metrics,
+    logger,
+  });
+  tokens.useWrapper(wrapping);
 
   const sealer = new Sealer(dataKeys, metrics, rotationConfig.retireGraceMs / 2);
   const heads = new HeadWriter(secretRepository, sealer);
@@ -229,7 +244,7 @@ export function createRuntime(options: {
     metrics,
     config,
     tenants: new TenantService(tenantRepository, dataKeys, gate),
-    secrets: new SecretService(secretRepository, sealer, tokens, gate, heads, sealGuard),
+    secrets: new SecretService(secretRepository, sealer, tokens, gate, heads, sealGuard, wrapping),
     rotationPolicies: new RotationPolicies(secretRepository, gate, heads),
     valueRotation,
     tokens,
@@ -250,6 +265,7 @@ export function createRuntime(options: {
     scheduledWork,
     health: new HealthService(keyring, tenantRepository, chainWriter, gate, sealGuard),
     sealGuard,
+    wrapping,
     seals: new SealControl({
       seals: sealRepository,
       guard: sealGuard,

@@ -75,3 +75,6 @@ export const tokenDirectoryKey = (tokenId: string): Key => ({ pk: TOKEN_DIRECTOR
 
 /** Which token the local server last issued as its bootstrap admin, so a revoked one is not silently replaced. */
 export const LOCAL_BOOTSTRAP_KEY: Key = { pk: "META", sk: "LOCAL-BOOTSTRAP" };
+
+/** A response-wrapping item, by its wrapping id. */
+export const wrapKey = (wrapId: string): Key => ({ pk: `WRAP#${wrapId}`, sk: "WRAP" });

@@ -45,6 +45,8 @@ interface RouteCase {
   readonly scoped: boolean;
   readonly roles: readonly Role[];
   readonly okStatus: number;
+  /** Set on routes whose credential is a wrapping token in the body rather than a bearer token. */
+  readonly credential?: "wrapping-token";
   /** Builds the request, doing any admin set-up the cell needs (a secret to delete, a token to revoke). */
   prepare(target: string, cell: string): Promise<Call>;
   /** Checks the state the request left behind, whether it was granted or refused. */
@@ -600,7 +602,54 @@ const ROUTES: readonly RouteCase[] = [
       if (granted) expect(Object.values(tokens).map((t) => t.id)).toContain((await response.json()).id);
     },
   },
+  {
+    // The wrapping token is the credential (Vault's semantics): whoever holds it unwraps it, with or
+    // without a bearer token of any role. The wrapped value here is alpha's.
+    route: "POST /v1/unwrap",
+    action: "wrap.unwrap",
+    credential: "wrapping-token",
+    scoped: false,
+    roles: ["admin", "operator", "runner", "auditor"],
+    okStatus: 200,
+    prepare: async () => ({
+      method: "POST",
+      path: "/v1/unwrap",
+      body: { token: await wrappedAlphaRead() },
+      auditScope: ALPHA,
+    }),
+    verify: async (_target, _cell, granted, response) => {
+      if (granted) expect((await response.json()).data.value).toBe(ALPHA_VALUE);
+    },
+  },
+  {
+    route: "POST /v1/unwrap/lookup",
+    action: "wrap.lookup",
+    credential: "wrapping-token",
+    scoped: false,
+    roles: ["admin", "operator", "runner", "auditor"],
+    okStatus: 200,
+    prepare: async () => ({
+      method: "POST",
+      path: "/v1/unwrap/lookup",
+      body: { token: await wrappedAlphaRead() },
+      auditScope: ALPHA,
+    }),
+    verify: async (_target, _cell, granted, response) => {
+      if (granted)
+        expect(await response.json()).toMatchObject({ kind: "secret.read", creator: expect.any(String) });
+      expect(response.text).not.toContain(ALPHA_VALUE);
+    },
+  },
 ];
+
+async function wrappedAlphaRead(): Promise<string> {
+  const response = await h.call("GET", `/v1/tenants/${ALPHA}/secrets/${SHARED_NAME}?wrapTtlSeconds=60`, {
+    token: admin,
+    headers: REASON,
+  });
+  expect(response.status).toBe(200);
+  return (await response.json()).wrap.token;
+}
 
 async function adminSeal(path: string): Promise<void> {
   expect((await h.call("POST", path, { token: admin, body: { reason: "matrix set-up" } })).status).toBe(200);
@@ -808,7 +857,8 @@ const CREDENTIALS: readonly Credential[] = [
   },
 ];
 
-const unauthenticatedCells = ROUTES.flatMap((route) =>
+const wrappingTokenRoutes = ROUTES.filter((route) => route.credential === "wrapping-token");
+const unauthenticatedCells = ROUTES.filter((route) => route.credential === undefined).flatMap((route) =>
   (route.scoped ? [ALPHA, BRAVO] : [ALPHA]).flatMap((target) =>
     CREDENTIALS.map((credential, index) => ({
       route,
@@ -819,6 +869,26 @@ const unauthenticatedCells = ROUTES.flatMap((route) =>
     })),
   ),
 );
+
+describe("the routes whose credential is a wrapping token", () => {
+  for (const route of wrappingTokenRoutes) {
+    it(`${route.route} answers without any bearer token, and refuses an unknown wrapping token with 404, recorded as denied`, async () => {
+      const call = await route.prepare(ALPHA, "no-bearer");
+      const served = await h.call(call.method, call.path, { body: call.body });
+      expect(served.status).toBe(route.okStatus);
+      await route.verify(ALPHA, "no-bearer", true, served);
+      const unknown = await h.call(call.method, call.path, {
+        body: { token: `sbw_${"a".repeat(26)}_${"0".repeat(64)}` },
+      });
+      await expectError(unknown, 404, "not_found");
+      const requestId = unknown.headers.get("x-request-id");
+      const recorded = (await auditTrail(SYSTEM_SCOPE)).filter((e) => e.requestId === requestId);
+      expect(recorded).toEqual([
+        expect.objectContaining({ outcome: "denied", role: "anonymous", action: route.action }),
+      ]);
+    });
+  }
+});
 
 describe("every /v1 route refuses requests without a valid token", () => {
   for (const { route, target, credential, index, title } of unauthenticatedCells) {

@@ -16,6 +16,7 @@ import {
   TOKEN_DIRECTORY_PARTITION,
   tenantPartition,
   tokenKey,
+  wrapKey,
 } from "../../shared/storage/keys.ts";
 import {
   actionsOf,
@@ -603,6 +604,7 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
         "TENANTS",
         "TOKEN#*",
         "TOKENS",
+        "WRAP#*",
       ]);
       expect(writePatterns(t().rotation).sort()).toEqual(["AUDIT#*", "META", "T#*", "TENANTS"]);
       expect(writePatterns(t().audit)).toEqual(["AUDIT#*"]);
@@ -744,6 +746,7 @@ describe("the table's partitions", () => {
     expect(matches(PARTITIONS.seal, sealKey("*").pk)).toBe(true);
     expect(matches(PARTITIONS.tenant, sealKey("acme").pk)).toBe(false);
     expect(PARTITIONS.tokenDirectory).toBe(TOKEN_DIRECTORY_PARTITION);
+    expect(matches(PARTITIONS.wrap, wrapKey("abc").pk)).toBe(true);
   });
 });
 

@@ -34,8 +34,9 @@ export function secretRoutes(runtime: Runtime): Hono<AppEnv> {
       throw error;
     }
     const caller = { requestId: c.var.requestId, authorization: c.req.header("authorization") };
-    const { tenantId, name, selector, reason } = input;
-    return c.json(await runtime.secrets.read(caller, tenantId, name, reason, selector));
+    const { tenantId, name, reason } = input;
+    const { wrapTtlSeconds, ...selector } = input.selector;
+    return c.json(await runtime.secrets.read(caller, tenantId, name, reason, selector, wrapTtlSeconds));
   });
 
   app.get("/v1/tenants/:tenantId/secrets", authenticated("secret.list"), tenantScope(), async (c) => {

@@ -73,7 +73,12 @@ export class OperationGate implements Gate {
     });
   }
 
-  system(operation: AuditAction, target: OperationTarget, requestId: string): AllowedOperation {
+  system(
+    operation: AuditAction,
+    target: OperationTarget,
+    requestId: string,
+    who: Pick<AuditEntry, "actor" | "role"> = SYSTEM_ACTOR,
+  ): AllowedOperation {
     const scope = scopeOf(operation, target);
     // The service's own work on a sealed tenant is refused too, as it starts: a sweep, a rotation.
     return this.#allowed(
@@ -82,10 +87,10 @@ export class OperationGate implements Gate {
         action: operation,
         ...secretOf(target),
         ...(target.detail === undefined ? {} : { detail: target.detail }),
-        ...SYSTEM_ACTOR,
+        ...who,
         requestId,
       },
-      () => this.#refuseIfSealed(operation, scope, target, requestId, SYSTEM_ACTOR),
+      () => this.#refuseIfSealed(operation, scope, target, requestId, who),
     );
   }
 
@@ -141,7 +146,13 @@ export class OperationGate implements Gate {
           result = await run();
         } catch (error) {
           const detail = error instanceof StrongboxError ? error.code : "internal_error";
-          await trail.recordBestEffort({ ...entry, outcome: "failure", detail });
+          const severity = error instanceof StrongboxError ? error.severity : undefined;
+          await trail.recordBestEffort({
+            ...entry,
+            outcome: "failure",
+            detail,
+            ...(severity === undefined ? {} : { severity }),
+          });
           throw error;
         }
         await trail.recordBestEffort({ ...outcome(describe(result)), outcome: "success" });

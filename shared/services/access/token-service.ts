@@ -5,7 +5,16 @@ import { AuthenticationError, NotFoundError } from "../../domain/errors.ts";
 import { canonicalToken, type ItemIntegrity, type ItemSeal } from "../../domain/item-integrity.ts";
 import type { CreateTokenInput } from "../../domain/schemas.ts";
 import { now } from "../../domain/time.ts";
-import type { Page, Principal, Role, TokenFilter, TokenMetadata, TokenRecord } from "../../domain/types.ts";
+import {
+  type Page,
+  type Principal,
+  type Role,
+  SYSTEM_SCOPE,
+  type TokenFilter,
+  type TokenMetadata,
+  type TokenRecord,
+} from "../../domain/types.ts";
+import type { ResponseWrapper, WrapInfo } from "../../domain/wrapping.ts";
 import type { Logger } from "../../observability/logger.ts";
 import type { MetricsRecorder } from "../../observability/metrics.ts";
 import type { TenantRepository } from "../../storage/tenant-repository.ts";
@@ -39,6 +48,8 @@ export interface TokenServiceDependencies {
   readonly denials: DenialRecorder;
   readonly metrics: MetricsRecorder;
   readonly logger: Logger;
+  /** Where a wrapped response goes (`wrapTtlSeconds`); set once the wrapper exists. */
+  wrapper?: ResponseWrapper;
 }
 
 export class TokenService {
@@ -49,6 +60,7 @@ export class TokenService {
   readonly #denials: DenialRecorder;
   readonly #metrics: MetricsRecorder;
   readonly #logger: Logger;
+  #wrapper: ResponseWrapper | undefined;
 
   constructor(dependencies: TokenServiceDependencies) {
     this.#tokens = dependencies.tokens;
@@ -58,6 +70,12 @@ export class TokenService {
     this.#denials = dependencies.denials;
     this.#metrics = dependencies.metrics;
     this.#logger = dependencies.logger;
+    this.#wrapper = dependencies.wrapper;
+  }
+
+  /** The wrapper depends on the gate this service's callers share, so it is handed over once built. */
+  useWrapper(wrapper: ResponseWrapper): void {
+    this.#wrapper = wrapper;
   }
 
   /**
@@ -65,18 +83,35 @@ export class TokenService {
    * would be a scope that is not enforced). Every tenant named must exist: no tenant is ever deleted,
    * so a token can never reach a tenant created after it, nor seed a new tenant's trail.
    */
-  async create(ctx: RequestContext, input: CreateTokenInput): Promise<IssuedToken> {
-    const { role, tenants } = input;
+  async create(ctx: RequestContext, input: CreateTokenInput): Promise<IssuedToken | { wrap: WrapInfo }> {
+    const { role, tenants, wrapTtlSeconds } = input;
+    const wrapper = wrapTtlSeconds === undefined ? undefined : this.#wrapper;
     const operation = await this.#gate.begin(ctx, "token.create", {
       detail: `role ${role} for ${tenants.join(",")}`,
     });
-    return operation.change(
+    const made = await operation.change(
       async () => {
         await this.#requireTenants(tenants);
-        return this.issue(role, tenants, input.ttlSeconds);
+        const issued = await this.issue(role, tenants, input.ttlSeconds);
+        if (wrapper === undefined || wrapTtlSeconds === undefined) return { issued };
+        // The new token is handed over wrapped (seed 002 §3.1): the caller gets a single-use token for it.
+        const payload = JSON.stringify(issued);
+        return {
+          issued,
+          wrap: await wrapper.wrap(
+            SYSTEM_SCOPE,
+            "token.create",
+            ctx.principal.tokenId,
+            payload,
+            wrapTtlSeconds,
+          ),
+        };
       },
-      (issued) => ({ detail: `issued token ${issued.id} with role ${role} for ${tenants.join(",")}` }),
+      ({ issued, wrap }) => ({
+        detail: `issued token ${issued.id} with role ${role} for ${tenants.join(",")}${wrap === undefined ? "" : `, wrapped as ${wrap.id}`}`,
+      }),
     );
+    return made.wrap === undefined ? made.issued : { wrap: made.wrap };
   }
 
   /**

@@ -14,6 +14,7 @@ import type {
   SecretValue,
   Stage,
 } from "../../domain/types.ts";
+import type { ResponseWrapper, WrapInfo } from "../../domain/wrapping.ts";
 import type { SecretRepository } from "../../storage/secret-repository.ts";
 import type { HeadWriter } from "./head-writer.ts";
 
@@ -30,6 +31,7 @@ export class SecretService {
   readonly #gate: OperationGate;
   readonly #heads: HeadWriter;
   readonly #seals: SealCheck | undefined;
+  readonly #wrapper: ResponseWrapper | undefined;
 
   constructor(
     secrets: SecretRepository,
@@ -38,6 +40,7 @@ export class SecretService {
     gate: OperationGate,
     heads: HeadWriter,
     seals?: SealCheck,
+    wrapper?: ResponseWrapper,
   ) {
     this.#secrets = secrets;
     this.#sealer = sealer;
@@ -45,6 +48,7 @@ export class SecretService {
     this.#gate = gate;
     this.#heads = heads;
     this.#seals = seals;
+    this.#wrapper = wrapper;
   }
 
   async write(
@@ -75,7 +79,8 @@ export class SecretService {
     name: string,
     reason: string,
     selector: VersionSelector = {},
-  ): Promise<SecretValue> {
+    wrapTtlSeconds?: number,
+  ): Promise<SecretValue | { wrap: WrapInfo }> {
     const target = { tenantId, action: "secret.read", secretName: name } as const;
     const [principal, fetched, seal] = await Promise.allSettled([
       this.#tokens.authenticate(caller.authorization, caller.requestId, target),
@@ -114,9 +119,22 @@ export class SecretService {
         await operation.failed({ version: sealed.version, reason, detail });
         throw error;
       }
+      const read = { name, version: sealed.version, value, createdAt: sealed.createdAt };
+      if (wrapTtlSeconds !== undefined && this.#wrapper !== undefined) {
+        // The value goes into a wrapped response; the read's record names the wrap that holds it.
+        const wrap = await this.#wrapper.wrap(
+          tenantId,
+          "secret.read",
+          ctx.principal.tokenId,
+          JSON.stringify(read),
+          wrapTtlSeconds,
+        );
+        await operation.succeeded({ version: sealed.version, reason, detail: `wrapped as ${wrap.id}` });
+        return { wrap };
+      }
       // The value is returned only once its read is on the record.
       await operation.succeeded({ version: sealed.version, reason });
-      return { name, version: sealed.version, value, createdAt: sealed.createdAt };
+      return read;
     }
   }
 
