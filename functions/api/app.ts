@@ -10,6 +10,7 @@ import { allowedMethods } from "./allowed-methods.ts";
 import { type AppEnv, errorResponse } from "./http.ts";
 import { accessLog } from "./middleware/access-log.ts";
 import { auditRoutes } from "./routes/audit.ts";
+import { breakGlassRoutes } from "./routes/break-glass.ts";
 import { keyRoutes } from "./routes/keys.ts";
 import { opsRoutes } from "./routes/ops.ts";
 import { rotationRoutes } from "./routes/rotation.ts";
@@ -63,6 +64,7 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
   app.route("/", tokenRoutes(runtime));
   app.route("/", sealRoutes(runtime));
   app.route("/", wrappingRoutes(runtime));
+  app.route("/", breakGlassRoutes(runtime));
 
   const allowedOn = allowedMethods(app.routes);
   app.notFound((c) => {

@@ -56,6 +56,7 @@ export class ApiStack extends Stack {
         PARTITIONS.seal,
         PARTITIONS.tokenDirectory,
         PARTITIONS.wrap,
+        PARTITIONS.breakGlass,
       ],
     });
     grantKekUse(role, [data.kek], ["GenerateDataKey", "Decrypt"]);

@@ -14,6 +14,8 @@ export const PARTITIONS = {
   meta: "META",
   /** The token directory the access review lists. */
   tokenDirectory: "TOKENS",
+  /** Break-glass requests and their credentials' hashes. */
+  breakGlass: "BG#*",
   /** Response-wrapping items. */
   wrap: "WRAP#*",
   /** The kill switch's items, per tenant and global: read beside the token on every request. */

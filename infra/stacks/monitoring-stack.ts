@@ -139,6 +139,13 @@ export class MonitoringStack extends Stack {
       "Requests were refused because their tenant is sealed: a sealed tenant is still being called",
     );
     alarm(
+      "BreakGlassActive",
+      service("BreakGlassActive", "Sum"),
+      above,
+      0,
+      "A break-glass credential was activated or used: elevated access to a tenant is live",
+    );
+    alarm(
       "RotationFailures",
       service("RotationFailures", "Sum"),
       above,

@@ -102,3 +102,21 @@ export function parseWrappingToken(token: string): { wrapId: string; secret: str
   if (match?.[1] === undefined || match[2] === undefined) return undefined;
   return { wrapId: match[1], secret: match[2] };
 }
+
+/** Break-glass credentials: short-lived, one tenant, and told apart from ordinary tokens at a glance. */
+const BREAK_GLASS_PATTERN = /^sbg_([a-z2-7]{26})_([0-9a-f]{64})$/;
+
+export function mintBreakGlassCredential(requestId: string): { token: string; secretHash: Uint8Array } {
+  const secret = randomBytes(SECRET_BYTES).toString("hex");
+  return { token: `sbg_${requestId}_${secret}`, secretHash: hashTokenSecret(secret) };
+}
+
+export function newBreakGlassId(): string {
+  return base32(randomBytes(ID_BYTES));
+}
+
+export function parseBreakGlassCredential(token: string): { requestId: string; secret: string } | undefined {
+  const match = BREAK_GLASS_PATTERN.exec(token);
+  if (match?.[1] === undefined || match[2] === undefined) return undefined;
+  return { requestId: match[1], secret: match[2] };
+}

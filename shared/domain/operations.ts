@@ -20,7 +20,9 @@ export type Permission =
   | "tenant:unseal"
   | "system:seal"
   | "token:read"
-  | "token:self";
+  | "token:self"
+  | "breakglass:request"
+  | "breakglass:approve";
 
 interface OperationSpec {
   /**
@@ -84,6 +86,10 @@ export const OPERATIONS = {
   // Authorised by the wrapping token itself, not by a role: whoever holds it may unwrap it once.
   "wrap.unwrap": { permission: null, scope: "either" },
   "wrap.lookup": { permission: null, scope: "either" },
+  "breakglass.request": { permission: "breakglass:request", scope: "tenant", severity: "high" },
+  "breakglass.approve": { permission: "breakglass:approve", scope: "tenant", severity: "high" },
+  "breakglass.activate": { permission: "breakglass:request", scope: "tenant", severity: "high" },
+  "breakglass.revoke": { permission: "breakglass:approve", scope: "tenant", severity: "high" },
 } as const satisfies Record<string, OperationSpec>;
 
 /** An operation's name, which is also the action of its audit records. */
@@ -116,6 +122,8 @@ const GRANTS: Record<Role, ReadonlySet<Permission>> = {
     "system:seal",
     "token:read",
     "token:self",
+    "breakglass:request",
+    "breakglass:approve",
   ]),
   operator: new Set<Permission>([
     "tenant:read",
@@ -128,6 +136,7 @@ const GRANTS: Record<Role, ReadonlySet<Permission>> = {
     "secret:rotate",
     "tenant:seal",
     "token:self",
+    "breakglass:request",
   ]),
   runner: new Set<Permission>(["secret:read", "secret:list", "token:self"]),
   auditor: new Set<Permission>(["audit:read", "token:self"]),
@@ -142,7 +151,9 @@ export function isAllowed(principal: Principal, operation: Operation, scope: str
   const permission = OPERATIONS[operation]?.permission;
   if (permission == null || GRANTS[principal.role]?.has(permission) !== true) return false;
   if ((OPERATIONS[operation] as OperationSpec).scope === "self") return true;
-  return principal.role === "admin" || principal.tenants.includes(scope);
+  // A break-glass credential is an admin on its one tenant only, never on `_system`.
+  if (principal.role === "admin" && principal.breakGlass === undefined) return true;
+  return principal.tenants.includes(scope);
 }
 
 /** The severity every record of the operation carries, if any. */

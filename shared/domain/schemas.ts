@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { MAX_BREAK_GLASS_MINUTES } from "./break-glass.ts";
 import { GENERATOR_KINDS, ROLES } from "./types.ts";
 import { MAX_WRAP_TTL_SECONDS } from "./wrapping.ts";
 
@@ -116,3 +117,11 @@ export const sealSchema = z.strictObject({ reason: sealReasonSchema });
 export const unwrapSchema = z.strictObject({
   token: z.string().regex(/^sbw_[a-z2-7]{26}_[0-9a-f]{64}$/, "token must be a wrapping token (sbw_…)"),
 });
+
+/** A break-glass request: why, and for how long (at most an hour) once approved. */
+export const breakGlassRequestSchema = z.strictObject({
+  reason: sealReasonSchema,
+  durationMinutes: z.number().int().min(1).max(MAX_BREAK_GLASS_MINUTES),
+});
+
+export const breakGlassIdSchema = z.string().regex(/^[a-z2-7]{26}$/, "break-glass id is malformed");

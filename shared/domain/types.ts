@@ -9,6 +9,11 @@ export interface Principal {
   readonly role: Role;
   /** Tenants the token is scoped to; admin tokens reach every tenant. */
   readonly tenants: readonly string[];
+  /**
+   * Set for a break-glass credential (the request's id): an admin on its `tenants` alone, never the
+   * system scope, and every use recorded at high severity.
+   */
+  readonly breakGlass?: string;
 }
 
 export interface WrappedDataKey {

@@ -11,6 +11,7 @@ export const METRIC_NAMES = [
   "RotationsCompleted",
   "SealRefusals",
   "GlobalSealActive",
+  "BreakGlassActive",
 ] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];
 

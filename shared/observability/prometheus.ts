@@ -21,6 +21,7 @@ const HELP: Record<MetricName, string> = {
   SealRefusals: "Requests refused because their tenant, or everything, is sealed by the kill switch.",
   GlobalSealActive:
     "Global seals placed, and requests refused under one: non-zero means everything is sealed.",
+  BreakGlassActive: "Break-glass activations and every request made with a break-glass credential.",
 };
 
 /**

@@ -5,12 +5,19 @@ import { ACTIVE_KEK_VARIABLES, loadLocalKek } from "../crypto/kek-source.ts";
 import type { Keyring } from "../crypto/keyring.ts";
 import { createKmsKeyring } from "../crypto/kms-keyring.ts";
 import { LocalKeyring } from "../crypto/local-keyring.ts";
+import type { BreakGlassEvents } from "../domain/break-glass.ts";
 import type { Env } from "../domain/env.ts";
 import { ConfigError } from "../domain/errors.ts";
 import type { RewrapDispatch } from "../domain/rotation.ts";
+import { EventBridgeBreakGlassEvents, LogBreakGlassEvents } from "../observability/break-glass-events.ts";
 import { createLogger, type Logger } from "../observability/logger.ts";
 import { CounterMetrics } from "../observability/metrics.ts";
-import { createRotationEvents, type RotationEvents } from "../observability/rotation-events.ts";
+import {
+  createEventBridgeClient,
+  createRotationEvents,
+  type RotationEvents,
+} from "../observability/rotation-events.ts";
+import { BreakGlass } from "../services/access/break-glass.ts";
 import { OperationGate } from "../services/access/operation-gate.ts";
 import { ResponseWrapping } from "../services/access/response-wrapping.ts";
 import { SealControl } from "../services/access/seal-control.ts";
@@ -40,6 +47,7 @@ import { SecretService } from "../services/secrets/secret-service.ts";
 import { ValueRotation } from "../services/secrets/value-rotation.ts";
 import { TenantService } from "../services/tenants/tenant-service.ts";
 import { AuditRepository } from "../storage/audit-repository.ts";
+import { BreakGlassRepository } from "../storage/break-glass-repository.ts";
 import { CheckpointRepository } from "../storage/checkpoint-repository.ts";
 import { DirectoryBackfill } from "../storage/directory-backfill.ts";
 import { SealRepository } from "../storage/seal-repository.ts";
@@ -87,6 +95,7 @@ export interface Runtime {
   readonly seals: SealControl;
   /** Response wrapping: `POST /v1/unwrap` and its lookup. */
   readonly wrapping: ResponseWrapping;
+  readonly breakGlass: BreakGlass;
 }
 
 export interface KeyringChoice {
@@ -144,6 +153,8 @@ export function createRuntime(options: {
   readonly logger?: Logger;
   /** Where rotation events go; by default EventBridge when a bus is configured, else the log. */
   readonly events?: RotationEvents;
+  /** Where "Break Glass Activated" goes; by default EventBridge when a bus is configured, else the log. */
+  readonly breakGlassEvents?: BreakGlassEvents;
   /** Where re-wrap requests go; by default a worker in this process (`npm start`, tests). */
   readonly rewrapDispatch?: RewrapDispatch;
   /**
@@ -190,6 +201,30 @@ export function createRuntime(options: {
     logger,
   });
   tokens.useWrapper(wrapping);
+  const busName = config.rotation.eventBusName;
+  const breakGlass = new BreakGlass({
+    requests: new BreakGlassRepository(table),
+    integrity,
+    gate,
+    events:
+      options.breakGlassEvents ??
+      (busName === undefined
+        ? new LogBreakGlassEvents(logger)
+        : new EventBridgeBreakGlassEvents(
+            createEventBridgeClient({
+              region: config.region,
+              busName,
+              endpoint: config.rotation.eventsEndpoint,
+              stage: config.stage,
+            }),
+            busName,
+            config.stage,
+          )),
+    isBootstrap: (tokenId) => tokens.isBootstrap(tokenId),
+    metrics,
+    logger,
+  });
+  tokens.useBreakGlass(breakGlass);
 
   const sealer = new Sealer(dataKeys, metrics, rotationConfig.retireGraceMs / 2);
   const heads = new HeadWriter(secretRepository, sealer);
@@ -266,6 +301,7 @@ export function createRuntime(options: {
     health: new HealthService(keyring, tenantRepository, chainWriter, gate, sealGuard),
     sealGuard,
     wrapping,
+    breakGlass,
     seals: new SealControl({
       seals: sealRepository,
       guard: sealGuard,

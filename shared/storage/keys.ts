@@ -78,3 +78,9 @@ export const LOCAL_BOOTSTRAP_KEY: Key = { pk: "META", sk: "LOCAL-BOOTSTRAP" };
 
 /** A response-wrapping item, by its wrapping id. */
 export const wrapKey = (wrapId: string): Key => ({ pk: `WRAP#${wrapId}`, sk: "WRAP" });
+
+/** A break-glass request and, once activated, its credential's hash. */
+export const breakGlassKey = (id: string): Key => ({ pk: `BG#${id}`, sk: "BG" });
+
+/** The ids of every bootstrap admin token issued, so none of them can approve a break-glass. */
+export const BOOTSTRAP_TOKENS_KEY: Key = { pk: "META", sk: "BOOTSTRAP-TOKENS" };

@@ -1,7 +1,13 @@
 import { StoreUnavailableError } from "../domain/errors.ts";
 import type { ItemSeal } from "../domain/item-integrity.ts";
 import { type Page, ROLES, type Role, type TokenRecord } from "../domain/types.ts";
-import { LOCAL_BOOTSTRAP_KEY, TOKEN_DIRECTORY_PARTITION, tokenDirectoryKey, tokenKey } from "./keys.ts";
+import {
+  BOOTSTRAP_TOKENS_KEY,
+  LOCAL_BOOTSTRAP_KEY,
+  TOKEN_DIRECTORY_PARTITION,
+  tokenDirectoryKey,
+  tokenKey,
+} from "./keys.ts";
 import { queryPage, type Table } from "./table.ts";
 
 type TokenItem = Omit<TokenRecord, "tenants"> & { tenants: string[] } & ItemSeal;
@@ -97,6 +103,19 @@ export class TokenRepository {
   async localBootstrap(): Promise<string | undefined> {
     const item = await this.#table.get(LOCAL_BOOTSTRAP_KEY);
     return typeof item?.tokenId === "string" ? item.tokenId : undefined;
+  }
+
+  /** Remembers a bootstrap admin token's id, locally or on AWS, so it can be told apart later. */
+  async addBootstrapId(tokenId: string): Promise<void> {
+    await this.#table.update(BOOTSTRAP_TOKENS_KEY, {
+      update: "ADD ids :id",
+      values: { ":id": new Set([tokenId]) },
+    });
+  }
+
+  async isBootstrapId(tokenId: string): Promise<boolean> {
+    const ids = (await this.#table.get(BOOTSTRAP_TOKENS_KEY))?.ids;
+    return ids instanceof Set && ids.has(tokenId);
   }
 
   async setLocalBootstrap(tokenId: string, issuedAt: string): Promise<void> {

@@ -951,6 +951,55 @@ const CASES: readonly BadCase[] = [
     json: { ...validToken, wrapTtlSeconds: 86_401 },
     ...invalid,
   },
+  // Break-glass requests.
+  {
+    title: "a break-glass of 61 minutes",
+    method: "POST",
+    path: `/v1/tenants/${TENANT}/break-glass`,
+    json: { reason: "x", durationMinutes: 61 },
+    ...invalid,
+  },
+  {
+    title: "a break-glass of 0 minutes",
+    method: "POST",
+    path: `/v1/tenants/${TENANT}/break-glass`,
+    json: { reason: "x", durationMinutes: 0 },
+    ...invalid,
+  },
+  {
+    title: "a break-glass of 1.5 minutes",
+    method: "POST",
+    path: `/v1/tenants/${TENANT}/break-glass`,
+    json: { reason: "x", durationMinutes: 1.5 },
+    ...invalid,
+  },
+  {
+    title: "a break-glass without a reason",
+    method: "POST",
+    path: `/v1/tenants/${TENANT}/break-glass`,
+    json: { durationMinutes: 5 },
+    ...invalid,
+  },
+  {
+    title: "a break-glass with an unknown field",
+    method: "POST",
+    path: `/v1/tenants/${TENANT}/break-glass`,
+    json: { reason: "x", durationMinutes: 5, role: CANARY },
+    ...invalid,
+  },
+  {
+    title: "a malformed break-glass id",
+    method: "POST",
+    path: `/v1/tenants/${TENANT}/break-glass/${CANARY}/approve`,
+    ...invalid,
+  },
+  {
+    title: "an unknown break-glass id",
+    method: "POST",
+    path: `/v1/tenants/${TENANT}/break-glass/${"a".repeat(26)}/approve`,
+    status: 404,
+    code: "not_found",
+  },
   // The access review's filters.
   {
     title: "a token listing by an unknown role",

@@ -640,7 +640,86 @@ const ROUTES: readonly RouteCase[] = [
       expect(response.text).not.toContain(ALPHA_VALUE);
     },
   },
+  {
+    route: "POST /v1/tenants/:tenantId/break-glass",
+    action: "breakglass.request",
+    scoped: true,
+    roles: ["admin", "operator"],
+    okStatus: 201,
+    prepare: async (target) => ({
+      method: "POST",
+      path: `/v1/tenants/${target}/break-glass`,
+      body: { reason: "isolation matrix", durationMinutes: 5 },
+      auditScope: target,
+    }),
+    verify: async (target, _cell, granted, response) => {
+      if (granted) expect(await response.json()).toMatchObject({ tenantId: target, status: "pending" });
+    },
+  },
+  {
+    route: "POST /v1/tenants/:tenantId/break-glass/:id/approve",
+    action: "breakglass.approve",
+    scoped: true,
+    roles: ["admin"],
+    okStatus: 200,
+    prepare: async (target) => {
+      const id = await breakGlassRequest(target, "matrix-requester");
+      return { method: "POST", path: `/v1/tenants/${target}/break-glass/${id}/approve`, auditScope: target };
+    },
+    verify: async (target, _cell, granted, response) => {
+      if (granted) expect(await response.json()).toMatchObject({ tenantId: target, status: "approved" });
+    },
+  },
+  {
+    // Only the requester activates: each cell's request is made as the calling token.
+    route: "POST /v1/tenants/:tenantId/break-glass/:id/activate",
+    action: "breakglass.activate",
+    scoped: true,
+    roles: ["admin", "operator"],
+    okStatus: 201,
+    prepare: async (target, cell) => {
+      // Cells outside the role matrix (the unauthenticated ones) ask as the alpha operator.
+      const role = ROLES.find((name) => cell.startsWith(`${name}-`)) ?? "operator";
+      const id = await breakGlassRequest(target, tokens[role].id, true);
+      return { method: "POST", path: `/v1/tenants/${target}/break-glass/${id}/activate`, auditScope: target };
+    },
+    verify: async (_target, _cell, granted, response) => {
+      if (granted) expect((await response.json()).credential).toMatch(/^sbg_/);
+      else expect(response.text).not.toContain("sbg_");
+    },
+  },
+  {
+    route: "POST /v1/tenants/:tenantId/break-glass/:id/revoke",
+    action: "breakglass.revoke",
+    scoped: true,
+    roles: ["admin"],
+    okStatus: 200,
+    prepare: async (target) => {
+      const id = await breakGlassRequest(target, "matrix-requester", true);
+      return { method: "POST", path: `/v1/tenants/${target}/break-glass/${id}/revoke`, auditScope: target };
+    },
+    verify: async (_target, _cell, granted, response) => {
+      if (granted) expect(await response.json()).toMatchObject({ status: "revoked" });
+    },
+  },
 ];
+
+/** A break-glass request for `target` made as `requester` (an operator's principal), approved by the admin when asked. */
+async function breakGlassRequest(target: string, requester: string, approved = false): Promise<string> {
+  const asker = {
+    requestId: "matrix-setup",
+    principal: { tokenId: requester, role: "operator" as const, tenants: [target] },
+  };
+  const { id } = await h.runtime.breakGlass.request(asker, target, "matrix set-up", 5);
+  if (approved) {
+    const approver = {
+      requestId: "matrix-setup",
+      principal: { tokenId: "matrix-approver", role: "admin" as const, tenants: ["*"] },
+    };
+    await h.runtime.breakGlass.approve(approver, target, id);
+  }
+  return id;
+}
 
 async function wrappedAlphaRead(): Promise<string> {
   const response = await h.call("GET", `/v1/tenants/${ALPHA}/secrets/${SHARED_NAME}?wrapTtlSeconds=60`, {

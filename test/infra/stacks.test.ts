@@ -2,14 +2,16 @@ import { Match, type Template } from "aws-cdk-lib/assertions";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ENVIRONMENT_NAMES, environmentConfig } from "../../infra/config.ts";
 import { TENANT_CONTEXT_CONDITION } from "../../infra/stacks/data-stack.ts";
-import { EVENT_SOURCES, REWRAP_REQUESTED } from "../../infra/stacks/event-contract.ts";
+import { BREAK_GLASS_ACTIVATED, EVENT_SOURCES, REWRAP_REQUESTED } from "../../infra/stacks/event-contract.ts";
 import { PARTITIONS } from "../../infra/stacks/grants.ts";
 import { KEY_ADMINISTRATION_ACTIONS } from "../../infra/stacks/key-policies.ts";
 import { METRIC_NAMESPACE } from "../../infra/stacks/monitoring-stack.ts";
+import { BREAK_GLASS_ACTIVATED as BREAK_GLASS_EVENT } from "../../shared/domain/break-glass.ts";
 import { METRICS_NAMESPACE } from "../../shared/observability/emf-metrics.ts";
 import { ROTATION_EVENT_SOURCE } from "../../shared/observability/rotation-events.ts";
 import {
   auditPartition,
+  breakGlassKey,
   DIRECTORY_PARTITION,
   KEK_REGISTRY_KEY,
   sealKey,
@@ -381,6 +383,7 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
         "RotationFailures",
         "GlobalSealActive",
         "SealRefusals",
+        "BreakGlassActive",
       ]) {
         expect(byMetric(name)[0]).toMatchObject({ ComparisonOperator: "GreaterThanThreshold", Threshold: 0 });
       }
@@ -598,6 +601,7 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
     it("narrows every role's writes to the partitions it writes", () => {
       expect(writePatterns(t().api).sort()).toEqual([
         "AUDIT#*",
+        "BG#*",
         "META",
         "SEAL#*",
         "T#*",
@@ -692,6 +696,8 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
           .filter((a) => a.startsWith("events:")),
       ).toEqual([]);
       expect(EVENT_SOURCES.rotation).toBe(ROTATION_EVENT_SOURCE);
+      // The API's "Break Glass Activated" goes out under the source its grant allows.
+      expect(BREAK_GLASS_EVENT).toEqual({ source: EVENT_SOURCES.api, detailType: BREAK_GLASS_ACTIVATED });
     });
 
     it("runs the rotation function on the API's re-wrap requests of this stage only, with retries and the DLQ", () => {
@@ -747,6 +753,7 @@ describe("the table's partitions", () => {
     expect(matches(PARTITIONS.tenant, sealKey("acme").pk)).toBe(false);
     expect(PARTITIONS.tokenDirectory).toBe(TOKEN_DIRECTORY_PARTITION);
     expect(matches(PARTITIONS.wrap, wrapKey("abc").pk)).toBe(true);
+    expect(matches(PARTITIONS.breakGlass, breakGlassKey("abc").pk)).toBe(true);
   });
 });
 

@@ -95,6 +95,7 @@ const KNOWN_FIELDS = [
   "reason",
   "token",
   "wrapTtlSeconds",
+  "durationMinutes",
 ] as const;
 const KNOWN_QUERY = [
   "wrapTtlSeconds",

@@ -102,6 +102,9 @@ describe("the operations table", () => {
         // The kill switch: an operator may seal its own tenant, and only an admin unseals.
         "tenant.seal",
         "token.self",
+        // Break-glass: an operator asks and activates what it asked for; an admin approves.
+        "breakglass.request",
+        "breakglass.activate",
       ].sort(),
     );
   });

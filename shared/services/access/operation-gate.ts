@@ -70,6 +70,8 @@ export class OperationGate implements Gate {
       actor: ctx.principal.tokenId,
       role: ctx.principal.role,
       requestId: ctx.requestId,
+      // Every use of a break-glass credential is for an operator to look at.
+      ...(ctx.principal.breakGlass === undefined ? {} : { severity: "high" as const }),
     });
   }
 

@@ -61,6 +61,7 @@ export class TokenService {
   readonly #metrics: MetricsRecorder;
   readonly #logger: Logger;
   #wrapper: ResponseWrapper | undefined;
+  #breakGlass: { authenticate(token: string): Promise<Principal | undefined> } | undefined;
 
   constructor(dependencies: TokenServiceDependencies) {
     this.#tokens = dependencies.tokens;
@@ -71,6 +72,16 @@ export class TokenService {
     this.#metrics = dependencies.metrics;
     this.#logger = dependencies.logger;
     this.#wrapper = dependencies.wrapper;
+  }
+
+  /** Break-glass credentials (`sbg_…`) authenticate through here too; set once built, as the wrapper. */
+  useBreakGlass(breakGlass: { authenticate(token: string): Promise<Principal | undefined> }): void {
+    this.#breakGlass = breakGlass;
+  }
+
+  /** Whether a token is one of the bootstrap admin tokens ever issued here, which never approve a break-glass. */
+  isBootstrap(tokenId: string): Promise<boolean> {
+    return this.#tokens.isBootstrapId(tokenId);
   }
 
   /** The wrapper depends on the gate this service's callers share, so it is handed over once built. */
@@ -173,6 +184,7 @@ export class TokenService {
         : `bootstrap admin token reissued on request; previous ${previous}`;
     const issued = await this.#recordedBootstrap(detail, async () => {
       const token = await this.issue("admin", ["*"], ttlSeconds);
+      await this.#tokens.addBootstrapId(token.id);
       await this.#tokens.setLocalBootstrap(token.id, now());
       return token;
     });
@@ -212,6 +224,7 @@ export class TokenService {
       const createdAt = new Date();
       try {
         await this.#recordedBootstrap("bootstrap admin token from its secret", async () => {
+          await this.#tokens.addBootstrapId(minted.tokenId);
           await this.#create({
             tokenId: minted.tokenId,
             secretHash: minted.secretHash,
@@ -264,7 +277,19 @@ export class TokenService {
    * response does not tell a guesser whether a token id exists, expired, or was revoked.
    */
   async authenticate(header: string | undefined, requestId: string, target: AuditTarget): Promise<Principal> {
-    const parsed = parseToken(BEARER.exec(header ?? "")?.[1] ?? "");
+    const presented = BEARER.exec(header ?? "")?.[1] ?? "";
+    if (presented.startsWith("sbg_") && this.#breakGlass !== undefined) {
+      const principal = await this.#breakGlass.authenticate(presented);
+      if (principal !== undefined) return principal;
+      await this.#denials.deny(
+        target,
+        requestId,
+        { actor: "break-glass", role: "anonymous" },
+        "unusable_break_glass",
+      );
+      throw new AuthenticationError("a valid bearer token is required");
+    }
+    const parsed = parseToken(presented);
     const found = parsed === undefined ? "absent" : await this.#lookup(parsed.tokenId);
     const record = typeof found === "string" ? undefined : found.record;
     const why =
