@@ -293,6 +293,7 @@ async function openStore(config: ReturnType<typeof readRuntimeConfig>, dataDir: 
       tableName: config.tableName,
       endpoint: config.dynamoEndpoint,
       localPath: join(dataDir, "dynamodb"),
+      requestTimeoutMs: config.awsRequestTimeoutMs,
     });
     try {
       await ensureTableExists(store.table);
