@@ -12,7 +12,7 @@ import { accessLog } from "./middleware/access-log.ts";
 import { auditRoutes } from "./routes/audit.ts";
 import { breakGlassRoutes } from "./routes/break-glass.ts";
 import { keyRoutes } from "./routes/keys.ts";
-import { opsRoutes } from "./routes/ops.ts";
+import { openApiRoute, opsRoutes } from "./routes/ops.ts";
 import { rotationRoutes } from "./routes/rotation.ts";
 import { sealRoutes } from "./routes/seals.ts";
 import { secretRoutes } from "./routes/secrets.ts";
@@ -65,6 +65,8 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
   app.route("/", sealRoutes(runtime));
   app.route("/", wrappingRoutes(runtime));
   app.route("/", breakGlassRoutes(runtime));
+  // Public, like /health: the contract holds no tenant, secret or token.
+  openApiRoute(app);
 
   const allowedOn = allowedMethods(app.routes);
   app.notFound((c) => {

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import type { AuditFilter } from "../../shared/domain/audit-chain.ts";
 import { AUDIT_ACTIONS } from "../../shared/domain/operations.ts";
 import { secretNameSchema, tenantIdSchema } from "../../shared/domain/schemas.ts";
@@ -139,3 +139,7 @@ export const tokenListQuerySchema = pageQuerySchema.extend({
   expiresBefore: z.iso.datetime({ message: "expiresBefore must be an ISO 8601 UTC time" }).optional(),
   status: z.enum(["active", "revoked", "expired", "failed_integrity"]).optional(),
 });
+
+/** The path's parameters as `tenantScope` and `secretScope` parse them, one schema each, for the document. */
+export const tenantPathSchema = z.strictObject({ tenantId: tenantIdSchema });
+export const secretPathSchema = tenantPathSchema.extend({ name: secretNameSchema });

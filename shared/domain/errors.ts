@@ -144,16 +144,18 @@ export class TenantSealedError extends StrongboxError {
 }
 
 /**
- * A wrapping token that was already unwrapped (`wrapping_token_used`) or has expired
- * (`wrapping_token_expired`). A used one may mean someone else unwrapped it first: an interception.
+ * A wrapping token that was already unwrapped. It may mean someone else unwrapped it first: an
+ * interception, so its refusal is recorded at high severity.
  */
-export class WrappingTokenGoneError extends StrongboxError {
+export class WrappingTokenUsedError extends StrongboxError {
   readonly status = 410;
-  readonly code: "wrapping_token_used" | "wrapping_token_expired";
+  readonly code = "wrapping_token_used";
   override readonly severity = "high";
+}
 
-  constructor(code: "wrapping_token_used" | "wrapping_token_expired", message: string) {
-    super(message);
-    this.code = code;
-  }
+/** A wrapping token past its expiry; its payload is gone. */
+export class WrappingTokenExpiredError extends StrongboxError {
+  readonly status = 410;
+  readonly code = "wrapping_token_expired";
+  override readonly severity = "high";
 }

@@ -163,3 +163,9 @@ export const severityOf = (action: AuditAction): "high" | undefined =>
 /** Whether the operation is answered while its tenant, or everything, is sealed. */
 export const answersWhileSealed = (action: AuditAction): boolean =>
   (OPERATIONS[action] as OperationSpec).whileSealed === true;
+
+/** The roles granted an operation's permission, for the API's documentation. */
+export function rolesAllowed(operation: Operation): Role[] {
+  const permission = OPERATIONS[operation].permission;
+  return (Object.keys(GRANTS) as Role[]).filter((role) => GRANTS[role].has(permission));
+}

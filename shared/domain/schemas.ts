@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { MAX_BREAK_GLASS_MINUTES } from "./break-glass.ts";
 import { GENERATOR_KINDS, ROLES } from "./types.ts";
 import { MAX_WRAP_TTL_SECONDS } from "./wrapping.ts";

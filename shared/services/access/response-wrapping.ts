@@ -1,6 +1,11 @@
 import { mintWrappingToken, parseWrappingToken, tokenSecretMatches } from "../../crypto/tokens.ts";
 import type { DenialRecorder, OperationGate } from "../../domain/audit-trail.ts";
-import { NotFoundError, StoreUnavailableError, WrappingTokenGoneError } from "../../domain/errors.ts";
+import {
+  NotFoundError,
+  StoreUnavailableError,
+  WrappingTokenExpiredError,
+  WrappingTokenUsedError,
+} from "../../domain/errors.ts";
 import type { ItemIntegrity } from "../../domain/item-integrity.ts";
 import { now } from "../../domain/time.ts";
 import { SYSTEM_SCOPE } from "../../domain/types.ts";
@@ -177,12 +182,10 @@ export class ResponseWrapping implements ResponseWrapper {
 }
 
 const used = (wrapId: string) =>
-  new WrappingTokenGoneError(
-    "wrapping_token_used",
+  new WrappingTokenUsedError(
     `wrapping token ${wrapId} was already unwrapped; if not by you, treat its payload as intercepted`,
   );
-const expired = (wrapId: string) =>
-  new WrappingTokenGoneError("wrapping_token_expired", `wrapping token ${wrapId} has expired`);
+const expired = (wrapId: string) => new WrappingTokenExpiredError(`wrapping token ${wrapId} has expired`);
 
 function isUnexpired(record: WrapRecord): boolean {
   const expiresAt = Date.parse(record.expiresAt);

@@ -18,6 +18,17 @@ import type { ResponseWrapper, WrapInfo } from "../../domain/wrapping.ts";
 import type { SecretRepository } from "../../storage/secret-repository.ts";
 import type { HeadWriter } from "./head-writer.ts";
 
+/**
+ * What a caching client needs to know when the value will change: the secret's due date, and a
+ * pending version waiting to be promoted.
+ */
+function rotationHints(head: SecretHead | undefined): Pick<SecretValue, "rotationDueAt" | "pendingVersion"> {
+  return {
+    ...(head?.rotation?.dueAt === undefined ? {} : { rotationDueAt: head.rotation.dueAt }),
+    ...(head?.pending === undefined ? {} : { pendingVersion: head.pending.version }),
+  };
+}
+
 /** Which version a read asks for: a number, a staging label, or (neither) the current one. */
 export interface VersionSelector {
   readonly version?: number | undefined;
@@ -119,7 +130,13 @@ export class SecretService {
         await operation.failed({ version: sealed.version, reason, detail });
         throw error;
       }
-      const read = { name, version: sealed.version, value, createdAt: sealed.createdAt };
+      const read = {
+        name,
+        version: sealed.version,
+        value,
+        createdAt: sealed.createdAt,
+        ...rotationHints(head),
+      };
       if (wrapTtlSeconds !== undefined && this.#wrapper !== undefined) {
         // The value goes into a wrapped response; the read's record names the wrap that holds it.
         const wrap = await this.#wrapper.wrap(
