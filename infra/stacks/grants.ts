@@ -20,6 +20,7 @@ export const PARTITIONS = {
   wrap: "WRAP#*",
   /** The kill switch's items, per tenant and global: read beside the token on every request. */
   seal: "SEAL#*",
+  binding: "BINDINGS",
 } as const;
 export type Partition = (typeof PARTITIONS)[keyof typeof PARTITIONS];
 

@@ -22,7 +22,8 @@ export type Permission =
   | "token:read"
   | "token:self"
   | "breakglass:request"
-  | "breakglass:approve";
+  | "breakglass:approve"
+  | "binding:manage";
 
 interface OperationSpec {
   /**
@@ -90,6 +91,9 @@ export const OPERATIONS = {
   "breakglass.approve": { permission: "breakglass:approve", scope: "tenant", severity: "high" },
   "breakglass.activate": { permission: "breakglass:request", scope: "tenant", severity: "high" },
   "breakglass.revoke": { permission: "breakglass:approve", scope: "tenant", severity: "high" },
+  "binding.create": { permission: "binding:manage", scope: "system" },
+  "binding.list": { permission: "binding:manage", scope: "system" },
+  "binding.delete": { permission: "binding:manage", scope: "system" },
 } as const satisfies Record<string, OperationSpec>;
 
 /** An operation's name, which is also the action of its audit records. */
@@ -124,6 +128,7 @@ const GRANTS: Record<Role, ReadonlySet<Permission>> = {
     "token:self",
     "breakglass:request",
     "breakglass:approve",
+    "binding:manage",
   ]),
   operator: new Set<Permission>([
     "tenant:read",

@@ -17,7 +17,9 @@ import {
   createRotationEvents,
   type RotationEvents,
 } from "../observability/rotation-events.ts";
+import { BindingService } from "../services/access/binding-service.ts";
 import { BreakGlass } from "../services/access/break-glass.ts";
+import { CallerAuthentication } from "../services/access/caller-authentication.ts";
 import { OperationGate } from "../services/access/operation-gate.ts";
 import { ResponseWrapping } from "../services/access/response-wrapping.ts";
 import { SealControl } from "../services/access/seal-control.ts";
@@ -47,6 +49,7 @@ import { SecretService } from "../services/secrets/secret-service.ts";
 import { ValueRotation } from "../services/secrets/value-rotation.ts";
 import { TenantService } from "../services/tenants/tenant-service.ts";
 import { AuditRepository } from "../storage/audit-repository.ts";
+import { BindingRepository } from "../storage/binding-repository.ts";
 import { BreakGlassRepository } from "../storage/break-glass-repository.ts";
 import { CheckpointRepository } from "../storage/checkpoint-repository.ts";
 import { DirectoryBackfill } from "../storage/directory-backfill.ts";
@@ -68,6 +71,10 @@ export interface Runtime {
   readonly rotationPolicies: RotationPolicies;
   readonly valueRotation: ValueRotation;
   readonly tokens: TokenService;
+  /** IAM principals' bindings to roles and tenants (`/v1/bindings`). */
+  readonly bindings: BindingService;
+  /** What every route authenticates with: bearer tokens on `/v1`, bindings on `/iam/v1`. */
+  readonly callers: CallerAuthentication;
   /** Every use case's permission check and audit records. */
   readonly gate: OperationGate;
   readonly auditLog: AuditLog;
@@ -205,6 +212,17 @@ export function createRuntime(options: {
     metrics,
     logger,
   });
+  const bindings = new BindingService({
+    bindings: new BindingRepository(table),
+    tenants: tenantRepository,
+    integrity,
+    gate,
+    denials,
+    metrics,
+    logger,
+  });
+
+  const sealer = new Sealer(dataKeys, metrics, rotationConfig.retireGraceMs / 2, rotationConfig.dekSealLimit);
   tokens.useWrapper(wrapping);
   const busName = config.rotation.eventBusName;
   const breakGlass = new BreakGlass({
@@ -231,7 +249,7 @@ export function createRuntime(options: {
   });
   tokens.useBreakGlass(breakGlass);
 
-  const sealer = new Sealer(dataKeys, metrics, rotationConfig.retireGraceMs / 2);
+  const callers = new CallerAuthentication(tokens, bindings);
   const heads = new HeadWriter(secretRepository, sealer);
   const valueRotation = new ValueRotation(secretRepository, sealer, gate, heads);
   const dekSweep = new DekSweep(
@@ -274,8 +292,14 @@ export function createRuntime(options: {
       async (deadline, runId) => scheduledWork?.runRequestedRewrap(deadline, runId),
       logger,
     );
+  const dekRotation = new DekRotation(tenantRepository, secretRepository, checkpoints, dataKeys, gate, {
+    minIntervalMs: rotationConfig.dekRotateMinIntervalMs,
+    periodMs: rotationConfig.dekRotationPeriodMs,
+    sealThreshold: rotationConfig.dekSealRotateThreshold,
+  });
   scheduledWork = new ScheduledWork(dekSweep, kekRewrap, dueScan, events, gate, metrics, logger, {
     handOff: rewrapDispatch,
+    deks: dekRotation,
     ...(directoryBackfill === undefined ? {} : { backfill: directoryBackfill }),
   });
   return {
@@ -284,10 +308,12 @@ export function createRuntime(options: {
     metrics,
     config,
     tenants: new TenantService(tenantRepository, dataKeys, gate),
-    secrets: new SecretService(secretRepository, sealer, tokens, gate, heads, sealGuard, wrapping),
+    secrets: new SecretService(secretRepository, sealer, callers, gate, heads, sealGuard, wrapping),
     rotationPolicies: new RotationPolicies(secretRepository, gate, heads),
     valueRotation,
     tokens,
+    bindings,
+    callers,
     gate,
     auditLog,
     denials,
@@ -295,7 +321,7 @@ export function createRuntime(options: {
     chainWriter,
     chainVerifier,
     kmsEvents: new KmsEventIngester(auditLog, tenantRepository, metrics, config.kmsIngestion),
-    dekRotation: new DekRotation(tenantRepository, secretRepository, checkpoints, dataKeys, gate),
+    dekRotation,
     dekSweep,
     kekRewrap,
     rewrapRequests: new RewrapRequests(keyring, checkpoints, gate, rewrapDispatch),

@@ -18,6 +18,7 @@ export const ERROR_STATUS = {
   audit_record_too_large: 413,
   unsupported_media_type: 415,
   tenant_sealed: 423,
+  rate_limited: 429,
   headers_too_large: 431,
   decrypt_failed: 500,
   response_too_large: 500,
@@ -29,6 +30,7 @@ export const ERROR_STATUS = {
   dek_retired: 503,
   directory_backfill_pending: 503,
   dispatch_unavailable: 503,
+  dek_exhausted: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
@@ -54,7 +56,13 @@ export const AUTHENTICATED: readonly ErrorCode[] = [
 ];
 
 /** A route that reads or writes a tenant's secrets under its DEK. */
-export const SEALED: readonly ErrorCode[] = ["not_found", "decrypt_failed", "kek_mismatch", "dek_retired"];
+export const SEALED: readonly ErrorCode[] = [
+  "not_found",
+  "decrypt_failed",
+  "kek_mismatch",
+  "dek_retired",
+  "dek_exhausted",
+];
 
 /** A route that unwraps or looks up a wrapping token, which answers 410 once it is used or expired. */
 export const WRAPPING_TOKEN: readonly ErrorCode[] = [
@@ -80,6 +88,7 @@ const statusText: Record<number, string> = {
   413: "Too large",
   415: "The body is not application/json",
   423: "The tenant, or every tenant, is sealed by the kill switch",
+  429: "Too soon: see Retry-After",
   431: "Request headers too large",
   500: "The service failed",
   503: "A dependency is unavailable; nothing was returned or changed",

@@ -12,7 +12,7 @@ import { tenantPathSchema } from "../schemas.ts";
 /** Break-glass (seed 002 §4.2): request, approve, activate, revoke; each names its tenant in the path. */
 export function breakGlassRoutes(runtime: Runtime): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  const authenticated = authenticator(runtime.tokens);
+  const authenticated = authenticator(runtime.callers);
   const idOf = (raw: string | undefined) => parseWith(breakGlassIdSchema, raw, "id");
   const requestPath = tenantPathSchema.extend({ id: breakGlassIdSchema });
   const request = (description: string) => ({ description, schema: breakGlassBody });

@@ -15,7 +15,7 @@ import { tenantPathSchema } from "../schemas.ts";
  */
 export function sealRoutes(runtime: Runtime): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  const authenticated = authenticator(runtime.tokens);
+  const authenticated = authenticator(runtime.callers);
   const sealed = { description: "the seal state after the call", schema: sealViewBody };
   const unsealed = {
     200: { description: "unsealed (or was not sealed): the state after the call", schema: sealViewBody },

@@ -11,7 +11,7 @@ import { tokenListQuerySchema } from "../schemas.ts";
 
 export function tokenRoutes(runtime: Runtime): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  const authenticated = authenticator(runtime.tokens);
+  const authenticated = authenticator(runtime.callers);
 
   app.post(
     "/v1/tokens",

@@ -68,7 +68,7 @@ export class BreakGlass {
         const record: BreakGlassRecord = {
           id: newBreakGlassId(),
           tenantId,
-          requester: ctx.principal.tokenId,
+          requester: ctx.principal.actor,
           reason,
           durationMinutes,
           status: "pending",
@@ -90,11 +90,11 @@ export class BreakGlass {
       const { record, mac } = await this.#find(tenantId, id);
       if (record.status !== "pending")
         throw new ConflictError(`break-glass ${id} is ${record.status}, not pending`);
-      if (record.requester === ctx.principal.tokenId) {
+      if (record.requester === ctx.principal.actor) {
         throw new AuthorizationError("the requester of a break-glass cannot approve it; another admin must");
       }
       // The bootstrap admin is the last resort, kept for when nobody else can act: it never approves.
-      if (await this.#isBootstrap(ctx.principal.tokenId)) {
+      if (await this.#isBootstrap(ctx.principal.actor)) {
         throw new AuthorizationError(
           "a bootstrap admin token cannot approve a break-glass; use a named admin's token",
         );
@@ -103,7 +103,7 @@ export class BreakGlass {
       const next: BreakGlassRecord = {
         ...record,
         status: "approved",
-        approver: ctx.principal.tokenId,
+        approver: ctx.principal.actor,
         approvedAt: approvedAt.toISOString(),
         expiresAt: new Date(approvedAt.getTime() + record.durationMinutes * 60_000).toISOString(),
       };
@@ -124,7 +124,7 @@ export class BreakGlass {
     });
     return operation.change(async () => {
       const { record, mac } = await this.#find(tenantId, id);
-      if (record.requester !== ctx.principal.tokenId) {
+      if (record.requester !== ctx.principal.actor) {
         throw new AuthorizationError("only the requester of a break-glass may activate it");
       }
       if (record.status !== "approved" || record.expiresAt === undefined || !isBefore(record.expiresAt)) {
@@ -159,7 +159,7 @@ export class BreakGlass {
         ...record,
         status: "revoked",
         revokedAt: now(),
-        revokedBy: ctx.principal.tokenId,
+        revokedBy: ctx.principal.actor,
       };
       await this.#write(next, mac);
       return viewOf(next);
@@ -186,7 +186,7 @@ export class BreakGlass {
       return undefined;
     }
     this.#metrics.increment("BreakGlassActive");
-    return { tokenId: `bg:${record.id}`, role: "admin", tenants: [record.tenantId], breakGlass: record.id };
+    return { actor: `bg:${record.id}`, role: "admin", tenants: [record.tenantId], breakGlass: record.id };
   }
 
   async #find(tenantId: string, id: string): Promise<{ record: BreakGlassRecord; mac: string }> {

@@ -55,19 +55,19 @@ export class OperationGate implements Gate {
     const scope = scopeOf(operation, target);
     if (!isAllowed(ctx.principal, operation, scope)) {
       await this.#denials.deny({ tenantId: scope, action: operation, ...secretOf(target) }, ctx.requestId, {
-        actor: ctx.principal.tokenId,
+        actor: ctx.principal.actor,
         role: ctx.principal.role,
       });
       throw new AuthorizationError(`this token may not perform ${operation} on ${scope}`);
     }
-    const who = { actor: ctx.principal.tokenId, role: ctx.principal.role } as const;
+    const who = { actor: ctx.principal.actor, role: ctx.principal.role } as const;
     await this.#refuseIfSealed(operation, scope, target, ctx.requestId, who);
     return this.#allowed({
       tenantId: scope,
       action: operation,
       ...secretOf(target),
       ...(target.detail === undefined ? {} : { detail: target.detail }),
-      actor: ctx.principal.tokenId,
+      actor: ctx.principal.actor,
       role: ctx.principal.role,
       requestId: ctx.requestId,
       // Every use of a break-glass credential is for an operator to look at.

@@ -95,7 +95,7 @@ export class SealControl {
       scope,
       sealed: true,
       reason,
-      changedBy: ctx.principal.tokenId,
+      changedBy: ctx.principal.actor,
       changedAt: now(),
       revision: (current?.revision ?? 0) + 1,
     }));
@@ -114,7 +114,7 @@ export class SealControl {
       scope === GLOBAL_SEAL_SCOPE
         ? await this.#gate.begin(ctx, "system.unseal")
         : await this.#gate.begin(ctx, "tenant.unseal", { tenantId: scope });
-    const me = ctx.principal.tokenId;
+    const me = ctx.principal.actor;
     let done = true;
     const view = await operation.change(
       () =>

@@ -112,7 +112,7 @@ export class TokenService {
           wrap: await wrapper.wrap(
             SYSTEM_SCOPE,
             "token.create",
-            ctx.principal.tokenId,
+            ctx.principal.actor,
             payload,
             wrapTtlSeconds,
           ),
@@ -150,7 +150,7 @@ export class TokenService {
   /** The caller's own token, as the review shows it: every role may ask. */
   async self(ctx: RequestContext): Promise<TokenMetadata> {
     const operation = await this.#gate.begin(ctx, "token.self");
-    const mine = metadataOf(ctx.principal.tokenId, await this.#lookup(ctx.principal.tokenId));
+    const mine = metadataOf(ctx.principal.actor, await this.#lookup(ctx.principal.actor));
     // The caller just authenticated with it, so only a change since then can make it vanish.
     if (mine === undefined) throw new NotFoundError("this token no longer exists");
     await operation.succeeded();
@@ -313,7 +313,7 @@ export class TokenService {
       );
       throw new AuthenticationError("a valid bearer token is required");
     }
-    return { tokenId: record.tokenId, role: record.role, tenants: record.tenants };
+    return { actor: record.tokenId, role: record.role, tenants: record.tenants };
   }
 
   async #requireTenants(tenants: readonly string[]): Promise<void> {

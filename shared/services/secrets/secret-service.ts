@@ -94,7 +94,7 @@ export class SecretService {
   ): Promise<SecretValue | { wrap: WrapInfo }> {
     const target = { tenantId, action: "secret.read", secretName: name } as const;
     const [principal, fetched, seal] = await Promise.allSettled([
-      this.#tokens.authenticate(caller.authorization, caller.requestId, target),
+      this.#tokens.authenticate(caller.credentials, caller.requestId, target),
       this.#secrets.getHead(tenantId, name),
       this.#seals?.status(tenantId),
     ]);
@@ -142,7 +142,7 @@ export class SecretService {
         const wrap = await this.#wrapper.wrap(
           tenantId,
           "secret.read",
-          ctx.principal.tokenId,
+          ctx.principal.actor,
           JSON.stringify(read),
           wrapTtlSeconds,
         );
