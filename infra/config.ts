@@ -44,6 +44,8 @@ export interface EnvironmentConfig {
    * invoke only functions in this account and region whose name starts with this prefix.
    */
   readonly verifierFunctionNamePrefix: string;
+  /** A sealed tenant is unsealed by one admin's request and a different admin's approval (seed 002 §7.1). */
+  readonly unsealRequiresSecondAdmin: boolean;
 }
 
 const CONFIGS: Readonly<Record<EnvironmentName, Omit<EnvironmentConfig, "name">>> = {
@@ -59,6 +61,7 @@ const CONFIGS: Readonly<Record<EnvironmentName, Omit<EnvironmentConfig, "name">>
     referencedSecretNamePrefix: "strongbox-ref/dev/",
     verifierFunctionNamePrefix: "strongbox-verifier-dev-",
     reservedConcurrency: { audit: 2, rotation: 2 },
+    unsealRequiresSecondAdmin: false,
   },
   staging: {
     protectData: false,
@@ -72,6 +75,7 @@ const CONFIGS: Readonly<Record<EnvironmentName, Omit<EnvironmentConfig, "name">>
     referencedSecretNamePrefix: "strongbox-ref/staging/",
     verifierFunctionNamePrefix: "strongbox-verifier-staging-",
     reservedConcurrency: { audit: 5, rotation: 2 },
+    unsealRequiresSecondAdmin: true,
   },
   prod: {
     protectData: true,
@@ -85,6 +89,7 @@ const CONFIGS: Readonly<Record<EnvironmentName, Omit<EnvironmentConfig, "name">>
     referencedSecretNamePrefix: "strongbox-ref/prod/",
     verifierFunctionNamePrefix: "strongbox-verifier-prod-",
     reservedConcurrency: { audit: 10, rotation: 2 },
+    unsealRequiresSecondAdmin: true,
   },
 };
 

@@ -25,18 +25,43 @@ const BOOTSTRAP_TOKEN_TTL_SECONDS = 30 * 24 * 3600;
 const SEQUENCER_INTERVAL_MS = 200;
 const logger = createLogger();
 
-async function ensureBootstrapToken(runtime: Runtime, path: string): Promise<void> {
-  if (existsSync(path)) {
-    const tokenId = /^sbx_([a-z2-7]{26})_/.exec(readFileSync(path, "utf8").trim())?.[1];
-    if (tokenId !== undefined && (await runtime.tokens.isActive(tokenId))) {
-      logger.info("bootstrap admin token is in its file", { path });
-      return;
-    }
+/** `npm start -- --reissue-bootstrap-token`, or this variable set to `true`: mint a new bootstrap token. */
+const REISSUE_FLAG = "--reissue-bootstrap-token";
+const REISSUE_VARIABLE = "STRONGBOX_REISSUE_BOOTSTRAP_TOKEN";
+
+/**
+ * A fresh install gets its admin token in the file. Once one was issued, a token that was revoked,
+ * has expired or is lost is replaced only on request (the flag or variable), so a restart never
+ * undoes a revocation; the server then serves without one.
+ */
+async function ensureBootstrapToken(runtime: Runtime, path: string, reissue: boolean): Promise<void> {
+  const fileTokenId = existsSync(path)
+    ? /^sbx_([a-z2-7]{26})_/.exec(readFileSync(path, "utf8").trim())?.[1]
+    : undefined;
+  const outcome = await runtime.tokens.ensureLocalBootstrap(
+    fileTokenId,
+    BOOTSTRAP_TOKEN_TTL_SECONDS,
+    reissue,
+  );
+  if (outcome.state === "active") {
+    logger.info("bootstrap admin token is in its file", { path });
+    return;
   }
-  const issued = await runtime.tokens.issue("admin", ["*"], BOOTSTRAP_TOKEN_TTL_SECONDS);
-  writeFileSync(path, `${issued.token}\n`, { mode: 0o600 });
+  if (outcome.state === "refused") {
+    logger.warn(
+      `the bootstrap admin token is revoked, expired or lost and is not replaced; start with ${REISSUE_FLAG} or ${REISSUE_VARIABLE}=true to issue a new one`,
+      { path, tokenId: outcome.previous },
+    );
+    return;
+  }
+  writeFileSync(path, `${outcome.issued.token}\n`, { mode: 0o600 });
   chmodSync(path, 0o600);
-  logger.info("bootstrap admin token written; read it from the file", { path, expiresAt: issued.expiresAt });
+  logger.info("bootstrap admin token written; read it from the file", {
+    path,
+    tokenId: outcome.issued.id,
+    reissued: outcome.state === "reissued",
+    expiresAt: outcome.issued.expiresAt,
+  });
 }
 
 /**
@@ -115,7 +140,8 @@ async function main(): Promise<void> {
   // Before serving, so no request meets a table whose directory still lacks its older tenants.
   const backfill = await runtime.directoryBackfill?.run();
   if (backfill?.scanned) logger.info("tenant directory backfilled", { tenants: backfill.tenants });
-  await ensureBootstrapToken(runtime, join(dataDir, "admin-token"));
+  const reissue = process.argv.includes(REISSUE_FLAG) || env[REISSUE_VARIABLE]?.trim() === "true";
+  await ensureBootstrapToken(runtime, join(dataDir, "admin-token"), reissue);
   // What a previous process wrote and did not chain before it stopped (or crashed) is chained first.
   const recovered = await sequencer.drain();
   if (recovered > 0) logger.info("audit records chained from the stream on start", { records: recovered });

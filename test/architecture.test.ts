@@ -175,10 +175,11 @@ describe("layering", () => {
     ).toEqual([]);
   });
 
-  it("only the rotation events and re-wrap request adapters touch EventBridge", () => {
+  it("only the rotation events, re-wrap request and break-glass event adapters touch EventBridge", () => {
     const eventBridge = (i: Import) => i.target.startsWith("@aws-sdk/client-eventbridge");
     const shipped = (i: Import) => /^(shared|functions|local|scripts)\//.test(i.file);
     expect(all.filter((i) => shipped(i) && eventBridge(i)).map((i) => i.file)).toEqual([
+      "shared/observability/break-glass-events.ts",
       "shared/observability/rewrap-requests.ts",
       "shared/observability/rotation-events.ts",
     ]);

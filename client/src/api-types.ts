@@ -248,6 +248,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/seal": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Seal every tenant at once (the global seal, scope `*`)
+         * @description Operation `system.seal`; roles: admin.
+         */
+        post: operations["sealAll"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants": {
         parameters: {
             query?: never;
@@ -374,6 +394,90 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tenants/{tenantId}/break-glass": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ask for time-limited admin access to one tenant; another admin must approve
+         * @description Operation `breakglass.request`; roles: admin, operator.
+         */
+        post: operations["requestBreakGlass"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenantId}/break-glass/{id}/activate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The requester takes the credential (`sbg_…`), once, while the approval is live
+         * @description The credential is an admin on this tenant alone until `expiresAt`. 503 `dispatch_unavailable` when the activation event could not be published; nothing was activated then.
+         *
+         *     Operation `breakglass.activate`; roles: admin, operator.
+         */
+        post: operations["activateBreakGlass"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenantId}/break-glass/{id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve a pending break-glass request; its deadline starts now
+         * @description 403 for the requester and for a bootstrap admin token; 409 unless pending.
+         *
+         *     Operation `breakglass.approve`; roles: admin.
+         */
+        post: operations["approveBreakGlass"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenantId}/break-glass/{id}/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Revoke a break-glass request; its credential stops at once
+         * @description Operation `breakglass.revoke`; roles: admin.
+         */
+        post: operations["revokeBreakGlass"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants/{tenantId}/deletion-certificate": {
         parameters: {
             query?: never;
@@ -454,6 +558,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tenants/{tenantId}/seal": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Seal a tenant: every other operation on it is refused with 423 until it is unsealed
+         * @description Operation `tenant.seal`; roles: admin, operator.
+         */
+        post: operations["sealTenant"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants/{tenantId}/secrets": {
         parameters: {
             query?: never;
@@ -483,7 +607,7 @@ export interface paths {
         };
         /**
          * Read a secret's value
-         * @description The current version, or the one `version` or `stage` names (not both). The reason goes into the read's audit record.
+         * @description The current version, or the one `version` or `stage` names (not both). The reason goes into the read's audit record. With `wrapTtlSeconds` the answer is a single-use wrapping token for the value instead (`POST /v1/unwrap`).
          *
          *     Operation `secret.read`; roles: admin, operator, runner.
          */
@@ -674,7 +798,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/tokens": {
+    "/v1/tenants/{tenantId}/unseal": {
         parameters: {
             query?: never;
             header?: never;
@@ -684,8 +808,36 @@ export interface paths {
         get?: never;
         put?: never;
         /**
+         * Unseal a tenant, or ask to where the stage wants a second admin
+         * @description 409 when the admin who asked to unseal is the one approving.
+         *
+         *     Operation `tenant.unseal`; roles: admin.
+         */
+        post: operations["unsealTenant"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The access review: a page of tokens' metadata, never a hash
+         * @description Filters apply to each page read, so a page may hold fewer than `limit` tokens while `nextCursor` is present. A token whose item fails its integrity check shows its id and `failed_integrity` only.
+         *
+         *     Operation `token.list`; roles: admin.
+         */
+        get: operations["listTokens"];
+        put?: never;
+        /**
          * Issue a token; it is shown once
-         * @description An admin token is global (`tenants: ["*"]`); any other role names tenants, each of which must exist.
+         * @description An admin token is global (`tenants: ["*"]`); any other role names tenants, each of which must exist. With `wrapTtlSeconds` the answer is a single-use wrapping token for it instead (`POST /v1/unwrap`).
          *
          *     Operation `token.create`; roles: admin.
          */
@@ -716,12 +868,94 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tokens/self": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's own token, as the access review shows it
+         * @description Operation `token.self`; roles: admin, operator, runner, auditor.
+         */
+        get: operations["getTokenSelf"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/unseal": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Lift the global seal, with the same second-admin rule
+         * @description Operation `system.unseal`; roles: admin.
+         */
+        post: operations["unsealAll"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/unwrap": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Hand out a wrapped response's payload, exactly once
+         * @description The wrapping token (`sbw_…`) in the body is the only credential. `data` is what the wrapped response would have carried. 410 once it was unwrapped (if not by you, treat the payload as intercepted) or has expired.
+         *
+         *     No token.
+         */
+        post: operations["unwrap"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/unwrap/lookup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Who wrapped a response, and until when, without using it
+         * @description No token.
+         */
+        post: operations["lookupWrap"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /** @enum {string} */
-        ErrorCode: "invalid_request" | "unauthenticated" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "payload_too_large" | "audit_record_too_large" | "unsupported_media_type" | "rate_limited" | "headers_too_large" | "decrypt_failed" | "response_too_large" | "internal_error" | "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dek_retired" | "directory_backfill_pending" | "dispatch_unavailable" | "dek_exhausted" | "version_destroyed" | "recovery_window_passed" | "tenant_deleted" | "reference_not_found" | "reference_denied" | "reference_unavailable" | "verification_failed";
+        ErrorCode: "invalid_request" | "unauthenticated" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "wrapping_token_used" | "wrapping_token_expired" | "payload_too_large" | "audit_record_too_large" | "unsupported_media_type" | "tenant_sealed" | "rate_limited" | "headers_too_large" | "decrypt_failed" | "response_too_large" | "internal_error" | "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dek_retired" | "directory_backfill_pending" | "dispatch_unavailable" | "dek_exhausted" | "version_destroyed" | "recovery_window_passed" | "tenant_deleted" | "reference_not_found" | "reference_denied" | "reference_unavailable" | "verification_failed";
     };
     responses: never;
     parameters: never;
@@ -748,7 +982,7 @@ export interface operations {
                 content: {
                     "application/json": {
                         /** @enum {string} */
-                        status: "ok" | "unavailable";
+                        status: "ok" | "unavailable" | "sealed";
                     };
                 };
             };
@@ -816,7 +1050,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description not usable */
+            /** @description not usable, or sealed */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -824,7 +1058,7 @@ export interface operations {
                 content: {
                     "application/json": {
                         /** @enum {string} */
-                        status: "ok" | "unavailable";
+                        status: "ok" | "unavailable" | "sealed";
                     };
                 };
             };
@@ -1011,7 +1245,7 @@ export interface operations {
     listAuditSystem: {
         parameters: {
             query?: {
-                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "binding.create" | "binding.list" | "binding.delete";
+                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "tenant.seal" | "tenant.unseal" | "system.seal" | "system.unseal" | "token.list" | "token.self" | "wrap.unwrap" | "wrap.lookup" | "breakglass.request" | "breakglass.approve" | "breakglass.activate" | "breakglass.revoke" | "binding.create" | "binding.list" | "binding.delete";
                 actor?: string;
                 cursor?: string;
                 from?: string;
@@ -1035,7 +1269,7 @@ export interface operations {
                     "application/json": {
                         events: ({
                             /** @enum {string} */
-                            action: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "binding.create" | "binding.list" | "binding.delete";
+                            action: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "tenant.seal" | "tenant.unseal" | "system.seal" | "system.unseal" | "token.list" | "token.self" | "wrap.unwrap" | "wrap.lookup" | "breakglass.request" | "breakglass.approve" | "breakglass.activate" | "breakglass.revoke" | "binding.create" | "binding.list" | "binding.delete";
                             actor: string;
                             count?: number;
                             detail?: string;
@@ -1198,7 +1432,7 @@ export interface operations {
     exportAuditSystem: {
         parameters: {
             query?: {
-                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "binding.create" | "binding.list" | "binding.delete";
+                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "tenant.seal" | "tenant.unseal" | "system.seal" | "system.unseal" | "token.list" | "token.self" | "wrap.unwrap" | "wrap.lookup" | "breakglass.request" | "breakglass.approve" | "breakglass.activate" | "breakglass.revoke" | "binding.create" | "binding.list" | "binding.delete";
                 actor?: string;
                 cursor?: string;
                 from?: string;
@@ -1780,7 +2014,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description A conflict with the secret's state: conflict (docs/api.md#errors) */
+            /** @description A conflict with the current state of a secret, tenant, seal or break-glass: conflict (docs/api.md#errors) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2469,7 +2703,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description A conflict with the secret's state: conflict (docs/api.md#errors) */
+            /** @description A conflict with the current state of a secret, tenant, seal or break-glass: conflict (docs/api.md#errors) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2714,6 +2948,171 @@ export interface operations {
             };
         };
     };
+    sealAll: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description the seal state after the call */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description ISO 8601 UTC time; empty if never sealed */
+                        changedAt: string;
+                        /** @description the token id that last sealed or unsealed */
+                        changedBy: string;
+                        reason: string;
+                        /** @description the tenant, or `*` for the global seal */
+                        scope: string;
+                        sealed: boolean;
+                        /** @description set while an unseal waits for a second admin */
+                        unsealRequestedBy?: string;
+                    };
+                };
+            };
+            /** @description Bad input, or a malformed HTTP request: invalid_request (docs/api.md#errors) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No token, or an unknown, expired or revoked one: unauthenticated (docs/api.md#errors) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthenticated";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The role lacks the permission, or the token does not reach the tenant: forbidden (docs/api.md#errors) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Too large: payload_too_large, audit_record_too_large (docs/api.md#errors) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "payload_too_large" | "audit_record_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The body is not application/json: unsupported_media_type (docs/api.md#errors) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unsupported_media_type";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large: headers_too_large (docs/api.md#errors) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The service failed: internal_error (docs/api.md#errors) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A dependency is unavailable; nothing was returned or changed: keyring_unavailable, store_unavailable, audit_unavailable (docs/api.md#errors) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "keyring_unavailable" | "store_unavailable" | "audit_unavailable";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
     createTenant: {
         parameters: {
             query?: never;
@@ -2805,7 +3204,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description A conflict with the secret's state: conflict (docs/api.md#errors) */
+            /** @description A conflict with the current state of a secret, tenant, seal or break-glass: conflict (docs/api.md#errors) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2847,6 +3246,22 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "unsupported_media_type";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The tenant, or every tenant, is sealed by the kill switch: tenant_sealed (docs/api.md#errors) */
+            423: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "tenant_sealed";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };
@@ -3006,7 +3421,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Gone for good: a destroyed version, a deleted tenant, a recovery window past: tenant_deleted (docs/api.md#errors) */
+            /** @description Gone for good: a destroyed version, a deleted tenant, a recovery window past, a used or expired wrapping token: tenant_deleted (docs/api.md#errors) */
             410: {
                 headers: {
                     [name: string]: unknown;
@@ -3032,6 +3447,22 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "payload_too_large" | "audit_record_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The tenant, or every tenant, is sealed by the kill switch: tenant_sealed (docs/api.md#errors) */
+            423: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "tenant_sealed";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };
@@ -3222,7 +3653,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description A conflict with the secret's state: conflict (docs/api.md#errors) */
+            /** @description A conflict with the current state of a secret, tenant, seal or break-glass: conflict (docs/api.md#errors) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3323,7 +3754,7 @@ export interface operations {
     listAuditTenant: {
         parameters: {
             query?: {
-                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "binding.create" | "binding.list" | "binding.delete";
+                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "tenant.seal" | "tenant.unseal" | "system.seal" | "system.unseal" | "token.list" | "token.self" | "wrap.unwrap" | "wrap.lookup" | "breakglass.request" | "breakglass.approve" | "breakglass.activate" | "breakglass.revoke" | "binding.create" | "binding.list" | "binding.delete";
                 actor?: string;
                 cursor?: string;
                 from?: string;
@@ -3349,7 +3780,7 @@ export interface operations {
                     "application/json": {
                         events: ({
                             /** @enum {string} */
-                            action: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "binding.create" | "binding.list" | "binding.delete";
+                            action: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "tenant.seal" | "tenant.unseal" | "system.seal" | "system.unseal" | "token.list" | "token.self" | "wrap.unwrap" | "wrap.lookup" | "breakglass.request" | "breakglass.approve" | "breakglass.activate" | "breakglass.revoke" | "binding.create" | "binding.list" | "binding.delete";
                             actor: string;
                             count?: number;
                             detail?: string;
@@ -3512,7 +3943,7 @@ export interface operations {
     exportAuditTenant: {
         parameters: {
             query?: {
-                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "binding.create" | "binding.list" | "binding.delete";
+                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "tenant.seal" | "tenant.unseal" | "system.seal" | "system.unseal" | "token.list" | "token.self" | "wrap.unwrap" | "wrap.lookup" | "breakglass.request" | "breakglass.approve" | "breakglass.activate" | "breakglass.revoke" | "binding.create" | "binding.list" | "binding.delete";
                 actor?: string;
                 cursor?: string;
                 from?: string;
@@ -3992,6 +4423,804 @@ export interface operations {
             };
         };
     };
+    requestBreakGlass: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    durationMinutes: number;
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description the request, pending */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description ISO 8601 UTC time */
+                        approvedAt?: string;
+                        approver?: string;
+                        /** @description ISO 8601 UTC time */
+                        createdAt: string;
+                        durationMinutes: number;
+                        /** @description the deadline: approval time plus the duration */
+                        expiresAt?: string;
+                        id: string;
+                        reason: string;
+                        requester: string;
+                        /** @description ISO 8601 UTC time */
+                        revokedAt?: string;
+                        revokedBy?: string;
+                        /** @enum {string} */
+                        status: "pending" | "approved" | "active" | "revoked";
+                        tenantId: string;
+                    };
+                };
+            };
+            /** @description Bad input, or a malformed HTTP request: invalid_request (docs/api.md#errors) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No token, or an unknown, expired or revoked one: unauthenticated (docs/api.md#errors) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthenticated";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The role lacks the permission, or the token does not reach the tenant: forbidden (docs/api.md#errors) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No such tenant, secret or version: not_found (docs/api.md#errors) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "not_found";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Too large: payload_too_large, audit_record_too_large (docs/api.md#errors) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "payload_too_large" | "audit_record_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The body is not application/json: unsupported_media_type (docs/api.md#errors) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unsupported_media_type";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The tenant, or every tenant, is sealed by the kill switch: tenant_sealed (docs/api.md#errors) */
+            423: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "tenant_sealed";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large: headers_too_large (docs/api.md#errors) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The service failed: internal_error (docs/api.md#errors) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A dependency is unavailable; nothing was returned or changed: keyring_unavailable, store_unavailable, audit_unavailable (docs/api.md#errors) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "keyring_unavailable" | "store_unavailable" | "audit_unavailable";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    activateBreakGlass: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the credential, shown once */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description sbg_…, shown once */
+                        credential: string;
+                        /** @description ISO 8601 UTC time */
+                        expiresAt: string;
+                        id: string;
+                    };
+                };
+            };
+            /** @description Bad input, or a malformed HTTP request: invalid_request (docs/api.md#errors) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No token, or an unknown, expired or revoked one: unauthenticated (docs/api.md#errors) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthenticated";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The role lacks the permission, or the token does not reach the tenant: forbidden (docs/api.md#errors) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No such tenant, secret or version: not_found (docs/api.md#errors) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "not_found";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A conflict with the current state of a secret, tenant, seal or break-glass: conflict (docs/api.md#errors) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "conflict";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Too large: payload_too_large, audit_record_too_large (docs/api.md#errors) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "payload_too_large" | "audit_record_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The tenant, or every tenant, is sealed by the kill switch: tenant_sealed (docs/api.md#errors) */
+            423: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "tenant_sealed";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large: headers_too_large (docs/api.md#errors) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The service failed: internal_error (docs/api.md#errors) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A dependency is unavailable; nothing was returned or changed: keyring_unavailable, store_unavailable, audit_unavailable, dispatch_unavailable (docs/api.md#errors) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dispatch_unavailable";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    approveBreakGlass: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the request, approved */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description ISO 8601 UTC time */
+                        approvedAt?: string;
+                        approver?: string;
+                        /** @description ISO 8601 UTC time */
+                        createdAt: string;
+                        durationMinutes: number;
+                        /** @description the deadline: approval time plus the duration */
+                        expiresAt?: string;
+                        id: string;
+                        reason: string;
+                        requester: string;
+                        /** @description ISO 8601 UTC time */
+                        revokedAt?: string;
+                        revokedBy?: string;
+                        /** @enum {string} */
+                        status: "pending" | "approved" | "active" | "revoked";
+                        tenantId: string;
+                    };
+                };
+            };
+            /** @description Bad input, or a malformed HTTP request: invalid_request (docs/api.md#errors) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No token, or an unknown, expired or revoked one: unauthenticated (docs/api.md#errors) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthenticated";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The role lacks the permission, or the token does not reach the tenant: forbidden (docs/api.md#errors) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No such tenant, secret or version: not_found (docs/api.md#errors) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "not_found";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A conflict with the current state of a secret, tenant, seal or break-glass: conflict (docs/api.md#errors) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "conflict";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Too large: payload_too_large, audit_record_too_large (docs/api.md#errors) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "payload_too_large" | "audit_record_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The tenant, or every tenant, is sealed by the kill switch: tenant_sealed (docs/api.md#errors) */
+            423: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "tenant_sealed";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large: headers_too_large (docs/api.md#errors) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The service failed: internal_error (docs/api.md#errors) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A dependency is unavailable; nothing was returned or changed: keyring_unavailable, store_unavailable, audit_unavailable (docs/api.md#errors) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "keyring_unavailable" | "store_unavailable" | "audit_unavailable";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    revokeBreakGlass: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the request, revoked */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description ISO 8601 UTC time */
+                        approvedAt?: string;
+                        approver?: string;
+                        /** @description ISO 8601 UTC time */
+                        createdAt: string;
+                        durationMinutes: number;
+                        /** @description the deadline: approval time plus the duration */
+                        expiresAt?: string;
+                        id: string;
+                        reason: string;
+                        requester: string;
+                        /** @description ISO 8601 UTC time */
+                        revokedAt?: string;
+                        revokedBy?: string;
+                        /** @enum {string} */
+                        status: "pending" | "approved" | "active" | "revoked";
+                        tenantId: string;
+                    };
+                };
+            };
+            /** @description Bad input, or a malformed HTTP request: invalid_request (docs/api.md#errors) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No token, or an unknown, expired or revoked one: unauthenticated (docs/api.md#errors) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthenticated";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The role lacks the permission, or the token does not reach the tenant: forbidden (docs/api.md#errors) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No such tenant, secret or version: not_found (docs/api.md#errors) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "not_found";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A conflict with the current state of a secret, tenant, seal or break-glass: conflict (docs/api.md#errors) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "conflict";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Too large: payload_too_large, audit_record_too_large (docs/api.md#errors) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "payload_too_large" | "audit_record_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The tenant, or every tenant, is sealed by the kill switch: tenant_sealed (docs/api.md#errors) */
+            423: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "tenant_sealed";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large: headers_too_large (docs/api.md#errors) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The service failed: internal_error (docs/api.md#errors) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A dependency is unavailable; nothing was returned or changed: keyring_unavailable, store_unavailable, audit_unavailable (docs/api.md#errors) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "keyring_unavailable" | "store_unavailable" | "audit_unavailable";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
     getDeletionCertificate: {
         parameters: {
             query?: never;
@@ -4251,7 +5480,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description A conflict with the secret's state: conflict (docs/api.md#errors) */
+            /** @description A conflict with the current state of a secret, tenant, seal or break-glass: conflict (docs/api.md#errors) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4267,7 +5496,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Gone for good: a destroyed version, a deleted tenant, a recovery window past: tenant_deleted (docs/api.md#errors) */
+            /** @description Gone for good: a destroyed version, a deleted tenant, a recovery window past, a used or expired wrapping token: tenant_deleted (docs/api.md#errors) */
             410: {
                 headers: {
                     [name: string]: unknown;
@@ -4293,6 +5522,22 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "payload_too_large" | "audit_record_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The tenant, or every tenant, is sealed by the kill switch: tenant_sealed (docs/api.md#errors) */
+            423: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "tenant_sealed";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };
@@ -4494,6 +5739,22 @@ export interface operations {
                     };
                 };
             };
+            /** @description The tenant, or every tenant, is sealed by the kill switch: tenant_sealed (docs/api.md#errors) */
+            423: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "tenant_sealed";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large: headers_too_large (docs/api.md#errors) */
             431: {
                 headers: {
@@ -4661,6 +5922,22 @@ export interface operations {
                     };
                 };
             };
+            /** @description The tenant, or every tenant, is sealed by the kill switch: tenant_sealed (docs/api.md#errors) */
+            423: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "tenant_sealed";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large: headers_too_large (docs/api.md#errors) */
             431: {
                 headers: {
@@ -4687,6 +5964,189 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "response_too_large" | "internal_error";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A dependency is unavailable; nothing was returned or changed: keyring_unavailable, store_unavailable, audit_unavailable (docs/api.md#errors) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "keyring_unavailable" | "store_unavailable" | "audit_unavailable";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    sealTenant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description the seal state after the call */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description ISO 8601 UTC time; empty if never sealed */
+                        changedAt: string;
+                        /** @description the token id that last sealed or unsealed */
+                        changedBy: string;
+                        reason: string;
+                        /** @description the tenant, or `*` for the global seal */
+                        scope: string;
+                        sealed: boolean;
+                        /** @description set while an unseal waits for a second admin */
+                        unsealRequestedBy?: string;
+                    };
+                };
+            };
+            /** @description Bad input, or a malformed HTTP request: invalid_request (docs/api.md#errors) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No token, or an unknown, expired or revoked one: unauthenticated (docs/api.md#errors) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthenticated";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The role lacks the permission, or the token does not reach the tenant: forbidden (docs/api.md#errors) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No such tenant, secret or version: not_found (docs/api.md#errors) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "not_found";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Too large: payload_too_large, audit_record_too_large (docs/api.md#errors) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "payload_too_large" | "audit_record_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The body is not application/json: unsupported_media_type (docs/api.md#errors) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unsupported_media_type";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large: headers_too_large (docs/api.md#errors) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The service failed: internal_error (docs/api.md#errors) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };
@@ -4828,6 +6288,22 @@ export interface operations {
                     };
                 };
             };
+            /** @description The tenant, or every tenant, is sealed by the kill switch: tenant_sealed (docs/api.md#errors) */
+            423: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "tenant_sealed";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large: headers_too_large (docs/api.md#errors) */
             431: {
                 headers: {
@@ -4883,6 +6359,7 @@ export interface operations {
             query?: {
                 stage?: "current" | "pending" | "previous";
                 version?: string;
+                wrapTtlSeconds?: string;
             };
             header: {
                 "X-Audit-Reason": string;
@@ -4895,7 +6372,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description the value */
+            /** @description the value, or its wrapping token */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -4913,6 +6390,20 @@ export interface operations {
                         rotationDueAt?: string;
                         value: string;
                         version: number;
+                    } | {
+                        wrap: {
+                            /** @description ISO 8601 UTC time */
+                            createdAt: string;
+                            /** @description the token id that asked for the wrapped response */
+                            creator: string;
+                            /** @description ISO 8601 UTC time */
+                            expiresAt: string;
+                            id: string;
+                            /** @enum {string} */
+                            kind: "secret.read" | "token.create";
+                            /** @description sbw_…, shown once */
+                            token: string;
+                        };
                     };
                 };
             };
@@ -4980,7 +6471,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Gone for good: a destroyed version, a deleted tenant, a recovery window past: version_destroyed, tenant_deleted (docs/api.md#errors) */
+            /** @description Gone for good: a destroyed version, a deleted tenant, a recovery window past, a used or expired wrapping token: version_destroyed, tenant_deleted (docs/api.md#errors) */
             410: {
                 headers: {
                     [name: string]: unknown;
@@ -5022,6 +6513,22 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "reference_not_found";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The tenant, or every tenant, is sealed by the kill switch: tenant_sealed (docs/api.md#errors) */
+            423: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "tenant_sealed";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };
@@ -5194,7 +6701,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description A conflict with the secret's state: conflict (docs/api.md#errors) */
+            /** @description A conflict with the current state of a secret, tenant, seal or break-glass: conflict (docs/api.md#errors) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5210,7 +6717,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Gone for good: a destroyed version, a deleted tenant, a recovery window past: tenant_deleted (docs/api.md#errors) */
+            /** @description Gone for good: a destroyed version, a deleted tenant, a recovery window past, a used or expired wrapping token: tenant_deleted (docs/api.md#errors) */
             410: {
                 headers: {
                     [name: string]: unknown;
@@ -5268,6 +6775,22 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "reference_not_found";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The tenant, or every tenant, is sealed by the kill switch: tenant_sealed (docs/api.md#errors) */
+            423: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "tenant_sealed";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };
@@ -5439,6 +6962,22 @@ export interface operations {
                     };
                 };
             };
+            /** @description The tenant, or every tenant, is sealed by the kill switch: tenant_sealed (docs/api.md#errors) */
+            423: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "tenant_sealed";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large: headers_too_large (docs/api.md#errors) */
             431: {
                 headers: {
@@ -5585,7 +7124,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description A conflict with the secret's state: conflict, verification_failed (docs/api.md#errors) */
+            /** @description A conflict with the current state of a secret, tenant, seal or break-glass: conflict, verification_failed (docs/api.md#errors) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5627,6 +7166,22 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "unsupported_media_type";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The tenant, or every tenant, is sealed by the kill switch: tenant_sealed (docs/api.md#errors) */
+            423: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "tenant_sealed";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };
@@ -5766,7 +7321,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description A conflict with the secret's state: conflict (docs/api.md#errors) */
+            /** @description A conflict with the current state of a secret, tenant, seal or break-glass: conflict (docs/api.md#errors) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5792,6 +7347,22 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "payload_too_large" | "audit_record_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The tenant, or every tenant, is sealed by the kill switch: tenant_sealed (docs/api.md#errors) */
+            423: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "tenant_sealed";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };
@@ -5944,7 +7515,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description A conflict with the secret's state: conflict (docs/api.md#errors) */
+            /** @description A conflict with the current state of a secret, tenant, seal or break-glass: conflict (docs/api.md#errors) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5960,7 +7531,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Gone for good: a destroyed version, a deleted tenant, a recovery window past: tenant_deleted (docs/api.md#errors) */
+            /** @description Gone for good: a destroyed version, a deleted tenant, a recovery window past, a used or expired wrapping token: tenant_deleted (docs/api.md#errors) */
             410: {
                 headers: {
                     [name: string]: unknown;
@@ -6002,6 +7573,22 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "unsupported_media_type";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The tenant, or every tenant, is sealed by the kill switch: tenant_sealed (docs/api.md#errors) */
+            423: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "tenant_sealed";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };
@@ -6161,7 +7748,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description A conflict with the secret's state: conflict, verification_failed (docs/api.md#errors) */
+            /** @description A conflict with the current state of a secret, tenant, seal or break-glass: conflict, verification_failed (docs/api.md#errors) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6177,7 +7764,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Gone for good: a destroyed version, a deleted tenant, a recovery window past: tenant_deleted (docs/api.md#errors) */
+            /** @description Gone for good: a destroyed version, a deleted tenant, a recovery window past, a used or expired wrapping token: tenant_deleted (docs/api.md#errors) */
             410: {
                 headers: {
                     [name: string]: unknown;
@@ -6219,6 +7806,22 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "unsupported_media_type";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The tenant, or every tenant, is sealed by the kill switch: tenant_sealed (docs/api.md#errors) */
+            423: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "tenant_sealed";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };
@@ -6395,7 +7998,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description A conflict with the secret's state: conflict (docs/api.md#errors) */
+            /** @description A conflict with the current state of a secret, tenant, seal or break-glass: conflict (docs/api.md#errors) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6437,6 +8040,22 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "unsupported_media_type";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The tenant, or every tenant, is sealed by the kill switch: tenant_sealed (docs/api.md#errors) */
+            423: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "tenant_sealed";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };
@@ -6581,7 +8200,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description A conflict with the secret's state: conflict (docs/api.md#errors) */
+            /** @description A conflict with the current state of a secret, tenant, seal or break-glass: conflict (docs/api.md#errors) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6597,7 +8216,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Gone for good: a destroyed version, a deleted tenant, a recovery window past: recovery_window_passed (docs/api.md#errors) */
+            /** @description Gone for good: a destroyed version, a deleted tenant, a recovery window past, a used or expired wrapping token: recovery_window_passed (docs/api.md#errors) */
             410: {
                 headers: {
                     [name: string]: unknown;
@@ -6623,6 +8242,22 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "payload_too_large" | "audit_record_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The tenant, or every tenant, is sealed by the kill switch: tenant_sealed (docs/api.md#errors) */
+            423: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "tenant_sealed";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };
@@ -6800,6 +8435,22 @@ export interface operations {
                     };
                 };
             };
+            /** @description The tenant, or every tenant, is sealed by the kill switch: tenant_sealed (docs/api.md#errors) */
+            423: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "tenant_sealed";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large: headers_too_large (docs/api.md#errors) */
             431: {
                 headers: {
@@ -6934,7 +8585,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description A conflict with the secret's state: conflict (docs/api.md#errors) */
+            /** @description A conflict with the current state of a secret, tenant, seal or break-glass: conflict (docs/api.md#errors) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6960,6 +8611,22 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "payload_too_large" | "audit_record_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The tenant, or every tenant, is sealed by the kill switch: tenant_sealed (docs/api.md#errors) */
+            423: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "tenant_sealed";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };
@@ -7016,6 +8683,381 @@ export interface operations {
             };
         };
     };
+    unsealTenant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description unsealed (or was not sealed): the state after the call */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description ISO 8601 UTC time; empty if never sealed */
+                        changedAt: string;
+                        /** @description the token id that last sealed or unsealed */
+                        changedBy: string;
+                        reason: string;
+                        /** @description the tenant, or `*` for the global seal */
+                        scope: string;
+                        sealed: boolean;
+                        /** @description set while an unseal waits for a second admin */
+                        unsealRequestedBy?: string;
+                    };
+                };
+            };
+            /** @description the unseal waits for a second admin's call */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description ISO 8601 UTC time; empty if never sealed */
+                        changedAt: string;
+                        /** @description the token id that last sealed or unsealed */
+                        changedBy: string;
+                        reason: string;
+                        /** @description the tenant, or `*` for the global seal */
+                        scope: string;
+                        sealed: boolean;
+                        /** @description set while an unseal waits for a second admin */
+                        unsealRequestedBy?: string;
+                    };
+                };
+            };
+            /** @description Bad input, or a malformed HTTP request: invalid_request (docs/api.md#errors) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No token, or an unknown, expired or revoked one: unauthenticated (docs/api.md#errors) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthenticated";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The role lacks the permission, or the token does not reach the tenant: forbidden (docs/api.md#errors) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No such tenant, secret or version: not_found (docs/api.md#errors) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "not_found";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A conflict with the current state of a secret, tenant, seal or break-glass: conflict (docs/api.md#errors) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "conflict";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Too large: payload_too_large, audit_record_too_large (docs/api.md#errors) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "payload_too_large" | "audit_record_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The body is not application/json: unsupported_media_type (docs/api.md#errors) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unsupported_media_type";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large: headers_too_large (docs/api.md#errors) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The service failed: internal_error (docs/api.md#errors) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A dependency is unavailable; nothing was returned or changed: keyring_unavailable, store_unavailable, audit_unavailable (docs/api.md#errors) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "keyring_unavailable" | "store_unavailable" | "audit_unavailable";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    listTokens: {
+        parameters: {
+            query?: {
+                cursor?: string;
+                expiresBefore?: string;
+                limit?: string;
+                role?: "admin" | "operator" | "runner" | "auditor";
+                status?: "active" | "revoked" | "expired" | "failed_integrity";
+                tenant?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description one page */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description pass as `cursor` to get the next page; absent on the last page */
+                        nextCursor?: string;
+                        tokens: {
+                            /** @description ISO 8601 UTC time */
+                            createdAt?: string;
+                            /** @description ISO 8601 UTC time */
+                            expiresAt?: string;
+                            id: string;
+                            /** @description ISO 8601 UTC time */
+                            revokedAt?: string;
+                            /** @enum {string} */
+                            role?: "admin" | "operator" | "runner" | "auditor";
+                            /** @enum {string} */
+                            status: "active" | "revoked" | "expired" | "failed_integrity";
+                            tenants?: string[];
+                        }[];
+                    };
+                };
+            };
+            /** @description Bad input, or a malformed HTTP request: invalid_request (docs/api.md#errors) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No token, or an unknown, expired or revoked one: unauthenticated (docs/api.md#errors) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthenticated";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The role lacks the permission, or the token does not reach the tenant: forbidden (docs/api.md#errors) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Too large: payload_too_large, audit_record_too_large (docs/api.md#errors) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "payload_too_large" | "audit_record_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large: headers_too_large (docs/api.md#errors) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The service failed: response_too_large, internal_error (docs/api.md#errors) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "response_too_large" | "internal_error";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A dependency is unavailable; nothing was returned or changed: keyring_unavailable, store_unavailable, audit_unavailable (docs/api.md#errors) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "keyring_unavailable" | "store_unavailable" | "audit_unavailable";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
     createToken: {
         parameters: {
             query?: never;
@@ -7030,11 +9072,12 @@ export interface operations {
                     role: "admin" | "operator" | "runner" | "auditor";
                     tenants: (string | "*")[];
                     ttlSeconds: number;
+                    wrapTtlSeconds?: number;
                 };
             };
         };
         responses: {
-            /** @description the token */
+            /** @description the token, or its wrapping token */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -7046,6 +9089,20 @@ export interface operations {
                         id: string;
                         /** @description sbx_…, shown once */
                         token: string;
+                    } | {
+                        wrap: {
+                            /** @description ISO 8601 UTC time */
+                            createdAt: string;
+                            /** @description the token id that asked for the wrapped response */
+                            creator: string;
+                            /** @description ISO 8601 UTC time */
+                            expiresAt: string;
+                            id: string;
+                            /** @enum {string} */
+                            kind: "secret.read" | "token.create";
+                            /** @description sbw_…, shown once */
+                            token: string;
+                        };
                     };
                 };
             };
@@ -7287,6 +9344,744 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "payload_too_large" | "audit_record_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large: headers_too_large (docs/api.md#errors) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The service failed: internal_error (docs/api.md#errors) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A dependency is unavailable; nothing was returned or changed: keyring_unavailable, store_unavailable, audit_unavailable (docs/api.md#errors) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "keyring_unavailable" | "store_unavailable" | "audit_unavailable";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getTokenSelf: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the caller's token */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description ISO 8601 UTC time */
+                        createdAt?: string;
+                        /** @description ISO 8601 UTC time */
+                        expiresAt?: string;
+                        id: string;
+                        /** @description ISO 8601 UTC time */
+                        revokedAt?: string;
+                        /** @enum {string} */
+                        role?: "admin" | "operator" | "runner" | "auditor";
+                        /** @enum {string} */
+                        status: "active" | "revoked" | "expired" | "failed_integrity";
+                        tenants?: string[];
+                    };
+                };
+            };
+            /** @description Bad input, or a malformed HTTP request: invalid_request (docs/api.md#errors) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No token, or an unknown, expired or revoked one: unauthenticated (docs/api.md#errors) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthenticated";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The role lacks the permission, or the token does not reach the tenant: forbidden (docs/api.md#errors) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No such tenant, secret or version: not_found (docs/api.md#errors) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "not_found";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Too large: payload_too_large, audit_record_too_large (docs/api.md#errors) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "payload_too_large" | "audit_record_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large: headers_too_large (docs/api.md#errors) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The service failed: internal_error (docs/api.md#errors) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A dependency is unavailable; nothing was returned or changed: keyring_unavailable, store_unavailable, audit_unavailable (docs/api.md#errors) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "keyring_unavailable" | "store_unavailable" | "audit_unavailable";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    unsealAll: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description unsealed (or was not sealed): the state after the call */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description ISO 8601 UTC time; empty if never sealed */
+                        changedAt: string;
+                        /** @description the token id that last sealed or unsealed */
+                        changedBy: string;
+                        reason: string;
+                        /** @description the tenant, or `*` for the global seal */
+                        scope: string;
+                        sealed: boolean;
+                        /** @description set while an unseal waits for a second admin */
+                        unsealRequestedBy?: string;
+                    };
+                };
+            };
+            /** @description the unseal waits for a second admin's call */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description ISO 8601 UTC time; empty if never sealed */
+                        changedAt: string;
+                        /** @description the token id that last sealed or unsealed */
+                        changedBy: string;
+                        reason: string;
+                        /** @description the tenant, or `*` for the global seal */
+                        scope: string;
+                        sealed: boolean;
+                        /** @description set while an unseal waits for a second admin */
+                        unsealRequestedBy?: string;
+                    };
+                };
+            };
+            /** @description Bad input, or a malformed HTTP request: invalid_request (docs/api.md#errors) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No token, or an unknown, expired or revoked one: unauthenticated (docs/api.md#errors) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthenticated";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The role lacks the permission, or the token does not reach the tenant: forbidden (docs/api.md#errors) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A conflict with the current state of a secret, tenant, seal or break-glass: conflict (docs/api.md#errors) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "conflict";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Too large: payload_too_large, audit_record_too_large (docs/api.md#errors) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "payload_too_large" | "audit_record_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The body is not application/json: unsupported_media_type (docs/api.md#errors) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unsupported_media_type";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large: headers_too_large (docs/api.md#errors) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The service failed: internal_error (docs/api.md#errors) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A dependency is unavailable; nothing was returned or changed: keyring_unavailable, store_unavailable, audit_unavailable (docs/api.md#errors) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "keyring_unavailable" | "store_unavailable" | "audit_unavailable";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    unwrap: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    token: string;
+                };
+            };
+        };
+        responses: {
+            /** @description the payload */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: {
+                            /** @description ISO 8601 UTC time */
+                            createdAt: string;
+                            name: string;
+                            /** @description the version labelled pending, when one waits to be promoted: the value will change soon */
+                            pendingVersion?: number;
+                            /** @description the aws-sm:// reference the value was resolved from */
+                            reference?: string;
+                            /** @description when the secret is next due for rotation, if it has a policy */
+                            rotationDueAt?: string;
+                            value: string;
+                            version: number;
+                        };
+                        /** @constant */
+                        kind: "secret.read";
+                    } | {
+                        data: {
+                            /** @description ISO 8601 UTC time */
+                            expiresAt: string;
+                            id: string;
+                            /** @description sbx_…, shown once */
+                            token: string;
+                        };
+                        /** @constant */
+                        kind: "token.create";
+                    };
+                };
+            };
+            /** @description Bad input, or a malformed HTTP request: invalid_request (docs/api.md#errors) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No such tenant, secret or version: not_found (docs/api.md#errors) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "not_found";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Gone for good: a destroyed version, a deleted tenant, a recovery window past, a used or expired wrapping token: wrapping_token_used, wrapping_token_expired (docs/api.md#errors) */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "wrapping_token_used" | "wrapping_token_expired";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Too large: payload_too_large, audit_record_too_large (docs/api.md#errors) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "payload_too_large" | "audit_record_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The body is not application/json: unsupported_media_type (docs/api.md#errors) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unsupported_media_type";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The tenant, or every tenant, is sealed by the kill switch: tenant_sealed (docs/api.md#errors) */
+            423: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "tenant_sealed";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large: headers_too_large (docs/api.md#errors) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The service failed: decrypt_failed, internal_error (docs/api.md#errors) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "decrypt_failed" | "internal_error";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A dependency is unavailable; nothing was returned or changed: kek_mismatch, keyring_unavailable, store_unavailable, audit_unavailable (docs/api.md#errors) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    lookupWrap: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    token: string;
+                };
+            };
+        };
+        responses: {
+            /** @description the wrapping token's metadata */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description ISO 8601 UTC time */
+                        createdAt: string;
+                        /** @description the token id that asked for the wrapped response */
+                        creator: string;
+                        /** @description ISO 8601 UTC time */
+                        expiresAt: string;
+                        id: string;
+                        /** @enum {string} */
+                        kind: "secret.read" | "token.create";
+                    };
+                };
+            };
+            /** @description Bad input, or a malformed HTTP request: invalid_request (docs/api.md#errors) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No such tenant, secret or version: not_found (docs/api.md#errors) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "not_found";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Gone for good: a destroyed version, a deleted tenant, a recovery window past, a used or expired wrapping token: wrapping_token_used, wrapping_token_expired (docs/api.md#errors) */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "wrapping_token_used" | "wrapping_token_expired";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Too large: payload_too_large, audit_record_too_large (docs/api.md#errors) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "payload_too_large" | "audit_record_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The body is not application/json: unsupported_media_type (docs/api.md#errors) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unsupported_media_type";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The tenant, or every tenant, is sealed by the kill switch: tenant_sealed (docs/api.md#errors) */
+            423: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "tenant_sealed";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };

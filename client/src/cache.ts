@@ -11,7 +11,8 @@ export interface CacheOptions {
   readonly refreshAheadRatio?: number;
   /**
    * How long past its expiry an entry may still be served while Strongbox cannot be reached (a lost
-   * connection, 429, 502, 503, 504); never on a refusal such as 401, 403 or 404. 5 minutes unless given; 0 turns it off.
+   * connection, 429, 502, 503, 504); never on a refusal such as 401, 403, 404 or a sealed tenant's
+   * 423. 5 minutes unless given; 0 turns it off.
    */
   readonly staleIfErrorMs?: number;
   /** While serving stale, how long to wait before asking again; 1 s unless given. */

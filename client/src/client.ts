@@ -18,7 +18,8 @@ type Body<O extends keyof operations> = operations[O]["requestBody"] extends
   ? B
   : never;
 
-export type SecretValue = Json<"getSecret", 200>;
+/** The client never asks for a wrapped read (`wrapTtlSeconds`), so its reads answer with the value. */
+export type SecretValue = Exclude<Json<"getSecret", 200>, { wrap: unknown }>;
 export type SecretWritten = Json<"putSecret", 200>;
 export type SecretsPage = Json<"listSecrets", 200>;
 export type RotationPolicy = Json<"setRotationPolicy", 200>;

@@ -63,6 +63,13 @@ export class MethodNotAllowedError extends StrongboxApiError {
 export class ConflictError extends StrongboxApiError {
   readonly code = "conflict";
 }
+/** The wrapping token was already unwrapped: if not by you, treat its payload as intercepted. */
+export class WrappingTokenUsedError extends StrongboxApiError {
+  readonly code = "wrapping_token_used";
+}
+export class WrappingTokenExpiredError extends StrongboxApiError {
+  readonly code = "wrapping_token_expired";
+}
 export class PayloadTooLargeError extends StrongboxApiError {
   readonly code = "payload_too_large";
 }
@@ -71,6 +78,10 @@ export class AuditRecordTooLargeError extends StrongboxApiError {
 }
 export class UnsupportedMediaTypeError extends StrongboxApiError {
   readonly code = "unsupported_media_type";
+}
+/** The tenant, or every tenant, is sealed by the kill switch; nothing is answered until an admin unseals it. */
+export class TenantSealedError extends StrongboxApiError {
+  readonly code = "tenant_sealed";
 }
 export class HeadersTooLargeError extends StrongboxApiError {
   readonly code = "headers_too_large";
@@ -149,9 +160,12 @@ export const ERROR_CLASSES: { readonly [C in ErrorCode]: ApiErrorClass } = {
   not_found: NotFoundError,
   method_not_allowed: MethodNotAllowedError,
   conflict: ConflictError,
+  wrapping_token_used: WrappingTokenUsedError,
+  wrapping_token_expired: WrappingTokenExpiredError,
   payload_too_large: PayloadTooLargeError,
   audit_record_too_large: AuditRecordTooLargeError,
   unsupported_media_type: UnsupportedMediaTypeError,
+  tenant_sealed: TenantSealedError,
   headers_too_large: HeadersTooLargeError,
   decrypt_failed: DecryptFailedError,
   response_too_large: ResponseTooLargeError,

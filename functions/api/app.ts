@@ -12,14 +12,17 @@ import { type AppEnv, errorResponse } from "./http.ts";
 import { accessLog } from "./middleware/access-log.ts";
 import { auditRoutes } from "./routes/audit.ts";
 import { bindingRoutes } from "./routes/bindings.ts";
+import { breakGlassRoutes } from "./routes/break-glass.ts";
 import { keyRoutes } from "./routes/keys.ts";
 import { openApiRoute, opsRoutes } from "./routes/ops.ts";
 import { rotationRoutes } from "./routes/rotation.ts";
+import { sealRoutes } from "./routes/seals.ts";
 import { secretRoutes } from "./routes/secrets.ts";
 import { tenantDeletionRoutes } from "./routes/tenant-deletion.ts";
 import { tenantRoutes } from "./routes/tenants.ts";
 import { tokenRoutes } from "./routes/tokens.ts";
 import { versionRoutes } from "./routes/versions.ts";
+import { wrappingRoutes } from "./routes/wrapping.ts";
 
 /** JSON-escaped 64 KiB values can grow up to six-fold; anything past this is refused unread. */
 const MAX_BODY_BYTES = 512 * 1024;
@@ -66,6 +69,9 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
   app.route("/", tokenRoutes(runtime));
   app.route("/", versionRoutes(runtime));
   app.route("/", tenantDeletionRoutes(runtime));
+  app.route("/", sealRoutes(runtime));
+  app.route("/", wrappingRoutes(runtime));
+  app.route("/", breakGlassRoutes(runtime));
   app.route("/", bindingRoutes(runtime));
   // Public, like /health: the contract holds no tenant, secret or token.
   openApiRoute(app);

@@ -2,7 +2,8 @@ import * as z from "zod";
 import type { AuditFilter } from "../../shared/domain/audit-chain.ts";
 import { AUDIT_ACTIONS } from "../../shared/domain/operations.ts";
 import { secretNameSchema, tenantIdSchema } from "../../shared/domain/schemas.ts";
-import { STAGES } from "../../shared/domain/types.ts";
+import { ROLES, STAGES } from "../../shared/domain/types.ts";
+import { MAX_WRAP_TTL_SECONDS } from "../../shared/domain/wrapping.ts";
 import { decodeAuditReason } from "./audit-reason.ts";
 
 // The shapes of the query strings and headers the HTTP API takes; the bodies' shapes are the domain's.
@@ -39,6 +40,13 @@ export const versionQuerySchema = z
       .transform(Number)
       .optional(),
     stage: z.enum(STAGES).optional(),
+    /** Answer with a single-use wrapping token for the value instead (seed 002 §3.1). */
+    wrapTtlSeconds: z
+      .string()
+      .regex(/^[1-9][0-9]{0,4}$/, "wrapTtlSeconds must be a positive integer")
+      .transform(Number)
+      .refine((ttl) => ttl <= MAX_WRAP_TTL_SECONDS, `wrapTtlSeconds must be at most ${MAX_WRAP_TTL_SECONDS}`)
+      .optional(),
   })
   .refine((query) => query.version === undefined || query.stage === undefined, {
     message: "give version or stage, not both",
@@ -129,6 +137,14 @@ export function auditFilter(query: {
   };
   return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined));
 }
+
+/** The access review's listing: a page of tokens, narrowed by role, tenant reached, expiry and status. */
+export const tokenListQuerySchema = pageQuerySchema.extend({
+  role: z.enum(ROLES).optional(),
+  tenant: tenantIdSchema.optional(),
+  expiresBefore: z.iso.datetime({ message: "expiresBefore must be an ISO 8601 UTC time" }).optional(),
+  status: z.enum(["active", "revoked", "expired", "failed_integrity"]).optional(),
+});
 
 /** The path's parameters as `tenantScope` and `secretScope` parse them, one schema each, for the document. */
 export const tenantPathSchema = z.strictObject({ tenantId: tenantIdSchema });

@@ -50,6 +50,7 @@ export class ApiStack extends Stack {
         // The on-demand and the scheduled run rotate DEKs past the same period.
         DEK_ROTATION_PERIOD_DAYS: String(config.dekRotationPeriodDays),
         NODE_ENV: "production",
+        UNSEAL_REQUIRES_SECOND_ADMIN: String(config.unsealRequiresSecondAdmin),
       },
     });
     const role = this.api.role;
@@ -64,6 +65,10 @@ export class ApiStack extends Stack {
         PARTITIONS.audit,
         PARTITIONS.directory,
         PARTITIONS.meta,
+        PARTITIONS.seal,
+        PARTITIONS.tokenDirectory,
+        PARTITIONS.wrap,
+        PARTITIONS.breakGlass,
         PARTITIONS.binding,
       ],
     });

@@ -7,3 +7,6 @@ export const EVENT_SOURCES = { api: "strongbox.api", rotation: "strongbox.rotati
 
 /** The API's hand-off of a KEK re-wrap (`POST /v1/kek/rewrap`) to the rotation function. */
 export const REWRAP_REQUESTED = "KEK Rewrap Requested";
+
+/** The API's announcement that a break-glass credential was handed out (seed 002 §4.2). */
+export const BREAK_GLASS_ACTIVATED = "Break Glass Activated";

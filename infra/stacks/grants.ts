@@ -12,6 +12,14 @@ export const PARTITIONS = {
   audit: "AUDIT#*",
   directory: "TENANTS",
   meta: "META",
+  /** The token directory the access review lists. */
+  tokenDirectory: "TOKENS",
+  /** Break-glass requests and their credentials' hashes. */
+  breakGlass: "BG#*",
+  /** Response-wrapping items. */
+  wrap: "WRAP#*",
+  /** The kill switch's items, per tenant and global: read beside the token on every request. */
+  seal: "SEAL#*",
   binding: "BINDINGS",
 } as const;
 export type Partition = (typeof PARTITIONS)[keyof typeof PARTITIONS];

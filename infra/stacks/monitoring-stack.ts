@@ -125,6 +125,27 @@ export class MonitoringStack extends Stack {
       "A token item failed its MAC: someone wrote authority into the table directly",
     );
     alarm(
+      "GlobalSealActive",
+      service("GlobalSealActive", "Sum"),
+      above,
+      0,
+      "Every tenant is sealed by the kill switch (POST /v1/seal): requests are refused until an admin unseals",
+    );
+    alarm(
+      "SealRefusals",
+      service("SealRefusals", "Sum"),
+      above,
+      0,
+      "Requests were refused because their tenant is sealed: a sealed tenant is still being called",
+    );
+    alarm(
+      "BreakGlassActive",
+      service("BreakGlassActive", "Sum"),
+      above,
+      0,
+      "A break-glass credential was activated or used: elevated access to a tenant is live",
+    );
+    alarm(
       "RotationFailures",
       service("RotationFailures", "Sum"),
       above,

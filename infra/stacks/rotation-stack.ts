@@ -61,7 +61,14 @@ export class RotationStack extends Stack {
     grantTableItems(role, data.table.tableArn, {
       read: ["GetItem", "BatchGetItem", "Query"],
       // Reads too: the backfill Scan lists partition keys, token ids among them, and must lead nowhere.
-      readPartitions: [PARTITIONS.tenant, PARTITIONS.audit, PARTITIONS.directory, PARTITIONS.meta],
+      // The seal items: the service's own work on a sealed tenant is refused too.
+      readPartitions: [
+        PARTITIONS.tenant,
+        PARTITIONS.audit,
+        PARTITIONS.directory,
+        PARTITIONS.meta,
+        PARTITIONS.seal,
+      ],
       write: ["PutItem", "UpdateItem"],
       writePartitions: [PARTITIONS.tenant, PARTITIONS.audit, PARTITIONS.directory, PARTITIONS.meta],
     });

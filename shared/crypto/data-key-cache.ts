@@ -74,6 +74,13 @@ export class DataKeyCache {
     this.#entries.delete(cacheKey);
   }
 
+  /** Every key whose cache key starts with `prefix`, such as all of one tenant's DEK versions. */
+  evictPrefix(prefix: string): void {
+    for (const cacheKey of [...this.#entries.keys()]) {
+      if (cacheKey.startsWith(prefix)) this.#entries.delete(cacheKey);
+    }
+  }
+
   clear(): void {
     this.#entries.clear();
     clearTimeout(this.#sweep);

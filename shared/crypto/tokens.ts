@@ -79,3 +79,44 @@ export function bootstrapToken(secret: string): MintedToken | undefined {
   const tokenId = base32(idBytes);
   return { tokenId, token: `${TOKEN_PREFIX}${tokenId}_${secret}`, secretHash: hashTokenSecret(secret) };
 }
+
+/** Response-wrapping tokens (Vault's semantics): single-use, and told apart from bearer tokens at a glance. */
+export const WRAP_PREFIX = "sbw_";
+const WRAP_PATTERN = /^sbw_([a-z2-7]{26})_([0-9a-f]{64})$/;
+
+export interface MintedWrappingToken {
+  readonly wrapId: string;
+  /** Handed to the caller instead of the payload; only its hash is kept. */
+  readonly token: string;
+  readonly secretHash: Uint8Array;
+}
+
+export function mintWrappingToken(): MintedWrappingToken {
+  const wrapId = base32(randomBytes(ID_BYTES));
+  const secret = randomBytes(SECRET_BYTES).toString("hex");
+  return { wrapId, token: `${WRAP_PREFIX}${wrapId}_${secret}`, secretHash: hashTokenSecret(secret) };
+}
+
+export function parseWrappingToken(token: string): { wrapId: string; secret: string } | undefined {
+  const match = WRAP_PATTERN.exec(token);
+  if (match?.[1] === undefined || match[2] === undefined) return undefined;
+  return { wrapId: match[1], secret: match[2] };
+}
+
+/** Break-glass credentials: short-lived, one tenant, and told apart from ordinary tokens at a glance. */
+const BREAK_GLASS_PATTERN = /^sbg_([a-z2-7]{26})_([0-9a-f]{64})$/;
+
+export function mintBreakGlassCredential(requestId: string): { token: string; secretHash: Uint8Array } {
+  const secret = randomBytes(SECRET_BYTES).toString("hex");
+  return { token: `sbg_${requestId}_${secret}`, secretHash: hashTokenSecret(secret) };
+}
+
+export function newBreakGlassId(): string {
+  return base32(randomBytes(ID_BYTES));
+}
+
+export function parseBreakGlassCredential(token: string): { requestId: string; secret: string } | undefined {
+  const match = BREAK_GLASS_PATTERN.exec(token);
+  if (match?.[1] === undefined || match[2] === undefined) return undefined;
+  return { requestId: match[1], secret: match[2] };
+}

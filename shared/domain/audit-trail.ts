@@ -1,5 +1,6 @@
 import type { Credentials, RequestContext } from "./context.ts";
 import type { AuditAction, Operation } from "./operations.ts";
+import type { SealStatus } from "./seal.ts";
 import type { AuditEvent, Principal } from "./types.ts";
 
 /** An audit record as a use case writes it; the trail stamps the time. */
@@ -7,7 +8,7 @@ export type AuditEntry = Omit<AuditEvent, "time">;
 /** What a refused request tried: recorded against this scope, action and secret. */
 export type AuditTarget = Pick<AuditEntry, "tenantId" | "action" | "secretName">;
 /** What the outcome record of an operation adds to the entry its attempt had. */
-export type OutcomeFields = Pick<AuditEntry, "version" | "detail" | "reason">;
+export type OutcomeFields = Pick<AuditEntry, "version" | "detail" | "reason" | "severity">;
 
 /** Appends to the audit trail. */
 export interface AuditTrail {
@@ -36,6 +37,8 @@ export interface OperationTarget {
   readonly secretName?: string;
   /** What the attempt record says of the request, such as the role of a token being minted. */
   readonly detail?: string;
+  /** The kill switch's state when the use case read it beside its other reads; else the gate reads it. */
+  readonly sealStatus?: SealStatus;
 }
 
 /** An operation the gate let through: it records how the operation goes, under one entry. */
@@ -56,8 +59,16 @@ export interface AllowedOperation {
 export interface OperationGate {
   /** Lets the caller's operation through, or counts, records and refuses it. */
   begin(ctx: RequestContext, operation: Operation, target?: OperationTarget): Promise<AllowedOperation>;
-  /** The service's own work, such as a sweep or a scheduled rotation, recorded as the system actor. */
-  system(operation: AuditAction, target: OperationTarget, requestId: string): AllowedOperation;
+  /**
+   * The service's own work, such as a sweep or a scheduled rotation, recorded as the system actor; or
+   * what a credential other than a bearer token authorises (a wrapping token), recorded as `who`.
+   */
+  system(
+    operation: AuditAction,
+    target: OperationTarget,
+    requestId: string,
+    who?: Pick<AuditEntry, "actor" | "role">,
+  ): AllowedOperation;
 }
 
 /** Turns a request's credentials into a principal, recording a refusal against what it tried. */

@@ -6,6 +6,8 @@
 export abstract class StrongboxError extends Error {
   abstract readonly status: number;
   abstract readonly code: string;
+  /** Set where the refusal itself is what an operator must look at; its failure record carries it. */
+  readonly severity?: "high";
 
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -172,6 +174,32 @@ export class ReferenceUnavailableError extends StrongboxError {
 export class VerificationFailedError extends StrongboxError {
   readonly status = 409;
   readonly code = "verification_failed";
+}
+
+/**
+ * The tenant (or every tenant, under a global seal) is sealed by the kill switch: nothing of it is
+ * read, written or rotated until an admin unseals it. Only the seal routes and audit reads answer.
+ */
+export class TenantSealedError extends StrongboxError {
+  readonly status = 423;
+  readonly code = "tenant_sealed";
+}
+
+/**
+ * A wrapping token that was already unwrapped. It may mean someone else unwrapped it first: an
+ * interception, so its refusal is recorded at high severity.
+ */
+export class WrappingTokenUsedError extends StrongboxError {
+  readonly status = 410;
+  readonly code = "wrapping_token_used";
+  override readonly severity = "high";
+}
+
+/** A wrapping token past its expiry; its payload is gone. */
+export class WrappingTokenExpiredError extends StrongboxError {
+  readonly status = 410;
+  readonly code = "wrapping_token_expired";
+  override readonly severity = "high";
 }
 
 /** A costly operation asked for again sooner than its minimum interval allows; `Retry-After` says when. */

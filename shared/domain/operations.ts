@@ -17,6 +17,13 @@ export type Permission =
   | "secret:rotate"
   | "health:read"
   | "tenant:delete"
+  | "tenant:seal"
+  | "tenant:unseal"
+  | "system:seal"
+  | "token:read"
+  | "token:self"
+  | "breakglass:request"
+  | "breakglass:approve"
   | "binding:manage";
 
 interface OperationSpec {
@@ -28,9 +35,17 @@ interface OperationSpec {
   /**
    * Which audit scope the operation acts in: a tenant, the system scope (`_system`, for what belongs
    * to no tenant), or either (the audit trail has both). The caller's token must reach that scope;
-   * admins reach every one, and no other token can name `_system`.
+   * admins reach every one, and no other token can name `_system`. `self` is the caller's own token:
+   * every token reaches it, and its records go to `_system` beside the token's issuance.
    */
-  readonly scope: "tenant" | "system" | "either";
+  readonly scope: "tenant" | "system" | "either" | "self";
+  /** Every record of the operation is marked for an operator to look at. */
+  readonly severity?: "high";
+  /**
+   * Answered for a sealed tenant too (the kill switch, audit reads, the service's own records);
+   * every other tenant operation is refused with 423 while its tenant or everything is sealed.
+   */
+  readonly whileSealed?: true;
 }
 
 /**
@@ -47,12 +62,12 @@ export const OPERATIONS = {
   "secret.list": { permission: "secret:list", scope: "tenant" },
   "token.create": { permission: "token:manage", scope: "system" },
   "token.revoke": { permission: "token:manage", scope: "system" },
-  "audit.read": { permission: "audit:read", scope: "either" },
-  "request.denied": { permission: null, scope: "either" },
-  "audit.verify": { permission: "audit:read", scope: "either" },
-  "audit.export": { permission: "audit:read", scope: "either" },
-  "audit.head": { permission: "audit:read", scope: "tenant" },
-  "kms.call": { permission: null, scope: "either" },
+  "audit.read": { permission: "audit:read", scope: "either", whileSealed: true },
+  "request.denied": { permission: null, scope: "either", whileSealed: true },
+  "audit.verify": { permission: "audit:read", scope: "either", whileSealed: true },
+  "audit.export": { permission: "audit:read", scope: "either", whileSealed: true },
+  "audit.head": { permission: "audit:read", scope: "tenant", whileSealed: true },
+  "kms.call": { permission: null, scope: "either", whileSealed: true },
   "tenant.rotate-dek": { permission: "dek:rotate", scope: "tenant" },
   "tenant.reencrypt": { permission: null, scope: "tenant" },
   "kek.rewrap": { permission: "kek:manage", scope: "system" },
@@ -70,8 +85,22 @@ export const OPERATIONS = {
   "secret.undelete": { permission: "secret:delete", scope: "tenant" },
   "secret.purge": { permission: "secret:delete", scope: "tenant" },
   // Tenant deletion with crypto-shredding (issue 12 item 6), and its certificate.
-  "tenant.delete": { permission: "tenant:delete", scope: "tenant" },
-  "tenant.deletion-certificate": { permission: "audit:read", scope: "tenant" },
+  // Deletion is stronger than a seal, so a sealed tenant can still be deleted; its certificate is an audit read.
+  "tenant.delete": { permission: "tenant:delete", scope: "tenant", whileSealed: true },
+  "tenant.deletion-certificate": { permission: "audit:read", scope: "tenant", whileSealed: true },
+  "tenant.seal": { permission: "tenant:seal", scope: "tenant", severity: "high", whileSealed: true },
+  "tenant.unseal": { permission: "tenant:unseal", scope: "tenant", severity: "high", whileSealed: true },
+  "system.seal": { permission: "system:seal", scope: "system", severity: "high", whileSealed: true },
+  "system.unseal": { permission: "system:seal", scope: "system", severity: "high", whileSealed: true },
+  "token.list": { permission: "token:read", scope: "system" },
+  "token.self": { permission: "token:self", scope: "self" },
+  // Authorised by the wrapping token itself, not by a role: whoever holds it may unwrap it once.
+  "wrap.unwrap": { permission: null, scope: "either" },
+  "wrap.lookup": { permission: null, scope: "either" },
+  "breakglass.request": { permission: "breakglass:request", scope: "tenant", severity: "high" },
+  "breakglass.approve": { permission: "breakglass:approve", scope: "tenant", severity: "high" },
+  "breakglass.activate": { permission: "breakglass:request", scope: "tenant", severity: "high" },
+  "breakglass.revoke": { permission: "breakglass:approve", scope: "tenant", severity: "high" },
   "binding.create": { permission: "binding:manage", scope: "system" },
   "binding.list": { permission: "binding:manage", scope: "system" },
   "binding.delete": { permission: "binding:manage", scope: "system" },
@@ -103,6 +132,13 @@ const GRANTS: Record<Role, ReadonlySet<Permission>> = {
     "secret:rotate",
     "health:read",
     "tenant:delete",
+    "tenant:seal",
+    "tenant:unseal",
+    "system:seal",
+    "token:read",
+    "token:self",
+    "breakglass:request",
+    "breakglass:approve",
     "binding:manage",
   ]),
   operator: new Set<Permission>([
@@ -114,9 +150,12 @@ const GRANTS: Record<Role, ReadonlySet<Permission>> = {
     "dek:rotate",
     "rotation:read",
     "secret:rotate",
+    "tenant:seal",
+    "token:self",
+    "breakglass:request",
   ]),
-  runner: new Set<Permission>(["secret:read", "secret:list"]),
-  auditor: new Set<Permission>(["audit:read"]),
+  runner: new Set<Permission>(["secret:read", "secret:list", "token:self"]),
+  auditor: new Set<Permission>(["audit:read", "token:self"]),
 };
 
 /**
@@ -127,8 +166,19 @@ export function isAllowed(principal: Principal, operation: Operation, scope: str
   if (typeof scope !== "string" || scope === "") return false;
   const permission = OPERATIONS[operation]?.permission;
   if (permission == null || GRANTS[principal.role]?.has(permission) !== true) return false;
-  return principal.role === "admin" || principal.tenants.includes(scope);
+  if ((OPERATIONS[operation] as OperationSpec).scope === "self") return true;
+  // A break-glass credential is an admin on its one tenant only, never on `_system`.
+  if (principal.role === "admin" && principal.breakGlass === undefined) return true;
+  return principal.tenants.includes(scope);
 }
+
+/** The severity every record of the operation carries, if any. */
+export const severityOf = (action: AuditAction): "high" | undefined =>
+  (OPERATIONS[action] as OperationSpec).severity;
+
+/** Whether the operation is answered while its tenant, or everything, is sealed. */
+export const answersWhileSealed = (action: AuditAction): boolean =>
+  (OPERATIONS[action] as OperationSpec).whileSealed === true;
 
 /** The roles granted an operation's permission, for the API's documentation. */
 export function rolesAllowed(operation: Operation): Role[] {

@@ -1,6 +1,8 @@
 import * as z from "zod";
+import { MAX_BREAK_GLASS_MINUTES } from "./break-glass.ts";
 import { bindableKey } from "./principal-arn.ts";
 import { GENERATOR_KINDS, ROLES } from "./types.ts";
+import { MAX_WRAP_TTL_SECONDS } from "./wrapping.ts";
 
 export const MAX_VALUE_BYTES = 64 * 1024;
 export const MAX_TOKEN_TTL_SECONDS = 366 * 24 * 3600;
@@ -121,6 +123,7 @@ export const createTokenSchema = z
     role: z.enum(ROLES),
     tenants: z.array(z.union([tenantIdSchema, z.literal("*")])).max(100),
     ttlSeconds: z.number().int().min(60).max(MAX_TOKEN_TTL_SECONDS),
+    wrapTtlSeconds: z.number().int().min(1).max(MAX_WRAP_TTL_SECONDS).optional(),
   })
   // An admin reaches every tenant and the system scope, so a tenant list would be a scope never enforced.
   .refine((token) => token.role !== "admin" || (token.tenants.length === 1 && token.tenants[0] === "*"), {
@@ -171,3 +174,25 @@ export type RotationPolicyInput = z.infer<typeof rotationPolicySchema>;
 
 /** A tenant deletion names the tenant twice, in the path and here, so a mistyped path deletes nothing. */
 export const deleteTenantSchema = z.strictObject({ confirm: z.string().max(128) });
+/** Why the kill switch is thrown or lifted: recorded with it, so it is required and plain text. */
+export const sealReasonSchema = z
+  .string()
+  .trim()
+  .min(1, "reason is required")
+  .max(256, "reason must be at most 256 characters")
+  .regex(/^[^\p{Cc}]*$/u, "reason must not contain control characters");
+
+export const sealSchema = z.strictObject({ reason: sealReasonSchema });
+
+/** `POST /v1/unwrap` and its lookup: the wrapping token, in the body so it is in no URL or log. */
+export const unwrapSchema = z.strictObject({
+  token: z.string().regex(/^sbw_[a-z2-7]{26}_[0-9a-f]{64}$/, "token must be a wrapping token (sbw_…)"),
+});
+
+/** A break-glass request: why, and for how long (at most an hour) once approved. */
+export const breakGlassRequestSchema = z.strictObject({
+  reason: sealReasonSchema,
+  durationMinutes: z.number().int().min(1).max(MAX_BREAK_GLASS_MINUTES),
+});
+
+export const breakGlassIdSchema = z.string().regex(/^[a-z2-7]{26}$/, "break-glass id is malformed");

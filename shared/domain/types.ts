@@ -11,6 +11,11 @@ export interface Principal {
   readonly role: Role;
   /** Tenants the token is scoped to; admin tokens reach every tenant. */
   readonly tenants: readonly string[];
+  /**
+   * Set for a break-glass credential (the request's id): an admin on its `tenants` alone, never the
+   * system scope, and every use recorded at high severity.
+   */
+  readonly breakGlass?: string;
 }
 
 export interface WrappedDataKey {
@@ -178,6 +183,28 @@ export interface TokenRecord {
   readonly createdAt: string;
   readonly expiresAt: string;
   readonly revokedAt?: string;
+}
+
+/** What the access review shows of a token: never its hash. */
+export interface TokenMetadata {
+  readonly id: string;
+  /** `failed_integrity`: the item's MAC did not verify, so nothing else it says is shown or trusted. */
+  readonly status: "active" | "revoked" | "expired" | "failed_integrity";
+  readonly role?: Role;
+  readonly tenants?: readonly string[];
+  readonly createdAt?: string;
+  readonly expiresAt?: string;
+  readonly revokedAt?: string;
+}
+
+/** The access review's filters, all optional and combined with AND. */
+export interface TokenFilter {
+  readonly role?: Role | undefined;
+  /** Tokens that reach this tenant: scoped to it, or admin (`*`). */
+  readonly tenant?: string | undefined;
+  /** Tokens whose expiry is at or before this instant (ISO 8601). */
+  readonly expiresBefore?: string | undefined;
+  readonly status?: TokenMetadata["status"] | undefined;
 }
 
 /**

@@ -9,6 +9,9 @@ export const METRIC_NAMES = [
   "RotationsDue",
   "RotationFailures",
   "RotationsCompleted",
+  "SealRefusals",
+  "GlobalSealActive",
+  "BreakGlassActive",
 ] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];
 

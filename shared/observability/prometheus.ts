@@ -18,6 +18,10 @@ const HELP: Record<MetricName, string> = {
   RotationsDue: "Rotations found due.",
   RotationFailures: "Rotations that failed.",
   RotationsCompleted: "Rotations completed: re-encryption sweeps, KEK re-wraps and secret rotations.",
+  SealRefusals: "Requests refused because their tenant, or everything, is sealed by the kill switch.",
+  GlobalSealActive:
+    "Global seals placed, and requests refused under one: non-zero means everything is sealed.",
+  BreakGlassActive: "Break-glass activations and every request made with a break-glass credential.",
 };
 
 /**

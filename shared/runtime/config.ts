@@ -53,6 +53,8 @@ export interface RuntimeConfig {
   readonly auditAnchorIntervalMs: number;
   /** For CloudTrail ingestion: this environment's KMS key ARNs and the service's own role ARNs. */
   readonly kmsIngestion: { readonly watchedKeyArns: string[]; readonly serviceRoleArns: string[] };
+  /** `UNSEAL_REQUIRES_SECOND_ADMIN`: an unseal needs one admin's request and a different admin's call. */
+  readonly unsealRequiresSecondAdmin?: boolean;
   readonly rotation: {
     /** How long after a DEK rotation older DEK versions wait before they can be retired. */
     readonly retireGraceMs: number;
@@ -116,6 +118,13 @@ function nonNegativeInteger(env: Env, name: string, fallback: number): number {
   return Number(raw);
 }
 
+function flag(env: Env, name: string): boolean {
+  const raw = env[name]?.trim() ?? "";
+  if (raw === "" || raw === "false") return false;
+  if (raw === "true") return true;
+  throw new ConfigError(name, `${name} must be true or false`);
+}
+
 function dekSealBounds(env: Env): { dekSealRotateThreshold: number; dekSealLimit: number } {
   const threshold = positiveInteger(env, "DEK_SEAL_ROTATE_THRESHOLD", DEFAULT_DEK_SEAL_ROTATE_THRESHOLD);
   const limit = positiveInteger(env, "DEK_SEAL_LIMIT", DEFAULT_DEK_SEAL_LIMIT);
@@ -171,6 +180,7 @@ export function readRuntimeConfig(env: Env): RuntimeConfig {
     },
     verification: verificationConfig(env),
     secretRecoveryWindowMs: positiveInteger(env, "SECRET_RECOVERY_WINDOW_DAYS", 30) * 24 * 3600 * 1000,
+    unsealRequiresSecondAdmin: flag(env, "UNSEAL_REQUIRES_SECOND_ADMIN"),
     auditDenialWindowMs: nonNegativeInteger(env, "AUDIT_DENIAL_WINDOW_SECONDS", 60) * 1000,
     auditSequencing: sequencing(env),
     auditUnsequencedBoundMs: positiveInteger(env, "AUDIT_UNSEQUENCED_BOUND_SECONDS", 300) * 1000,

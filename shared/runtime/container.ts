@@ -6,18 +6,28 @@ import type { Keyring } from "../crypto/keyring.ts";
 import { createKmsKeyring } from "../crypto/kms-keyring.ts";
 import { LocalKeyring } from "../crypto/local-keyring.ts";
 import type { AnchorLog } from "../domain/audit-chain.ts";
+import type { BreakGlassEvents } from "../domain/break-glass.ts";
 import type { Env } from "../domain/env.ts";
 import { ConfigError } from "../domain/errors.ts";
 import type { ReferenceResolver } from "../domain/references.ts";
 import type { RewrapDispatch } from "../domain/rotation.ts";
 import type { RotationVerifier } from "../domain/verification.ts";
+import { EventBridgeBreakGlassEvents, LogBreakGlassEvents } from "../observability/break-glass-events.ts";
 import { createLogger, type Logger } from "../observability/logger.ts";
 import { CounterMetrics } from "../observability/metrics.ts";
-import { createRotationEvents, type RotationEvents } from "../observability/rotation-events.ts";
+import {
+  createEventBridgeClient,
+  createRotationEvents,
+  type RotationEvents,
+} from "../observability/rotation-events.ts";
 import { SecretsManagerResolver } from "../references/secrets-manager-resolver.ts";
 import { BindingService } from "../services/access/binding-service.ts";
+import { BreakGlass } from "../services/access/break-glass.ts";
 import { CallerAuthentication } from "../services/access/caller-authentication.ts";
 import { OperationGate } from "../services/access/operation-gate.ts";
+import { ResponseWrapping } from "../services/access/response-wrapping.ts";
+import { SealControl } from "../services/access/seal-control.ts";
+import { SealGuard } from "../services/access/seal-guard.ts";
 import { TokenService } from "../services/access/token-service.ts";
 import { AuditLog, type PendingWitness } from "../services/audit/audit-log.ts";
 import { AuditQueries } from "../services/audit/audit-queries.ts";
@@ -31,6 +41,7 @@ import { DekRotation } from "../services/keys/dek-rotation.ts";
 import { DekSweep } from "../services/keys/dek-sweep.ts";
 import { KekReporter } from "../services/keys/kek-report.ts";
 import { KekRewrap } from "../services/keys/kek-rewrap.ts";
+import { KeyringPayloadSealer } from "../services/keys/payload-sealer.ts";
 import { RewrapRequests } from "../services/keys/rewrap-request.ts";
 import { Sealer } from "../services/keys/sealer.ts";
 import { BackgroundRewrap } from "../services/ops/background-rewrap.ts";
@@ -46,13 +57,16 @@ import { TenantDeletion } from "../services/tenants/tenant-deletion.ts";
 import { TenantService } from "../services/tenants/tenant-service.ts";
 import { AuditRepository } from "../storage/audit-repository.ts";
 import { BindingRepository } from "../storage/binding-repository.ts";
+import { BreakGlassRepository } from "../storage/break-glass-repository.ts";
 import { CheckpointRepository } from "../storage/checkpoint-repository.ts";
 import { DeletionRepository } from "../storage/deletion-repository.ts";
 import { DirectoryBackfill } from "../storage/directory-backfill.ts";
+import { SealRepository } from "../storage/seal-repository.ts";
 import { SecretRepository } from "../storage/secret-repository.ts";
 import type { Table } from "../storage/table.ts";
 import { TenantRepository } from "../storage/tenant-repository.ts";
 import { TokenRepository } from "../storage/token-repository.ts";
+import { WrapRepository } from "../storage/wrap-repository.ts";
 import { HookVerifier } from "../verifiers/hook-verifier.ts";
 import type { RuntimeConfig } from "./config.ts";
 
@@ -98,6 +112,12 @@ export interface Runtime {
   readonly kekReport: KekReporter;
   readonly scheduledWork: ScheduledWork;
   readonly health: HealthService;
+  /** The kill switch's check (every tenant operation) and its routes. */
+  readonly sealGuard: SealGuard;
+  readonly seals: SealControl;
+  /** Response wrapping: `POST /v1/unwrap` and its lookup. */
+  readonly wrapping: ResponseWrapping;
+  readonly breakGlass: BreakGlass;
 }
 
 export interface KeyringChoice {
@@ -160,6 +180,8 @@ export function createRuntime(options: {
   readonly logger?: Logger;
   /** Where rotation events go; by default EventBridge when a bus is configured, else the log. */
   readonly events?: RotationEvents;
+  /** Where "Break Glass Activated" goes; by default EventBridge when a bus is configured, else the log. */
+  readonly breakGlassEvents?: BreakGlassEvents;
   /** Where re-wrap requests go; by default a worker in this process (`npm start`, tests). */
   readonly rewrapDispatch?: RewrapDispatch;
   /**
@@ -204,11 +226,23 @@ export function createRuntime(options: {
     config.auditDenialWindowMs,
     async (tenantId) => (await tenantRepository.get(tenantId)) !== undefined,
   );
-  const gate = new OperationGate(auditLog, denials);
   const integrity = new ItemMacs(chainKeys.itemKeys());
+  const dataKeys = new DataKeys(keyring, tenantRepository, new DataKeyCache(config.dataKeyCache));
+  const sealRepository = new SealRepository(table);
+  const sealGuard = new SealGuard(sealRepository, integrity, metrics, logger);
+  const gate = new OperationGate(auditLog, denials, { check: sealGuard, dataKeys, metrics });
   const tokens = new TokenService({
     tokens: new TokenRepository(table),
     tenants: tenantRepository,
+    integrity,
+    gate,
+    denials,
+    metrics,
+    logger,
+  });
+  const wrapping = new ResponseWrapping({
+    wraps: new WrapRepository(table),
+    sealer: new KeyringPayloadSealer(keyring),
     integrity,
     gate,
     denials,
@@ -224,10 +258,35 @@ export function createRuntime(options: {
     metrics,
     logger,
   });
-  const callers = new CallerAuthentication(tokens, bindings);
 
-  const dataKeys = new DataKeys(keyring, tenantRepository, new DataKeyCache(config.dataKeyCache));
   const sealer = new Sealer(dataKeys, metrics, rotationConfig.retireGraceMs / 2, rotationConfig.dekSealLimit);
+  tokens.useWrapper(wrapping);
+  const busName = config.rotation.eventBusName;
+  const breakGlass = new BreakGlass({
+    requests: new BreakGlassRepository(table),
+    integrity,
+    gate,
+    events:
+      options.breakGlassEvents ??
+      (busName === undefined
+        ? new LogBreakGlassEvents(logger)
+        : new EventBridgeBreakGlassEvents(
+            createEventBridgeClient({
+              region: config.region,
+              busName,
+              endpoint: config.rotation.eventsEndpoint,
+              stage: config.stage,
+            }),
+            busName,
+            config.stage,
+          )),
+    isBootstrap: (tokenId) => tokens.isBootstrap(tokenId),
+    metrics,
+    logger,
+  });
+  tokens.useBreakGlass(breakGlass);
+
+  const callers = new CallerAuthentication(tokens, bindings);
   const heads = new HeadWriter(secretRepository, sealer);
   const versionLifecycle = new VersionLifecycle(secretRepository, gate, heads, config.secretRecoveryWindowMs);
   const valueRotation = new ValueRotation(
@@ -326,6 +385,8 @@ export function createRuntime(options: {
           cacheMs: config.references.cacheMs,
           ...(config.references.endpoint === undefined ? {} : { endpoint: config.references.endpoint }),
         }),
+      sealGuard,
+      wrapping,
     ),
     versionLifecycle,
     rotationPolicies: new RotationPolicies(secretRepository, gate, heads),
@@ -349,6 +410,18 @@ export function createRuntime(options: {
     ...(directoryBackfill === undefined ? {} : { directoryBackfill }),
     kekReport: new KekReporter(keyring, tenantRepository, checkpoints, gate),
     scheduledWork,
-    health: new HealthService(keyring, tenantRepository, chainWriter, gate),
+    health: new HealthService(keyring, tenantRepository, chainWriter, gate, sealGuard),
+    sealGuard,
+    wrapping,
+    breakGlass,
+    seals: new SealControl({
+      seals: sealRepository,
+      guard: sealGuard,
+      integrity,
+      tenants: tenantRepository,
+      dataKeys,
+      gate,
+      options: { unsealNeedsSecondAdmin: config.unsealRequiresSecondAdmin === true },
+    }),
   };
 }

@@ -77,3 +77,28 @@ export const LEGACY_BACKFILL_DONE_KEY: Key = { pk: META, sk: "TENANTS-BACKFILL" 
 /** One small item per tenant under a single partition, so work over every tenant is a Query, not a Scan. */
 export const DIRECTORY_PARTITION = "TENANTS";
 export const directoryEntryKey = (tenantId: string): Key => ({ pk: DIRECTORY_PARTITION, sk: tenantId });
+
+/**
+ * A tenant's kill-switch item, or the global one (scope `*`). Outside the tenant's partition, so no
+ * query or sweep over a tenant's items ever meets it; read beside the token on every request.
+ */
+export const sealKey = (scope: string): Key => ({ pk: `SEAL#${scope}`, sk: "SEAL" });
+
+/**
+ * One small item per token (`sk` the token id), written before the token item, so the access review
+ * lists every token by a Query; what it shows comes from the MAC'd token items themselves.
+ */
+export const TOKEN_DIRECTORY_PARTITION = "TOKENS";
+export const tokenDirectoryKey = (tokenId: string): Key => ({ pk: TOKEN_DIRECTORY_PARTITION, sk: tokenId });
+
+/** Which token the local server last issued as its bootstrap admin, so a revoked one is not silently replaced. */
+export const LOCAL_BOOTSTRAP_KEY: Key = { pk: "META", sk: "LOCAL-BOOTSTRAP" };
+
+/** A response-wrapping item, by its wrapping id. */
+export const wrapKey = (wrapId: string): Key => ({ pk: `WRAP#${wrapId}`, sk: "WRAP" });
+
+/** A break-glass request and, once activated, its credential's hash. */
+export const breakGlassKey = (id: string): Key => ({ pk: `BG#${id}`, sk: "BG" });
+
+/** The ids of every bootstrap admin token issued, so none of them can approve a break-glass. */
+export const BOOTSTRAP_TOKENS_KEY: Key = { pk: "META", sk: "BOOTSTRAP-TOKENS" };

@@ -1,8 +1,14 @@
 import { StoreUnavailableError } from "../domain/errors.ts";
 import type { ItemSeal } from "../domain/item-integrity.ts";
-import { ROLES, type Role, type TokenRecord } from "../domain/types.ts";
-import { tokenKey } from "./keys.ts";
-import type { Table } from "./table.ts";
+import { type Page, ROLES, type Role, type TokenRecord } from "../domain/types.ts";
+import {
+  BOOTSTRAP_TOKENS_KEY,
+  LOCAL_BOOTSTRAP_KEY,
+  TOKEN_DIRECTORY_PARTITION,
+  tokenDirectoryKey,
+  tokenKey,
+} from "./keys.ts";
+import { queryPage, type Table } from "./table.ts";
 
 type TokenItem = Omit<TokenRecord, "tenants"> & { tenants: string[] } & ItemSeal;
 
@@ -60,6 +66,12 @@ export class TokenRepository {
       mac: seal.mac,
       macKeyRef: seal.macKeyRef,
     };
+    // The directory entry first: no token exists that the access review cannot list.
+    await this.#table.put({
+      ...tokenDirectoryKey(record.tokenId),
+      tokenId: record.tokenId,
+      createdAt: record.createdAt,
+    });
     // Ids are 128 random bits; a collision means something is badly wrong, not a retryable conflict.
     if (!(await this.#table.putIfAbsent({ ...tokenKey(record.tokenId), ...item }))) {
       throw new StoreUnavailableError("token id collision; refusing to overwrite an existing token");
@@ -75,6 +87,39 @@ export class TokenRepository {
       ...(record === undefined ? {} : { record }),
       ...(typeof mac === "string" && typeof macKeyRef === "string" ? { seal: { mac, macKeyRef } } : {}),
     };
+  }
+
+  /** One page of token ids from the directory, in id order. */
+  async listIds(limit: number, cursor?: string): Promise<Page<string>> {
+    const page = await queryPage(
+      this.#table,
+      { keyCondition: "pk = :pk", projection: "sk", values: { ":pk": TOKEN_DIRECTORY_PARTITION } },
+      { partition: TOKEN_DIRECTORY_PARTITION, sortKeyPrefix: "", limit, cursor },
+    );
+    return { ...page, items: page.items.map((item) => String(item.sk)) };
+  }
+
+  /** The token id the local server last issued as its bootstrap admin, if it ever did. */
+  async localBootstrap(): Promise<string | undefined> {
+    const item = await this.#table.get(LOCAL_BOOTSTRAP_KEY);
+    return typeof item?.tokenId === "string" ? item.tokenId : undefined;
+  }
+
+  /** Remembers a bootstrap admin token's id, locally or on AWS, so it can be told apart later. */
+  async addBootstrapId(tokenId: string): Promise<void> {
+    await this.#table.update(BOOTSTRAP_TOKENS_KEY, {
+      update: "ADD ids :id",
+      values: { ":id": new Set([tokenId]) },
+    });
+  }
+
+  async isBootstrapId(tokenId: string): Promise<boolean> {
+    const ids = (await this.#table.get(BOOTSTRAP_TOKENS_KEY))?.ids;
+    return ids instanceof Set && ids.has(tokenId);
+  }
+
+  async setLocalBootstrap(tokenId: string, issuedAt: string): Promise<void> {
+    await this.#table.put({ ...LOCAL_BOOTSTRAP_KEY, tokenId, issuedAt });
   }
 
   /**

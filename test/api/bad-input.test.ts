@@ -13,6 +13,9 @@ const TENANT = "acme";
 const TARGET = `/v1/tenants/${TENANT}/secrets/target`;
 const TARGET_VALUE = "original-v2";
 const REASON = { "x-audit-reason": "bad input test" };
+const SEAL = `/v1/tenants/${TENANT}/seal`;
+/** A tenant sealed before the cases run, whose value must never come back. */
+const SEALED = "sealed-co";
 
 let h: Harness;
 let admin: string;
@@ -1086,6 +1089,230 @@ const CASES: readonly BadCase[] = [
     json: { tenantId: TENANT },
     status: 405,
     code: "method_not_allowed",
+  }, // The kill switch: bodies outside the schema, and a sealed tenant, which answers 423 and nothing else.
+  { title: "a seal without a body", method: "POST", path: SEAL, body: "", ...invalid },
+  { title: "a seal without a reason", method: "POST", path: SEAL, json: {}, ...invalid },
+  { title: "a seal with an empty reason", method: "POST", path: SEAL, json: { reason: "  " }, ...invalid },
+  { title: "a seal reason as a number", method: "POST", path: SEAL, json: { reason: 7 }, ...invalid },
+  {
+    title: "a seal reason with a control character",
+    method: "POST",
+    path: SEAL,
+    json: { reason: `why\u0000${CANARY}` },
+    ...invalid,
+  },
+  {
+    title: "a seal reason of 257 characters",
+    method: "POST",
+    path: SEAL,
+    json: { reason: `${CANARY}${"r".repeat(257 - CANARY.length)}` },
+    ...invalid,
+  },
+  {
+    title: "an unknown field in a seal body",
+    method: "POST",
+    path: SEAL,
+    json: { reason: "x", [CANARY]: true },
+    ...invalid,
+  },
+  {
+    title: "sealing a tenant that does not exist",
+    method: "POST",
+    path: "/v1/tenants/no-such-tenant/seal",
+    json: { reason: "x" },
+    status: 404,
+    code: "not_found",
+  },
+  {
+    title: "an invalid tenant id to seal",
+    method: "POST",
+    path: `/v1/tenants/${CANARY}_x/seal`,
+    json: { reason: "x" },
+    ...invalid,
+  },
+  {
+    title: "an unseal without a reason",
+    method: "POST",
+    path: `/v1/tenants/${TENANT}/unseal`,
+    json: {},
+    ...invalid,
+  },
+  {
+    title: "a global seal with an unknown field",
+    method: "POST",
+    path: "/v1/seal",
+    json: { reason: "x", on: 1 },
+    ...invalid,
+  },
+  {
+    title: "a global unseal as text",
+    method: "POST",
+    path: "/v1/unseal",
+    body: "reason",
+    contentType: "text/plain",
+    status: 415,
+    code: "unsupported_media_type",
+  },
+  { title: "a GET of the seal route", method: "GET", path: SEAL, status: 405, code: "method_not_allowed" },
+  {
+    title: "a read of a sealed tenant",
+    method: "GET",
+    path: `/v1/tenants/${SEALED}/secrets/db`,
+    headers: REASON,
+    status: 423,
+    code: "tenant_sealed",
+  },
+  {
+    title: "a write to a sealed tenant",
+    ...put(`/v1/tenants/${SEALED}/secrets/db`, { value: CANARY }),
+    status: 423,
+    code: "tenant_sealed",
+  },
+  // Response wrapping.
+  { title: "an unwrap without a body", method: "POST", path: "/v1/unwrap", body: "", ...invalid },
+  { title: "an unwrap without a token", method: "POST", path: "/v1/unwrap", json: {}, ...invalid },
+  {
+    title: "an unwrap of a bearer token",
+    method: "POST",
+    path: "/v1/unwrap",
+    json: { token: `sbx_${CANARY}` },
+    ...invalid,
+  },
+  {
+    title: "an unwrap with an unknown field",
+    method: "POST",
+    path: "/v1/unwrap",
+    json: { token: `sbw_${"a".repeat(26)}_${"0".repeat(64)}`, [CANARY]: 1 },
+    ...invalid,
+  },
+  {
+    title: "an unwrap of an unknown wrapping token",
+    method: "POST",
+    path: "/v1/unwrap",
+    json: { token: `sbw_${"b".repeat(26)}_${"1".repeat(64)}` },
+    status: 404,
+    code: "not_found",
+  },
+  {
+    title: "a lookup of an unknown wrapping token without any bearer token",
+    method: "POST",
+    path: "/v1/unwrap/lookup",
+    json: { token: `sbw_${"c".repeat(26)}_${"2".repeat(64)}` },
+    authorization: null,
+    status: 404,
+    code: "not_found",
+  },
+  {
+    title: "a lookup as a number",
+    method: "POST",
+    path: "/v1/unwrap/lookup",
+    json: { token: 7 },
+    ...invalid,
+  },
+  { title: "wrapTtlSeconds=0 on a read", ...read("?wrapTtlSeconds=0"), ...invalid },
+  { title: "wrapTtlSeconds past a day on a read", ...read("?wrapTtlSeconds=86401"), ...invalid },
+  {
+    title: "wrapTtlSeconds as a string on a token",
+    method: "POST",
+    path: "/v1/tokens",
+    json: { ...validToken, wrapTtlSeconds: "60" },
+    ...invalid,
+  },
+  {
+    title: "wrapTtlSeconds past a day on a token",
+    method: "POST",
+    path: "/v1/tokens",
+    json: { ...validToken, wrapTtlSeconds: 86_401 },
+    ...invalid,
+  },
+  // Break-glass requests.
+  {
+    title: "a break-glass of 61 minutes",
+    method: "POST",
+    path: `/v1/tenants/${TENANT}/break-glass`,
+    json: { reason: "x", durationMinutes: 61 },
+    ...invalid,
+  },
+  {
+    title: "a break-glass of 0 minutes",
+    method: "POST",
+    path: `/v1/tenants/${TENANT}/break-glass`,
+    json: { reason: "x", durationMinutes: 0 },
+    ...invalid,
+  },
+  {
+    title: "a break-glass of 1.5 minutes",
+    method: "POST",
+    path: `/v1/tenants/${TENANT}/break-glass`,
+    json: { reason: "x", durationMinutes: 1.5 },
+    ...invalid,
+  },
+  {
+    title: "a break-glass without a reason",
+    method: "POST",
+    path: `/v1/tenants/${TENANT}/break-glass`,
+    json: { durationMinutes: 5 },
+    ...invalid,
+  },
+  {
+    title: "a break-glass with an unknown field",
+    method: "POST",
+    path: `/v1/tenants/${TENANT}/break-glass`,
+    json: { reason: "x", durationMinutes: 5, role: CANARY },
+    ...invalid,
+  },
+  {
+    title: "a malformed break-glass id",
+    method: "POST",
+    path: `/v1/tenants/${TENANT}/break-glass/${CANARY}/approve`,
+    ...invalid,
+  },
+  {
+    title: "an unknown break-glass id",
+    method: "POST",
+    path: `/v1/tenants/${TENANT}/break-glass/${"a".repeat(26)}/approve`,
+    status: 404,
+    code: "not_found",
+  },
+  // The access review's filters.
+  {
+    title: "a token listing by an unknown role",
+    method: "GET",
+    path: `/v1/tokens?role=${CANARY}`,
+    ...invalid,
+  },
+  {
+    title: "a token listing by a malformed tenant",
+    method: "GET",
+    path: "/v1/tokens?tenant=A_B",
+    ...invalid,
+  },
+  {
+    title: "a token listing with a non-ISO expiresBefore",
+    method: "GET",
+    path: `/v1/tokens?expiresBefore=${CANARY}`,
+    ...invalid,
+  },
+  {
+    title: "a token listing by an unknown status",
+    method: "GET",
+    path: "/v1/tokens?status=lost",
+    ...invalid,
+  },
+  { title: "a token listing with limit 0", method: "GET", path: "/v1/tokens?limit=0", ...invalid },
+  { title: "an unknown token listing parameter", method: "GET", path: `/v1/tokens?${CANARY}=1`, ...invalid },
+  {
+    title: "a token listing cursor from another partition",
+    method: "GET",
+    path: `/v1/tokens?cursor=${cursorOf({ pk: "TOKEN#x", sk: "TOKEN" })}`,
+    ...invalid,
+  },
+  {
+    title: "a listing of a sealed tenant",
+    method: "GET",
+    path: `/v1/tenants/${SEALED}/secrets`,
+    status: 423,
+    code: "tenant_sealed",
   },
 ];
 
@@ -1126,6 +1353,19 @@ beforeAll(async () => {
   for (const value of ["original-v1", TARGET_VALUE]) {
     expect((await h.call("PUT", TARGET, { token: admin, body: { value } })).status).toBe(200);
   }
+  expect((await h.call("POST", "/v1/tenants", { token: admin, body: { tenantId: SEALED } })).status).toBe(
+    201,
+  );
+  const sealedPut = await h.call("PUT", `/v1/tenants/${SEALED}/secrets/db`, {
+    token: admin,
+    body: { value: "kept" },
+  });
+  expect(sealedPut.status).toBe(200);
+  const sealed = await h.call("POST", `/v1/tenants/${SEALED}/seal`, {
+    token: admin,
+    body: { reason: "bad input" },
+  });
+  expect(sealed.status).toBe(200);
 });
 afterAll(() => h?.close());
 

@@ -155,7 +155,11 @@ describe("authentication comes before validation", () => {
   /** Every /v1 route with every path parameter, the query, the reason and the body malformed. */
   const badRequests = () =>
     h.app.routes
-      .filter((route) => route.path.startsWith("/v1") && route.method !== "ALL")
+      // The unwrap routes take no bearer token: the wrapping token in their body is the credential.
+      .filter(
+        (route) =>
+          route.path.startsWith("/v1") && route.method !== "ALL" && !route.path.startsWith("/v1/unwrap"),
+      )
       .map((route) => ({
         route: `${route.method} ${route.path}`,
         method: route.method,
@@ -175,6 +179,16 @@ describe("authentication comes before validation", () => {
       });
       expect({ route, status: response.status }).toEqual({ route, status: 401 });
       await expectError(response, 401, "unauthenticated");
+    }
+  });
+
+  it("the unwrap routes, whose credential is the wrapping token in the body, answer a malformed one with a bare 400", async () => {
+    for (const path of ["/v1/unwrap", "/v1/unwrap/lookup"]) {
+      const response = await h.call("POST", path, {
+        headers: { "content-type": "application/json" },
+        body: "{not json",
+      });
+      await expectError(response, 400, "invalid_request");
     }
   });
 

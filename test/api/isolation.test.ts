@@ -49,6 +49,13 @@ interface RouteCase {
   readonly scoped: boolean;
   readonly roles: readonly Role[];
   readonly okStatus: number;
+  /** Set on routes whose credential is a wrapping token in the body rather than a bearer token. */
+  readonly credential?: "wrapping-token";
+  /**
+   * Left out of the /iam/v1 matrices, and why: the route acts on the caller's own bearer token or
+   * break-glass request, which an IAM caller does not have, or its credential is the wrapping token.
+   */
+  readonly bearerOnly?: string;
   /** Builds the request, doing any admin set-up the cell needs (a secret to delete, a token to revoke). */
   prepare(target: string, cell: string): Promise<Call>;
   /** Checks the state the request left behind, whether it was granted or refused. */
@@ -639,6 +646,209 @@ const ROUTES: readonly RouteCase[] = [
     },
   },
   {
+    route: "POST /v1/tenants/:tenantId/seal",
+    action: "tenant.seal",
+    scoped: true,
+    roles: ["admin", "operator"],
+    okStatus: 200,
+    prepare: async (target) => ({
+      method: "POST",
+      path: `/v1/tenants/${target}/seal`,
+      body: { reason: "isolation matrix" },
+      auditScope: target,
+    }),
+    verify: async (target, _cell, granted) => {
+      expect((await adminRead(target, SHARED_NAME)).status).toBe(granted ? 423 : 200);
+      if (granted) await adminUnseal(`/v1/tenants/${target}/unseal`);
+    },
+  },
+  {
+    route: "POST /v1/tenants/:tenantId/unseal",
+    action: "tenant.unseal",
+    scoped: true,
+    roles: ["admin"],
+    okStatus: 200,
+    prepare: async (target) => {
+      await adminSeal(`/v1/tenants/${target}/seal`);
+      return {
+        method: "POST",
+        path: `/v1/tenants/${target}/unseal`,
+        body: { reason: "isolation matrix" },
+        auditScope: target,
+      };
+    },
+    verify: async (target, _cell, granted) => {
+      expect((await adminRead(target, SHARED_NAME)).status).toBe(granted ? 200 : 423);
+      if (!granted) await adminUnseal(`/v1/tenants/${target}/unseal`);
+    },
+  },
+  {
+    route: "POST /v1/seal",
+    action: "system.seal",
+    scoped: false,
+    roles: ["admin"],
+    okStatus: 200,
+    prepare: async () => ({
+      method: "POST",
+      path: "/v1/seal",
+      body: { reason: "isolation matrix" },
+      auditScope: SYSTEM_SCOPE,
+    }),
+    verify: async (_target, _cell, granted) => {
+      expect((await adminRead(ALPHA, SHARED_NAME)).status).toBe(granted ? 423 : 200);
+      if (granted) await adminUnseal("/v1/unseal");
+    },
+  },
+  {
+    route: "POST /v1/unseal",
+    action: "system.unseal",
+    scoped: false,
+    roles: ["admin"],
+    okStatus: 200,
+    prepare: async () => {
+      await adminSeal("/v1/seal");
+      return {
+        method: "POST",
+        path: "/v1/unseal",
+        body: { reason: "isolation matrix" },
+        auditScope: SYSTEM_SCOPE,
+      };
+    },
+    verify: async (_target, _cell, granted) => {
+      expect((await adminRead(BRAVO, SHARED_NAME)).status).toBe(granted ? 200 : 423);
+      if (!granted) await adminUnseal("/v1/unseal");
+    },
+  },
+  {
+    route: "GET /v1/tokens",
+    action: "token.list",
+    scoped: false,
+    roles: ["admin"],
+    okStatus: 200,
+    prepare: async () => ({ method: "GET", path: "/v1/tokens?limit=999", auditScope: SYSTEM_SCOPE }),
+    verify: async (_target, _cell, granted, response) => {
+      if (!granted) return;
+      const listed = (await response.json()).tokens.map((t: { id: string }) => t.id);
+      expect(listed).toContain(tokens.runner.id);
+      expect(response.text).not.toContain("secretHash");
+    },
+  },
+  {
+    route: "GET /v1/tokens/self",
+    bearerOnly: "the caller's own token",
+    action: "token.self",
+    scoped: false,
+    roles: ["admin", "operator", "runner", "auditor"],
+    okStatus: 200,
+    prepare: async () => ({ method: "GET", path: "/v1/tokens/self", auditScope: SYSTEM_SCOPE }),
+    verify: async (_target, _cell, granted, response) => {
+      if (granted) expect(Object.values(tokens).map((t) => t.id)).toContain((await response.json()).id);
+    },
+  },
+  {
+    // The wrapping token is the credential (Vault's semantics): whoever holds it unwraps it, with or
+    // without a bearer token of any role. The wrapped value here is alpha's.
+    route: "POST /v1/unwrap",
+    bearerOnly: "the wrapping token is the credential",
+    action: "wrap.unwrap",
+    credential: "wrapping-token",
+    scoped: false,
+    roles: ["admin", "operator", "runner", "auditor"],
+    okStatus: 200,
+    prepare: async () => ({
+      method: "POST",
+      path: "/v1/unwrap",
+      body: { token: await wrappedAlphaRead() },
+      auditScope: ALPHA,
+    }),
+    verify: async (_target, _cell, granted, response) => {
+      if (granted) expect((await response.json()).data.value).toBe(ALPHA_VALUE);
+    },
+  },
+  {
+    route: "POST /v1/unwrap/lookup",
+    bearerOnly: "the wrapping token is the credential",
+    action: "wrap.lookup",
+    credential: "wrapping-token",
+    scoped: false,
+    roles: ["admin", "operator", "runner", "auditor"],
+    okStatus: 200,
+    prepare: async () => ({
+      method: "POST",
+      path: "/v1/unwrap/lookup",
+      body: { token: await wrappedAlphaRead() },
+      auditScope: ALPHA,
+    }),
+    verify: async (_target, _cell, granted, response) => {
+      if (granted)
+        expect(await response.json()).toMatchObject({ kind: "secret.read", creator: expect.any(String) });
+      expect(response.text).not.toContain(ALPHA_VALUE);
+    },
+  },
+  {
+    route: "POST /v1/tenants/:tenantId/break-glass",
+    action: "breakglass.request",
+    scoped: true,
+    roles: ["admin", "operator"],
+    okStatus: 201,
+    prepare: async (target) => ({
+      method: "POST",
+      path: `/v1/tenants/${target}/break-glass`,
+      body: { reason: "isolation matrix", durationMinutes: 5 },
+      auditScope: target,
+    }),
+    verify: async (target, _cell, granted, response) => {
+      if (granted) expect(await response.json()).toMatchObject({ tenantId: target, status: "pending" });
+    },
+  },
+  {
+    route: "POST /v1/tenants/:tenantId/break-glass/:id/approve",
+    action: "breakglass.approve",
+    scoped: true,
+    roles: ["admin"],
+    okStatus: 200,
+    prepare: async (target) => {
+      const id = await breakGlassRequest(target, "matrix-requester");
+      return { method: "POST", path: `/v1/tenants/${target}/break-glass/${id}/approve`, auditScope: target };
+    },
+    verify: async (target, _cell, granted, response) => {
+      if (granted) expect(await response.json()).toMatchObject({ tenantId: target, status: "approved" });
+    },
+  },
+  {
+    // Only the requester activates: each cell's request is made as the calling token.
+    route: "POST /v1/tenants/:tenantId/break-glass/:id/activate",
+    bearerOnly: "only the bearer token that asked activates",
+    action: "breakglass.activate",
+    scoped: true,
+    roles: ["admin", "operator"],
+    okStatus: 201,
+    prepare: async (target, cell) => {
+      // Cells outside the role matrix (the unauthenticated ones) ask as the alpha operator.
+      const role = ROLES.find((name) => cell.startsWith(`${name}-`)) ?? "operator";
+      const id = await breakGlassRequest(target, tokens[role].id, true);
+      return { method: "POST", path: `/v1/tenants/${target}/break-glass/${id}/activate`, auditScope: target };
+    },
+    verify: async (_target, _cell, granted, response) => {
+      if (granted) expect((await response.json()).credential).toMatch(/^sbg_/);
+      else expect(response.text).not.toContain("sbg_");
+    },
+  },
+  {
+    route: "POST /v1/tenants/:tenantId/break-glass/:id/revoke",
+    action: "breakglass.revoke",
+    scoped: true,
+    roles: ["admin"],
+    okStatus: 200,
+    prepare: async (target) => {
+      const id = await breakGlassRequest(target, "matrix-requester", true);
+      return { method: "POST", path: `/v1/tenants/${target}/break-glass/${id}/revoke`, auditScope: target };
+    },
+    verify: async (_target, _cell, granted, response) => {
+      if (granted) expect(await response.json()).toMatchObject({ status: "revoked" });
+    },
+  },
+  {
     route: "POST /v1/bindings",
     action: "binding.create",
     scoped: false,
@@ -689,6 +899,42 @@ const ROUTES: readonly RouteCase[] = [
     },
   },
 ];
+
+/** A break-glass request for `target` made as `requester` (an operator's principal), approved by the admin when asked. */
+async function breakGlassRequest(target: string, requester: string, approved = false): Promise<string> {
+  const asker = {
+    requestId: "matrix-setup",
+    principal: { actor: requester, role: "operator" as const, tenants: [target] },
+  };
+  const { id } = await h.runtime.breakGlass.request(asker, target, "matrix set-up", 5);
+  if (approved) {
+    const approver = {
+      requestId: "matrix-setup",
+      principal: { actor: "matrix-approver", role: "admin" as const, tenants: ["*"] },
+    };
+    await h.runtime.breakGlass.approve(approver, target, id);
+  }
+  return id;
+}
+
+async function wrappedAlphaRead(): Promise<string> {
+  const response = await h.call("GET", `/v1/tenants/${ALPHA}/secrets/${SHARED_NAME}?wrapTtlSeconds=60`, {
+    token: admin,
+    headers: REASON,
+  });
+  expect(response.status).toBe(200);
+  return (await response.json()).wrap.token;
+}
+
+async function adminSeal(path: string): Promise<void> {
+  expect((await h.call("POST", path, { token: admin, body: { reason: "matrix set-up" } })).status).toBe(200);
+}
+
+async function adminUnseal(path: string): Promise<void> {
+  expect((await h.call("POST", path, { token: admin, body: { reason: "matrix clean-up" } })).status).toBe(
+    200,
+  );
+}
 
 async function putAsAdmin(tenant: string, name: string, value: string): Promise<void> {
   const put = await h.call("PUT", `/v1/tenants/${tenant}/secrets/${name}`, { token: admin, body: { value } });
@@ -905,7 +1151,8 @@ const CREDENTIALS: readonly Credential[] = [
   },
 ];
 
-const unauthenticatedCells = ROUTES.flatMap((route) =>
+const wrappingTokenRoutes = ROUTES.filter((route) => route.credential === "wrapping-token");
+const unauthenticatedCells = ROUTES.filter((route) => route.credential === undefined).flatMap((route) =>
   (route.scoped ? [ALPHA, BRAVO] : [ALPHA]).flatMap((target) =>
     CREDENTIALS.map((credential, index) => ({
       route,
@@ -916,6 +1163,26 @@ const unauthenticatedCells = ROUTES.flatMap((route) =>
     })),
   ),
 );
+
+describe("the routes whose credential is a wrapping token", () => {
+  for (const route of wrappingTokenRoutes) {
+    it(`${route.route} answers without any bearer token, and refuses an unknown wrapping token with 404, recorded as denied`, async () => {
+      const call = await route.prepare(ALPHA, "no-bearer");
+      const served = await h.call(call.method, call.path, { body: call.body });
+      expect(served.status).toBe(route.okStatus);
+      await route.verify(ALPHA, "no-bearer", true, served);
+      const unknown = await h.call(call.method, call.path, {
+        body: { token: `sbw_${"a".repeat(26)}_${"0".repeat(64)}` },
+      });
+      await expectError(unknown, 404, "not_found");
+      const requestId = unknown.headers.get("x-request-id");
+      const recorded = (await auditTrail(SYSTEM_SCOPE)).filter((e) => e.requestId === requestId);
+      expect(recorded).toEqual([
+        expect.objectContaining({ outcome: "denied", role: "anonymous", action: route.action }),
+      ]);
+    });
+  }
+});
 
 describe("every /v1 route refuses requests without a valid token", () => {
   for (const { route, target, credential, index, title } of unauthenticatedCells) {
@@ -962,7 +1229,9 @@ const sendIam = (call: Call, userArn: string, headers: Record<string, string> = 
 };
 
 describe("tenant isolation for IAM callers: every route on /iam/v1 × every bound role × own and other tenant", () => {
-  for (const { route, role, target, expected, title } of cells) {
+  for (const { route, role, target, expected, title } of cells.filter(
+    (c) => c.route.bearerOnly === undefined,
+  )) {
     it(title, async () => {
       const cell = `iam-${role}-${target}`;
       const call = await route.prepare(target, cell);
@@ -981,7 +1250,7 @@ describe("tenant isolation for IAM callers: every route on /iam/v1 × every boun
 });
 
 describe("every /iam/v1 route refuses callers no binding names, and requests without API Gateway's IAM context", () => {
-  for (const route of ROUTES) {
+  for (const route of ROUTES.filter((r) => r.bearerOnly === undefined)) {
     it(`${route.route}: an unbound IAM principal gets 403, recorded with its ARN`, async () => {
       const cell = `iam-unbound-${route.action.replaceAll(".", "-")}`;
       const call = await route.prepare(ALPHA, cell);

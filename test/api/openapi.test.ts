@@ -106,7 +106,14 @@ describe("route coverage", () => {
       const inPath = [...route.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]);
       const declared = (operation.parameters ?? []).filter((p) => p.in === "path").map((p) => p.name);
       expect(declared.sort(), route).toEqual(inPath.sort());
-      const isPublic = ["GET /health", "GET /metrics", "GET /openapi.json"].includes(route);
+      // The unwrap routes' credential is the wrapping token in the body, not a bearer token.
+      const isPublic = [
+        "GET /health",
+        "GET /metrics",
+        "GET /openapi.json",
+        "POST /v1/unwrap",
+        "POST /v1/unwrap/lookup",
+      ].includes(route);
       expect(operation.security, route).toEqual(isPublic ? [] : [{ bearerToken: [] }]);
     }
   });
@@ -119,6 +126,7 @@ describe("route coverage", () => {
     expect(read?.parameters?.filter((p) => p.in === "query").map((p) => p.name)).toEqual([
       "version",
       "stage",
+      "wrapTtlSeconds",
     ]);
     const write = doc.paths["/v1/tenants/{tenantId}/secrets/{name}"]?.put;
     const body = write?.requestBody?.content["application/json"]?.schema as any;
@@ -187,9 +195,16 @@ describe("real answers conform to the documented shapes", () => {
     return found;
   };
 
-  const check = async (method: string, pattern: string, path: string, body?: unknown, reason?: string) => {
+  const check = async (
+    method: string,
+    pattern: string,
+    path: string,
+    body?: unknown,
+    reason?: string,
+    token = admin,
+  ) => {
     const response = await h.call(method, path, {
-      token: admin,
+      token,
       ...(body === undefined ? {} : { body }),
       ...(reason === undefined ? {} : { headers: { "x-audit-reason": reason } }),
     });
@@ -243,6 +258,63 @@ describe("real answers conform to the documented shapes", () => {
     });
     await check("DELETE", "/v1/tokens/:id", `/v1/tokens/${(await token.json()).id}`);
     await check("DELETE", "/v1/tenants/:tenantId/secrets/:name", s);
+  });
+
+  it("through the kill switch, response wrapping, break-glass and the access review", async () => {
+    const t = "/v1/tenants/conform-seal";
+    const s = `${t}/secrets/db`;
+    await check("POST", "/v1/tenants", "/v1/tenants", { tenantId: "conform-seal" });
+    await check("PUT", "/v1/tenants/:tenantId/secrets/:name", s, { value: "one" });
+    const wrappedRead = await check(
+      "GET",
+      "/v1/tenants/:tenantId/secrets/:name",
+      `${s}?wrapTtlSeconds=60`,
+      undefined,
+      "conformance",
+    );
+    const readWrap = (await wrappedRead.json()).wrap.token;
+    await check("POST", "/v1/unwrap/lookup", "/v1/unwrap/lookup", { token: readWrap });
+    const unwrapped = await check("POST", "/v1/unwrap", "/v1/unwrap", { token: readWrap });
+    expect(await unwrapped.json()).toMatchObject({ kind: "secret.read", data: { value: "one" } });
+    const wrappedToken = await check("POST", "/v1/tokens", "/v1/tokens", {
+      role: "runner",
+      tenants: ["conform-seal"],
+      ttlSeconds: 600,
+      wrapTtlSeconds: 60,
+    });
+    const tokenWrap = (await wrappedToken.json()).wrap.token;
+    const issued = await check("POST", "/v1/unwrap", "/v1/unwrap", { token: tokenWrap });
+    expect((await issued.json()).kind).toBe("token.create");
+    await check("GET", "/v1/tokens", "/v1/tokens?role=runner&status=active");
+    await check("GET", "/v1/tokens/self", "/v1/tokens/self");
+
+    const seal = { reason: "conformance" };
+    await check("POST", "/v1/tenants/:tenantId/seal", `${t}/seal`, seal);
+    await check("POST", "/v1/tenants/:tenantId/unseal", `${t}/unseal`, seal);
+    await check("POST", "/v1/seal", "/v1/seal", seal);
+    await check("POST", "/v1/unseal", "/v1/unseal", seal);
+
+    const operator = await h.token("operator", ["conform-seal"]);
+    const bg = `${t}/break-glass`;
+    const asked = await check(
+      "POST",
+      "/v1/tenants/:tenantId/break-glass",
+      bg,
+      { reason: "conformance", durationMinutes: 5 },
+      undefined,
+      operator,
+    );
+    const { id } = await asked.json();
+    await check("POST", "/v1/tenants/:tenantId/break-glass/:id/approve", `${bg}/${id}/approve`);
+    await check(
+      "POST",
+      "/v1/tenants/:tenantId/break-glass/:id/activate",
+      `${bg}/${id}/activate`,
+      undefined,
+      undefined,
+      operator,
+    );
+    await check("POST", "/v1/tenants/:tenantId/break-glass/:id/revoke", `${bg}/${id}/revoke`);
   });
 
   it("a field the document does not give fails: the check has teeth", () => {

@@ -289,6 +289,82 @@ beforeAll(async () => {
     ],
   ]);
 
+  // Issue 12's routes through the bundled API: the kill switch (SEAL#), the access review (TOKENS),
+  // response wrapping (WRAP#, a data key per payload), and break-glass (BG#, its event on the bus).
+  await invoke("api", env("api"), [
+    [
+      "issue approver",
+      api("POST", "/v1/tokens", {
+        headers: adminJson(),
+        body: JSON.stringify({ role: "admin", tenants: ["*"], ttlSeconds: 3600 }),
+      }),
+    ],
+    [
+      "issue operator wrapped",
+      api("POST", "/v1/tokens", {
+        headers: adminJson(),
+        body: JSON.stringify({ role: "operator", tenants: ["acme"], ttlSeconds: 3600, wrapTtlSeconds: 300 }),
+      }),
+    ],
+    ["list tokens", api("GET", "/v1/tokens", { headers: auth(admin) })],
+    ["own token", api("GET", "/v1/tokens/self", { headers: auth(admin) })],
+    [
+      "wrapped read",
+      api("GET", "/v1/tenants/acme/secrets/db-password", {
+        headers: reading(admin),
+        query: "wrapTtlSeconds=60",
+      }),
+    ],
+    ["seal", api("POST", "/v1/tenants/acme/seal", { headers: adminJson(), body: '{"reason":"contract"}' })],
+    ["sealed read", api("GET", "/v1/tenants/acme/secrets/db-password", { headers: reading(admin) })],
+    [
+      "unseal",
+      api("POST", "/v1/tenants/acme/unseal", { headers: adminJson(), body: '{"reason":"contract"}' }),
+    ],
+  ]);
+  const approver = String(body("issue approver")?.token);
+  const wrappedOperator = String(body("issue operator wrapped")?.wrap?.token);
+  const wrappedRead = String(body("wrapped read")?.wrap?.token);
+  await invoke("api", env("api"), [
+    [
+      "unwrap operator",
+      api("POST", "/v1/unwrap", { headers: json, body: JSON.stringify({ token: wrappedOperator }) }),
+    ],
+    [
+      "lookup read",
+      api("POST", "/v1/unwrap/lookup", { headers: json, body: JSON.stringify({ token: wrappedRead }) }),
+    ],
+    [
+      "unwrap read",
+      api("POST", "/v1/unwrap", { headers: json, body: JSON.stringify({ token: wrappedRead }) }),
+    ],
+  ]);
+  const operatorToken = String(body("unwrap operator")?.data?.token);
+  await invoke("api", env("api"), [
+    [
+      "ask break-glass",
+      api("POST", "/v1/tenants/acme/break-glass", {
+        headers: { ...json, ...auth(operatorToken) },
+        body: '{"reason":"contract","durationMinutes":5}',
+      }),
+    ],
+  ]);
+  const breakGlassId = String(body("ask break-glass")?.id);
+  await invoke("api", env("api"), [
+    [
+      "approve break-glass",
+      api("POST", `/v1/tenants/acme/break-glass/${breakGlassId}/approve`, { headers: auth(approver) }),
+    ],
+    [
+      "activate break-glass",
+      api("POST", `/v1/tenants/acme/break-glass/${breakGlassId}/activate`, { headers: auth(operatorToken) }),
+    ],
+  ]);
+  const credential = String(body("activate break-glass")?.credential);
+  await invoke("api", env("api"), [
+    ["break-glass reads audit", api("GET", "/v1/tenants/acme/audit", { headers: auth(credential) })],
+  ]);
+
   // A DEK rotation the on-demand run has not swept, so the rotation function's own sweep unwraps DEKs
   // and re-seals values: its Decrypt and GenerateDataKey are then recorded calls too.
   // The first rotation was just now: stand in for DEK_ROTATE_MIN_INTERVAL_SECONDS passing.
@@ -459,6 +535,24 @@ describe("the end-to-end flows through the bundled functions", () => {
     expect(status("runner reads")).toBe(200);
     expect(status("revoke token")).toBe(204);
     expect(status("revoked runner reads")).toBe(401);
+  });
+
+  it("issue 12's routes answer through the bundled API: seal, review, wrapping, break-glass", () => {
+    expect(status("issue approver")).toBe(201);
+    expect(status("issue operator wrapped")).toBe(201);
+    expect(status("list tokens")).toBe(200);
+    expect(status("own token")).toBe(200);
+    expect(status("wrapped read")).toBe(200);
+    expect(status("seal")).toBe(200);
+    expect(status("sealed read")).toBe(423);
+    expect(status("unseal")).toBe(200);
+    expect(status("unwrap operator")).toBe(200);
+    expect(status("lookup read")).toBe(200);
+    expect(body("unwrap read")?.data).toMatchObject({ name: "db-password", value: canary });
+    expect(status("ask break-glass")).toBe(201);
+    expect(status("approve break-glass")).toBe(200);
+    expect(status("activate break-glass")).toBe(201);
+    expect(status("break-glass reads audit")).toBe(200);
   });
 
   it("bindings are created, listed and deleted; a bound IAM caller reads until its binding is deleted", () => {

@@ -2,19 +2,24 @@ import { Match, type Template } from "aws-cdk-lib/assertions";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ENVIRONMENT_NAMES, environmentConfig } from "../../infra/config.ts";
 import { TENANT_CONTEXT_CONDITION } from "../../infra/stacks/data-stack.ts";
-import { EVENT_SOURCES, REWRAP_REQUESTED } from "../../infra/stacks/event-contract.ts";
+import { BREAK_GLASS_ACTIVATED, EVENT_SOURCES, REWRAP_REQUESTED } from "../../infra/stacks/event-contract.ts";
 import { PARTITIONS } from "../../infra/stacks/grants.ts";
 import { KEY_ADMINISTRATION_ACTIONS } from "../../infra/stacks/key-policies.ts";
 import { METRIC_NAMESPACE } from "../../infra/stacks/monitoring-stack.ts";
+import { BREAK_GLASS_ACTIVATED as BREAK_GLASS_EVENT } from "../../shared/domain/break-glass.ts";
 import { METRICS_NAMESPACE } from "../../shared/observability/emf-metrics.ts";
 import { ROTATION_EVENT_SOURCE } from "../../shared/observability/rotation-events.ts";
 import {
   auditPartition,
   bindingKey,
+  breakGlassKey,
   DIRECTORY_PARTITION,
   KEK_REGISTRY_KEY,
+  sealKey,
+  TOKEN_DIRECTORY_PARTITION,
   tenantPartition,
   tokenKey,
+  wrapKey,
 } from "../../shared/storage/keys.ts";
 import {
   actionsOf,
@@ -427,7 +432,15 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
         ComparisonOperator: "LessThanThreshold",
         Threshold: 1,
       });
-      for (const name of ["AuditWriteFailures", "KmsAnomalies", "IntegrityFailures", "RotationFailures"]) {
+      for (const name of [
+        "AuditWriteFailures",
+        "KmsAnomalies",
+        "IntegrityFailures",
+        "RotationFailures",
+        "GlobalSealActive",
+        "SealRefusals",
+        "BreakGlassActive",
+      ]) {
         expect(byMetric(name)[0]).toMatchObject({ ComparisonOperator: "GreaterThanThreshold", Threshold: 0 });
       }
     });
@@ -682,12 +695,16 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
       expect(writePatterns(t().api).sort()).toEqual([
         "AUDIT#*",
         "AUDIT#*",
+        "BG#*",
         "BINDINGS",
         "META",
+        "SEAL#*",
         "T#*",
         "T#*",
         "TENANTS",
         "TOKEN#*",
+        "TOKENS",
+        "WRAP#*",
       ]);
       expect(writePatterns(t().rotation).sort()).toEqual(["AUDIT#*", "META", "T#*", "TENANTS"]);
       expect(writePatterns(t().audit)).toEqual(["AUDIT#*", "AUDIT#*"]);
@@ -712,6 +729,9 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
       expect(mayWrite(t().audit, auditPartition("acme"))).toBe(true);
       expect(mayWrite(t().rotation, token)).toBe(false);
       expect(mayWrite(t().api, token)).toBe(true);
+      // Only the API throws the kill switch; the rotation function only reads it.
+      expect(mayWrite(t().api, sealKey("acme").pk)).toBe(true);
+      expect(mayWrite(t().rotation, sealKey("acme").pk)).toBe(false);
     });
 
     it("lets the audit role read only audit chains, tenant items and META, and the table's stream", () => {
@@ -794,6 +814,8 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
           .filter((a) => a.startsWith("events:")),
       ).toEqual([]);
       expect(EVENT_SOURCES.rotation).toBe(ROTATION_EVENT_SOURCE);
+      // The API's "Break Glass Activated" goes out under the source its grant allows.
+      expect(BREAK_GLASS_EVENT).toEqual({ source: EVENT_SOURCES.api, detailType: BREAK_GLASS_ACTIVATED });
     });
 
     it("runs the rotation function on the API's re-wrap requests of this stage only, with retries and the DLQ", () => {
@@ -845,6 +867,12 @@ describe("the table's partitions", () => {
     // A tenant's pattern must not reach a token's partition, nor the directory's.
     expect(matches(PARTITIONS.tenant, tokenKey("tok1").pk)).toBe(false);
     expect(matches(PARTITIONS.tenant, DIRECTORY_PARTITION)).toBe(false);
+    expect(matches(PARTITIONS.seal, sealKey("acme").pk)).toBe(true);
+    expect(matches(PARTITIONS.seal, sealKey("*").pk)).toBe(true);
+    expect(matches(PARTITIONS.tenant, sealKey("acme").pk)).toBe(false);
+    expect(PARTITIONS.tokenDirectory).toBe(TOKEN_DIRECTORY_PARTITION);
+    expect(matches(PARTITIONS.wrap, wrapKey("abc").pk)).toBe(true);
+    expect(matches(PARTITIONS.breakGlass, breakGlassKey("abc").pk)).toBe(true);
   });
 });
 

@@ -162,6 +162,20 @@ describe("CloudTrail KMS events into the audit trail", () => {
     expect((await h.runtime.chainVerifier.verify("no-such-tenant")).records).toBe(0);
   });
 
+  it("the service's own call for a wrapped token's data key (context _system) is no anomaly, and goes to _system", async () => {
+    const event = kmsCallEvent({
+      eventName: "GenerateDataKey",
+      caller: { role: API_ROLE, session: "api" },
+      keyArn: kekArn,
+      requestParameters: { encryptionContext: { "strongbox:tenant": "_system" } },
+    });
+    const { summary } = await ingestBatch(h.runtime, sqsBatch(body(event)), silent);
+    expect(summary.anomalies).toBe(0);
+    const [record] = await trail("_system");
+    expect(record?.detail).not.toContain("anomaly");
+    expect(record?.severity).toBeUndefined();
+  });
+
   it("a call on a key that is not watched is ignored", async () => {
     const event = kmsCallEvent({ eventName: "Decrypt", caller: { user: "someone" }, keyArn: otherKeyArn });
     const { summary } = await ingestBatch(h.runtime, sqsBatch(body(event)), silent);

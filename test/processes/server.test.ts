@@ -216,3 +216,39 @@ describe("development mode: no KEK outside production", () => {
     expect(first?.logs.some((line) => line.path === tokenPath && line.level === "INFO")).toBe(true);
   });
 });
+
+describe("the local bootstrap token after a revocation", () => {
+  it("a restart does not mint a new one; STRONGBOX_REISSUE_BOOTSTRAP_TOKEN=true does, and each issuance is on record", async () => {
+    const dataDir = tempDir();
+    const kek = newKek();
+    const tokenPath = join(dataDir, "admin-token");
+    const env = { DATA_DIR: dataDir, CREDENTIALS_KEK: kek.base64 };
+
+    const first = ServerProcess.start({ env });
+    let url = await first.listening();
+    const original = readFileSync(tokenPath, "utf8").trim();
+    const id = /^sbx_([a-z2-7]{26})_/.exec(original)?.[1] ?? "";
+    expect((await api(url, original, "DELETE", `/v1/tokens/${id}`)).status).toBe(204);
+    expect(await first.stop()).toEqual({ code: 0, signal: null });
+
+    const second = ServerProcess.start({ env });
+    url = await second.listening();
+    expect(readFileSync(tokenPath, "utf8").trim()).toBe(original);
+    expect((await api(url, original, "GET", "/v1/audit")).status).toBe(401);
+    const warning = second.logs().find((line) => line.level === "WARN" && line.tokenId === id);
+    expect(String(warning?.message)).toContain("STRONGBOX_REISSUE_BOOTSTRAP_TOKEN");
+    expect(await second.stop()).toEqual({ code: 0, signal: null });
+
+    const third = ServerProcess.start({ env: { ...env, STRONGBOX_REISSUE_BOOTSTRAP_TOKEN: "true" } });
+    url = await third.listening();
+    const reissued = readFileSync(tokenPath, "utf8").trim();
+    expect(reissued).not.toBe(original);
+    const trail = await api(url, reissued, "GET", "/v1/audit?limit=999&action=token.create&outcome=success");
+    expect(trail.status).toBe(200);
+    const details = trail.json.events.map((e: { detail: string }) => e.detail);
+    expect(details).toHaveLength(2);
+    expect(details.join("\n")).toContain(`previous ${id}`);
+    expect(await third.stop()).toEqual({ code: 0, signal: null });
+    expect(third.output).not.toContain(reissued);
+  });
+});

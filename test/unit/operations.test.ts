@@ -41,16 +41,21 @@ describe("the operations table", () => {
 
   it("leaves what the service records on its own out of reach of every role", () => {
     const ownRecords = Object.entries(OPERATIONS).filter(([, spec]) => spec.permission === null);
+    // The unwrap routes are authorised by the wrapping token itself, never by a role's permission.
     expect(ownRecords.map(([name]) => name).sort()).toEqual([
       "kms.call",
       "request.denied",
       "tenant.reencrypt",
+      "wrap.lookup",
+      "wrap.unwrap",
     ]);
   });
 
   it("gives admins every callable operation on every scope, and other roles only their tenants", () => {
     for (const operation of callable) {
       expect(isAllowed(principal("admin", ["*"]), operation, "anything")).toBe(true);
+      // The caller's own token is the one scope every token reaches (GET /v1/tokens/self).
+      if (OPERATIONS[operation].scope === "self") continue;
       for (const role of ROLES.filter((name) => name !== "admin")) {
         expect(isAllowed(principal(role), operation, "other")).toBe(false);
         expect(isAllowed(principal(role), operation, SYSTEM_SCOPE)).toBe(false);
@@ -73,13 +78,14 @@ describe("the operations table", () => {
   it("grants each role the permissions it had: runner reads and lists, auditor reads the trail", () => {
     const allowed = (role: Principal["role"]) =>
       callable.filter((op) => isAllowed(principal(role), op, "acme"));
-    expect(allowed("runner").sort()).toEqual(["secret.list", "secret.read", "secret.versions"]);
+    expect(allowed("runner").sort()).toEqual(["secret.list", "secret.read", "secret.versions", "token.self"]);
     expect(allowed("auditor").sort()).toEqual([
       "audit.export",
       "audit.head",
       "audit.read",
       "audit.verify",
       "tenant.deletion-certificate",
+      "token.self",
     ]);
     expect(allowed("operator").sort()).toEqual(
       [
@@ -99,6 +105,12 @@ describe("the operations table", () => {
         "secret.destroy-version",
         "secret.undelete",
         "secret.purge",
+        // The kill switch: an operator may seal its own tenant, and only an admin unseals.
+        "tenant.seal",
+        "token.self",
+        // Break-glass: an operator asks and activates what it asked for; an admin approves.
+        "breakglass.request",
+        "breakglass.activate",
       ].sort(),
     );
   });

@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { MAX_BREAK_GLASS_MINUTES } from "../../../shared/domain/break-glass.ts";
 import { AUDIT_ACTIONS } from "../../../shared/domain/operations.ts";
 import { GENERATOR_KINDS, ROLES } from "../../../shared/domain/types.ts";
 
@@ -163,7 +164,7 @@ export const runSummaryBody = z.looseObject({
   outOfTime: z.boolean(),
 });
 
-export const publicHealthBody = z.strictObject({ status: z.enum(["ok", "unavailable"]) });
+export const publicHealthBody = z.strictObject({ status: z.enum(["ok", "unavailable", "sealed"]) });
 
 export const healthReportBody = z.looseObject({
   healthy: z.boolean(),
@@ -286,4 +287,71 @@ export const tenantDeletingBody = z.strictObject({
 export const deletionCertificateBody = z.strictObject({
   certificate: deletionCertificate,
   verified: z.boolean(),
+});
+// Issue 12: the kill switch, response wrapping, break-glass and the access review.
+
+export const sealViewBody = z.strictObject({
+  scope: z.string().describe("the tenant, or `*` for the global seal"),
+  sealed: z.boolean(),
+  reason: z.string(),
+  changedBy: z.string().describe("the token id that last sealed or unsealed"),
+  changedAt: z.string().describe("ISO 8601 UTC time; empty if never sealed"),
+  unsealRequestedBy: z.string().optional().describe("set while an unseal waits for a second admin"),
+});
+
+const wrapKind = z.enum(["secret.read", "token.create"]);
+const wrapInfo = {
+  id: z.string(),
+  kind: wrapKind,
+  creator: z.string().describe("the token id that asked for the wrapped response"),
+  createdAt: time,
+  expiresAt: time,
+};
+
+export const wrapInfoBody = z.strictObject(wrapInfo);
+
+/** What a read or a token creation answers with `wrapTtlSeconds`: a single-use wrapping token instead. */
+export const wrappedBody = z.strictObject({
+  wrap: z.strictObject({ token: z.string().describe("sbw_…, shown once"), ...wrapInfo }),
+});
+
+export const unwrappedBody = z.union([
+  z.strictObject({ kind: z.literal("secret.read"), data: secretValueBody }),
+  z.strictObject({ kind: z.literal("token.create"), data: tokenIssuedBody }),
+]);
+
+export const breakGlassBody = z.strictObject({
+  id: z.string(),
+  tenantId: z.string(),
+  requester: z.string(),
+  reason: z.string(),
+  durationMinutes: z.number().int().min(1).max(MAX_BREAK_GLASS_MINUTES),
+  status: z.enum(["pending", "approved", "active", "revoked"]),
+  createdAt: time,
+  approver: z.string().optional(),
+  approvedAt: time.optional(),
+  expiresAt: time.optional().describe("the deadline: approval time plus the duration"),
+  revokedAt: time.optional(),
+  revokedBy: z.string().optional(),
+});
+
+export const breakGlassCredentialBody = z.strictObject({
+  id: z.string(),
+  credential: z.string().describe("sbg_…, shown once"),
+  expiresAt: time,
+});
+
+export const tokenMetadataBody = z.strictObject({
+  id: z.string(),
+  status: z.enum(["active", "revoked", "expired", "failed_integrity"]),
+  role: z.enum(ROLES).optional(),
+  tenants: z.array(z.string()).optional(),
+  createdAt: time.optional(),
+  expiresAt: time.optional(),
+  revokedAt: time.optional(),
+});
+
+export const tokensPageBody = z.strictObject({
+  tokens: z.array(tokenMetadataBody),
+  nextCursor: cursor.optional(),
 });

@@ -22,6 +22,9 @@ const DOCUMENTATION = {
     { name: "keys" },
     { name: "audit" },
     { name: "tokens" },
+    { name: "seal" },
+    { name: "wrapping" },
+    { name: "break-glass" },
     { name: "bindings" },
   ],
   components: {

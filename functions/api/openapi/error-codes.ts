@@ -12,9 +12,12 @@ export const ERROR_STATUS = {
   not_found: 404,
   method_not_allowed: 405,
   conflict: 409,
+  wrapping_token_used: 410,
+  wrapping_token_expired: 410,
   payload_too_large: 413,
   audit_record_too_large: 413,
   unsupported_media_type: 415,
+  tenant_sealed: 423,
   rate_limited: 429,
   headers_too_large: 431,
   decrypt_failed: 500,
@@ -77,6 +80,13 @@ export const REFERENCED: readonly ErrorCode[] = [
   "reference_unavailable",
 ];
 
+/** A route that unwraps or looks up a wrapping token, which answers 410 once it is used or expired. */
+export const WRAPPING_TOKEN: readonly ErrorCode[] = [
+  "not_found",
+  "wrapping_token_used",
+  "wrapping_token_expired",
+];
+
 /** A route that takes a JSON body. */
 export const JSON_BODY: readonly ErrorCode[] = ["unsupported_media_type"];
 
@@ -89,11 +99,12 @@ const statusText: Record<number, string> = {
   403: "The role lacks the permission, or the token does not reach the tenant",
   404: "No such tenant, secret or version",
   405: "The route does not take this method",
-  409: "A conflict with the secret's state",
-  410: "Gone for good: a destroyed version, a deleted tenant, a recovery window past",
+  409: "A conflict with the current state of a secret, tenant, seal or break-glass",
+  410: "Gone for good: a destroyed version, a deleted tenant, a recovery window past, a used or expired wrapping token",
   413: "Too large",
   415: "The body is not application/json",
   422: "A reference that cannot be resolved as written",
+  423: "The tenant, or every tenant, is sealed by the kill switch",
   429: "Too soon: see Retry-After",
   431: "Request headers too large",
   500: "The service failed",

@@ -2,7 +2,12 @@ import type { MiddlewareHandler } from "hono";
 import { type DescribeRouteOptions, resolver, uniqueSymbol } from "hono-openapi";
 import type { OpenAPIV3_1 } from "openapi-types";
 import * as z from "zod";
-import { type Operation, rolesAllowed } from "../../../shared/domain/operations.ts";
+import {
+  answersWhileSealed,
+  OPERATIONS,
+  type Operation,
+  rolesAllowed,
+} from "../../../shared/domain/operations.ts";
 import { ANY_ROUTE, AUTHENTICATED, type ErrorCode, errorResponses } from "./error-codes.ts";
 
 /** One answer a route gives besides its errors. */
@@ -61,7 +66,11 @@ export function documented(doc: RouteDoc): MiddlewareHandler {
 
 function describe(doc: RouteDoc): DescribeRouteOptions {
   const roles = doc.operation === undefined ? undefined : rolesAllowed(doc.operation);
-  const codes = [...(doc.operation === undefined ? ANY_ROUTE : AUTHENTICATED), ...(doc.errors ?? [])];
+  const codes = [
+    ...(doc.operation === undefined ? ANY_ROUTE : AUTHENTICATED),
+    ...(doc.operation !== undefined && refusedWhileSealed(doc.operation) ? ["tenant_sealed" as const] : []),
+    ...(doc.errors ?? []),
+  ];
   const who =
     roles === undefined ? "No token." : `Operation \`${doc.operation}\`; roles: ${roles.join(", ")}.`;
   return {
@@ -86,6 +95,10 @@ function describe(doc: RouteDoc): DescribeRouteOptions {
     responses: { ...errorResponses(codes), ...successes(doc.responses, errorResponses(codes)) },
   };
 }
+
+/** The kill switch refuses it (423), as the gate does: an operation in a tenant's scope not answered while sealed. */
+const refusedWhileSealed = (operation: Operation): boolean =>
+  OPERATIONS[operation].scope === "tenant" && !answersWhileSealed(operation);
 
 /**
  * The route's own answers. One that shares a status with its errors (503 from `/v1/health`) gives

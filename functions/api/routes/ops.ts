@@ -28,13 +28,16 @@ export function opsRoutes(runtime: Runtime, options: OpsOptions): Hono<AppEnv> {
       tag: "service",
       responses: {
         200: { description: "usable", schema: publicHealthBody },
-        503: { description: "not usable", schema: publicHealthBody },
+        503: { description: "not usable, or sealed", schema: publicHealthBody },
       },
     }),
     async (c) => {
       // The KEK and the store only: an anonymous probe costs no audit-chain read.
       const healthy = (await runtime.health.assess()).problems.length === 0;
-      return c.json({ status: healthy ? "ok" : "unavailable" }, healthy ? 200 : 503);
+      if (!healthy) return c.json({ status: "unavailable" }, 503);
+      // Under a global seal every tenant request is refused, so the service is not usable either.
+      const sealed = (await runtime.health.globallySealed()) === true;
+      return c.json({ status: sealed ? "sealed" : "ok" }, sealed ? 503 : 200);
     },
   );
 

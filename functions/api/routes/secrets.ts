@@ -6,7 +6,7 @@ import { credentialsOf } from "../credentials.ts";
 import { type AppEnv, jsonBody, pageBody, pageOf, parseWith, queryWith } from "../http.ts";
 import { authenticator, principalOf } from "../middleware/authenticate.ts";
 import { secretScope, tenantScope } from "../middleware/tenant-scope.ts";
-import { secretsPageBody, secretValueBody, secretWrittenBody } from "../openapi/bodies.ts";
+import { secretsPageBody, secretValueBody, secretWrittenBody, wrappedBody } from "../openapi/bodies.ts";
 import { JSON_BODY, REFERENCED, SEALED } from "../openapi/error-codes.ts";
 import { documented } from "../openapi/route-doc.ts";
 import {
@@ -59,13 +59,18 @@ export function secretRoutes(runtime: Runtime): Hono<AppEnv> {
       operationId: "getSecret",
       summary: "Read a secret's value",
       description:
-        "The current version, or the one `version` or `stage` names (not both). The reason goes into the read's audit record.",
+        "The current version, or the one `version` or `stage` names (not both). The reason goes into the read's audit record. With `wrapTtlSeconds` the answer is a single-use wrapping token for the value instead (`POST /v1/unwrap`).",
       tag: "secrets",
       operation: "secret.read",
       path: secretPathSchema,
       query: versionQuerySchema,
       headers: z.object({ "X-Audit-Reason": auditReasonSchema }),
-      responses: { 200: { description: "the value", schema: secretValueBody } },
+      responses: {
+        200: {
+          description: "the value, or its wrapping token",
+          schema: z.union([secretValueBody, wrappedBody]),
+        },
+      },
       errors: [...SEALED, ...REFERENCED, "version_destroyed"],
     }),
     async (c) => {
@@ -77,8 +82,9 @@ export function secretRoutes(runtime: Runtime): Hono<AppEnv> {
         throw error;
       }
       const caller = { requestId: c.var.requestId, credentials: credentialsOf(c) };
-      const { tenantId, name, selector, reason } = input;
-      return c.json(await runtime.secrets.read(caller, tenantId, name, reason, selector));
+      const { tenantId, name, reason } = input;
+      const { wrapTtlSeconds, ...selector } = input.selector;
+      return c.json(await runtime.secrets.read(caller, tenantId, name, reason, selector, wrapTtlSeconds));
     },
   );
 

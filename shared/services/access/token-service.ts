@@ -5,7 +5,16 @@ import { AuthenticationError, NotFoundError } from "../../domain/errors.ts";
 import { canonicalToken, type ItemIntegrity, type ItemSeal } from "../../domain/item-integrity.ts";
 import type { CreateTokenInput } from "../../domain/schemas.ts";
 import { now } from "../../domain/time.ts";
-import type { Principal, Role, TokenRecord } from "../../domain/types.ts";
+import {
+  type Page,
+  type Principal,
+  type Role,
+  SYSTEM_SCOPE,
+  type TokenFilter,
+  type TokenMetadata,
+  type TokenRecord,
+} from "../../domain/types.ts";
+import type { ResponseWrapper, WrapInfo } from "../../domain/wrapping.ts";
 import type { Logger } from "../../observability/logger.ts";
 import type { MetricsRecorder } from "../../observability/metrics.ts";
 import type { TenantRepository } from "../../storage/tenant-repository.ts";
@@ -39,6 +48,8 @@ export interface TokenServiceDependencies {
   readonly denials: DenialRecorder;
   readonly metrics: MetricsRecorder;
   readonly logger: Logger;
+  /** Where a wrapped response goes (`wrapTtlSeconds`); set once the wrapper exists. */
+  wrapper?: ResponseWrapper;
 }
 
 export class TokenService {
@@ -49,6 +60,8 @@ export class TokenService {
   readonly #denials: DenialRecorder;
   readonly #metrics: MetricsRecorder;
   readonly #logger: Logger;
+  #wrapper: ResponseWrapper | undefined;
+  #breakGlass: { authenticate(token: string): Promise<Principal | undefined> } | undefined;
 
   constructor(dependencies: TokenServiceDependencies) {
     this.#tokens = dependencies.tokens;
@@ -58,6 +71,22 @@ export class TokenService {
     this.#denials = dependencies.denials;
     this.#metrics = dependencies.metrics;
     this.#logger = dependencies.logger;
+    this.#wrapper = dependencies.wrapper;
+  }
+
+  /** Break-glass credentials (`sbg_…`) authenticate through here too; set once built, as the wrapper. */
+  useBreakGlass(breakGlass: { authenticate(token: string): Promise<Principal | undefined> }): void {
+    this.#breakGlass = breakGlass;
+  }
+
+  /** Whether a token is one of the bootstrap admin tokens ever issued here, which never approve a break-glass. */
+  isBootstrap(tokenId: string): Promise<boolean> {
+    return this.#tokens.isBootstrapId(tokenId);
+  }
+
+  /** The wrapper depends on the gate this service's callers share, so it is handed over once built. */
+  useWrapper(wrapper: ResponseWrapper): void {
+    this.#wrapper = wrapper;
   }
 
   /**
@@ -65,21 +94,111 @@ export class TokenService {
    * would be a scope that is not enforced). Every tenant named must exist: no tenant is ever deleted,
    * so a token can never reach a tenant created after it, nor seed a new tenant's trail.
    */
-  async create(ctx: RequestContext, input: CreateTokenInput): Promise<IssuedToken> {
-    const { role, tenants } = input;
+  async create(ctx: RequestContext, input: CreateTokenInput): Promise<IssuedToken | { wrap: WrapInfo }> {
+    const { role, tenants, wrapTtlSeconds } = input;
+    const wrapper = wrapTtlSeconds === undefined ? undefined : this.#wrapper;
     const operation = await this.#gate.begin(ctx, "token.create", {
       detail: `role ${role} for ${tenants.join(",")}`,
     });
-    return operation.change(
+    const made = await operation.change(
       async () => {
         await this.#requireTenants(tenants);
-        return this.issue(role, tenants, input.ttlSeconds);
+        const issued = await this.issue(role, tenants, input.ttlSeconds);
+        if (wrapper === undefined || wrapTtlSeconds === undefined) return { issued };
+        // The new token is handed over wrapped (seed 002 §3.1): the caller gets a single-use token for it.
+        const payload = JSON.stringify(issued);
+        return {
+          issued,
+          wrap: await wrapper.wrap(
+            SYSTEM_SCOPE,
+            "token.create",
+            ctx.principal.actor,
+            payload,
+            wrapTtlSeconds,
+          ),
+        };
       },
-      (issued) => ({ detail: `issued token ${issued.id} with role ${role} for ${tenants.join(",")}` }),
+      ({ issued, wrap }) => ({
+        detail: `issued token ${issued.id} with role ${role} for ${tenants.join(",")}${wrap === undefined ? "" : `, wrapped as ${wrap.id}`}`,
+      }),
     );
+    return made.wrap === undefined ? made.issued : { wrap: made.wrap };
   }
 
-  /** Mints a token without a caller: used once, for the bootstrap admin of a fresh local install. */
+  /**
+   * The access review (seed 002 §10.2): one page of the token directory, each token as its verified
+   * item says, never its hash. Filters apply to the page read, so a page may hold fewer than `limit`
+   * tokens while `nextCursor` is still there.
+   */
+  async list(
+    ctx: RequestContext,
+    filter: TokenFilter,
+    limit: number,
+    cursor?: string,
+  ): Promise<Page<TokenMetadata>> {
+    const operation = await this.#gate.begin(ctx, "token.list", { detail: describeFilter(filter) });
+    const page = await this.#tokens.listIds(limit, cursor);
+    // Asked for in one tick, so the table's reader fetches the page in one BatchGetItem.
+    const found = await Promise.all(page.items.map((tokenId) => this.#lookup(tokenId)));
+    const items = page.items
+      .map((tokenId, index) => metadataOf(tokenId, found[index] ?? "absent"))
+      .filter((item): item is TokenMetadata => item !== undefined && matches(item, filter));
+    await operation.succeeded();
+    return { ...page, items };
+  }
+
+  /** The caller's own token, as the review shows it: every role may ask. */
+  async self(ctx: RequestContext): Promise<TokenMetadata> {
+    const operation = await this.#gate.begin(ctx, "token.self");
+    const mine = metadataOf(ctx.principal.actor, await this.#lookup(ctx.principal.actor));
+    // The caller just authenticated with it, so only a change since then can make it vanish.
+    if (mine === undefined) throw new NotFoundError("this token no longer exists");
+    await operation.succeeded();
+    return mine;
+  }
+
+  /**
+   * The local server's bootstrap admin: the token in its file while that one is live; a new one on a
+   * fresh install; otherwise (the last one was revoked, expired or lost) a new one only when the
+   * operator asks with `reissue`, so a revocation is never undone by a restart. Each issuance is a
+   * `token.create` record in `_system`.
+   */
+  async ensureLocalBootstrap(
+    fileTokenId: string | undefined,
+    ttlSeconds: number,
+    reissue: boolean,
+  ): Promise<
+    | { readonly state: "active" }
+    | { readonly state: "issued" | "reissued"; readonly issued: IssuedToken }
+    | { readonly state: "refused"; readonly previous: string }
+  > {
+    const previous = (await this.#tokens.localBootstrap()) ?? fileTokenId;
+    if (fileTokenId !== undefined && (await this.isActive(fileTokenId))) {
+      if (previous !== fileTokenId) await this.#tokens.setLocalBootstrap(fileTokenId, now());
+      return { state: "active" };
+    }
+    if (previous !== undefined && !reissue) return { state: "refused", previous };
+    const detail =
+      previous === undefined
+        ? "bootstrap admin token for a fresh install"
+        : `bootstrap admin token reissued on request; previous ${previous}`;
+    const issued = await this.#recordedBootstrap(detail, async () => {
+      const token = await this.issue("admin", ["*"], ttlSeconds);
+      await this.#tokens.addBootstrapId(token.id);
+      await this.#tokens.setLocalBootstrap(token.id, now());
+      return token;
+    });
+    return { state: previous === undefined ? "issued" : "reissued", issued };
+  }
+
+  /** An issuance no caller asked for, recorded in `_system` as the service's own `token.create`. */
+  #recordedBootstrap<T extends { id: string }>(detail: string, run: () => Promise<T>): Promise<T> {
+    return this.#gate
+      .system("token.create", { detail }, `bootstrap-${crypto.randomUUID()}`)
+      .change(run, (issued) => ({ detail: `${detail}: issued token ${issued.id} with role admin for *` }));
+  }
+
+  /** Mints a token without a caller (tests, and the bootstrap paths, which record it themselves). */
   async issue(role: Role, tenants: readonly string[], ttlSeconds: number): Promise<IssuedToken> {
     const minted = mintToken();
     const createdAt = new Date();
@@ -104,13 +223,17 @@ export class TokenService {
     if (found === "absent") {
       const createdAt = new Date();
       try {
-        await this.#create({
-          tokenId: minted.tokenId,
-          secretHash: minted.secretHash,
-          role: "admin",
-          tenants: ["*"],
-          createdAt: createdAt.toISOString(),
-          expiresAt: new Date(createdAt.getTime() + ttlSeconds * 1000).toISOString(),
+        await this.#recordedBootstrap("bootstrap admin token from its secret", async () => {
+          await this.#tokens.addBootstrapId(minted.tokenId);
+          await this.#create({
+            tokenId: minted.tokenId,
+            secretHash: minted.secretHash,
+            role: "admin",
+            tenants: ["*"],
+            createdAt: createdAt.toISOString(),
+            expiresAt: new Date(createdAt.getTime() + ttlSeconds * 1000).toISOString(),
+          });
+          return { id: minted.tokenId };
         });
         return "issued";
       } catch (error) {
@@ -154,7 +277,19 @@ export class TokenService {
    * response does not tell a guesser whether a token id exists, expired, or was revoked.
    */
   async authenticate(header: string | undefined, requestId: string, target: AuditTarget): Promise<Principal> {
-    const parsed = parseToken(BEARER.exec(header ?? "")?.[1] ?? "");
+    const presented = BEARER.exec(header ?? "")?.[1] ?? "";
+    if (presented.startsWith("sbg_") && this.#breakGlass !== undefined) {
+      const principal = await this.#breakGlass.authenticate(presented);
+      if (principal !== undefined) return principal;
+      await this.#denials.deny(
+        target,
+        requestId,
+        { actor: "break-glass", role: "anonymous" },
+        "unusable_break_glass",
+      );
+      throw new AuthenticationError("a valid bearer token is required");
+    }
+    const parsed = parseToken(presented);
     const found = parsed === undefined ? "absent" : await this.#lookup(parsed.tokenId);
     const record = typeof found === "string" ? undefined : found.record;
     const why =
@@ -230,4 +365,43 @@ function isLive(record: TokenRecord): boolean {
 function isUnexpired(record: TokenRecord): boolean {
   const expiresAt = Date.parse(record.expiresAt);
   return Number.isFinite(expiresAt) && expiresAt > Date.now();
+}
+
+function metadataOf(tokenId: string, found: Lookup): TokenMetadata | undefined {
+  if (found === "absent") return undefined;
+  if (found === "failed_integrity") return { id: tokenId, status: "failed_integrity" };
+  const { record } = found;
+  return {
+    id: record.tokenId,
+    status: record.revokedAt !== undefined ? "revoked" : isUnexpired(record) ? "active" : "expired",
+    role: record.role,
+    tenants: [...record.tenants],
+    createdAt: record.createdAt,
+    expiresAt: record.expiresAt,
+    ...(record.revokedAt === undefined ? {} : { revokedAt: record.revokedAt }),
+  };
+}
+
+/** A token that failed its check matches only a status filter for it: nothing else it says is trusted. */
+function matches(token: TokenMetadata, filter: TokenFilter): boolean {
+  if (filter.status !== undefined && token.status !== filter.status) return false;
+  if (token.status === "failed_integrity") {
+    return filter.role === undefined && filter.tenant === undefined && filter.expiresBefore === undefined;
+  }
+  if (filter.role !== undefined && token.role !== filter.role) return false;
+  if (filter.tenant !== undefined && !token.tenants?.some((t) => t === filter.tenant || t === "*")) {
+    return false;
+  }
+  if (filter.expiresBefore !== undefined) {
+    const expiresAt = Date.parse(token.expiresAt ?? "");
+    if (!(expiresAt <= Date.parse(filter.expiresBefore))) return false;
+  }
+  return true;
+}
+
+function describeFilter(filter: TokenFilter): string {
+  const parts = Object.entries(filter)
+    .filter(([, value]) => value !== undefined)
+    .map(([key, value]) => `${key}=${String(value)}`);
+  return parts.length === 0 ? "all tokens" : parts.join(" ");
 }

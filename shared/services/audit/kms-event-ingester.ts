@@ -83,7 +83,9 @@ export class KmsEventIngester {
     const named = call.requestParameters?.encryptionContext?.[TENANT_CONTEXT_KEY];
     let scope = SYSTEM_SCOPE;
     if (named !== undefined) {
-      if (await this.#isTenant(named)) scope = named;
+      // `_system` is no tenant: it is the context of a wrapped new token's data key (response wrapping).
+      if (named === SYSTEM_SCOPE) scope = SYSTEM_SCOPE;
+      else if (await this.#isTenant(named)) scope = named;
       else anomalies.push("encryption context names an unknown tenant");
     }
     if (anomalies.length > 0) this.#metrics.increment("KmsAnomalies", anomalies.length);
@@ -91,7 +93,7 @@ export class KmsEventIngester {
     const facts = [
       `${call.eventName} on ${keyArn} at ${call.eventTime}`,
       ...(call.errorCode === undefined ? [] : [`error ${call.errorCode}`]),
-      ...(named !== undefined && scope === SYSTEM_SCOPE
+      ...(named !== undefined && named !== SYSTEM_SCOPE && scope === SYSTEM_SCOPE
         ? [`context tenant ${JSON.stringify(named.slice(0, 64))}`]
         : []),
       ...anomalies.map((anomaly) => `anomaly: ${anomaly}`),

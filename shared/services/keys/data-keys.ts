@@ -1,6 +1,7 @@
 import type { DataKeyCache } from "../../crypto/data-key-cache.ts";
 import type { Keyring } from "../../crypto/keyring.ts";
 import { DecryptError, DekRetiredError, NotFoundError, TenantDeletedError } from "../../domain/errors.ts";
+import type { DataKeyDropper } from "../../domain/seal.ts";
 import type { DataKeyForgetter, DataKeyIssuer } from "../../domain/sealing.ts";
 import { now } from "../../domain/time.ts";
 import type { Tenant, WrappedDataKey } from "../../domain/types.ts";
@@ -22,7 +23,7 @@ export interface CurrentDataKey {
 }
 
 /** Tenant data keys: generated wrapped, stored wrapped, and unwrapped only into the bounded cache. */
-export class DataKeys implements DataKeyIssuer, DataKeyForgetter {
+export class DataKeys implements DataKeyIssuer, DataKeyForgetter, DataKeyDropper {
   readonly #keyring: Keyring;
   readonly #tenants: TenantRepository;
   readonly #cache: DataKeyCache;
@@ -84,6 +85,11 @@ export class DataKeys implements DataKeyIssuer, DataKeyForgetter {
       }
       return this.#keyring.unwrap(wrapped, { tenantId, dekVersion: version });
     });
+  }
+
+  /** Every cached version of a sealed tenant's DEK; `#` ends the id, so no other tenant's key matches. */
+  forgetTenant(tenantId: string): void {
+    this.#cache.evictPrefix(`${tenantId}#`);
   }
 
   /** Drops retired versions from memory too, once their wrapped form is gone from the table. */

@@ -2,6 +2,7 @@ import type { Keyring } from "../../crypto/keyring.ts";
 import type { ChainHeads } from "../../domain/audit-chain.ts";
 import type { OperationGate } from "../../domain/audit-trail.ts";
 import type { RequestContext } from "../../domain/context.ts";
+import type { GlobalSealState } from "../../domain/seal.ts";
 import { SYSTEM_SCOPE } from "../../domain/types.ts";
 import type { TenantRepository } from "../../storage/tenant-repository.ts";
 
@@ -21,6 +22,8 @@ export interface HealthReport {
     readonly heads: readonly { scope: string; sequence: number; hash: string }[];
     readonly knownChains: number;
   };
+  /** Whether the kill switch has sealed every tenant (`POST /v1/seal`); absent where it was not read. */
+  readonly sealed?: boolean;
   /** Why the service is not usable, in operator terms; empty when healthy. */
   readonly problems: readonly string[];
   /** What an operator should act on although the service works, such as an unfinished KEK re-wrap. */
@@ -36,12 +39,25 @@ export class HealthService {
   readonly #tenants: TenantRepository;
   readonly #chain: ChainHeads;
   readonly #gate: OperationGate;
+  readonly #seal: GlobalSealState | undefined;
 
-  constructor(keyring: Keyring, tenants: TenantRepository, chain: ChainHeads, gate: OperationGate) {
+  constructor(
+    keyring: Keyring,
+    tenants: TenantRepository,
+    chain: ChainHeads,
+    gate: OperationGate,
+    seal?: GlobalSealState,
+  ) {
     this.#keyring = keyring;
     this.#tenants = tenants;
     this.#chain = chain;
     this.#gate = gate;
+    this.#seal = seal;
+  }
+
+  /** Is everything sealed? Undefined when the seal cannot be read (the store's problem says why). */
+  async globallySealed(): Promise<boolean | undefined> {
+    return this.#seal?.globallySealed().catch(() => undefined);
   }
 
   /** The whole report for an admin: it names the KEK and the system chain's head, so it is no public probe. */
@@ -59,6 +75,10 @@ export class HealthService {
       this.#chain.knownHead(SYSTEM_SCOPE) ??
       (await this.#chain.storedHead(SYSTEM_SCOPE).catch(() => undefined));
     const heads = systemHead === undefined ? [] : [{ scope: SYSTEM_SCOPE, ...systemHead }];
+    const sealed = await this.globallySealed();
+    if (sealed === true) {
+      keys.warnings.push("every tenant is sealed (global seal); POST /v1/unseal lifts it");
+    }
     return {
       healthy: keys.problems.length === 0,
       keyring: {
@@ -68,6 +88,7 @@ export class HealthService {
       },
       store: { status: keys.storeAvailable ? "ok" : "unavailable" },
       audit: { heads, knownChains: this.#chain.knownChainCount() },
+      ...(sealed === undefined ? {} : { sealed }),
       problems: keys.problems,
       warnings: keys.warnings,
     };
@@ -81,7 +102,7 @@ export class HealthService {
    */
   async assess(): Promise<{
     readonly problems: readonly string[];
-    readonly warnings: readonly string[];
+    readonly warnings: string[];
     readonly keyringAvailable: boolean;
     readonly storeAvailable: boolean;
     readonly kekConfigured: boolean;

@@ -16,6 +16,7 @@ import {
   type ResolvedReference,
 } from "../../domain/references.ts";
 import type { PutSecretInput } from "../../domain/schemas.ts";
+import type { SealCheck } from "../../domain/seal.ts";
 import type { SecretSealer } from "../../domain/sealing.ts";
 import { isLive, withNewCurrent } from "../../domain/secret-head.ts";
 import { now } from "../../domain/time.ts";
@@ -27,6 +28,7 @@ import type {
   SecretValue,
   Stage,
 } from "../../domain/types.ts";
+import type { ResponseWrapper, WrapInfo } from "../../domain/wrapping.ts";
 import type { SecretRepository } from "../../storage/secret-repository.ts";
 import type { TenantRepository } from "../../storage/tenant-repository.ts";
 import type { HeadWriter } from "./head-writer.ts";
@@ -58,6 +60,8 @@ export class SecretService {
   readonly #lifecycle: VersionLifecycle;
   readonly #tenants: TenantRepository;
   readonly #references: ReferenceResolver;
+  readonly #seals: SealCheck | undefined;
+  readonly #wrapper: ResponseWrapper | undefined;
 
   constructor(
     secrets: SecretRepository,
@@ -68,6 +72,8 @@ export class SecretService {
     lifecycle: VersionLifecycle,
     tenants: TenantRepository,
     references: ReferenceResolver,
+    seals?: SealCheck,
+    wrapper?: ResponseWrapper,
   ) {
     this.#tenants = tenants;
     this.#references = references;
@@ -77,6 +83,8 @@ export class SecretService {
     this.#gate = gate;
     this.#heads = heads;
     this.#lifecycle = lifecycle;
+    this.#seals = seals;
+    this.#wrapper = wrapper;
   }
 
   async write(
@@ -123,8 +131,9 @@ export class SecretService {
   }
 
   /**
-   * The hot path. It authenticates the caller itself so that the token and the secret's head are
-   * looked up together, in one round trip; the head is used only once the token checks out.
+   * The hot path. It authenticates the caller itself so that the token, the secret's head, the
+   * tenant item and the kill switch's items are looked up together, in one round trip; the head is
+   * used only once the token checks out and the gate has found the tenant unsealed.
    */
   async read(
     caller: Caller,
@@ -132,18 +141,27 @@ export class SecretService {
     name: string,
     reason: string,
     selector: VersionSelector = {},
-  ): Promise<SecretValue> {
+    wrapTtlSeconds?: number,
+  ): Promise<SecretValue | { wrap: WrapInfo }> {
     const target = { tenantId, action: "secret.read", secretName: name } as const;
-    // The tenant item joins the same batched read: a deleted tenant refuses every read from the instant
-    // its DEKs were destroyed, even on an instance that still holds one of them in its cache.
-    const [principal, fetched, owner] = await Promise.allSettled([
+    // The tenant item and the kill switch's items join the same batched read: a deleted tenant refuses
+    // every read from the instant its DEKs were destroyed, even on an instance that still holds one of
+    // them in its cache, and a sealed one from the instant it was sealed.
+    const [principal, fetched, owner, seal] = await Promise.allSettled([
       this.#tokens.authenticate(caller.credentials, caller.requestId, target),
       this.#secrets.getHead(tenantId, name),
       this.#tenants.get(tenantId),
+      this.#seals?.status(tenantId),
     ]);
     if (principal.status === "rejected") throw principal.reason;
     const ctx = { requestId: caller.requestId, principal: principal.value };
-    const operation = await this.#gate.begin(ctx, "secret.read", { tenantId, secretName: name });
+    // A seal state that could not be read is not "open": the gate then reads it again, or fails.
+    const sealStatus = seal.status === "fulfilled" ? seal.value : undefined;
+    const operation = await this.#gate.begin(ctx, "secret.read", {
+      tenantId,
+      secretName: name,
+      ...(sealStatus === undefined ? {} : { sealStatus }),
+    });
     if (fetched.status === "rejected") throw fetched.reason;
     if (owner.status === "rejected") throw owner.reason;
     if (owner.value?.deletedAt !== undefined) {
@@ -169,6 +187,7 @@ export class SecretService {
         );
       }
       let value: string;
+      let referenced: { reference: string; resolved: ResolvedReference } | undefined;
       try {
         value = await this.#sealer.open(tenantId, name, sealed);
       } catch (error) {
@@ -185,25 +204,46 @@ export class SecretService {
         const resolved = await this.#resolve(sealed, value, async (detail) => {
           await operation.failed({ version: sealed.version, reason, detail });
         });
+        value = resolved.value;
+        referenced = { reference: sealed.reference, resolved };
+      }
+      const read: SecretValue = {
+        name,
+        version: sealed.version,
+        value,
+        createdAt: sealed.createdAt,
+        ...(referenced === undefined ? {} : { reference: referenced.reference }),
+        ...rotationHints(head),
+        // The referenced secret's own rotation is when a cached copy of its value goes stale.
+        ...(referenced?.resolved.rotationDueAt === undefined
+          ? {}
+          : { rotationDueAt: referenced.resolved.rotationDueAt }),
+      };
+      const referenceDetail = referenced === undefined ? undefined : `reference ${referenced.reference}`;
+      if (wrapTtlSeconds !== undefined && this.#wrapper !== undefined) {
+        // The value goes into a wrapped response; the read's record names the wrap that holds it.
+        const wrap = await this.#wrapper.wrap(
+          tenantId,
+          "secret.read",
+          ctx.principal.actor,
+          JSON.stringify(read),
+          wrapTtlSeconds,
+        );
+        const detail = `wrapped as ${wrap.id}`;
         await operation.succeeded({
           version: sealed.version,
           reason,
-          detail: `reference ${sealed.reference}`,
+          detail: referenceDetail === undefined ? detail : `${referenceDetail}; ${detail}`,
         });
-        return {
-          name,
-          version: sealed.version,
-          value: resolved.value,
-          createdAt: sealed.createdAt,
-          reference: sealed.reference,
-          ...rotationHints(head),
-          // The referenced secret's own rotation is when a cached copy of its value goes stale.
-          ...(resolved.rotationDueAt === undefined ? {} : { rotationDueAt: resolved.rotationDueAt }),
-        };
+        return { wrap };
       }
       // The value is returned only once its read is on the record.
-      await operation.succeeded({ version: sealed.version, reason });
-      return { name, version: sealed.version, value, createdAt: sealed.createdAt, ...rotationHints(head) };
+      await operation.succeeded({
+        version: sealed.version,
+        reason,
+        ...(referenceDetail === undefined ? {} : { detail: referenceDetail }),
+      });
+      return read;
     }
   }
 

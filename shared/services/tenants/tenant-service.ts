@@ -50,14 +50,17 @@ export class TenantService {
   }
 
   async get(ctx: RequestContext, tenantId: string): Promise<TenantView> {
-    await this.#gate.begin(ctx, "tenant.read", { tenantId });
+    const operation = await this.#gate.begin(ctx, "tenant.read", { tenantId });
     const tenant = await this.#tenants.get(tenantId);
+    // No record for a tenant that does not exist: it would start a trail for it.
     if (tenant === undefined) throw new NotFoundError(`tenant ${tenantId} does not exist`);
     if (tenant.deletedAt !== undefined) {
       throw new TenantDeletedError(
         `tenant ${tenantId} was deleted at ${tenant.deletedAt}; see its deletion certificate`,
       );
     }
+    // The metadata goes out only once its read is on the record (the access review's §10.2).
+    await operation.succeeded();
     return view(tenant);
   }
 }
