@@ -4,6 +4,7 @@ import { type AddressInfo, connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import dynalite from "dynalite";
+import { closeDynaliteIteratorsOnReturn } from "./dynalite-iterators.ts";
 import { createTable, type Table } from "./table.ts";
 
 export interface LocalDynamo {
@@ -17,6 +18,7 @@ export interface LocalDynamo {
  * LevelDB store takes an exclusive lock.
  */
 export async function startLocalDynamo(options: { path?: string; port?: number } = {}): Promise<LocalDynamo> {
+  closeDynaliteIteratorsOnReturn();
   const server = dynalite({
     ...(options.path === undefined ? {} : { path: options.path }),
     createTableMs: 0,
