@@ -60,6 +60,7 @@ export async function startSocketDynamo(path: string): Promise<{
 }> {
   const dir = await mkdtemp(join(tmpdir(), "strongbox-dynamo-"));
   const socketPath = join(dir, "dynamo.sock");
+  closeDynaliteIteratorsOnReturn();
   const server = dynalite({ path, createTableMs: 0 });
   try {
     await new Promise<void>((resolve, reject) => {
