@@ -33,7 +33,17 @@ function importsOf(file: string): Import[] {
   }));
 }
 
-const ROOMS = ["shared", "functions", "local", "scripts", "infra", "testing", "test", "bench"] as const;
+const ROOMS = [
+  "shared",
+  "functions",
+  "local",
+  "scripts",
+  "cli",
+  "infra",
+  "testing",
+  "test",
+  "bench",
+] as const;
 const all = ROOMS.flatMap(sourceFiles).flatMap(importsOf);
 const violations = (from: (i: Import) => boolean, to: (i: Import) => boolean) =>
   all.filter((i) => from(i) && to(i)).map((i) => `${i.file} -> ${i.target}`);
@@ -66,7 +76,7 @@ describe("layering", () => {
     expect(
       violations(
         (i) => inDir("shared")(i.file),
-        (i) => /^(functions|infra|local)\//.test(i.target),
+        (i) => /^(functions|infra|local|cli)\//.test(i.target),
       ),
     ).toEqual([]);
   });
@@ -108,27 +118,27 @@ describe("layering", () => {
 
   it("only shared/crypto touches KMS or node:crypto", () => {
     const cipher = (i: Import) => i.target === "node:crypto" || i.target.startsWith("@aws-sdk/client-kms");
-    const shipped = (i: Import) => /^(shared|functions|local|scripts)\//.test(i.file);
+    const shipped = (i: Import) => /^(shared|functions|local|scripts|cli)\//.test(i.file);
     expect(violations((i) => shipped(i) && !inDir("shared/crypto")(i.file), cipher)).toEqual([]);
   });
 
   it("only shared/storage touches DynamoDB", () => {
     const dynamo = (i: Import) =>
       /^@aws-sdk\/(client-dynamodb|lib-dynamodb)/.test(i.target) || i.target === "dynalite";
-    const shipped = (i: Import) => /^(shared|functions|local|scripts)\//.test(i.file);
+    const shipped = (i: Import) => /^(shared|functions|local|scripts|cli)\//.test(i.file);
     expect(violations((i) => shipped(i) && !inDir("shared/storage")(i.file), dynamo)).toEqual([]);
   });
 
   it("only shared/runtime reads Secrets Manager", () => {
     const secrets = (i: Import) => i.target.startsWith("@aws-sdk/client-secrets-manager");
-    const shipped = (i: Import) => /^(shared|functions|local|scripts)\//.test(i.file);
+    const shipped = (i: Import) => /^(shared|functions|local|scripts|cli)\//.test(i.file);
     expect(violations((i) => shipped(i) && !inDir("shared/runtime")(i.file), secrets)).toEqual([]);
     expect(all.filter(secrets).length).toBeGreaterThan(0);
   });
 
   it("only the rotation events and re-wrap request adapters touch EventBridge", () => {
     const eventBridge = (i: Import) => i.target.startsWith("@aws-sdk/client-eventbridge");
-    const shipped = (i: Import) => /^(shared|functions|local|scripts)\//.test(i.file);
+    const shipped = (i: Import) => /^(shared|functions|local|scripts|cli)\//.test(i.file);
     expect(all.filter((i) => shipped(i) && eventBridge(i)).map((i) => i.file)).toEqual([
       "shared/observability/rewrap-requests.ts",
       "shared/observability/rotation-events.ts",
@@ -155,6 +165,16 @@ describe("layering", () => {
     ).toEqual([]);
   });
 
+  it("the CLI builds on shared only, never on a function, infra or the local server", () => {
+    expect(all.some((i) => inDir("cli")(i.file) && inDir("shared")(i.target))).toBe(true);
+    expect(
+      violations(
+        (i) => inDir("cli")(i.file),
+        (i) => /^(functions|infra|local|testing)\//.test(i.target),
+      ),
+    ).toEqual([]);
+  });
+
   it("the domain depends on nothing else in shared", () => {
     expect(
       violations(
@@ -169,7 +189,7 @@ describe("layering", () => {
     expect(
       violations(
         (i) => inDir("infra")(i.file),
-        (i) => /^(shared|functions|local|scripts)\//.test(i.target),
+        (i) => /^(shared|functions|local|scripts|cli)\//.test(i.target),
       ),
     ).toEqual([]);
   });
@@ -203,7 +223,9 @@ describe("layering", () => {
     for (const entry of entries) {
       const reached = [...closure(entry)];
       expect(reached.length).toBeGreaterThan(10);
-      expect(reached.filter((file) => /^(local|testing|test|bench|scripts|infra)\//.test(file))).toEqual([]);
+      expect(reached.filter((file) => /^(local|testing|test|bench|scripts|cli|infra)\//.test(file))).toEqual(
+        [],
+      );
     }
   });
 });
