@@ -5,6 +5,7 @@
  */
 import { cpus } from "node:os";
 import { measureAuditChain } from "./audit.ts";
+import { measureClient } from "./client.ts";
 import { measureColdStart } from "./coldstart.ts";
 import { measureSealOpen } from "./crypto.ts";
 import { measureDynamoCallsPerRead } from "./dynamo-calls.ts";
@@ -26,6 +27,7 @@ const SECTIONS: Record<string, Section> = {
   audit: { run: () => measureAuditChain() },
   rotation: { run: () => measureRotation() },
   coldstart: { run: () => measureColdStart() },
+  client: { run: () => measureClient() },
 };
 
 function printEnvironment(): void {

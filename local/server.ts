@@ -15,6 +15,7 @@ import { checkStartUp, StartUpRefusedError } from "../shared/runtime/start-up-ch
 import { BackgroundRewrap } from "../shared/services/ops/background-rewrap.ts";
 import { openTable } from "../shared/storage/local-dynamo.ts";
 import { ensureTableExists } from "../shared/storage/table.ts";
+import { apiReference } from "./api-reference.ts";
 
 const BOOTSTRAP_TOKEN_TTL_SECONDS = 30 * 24 * 3600;
 const logger = createLogger();
@@ -102,7 +103,7 @@ async function main(): Promise<void> {
   // The adapter answers a request it cannot turn into a Request (a backslash in the path, a bad Host)
   // with an empty 400 unless given a handler; keep the JSON contract there too.
   const fetch = async (request: Request, env: HttpBindings | Http2Bindings) => {
-    const response = await app.fetch(request, env);
+    const response = (await apiReference(request)) ?? (await app.fetch(request, env));
     await discardUnreadBody(env.incoming);
     return response;
   };
@@ -267,6 +268,7 @@ async function openStore(config: ReturnType<typeof readRuntimeConfig>, dataDir: 
       tableName: config.tableName,
       endpoint: config.dynamoEndpoint,
       localPath: join(dataDir, "dynamodb"),
+      requestTimeoutMs: config.awsRequestTimeoutMs,
     });
     try {
       await ensureTableExists(store.table);

@@ -59,6 +59,7 @@ async function main(): Promise<number> {
       tableName: config.tableName,
       endpoint: config.dynamoEndpoint,
       localPath: join(dataDir, "dynamodb"),
+      requestTimeoutMs: config.awsRequestTimeoutMs,
     });
   } catch {
     console.error(

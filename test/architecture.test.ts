@@ -10,7 +10,9 @@ const root = resolve(import.meta.dirname, "..");
 function sourceFiles(dir: string): string[] {
   if (!existsSync(join(root, dir))) return [];
   return readdirSync(join(root, dir), { withFileTypes: true, recursive: true })
-    .filter((entry) => entry.isFile() && entry.name.endsWith(".ts"))
+    .filter(
+      (entry) => entry.isFile() && entry.name.endsWith(".ts") && !entry.parentPath.includes("node_modules"),
+    )
     .map((entry) => relative(root, join(entry.parentPath, entry.name)));
 }
 
@@ -43,6 +45,7 @@ const ROOMS = [
   "testing",
   "test",
   "bench",
+  "client",
 ] as const;
 const all = ROOMS.flatMap(sourceFiles).flatMap(importsOf);
 const violations = (from: (i: Import) => boolean, to: (i: Import) => boolean) =>
@@ -227,5 +230,34 @@ describe("layering", () => {
         [],
       );
     }
+  });
+
+  it("the client ships alone: it imports nothing from the repository, and nothing shipped imports it", () => {
+    expect(all.some((i) => inDir("client/src")(i.file))).toBe(true);
+    const outside = (i: Import) => !i.target.startsWith("client/") && /^[a-z]+\//.test(i.target);
+    expect(violations((i) => inDir("client")(i.file), outside)).toEqual([]);
+    // Beyond fetch, only the optional SigV4 peers; the type generator's own package is a dev dependency.
+    const packages = all.filter((i) => inDir("client/src")(i.file) && !i.target.startsWith("client/"));
+    expect([...new Set(packages.map((i) => i.target))].sort()).toEqual([
+      "@aws-sdk/credential-provider-node",
+      "aws4fetch",
+    ]);
+    expect(
+      violations(
+        (i) => /^(shared|functions|local|scripts|infra)\//.test(i.file),
+        (i) => inDir("client")(i.target),
+      ),
+    ).toEqual([]);
+  });
+
+  it("shipped code takes zod as a namespace: a named `z` import bundles every zod locale (some 350 KiB)", () => {
+    const shipped = sourceFiles("shared").concat(sourceFiles("functions"));
+    const named = shipped.filter((file) =>
+      /import\s+(type\s+)?\{[^}]*\bz\b[^}]*\}\s+from\s+"zod"/.test(readFileSync(join(root, file), "utf8")),
+    );
+    expect(
+      shipped.some((file) => readFileSync(join(root, file), "utf8").includes('import * as z from "zod"')),
+    ).toBe(true);
+    expect(named).toEqual([]);
   });
 });

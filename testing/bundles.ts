@@ -14,6 +14,8 @@ export interface Bundle {
   readonly bytes: number;
   /** What of `bytes` is our code and other libraries: everything but the AWS SDK and its Smithy core. */
   readonly bytesWithoutSdk: number;
+  /** Every source file and package file the bundle took in, as esbuild names them. */
+  readonly inputs: readonly string[];
 }
 
 const SDK_PACKAGE = /node_modules\/(@aws-sdk|@smithy|@aws-crypto)\//;
@@ -56,7 +58,7 @@ export async function buildBundle(
   const bytesWithoutSdk = Object.entries(inputs ?? {})
     .filter(([path]) => !SDK_PACKAGE.test(path))
     .reduce((sum, [, input]) => sum + input.bytesInOutput, 0);
-  return { file, bytes: statSync(file).size, bytesWithoutSdk };
+  return { file, bytes: statSync(file).size, bytesWithoutSdk, inputs: Object.keys(inputs ?? {}) };
 }
 
 // Loads the bundle the way the Lambda runtime does (an ES module import of index.mjs, then `handler`), and

@@ -1,6 +1,6 @@
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import type { z } from "zod";
+import type * as z from "zod";
 import { StrongboxError, ValidationError } from "../../shared/domain/errors.ts";
 import type { Page } from "../../shared/domain/types.ts";
 

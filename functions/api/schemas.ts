@@ -1,7 +1,7 @@
-import { z } from "zod";
+import * as z from "zod";
 import type { AuditFilter } from "../../shared/domain/audit-chain.ts";
 import { AUDIT_ACTIONS } from "../../shared/domain/operations.ts";
-import { secretNameSchema } from "../../shared/domain/schemas.ts";
+import { secretNameSchema, tenantIdSchema } from "../../shared/domain/schemas.ts";
 import { STAGES } from "../../shared/domain/types.ts";
 import { decodeAuditReason } from "./audit-reason.ts";
 
@@ -123,3 +123,7 @@ export function auditFilter(query: {
   };
   return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined));
 }
+
+/** The path's parameters as `tenantScope` and `secretScope` parse them, one schema each, for the document. */
+export const tenantPathSchema = z.strictObject({ tenantId: tenantIdSchema });
+export const secretPathSchema = tenantPathSchema.extend({ name: secretNameSchema });

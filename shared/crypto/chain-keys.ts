@@ -2,6 +2,7 @@ import { createHash, createHmac, hkdfSync, timingSafeEqual } from "node:crypto";
 import { KMSClient } from "@aws-sdk/client-kms";
 import { KeyringUnavailableError } from "../domain/errors.ts";
 import { type ItemKeys, KmsItemKeys, LocalItemKeys } from "./item-integrity.ts";
+import { kmsRequestHandler } from "./kms-keyring.ts";
 import { kmsGenerateMac } from "./kms-mac.ts";
 
 /**
@@ -181,9 +182,11 @@ export function createKmsChainKeys(options: {
   readonly keyId: string;
   /** Only for pointing the SDK at a KMS-protocol test endpoint. */
   readonly endpoint?: string;
+  readonly requestTimeoutMs?: number;
 }): KmsChainKeys {
   const client = new KMSClient({
     region: options.region,
+    ...kmsRequestHandler(options.requestTimeoutMs),
     ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
   });
   return new KmsChainKeys({ client, keyId: options.keyId });

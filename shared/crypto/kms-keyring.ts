@@ -165,6 +165,22 @@ export class KmsKeyring implements Keyring {
   }
 }
 
+/**
+ * The client's per-attempt timeout (connecting included): a hung request then fails as a TimeoutError,
+ * which the SDK retries like any transient error; its default would wait 300 s on a hung connection.
+ */
+export function kmsRequestHandler(timeoutMs: number | undefined) {
+  return timeoutMs === undefined
+    ? {}
+    : {
+        requestHandler: {
+          requestTimeout: timeoutMs,
+          connectionTimeout: timeoutMs,
+          throwOnRequestTimeout: true,
+        },
+      };
+}
+
 /** A KMS keyring on its own client, from the deployment's settings. */
 export function createKmsKeyring(options: {
   readonly region: string;
@@ -172,9 +188,11 @@ export function createKmsKeyring(options: {
   readonly previousKeyIds: readonly string[];
   /** Only for pointing the SDK at a KMS-protocol test endpoint. */
   readonly endpoint?: string;
+  readonly requestTimeoutMs?: number;
 }): KmsKeyring {
   const client = new KMSClient({
     region: options.region,
+    ...kmsRequestHandler(options.requestTimeoutMs),
     ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
   });
   return new KmsKeyring({ client, keyId: options.keyId, previousKeyIds: options.previousKeyIds });

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /**
  * The part of an EventBridge "AWS API Call via CloudTrail" event from `aws.kms` that ingestion reads.

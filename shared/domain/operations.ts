@@ -114,3 +114,9 @@ export function isAllowed(principal: Principal, operation: Operation, scope: str
   if (permission == null || GRANTS[principal.role]?.has(permission) !== true) return false;
   return principal.role === "admin" || principal.tenants.includes(scope);
 }
+
+/** The roles granted an operation's permission, for the API's documentation. */
+export function rolesAllowed(operation: Operation): Role[] {
+  const permission = OPERATIONS[operation].permission;
+  return (Object.keys(GRANTS) as Role[]).filter((role) => GRANTS[role].has(permission));
+}

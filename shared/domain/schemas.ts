@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { GENERATOR_KINDS, ROLES } from "./types.ts";
 
 export const MAX_VALUE_BYTES = 64 * 1024;

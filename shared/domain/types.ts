@@ -109,6 +109,10 @@ export interface SecretValue {
   readonly version: number;
   readonly value: string;
   readonly createdAt: string;
+  /** When the secret is next due for rotation, for clients that cache the value until then. */
+  readonly rotationDueAt?: string;
+  /** The version labelled `pending`, if any: the value is about to change. */
+  readonly pendingVersion?: number;
 }
 
 export interface TokenRecord {

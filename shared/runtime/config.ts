@@ -15,6 +15,12 @@ export interface RuntimeConfig {
     readonly endpoint?: string;
   };
   readonly dataKeyCache: { readonly maxAgeMs: number; readonly maxUses: number };
+  /**
+   * How long one DynamoDB or KMS request may take before the SDK abandons it and retries. Without it
+   * a hung connection waits out the SDK's 300 s socket timeout per attempt, far past API Gateway's
+   * 29 s, so the caller would get the gateway's untyped 504 instead of the service's typed 503.
+   */
+  readonly awsRequestTimeoutMs: number;
   /** The KMS HMAC key that authenticates the audit chain (`AUDIT_MAC_KEY_ID`); needed with KMS. */
   readonly auditMacKeyId?: string;
   /** Repeated denials by one actor within this window become one counted record; 0 turns that off. */
@@ -50,6 +56,9 @@ function positiveInteger(env: Env, name: string, fallback: number): number {
  * sweep pass a config to createRuntime directly; no environment can turn the protection off.
  */
 export const MIN_RETIRE_GRACE_SECONDS = 10;
+
+/** Three attempts (the clients' maxAttempts) of 5 s and their backoff stay within API Gateway's 29 s. */
+export const DEFAULT_AWS_REQUEST_TIMEOUT_MS = 5000;
 
 function atLeast(env: Env, name: string, fallback: number, minimum: number): number {
   const value = nonNegativeInteger(env, name, fallback);
@@ -110,6 +119,7 @@ export function readRuntimeConfig(env: Env): RuntimeConfig {
       maxAgeMs: positiveInteger(env, "DATA_KEY_CACHE_MAX_AGE_SECONDS", 300) * 1000,
       maxUses: positiveInteger(env, "DATA_KEY_CACHE_MAX_USES", 100_000),
     },
+    awsRequestTimeoutMs: positiveInteger(env, "AWS_REQUEST_TIMEOUT_MS", DEFAULT_AWS_REQUEST_TIMEOUT_MS),
     rotation: {
       retireGraceMs: atLeast(env, "DEK_RETIRE_GRACE_SECONDS", 60, MIN_RETIRE_GRACE_SECONDS) * 1000,
       intervalSeconds: nonNegativeInteger(env, "ROTATION_INTERVAL_SECONDS", 300),

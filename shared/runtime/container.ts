@@ -103,10 +103,15 @@ export function createKeyring(env: Env, config: RuntimeConfig, devKekPath?: stri
       );
     }
     return {
-      keyring: createKmsKeyring({ region: config.region, ...config.kms }),
+      keyring: createKmsKeyring({
+        region: config.region,
+        ...config.kms,
+        requestTimeoutMs: config.awsRequestTimeoutMs,
+      }),
       chainKeys: createKmsChainKeys({
         region: config.region,
         keyId: config.auditMacKeyId,
+        requestTimeoutMs: config.awsRequestTimeoutMs,
         ...(config.kms.endpoint === undefined ? {} : { endpoint: config.kms.endpoint }),
       }),
       devMode: false,

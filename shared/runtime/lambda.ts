@@ -44,6 +44,7 @@ export async function createLambdaRuntime(env: Env, options: LambdaRuntimeOption
   const table = createTable(
     {
       region: config.region,
+      requestTimeoutMs: config.awsRequestTimeoutMs,
       ...(config.dynamoEndpoint === undefined ? {} : { endpoint: config.dynamoEndpoint }),
     },
     config.tableName,

@@ -49,14 +49,20 @@ export async function openTable(options: {
   readonly tableName: string;
   readonly endpoint?: string | undefined;
   readonly localPath: string;
+  readonly requestTimeoutMs?: number;
 }): Promise<OpenedTable> {
+  const timeout =
+    options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs };
   if (options.endpoint !== undefined) {
-    const table = createTable({ region: options.region, endpoint: options.endpoint }, options.tableName);
+    const table = createTable(
+      { region: options.region, endpoint: options.endpoint, ...timeout },
+      options.tableName,
+    );
     return { table, close: async () => {} };
   }
   const dynamo = await startLocalDynamo({ path: options.localPath });
   const table = createTable(
-    { region: options.region, endpoint: dynamo.endpoint, credentials: DYNALITE_CREDENTIALS },
+    { region: options.region, endpoint: dynamo.endpoint, credentials: DYNALITE_CREDENTIALS, ...timeout },
     options.tableName,
   );
   return { table, close: () => dynamo.close() };

@@ -55,7 +55,7 @@ export interface ItemPage {
   readonly lastKey?: Record<string, unknown>;
 }
 
-function isConditionFailure(error: unknown): boolean {
+function isConditionFailure(error: unknown): error is ConditionalCheckFailedException {
   return error instanceof ConditionalCheckFailedException;
 }
 
@@ -70,15 +70,37 @@ async function send<T>(operation: string, call: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Runs a conditional write; false means its condition did not hold, which callers answer in domain terms. */
-async function writeIf(operation: string, call: () => Promise<unknown>): Promise<boolean> {
+/**
+ * Runs a conditional write: "written", or why not. "refused-on-retry" is the ambiguous commit: an
+ * earlier attempt of this same call may have been applied before its answer was lost (a dropped
+ * connection, a timeout), and the SDK's retry then failed the condition against that very write.
+ */
+async function writeIf(
+  operation: string,
+  call: () => Promise<unknown>,
+): Promise<"written" | "refused" | "refused-on-retry"> {
   try {
     await send(operation, call);
-    return true;
+    return "written";
   } catch (error) {
-    if (isConditionFailure(error)) return false;
-    throw error;
+    if (!isConditionFailure(error)) throw error;
+    return (error.$metadata.attempts ?? 1) > 1 ? "refused-on-retry" : "refused";
   }
+}
+
+/** Item equality as DynamoDB stores it: binary by its bytes, maps by their keys, undefined left out. */
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a instanceof Uint8Array && b instanceof Uint8Array) return Buffer.from(a).equals(Buffer.from(b));
+  if (Array.isArray(a) && Array.isArray(b))
+    return a.length === b.length && a.every((value, index) => sameValue(value, b[index]));
+  if (typeof a === "object" && a !== null && typeof b === "object" && b !== null) {
+    const defined = (record: object) =>
+      Object.entries(record).filter(([, value]) => value !== undefined) as [string, unknown][];
+    const left = defined(a);
+    const right = new Map(defined(b));
+    return left.length === right.size && left.every(([key, value]) => sameValue(value, right.get(key)));
+  }
+  return a === b;
 }
 
 /** Only the parameters that were given, so a request carries no parameter its caller left out. */
@@ -135,8 +157,17 @@ export class Table {
           ...placeholders(options ?? {}),
         }),
       );
-    if (options !== undefined) return writeIf("PutItem", call);
-    await send("PutItem", call);
+    if (options === undefined) {
+      await send("PutItem", call);
+      return;
+    }
+    const outcome = await writeIf("PutItem", call);
+    // A put that was refused only on a retry may have been refused by its own first attempt. If the
+    // item stored is exactly the one put, that attempt committed it (or an identical write did, which
+    // is the same outcome): answering false would send the caller on as if another writer had won,
+    // to allocate a duplicate version, append a record twice, or refuse a cas write with a false 409.
+    if (outcome === "refused-on-retry") return sameValue(await this.get(keyOf(item)), item);
+    return outcome === "written";
   }
 
   /** Puts an item that must not exist yet; false when it does. */
@@ -157,7 +188,8 @@ export class Table {
           ...placeholders(options),
         }),
       );
-    if (options.condition !== undefined) return writeIf("UpdateItem", call);
+    // An update cannot be compared with what it left; a retry refused by its own commit reads as refused.
+    if (options.condition !== undefined) return (await writeIf("UpdateItem", call)) === "written";
     await send("UpdateItem", call);
   }
 
@@ -183,6 +215,10 @@ export class Table {
   }
 }
 
+function keyOf(item: Item): Key {
+  return { pk: item.pk as string, sk: item.sk as string };
+}
+
 function pageOf(output: {
   Items?: Item[] | undefined;
   LastEvaluatedKey?: Record<string, unknown> | undefined;
@@ -196,12 +232,28 @@ export interface DynamoConnection {
   readonly endpoint?: string;
   readonly region: string;
   readonly credentials?: { accessKeyId: string; secretAccessKey: string };
+  /** Per attempt, connecting included; the SDK's default would wait 300 s on a hung connection. */
+  readonly requestTimeoutMs?: number;
+}
+
+/** A hung request fails as a TimeoutError, which the SDK retries like any transient error. */
+function requestHandlerOptions(timeoutMs: number | undefined) {
+  return timeoutMs === undefined
+    ? {}
+    : {
+        requestHandler: {
+          requestTimeout: timeoutMs,
+          connectionTimeout: timeoutMs,
+          throwOnRequestTimeout: true,
+        },
+      };
 }
 
 export function createTable(connection: DynamoConnection, name: string): Table {
   const client = new DynamoDBClient({
     region: connection.region,
     maxAttempts: 3,
+    ...requestHandlerOptions(connection.requestTimeoutMs),
     ...(connection.endpoint === undefined ? {} : { endpoint: connection.endpoint }),
     ...(connection.credentials === undefined ? {} : { credentials: connection.credentials }),
   });

@@ -42,7 +42,9 @@ describe("concurrent writers on one secret", () => {
       expect(read.status).toBe(200);
       expect((await read.json()).value).toBe(`value-${i}`);
     }
-  });
+    // 64 writers racing with jittered retries, then 64 reads: a guard against a hang, not a speed
+    // target, and a loaded 2-core runner can take far longer than the 30 s default.
+  }, 120_000);
 
   it("identical concurrent rollbacks all succeed: the ones that find the target current change nothing", async () => {
     expect((await h.call("PUT", path("r"), { token: admin, body: { value: "one" } })).status).toBe(200);

@@ -16,6 +16,17 @@ import type {
 import type { SecretRepository } from "../../storage/secret-repository.ts";
 import type { HeadWriter } from "./head-writer.ts";
 
+/**
+ * What a caching client needs to know when the value will change: the secret's due date, and a
+ * pending version waiting to be promoted.
+ */
+function rotationHints(head: SecretHead | undefined): Pick<SecretValue, "rotationDueAt" | "pendingVersion"> {
+  return {
+    ...(head?.rotation?.dueAt === undefined ? {} : { rotationDueAt: head.rotation.dueAt }),
+    ...(head?.pending === undefined ? {} : { pendingVersion: head.pending.version }),
+  };
+}
+
 /** Which version a read asks for: a number, a staging label, or (neither) the current one. */
 export interface VersionSelector {
   readonly version?: number | undefined;
@@ -104,7 +115,7 @@ export class SecretService {
       }
       // The value is returned only once its read is on the record.
       await operation.succeeded({ version: sealed.version, reason });
-      return { name, version: sealed.version, value, createdAt: sealed.createdAt };
+      return { name, version: sealed.version, value, createdAt: sealed.createdAt, ...rotationHints(head) };
     }
   }
 
