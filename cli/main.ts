@@ -7,6 +7,7 @@ import { Command, CommanderError } from "commander";
 import { ConfigError, StrongboxError } from "../shared/domain/errors.ts";
 import { EXIT, ProblemFound, UsageError } from "./errors.ts";
 import { consoleOutput, printFindings } from "./output.ts";
+import type { Remote } from "./remote.ts";
 
 // Each command loads its own code when it runs: `kek` and usage errors need no AWS SDK, and a
 // command's import cost is paid only by that command.
@@ -24,12 +25,39 @@ const program = new Command("strongbox")
   .description("Strongbox operator commands: see docs/cli.md")
   .option("--json", "print JSON for scripts instead of tables")
   .option("--data-dir <dir>", "the local store's folder (default: DATA_DIR or .data)")
+  .option("--url <url>", "the API to talk to (default: STRONGBOX_URL)")
+  .option(
+    "--token-file <file>",
+    "read the bearer token from a file (default: STRONGBOX_TOKEN_FILE, then STRONGBOX_TOKEN)",
+  )
+  .option("--aws", "sign requests with SigV4 from the AWS credential chain instead of a token")
   .showHelpAfterError()
   .exitOverride();
 
-const globals = () => program.opts<{ json?: boolean; dataDir?: string }>();
+const globals = () =>
+  program.opts<{ json?: boolean; dataDir?: string; url?: string; tokenFile?: string; aws?: boolean }>();
 const out = () => consoleOutput(globals().json === true);
 const dataDir = () => resolve(globals().dataDir ?? env.DATA_DIR ?? ".data");
+const remoteWanted = () => (globals().url ?? env.STRONGBOX_URL ?? "") !== "";
+
+/** Runs work against the API; its refusals become one line and exit 1, and `false` means a problem found. */
+async function withRemote(work: (remote: Remote) => Promise<unknown>): Promise<void> {
+  const { connect, remoteProblem } = await import("./remote.ts");
+  const { url, tokenFile, aws } = globals();
+  const remote = connect(env, {
+    ...(url === undefined ? {} : { url }),
+    ...(tokenFile === undefined ? {} : { tokenFile }),
+    ...(aws === true ? { aws } : {}),
+  });
+  try {
+    if ((await work(remote)) === false) fail();
+  } catch (error) {
+    throw remoteProblem(error, remote.url);
+  }
+}
+
+const ops = () => import("./commands/operations.ts");
+const secretsCommands = () => import("./commands/secrets.ts");
 
 program
   .command("doctor")
@@ -37,12 +65,149 @@ program
   .option("--tenant <id>", "also check this tenant's DEKs and what each wraps")
   .option("--compare-env <file>", "compare this environment's KEK with another's (.env file), by fingerprint")
   .action(async (options: { tenant?: string; compareEnv?: string }) => {
+    if (remoteWanted()) {
+      if (options.compareEnv !== undefined)
+        throw new UsageError("--compare-env reads local files: run it without --url");
+      const { doctorRemote } = await import("./commands/doctor-remote.ts");
+      await withRemote(async (remote) => printFindings(out(), await doctorRemote(remote, options)));
+      return;
+    }
     const { doctorLocal } = await import("./commands/doctor-local.ts");
     const findings = await doctorLocal(env, { dataDir: dataDir(), ...options });
     if (!printFindings(out(), findings)) fail();
   });
 
-const kek = program.command("kek").description("the local KEK: Shamir backup shares, fingerprints");
+const tenants = program.command("tenants").description("tenants (API)");
+tenants
+  .command("create")
+  .argument("<tenant>")
+  .action((id: string) => withRemote(async (r) => (await ops()).createTenant(r, out(), id)));
+tenants
+  .command("show")
+  .argument("<tenant>")
+  .action((id: string) => withRemote(async (r) => (await ops()).showTenant(r, out(), id)));
+
+const secrets = program
+  .command("secrets")
+  .description("secrets (API); values only ever from stdin or a file");
+secrets
+  .command("put")
+  .description("write the next version, the value read from stdin or --from-file")
+  .argument("<tenant>")
+  .argument("<name>")
+  .argument("[value]", "refused: a value is never taken as an argument")
+  .option("--from-file <file>", "read the value from a file")
+  .option("--stage <stage>", "pending: write it beside the current one, for a BYOK rotation")
+  .action(
+    async (
+      tenant: string,
+      name: string,
+      value: string | undefined,
+      options: { fromFile?: string; stage?: string },
+    ) => {
+      const s = await secretsCommands();
+      s.refuseValueArgument(value);
+      await withRemote((r) => s.putSecret(r, out(), tenant, name, options));
+    },
+  );
+secrets
+  .command("get")
+  .description("print the value only (or JSON with --json); --reason goes into the audit trail")
+  .argument("<tenant>")
+  .argument("<name>")
+  .option("--reason <text>", "why it is read (required)")
+  .option("--version <n>")
+  .option("--stage <stage>", "current, pending or previous")
+  .action((tenant: string, name: string, options: { reason?: string; version?: string; stage?: string }) =>
+    withRemote(async (r) => (await secretsCommands()).getSecret(r, out(), tenant, name, options)),
+  );
+secrets
+  .command("list")
+  .argument("<tenant>")
+  .action((tenant: string) =>
+    withRemote(async (r) => (await secretsCommands()).listSecrets(r, out(), tenant)),
+  );
+secrets
+  .command("promote")
+  .argument("<tenant>")
+  .argument("<name>")
+  .option("--version <n>", "the pending version to promote")
+  .action((tenant: string, name: string, options: { version?: string }) =>
+    withRemote(async (r) => (await secretsCommands()).promote(r, out(), tenant, name, options.version)),
+  );
+secrets
+  .command("rollback")
+  .argument("<tenant>")
+  .argument("<name>")
+  .requiredOption("--version <n>", "the previous version, to make current again")
+  .action((tenant: string, name: string, options: { version: string }) =>
+    withRemote(async (r) => (await secretsCommands()).rollback(r, out(), tenant, name, options.version)),
+  );
+secrets
+  .command("delete")
+  .argument("<tenant>")
+  .argument("<name>")
+  .action((tenant: string, name: string) =>
+    withRemote(async (r) => (await secretsCommands()).deleteSecret(r, out(), tenant, name)),
+  );
+
+const rotate = program.command("rotate").description("rotation (API)");
+rotate
+  .command("secret")
+  .argument("<tenant>")
+  .argument("<name>")
+  .action((tenant: string, name: string) =>
+    withRemote(async (r) => (await ops()).rotateSecret(r, out(), tenant, name)),
+  );
+rotate
+  .command("dek")
+  .description("create the tenant's next DEK and follow the sweep's live counts to the end")
+  .argument("<tenant>")
+  .option("--no-wait", "return once the DEK is created")
+  .option("--run", "drive the scheduled work (admin) instead of waiting for its next run")
+  .option("--timeout <duration>", "how long to follow the sweep", "10m")
+  .action((tenant: string, options: { wait: boolean; run?: boolean; timeout: string }) =>
+    withRemote(async (r) => (await ops()).rotateDek(r, out(), tenant, options)),
+  );
+
+const tokens = program.command("tokens").description("bearer tokens (API)");
+tokens
+  .command("issue")
+  .description("print a new token once, on stdout alone")
+  .requiredOption("--role <role>", "admin, operator, runner or auditor")
+  .requiredOption("--tenants <list>", "comma-separated tenant ids; * for admin")
+  .option("--ttl <duration>", "lifetime, such as 12h or 30d", "30d")
+  .action((options: { role: string; tenants: string; ttl: string }) =>
+    withRemote(async (r) => (await ops()).issueToken(r, out(), options)),
+  );
+tokens
+  .command("revoke")
+  .argument("<id>")
+  .action((id: string) => withRemote(async (r) => (await ops()).revokeToken(r, out(), id)));
+
+program
+  .command("smoke")
+  .description("write a throwaway secret, read it back, remove it (seed 001's smoke test)")
+  .requiredOption("--tenant <id>", "the tenant to test in")
+  .action((options: { tenant: string }) =>
+    withRemote(async (r) => (await import("./commands/smoke.ts")).smoke(r, out(), options.tenant)),
+  );
+
+const kek = program
+  .command("kek")
+  .description("KEK status and re-wrap (API); Shamir shares and fingerprints (local)");
+kek
+  .command("status")
+  .description("DEKs per KEK, which may be removed, and the re-wrap's state")
+  .action(() => withRemote(async (r) => (await ops()).kekStatus(r, out())));
+kek
+  .command("rewrap")
+  .description("re-wrap every DEK onto the active KEK, with a bar per KEK fingerprint")
+  .option("--no-wait", "return once the re-wrap is requested")
+  .option("--timeout <duration>", "how long to follow it", "30m")
+  .action((options: { wait: boolean; timeout: string }) =>
+    withRemote(async (r) => (await ops()).kekRewrap(r, out(), options)),
+  );
 kek
   .command("split")
   .description("split the configured local KEK (or one piped with --stdin) into Shamir shares")
@@ -73,10 +238,36 @@ kek
 
 const audit = program.command("audit").description("the audit trail");
 audit
+  .command("query")
+  .argument("<scope>", "a tenant id or _system")
+  .option("--action <action>")
+  .option("--secret <name>")
+  .option("--actor <actor>")
+  .option("--outcome <outcome>")
+  .option("--from <time>")
+  .option("--to <time>")
+  .option("--limit <n>")
+  .action((scope: string, options: Record<string, string | undefined>) => {
+    const { limit, ...filter } = options;
+    return withRemote(async (r) => (await ops()).auditQuery(r, out(), scope, filter as never, limit));
+  });
+audit
+  .command("export")
+  .description("every page as JSON lines into a file, each page's trailer checked")
+  .argument("<scope>", "a tenant id or _system")
+  .requiredOption("--out <file>")
+  .action((scope: string, options: { out: string }) =>
+    withRemote(async (r) => (await ops()).auditExport(r, out(), scope, options.out)),
+  );
+audit
   .command("verify")
-  .description("walk audit chains in the local store; exit 1 on any break")
+  .description("walk audit chains (the API's with --url, else the local store's); exit 1 on any break")
   .argument("[scopes...]", "tenant ids or _system; default every chain")
   .action(async (scopes: string[]) => {
+    if (remoteWanted()) {
+      await withRemote(async (r) => (await ops()).auditVerifyRemote(r, out(), scopes));
+      return;
+    }
     const { verifyLocal } = await import("./commands/audit-local.ts");
     if (!(await verifyLocal(env, out(), dataDir(), scopes))) fail();
   });
