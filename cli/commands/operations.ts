@@ -75,7 +75,7 @@ export async function rotateDek(
   options: { wait: boolean; run?: boolean; timeout: string },
 ) {
   const rotated = await remote.client.rotateDek(tenant);
-  const target = (rotated as { currentDekVersion?: number }).currentDekVersion;
+  const target = rotated.dekVersion;
   out.note(`${tenant}: DEK v${target} created; the sweep re-encrypts every ciphertext onto it`);
   if (!options.wait) {
     json(out, rotated, `${tenant}: DEK v${target}`);
@@ -90,9 +90,14 @@ export async function rotateDek(
       const total = Object.values(counts).reduce((a, b) => a + b, 0);
       const done = counts[String(target)] ?? 0;
       progress.update(`${tenant} DEK v${target}`, done, Math.max(total, 1), "ciphertexts");
-      if (status.sweep?.phase === "done" || (status.sweep === undefined && done === total)) {
+      // Re-encryption is what the operator waits for; retiring the old DEK follows on its own once
+      // the retire grace period has passed (docs/rotation.md), so it is reported, not waited for.
+      const sweeping = status.sweep?.targetDekVersion === target && status.sweep.phase === "reencrypt";
+      if (done === total && !sweeping) {
         progress.stop();
-        json(out, status, `${tenant}: every ciphertext (${total}) is on DEK v${target}`);
+        const retire =
+          status.sweep?.phase === "done" ? "" : "; older DEKs are retired after the grace period";
+        json(out, status, `${tenant}: every ciphertext (${total}) is on DEK v${target}${retire}`);
         return;
       }
       if (Date.now() > deadline) {
