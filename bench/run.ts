@@ -10,6 +10,7 @@ import { measureColdStart } from "./coldstart.ts";
 import { measureSealOpen } from "./crypto.ts";
 import { measureDynamoCallsPerRead } from "./dynamo-calls.ts";
 import { measureHttpReads } from "./http.ts";
+import { measureIamReads } from "./iam.ts";
 import { measureKmsCallsPerThousandReads } from "./kms.ts";
 import { measureRotation } from "./rotation.ts";
 import { formatNumber, report, type Stack, startStack } from "./support.ts";
@@ -27,6 +28,7 @@ const SECTIONS: Record<string, Section> = {
   audit: { run: () => measureAuditChain() },
   rotation: { run: () => measureRotation() },
   coldstart: { run: () => measureColdStart() },
+  iam: { run: () => measureIamReads() },
   client: { run: () => measureClient() },
 };
 

@@ -13,6 +13,8 @@ export interface EnvironmentConfig {
   readonly api: { readonly rateLimit: number; readonly burstLimit: number };
   /** An EventBridge schedule expression for the rotation run. */
   readonly rotationSchedule: string;
+  /** Days after which the rotation run rotates a tenant's DEK (`DEK_ROTATION_PERIOD_DAYS`). */
+  readonly dekRotationPeriodDays: number;
   /** Create a CloudTrail trail in this stage; off where an organisation trail already delivers KMS events. */
   readonly createTrail: boolean;
   readonly alarms: {
@@ -39,6 +41,7 @@ const CONFIGS: Readonly<Record<EnvironmentName, Omit<EnvironmentConfig, "name">>
     logRetentionDays: 7,
     api: { rateLimit: 20, burstLimit: 40 },
     rotationSchedule: "rate(1 day)",
+    dekRotationPeriodDays: 90,
     createTrail: false,
     alarms: { decryptFailureThreshold: 5 },
     keyAdministratorRoleName: "strongbox-dev-key-admin",
@@ -49,6 +52,7 @@ const CONFIGS: Readonly<Record<EnvironmentName, Omit<EnvironmentConfig, "name">>
     logRetentionDays: 30,
     api: { rateLimit: 50, burstLimit: 100 },
     rotationSchedule: "rate(1 day)",
+    dekRotationPeriodDays: 90,
     createTrail: false,
     alarms: { decryptFailureThreshold: 1 },
     keyAdministratorRoleName: "strongbox-staging-key-admin",
@@ -59,6 +63,7 @@ const CONFIGS: Readonly<Record<EnvironmentName, Omit<EnvironmentConfig, "name">>
     logRetentionDays: 365,
     api: { rateLimit: 200, burstLimit: 400 },
     rotationSchedule: "cron(0 3 * * ? *)",
+    dekRotationPeriodDays: 90,
     createTrail: true,
     alarms: { decryptFailureThreshold: 0 },
     keyAdministratorRoleName: "strongbox-prod-key-admin",

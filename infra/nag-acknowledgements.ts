@@ -36,7 +36,8 @@ export const ACKNOWLEDGEMENTS: readonly Acknowledgement[] = [
     reason:
       "Every /v1 route authenticates a bearer token and checks role and tenant scope in the application " +
       "(functions/api/middleware/authenticate.ts, shared/domain/operations.ts), and every denial is audited; " +
-      "/health is deliberately public.",
+      "/health is deliberately public. The IAM route set (/iam/{proxy+}) is a route of its own, with IAM " +
+      "authorization, since a route takes one authorizer (docs/api.md#iam-callers).",
   },
   {
     paths: ["Data/BootstrapAdminToken"],

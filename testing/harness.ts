@@ -93,7 +93,11 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     keyring,
     ...(options.chainKeys === undefined ? {} : { chainKeys: options.chainKeys }),
     table: store.table,
-    config: withRotation(readRuntimeConfig(options.env ?? {}), options.rotation),
+    // Tests rotate DEKs back to back; the minimum interval applies only where a test sets it.
+    config: withRotation(
+      readRuntimeConfig({ DEK_ROTATE_MIN_INTERVAL_SECONDS: "0", ...options.env }),
+      options.rotation,
+    ),
     ...(options.logger === undefined ? {} : { logger: options.logger }),
     ...(options.events === undefined ? {} : { events: options.events }),
     ...(options.directoryBackfill === undefined ? {} : { directoryBackfill: options.directoryBackfill }),

@@ -1,4 +1,4 @@
-import type { APIGatewayProxyEventV2 } from "aws-lambda";
+import type { APIGatewayProxyEventV2, APIGatewayProxyEventV2WithIAMAuthorizer } from "aws-lambda";
 
 /** An API Gateway HTTP API (payload format 2.0) event, as the Lambda integration delivers it. */
 export function httpApiEvent(
@@ -27,5 +27,43 @@ export function httpApiEvent(
     },
     isBase64Encoded: false,
     ...(options.body === undefined ? {} : { body: options.body }),
+  };
+}
+
+/** The test account: the one the loopback stage and the IAM fixtures put their principals in. */
+export const IAM_ACCOUNT = "111111111111";
+
+/**
+ * An event as API Gateway delivers it from a route with IAM authorization: `requestContext.authorizer.iam`
+ * names the principal whose SigV4 signature it verified. `userArn` is that principal's ARN, an
+ * assumed-role session (`arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`) or an IAM user.
+ */
+export function iamApiEvent(
+  method: string,
+  path: string,
+  userArn: string,
+  options: { headers?: Record<string, string>; body?: string; query?: string; accountId?: string } = {},
+): APIGatewayProxyEventV2WithIAMAuthorizer {
+  const event = httpApiEvent(method, path, options);
+  const accountId = options.accountId ?? IAM_ACCOUNT;
+  const session = /assumed-role\/[^/]+\/(.+)$/.exec(userArn)?.[1];
+  return {
+    ...event,
+    routeKey: "ANY /iam/{proxy+}",
+    requestContext: {
+      ...event.requestContext,
+      routeKey: "ANY /iam/{proxy+}",
+      authorizer: {
+        iam: {
+          accessKey: "ASIAEXAMPLEEXAMPLE00",
+          accountId,
+          callerId: session === undefined ? "AIDAEXAMPLEEXAMPLE00" : `AROAEXAMPLEEXAMPLE00:${session}`,
+          cognitoIdentity: null,
+          principalOrgId: "o-exampleorg",
+          userArn,
+          userId: session === undefined ? "AIDAEXAMPLEEXAMPLE00" : `AROAEXAMPLEEXAMPLE00:${session}`,
+        },
+      },
+    },
   };
 }

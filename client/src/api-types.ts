@@ -122,6 +122,52 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/bindings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the live bindings
+         * @description Operation `binding.list`; roles: admin.
+         */
+        get: operations["listBindings"];
+        put?: never;
+        /**
+         * Bind an IAM role or user to a role and tenants
+         * @description Its sessions then call the `/iam/v1` routes with SigV4. `principalArn` is a role or user ARN, never an assumed-role session; an admin binding is global (`tenants: ["*"]`), any other role names tenants, each of which must exist. One binding per principal: a second is a 409 until the first is deleted.
+         *
+         *     Operation `binding.create`; roles: admin.
+         */
+        post: operations["createBinding"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/bindings/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete a binding; its principal is refused from its next request on
+         * @description Operation `binding.delete`; roles: admin.
+         */
+        delete: operations["deleteBinding"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/health": {
         parameters: {
             query?: never;
@@ -569,7 +615,7 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /** @enum {string} */
-        ErrorCode: "invalid_request" | "unauthenticated" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "payload_too_large" | "audit_record_too_large" | "unsupported_media_type" | "headers_too_large" | "decrypt_failed" | "response_too_large" | "internal_error" | "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dek_retired" | "directory_backfill_pending" | "dispatch_unavailable";
+        ErrorCode: "invalid_request" | "unauthenticated" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "payload_too_large" | "audit_record_too_large" | "unsupported_media_type" | "rate_limited" | "headers_too_large" | "decrypt_failed" | "response_too_large" | "internal_error" | "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dek_retired" | "directory_backfill_pending" | "dispatch_unavailable" | "dek_exhausted";
     };
     responses: never;
     parameters: never;
@@ -859,7 +905,7 @@ export interface operations {
     listAuditSystem: {
         parameters: {
             query?: {
-                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read";
+                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "binding.create" | "binding.list" | "binding.delete";
                 actor?: string;
                 cursor?: string;
                 from?: string;
@@ -883,7 +929,7 @@ export interface operations {
                     "application/json": {
                         events: ({
                             /** @enum {string} */
-                            action: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read";
+                            action: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "binding.create" | "binding.list" | "binding.delete";
                             actor: string;
                             count?: number;
                             detail?: string;
@@ -1046,7 +1092,7 @@ export interface operations {
     exportAuditSystem: {
         parameters: {
             query?: {
-                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read";
+                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "binding.create" | "binding.list" | "binding.delete";
                 actor?: string;
                 cursor?: string;
                 from?: string;
@@ -1238,6 +1284,502 @@ export interface operations {
                         [key: string]: unknown;
                     };
                 };
+            };
+            /** @description Bad input, or a malformed HTTP request: invalid_request (docs/api.md#errors) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No token, or an unknown, expired or revoked one: unauthenticated (docs/api.md#errors) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthenticated";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The role lacks the permission, or the token does not reach the tenant: forbidden (docs/api.md#errors) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No such tenant, secret or version: not_found (docs/api.md#errors) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "not_found";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Too large: payload_too_large, audit_record_too_large (docs/api.md#errors) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "payload_too_large" | "audit_record_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large: headers_too_large (docs/api.md#errors) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The service failed: internal_error (docs/api.md#errors) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A dependency is unavailable; nothing was returned or changed: keyring_unavailable, store_unavailable, audit_unavailable (docs/api.md#errors) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "keyring_unavailable" | "store_unavailable" | "audit_unavailable";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    listBindings: {
+        parameters: {
+            query?: {
+                cursor?: string;
+                limit?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description one page of bindings */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        bindings: {
+                            /** @description derived from the principal: one binding per principal */
+                            bindingId: string;
+                            /** @description ISO 8601 UTC time */
+                            createdAt: string;
+                            /** @description the IAM role or user ARN bound, path included */
+                            principalArn: string;
+                            /** @enum {string} */
+                            role: "admin" | "operator" | "runner" | "auditor";
+                            tenants: string[];
+                        }[];
+                        /** @description pass as `cursor` to get the next page; absent on the last page */
+                        nextCursor?: string;
+                    };
+                };
+            };
+            /** @description Bad input, or a malformed HTTP request: invalid_request (docs/api.md#errors) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No token, or an unknown, expired or revoked one: unauthenticated (docs/api.md#errors) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthenticated";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The role lacks the permission, or the token does not reach the tenant: forbidden (docs/api.md#errors) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Too large: payload_too_large, audit_record_too_large (docs/api.md#errors) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "payload_too_large" | "audit_record_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large: headers_too_large (docs/api.md#errors) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The service failed: internal_error (docs/api.md#errors) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A dependency is unavailable; nothing was returned or changed: keyring_unavailable, store_unavailable, audit_unavailable (docs/api.md#errors) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "keyring_unavailable" | "store_unavailable" | "audit_unavailable";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    createBinding: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    principalArn: string;
+                    /** @enum {string} */
+                    role: "admin" | "operator" | "runner" | "auditor";
+                    tenants: (string | "*")[];
+                };
+            };
+        };
+        responses: {
+            /** @description the binding */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description derived from the principal: one binding per principal */
+                        bindingId: string;
+                        /** @description ISO 8601 UTC time */
+                        createdAt: string;
+                        /** @description the IAM role or user ARN bound, path included */
+                        principalArn: string;
+                        /** @enum {string} */
+                        role: "admin" | "operator" | "runner" | "auditor";
+                        tenants: string[];
+                    };
+                };
+            };
+            /** @description Bad input, or a malformed HTTP request: invalid_request (docs/api.md#errors) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No token, or an unknown, expired or revoked one: unauthenticated (docs/api.md#errors) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthenticated";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The role lacks the permission, or the token does not reach the tenant: forbidden (docs/api.md#errors) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No such tenant, secret or version: not_found (docs/api.md#errors) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "not_found";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A conflict with the secret's state: conflict (docs/api.md#errors) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "conflict";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Too large: payload_too_large, audit_record_too_large (docs/api.md#errors) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "payload_too_large" | "audit_record_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The body is not application/json: unsupported_media_type (docs/api.md#errors) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unsupported_media_type";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large: headers_too_large (docs/api.md#errors) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The service failed: internal_error (docs/api.md#errors) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A dependency is unavailable; nothing was returned or changed: keyring_unavailable, store_unavailable, audit_unavailable (docs/api.md#errors) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "keyring_unavailable" | "store_unavailable" | "audit_unavailable";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    deleteBinding: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Bad input, or a malformed HTTP request: invalid_request (docs/api.md#errors) */
             400: {
@@ -2418,7 +2960,7 @@ export interface operations {
     listAuditTenant: {
         parameters: {
             query?: {
-                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read";
+                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "binding.create" | "binding.list" | "binding.delete";
                 actor?: string;
                 cursor?: string;
                 from?: string;
@@ -2444,7 +2986,7 @@ export interface operations {
                     "application/json": {
                         events: ({
                             /** @enum {string} */
-                            action: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read";
+                            action: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "binding.create" | "binding.list" | "binding.delete";
                             actor: string;
                             count?: number;
                             detail?: string;
@@ -2607,7 +3149,7 @@ export interface operations {
     exportAuditTenant: {
         parameters: {
             query?: {
-                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read";
+                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "binding.create" | "binding.list" | "binding.delete";
                 actor?: string;
                 cursor?: string;
                 from?: string;
@@ -3191,6 +3733,22 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "payload_too_large" | "audit_record_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Too soon: see Retry-After: rate_limited (docs/api.md#errors) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };
@@ -3906,7 +4464,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description A dependency is unavailable; nothing was returned or changed: kek_mismatch, keyring_unavailable, store_unavailable, audit_unavailable, dek_retired (docs/api.md#errors) */
+            /** @description A dependency is unavailable; nothing was returned or changed: kek_mismatch, keyring_unavailable, store_unavailable, audit_unavailable, dek_retired, dek_exhausted (docs/api.md#errors) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3915,7 +4473,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dek_retired";
+                            code: "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dek_retired" | "dek_exhausted";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };
@@ -4102,7 +4660,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description A dependency is unavailable; nothing was returned or changed: kek_mismatch, keyring_unavailable, store_unavailable, audit_unavailable, dek_retired (docs/api.md#errors) */
+            /** @description A dependency is unavailable; nothing was returned or changed: kek_mismatch, keyring_unavailable, store_unavailable, audit_unavailable, dek_retired, dek_exhausted (docs/api.md#errors) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4111,7 +4669,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dek_retired";
+                            code: "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dek_retired" | "dek_exhausted";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };
@@ -4639,7 +5197,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description A dependency is unavailable; nothing was returned or changed: kek_mismatch, keyring_unavailable, store_unavailable, audit_unavailable, dek_retired (docs/api.md#errors) */
+            /** @description A dependency is unavailable; nothing was returned or changed: kek_mismatch, keyring_unavailable, store_unavailable, audit_unavailable, dek_retired, dek_exhausted (docs/api.md#errors) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4648,7 +5206,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dek_retired";
+                            code: "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dek_retired" | "dek_exhausted";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };
@@ -4840,7 +5398,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description A dependency is unavailable; nothing was returned or changed: kek_mismatch, keyring_unavailable, store_unavailable, audit_unavailable, dek_retired (docs/api.md#errors) */
+            /** @description A dependency is unavailable; nothing was returned or changed: kek_mismatch, keyring_unavailable, store_unavailable, audit_unavailable, dek_retired, dek_exhausted (docs/api.md#errors) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4849,7 +5407,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dek_retired";
+                            code: "kek_mismatch" | "keyring_unavailable" | "store_unavailable" | "audit_unavailable" | "dek_retired" | "dek_exhausted";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };

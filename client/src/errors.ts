@@ -106,6 +106,13 @@ export class DispatchUnavailableError extends StrongboxApiError {
   readonly code = "dispatch_unavailable";
 }
 
+export class RateLimitedError extends StrongboxApiError {
+  readonly code = "rate_limited";
+}
+export class DekExhaustedError extends StrongboxApiError {
+  readonly code = "dek_exhausted";
+}
+
 /** An answer outside the contract: API Gateway's own 429 or 5xx, a proxy's HTML page, a body that is not JSON. */
 export class UnexpectedResponseError extends StrongboxApiError {
   readonly code = "unexpected_response";
@@ -135,6 +142,8 @@ export const ERROR_CLASSES: { readonly [C in ErrorCode]: ApiErrorClass } = {
   dek_retired: DekRetiredError,
   directory_backfill_pending: DirectoryBackfillPendingError,
   dispatch_unavailable: DispatchUnavailableError,
+  rate_limited: RateLimitedError,
+  dek_exhausted: DekExhaustedError,
 };
 
 /** The typed error for an error answer: by its code when the body is the contract's, else unexpected. */

@@ -4,12 +4,14 @@ import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { StrongboxError } from "../../shared/domain/errors.ts";
+import { RateLimitedError, StrongboxError } from "../../shared/domain/errors.ts";
 import type { Runtime } from "../../shared/runtime/container.ts";
 import { allowedMethods } from "./allowed-methods.ts";
+import { routedPath } from "./credentials.ts";
 import { type AppEnv, errorResponse } from "./http.ts";
 import { accessLog } from "./middleware/access-log.ts";
 import { auditRoutes } from "./routes/audit.ts";
+import { bindingRoutes } from "./routes/bindings.ts";
 import { keyRoutes } from "./routes/keys.ts";
 import { openApiRoute, opsRoutes } from "./routes/ops.ts";
 import { rotationRoutes } from "./routes/rotation.ts";
@@ -30,7 +32,8 @@ export interface AppOptions {
 }
 
 export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppEnv> {
-  const app = new Hono<AppEnv>();
+  // `/iam/v1/...` is routed as `/v1/...`; the credentials read differ (credentials.ts).
+  const app = new Hono<AppEnv>({ getPath: routedPath });
   const { logger } = runtime;
 
   // Request ids are always ours: a client-chosen id would let callers forge audit correlation. On
@@ -59,6 +62,7 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
   app.route("/", keyRoutes(runtime));
   app.route("/", auditRoutes(runtime));
   app.route("/", tokenRoutes(runtime));
+  app.route("/", bindingRoutes(runtime));
   // Public, like /health: the contract holds no tenant, secret or token.
   openApiRoute(app);
 
@@ -80,6 +84,7 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
           detail: error.message,
         });
       }
+      if (error instanceof RateLimitedError) c.header("Retry-After", String(error.retryAfterSeconds));
       return errorResponse(c, error.status as ContentfulStatusCode, error.code, error.message);
     }
     if (error instanceof HTTPException) {

@@ -1,6 +1,7 @@
 import { CfnOutput, Duration, Stack, type StackProps } from "aws-cdk-lib";
 import { AccessLogFormat } from "aws-cdk-lib/aws-apigateway";
 import * as apigw from "aws-cdk-lib/aws-apigatewayv2";
+import { HttpIamAuthorizer } from "aws-cdk-lib/aws-apigatewayv2-authorizers";
 import { HttpLambdaIntegration } from "aws-cdk-lib/aws-apigatewayv2-integrations";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as logs from "aws-cdk-lib/aws-logs";
@@ -37,6 +38,8 @@ export class ApiStack extends Stack {
         BOOTSTRAP_TOKEN_SECRET_ARN: data.bootstrapSecret.secretArn,
         // The re-wrap request goes here, for the rotation function to pick up.
         EVENT_BUS_NAME: data.bus.eventBusName,
+        // The on-demand and the scheduled run rotate DEKs past the same period.
+        DEK_ROTATION_PERIOD_DAYS: String(config.dekRotationPeriodDays),
         NODE_ENV: "production",
       },
     });
@@ -52,6 +55,7 @@ export class ApiStack extends Stack {
         PARTITIONS.audit,
         PARTITIONS.directory,
         PARTITIONS.meta,
+        PARTITIONS.binding,
       ],
     });
     grantKekUse(role, [data.kek], ["GenerateDataKey", "Decrypt"]);
@@ -73,10 +77,21 @@ export class ApiStack extends Stack {
       }),
     );
 
+    const integration = new HttpLambdaIntegration("Api", this.api.function);
     this.httpApi = new apigw.HttpApi(this, "HttpApi", {
       apiName: `strongbox-${config.name}`,
       createDefaultStage: false,
-      defaultIntegration: new HttpLambdaIntegration("Api", this.api.function),
+      defaultIntegration: integration,
+    });
+    // The IAM route set (docs/api.md#iam-callers): API Gateway verifies the caller's SigV4 signature and
+    // IAM policy (execute-api:Invoke on the route's ARN) and hands the function the principal; the
+    // function maps it to a role and tenants through its binding. A route takes one authorizer, so the
+    // bearer routes (the default route, authenticated in the function) and these are two sets.
+    this.httpApi.addRoutes({
+      path: `${IAM_ROUTE_PREFIX}/{proxy+}`,
+      methods: [apigw.HttpMethod.ANY],
+      integration,
+      authorizer: new HttpIamAuthorizer(),
     });
     const accessLogs = new logs.LogGroup(this, "AccessLogs", { retention: config.logRetentionDays });
     this.stage = new apigw.HttpStage(this, "DefaultStage", {
@@ -104,4 +119,37 @@ export class ApiStack extends Stack {
     });
     new CfnOutput(this, "Url", { value: this.stage.url, description: "the API base URL" });
   }
+
+  /**
+   * The execute-api ARNs of one tenant's read routes on the IAM route set: list its secrets, read one
+   * (any version or stage: those are query parameters, which an ARN does not name).
+   */
+  readRouteArns(tenant: string): string[] {
+    if (!TENANT_ID.test(tenant)) throw new Error(`grantRead: ${tenant} is not a tenant id`);
+    const route = (path: string) =>
+      this.formatArn({
+        service: "execute-api",
+        resource: this.httpApi.apiId,
+        resourceName: `${this.stage.stageName}/GET${IAM_ROUTE_PREFIX}/v1/tenants/${tenant}${path}`,
+      });
+    return [route("/secrets"), route("/secrets/*")];
+  }
+
+  /**
+   * Lets `grantee` call the tenant's read routes through API Gateway (execute-api:Invoke). That is the
+   * outer gate only: the function also needs a binding for the principal, with a role that may read
+   * and this tenant in its scope (POST /v1/bindings).
+   */
+  grantRead(grantee: iam.IGrantable, tenant: string): iam.Grant {
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: ["execute-api:Invoke"],
+      resourceArns: this.readRouteArns(tenant),
+    });
+  }
 }
+
+/** Every `/v1` route is served under this prefix too, behind IAM authorization (functions/api/credentials.ts). */
+export const IAM_ROUTE_PREFIX = "/iam";
+/** As shared/domain/schemas.ts tenantIdSchema (infra imports no shared code; stacks.test.ts holds them together). */
+export const TENANT_ID = /^[a-z0-9][a-z0-9-]{1,62}$/;

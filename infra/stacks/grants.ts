@@ -12,6 +12,7 @@ export const PARTITIONS = {
   audit: "AUDIT#*",
   directory: "TENANTS",
   meta: "META",
+  binding: "BINDINGS",
 } as const;
 export type Partition = (typeof PARTITIONS)[keyof typeof PARTITIONS];
 

@@ -49,6 +49,8 @@ export class RotationStack extends Stack {
         KMS_KEY_ID: data.kek.keyArn,
         AUDIT_MAC_KEY_ID: data.auditMacKey.keyArn,
         EVENT_BUS_NAME: bus.eventBusName,
+        // The on-demand and the scheduled run rotate DEKs past the same period.
+        DEK_ROTATION_PERIOD_DAYS: String(config.dekRotationPeriodDays),
         NODE_ENV: "production",
       },
     });

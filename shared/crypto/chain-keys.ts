@@ -10,7 +10,8 @@ import { kmsGenerateMac } from "./kms-mac.ts";
  * reference (`macKeyRef`) naming the keeper and the UTC day the key belongs to, and the key is derived
  * from that reference by a keeper the database cannot reach.
  *
- * - Locally the keeper is the KEK: HKDF-SHA256 over the KEK, with the reference as `info`.
+ * - Locally the keeper is the KEK: HKDF-SHA256 over the KEK's audit chain subkey (kek-subkeys.ts),
+ *   with the reference as `info`.
  * - On AWS it is a KMS HMAC key (`AUDIT_MAC_KEY_ID`): the day's key is KMS `GenerateMac` over a fixed
  *   label and the day. HMAC is deterministic, so the verifier re-derives the same key the writer used.
  *
@@ -96,18 +97,27 @@ class KeyCache {
 /** Chain keys derived from local KEKs, each named by its fingerprint, so old days verify after KEK rotation. */
 export class LocalChainKeys implements ChainKeys {
   readonly #keks: ReadonlyMap<string, Uint8Array>;
+  readonly #itemKeks: ReadonlyMap<string, Uint8Array>;
   readonly #activeId: string;
   readonly #cache = new KeyCache();
   #itemKeys: ItemKeys | undefined;
 
-  /** `keks` maps fingerprint to KEK, the active one first. */
-  constructor(keks: ReadonlyMap<string, Uint8Array>, activeId: string) {
+  /**
+   * `keks` maps a KEK's fingerprint to its audit chain subkey, `itemKeks` to its item integrity subkey
+   * (kek-subkeys.ts), the active one first.
+   */
+  constructor(
+    keks: ReadonlyMap<string, Uint8Array>,
+    itemKeks: ReadonlyMap<string, Uint8Array>,
+    activeId: string,
+  ) {
     this.#keks = keks;
+    this.#itemKeks = itemKeks;
     this.#activeId = activeId;
   }
 
   itemKeys(): ItemKeys {
-    this.#itemKeys ??= new LocalItemKeys(this.#keks, this.#activeId);
+    this.#itemKeys ??= new LocalItemKeys(this.#itemKeks, this.#activeId);
     return this.#itemKeys;
   }
 

@@ -5,11 +5,12 @@ import type { ItemIntegrity, ItemSeal } from "../domain/item-integrity.ts";
 import { kmsGenerateMac } from "./kms-mac.ts";
 
 /**
- * The key that authenticates authority-bearing items (tokens). It comes from the audit chain's keeper,
+ * The key that authenticates authority-bearing items (tokens, bindings). It comes from the audit chain's keeper,
  * so the table never holds it, but under its own label, so it is none of the chain's day keys and a
  * MAC made with one never verifies as the other:
  *
- * - locally, HKDF-SHA256 over a KEK with this label as salt and the reference as info;
+ * - locally, HKDF-SHA256 over a KEK's item integrity subkey (kek-subkeys.ts) with this label as salt
+ *   and the reference as info;
  * - on AWS, KMS `GenerateMac` under `AUDIT_MAC_KEY_ID` over this label: one call per process, cached.
  *
  * An item stores the reference (`local:<KEK fingerprint>` or `kms:<key ARN>`), so items sealed under a
@@ -30,7 +31,7 @@ export class LocalItemKeys implements ItemKeys {
   readonly #activeRef: string;
   readonly #keys = new Map<string, Uint8Array>();
 
-  /** `keks` maps fingerprint to KEK. */
+  /** `keks` maps a KEK's fingerprint to its item integrity subkey. */
   constructor(keks: ReadonlyMap<string, Uint8Array>, activeId: string) {
     this.#keks = keks;
     this.#activeRef = `local:${activeId}`;

@@ -1,8 +1,9 @@
-import { createHmac, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { DecryptError, KekMismatchError } from "../domain/errors.ts";
 import { aesGcmOpen, aesGcmSeal } from "./aead.ts";
 import { type ChainKeys, LocalChainKeys } from "./chain-keys.ts";
 import type { LocalKekMaterial } from "./kek-source.ts";
+import { type KekPurpose, kekSubkey } from "./kek-subkeys.ts";
 import {
   type DataKeyContext,
   encryptionContext,
@@ -15,7 +16,7 @@ const DEK_BYTES = 32;
 
 /** A one-way, non-secret name for a KEK: safe to store beside every DEK and to print in errors. */
 export function kekFingerprint(kek: Uint8Array): string {
-  return `kek-${createHmac("sha256", kek).update("strongbox/kek-fingerprint/v1").digest("hex").slice(0, 16)}`;
+  return `kek-${Buffer.from(kekSubkey(kek, "fingerprint")).toString("hex").slice(0, 16)}`;
 }
 
 function contextAad(context: DataKeyContext): Uint8Array {
@@ -28,16 +29,23 @@ export class LocalKeyring implements Keyring {
   readonly kind = "local";
   readonly activeKekId: string;
   readonly kekIds: readonly string[];
-  readonly #keks: ReadonlyMap<string, Uint8Array>;
+  /** Per KEK fingerprint, the KEK's wrapping subkey; the KEKs themselves are not kept. */
+  readonly #wrapKeys: ReadonlyMap<string, Uint8Array>;
+  readonly #chainKeys: ReadonlyMap<string, Uint8Array>;
+  readonly #itemKeys: ReadonlyMap<string, Uint8Array>;
   readonly #active: Uint8Array;
 
   constructor(material: Pick<LocalKekMaterial, "active" | "previous">) {
-    this.#active = material.active;
     this.activeKekId = kekFingerprint(material.active);
-    const keks = new Map<string, Uint8Array>([[this.activeKekId, material.active]]);
-    for (const previous of material.previous) keks.set(kekFingerprint(previous), previous);
-    this.#keks = keks;
-    this.kekIds = [...keks.keys()];
+    const byId = new Map<string, Uint8Array>([[this.activeKekId, material.active]]);
+    for (const previous of material.previous) byId.set(kekFingerprint(previous), previous);
+    const subkeys = (purpose: KekPurpose) =>
+      new Map([...byId].map(([kekId, kek]) => [kekId, kekSubkey(kek, purpose)] as const));
+    this.#wrapKeys = subkeys("wrap");
+    this.#chainKeys = subkeys("auditChain");
+    this.#itemKeys = subkeys("itemIntegrity");
+    this.#active = kekSubkey(material.active, "wrap");
+    this.kekIds = [...byId.keys()];
   }
 
   async generateDataKey(context: DataKeyContext): Promise<GeneratedDataKey> {
@@ -46,7 +54,7 @@ export class LocalKeyring implements Keyring {
   }
 
   async unwrap(wrapped: WrappedKey, context: DataKeyContext): Promise<Uint8Array> {
-    const kek = this.#keks.get(wrapped.kekId);
+    const kek = this.#wrapKeys.get(wrapped.kekId);
     if (kek === undefined) {
       throw new KekMismatchError(context.tenantId, context.dekVersion, wrapped.kekId, this.kekIds);
     }
@@ -63,9 +71,9 @@ export class LocalKeyring implements Keyring {
     return this.#wrap(await this.unwrap(wrapped, context), context);
   }
 
-  /** The audit chain's keys, derived from these same KEKs so that the database never holds them. */
+  /** The audit chain's keys, derived from these same KEKs (their own subkeys) so that the database never holds them. */
   chainKeys(): ChainKeys {
-    return new LocalChainKeys(this.#keks, this.activeKekId);
+    return new LocalChainKeys(this.#chainKeys, this.#itemKeys, this.activeKekId);
   }
 
   async probe(): Promise<readonly string[]> {

@@ -1,4 +1,4 @@
-import type { RequestContext } from "./context.ts";
+import type { Credentials, RequestContext } from "./context.ts";
 import type { AuditAction, Operation } from "./operations.ts";
 import type { AuditEvent, Principal } from "./types.ts";
 
@@ -57,7 +57,7 @@ export interface OperationGate {
   system(operation: AuditAction, target: OperationTarget, requestId: string): AllowedOperation;
 }
 
-/** Turns an Authorization header into a principal, recording a refusal against what it tried. */
+/** Turns a request's credentials into a principal, recording a refusal against what it tried. */
 export interface Authenticator {
-  authenticate(header: string | undefined, requestId: string, target: AuditTarget): Promise<Principal>;
+  authenticate(credentials: Credentials, requestId: string, target: AuditTarget): Promise<Principal>;
 }

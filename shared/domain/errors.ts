@@ -131,3 +131,24 @@ export class AuditRecordTooLargeError extends StrongboxError {
   readonly status = 413;
   readonly code = "audit_record_too_large";
 }
+
+/** A costly operation asked for again sooner than its minimum interval allows; `Retry-After` says when. */
+export class RateLimitedError extends StrongboxError {
+  readonly status = 429;
+  readonly code = "rate_limited";
+  readonly retryAfterSeconds: number;
+
+  constructor(message: string, retryAfterSeconds: number) {
+    super(message);
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/**
+ * A tenant's current DEK has sealed as many values as its hard limit allows (random 96-bit IVs must
+ * stay well below 2^32 uses of one key); writes wait for the next DEK, which the scheduled runner makes.
+ */
+export class DekExhaustedError extends StrongboxError {
+  readonly status = 503;
+  readonly code = "dek_exhausted";
+}

@@ -1,4 +1,4 @@
-import type { TokenRecord } from "./types.ts";
+import type { BindingRecord, TokenRecord } from "./types.ts";
 
 /**
  * Items whose contents grant access carry a MAC under a key the table never holds, so that a principal
@@ -37,5 +37,24 @@ export function canonicalToken(record: TokenRecord): string {
     record.createdAt,
     record.expiresAt,
     record.revokedAt ?? null,
+  ]);
+}
+
+/** As TOKEN_SEAL_VERSION, for bindings: a token's MAC never verifies as a binding's, nor the reverse. */
+export const BINDING_SEAL_VERSION = "strongbox/binding/v1";
+
+/**
+ * The bytes a binding's MAC covers: every field, each in a fixed place. A delete is `null` until it
+ * happens, so removing `deletedAt` (undoing a delete) changes the content.
+ */
+export function canonicalBinding(record: BindingRecord): string {
+  return JSON.stringify([
+    BINDING_SEAL_VERSION,
+    record.bindingId,
+    record.principalArn,
+    record.role,
+    [...record.tenants],
+    record.createdAt,
+    record.deletedAt ?? null,
   ]);
 }

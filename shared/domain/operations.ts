@@ -15,7 +15,8 @@ export type Permission =
   | "rotation:read"
   | "rotation:run"
   | "secret:rotate"
-  | "health:read";
+  | "health:read"
+  | "binding:manage";
 
 interface OperationSpec {
   /**
@@ -62,6 +63,9 @@ export const OPERATIONS = {
   "secret.promote": { permission: "secret:rotate", scope: "tenant" },
   "secret.rollback": { permission: "secret:rotate", scope: "tenant" },
   "health.read": { permission: "health:read", scope: "system" },
+  "binding.create": { permission: "binding:manage", scope: "system" },
+  "binding.list": { permission: "binding:manage", scope: "system" },
+  "binding.delete": { permission: "binding:manage", scope: "system" },
 } as const satisfies Record<string, OperationSpec>;
 
 /** An operation's name, which is also the action of its audit records. */
@@ -89,6 +93,7 @@ const GRANTS: Record<Role, ReadonlySet<Permission>> = {
     "rotation:run",
     "secret:rotate",
     "health:read",
+    "binding:manage",
   ]),
   operator: new Set<Permission>([
     "tenant:read",

@@ -178,6 +178,8 @@ export interface RunSummary {
     stoppedBecause: SweepRun["stoppedBecause"] | "failed";
   }[];
   readonly rewrap?: RewrapSummary;
+  /** DEKs the run rotated for their age or their seal count. */
+  readonly deks?: { checked: number; rotated: number; failed: number; scanComplete: boolean };
   /** `code` names why the round over due secrets stopped, when it failed as a whole. */
   readonly due: {
     found: number;
@@ -197,6 +199,20 @@ export interface SweepWork {
   /** Tenants whose sweep has not finished. */
   pendingSweeps(): Promise<string[]>;
   runSweep(tenantId: string, owner: string, deadline: Deadline, requestId: string): Promise<SweepRun>;
+}
+
+/** What the round over tenants for worn DEKs did: checked, rotated (and why), and what failed. */
+export interface DekAgeSummary {
+  readonly checked: number;
+  readonly rotated: readonly { tenantId: string; dekVersion: number; reason: "age" | "seals" }[];
+  readonly failures: readonly { tenantId?: string; code: string }[];
+  /** True when the round reached the last tenant; otherwise the next run continues from its checkpoint. */
+  readonly scanComplete: boolean;
+}
+
+/** The scheduled DEK rotations: a tenant's DEK past its rotation period or its seal threshold. */
+export interface DekAgeWork {
+  rotateWornDeks(deadline: Deadline, runId: string): Promise<DekAgeSummary>;
 }
 
 /** The KEK re-wrap the scheduled work continues once it has been started. */

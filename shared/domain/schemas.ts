@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { bindableKey } from "./principal-arn.ts";
 import { GENERATOR_KINDS, ROLES } from "./types.ts";
 
 export const MAX_VALUE_BYTES = 64 * 1024;
@@ -96,6 +97,37 @@ export const createTokenSchema = z
 
 export const tokenIdSchema = z.string().regex(/^[a-z0-9]{26}$/, "token id is malformed");
 
+/** A token's scope rules, shared by bindings: admins are global, every other role names its tenants. */
+const ADMIN_IS_GLOBAL = 'admin is global: tenants must be ["*"]; scope the grant with another role';
+const OTHERS_NAME_TENANTS = "non-admin roles need at least one tenant, and '*' is for admin only";
+
+export const createBindingSchema = z
+  .strictObject({
+    principalArn: z
+      .string()
+      .max(512)
+      .refine((arn) => bindableKey(arn) !== undefined, {
+        message:
+          "principalArn must be an IAM role or user ARN (arn:aws:iam::ACCOUNT:role/NAME); bind a role, not its assumed-role session",
+      }),
+    role: z.enum(ROLES),
+    tenants: z.array(z.union([tenantIdSchema, z.literal("*")])).max(100),
+  })
+  .refine(
+    (binding) => binding.role !== "admin" || (binding.tenants.length === 1 && binding.tenants[0] === "*"),
+    {
+      message: ADMIN_IS_GLOBAL,
+      path: ["tenants"],
+    },
+  )
+  .refine(
+    (binding) => binding.role === "admin" || (binding.tenants.length > 0 && !binding.tenants.includes("*")),
+    { message: OTHERS_NAME_TENANTS, path: ["tenants"] },
+  );
+
+export const bindingIdSchema = z.string().regex(/^[a-z2-7]{26}$/, "binding id is malformed");
+
+export type CreateBindingInput = z.infer<typeof createBindingSchema>;
 export type CreateTokenInput = z.infer<typeof createTokenSchema>;
 export type PutSecretInput = z.infer<typeof putSecretSchema>;
 export type RotationPolicyInput = z.infer<typeof rotationPolicySchema>;

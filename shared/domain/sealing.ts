@@ -22,3 +22,12 @@ export interface SecretSealer {
 export interface DataKeyIssuer {
   generateFirst(tenantId: string): Promise<WrappedDataKey>;
 }
+
+/**
+ * AES-GCM with random 96-bit IVs stays within NIST SP 800-38D's bound only below 2^32 encryptions
+ * under one key. By default the scheduled runner rotates a DEK at a quarter of that, and sealing is
+ * refused at half of it, should rotation not have caught up.
+ */
+export const DEK_SEAL_BOUND = 2 ** 32;
+export const DEFAULT_DEK_SEAL_ROTATE_THRESHOLD = 2 ** 30;
+export const DEFAULT_DEK_SEAL_LIMIT = 2 ** 31;

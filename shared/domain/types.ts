@@ -3,9 +3,10 @@ import type { AuditAction } from "./operations.ts";
 export const ROLES = ["admin", "operator", "runner", "auditor"] as const;
 export type Role = (typeof ROLES)[number];
 
-/** Who is calling, as established by a verified bearer token. */
+/** Who is calling, as established by a verified bearer token or an IAM principal's binding. */
 export interface Principal {
-  readonly tokenId: string;
+  /** What audit records name as the actor: the token id, or the caller's IAM ARN (session included). */
+  readonly actor: string;
   readonly role: Role;
   /** Tenants the token is scoped to; admin tokens reach every tenant. */
   readonly tenants: readonly string[];
@@ -37,6 +38,8 @@ export interface Tenant {
   readonly dekRotatedAt?: string;
   /** Bumped by every change of the tenant item; changes are conditional on the revision they read. */
   readonly revision?: number;
+  /** Values sealed (or reserved for sealing) under the current DEK so far; a DEK rotation resets it. */
+  readonly dekSeals?: number;
 }
 
 /** What a client may see of a tenant: no key material, wrapped or not. */
@@ -54,6 +57,11 @@ export interface SealedVersion {
   readonly createdAt: string;
   /** The idempotency token the version was written with, as Secrets Manager's ClientRequestToken. */
   readonly clientRequestToken?: string;
+  /**
+   * Set only by the service's own rotation when it generated the value (never from a request), so a
+   * pending version a caller wrote is never taken for one the rotation may test and promote itself.
+   */
+  readonly generated?: true;
 }
 
 export const STAGES = ["current", "pending", "previous"] as const;
@@ -126,6 +134,24 @@ export interface TokenRecord {
 }
 
 /**
+ * Grants an IAM principal (a role or a user, named by its ARN) a role over tenants, as a token would.
+ * The id is derived from the principal (shared/crypto/binding-id.ts), so a principal has one binding.
+ */
+export interface BindingRecord {
+  readonly bindingId: string;
+  /** As the admin gave it, path included; matched by partition, account, kind and name (principal-arn.ts). */
+  readonly principalArn: string;
+  readonly role: Role;
+  readonly tenants: readonly string[];
+  readonly createdAt: string;
+  /** Set by a delete: the item stays, sealed, so a delete cannot be undone by restoring an older item. */
+  readonly deletedAt?: string;
+}
+
+/** What a client sees of a binding. */
+export type BindingView = Omit<BindingRecord, "deletedAt">;
+
+/**
  * A change is recorded as an `attempt` before it is made and with its outcome after, so no change can
  * exist without a record even if the process dies between the two.
  */
@@ -137,7 +163,8 @@ export interface AuditEvent {
   readonly outcome: AuditOutcome;
   readonly actor: string;
   /**
-   * `aws` for calls on the service's KMS keys, taken from CloudTrail (the actor is then an IAM ARN);
+   * `aws` for calls on the service's KMS keys, taken from CloudTrail, and for refused IAM callers that
+   * no binding names (the actor is then an IAM ARN);
    * `system` for changes the service makes on its own schedule, such as a re-encryption sweep.
    */
   readonly role: Role | "anonymous" | "aws" | "system";

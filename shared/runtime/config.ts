@@ -1,5 +1,11 @@
 import type { Env } from "../domain/env.ts";
 import { ConfigError } from "../domain/errors.ts";
+import {
+  DEFAULT_DEK_SEAL_LIMIT,
+  DEFAULT_DEK_SEAL_ROTATE_THRESHOLD,
+  DEK_SEAL_BOUND,
+} from "../domain/sealing.ts";
+import { DAY_MS } from "../domain/time.ts";
 
 export interface RuntimeConfig {
   /** The stage (`STRONGBOX_ENVIRONMENT`, set by the CDK app); named in every event the service publishes. */
@@ -36,6 +42,14 @@ export interface RuntimeConfig {
     readonly leaseMs: number;
     /** Items per sweep page, and so per checkpoint. */
     readonly pageSize: number;
+    /** `rotate-dek` on a tenant whose DEK was rotated less than this long ago is refused (429); 0 turns it off. */
+    readonly dekRotateMinIntervalMs: number;
+    /** The scheduled runner rotates a tenant's DEK once it is this old. */
+    readonly dekRotationPeriodMs: number;
+    /** The scheduled runner rotates a tenant's DEK once it has sealed this many values. */
+    readonly dekSealRotateThreshold: number;
+    /** Sealing under a DEK that has sealed this many values is refused (503 `dek_exhausted`). */
+    readonly dekSealLimit: number;
     /** EventBridge bus for rotation events; without one they are log lines. */
     readonly eventBusName?: string;
     /** Only for pointing the SDK at an EventBridge-protocol test endpoint. */
@@ -72,6 +86,19 @@ function nonNegativeInteger(env: Env, name: string, fallback: number): number {
   if (!/^(0|[1-9][0-9]{0,9})$/.test(raw))
     throw new ConfigError(name, `${name} must be a non-negative integer`);
   return Number(raw);
+}
+
+function dekSealBounds(env: Env): { dekSealRotateThreshold: number; dekSealLimit: number } {
+  const threshold = positiveInteger(env, "DEK_SEAL_ROTATE_THRESHOLD", DEFAULT_DEK_SEAL_ROTATE_THRESHOLD);
+  const limit = positiveInteger(env, "DEK_SEAL_LIMIT", DEFAULT_DEK_SEAL_LIMIT);
+  if (limit >= DEK_SEAL_BOUND) throw new ConfigError("DEK_SEAL_LIMIT", "DEK_SEAL_LIMIT must be below 2^32");
+  if (threshold >= limit) {
+    throw new ConfigError(
+      "DEK_SEAL_ROTATE_THRESHOLD",
+      "DEK_SEAL_ROTATE_THRESHOLD must be below DEK_SEAL_LIMIT",
+    );
+  }
+  return { dekSealRotateThreshold: threshold, dekSealLimit: limit };
 }
 
 const list = (raw: string | undefined): string[] =>
@@ -125,6 +152,9 @@ export function readRuntimeConfig(env: Env): RuntimeConfig {
       intervalSeconds: nonNegativeInteger(env, "ROTATION_INTERVAL_SECONDS", 300),
       leaseMs: nonNegativeInteger(env, "ROTATION_LEASE_SECONDS", 60) * 1000,
       pageSize: positiveInteger(env, "ROTATION_PAGE_SIZE", 100),
+      dekRotateMinIntervalMs: nonNegativeInteger(env, "DEK_ROTATE_MIN_INTERVAL_SECONDS", 300) * 1000,
+      dekRotationPeriodMs: positiveInteger(env, "DEK_ROTATION_PERIOD_DAYS", 90) * DAY_MS,
+      ...dekSealBounds(env),
       ...(eventBusName ? { eventBusName } : {}),
       ...(eventsEndpoint ? { eventsEndpoint } : {}),
     },

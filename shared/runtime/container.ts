@@ -11,6 +11,8 @@ import type { RewrapDispatch } from "../domain/rotation.ts";
 import { createLogger, type Logger } from "../observability/logger.ts";
 import { CounterMetrics } from "../observability/metrics.ts";
 import { createRotationEvents, type RotationEvents } from "../observability/rotation-events.ts";
+import { BindingService } from "../services/access/binding-service.ts";
+import { CallerAuthentication } from "../services/access/caller-authentication.ts";
 import { OperationGate } from "../services/access/operation-gate.ts";
 import { TokenService } from "../services/access/token-service.ts";
 import { AuditLog } from "../services/audit/audit-log.ts";
@@ -36,6 +38,7 @@ import { SecretService } from "../services/secrets/secret-service.ts";
 import { ValueRotation } from "../services/secrets/value-rotation.ts";
 import { TenantService } from "../services/tenants/tenant-service.ts";
 import { AuditRepository } from "../storage/audit-repository.ts";
+import { BindingRepository } from "../storage/binding-repository.ts";
 import { CheckpointRepository } from "../storage/checkpoint-repository.ts";
 import { DirectoryBackfill } from "../storage/directory-backfill.ts";
 import { SecretRepository } from "../storage/secret-repository.ts";
@@ -54,6 +57,10 @@ export interface Runtime {
   readonly rotationPolicies: RotationPolicies;
   readonly valueRotation: ValueRotation;
   readonly tokens: TokenService;
+  /** IAM principals' bindings to roles and tenants (`/v1/bindings`). */
+  readonly bindings: BindingService;
+  /** What every route authenticates with: bearer tokens on `/v1`, bindings on `/iam/v1`. */
+  readonly callers: CallerAuthentication;
   /** Every use case's permission check and audit records. */
   readonly gate: OperationGate;
   readonly auditLog: AuditLog;
@@ -161,18 +168,29 @@ export function createRuntime(options: {
   const auditLog = new AuditLog(chainWriter, metrics, logger);
   const denials = new DenialWindows(auditLog, metrics, config.auditDenialWindowMs);
   const gate = new OperationGate(auditLog, denials);
+  const integrity = new ItemMacs(chainKeys.itemKeys());
   const tokens = new TokenService({
     tokens: new TokenRepository(table),
     tenants: tenantRepository,
-    integrity: new ItemMacs(chainKeys.itemKeys()),
+    integrity,
     gate,
     denials,
     metrics,
     logger,
   });
+  const bindings = new BindingService({
+    bindings: new BindingRepository(table),
+    tenants: tenantRepository,
+    integrity,
+    gate,
+    denials,
+    metrics,
+    logger,
+  });
+  const callers = new CallerAuthentication(tokens, bindings);
 
   const dataKeys = new DataKeys(keyring, tenantRepository, new DataKeyCache(config.dataKeyCache));
-  const sealer = new Sealer(dataKeys, metrics, rotationConfig.retireGraceMs / 2);
+  const sealer = new Sealer(dataKeys, metrics, rotationConfig.retireGraceMs / 2, rotationConfig.dekSealLimit);
   const heads = new HeadWriter(secretRepository, sealer);
   const valueRotation = new ValueRotation(secretRepository, sealer, gate, heads);
   const dekSweep = new DekSweep(
@@ -215,8 +233,14 @@ export function createRuntime(options: {
       async (deadline, runId) => scheduledWork?.runRequestedRewrap(deadline, runId),
       logger,
     );
+  const dekRotation = new DekRotation(tenantRepository, secretRepository, checkpoints, dataKeys, gate, {
+    minIntervalMs: rotationConfig.dekRotateMinIntervalMs,
+    periodMs: rotationConfig.dekRotationPeriodMs,
+    sealThreshold: rotationConfig.dekSealRotateThreshold,
+  });
   scheduledWork = new ScheduledWork(dekSweep, kekRewrap, dueScan, events, gate, metrics, logger, {
     handOff: rewrapDispatch,
+    deks: dekRotation,
     ...(directoryBackfill === undefined ? {} : { backfill: directoryBackfill }),
   });
   return {
@@ -225,10 +249,12 @@ export function createRuntime(options: {
     metrics,
     config,
     tenants: new TenantService(tenantRepository, dataKeys, gate),
-    secrets: new SecretService(secretRepository, sealer, tokens, gate, heads),
+    secrets: new SecretService(secretRepository, sealer, callers, gate, heads),
     rotationPolicies: new RotationPolicies(secretRepository, gate, heads),
     valueRotation,
     tokens,
+    bindings,
+    callers,
     gate,
     auditLog,
     denials,
@@ -236,7 +262,7 @@ export function createRuntime(options: {
     chainWriter,
     chainVerifier,
     kmsEvents: new KmsEventIngester(auditLog, tenantRepository, metrics, config.kmsIngestion),
-    dekRotation: new DekRotation(tenantRepository, secretRepository, checkpoints, dataKeys, gate),
+    dekRotation,
     dekSweep,
     kekRewrap,
     rewrapRequests: new RewrapRequests(keyring, checkpoints, gate, rewrapDispatch),

@@ -31,6 +31,10 @@ export const sweepKey = (tenantId: string): Key => ({ pk: tenantPartition(tenant
 
 export const tokenKey = (tokenId: string): Key => ({ pk: `TOKEN#${tokenId}`, sk: "TOKEN" });
 
+/** Every binding under one partition, so the list is a Query; the sort key is the binding id. */
+export const BINDINGS_PARTITION = "BINDINGS";
+export const bindingKey = (bindingId: string): Key => ({ pk: BINDINGS_PARTITION, sk: bindingId });
+
 export const AUDIT_PREFIX = "AUDIT#";
 export const auditPartition = (scope: string) => `${AUDIT_PREFIX}${scope}`;
 export const scopeOfAuditPartition = (pk: string) => pk.slice(AUDIT_PREFIX.length);
@@ -50,6 +54,7 @@ export const KEK_REGISTRY_KEY: Key = { pk: META, sk: "KEKS" };
 export const PENDING_SWEEPS_KEY: Key = { pk: META, sk: "SWEEPS" };
 export const KEK_REWRAP_KEY: Key = { pk: META, sk: "KEK-REWRAP" };
 export const DUE_SCAN_KEY: Key = { pk: META, sk: "DUE-SCAN" };
+export const DEK_AGE_SCAN_KEY: Key = { pk: META, sk: "DEK-AGE-SCAN" };
 /**
  * Earlier versions marked their finished directory backfill here (`done: true`); it is still honoured.
  * The mark now lives on the KEK registry item (`directoryComplete`).

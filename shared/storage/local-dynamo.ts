@@ -1,4 +1,8 @@
-import type { AddressInfo } from "node:net";
+import { mkdtemp, rm } from "node:fs/promises";
+import { Agent } from "node:http";
+import { type AddressInfo, connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import dynalite from "dynalite";
 import { createTable, type Table } from "./table.ts";
 
@@ -8,8 +12,9 @@ export interface LocalDynamo {
 }
 
 /**
- * A real DynamoDB-protocol server on loopback: on disk under `path`, or in memory without one. One
- * process per path, since dynalite's LevelDB store takes an exclusive lock.
+ * A real DynamoDB-protocol server on loopback, for tests and benches (which put fault proxies in front
+ * of it): on disk under `path`, or in memory without one. One process per path, since dynalite's
+ * LevelDB store takes an exclusive lock.
  */
 export async function startLocalDynamo(options: { path?: string; port?: number } = {}): Promise<LocalDynamo> {
   const server = dynalite({
@@ -41,8 +46,48 @@ export interface OpenedTable {
 }
 
 /**
+ * dynalite checks no credentials, so the local server's store listens on no port at all: on a Unix
+ * socket in a directory of its own that only this user may enter (mkdtemp makes it 0700), which the
+ * process's DynamoDB client reaches through an agent that dials that socket. Another user on the
+ * machine, or a web page making requests to loopback, cannot reach the table.
+ */
+export async function startSocketDynamo(path: string): Promise<{
+  readonly socketPath: string;
+  readonly agent: Agent;
+  close(): Promise<void>;
+}> {
+  const dir = await mkdtemp(join(tmpdir(), "strongbox-dynamo-"));
+  const socketPath = join(dir, "dynamo.sock");
+  const server = dynalite({ path, createTableMs: 0 });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(socketPath, () => resolve());
+    });
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+  const agent = new Agent({ keepAlive: true });
+  // The one connection this agent makes: to the socket, whatever host and port a request names.
+  Object.assign(agent, { createConnection: () => connect(socketPath) });
+  return {
+    socketPath,
+    agent,
+    close: async () => {
+      agent.destroy();
+      await new Promise<void>((resolve, reject) => {
+        server.closeAllConnections?.();
+        server.close((error) => (error ? reject(error) : resolve()));
+      });
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
  * The table of a local process (the server, an operator script): DynamoDB at `endpoint` when one is
- * configured, else dynalite started in-process on disk under `localPath`.
+ * configured, else dynalite started in-process on disk under `localPath`, on a private socket.
  */
 export async function openTable(options: {
   readonly region: string;
@@ -60,9 +105,16 @@ export async function openTable(options: {
     );
     return { table, close: async () => {} };
   }
-  const dynamo = await startLocalDynamo({ path: options.localPath });
+  const dynamo = await startSocketDynamo(options.localPath);
   const table = createTable(
-    { region: options.region, endpoint: dynamo.endpoint, credentials: DYNALITE_CREDENTIALS, ...timeout },
+    {
+      region: options.region,
+      // Only the host part of a request reaches the socket's agent, which ignores it.
+      endpoint: "http://localhost",
+      credentials: DYNALITE_CREDENTIALS,
+      httpAgent: dynamo.agent,
+      ...timeout,
+    },
     options.tableName,
   );
   return { table, close: () => dynamo.close() };

@@ -26,6 +26,8 @@ interface HeadItem {
   pendingEnvelope?: Uint8Array;
   pendingCreatedAt?: string;
   pendingClientRequestToken?: string;
+  /** Present only on a pending version the service's rotation generated itself. */
+  pendingGenerated?: boolean;
   rotation?: RotationPolicy;
 }
 
@@ -60,6 +62,7 @@ function headFromItem(item: HeadItem): SecretHead {
           ...(item.pendingClientRequestToken === undefined
             ? {}
             : { clientRequestToken: item.pendingClientRequestToken }),
+          ...(item.pendingGenerated === true ? { generated: true as const } : {}),
         }
       : undefined;
   return {
@@ -105,6 +108,7 @@ function itemFromHead(head: SecretHead, revision: number): HeadItem {
           ...(head.pending.clientRequestToken === undefined
             ? {}
             : { pendingClientRequestToken: head.pending.clientRequestToken }),
+          ...(head.pending.generated === true ? { pendingGenerated: true } : {}),
         }),
     ...(head.rotation === undefined ? {} : { rotation: head.rotation }),
   };

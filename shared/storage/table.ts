@@ -1,3 +1,4 @@
+import type { Agent } from "node:http";
 import {
   ConditionalCheckFailedException,
   CreateTableCommand,
@@ -193,6 +194,28 @@ export class Table {
     await send("UpdateItem", call);
   }
 
+  /** A conditional update that answers with the item as it is after it; undefined when the condition failed. */
+  async updateReturning(key: Key, options: UpdateOptions & Conditional): Promise<Item | undefined> {
+    try {
+      const output = await send("UpdateItem", () =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.name,
+            Key: key,
+            UpdateExpression: options.update,
+            ConditionExpression: options.condition,
+            ReturnValues: "ALL_NEW",
+            ...placeholders(options),
+          }),
+        ),
+      );
+      return output.Attributes;
+    } catch (error) {
+      if (isConditionFailure(error)) return undefined;
+      throw error;
+    }
+  }
+
   async query(input: QueryInput): Promise<ItemPage> {
     const output = await send("Query", () =>
       this.doc.send(
@@ -232,28 +255,30 @@ export interface DynamoConnection {
   readonly endpoint?: string;
   readonly region: string;
   readonly credentials?: { accessKeyId: string; secretAccessKey: string };
+  /** How to reach `endpoint` when it is no TCP address (the local server's dynalite socket). */
+  readonly httpAgent?: Agent;
   /** Per attempt, connecting included; the SDK's default would wait 300 s on a hung connection. */
   readonly requestTimeoutMs?: number;
 }
 
 /** A hung request fails as a TimeoutError, which the SDK retries like any transient error. */
-function requestHandlerOptions(timeoutMs: number | undefined) {
-  return timeoutMs === undefined
-    ? {}
-    : {
-        requestHandler: {
-          requestTimeout: timeoutMs,
-          connectionTimeout: timeoutMs,
-          throwOnRequestTimeout: true,
-        },
-      };
+function requestHandlerOptions(timeoutMs: number | undefined, httpAgent: Agent | undefined) {
+  if (timeoutMs === undefined && httpAgent === undefined) return {};
+  return {
+    requestHandler: {
+      ...(httpAgent === undefined ? {} : { httpAgent }),
+      ...(timeoutMs === undefined
+        ? {}
+        : { requestTimeout: timeoutMs, connectionTimeout: timeoutMs, throwOnRequestTimeout: true }),
+    },
+  };
 }
 
 export function createTable(connection: DynamoConnection, name: string): Table {
   const client = new DynamoDBClient({
     region: connection.region,
     maxAttempts: 3,
-    ...requestHandlerOptions(connection.requestTimeoutMs),
+    ...requestHandlerOptions(connection.requestTimeoutMs, connection.httpAgent),
     ...(connection.endpoint === undefined ? {} : { endpoint: connection.endpoint }),
     ...(connection.credentials === undefined ? {} : { credentials: connection.credentials }),
   });

@@ -17,6 +17,8 @@ interface TenantItem {
   retiredDataKeys?: RetiredDataKey[];
   dekRotatedAt?: string;
   revision?: number;
+  /** Seals counted under the current DEK: moved only by ADD (reserveSeals) and reset by a DEK rotation. */
+  dekSeals?: number;
 }
 
 function tenantFromItem(item: TenantItem): Tenant {
@@ -28,6 +30,7 @@ function tenantFromItem(item: TenantItem): Tenant {
     retiredDataKeys: item.retiredDataKeys ?? [],
     ...(item.dekRotatedAt === undefined ? {} : { dekRotatedAt: item.dekRotatedAt }),
     revision: item.revision ?? 0,
+    dekSeals: item.dekSeals ?? 0,
   };
 }
 
@@ -112,14 +115,49 @@ export class TenantRepository {
     return item === undefined ? undefined : tenantFromItem(item);
   }
 
-  /** Replaces the tenant if it still has the revision it was read at; false when it changed since. */
-  replace(next: Tenant, expectedRevision: number): Promise<boolean> {
-    return this.#table.put(
-      { ...tenantKey(next.tenantId), ...itemFromTenant(next, expectedRevision + 1) },
-      expectedRevision === 0
-        ? { condition: "attribute_exists(pk) AND attribute_not_exists(revision)" }
-        : { condition: "revision = :revision", values: { ":revision": expectedRevision } },
+  /**
+   * Replaces the tenant if it still has the revision it was read at; false when it changed since. An
+   * update of every field but the seal count, so seals counted meanwhile are not lost; `resetSeals`
+   * (a new current DEK) starts the count again in the same write.
+   */
+  replace(next: Tenant, expectedRevision: number, options: { resetSeals?: boolean } = {}): Promise<boolean> {
+    const fields: Record<string, unknown> = { ...itemFromTenant(next, expectedRevision + 1) };
+    delete fields.tenantId;
+    if (options.resetSeals === true) fields.dekSeals = 0;
+    const entries = Object.entries(fields);
+    const names = Object.fromEntries(entries.map(([field], i) => [`#f${i}`, field]));
+    const values: Record<string, unknown> = Object.fromEntries(
+      entries.map(([, value], i) => [`:f${i}`, value]),
     );
+    const update = `SET ${entries.map((_, i) => `#f${i} = :f${i}`).join(", ")}`;
+    if (expectedRevision === 0) {
+      return this.#table.update(tenantKey(next.tenantId), {
+        update,
+        condition: "attribute_exists(pk) AND attribute_not_exists(#f_revision)",
+        names: { ...names, "#f_revision": "revision" },
+        values,
+      });
+    }
+    return this.#table.update(tenantKey(next.tenantId), {
+      update,
+      condition: "#f_revision = :expected",
+      names: { ...names, "#f_revision": "revision" },
+      values: { ...values, ":expected": expectedRevision },
+    });
+  }
+
+  /**
+   * Counts `seals` more under the tenant's current DEK with one atomic ADD, and answers with the
+   * tenant as it is after it: the read a writer makes of its current DEK anyway, so counting costs no
+   * extra call. Undefined when there is no such tenant.
+   */
+  async reserveSeals(tenantId: string, seals: number): Promise<Tenant | undefined> {
+    const item = await this.#table.updateReturning(tenantKey(tenantId), {
+      update: "ADD dekSeals :seals",
+      condition: "attribute_exists(pk)",
+      values: { ":seals": seals },
+    });
+    return item === undefined ? undefined : tenantFromItem(item as unknown as TenantItem);
   }
 
   /** One page of tenant ids from the directory, in order, continuing after `after`. */

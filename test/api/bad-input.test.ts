@@ -48,7 +48,15 @@ const invalid = { status: 400, code: "invalid_request" } as const;
 
 // About 32 800 characters but 65 539 bytes of UTF-8: over the byte limit, well under 64 Ki characters.
 const multibyteValue = `${CANARY}${"é".repeat((65_537 - CANARY.length) / 2 + 1)}`;
+/** Stands for the runner token's header in a case's `authorization`, as the token exists only once issued. */
+const RUNNER = "runner's token";
+let runner: string;
 const validToken = { role: "runner", tenants: [TENANT], ttlSeconds: 600 };
+const validBinding = {
+  principalArn: "arn:aws:iam::111111111111:role/services/reporting",
+  role: "runner",
+  tenants: [TENANT],
+};
 
 const CASES: readonly BadCase[] = [
   // Bodies that are not a JSON object.
@@ -613,6 +621,129 @@ const CASES: readonly BadCase[] = [
     status: 404,
     code: "not_found",
   },
+  // IAM bindings.
+  {
+    title: "a binding for something that is not an ARN",
+    method: "POST",
+    path: "/v1/bindings",
+    json: { ...validBinding, principalArn: CANARY },
+    ...invalid,
+  },
+  {
+    title: "a binding for an assumed-role session rather than its role",
+    method: "POST",
+    path: "/v1/bindings",
+    json: { ...validBinding, principalArn: "arn:aws:sts::111111111111:assumed-role/reporting/session-1" },
+    ...invalid,
+  },
+  {
+    title: "a binding for an account's root",
+    method: "POST",
+    path: "/v1/bindings",
+    json: { ...validBinding, principalArn: "arn:aws:iam::111111111111:root" },
+    ...invalid,
+  },
+  {
+    title: "a binding for a role ARN with an 11-digit account",
+    method: "POST",
+    path: "/v1/bindings",
+    json: { ...validBinding, principalArn: "arn:aws:iam::11111111111:role/reporting" },
+    ...invalid,
+  },
+  {
+    title: "a binding for a role ARN with a wildcard name",
+    method: "POST",
+    path: "/v1/bindings",
+    json: { ...validBinding, principalArn: "arn:aws:iam::111111111111:role/*" },
+    ...invalid,
+  },
+  {
+    title: "a binding ARN over 512 characters",
+    method: "POST",
+    path: "/v1/bindings",
+    json: { ...validBinding, principalArn: `arn:aws:iam::111111111111:role/${"p/".repeat(250)}reporting` },
+    ...invalid,
+  },
+  {
+    title: "a binding with an unknown role",
+    method: "POST",
+    path: "/v1/bindings",
+    json: { ...validBinding, role: "superuser" },
+    ...invalid,
+  },
+  {
+    title: "a runner binding for every tenant",
+    method: "POST",
+    path: "/v1/bindings",
+    json: { ...validBinding, tenants: ["*"] },
+    ...invalid,
+  },
+  {
+    title: "a runner binding for '*' among tenants",
+    method: "POST",
+    path: "/v1/bindings",
+    json: { ...validBinding, tenants: [TENANT, "*"] },
+    ...invalid,
+  },
+  {
+    title: "a runner binding for no tenant",
+    method: "POST",
+    path: "/v1/bindings",
+    json: { ...validBinding, tenants: [] },
+    ...invalid,
+  },
+  {
+    title: "an admin binding scoped to a tenant",
+    method: "POST",
+    path: "/v1/bindings",
+    json: { ...validBinding, role: "admin", tenants: [TENANT] },
+    ...invalid,
+  },
+  {
+    title: "an unknown field in the binding body",
+    method: "POST",
+    path: "/v1/bindings",
+    json: { ...validBinding, extra: CANARY },
+    ...invalid,
+  },
+  {
+    title: "a binding for a tenant that does not exist",
+    method: "POST",
+    path: "/v1/bindings",
+    json: { ...validBinding, tenants: [TENANT, "no-such-tenant"] },
+    status: 404,
+    code: "not_found",
+  },
+  {
+    title: "a binding asked for by a runner",
+    method: "POST",
+    path: "/v1/bindings",
+    json: validBinding,
+    authorization: RUNNER,
+    status: 403,
+    code: "forbidden",
+  },
+  { title: "a malformed binding id to delete", method: "DELETE", path: "/v1/bindings/abc", ...invalid },
+  {
+    title: "a binding id with characters outside base32 to delete",
+    method: "DELETE",
+    path: `/v1/bindings/${"1".repeat(26)}`,
+    ...invalid,
+  },
+  {
+    title: "a well-formed binding id that does not exist",
+    method: "DELETE",
+    path: `/v1/bindings/${"a".repeat(26)}`,
+    status: 404,
+    code: "not_found",
+  },
+  { title: "a bindings listing with limit 0", method: "GET", path: "/v1/bindings?limit=0", ...invalid },
+  {
+    title: "a bindings listing with a cursor from a tenant's listing",
+    method: "GET",
+    path: `/v1/bindings?cursor=${cursorOf({ pk: `T#${TENANT}`, sk: "S#target" })}`,
+    ...invalid,
+  },
   // Rotation: staging labels and idempotency tokens on writes and reads.
   { title: "stage previous on a write", ...put(TARGET, { value: CANARY, stage: "previous" }), ...invalid },
   {
@@ -818,7 +949,12 @@ const CASES: readonly BadCase[] = [
 async function send(c: BadCase): Promise<ApiResponse> {
   const raw = c.body ?? (c.json === undefined ? undefined : JSON.stringify(c.json));
   const contentType = c.contentType === undefined ? "application/json" : c.contentType;
-  const authorization = c.authorization === undefined ? `Bearer ${admin}` : c.authorization;
+  const authorization =
+    c.authorization === undefined
+      ? `Bearer ${admin}`
+      : c.authorization === RUNNER
+        ? `Bearer ${runner}`
+        : c.authorization;
   const headers: Record<string, string> = {
     ...(raw !== undefined && contentType !== null ? { "content-type": contentType } : {}),
     ...(authorization === null ? {} : { authorization }),
@@ -838,7 +974,9 @@ async function expectTarget(version: number, value: string) {
 beforeAll(async () => {
   h = await startHarness();
   admin = await h.token("admin");
-  runnerTokenId = (await h.runtime.tokens.issue("runner", [TENANT], 3600)).id;
+  const issued = await h.runtime.tokens.issue("runner", [TENANT], 3600);
+  runnerTokenId = issued.id;
+  runner = issued.token;
   expect((await h.call("POST", "/v1/tenants", { token: admin, body: { tenantId: TENANT } })).status).toBe(
     201,
   );
@@ -890,6 +1028,14 @@ describe("bad input leaves no trace in the data", () => {
     const list = await (await h.call("GET", `/v1/tenants/${TENANT}/secrets`, { token: admin })).json();
     expect(list.secrets.map((s: { name: string }) => s.name)).toEqual(["target"]);
     expect((await h.call("GET", "/v1/tenants/fresh", { token: admin })).status).toBe(404);
+  });
+
+  it("refused binding requests bound nobody", async () => {
+    const events = (await (await h.call("GET", "/v1/audit?limit=999", { token: admin })).json()).events;
+    const created = events.filter((e: { action: string; outcome: string }) => e.action === "binding.create");
+    expect(created.filter((e: { outcome: string }) => e.outcome === "success")).toEqual([]);
+    const listed = await (await h.call("GET", "/v1/bindings", { token: admin })).json();
+    expect(listed).toEqual({ bindings: [] });
   });
 
   it("refused token requests issued no token and revoked none", async () => {

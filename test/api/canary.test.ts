@@ -15,6 +15,8 @@ import {
   startHarness,
   startStore,
 } from "../../testing/harness.ts";
+import { iamApiEvent } from "../../testing/http-api-event.ts";
+import { lambdaCaller } from "../../testing/lambda-call.ts";
 import { captureProcessOutput, type OutputCapture } from "../../testing/output-capture.ts";
 
 /**
@@ -226,6 +228,45 @@ beforeAll(async () => {
   });
   await call("revoke token", 204, "DELETE", `/v1/tokens/${issued.id}`, { token: admin });
   await call("auditor read", 200, "GET", "/v1/tenants/acme/audit", { token: auditor });
+  // IAM callers: a binding, then reads on the IAM route set as API Gateway's IAM route delivers them.
+  const bindingCreated = await call("create binding", 201, "POST", "/v1/bindings", {
+    token: admin,
+    body: { principalArn: "arn:aws:iam::111111111111:role/canary-reader", role: "runner", tenants: ["acme"] },
+  });
+  const viaLambda = lambdaCaller(h.app);
+  const callIam = async (
+    label: string,
+    expectedStatus: number,
+    userArn: string,
+    headers: Record<string, string>,
+    discloses: string[] = [],
+  ) => {
+    const response = await viaLambda(iamApiEvent("GET", `/iam${secret}`, userArn, { headers }));
+    exchanges.push({ label, response, discloses });
+    expect(response.status, `${label}: ${response.text}`).toBe(expectedStatus);
+  };
+  const session = "arn:aws:sts::111111111111:assumed-role/canary-reader/canary";
+  await callIam("iam read", 200, session, reason, ["secret value v2"]);
+  await callIam(
+    "iam read with a bearer token too",
+    200,
+    session,
+    { ...reason, authorization: `Bearer ${admin}` },
+    ["secret value v2"],
+  );
+  await callIam("unbound iam read", 403, "arn:aws:sts::111111111111:assumed-role/never-bound/s", reason);
+  await call("list bindings", 200, "GET", "/v1/bindings", { token: admin });
+  await call("binding for a canary ARN", 400, "POST", "/v1/bindings", {
+    token: admin,
+    body: {
+      principalArn: `arn:aws:iam::111111111111:role/${CANARY_V2}/*`,
+      role: "runner",
+      tenants: ["acme"],
+    },
+  });
+  await call("delete binding", 204, "DELETE", `/v1/bindings/${(await bindingCreated.json()).bindingId}`, {
+    token: admin,
+  });
 
   // Error paths, each carrying a canary where a client could put one.
   await call("bad JSON", 400, "PUT", secret, { token: admin, body: `{"value":"${CANARY_V1}` });
@@ -375,7 +416,7 @@ describe("canary sweep", () => {
         expect(leaksIn(response.text, needles), label).toContain(disclosed);
       }
     }
-    expect(exchanges.filter((e) => e.discloses.length > 0)).toHaveLength(5);
+    expect(exchanges.filter((e) => e.discloses.length > 0)).toHaveLength(7);
   });
 
   it("no log line contains a secret value, a token, a DEK or a KEK", () => {

@@ -3,6 +3,8 @@ import type { AuditAction } from "../../shared/domain/operations.ts";
 import type { AuditEvent, Role } from "../../shared/domain/types.ts";
 import { SYSTEM_SCOPE } from "../../shared/domain/types.ts";
 import { type ApiResponse, type Harness, startHarness } from "../../testing/harness.ts";
+import { httpApiEvent, IAM_ACCOUNT, iamApiEvent } from "../../testing/http-api-event.ts";
+import { lambdaCaller } from "../../testing/lambda-call.ts";
 
 /*
  * The tenant-isolation matrix: every route, called by every role scoped to tenant "alpha", against
@@ -25,6 +27,8 @@ const ROTATING_NAME = "rotating-api-key";
 
 let h: Harness;
 let admin: string;
+/** The app behind Hono's Lambda adapter, for the IAM callers' events. */
+let viaLambda: ReturnType<typeof lambdaCaller>;
 const tokens = {} as Record<Role, { token: string; id: string }>;
 /** The id of the admin token that set bravo up; it appears only in bravo's audit trail. */
 let bravoSetupAdminId: string;
@@ -354,7 +358,8 @@ const ROUTES: readonly RouteCase[] = [
     okStatus: 200,
     prepare: async (target) => ({
       method: "GET",
-      path: `/v1/tenants/${target}/rotation/due?withinDays=30`,
+      // The page is of the secrets scanned, and the IAM callers' cells come after many more were written.
+      path: `/v1/tenants/${target}/rotation/due?withinDays=30&limit=999`,
       auditScope: target,
     }),
     verify: async (target, _cell, granted, response) => {
@@ -501,11 +506,72 @@ const ROUTES: readonly RouteCase[] = [
       if (granted) expect((await response.json()).due.scanComplete).toBe(true);
     },
   },
+  {
+    route: "POST /v1/bindings",
+    action: "binding.create",
+    scoped: false,
+    roles: ["admin"],
+    okStatus: 201,
+    prepare: async (_target, cell) => ({
+      method: "POST",
+      path: "/v1/bindings",
+      body: { principalArn: boundRole(`bound-${cell}`), role: "runner", tenants: [BRAVO] },
+      auditScope: SYSTEM_SCOPE,
+    }),
+    verify: async (_target, cell, granted) => {
+      const bound = (await listBindings()).filter((b) => b.principalArn === boundRole(`bound-${cell}`));
+      expect(bound).toHaveLength(granted ? 1 : 0);
+    },
+  },
+  {
+    route: "GET /v1/bindings",
+    action: "binding.list",
+    scoped: false,
+    roles: ["admin"],
+    okStatus: 200,
+    prepare: async () => ({ method: "GET", path: "/v1/bindings?limit=999", auditScope: SYSTEM_SCOPE }),
+    verify: async (_target, _cell, granted, response) => {
+      if (!granted) return;
+      const arns = (await response.json()).bindings.map((b: { principalArn: string }) => b.principalArn);
+      expect(arns).toContain(boundRole("runner-caller"));
+    },
+  },
+  {
+    route: "DELETE /v1/bindings/:id",
+    action: "binding.delete",
+    scoped: false,
+    roles: ["admin"],
+    okStatus: 204,
+    prepare: async (_target, cell) => {
+      const created = await h.call("POST", "/v1/bindings", {
+        token: admin,
+        body: { principalArn: boundRole(`victim-${cell}`), role: "runner", tenants: [ALPHA] },
+      });
+      expect(created.status).toBe(201);
+      const { bindingId } = await created.json();
+      return { method: "DELETE", path: `/v1/bindings/${bindingId}`, auditScope: SYSTEM_SCOPE };
+    },
+    verify: async (_target, cell, granted) => {
+      const bound = (await listBindings()).filter((b) => b.principalArn === boundRole(`victim-${cell}`));
+      expect(bound).toHaveLength(granted ? 0 : 1);
+    },
+  },
 ];
 
 async function putAsAdmin(tenant: string, name: string, value: string): Promise<void> {
   const put = await h.call("PUT", `/v1/tenants/${tenant}/secrets/${name}`, { token: admin, body: { value } });
   expect(put.status).toBe(200);
+}
+
+/** An IAM role ARN in the test account, with a path, as an admin binds it. */
+const boundRole = (name: string) => `arn:aws:iam::${IAM_ACCOUNT}:role/matrix/${name}`;
+/** The ARN a session of that role calls with: the assumed-role ARN drops the path. */
+const sessionOf = (name: string) => `arn:aws:sts::${IAM_ACCOUNT}:assumed-role/${name}/matrix-session`;
+
+async function listBindings(): Promise<{ principalArn: string; bindingId: string }[]> {
+  const response = await h.call("GET", "/v1/bindings?limit=999", { token: admin });
+  expect(response.status).toBe(200);
+  return (await response.json()).bindings;
 }
 
 /** Every event of a scope, read by an admin through the API, all pages. */
@@ -587,6 +653,14 @@ beforeAll(async () => {
   expect(privatePut.status).toBe(200);
   for (const role of ROLES)
     tokens[role] = await h.runtime.tokens.issue(role, role === "admin" ? ["*"] : [ALPHA], 3600);
+  for (const role of ROLES) {
+    const bound = await h.call("POST", "/v1/bindings", {
+      token: admin,
+      body: { principalArn: boundRole(`${role}-caller`), role, tenants: role === "admin" ? ["*"] : [ALPHA] },
+    });
+    expect(bound.status).toBe(201);
+  }
+  viaLambda = lambdaCaller(h.app);
 });
 afterAll(() => h?.close());
 
@@ -737,4 +811,102 @@ describe("every /v1 route refuses requests without a valid token", () => {
       await route.verify(target, cell, false, response);
     });
   }
+});
+
+/** A call on the IAM route set, as API Gateway delivers it after verifying `userArn`'s signature. */
+const sendIam = (call: Call, userArn: string, headers: Record<string, string> = {}) => {
+  const [path = "", query = ""] = call.path.split("?");
+  return viaLambda(
+    iamApiEvent(call.method, `/iam${path}`, userArn, {
+      query,
+      headers: {
+        ...(call.body === undefined ? {} : { "content-type": "application/json" }),
+        ...call.headers,
+        ...headers,
+      },
+      ...(call.body === undefined ? {} : { body: JSON.stringify(call.body) }),
+    }),
+  );
+};
+
+describe("tenant isolation for IAM callers: every route on /iam/v1 × every bound role × own and other tenant", () => {
+  for (const { route, role, target, expected, title } of cells) {
+    it(title, async () => {
+      const cell = `iam-${role}-${target}`;
+      const call = await route.prepare(target, cell);
+      const caller = sessionOf(`${role}-caller`);
+      const response = await sendIam(call, caller);
+      const granted = expected !== 403;
+      if (granted) expect(response.status).toBe(expected);
+      else {
+        await expectError(response, 403, "forbidden");
+        await expectDeniedOnRecord(call, response, { actor: caller, role, action: route.action });
+      }
+      if (role !== "admin") expectNoBravoLeak(response);
+      await route.verify(target, cell, granted, response);
+    });
+  }
+});
+
+describe("every /iam/v1 route refuses callers no binding names, and requests without API Gateway's IAM context", () => {
+  for (const route of ROUTES) {
+    it(`${route.route}: an unbound IAM principal gets 403, recorded with its ARN`, async () => {
+      const cell = `iam-unbound-${route.action.replaceAll(".", "-")}`;
+      const call = await route.prepare(ALPHA, cell);
+      const stranger = sessionOf("never-bound");
+      const response = await sendIam(call, stranger);
+      await expectError(response, 403, "forbidden");
+      const scope = route.route === "POST /v1/tenants" ? SYSTEM_SCOPE : call.auditScope;
+      const requestId = response.headers.get("x-request-id");
+      const recorded = (await auditTrail(scope)).filter((e) => e.requestId === requestId);
+      expect(recorded).toEqual([
+        expect.objectContaining({ outcome: "denied", actor: stranger, role: "aws", action: route.action }),
+      ]);
+      await route.verify(ALPHA, cell, false, response);
+    });
+
+    it(`${route.route}: on /iam/v1 without IAM context, even with an admin bearer token, gets 401`, async () => {
+      const cell = `iam-noctx-${route.action.replaceAll(".", "-")}`;
+      const call = await route.prepare(ALPHA, cell);
+      const [path = "", query = ""] = call.path.split("?");
+      const response = await viaLambda(
+        httpApiEvent(call.method, `/iam${path}`, {
+          query,
+          headers: {
+            authorization: `Bearer ${admin}`,
+            ...(call.body === undefined ? {} : { "content-type": "application/json" }),
+            ...call.headers,
+          },
+          ...(call.body === undefined ? {} : { body: JSON.stringify(call.body) }),
+        }),
+      );
+      await expectError(response, 401, "unauthenticated");
+      await route.verify(ALPHA, cell, false, response);
+    });
+  }
+
+  it("the local app (no Lambda event) never takes an IAM identity, whatever the headers claim", async () => {
+    const response = await h.call("GET", `/iam/v1/tenants/${ALPHA}/secrets/${SHARED_NAME}`, {
+      headers: {
+        ...REASON,
+        "x-amzn-iam-user-arn": sessionOf("admin-caller"),
+        "x-amzn-request-context": JSON.stringify({
+          authorizer: { iam: { userArn: sessionOf("admin-caller") } },
+        }),
+      },
+    });
+    await expectError(response, 401, "unauthenticated");
+  });
+
+  it("a bearer route ignores an IAM context in the event: only the token counts there", async () => {
+    const event = iamApiEvent(
+      "GET",
+      `/v1/tenants/${ALPHA}/secrets/${SHARED_NAME}`,
+      sessionOf("admin-caller"),
+      {
+        headers: REASON,
+      },
+    );
+    await expectError(await viaLambda(event), 401, "unauthenticated");
+  });
 });

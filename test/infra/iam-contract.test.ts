@@ -7,9 +7,10 @@ import { DecryptCommand, GenerateMacCommand, KMSClient, ReEncryptCommand } from 
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bootstrapToken } from "../../shared/crypto/tokens.ts";
+import { DAY_MS } from "../../shared/domain/time.ts";
 import { type Bundle, buildBundle, type Invocation, invokeBundle } from "../../testing/bundles.ts";
 import { kmsCallEvent, sqsBatch } from "../../testing/cloudtrail.ts";
-import { httpApiEvent } from "../../testing/http-api-event.ts";
+import { httpApiEvent, IAM_ACCOUNT, iamApiEvent } from "../../testing/http-api-event.ts";
 import { callTable } from "../../testing/iam/call-table.ts";
 import { deliveriesFor } from "../../testing/iam/deliveries.ts";
 import type { DeployedKey, NamedPolicy } from "../../testing/iam/deployed-shape.ts";
@@ -45,6 +46,9 @@ const canary = `CANARY-${randomBytes(12).toString("hex")}`;
 const json = { "content-type": "application/json" };
 const auth = (token: string) => ({ authorization: `Bearer ${token}` });
 const adminJson = () => ({ ...json, ...auth(admin) });
+/** A caller's role, bound by the admin, and a session of it as the IAM route delivers it. */
+const BOUND_ROLE = `arn:aws:iam::${IAM_ACCOUNT}:role/services/reporting`;
+const BOUND_SESSION = `arn:aws:sts::${IAM_ACCOUNT}:assumed-role/reporting/i-0abc`;
 const reading = (token: string) => ({ ...auth(token), "x-audit-reason": "iam contract" });
 
 /** What each flow step answered, by name. */
@@ -216,10 +220,39 @@ beforeAll(async () => {
       "revoked runner reads",
       api("GET", "/v1/tenants/acme/secrets/db-password", { headers: reading(String(issued.token)) }),
     ],
+    [
+      "bind role",
+      api("POST", "/v1/bindings", {
+        headers: adminJson(),
+        body: JSON.stringify({ principalArn: BOUND_ROLE, role: "runner", tenants: ["acme"] }),
+      }),
+    ],
+    [
+      "iam caller reads",
+      iamApiEvent("GET", "/iam/v1/tenants/acme/secrets/db-password", BOUND_SESSION, {
+        headers: { "x-audit-reason": "iam contract" },
+      }),
+    ],
+    ["list bindings", api("GET", "/v1/bindings", { headers: auth(admin) })],
+  ]);
+  const bound = body("bind role") ?? {};
+  await invoke("api", env("api"), [
+    ["delete binding", api("DELETE", `/v1/bindings/${bound.bindingId}`, { headers: auth(admin) })],
+    [
+      "unbound iam caller reads",
+      iamApiEvent("GET", "/iam/v1/tenants/acme/secrets/db-password", BOUND_SESSION, {
+        headers: { "x-audit-reason": "iam contract" },
+      }),
+    ],
   ]);
 
   // A DEK rotation the on-demand run has not swept, so the rotation function's own sweep unwraps DEKs
   // and re-seals values: its Decrypt and GenerateDataKey are then recorded calls too.
+  // The first rotation was just now: stand in for DEK_ROTATE_MIN_INTERVAL_SECONDS passing.
+  await stage.table.update(
+    { pk: "T#acme", sk: "TENANT" },
+    { update: "SET dekRotatedAt = :at", values: { ":at": new Date(Date.now() - DAY_MS).toISOString() } },
+  );
   await invoke("api", env("api"), [
     ["rotate dek again", api("POST", "/v1/tenants/acme/rotate-dek", { headers: adminJson(), body: "{}" })],
   ]);
@@ -347,6 +380,14 @@ describe("the end-to-end flows through the bundled functions", () => {
     expect(status("runner reads")).toBe(200);
     expect(status("revoke token")).toBe(204);
     expect(status("revoked runner reads")).toBe(401);
+  });
+
+  it("bindings are created, listed and deleted; a bound IAM caller reads until its binding is deleted", () => {
+    expect(status("bind role")).toBe(201);
+    expect(body("iam caller reads")).toMatchObject({ name: "db-password", value: canary });
+    expect(body("list bindings")?.bindings).toEqual([expect.objectContaining({ principalArn: BOUND_ROLE })]);
+    expect(status("delete binding")).toBe(204);
+    expect(status("unbound iam caller reads")).toBe(403);
   });
 
   it("the scheduled run re-seals the tenant's secrets and fails nowhere", () => {

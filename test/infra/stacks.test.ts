@@ -10,6 +10,7 @@ import { METRICS_NAMESPACE } from "../../shared/observability/emf-metrics.ts";
 import { ROTATION_EVENT_SOURCE } from "../../shared/observability/rotation-events.ts";
 import {
   auditPartition,
+  bindingKey,
   DIRECTORY_PARTITION,
   KEK_REGISTRY_KEY,
   tenantPartition,
@@ -249,6 +250,23 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
         if (!actionsOf(s).some((a) => a.startsWith("xray:"))) expect(s.Resource).not.toBe("*");
       }
       expect(JSON.stringify(roleStatements(t().api))).toContain(`strongbox-${env}-data`);
+    });
+
+    it("puts IAM authorization on the /iam route set only; the bearer routes authenticate in the function", () => {
+      const routes = Object.values(t().api.findResources("AWS::ApiGatewayV2::Route")).map(
+        (route) => (route as { Properties: Record<string, unknown> }).Properties,
+      );
+      expect(routes.map((r) => [r.RouteKey, r.AuthorizationType ?? "NONE"]).sort()).toEqual([
+        ["$default", "NONE"],
+        ["ANY /iam/{proxy+}", "AWS_IAM"],
+      ]);
+      // Both reach the one function, through one integration, which API Gateway may invoke for each.
+      expect(new Set(routes.map((r) => JSON.stringify(r.Target))).size).toBe(1);
+      const invokedFrom = Object.values(t().api.findResources("AWS::Lambda::Permission")).map((p) =>
+        JSON.stringify((p as { Properties: { SourceArn: unknown } }).Properties.SourceArn),
+      );
+      expect(invokedFrom.filter((arn) => arn.endsWith('/*/*"]]}'))).toHaveLength(1);
+      expect(invokedFrom.filter((arn) => arn.endsWith('/*/*/iam/{proxy+}"]]}'))).toHaveLength(1);
     });
   });
 
@@ -586,15 +604,25 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
     const mayWrite = (template: Template, pk: string) => writePatterns(template).some((p) => matches(p, pk));
 
     it("narrows every role's writes to the partitions it writes", () => {
-      expect(writePatterns(t().api).sort()).toEqual(["AUDIT#*", "META", "T#*", "TENANTS", "TOKEN#*"]);
+      expect(writePatterns(t().api).sort()).toEqual([
+        "AUDIT#*",
+        "BINDINGS",
+        "META",
+        "T#*",
+        "TENANTS",
+        "TOKEN#*",
+      ]);
       expect(writePatterns(t().rotation).sort()).toEqual(["AUDIT#*", "META", "T#*", "TENANTS"]);
       expect(writePatterns(t().audit)).toEqual(["AUDIT#*"]);
     });
 
     it("never lets the audit role write a token, a tenant or a checkpoint, nor the rotation role a token", () => {
       const token = tokenKey("tok1").pk;
-      for (const pk of [token, tenantPartition("acme"), DIRECTORY_PARTITION, KEK_REGISTRY_KEY.pk])
+      const binding = bindingKey("b1").pk;
+      for (const pk of [token, binding, tenantPartition("acme"), DIRECTORY_PARTITION, KEK_REGISTRY_KEY.pk])
         expect(mayWrite(t().audit, pk)).toBe(false);
+      expect(mayWrite(t().rotation, binding)).toBe(false);
+      expect(mayWrite(t().api, binding)).toBe(true);
       expect(mayWrite(t().audit, auditPartition("acme"))).toBe(true);
       expect(mayWrite(t().rotation, token)).toBe(false);
       expect(mayWrite(t().api, token)).toBe(true);
@@ -717,6 +745,7 @@ describe("the table's partitions", () => {
     expect(matches(PARTITIONS.audit, auditPartition("_system"))).toBe(true);
     expect(PARTITIONS.directory).toBe(DIRECTORY_PARTITION);
     expect(PARTITIONS.meta).toBe(KEK_REGISTRY_KEY.pk);
+    expect(PARTITIONS.binding).toBe(bindingKey("b1").pk);
     // A tenant's pattern must not reach a token's partition, nor the directory's.
     expect(matches(PARTITIONS.tenant, tokenKey("tok1").pk)).toBe(false);
     expect(matches(PARTITIONS.tenant, DIRECTORY_PARTITION)).toBe(false);

@@ -1,7 +1,7 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ServerProcess, stopAllServers } from "../../testing/server-process.ts";
 
@@ -12,11 +12,13 @@ import { ServerProcess, stopAllServers } from "../../testing/server-process.ts";
 
 let dataDir: string;
 let port: number;
+let pid: number;
 
 beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), "strongbox-edges-"));
   const server = ServerProcess.start({ env: { DATA_DIR: dataDir } });
   port = Number(new URL(await server.listening()).port);
+  pid = server.child.pid ?? 0;
 });
 
 afterAll(async () => {
@@ -144,5 +146,86 @@ describe("an upload over the limit sent with Connection: close", () => {
       expect(answer.status, `try ${i}`).toBe(413);
       expect(jsonBody(answer)).toEqual(isJsonError("payload_too_large"));
     }
+  });
+});
+
+/** The inodes of the sockets process `pid` holds open, from its file descriptors. */
+function socketInodes(pid: number): Set<string> {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const match = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (match?.[1] !== undefined) inodes.add(match[1]);
+    } catch {
+      // Closed between the listing and the read.
+    }
+  }
+  return inodes;
+}
+
+/** The rows of a /proc/net table whose socket process `pid` holds, as whitespace-split fields. */
+function rowsOf(pid: number, table: string): string[][] {
+  const inodes = socketInodes(pid);
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/net/${table}`, "utf8");
+  } catch {
+    return [];
+  }
+  const inodeColumn = table === "unix" ? 6 : 9;
+  return text
+    .split("\n")
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter((fields) => inodes.has(fields[inodeColumn] ?? ""));
+}
+
+describe.runIf(process.platform === "linux")("the server's dynalite", () => {
+  it("listens on no TCP port: the only one the server listens on is the API's", () => {
+    const listening = ["tcp", "tcp6"].flatMap((table) =>
+      rowsOf(pid, table)
+        .filter((fields) => fields[3] === "0A")
+        .map((fields) => Number.parseInt(fields[1]?.split(":")[1] ?? "", 16)),
+    );
+    expect(listening).toEqual([port]);
+  });
+
+  it("listens on a Unix socket in a directory only the server's user may enter", () => {
+    // Flags 00010000: a listening socket; the last field is its path.
+    const paths = rowsOf(pid, "unix")
+      .filter((fields) => fields[3] === "00010000" && fields[7] !== undefined)
+      .map((fields) => fields[7] as string);
+    expect(paths).toHaveLength(1);
+    const socketPath = paths[0] as string;
+    expect(statSync(socketPath).isSocket()).toBe(true);
+    expect(statSync(dirname(socketPath)).mode & 0o777).toBe(0o700);
+  });
+});
+
+describe("the IAM route set on npm start, which has no API Gateway in front", () => {
+  const base = () => `http://127.0.0.1:${port}`;
+  const admin = () => readFileSync(join(dataDir, "admin-token"), "utf8").trim();
+
+  it("answers 401 on /iam/v1 whatever the request claims: a bearer token, headers naming an IAM principal", async () => {
+    const session = "arn:aws:sts::111111111111:assumed-role/admin-caller/s";
+    const response = await fetch(`${base()}/iam/v1/bindings`, {
+      headers: {
+        authorization: `Bearer ${admin()}`,
+        "x-amzn-iam-user-arn": session,
+        "x-amzn-requestcontext": JSON.stringify({
+          authorizer: { iam: { userArn: session, accountId: "111111111111" } },
+        }),
+      },
+    });
+    expect(response.status).toBe(401);
+    expect(await response.json()).toEqual(isJsonError("unauthenticated"));
+  });
+
+  it("serves the binding routes to a bearer admin on /v1", async () => {
+    const response = await fetch(`${base()}/v1/bindings`, {
+      headers: { authorization: `Bearer ${admin()}` },
+    });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ bindings: [] });
   });
 });

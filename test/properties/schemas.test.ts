@@ -20,6 +20,7 @@ const DOCUMENTED_4XX: Record<number, readonly string[]> = {
   409: ["conflict"],
   413: ["payload_too_large", "audit_record_too_large"],
   415: ["unsupported_media_type"],
+  429: ["rate_limited"],
   431: ["headers_too_large"],
 };
 
@@ -198,6 +199,8 @@ describe("random input against every route", () => {
     expect(routes.length).toBeGreaterThanOrEqual(20);
     expect(routes).toContainEqual({ method: "PUT", path: "/v1/tenants/:tenantId/secrets/:name" });
     expect(routes).toContainEqual({ method: "POST", path: "/v1/tokens" });
+    expect(routes).toContainEqual({ method: "POST", path: "/v1/bindings" });
+    expect(routes).toContainEqual({ method: "DELETE", path: "/v1/bindings/:id" });
   });
 
   test.prop(

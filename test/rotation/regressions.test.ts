@@ -8,7 +8,11 @@ import { MIN_RETIRE_GRACE_SECONDS, readRuntimeConfig } from "../../shared/runtim
 import { getRawItem, headKey } from "../../testing/faults.ts";
 import { type Harness, randomKek, startHarness, startStore } from "../../testing/harness.ts";
 import { rewrapAndSettle } from "../../testing/rewrap.ts";
-import { asWrittenBeforeTheDirectory, runUntilSwept } from "../../testing/rotation-fixtures.ts";
+import {
+  asWrittenBeforeTheDirectory,
+  crashAfterWrites,
+  runUntilSwept,
+} from "../../testing/rotation-fixtures.ts";
 
 /*
  * Regressions from the rotation review: each test is a reviewer's repro of data loss, turned into
@@ -261,16 +265,55 @@ describe("secret rotation edge cases (review P3)", () => {
   it("the scheduled runner finishes a rotation a manual one left in flight instead of failing on it", async () => {
     await setup("p3-wedge", ["s"]);
     const path = "/v1/tenants/p3-wedge/secrets/s";
-    // A manual rotation that died after creating its pending value: staged with its own token.
-    const staged = await h.call("PUT", path, {
+    // A manual rotation that died after creating its pending value: its writes are the seal count on
+    // the tenant item, then the head with the pending value; the archive copy fails.
+    const crash = crashAfterWrites(h.table, 2);
+    const died = await h.call("POST", `${path}/rotate`, {
       token: admin,
-      body: { value: "A".repeat(32), stage: "pending", clientRequestToken: "manual-died-1" },
+      body: { clientRequestToken: "manual-died-1" },
     });
-    expect(staged.status).toBe(200);
-    const run = await h.runtime.scheduledWork.run(deadlineIn(10_000), "p3-wedge");
+    crash.remove();
+    expect(died.status).toBe(503);
+    const staged = await (
+      await h.call("GET", `${path}?stage=pending`, { token: admin, headers: REASON })
+    ).json();
+    expect(staged.version).toBe(2);
+    const run = await (await h.call("POST", "/v1/rotation/run", { token: admin, headers: REASON })).json();
     expect(run.due).toMatchObject({ rotated: 1, failed: 0 });
     const read = await h.call("GET", path, { token: admin, headers: REASON });
-    expect(await read.json()).toMatchObject({ version: 2, value: "A".repeat(32) });
+    expect(await read.json()).toMatchObject({ version: 2, value: staged.value });
+  });
+
+  it("the scheduled runner leaves a caller's pending value to the caller, however generator-like it looks", async () => {
+    await setup("p3-caller", ["s"]);
+    const path = "/v1/tenants/p3-caller/secrets/s";
+    // 32 characters of the token alphabet: exactly what the generator could have made.
+    const lookalike = "A".repeat(32);
+    const staged = await h.call("PUT", path, {
+      token: admin,
+      body: { value: lookalike, stage: "pending", clientRequestToken: "caller-pending-1" },
+    });
+    expect(staged.status).toBe(200);
+    const run = await (await h.call("POST", "/v1/rotation/run", { token: admin, headers: REASON })).json();
+    expect(run.due).toMatchObject({ rotated: 0, notified: 1, failed: 0 });
+    expect(await (await h.call("GET", path, { token: admin, headers: REASON })).json()).toMatchObject({
+      version: 1,
+      value: "first",
+    });
+    // A manual rotation with the caller's token does not pass the value off as generated either.
+    const manual = await h.call("POST", `${path}/rotate`, {
+      token: admin,
+      body: { clientRequestToken: "caller-pending-1" },
+    });
+    expect(manual.status).toBe(409);
+    expect(manual.text).not.toContain(lookalike);
+    // The caller's promote is what makes it current.
+    const promoted = await h.call("POST", `${path}/promote`, { token: admin, body: { version: 2 } });
+    expect(await promoted.json()).toEqual({ name: "s", current: 2, previous: 1 });
+    expect(await (await h.call("GET", path, { token: admin, headers: REASON })).json()).toMatchObject({
+      version: 2,
+      value: lookalike,
+    });
   });
 
   it("a manual rotation without a token gets a unique one, so two in a row both rotate", async () => {

@@ -8,7 +8,7 @@ import { type Harness, startHarness } from "../../testing/harness.ts";
 // The operations table is the one vocabulary of what exists; the gate reads permission and scope from it.
 
 const principal = (role: Principal["role"], tenants: string[] = ["acme"]): Principal => ({
-  tokenId: `t-${role}`,
+  actor: `t-${role}`,
   role,
   tenants,
 });

@@ -5,6 +5,7 @@ import type { RequestContext } from "../../../shared/domain/context.ts";
 import { OPERATIONS, type Operation } from "../../../shared/domain/operations.ts";
 import { secretNameSchema, tenantIdSchema } from "../../../shared/domain/schemas.ts";
 import { type Principal, SYSTEM_SCOPE } from "../../../shared/domain/types.ts";
+import { credentialsOf } from "../credentials.ts";
 
 export type AuthenticatedEnv = { Variables: { requestId: string; ctx: RequestContext } };
 
@@ -15,7 +16,7 @@ export interface AuthenticateOptions {
 }
 
 /**
- * Verifies the bearer token before any input is looked at, and records a refused attempt against the
+ * Verifies the caller (a bearer token, or on the IAM routes its binding) before any input is looked at, and records a refused attempt against the
  * tenant and secret named in the path (or the system scope when the path names none validly).
  */
 export function authenticate(options: AuthenticateOptions) {
@@ -37,7 +38,7 @@ export function authenticate(options: AuthenticateOptions) {
 export function principalOf(c: Context, tokens: Authenticator, operation: Operation): Promise<Principal> {
   const tenant = tenantIdSchema.safeParse(c.req.param("tenantId"));
   const name = secretNameSchema.safeParse(c.req.param("name"));
-  return tokens.authenticate(c.req.header("authorization"), c.get("requestId"), {
+  return tokens.authenticate(credentialsOf(c), c.get("requestId"), {
     tenantId: tenant.success ? tenant.data : SYSTEM_SCOPE,
     action: operation,
     ...(name.success ? { secretName: name.data } : {}),

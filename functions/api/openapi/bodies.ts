@@ -57,6 +57,19 @@ export const tokenIssuedBody = z.strictObject({
   expiresAt: time,
 });
 
+export const bindingBody = z.strictObject({
+  bindingId: z.string().describe("derived from the principal: one binding per principal"),
+  principalArn: z.string().describe("the IAM role or user ARN bound, path included"),
+  role: z.enum(ROLES),
+  tenants: z.array(z.string()),
+  createdAt: time,
+});
+
+export const bindingsPageBody = z.strictObject({
+  bindings: z.array(bindingBody),
+  nextCursor: cursor.optional(),
+});
+
 const generator = z.strictObject({
   kind: z.enum(GENERATOR_KINDS),
   length: z.number().int(),

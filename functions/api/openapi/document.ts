@@ -12,7 +12,7 @@ const DOCUMENTATION = {
     title: "Strongbox",
     version: API_VERSION,
     description:
-      'Multi-tenant secrets service. Every error is `{"error":{"code","message"}}`; every answer carries `X-Request-Id`.',
+      'Multi-tenant secrets service. Every error is `{"error":{"code","message"}}`; every answer carries `X-Request-Id`. On AWS every `/v1` route is also served under `/iam/v1`, where a request is signed with SigV4 (service `execute-api`) instead of carrying a token, and the caller\'s IAM principal is mapped to a role and tenants by its binding (`/v1/bindings`).',
   },
   tags: [
     { name: "service" },
@@ -22,6 +22,7 @@ const DOCUMENTATION = {
     { name: "keys" },
     { name: "audit" },
     { name: "tokens" },
+    { name: "bindings" },
   ],
   components: {
     securitySchemes: {

@@ -15,6 +15,7 @@ export const ERROR_STATUS = {
   payload_too_large: 413,
   audit_record_too_large: 413,
   unsupported_media_type: 415,
+  rate_limited: 429,
   headers_too_large: 431,
   decrypt_failed: 500,
   response_too_large: 500,
@@ -26,6 +27,7 @@ export const ERROR_STATUS = {
   dek_retired: 503,
   directory_backfill_pending: 503,
   dispatch_unavailable: 503,
+  dek_exhausted: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
@@ -51,7 +53,13 @@ export const AUTHENTICATED: readonly ErrorCode[] = [
 ];
 
 /** A route that reads or writes a tenant's secrets under its DEK. */
-export const SEALED: readonly ErrorCode[] = ["not_found", "decrypt_failed", "kek_mismatch", "dek_retired"];
+export const SEALED: readonly ErrorCode[] = [
+  "not_found",
+  "decrypt_failed",
+  "kek_mismatch",
+  "dek_retired",
+  "dek_exhausted",
+];
 
 /** A route that takes a JSON body. */
 export const JSON_BODY: readonly ErrorCode[] = ["unsupported_media_type"];
@@ -68,6 +76,7 @@ const statusText: Record<number, string> = {
   409: "A conflict with the secret's state",
   413: "Too large",
   415: "The body is not application/json",
+  429: "Too soon: see Retry-After",
   431: "Request headers too large",
   500: "The service failed",
   503: "A dependency is unavailable; nothing was returned or changed",

@@ -58,7 +58,7 @@ const verifyDoc = {
 /** A tenant's audit trail under its path, and the system scope's under /v1/audit: list, export, verify, head. */
 export function auditRoutes(runtime: Runtime): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  const authenticated = authenticator(runtime.tokens);
+  const authenticated = authenticator(runtime.callers);
 
   const auditPage = async <E extends AuthenticatedEnv>(c: Context<E>, scope: string) => {
     const query = queryWith(c, auditQuerySchema);

@@ -10,7 +10,7 @@ import { tenantPathSchema } from "../schemas.ts";
 /** The keys under the secrets: a tenant's DEK rotation and its status, the KEK report and rewrap. */
 export function keyRoutes(runtime: Runtime): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  const authenticated = authenticator(runtime.tokens);
+  const authenticated = authenticator(runtime.callers);
 
   app.post(
     "/v1/tenants/:tenantId/rotate-dek",
@@ -21,7 +21,7 @@ export function keyRoutes(runtime: Runtime): Hono<AppEnv> {
       operation: "tenant.rotate-dek",
       path: tenantPathSchema,
       responses: { 200: { description: "the new DEK version", schema: dekRotatedBody } },
-      errors: ["not_found", "conflict", "kek_mismatch"],
+      errors: ["not_found", "conflict", "kek_mismatch", "rate_limited"],
     }),
     authenticated("tenant.rotate-dek"),
     tenantScope(),

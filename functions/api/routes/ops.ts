@@ -18,7 +18,7 @@ export interface OpsOptions {
  */
 export function opsRoutes(runtime: Runtime, options: OpsOptions): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  const authenticated = authenticator(runtime.tokens);
+  const authenticated = authenticator(runtime.callers);
 
   app.get(
     "/health",

@@ -26,7 +26,7 @@ const DEFAULT_DUE_WITHIN_DAYS = 7;
 /** Secrets' rotation: policies, on-demand rotations, promotion and rollback, what is due, and runs. */
 export function rotationRoutes(runtime: Runtime): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  const authenticated = authenticator(runtime.tokens);
+  const authenticated = authenticator(runtime.callers);
 
   app.put(
     "/v1/tenants/:tenantId/secrets/:name/rotation",

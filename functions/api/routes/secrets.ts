@@ -2,6 +2,7 @@ import { type Context, Hono } from "hono";
 import * as z from "zod";
 import { putSecretSchema, secretNameSchema, tenantIdSchema } from "../../../shared/domain/schemas.ts";
 import type { Runtime } from "../../../shared/runtime/container.ts";
+import { credentialsOf } from "../credentials.ts";
 import { type AppEnv, jsonBody, pageBody, pageOf, parseWith, queryWith } from "../http.ts";
 import { authenticator, principalOf } from "../middleware/authenticate.ts";
 import { secretScope, tenantScope } from "../middleware/tenant-scope.ts";
@@ -26,7 +27,7 @@ const readInput = (c: Context) => ({
 
 export function secretRoutes(runtime: Runtime): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  const authenticated = authenticator(runtime.tokens);
+  const authenticated = authenticator(runtime.callers);
 
   app.put(
     "/v1/tenants/:tenantId/secrets/:name",
@@ -72,10 +73,10 @@ export function secretRoutes(runtime: Runtime): Hono<AppEnv> {
       try {
         input = readInput(c);
       } catch (error) {
-        await principalOf(c, runtime.tokens, "secret.read");
+        await principalOf(c, runtime.callers, "secret.read");
         throw error;
       }
-      const caller = { requestId: c.var.requestId, authorization: c.req.header("authorization") };
+      const caller = { requestId: c.var.requestId, credentials: credentialsOf(c) };
       const { tenantId, name, selector, reason } = input;
       return c.json(await runtime.secrets.read(caller, tenantId, name, reason, selector));
     },

@@ -11,7 +11,7 @@ import { tenantPathSchema } from "../schemas.ts";
 
 export function tenantRoutes(runtime: Runtime): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  const authenticated = authenticator(runtime.tokens);
+  const authenticated = authenticator(runtime.callers);
 
   app.post(
     "/v1/tenants",

@@ -10,7 +10,7 @@ import { documented } from "../openapi/route-doc.ts";
 
 export function tokenRoutes(runtime: Runtime): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  const authenticated = authenticator(runtime.tokens);
+  const authenticated = authenticator(runtime.callers);
 
   app.post(
     "/v1/tokens",

@@ -37,7 +37,7 @@ export class OperationGate implements Gate {
     const scope = scopeOf(operation, target);
     if (!isAllowed(ctx.principal, operation, scope)) {
       await this.#denials.deny({ tenantId: scope, action: operation, ...secretOf(target) }, ctx.requestId, {
-        actor: ctx.principal.tokenId,
+        actor: ctx.principal.actor,
         role: ctx.principal.role,
       });
       throw new AuthorizationError(`this token may not perform ${operation} on ${scope}`);
@@ -47,7 +47,7 @@ export class OperationGate implements Gate {
       action: operation,
       ...secretOf(target),
       ...(target.detail === undefined ? {} : { detail: target.detail }),
-      actor: ctx.principal.tokenId,
+      actor: ctx.principal.actor,
       role: ctx.principal.role,
       requestId: ctx.requestId,
     });

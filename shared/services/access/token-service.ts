@@ -178,7 +178,7 @@ export class TokenService {
       );
       throw new AuthenticationError("a valid bearer token is required");
     }
-    return { tokenId: record.tokenId, role: record.role, tenants: record.tenants };
+    return { actor: record.tokenId, role: record.role, tenants: record.tenants };
   }
 
   async #requireTenants(tenants: readonly string[]): Promise<void> {

@@ -17,6 +17,8 @@ export interface CurrentDataKey {
   readonly version: number;
   readonly key: Uint8Array;
   readonly readAtMs: number;
+  /** Seals counted under this DEK, the ones just reserved included. */
+  readonly seals: number;
 }
 
 /** Tenant data keys: generated wrapped, stored wrapped, and unwrapped only into the bounded cache. */
@@ -49,13 +51,21 @@ export class DataKeys implements DataKeyIssuer {
     };
   }
 
-  /** The tenant's current DEK, read fresh from the tenant item. */
-  async current(tenantId: string): Promise<CurrentDataKey> {
+  /**
+   * The tenant's current DEK, read fresh from the tenant item by the same call that counts `seals`
+   * more under it, so the count is never behind what was sealed.
+   */
+  async current(tenantId: string, seals: number): Promise<CurrentDataKey> {
     const readAtMs = performance.now();
-    const tenant = await this.#tenants.get(tenantId);
+    const tenant = await this.#tenants.reserveSeals(tenantId, seals);
     if (tenant === undefined) throw new NotFoundError(`tenant ${tenantId} does not exist`);
     const version = tenant.currentDekVersion;
-    return { version, key: await this.unwrapped(tenantId, version, tenant), readAtMs };
+    return {
+      version,
+      key: await this.unwrapped(tenantId, version, tenant),
+      readAtMs,
+      seals: tenant.dekSeals ?? 0,
+    };
   }
 
   /** The plaintext DEK of one version, for sealing or opening. */

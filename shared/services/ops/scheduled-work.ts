@@ -1,6 +1,7 @@
 import type { OperationGate } from "../../domain/audit-trail.ts";
 import type { RequestContext } from "../../domain/context.ts";
 import type {
+  DekAgeWork,
   RewrapDispatch,
   RewrapSummary,
   RewrapWork,
@@ -18,6 +19,8 @@ import type { DueScan } from "./due-scan.ts";
 import { codeOf, recordFailure } from "./run-failure.ts";
 
 export interface ScheduledWorkOptions {
+  /** Rotates DEKs past their rotation period or seal threshold, after the rest of the run. */
+  readonly deks: DekAgeWork;
   /** Where the on-demand route hands an unfinished re-wrap: the API may not re-wrap itself. */
   readonly handOff: RewrapDispatch;
   /**
@@ -30,7 +33,7 @@ export interface ScheduledWorkOptions {
 /**
  * The scheduled rotation work, shared by the rotation Lambda, the local timer and the on-demand
  * route: the directory backfill where this runtime may run it, unfinished DEK sweeps, an unfinished
- * KEK re-wrap, then secrets whose rotation is due. Each piece checkpoints as it goes, so a run cut
+ * KEK re-wrap, secrets whose rotation is due, then DEKs past their period or seal threshold. Each piece checkpoints as it goes, so a run cut
  * short by its deadline loses nothing, and each fails on its own: a failure is counted, logged and
  * announced, and the run goes on with the next piece.
  */
@@ -111,12 +114,14 @@ export class ScheduledWork {
       ? undefined
       : await this.#rewrapStep(deadline, runId, rewrapMode, events);
     const due = await this.#due.run(deadline, runId, events);
+    const deks = await this.#dekAgeStep(deadline, runId, events);
     await this.#publish(events);
     const summary: RunSummary = {
       startedAt,
       finishedAt: now(),
       sweeps,
       ...(rewrap === undefined ? {} : { rewrap }),
+      deks,
       due,
       events: events.length,
       outOfTime: deadline.expired(),
@@ -134,6 +139,31 @@ export class ScheduledWork {
       // The re-wrap and the due scan then refuse with directory_backfill_pending; the next run retries.
       recordFailure(this.#metrics, this.#logger, events, { work: "directory-backfill", code: codeOf(error) });
     }
+  }
+
+  /** Last, so it never takes time from unfinished work; each DEK rotated here queues its sweep for the next run. */
+  async #dekAgeStep(
+    deadline: Deadline,
+    runId: string,
+    events: RotationEvent[],
+  ): Promise<NonNullable<RunSummary["deks"]>> {
+    const result = await this.#options.deks.rotateWornDeks(deadline, runId);
+    for (const failure of result.failures) {
+      recordFailure(this.#metrics, this.#logger, events, {
+        ...(failure.tenantId === undefined ? {} : { tenantId: failure.tenantId }),
+        work: "dek-rotation",
+        code: failure.code,
+      });
+    }
+    for (const rotated of result.rotated) {
+      this.#logger.info("DEK rotated", { runId, ...rotated });
+    }
+    return {
+      checked: result.checked,
+      rotated: result.rotated.length,
+      failed: result.failures.length,
+      scanComplete: result.scanComplete,
+    };
   }
 
   async #sweepStep(

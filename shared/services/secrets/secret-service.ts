@@ -84,7 +84,7 @@ export class SecretService {
   ): Promise<SecretValue> {
     const target = { tenantId, action: "secret.read", secretName: name } as const;
     const [principal, fetched] = await Promise.allSettled([
-      this.#tokens.authenticate(caller.authorization, caller.requestId, target),
+      this.#tokens.authenticate(caller.credentials, caller.requestId, target),
       this.#secrets.getHead(tenantId, name),
     ]);
     if (principal.status === "rejected") throw principal.reason;

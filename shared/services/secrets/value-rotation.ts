@@ -73,7 +73,8 @@ export class ValueRotation implements ScheduledRotation {
   /**
    * With `adoptInFlight` (the scheduled runner), a rotation left in flight under another token (a
    * manual rotation that died before promoting) is finished rather than refused, so it cannot block
-   * every later run: its pending value is tested like any other before it is promoted.
+   * every later run: its pending value is tested like any other before it is promoted. Only a pending
+   * version marked `generated` (set here, when this service made the value) is adopted.
    */
   async #rotate(
     tenantId: string,
@@ -84,6 +85,14 @@ export class ValueRotation implements ScheduledRotation {
     const head = await this.#liveHead(tenantId, name);
     const generator = head.rotation?.generator;
     if (generator === undefined) return this.#announceDue(head, events);
+    // Only a pending value this rotation generated is its own to test and promote; one a caller wrote,
+    // whatever it looks like, waits for that caller's promote: the runner announces the secret as due.
+    if (head.pending !== undefined && head.pending.generated !== true) {
+      if (adoptInFlight) return this.#announceDue(head, events);
+      throw new ConflictError(
+        `version ${head.pending.version} of ${name} is pending and was written by a caller, not generated; promote it first`,
+      );
+    }
     const inFlight = head.pending?.clientRequestToken;
     const token = adoptInFlight && inFlight !== undefined ? inFlight : requested;
 
@@ -109,12 +118,13 @@ export class ValueRotation implements ScheduledRotation {
           envelope: key.seal(name, version, generateSecretValue(generator)),
           createdAt: now(),
           clientRequestToken: token,
+          generated: true,
         };
         return { ...fresh, pending, latestVersion: version, updatedAt: pending.createdAt };
       });
     }
     const pending = staged.pending;
-    if (pending === undefined || pending.clientRequestToken !== token) {
+    if (pending === undefined || pending.clientRequestToken !== token || pending.generated !== true) {
       throw new ConflictError(
         `a rotation of ${name} is already in flight (version ${pending?.version} pending); finish it first`,
       );
