@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { ProblemFound } from "../errors.ts";
 import type { Output } from "../output.ts";
 import type { Remote } from "../remote.ts";
@@ -8,8 +7,9 @@ import type { Remote } from "../remote.ts";
  * random and never printed; the read must give back exactly what was written.
  */
 export async function smoke(remote: Remote, out: Output, tenant: string): Promise<void> {
-  const name = `strongbox-smoke-${Date.now().toString(36)}-${randomBytes(4).toString("hex")}`;
-  const value = randomBytes(24).toString("base64url");
+  // Names and values need no key-grade randomness of their own: the Web Crypto global gives enough.
+  const name = `strongbox-smoke-${Date.now().toString(36)}-${crypto.randomUUID().slice(0, 8)}`;
+  const value = Buffer.from(crypto.getRandomValues(new Uint8Array(24))).toString("base64url");
   const started = performance.now();
   const written = await remote.client.putSecret(tenant, name, { value });
   try {
