@@ -7,7 +7,7 @@ import type { Remote } from "../remote.ts";
  * random and never printed; the read must give back exactly what was written.
  */
 export async function smoke(remote: Remote, out: Output, tenant: string): Promise<void> {
-  // Names and values need no key-grade randomness of their own: the Web Crypto global gives enough.
+  // The Web Crypto global (a CSPRNG): node:crypto is imported only in shared/crypto.
   const name = `strongbox-smoke-${Date.now().toString(36)}-${crypto.randomUUID().slice(0, 8)}`;
   const value = Buffer.from(crypto.getRandomValues(new Uint8Array(24))).toString("base64url");
   const started = performance.now();
