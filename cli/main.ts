@@ -82,6 +82,7 @@ tenants
   .command("create")
   .argument("<tenant>")
   .action((id: string) => withRemote(async (r) => (await ops()).createTenant(r, out(), id)));
+tenants.command("list").action(() => withRemote(async (r) => (await ops()).listTenants(r, out())));
 tenants
   .command("show")
   .argument("<tenant>")

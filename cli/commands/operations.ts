@@ -13,6 +13,19 @@ export async function createTenant(remote: Remote, out: Output, tenantId: string
   json(out, tenant, `created tenant ${tenant.tenantId} with DEK v${tenant.currentDekVersion}`);
 }
 
+export async function listTenants(remote: Remote, out: Output) {
+  const ids: string[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await remote.operator.listTenants(
+      cursor === undefined ? { limit: 999 } : { limit: 999, cursor },
+    );
+    ids.push(...page.tenants.map((t) => t.tenantId));
+    cursor = page.nextCursor;
+  } while (cursor !== undefined);
+  json(out, { tenants: ids }, ids.length === 0 ? "(no tenants)" : ids.join("\n"));
+}
+
 export async function showTenant(remote: Remote, out: Output, tenantId: string) {
   const tenant = await remote.operator.getTenant(tenantId);
   json(

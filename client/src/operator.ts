@@ -67,6 +67,10 @@ export class StrongboxOperator {
     return this.#send({ method: "POST", path: "/v1/tenants", body: { tenantId }, retryable: false });
   }
 
+  listTenants(page: { limit?: number; cursor?: string } = {}): Promise<Json<"listTenants", 200>> {
+    return this.#get("/v1/tenants", { limit: page.limit, cursor: page.cursor });
+  }
+
   getTenant(tenantId: string): Promise<TenantView> {
     return this.#get(`/v1/tenants/${segment(tenantId)}`);
   }

@@ -16,7 +16,8 @@ export type Permission =
   | "rotation:run"
   | "secret:rotate"
   | "health:read"
-  | "binding:manage";
+  | "binding:manage"
+  | "tenant:list";
 
 interface OperationSpec {
   /**
@@ -66,6 +67,8 @@ export const OPERATIONS = {
   "binding.create": { permission: "binding:manage", scope: "system" },
   "binding.list": { permission: "binding:manage", scope: "system" },
   "binding.delete": { permission: "binding:manage", scope: "system" },
+  // Every tenant's id, so admin only: a tenant-scoped token must not learn which other tenants exist.
+  "tenant.list": { permission: "tenant:list", scope: "system" },
 } as const satisfies Record<string, OperationSpec>;
 
 /** An operation's name, which is also the action of its audit records. */
@@ -94,6 +97,7 @@ const GRANTS: Record<Role, ReadonlySet<Permission>> = {
     "secret:rotate",
     "health:read",
     "binding:manage",
+    "tenant:list",
   ]),
   operator: new Set<Permission>([
     "tenant:read",

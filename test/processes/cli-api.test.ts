@@ -66,6 +66,12 @@ describe("strongbox against the API", () => {
     expect(noReason.stderr).toContain("--reason");
   });
 
+  it("tenants list names every tenant", async () => {
+    expect((await cli(["tenants", "create", "globex"])).code).toBe(0);
+    const listed = await cli(["--json", "tenants", "list"]);
+    expect(JSON.parse(listed.stdout)).toEqual({ tenants: ["acme", "globex"] });
+  });
+
   it("names the problem in one line with exit 1 for an unknown tenant, and exit 2 without a URL or a token", async () => {
     const unknown = await cli(["tenants", "show", "nope"]);
     expect(unknown.code).toBe(1);
