@@ -9,6 +9,7 @@ import { measureClient } from "./client.ts";
 import { measureColdStart } from "./coldstart.ts";
 import { measureSealOpen } from "./crypto.ts";
 import { measureDynamoCallsPerRead } from "./dynamo-calls.ts";
+import { measureFleet } from "./fleet.ts";
 import { measureHttpReads } from "./http.ts";
 import { measureIamReads } from "./iam.ts";
 import { measureKmsCallsPerThousandReads } from "./kms.ts";
@@ -29,6 +30,7 @@ const SECTIONS: Record<string, Section> = {
   rotation: { run: () => measureRotation() },
   coldstart: { run: () => measureColdStart() },
   iam: { run: () => measureIamReads() },
+  fleet: { run: () => measureFleet() },
   client: { run: () => measureClient() },
 };
 

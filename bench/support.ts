@@ -1,7 +1,10 @@
 import { Console } from "node:console";
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Writable } from "node:stream";
 import { serve } from "@hono/node-server";
 import { Hono } from "hono";
@@ -9,6 +12,8 @@ import type { ChainKeys } from "../shared/crypto/chain-keys.ts";
 import type { Keyring } from "../shared/crypto/keyring.ts";
 import { LocalKeyring } from "../shared/crypto/local-keyring.ts";
 import { createLogger, type Logger } from "../shared/observability/logger.ts";
+import { StreamSequencer } from "../shared/services/audit/stream-sequencer.ts";
+import { AuditStreamFile } from "../shared/storage/audit-stream-file.ts";
 import type { Table } from "../shared/storage/table.ts";
 import { type Harness, randomKek, startHarness, startStore } from "../testing/harness.ts";
 
@@ -164,16 +169,25 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const kek = randomKek();
   const newKeyring = options.newKeyring ?? (() => new LocalKeyring({ active: kek, previous: [] }));
   const store = await startStore();
+  // As `npm start` runs: records go to the table and the stream file, and a sequencer in this process
+  // chains them (the served instance's own), so its cost is in the figures.
+  const dir = mkdtempSync(join(tmpdir(), "strongbox-bench-"));
+  const stream = new AuditStreamFile(join(dir, "stream.jsonl"));
   const instance = () =>
     startHarness({
       store,
+      env: { AUDIT_SEQUENCING: "deferred" },
+      auditWitness: stream,
       keyring: newKeyring(),
       ...(options.newChainKeys === undefined ? {} : { chainKeys: options.newChainKeys() }),
       logger: discardingLogger(),
     });
   const value = randomBytes((VALUE_BYTES * 3) / 4).toString("base64");
   const runner = await seed(await instance(), value);
-  const service = await serveFetch((await instance()).app.fetch);
+  const served = await instance();
+  const sequencer = new StreamSequencer(stream, served.runtime.sequencer, served.runtime.logger);
+  sequencer.start(200);
+  const service = await serveFetch(served.app.fetch);
   const bare = await serveFetch(bareApp(store.table).fetch);
   const stack: Stack = {
     table: store.table,
@@ -185,7 +199,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     async close() {
       await service.close();
       await bare.close();
+      await sequencer.stop();
       await store.dynamo.close();
+      rmSync(dir, { recursive: true, force: true });
     },
   };
   await checkRoutes(stack, value);

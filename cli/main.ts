@@ -84,6 +84,14 @@ tenants
   .action((id: string) => withRemote(async (r) => (await ops()).createTenant(r, out(), id)));
 tenants.command("list").action(() => withRemote(async (r) => (await ops()).listTenants(r, out())));
 tenants
+  .command("delete")
+  .description("crypto-shred a tenant: its DEKs, then its items; prints the deletion certificate")
+  .argument("<tenant>")
+  .option("--confirm <tenant>", "the tenant id again")
+  .action((id: string, options: { confirm?: string }) =>
+    withRemote(async (r) => (await ops()).deleteTenant(r, out(), id, options.confirm)),
+  );
+tenants
   .command("show")
   .argument("<tenant>")
   .action((id: string) => withRemote(async (r) => (await ops()).showTenant(r, out(), id)));
@@ -143,6 +151,38 @@ secrets
   .requiredOption("--version <n>", "the previous version, to make current again")
   .action((tenant: string, name: string, options: { version: string }) =>
     withRemote(async (r) => (await secretsCommands()).rollback(r, out(), tenant, name, options.version)),
+  );
+secrets
+  .command("versions")
+  .description("every version's metadata: labels, creation, DEK version, destroyed or not; never a value")
+  .argument("<tenant>")
+  .argument("<name>")
+  .action((tenant: string, name: string) =>
+    withRemote(async (r) => (await secretsCommands()).versions(r, out(), tenant, name)),
+  );
+secrets
+  .command("destroy")
+  .description("destroy one version irreversibly: its ciphertext is removed")
+  .argument("<tenant>")
+  .argument("<name>")
+  .requiredOption("--version <n>")
+  .action((tenant: string, name: string, options: { version: string }) =>
+    withRemote(async (r) => (await secretsCommands()).destroy(r, out(), tenant, name, options.version)),
+  );
+secrets
+  .command("undelete")
+  .argument("<tenant>")
+  .argument("<name>")
+  .action((tenant: string, name: string) =>
+    withRemote(async (r) => (await secretsCommands()).undelete(r, out(), tenant, name)),
+  );
+secrets
+  .command("purge")
+  .description("destroy every version of a name")
+  .argument("<tenant>")
+  .argument("<name>")
+  .action((tenant: string, name: string) =>
+    withRemote(async (r) => (await secretsCommands()).purge(r, out(), tenant, name)),
   );
 secrets
   .command("delete")

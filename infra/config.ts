@@ -33,6 +33,17 @@ export interface EnvironmentConfig {
    * so more than a couple of instances would only wait on it.
    */
   readonly reservedConcurrency: { readonly audit: number; readonly rotation: number };
+  /**
+   * `CredentialRef`s (aws-sm://…): the API may read (GetSecretValue, DescribeSecret) only Secrets
+   * Manager secrets in this account and region whose name starts with this prefix. A reference to any
+   * other secret is refused by IAM and answered 502 `reference_denied`.
+   */
+  readonly referencedSecretNamePrefix: string;
+  /**
+   * Rotation verification hooks on Lambda: the API (promote) and rotation (scheduled) functions may
+   * invoke only functions in this account and region whose name starts with this prefix.
+   */
+  readonly verifierFunctionNamePrefix: string;
 }
 
 const CONFIGS: Readonly<Record<EnvironmentName, Omit<EnvironmentConfig, "name">>> = {
@@ -45,6 +56,8 @@ const CONFIGS: Readonly<Record<EnvironmentName, Omit<EnvironmentConfig, "name">>
     createTrail: false,
     alarms: { decryptFailureThreshold: 5 },
     keyAdministratorRoleName: "strongbox-dev-key-admin",
+    referencedSecretNamePrefix: "strongbox-ref/dev/",
+    verifierFunctionNamePrefix: "strongbox-verifier-dev-",
     reservedConcurrency: { audit: 2, rotation: 2 },
   },
   staging: {
@@ -56,6 +69,8 @@ const CONFIGS: Readonly<Record<EnvironmentName, Omit<EnvironmentConfig, "name">>
     createTrail: false,
     alarms: { decryptFailureThreshold: 1 },
     keyAdministratorRoleName: "strongbox-staging-key-admin",
+    referencedSecretNamePrefix: "strongbox-ref/staging/",
+    verifierFunctionNamePrefix: "strongbox-verifier-staging-",
     reservedConcurrency: { audit: 5, rotation: 2 },
   },
   prod: {
@@ -67,6 +82,8 @@ const CONFIGS: Readonly<Record<EnvironmentName, Omit<EnvironmentConfig, "name">>
     createTrail: true,
     alarms: { decryptFailureThreshold: 0 },
     keyAdministratorRoleName: "strongbox-prod-key-admin",
+    referencedSecretNamePrefix: "strongbox-ref/prod/",
+    verifierFunctionNamePrefix: "strongbox-verifier-prod-",
     reservedConcurrency: { audit: 10, rotation: 2 },
   },
 };

@@ -1,4 +1,4 @@
-import { Validations } from "aws-cdk-lib";
+import { Stack, Token, Validations } from "aws-cdk-lib";
 import type { IConstruct } from "constructs";
 import type { StrongboxStage } from "./stage.ts";
 
@@ -27,8 +27,9 @@ export const ACKNOWLEDGEMENTS: readonly Acknowledgement[] = [
     paths: FUNCTIONS.map((fn) => `${fn}/Role/DefaultPolicy`),
     id: "AwsSolutions-IAM5[Resource::*]",
     reason:
-      "Only X-Ray's xray:PutTraceSegments and xray:PutTelemetryRecords, which support no resource-level " +
-      "permissions; every data, key and secret permission names its own resource.",
+      "Only X-Ray's xray:PutTraceSegments and xray:PutTelemetryRecords, and the audit sequencer's " +
+      "dynamodb:ListStreams, which support no resource-level permissions; every data, key and secret " +
+      "permission names its own resource.",
   },
   {
     paths: ["Api/HttpApi/DefaultRoute"],
@@ -65,11 +66,38 @@ function find(stage: StrongboxStage, path: string): IConstruct {
   return construct;
 }
 
+/**
+ * Findings whose id names the stage's own account, region and configured prefixes: the wildcards at the
+ * end of a name prefix are the configured boundary itself (infra/config.ts), not a missing one.
+ */
+export function stageAcknowledgements(stage: StrongboxStage): Acknowledgement[] {
+  const stack = Stack.of(stage.api);
+  const region = Token.isUnresolved(stack.region) ? "<AWS::Region>" : stack.region;
+  const account = Token.isUnresolved(stack.account) ? "<AWS::AccountId>" : stack.account;
+  const { referencedSecretNamePrefix, verifierFunctionNamePrefix } = stage.config;
+  return [
+    {
+      paths: ["Api/ApiFunction/Role/DefaultPolicy"],
+      id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:${region}:${account}:secret:${referencedSecretNamePrefix}*]`,
+      reason:
+        "CredentialRefs: GetSecretValue and DescribeSecret on the secrets under the stage's configured name " +
+        "prefix only; Secrets Manager appends six random characters to every secret's ARN, so a prefix needs the wildcard.",
+    },
+    {
+      paths: ["Api/ApiFunction/Role/DefaultPolicy", "Rotation/RotationFunction/Role/DefaultPolicy"],
+      id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:lambda:${region}:${account}:function:${verifierFunctionNamePrefix}*]`,
+      reason:
+        "Rotation verification hooks: InvokeFunction on the functions named with the stage's configured prefix " +
+        "only, which the tenants' operators deploy themselves.",
+    },
+  ];
+}
+
 export function acknowledgeFindings(
   stage: StrongboxStage,
   acknowledgements: readonly Acknowledgement[],
 ): void {
-  for (const { paths, id, reason } of acknowledgements) {
+  for (const { paths, id, reason } of [...acknowledgements, ...stageAcknowledgements(stage)]) {
     for (const path of paths) {
       // Optional resources (the trail exists only where config.createTrail) are acknowledged where present.
       if (path.startsWith("Audit/Trail/") && stage.audit.trail === undefined) continue;

@@ -13,6 +13,7 @@ export interface StrongboxStageProps extends StageProps {
 
 /** One environment: deployed as a unit (`cdk deploy '<env>/*'`), sharing nothing with the others. */
 export class StrongboxStage extends Stage {
+  readonly config: EnvironmentConfig;
   readonly data: DataStack;
   readonly api: ApiStack;
   readonly rotation: RotationStack;
@@ -22,6 +23,7 @@ export class StrongboxStage extends Stage {
   constructor(scope: Construct, id: string, props: StrongboxStageProps) {
     super(scope, id, props);
     const { config } = props;
+    this.config = config;
     const name = (part: string) => `strongbox-${config.name}-${part}`;
     this.data = new DataStack(this, "Data", { stackName: name("data"), config });
     this.api = new ApiStack(this, "Api", { stackName: name("api"), config, data: this.data });

@@ -12,12 +12,17 @@ import { createLogger } from "../shared/observability/logger.ts";
 import { readRuntimeConfig } from "../shared/runtime/config.ts";
 import { createKeyring, createRuntime, type Runtime } from "../shared/runtime/container.ts";
 import { checkStartUp, StartUpRefusedError } from "../shared/runtime/start-up-check.ts";
+import { StreamSequencer } from "../shared/services/audit/stream-sequencer.ts";
 import { BackgroundRewrap } from "../shared/services/ops/background-rewrap.ts";
+import { ANCHOR_FILE, AnchorFile } from "../shared/storage/anchor-file.ts";
+import { AUDIT_STREAM_FILE, AuditStreamFile } from "../shared/storage/audit-stream-file.ts";
 import { openTable } from "../shared/storage/local-dynamo.ts";
 import { ensureTableExists } from "../shared/storage/table.ts";
 import { apiReference } from "./api-reference.ts";
 
 const BOOTSTRAP_TOKEN_TTL_SECONDS = 30 * 24 * 3600;
+/** How often the in-process sequencer reads the audit stream: a read's record is chained within about this. */
+const SEQUENCER_INTERVAL_MS = 200;
 const logger = createLogger();
 
 async function ensureBootstrapToken(runtime: Runtime, path: string): Promise<void> {
@@ -84,7 +89,20 @@ async function main(): Promise<void> {
   const { table, close: closeStore } = await openStore(config, dataDir);
   // One process is also the rotation function here: it may backfill the tenant directory, and a
   // re-wrap request goes to a worker in this process (the default dispatch).
-  const runtime = createRuntime({ keyring, chainKeys, table, config, logger, directoryBackfill: true });
+  // The table has no stream here: the request path also appends each audit record to a file the
+  // sequencer in this process reads, and chain heads are anchored in another, both under .data/.
+  const auditStream = new AuditStreamFile(join(dataDir, AUDIT_STREAM_FILE));
+  const runtime = createRuntime({
+    keyring,
+    chainKeys,
+    table,
+    config,
+    logger,
+    directoryBackfill: true,
+    auditWitness: auditStream,
+    anchors: new AnchorFile(join(dataDir, ANCHOR_FILE)),
+  });
+  const sequencer = new StreamSequencer(auditStream, runtime.sequencer, logger);
 
   try {
     await checkStartUp(runtime, runtime.metrics);
@@ -98,6 +116,10 @@ async function main(): Promise<void> {
   const backfill = await runtime.directoryBackfill?.run();
   if (backfill?.scanned) logger.info("tenant directory backfilled", { tenants: backfill.tenants });
   await ensureBootstrapToken(runtime, join(dataDir, "admin-token"));
+  // What a previous process wrote and did not chain before it stopped (or crashed) is chained first.
+  const recovered = await sequencer.drain();
+  if (recovered > 0) logger.info("audit records chained from the stream on start", { records: recovered });
+  sequencer.start(SEQUENCER_INTERVAL_MS);
 
   const app = createApp(runtime, { exposeMetrics: true });
   // The adapter answers a request it cannot turn into a Request (a backslash in the path, a bad Host)
@@ -173,6 +195,7 @@ async function main(): Promise<void> {
       // Counts of repeated denials still in their window go into the chain before the store closes.
       void Promise.resolve(rewrap)
         .then(() => runtime.denials.flush())
+        .then(() => sequencer.stop())
         .then(() => closeStore())
         .finally(() => process.exit(0));
     });

@@ -16,6 +16,7 @@ import { type ChainHead, describeVerification } from "../shared/domain/audit-cha
 import { ConfigError, StrongboxError } from "../shared/domain/errors.ts";
 import { readRuntimeConfig } from "../shared/runtime/config.ts";
 import { createKeyring, createRuntime } from "../shared/runtime/container.ts";
+import { ANCHOR_FILE, AnchorFile } from "../shared/storage/anchor-file.ts";
 import { type OpenedTable, openTable } from "../shared/storage/local-dynamo.ts";
 
 const EXPECTED_HEAD = /^(.+):([1-9][0-9]{0,11}):([0-9a-f]{64})$/;
@@ -69,7 +70,8 @@ async function main(): Promise<number> {
   }
   try {
     const { table } = store;
-    const { chainVerifier } = createRuntime({ keyring, chainKeys, table, config });
+    const anchors = new AnchorFile(join(dataDir, ANCHOR_FILE));
+    const { chainVerifier } = createRuntime({ keyring, chainKeys, table, config, anchors });
     const scopes = requested.length > 0 ? requested : await chainVerifier.scopes();
     if (scopes.length === 0) console.log("no audit chains in this table");
     let broken = 0;

@@ -132,11 +132,48 @@ describe("layering", () => {
     expect(violations((i) => shipped(i) && !inDir("shared/storage")(i.file), dynamo)).toEqual([]);
   });
 
-  it("only shared/runtime reads Secrets Manager", () => {
+  it("only shared/runtime (the bootstrap secret) and shared/references (CredentialRefs) read Secrets Manager", () => {
     const secrets = (i: Import) => i.target.startsWith("@aws-sdk/client-secrets-manager");
     const shipped = (i: Import) => /^(shared|functions|local|scripts|cli)\//.test(i.file);
-    expect(violations((i) => shipped(i) && !inDir("shared/runtime")(i.file), secrets)).toEqual([]);
-    expect(all.filter(secrets).length).toBeGreaterThan(0);
+    const allowed = (file: string) => inDir("shared/runtime")(file) || inDir("shared/references")(file);
+    expect(violations((i) => shipped(i) && !allowed(i.file), secrets)).toEqual([]);
+    expect(all.filter((i) => secrets(i) && inDir("shared/references")(i.file)).length).toBeGreaterThan(0);
+  });
+
+  it("shared/references is an adapter like crypto and storage: it builds on domain only, and only runtime wires it", () => {
+    expect(all.some((i) => inDir("shared/references")(i.file))).toBe(true);
+    expect(
+      violations(
+        (i) => inDir("shared/references")(i.file),
+        (i) => /^shared\//.test(i.target) && !inDir("shared/domain")(i.target),
+      ),
+    ).toEqual([]);
+    expect(
+      violations(
+        (i) => /^(shared|functions|local|scripts|cli)\//.test(i.file) && !inDir("shared/runtime")(i.file),
+        (i) => inDir("shared/references")(i.target) && !inDir("shared/references")(i.file),
+      ),
+    ).toEqual([]);
+  });
+
+  it("only shared/verifiers calls verification hooks (Lambda, HTTPS), building on domain only, wired by runtime", () => {
+    const lambda = (i: Import) => i.target.startsWith("@aws-sdk/client-lambda");
+    const shipped = (i: Import) => /^(shared|functions|local|scripts|cli)\//.test(i.file);
+    expect(all.filter((i) => shipped(i) && lambda(i)).map((i) => i.file)).toEqual([
+      "shared/verifiers/hook-verifier.ts",
+    ]);
+    expect(
+      violations(
+        (i) => inDir("shared/verifiers")(i.file),
+        (i) => /^shared\//.test(i.target) && !inDir("shared/domain")(i.target),
+      ),
+    ).toEqual([]);
+    expect(
+      violations(
+        (i) => /^(shared|functions|local|scripts|cli)\//.test(i.file) && !inDir("shared/runtime")(i.file),
+        (i) => inDir("shared/verifiers")(i.target) && !inDir("shared/verifiers")(i.file),
+      ),
+    ).toEqual([]);
   });
 
   it("only the rotation events and re-wrap request adapters touch EventBridge", () => {

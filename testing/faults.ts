@@ -112,9 +112,24 @@ function putItemPartition(input: Record<string, unknown>): string | undefined {
   return typeof marshalled === "string" ? marshalled : undefined;
 }
 
-/** Matches exactly the audit repository's appends. */
-export const auditAppends = (call: SdkCall): boolean =>
-  call.commandName === "PutItemCommand" && (putItemPartition(call.input)?.startsWith("AUDIT#") ?? false);
+/** The sort key of a PutItem's Item, marshalled or not. */
+function putItemSortKey(input: Record<string, unknown>): string | undefined {
+  const sk = (input.Item as Record<string, unknown> | undefined)?.sk;
+  if (typeof sk === "string") return sk;
+  const marshalled = (sk as { S?: unknown } | undefined)?.S;
+  return typeof marshalled === "string" ? marshalled : undefined;
+}
+
+const auditPut = (call: SdkCall, prefix: string): boolean =>
+  call.commandName === "PutItemCommand" &&
+  (putItemPartition(call.input)?.startsWith("AUDIT#") ?? false) &&
+  (putItemSortKey(call.input)?.startsWith(prefix) ?? false);
+
+/** Matches exactly the request path's audit record writes (each record under its own key, waiting to be chained). */
+export const auditAppends = (call: SdkCall): boolean => auditPut(call, "NEW#");
+
+/** Matches exactly the sequencer's block writes, which extend a chain. */
+export const chainBlockAppends = (call: SdkCall): boolean => auditPut(call, "SEQ#");
 
 /** Key of the audit block whose first record is `sequence`, as `shared/storage/audit-repository.ts` lays it out. */
 export const auditRecordKey = (scope: string, sequence: number): Key => ({

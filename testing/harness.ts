@@ -3,12 +3,14 @@ import { createApp } from "../functions/api/app.ts";
 import type { ChainKeys } from "../shared/crypto/chain-keys.ts";
 import type { Keyring } from "../shared/crypto/keyring.ts";
 import { LocalKeyring } from "../shared/crypto/local-keyring.ts";
+import type { AnchorLog } from "../shared/domain/audit-chain.ts";
 import type { RewrapDispatch } from "../shared/domain/rotation.ts";
 import type { Role } from "../shared/domain/types.ts";
 import type { Logger } from "../shared/observability/logger.ts";
 import type { RotationEvents } from "../shared/observability/rotation-events.ts";
 import { type RuntimeConfig, readRuntimeConfig } from "../shared/runtime/config.ts";
 import { createRuntime, type Runtime } from "../shared/runtime/container.ts";
+import type { PendingWitness } from "../shared/services/audit/audit-log.ts";
 import { type LocalDynamo, startLocalDynamo } from "../shared/storage/local-dynamo.ts";
 import { createTable, ensureTableExists, type Table } from "../shared/storage/table.ts";
 
@@ -80,6 +82,8 @@ export interface HarnessOptions {
   readonly rewrapDispatch?: RewrapDispatch;
   /** Gives the runtime the directory backfill, as `npm start` and the rotation function have it. */
   readonly directoryBackfill?: boolean;
+  readonly auditWitness?: PendingWitness;
+  readonly anchors?: AnchorLog;
 }
 
 function withRotation(config: RuntimeConfig, rotation: HarnessOptions["rotation"]): RuntimeConfig {
@@ -93,15 +97,19 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     keyring,
     ...(options.chainKeys === undefined ? {} : { chainKeys: options.chainKeys }),
     table: store.table,
-    // Tests rotate DEKs back to back; the minimum interval applies only where a test sets it.
+    // Tests rotate DEKs back to back; the minimum interval applies only where a test sets it. They also
+    // chain each record as it is written, so a chain can be looked at as soon as a call returns; the
+    // sequencer tests ask for `deferred`.
     config: withRotation(
-      readRuntimeConfig({ DEK_ROTATE_MIN_INTERVAL_SECONDS: "0", ...options.env }),
+      readRuntimeConfig({ DEK_ROTATE_MIN_INTERVAL_SECONDS: "0", AUDIT_SEQUENCING: "inline", ...options.env }),
       options.rotation,
     ),
     ...(options.logger === undefined ? {} : { logger: options.logger }),
     ...(options.events === undefined ? {} : { events: options.events }),
     ...(options.directoryBackfill === undefined ? {} : { directoryBackfill: options.directoryBackfill }),
     ...(options.rewrapDispatch === undefined ? {} : { rewrapDispatch: options.rewrapDispatch }),
+    ...(options.auditWitness === undefined ? {} : { auditWitness: options.auditWitness }),
+    ...(options.anchors === undefined ? {} : { anchors: options.anchors }),
   });
   const app = createApp(runtime);
   return {

@@ -15,6 +15,8 @@ export interface SecretsManagerEndpoint {
   readonly endpoint: string;
   /** Stores a secret string under an ARN built from `name` (or under `arn`), and returns that ARN. */
   putSecret(name: string, value: string, arn?: string): string;
+  /** Sets the NextRotationDate DescribeSecret reports for the secret with this ARN. */
+  setNextRotation(arn: string, next: Date | undefined): void;
   /** Requests received per operation. */
   readonly calls: Record<string, number>;
   /** The next `count` calls fail with this error type (e.g. `AccessDeniedException`). */
@@ -23,7 +25,7 @@ export interface SecretsManagerEndpoint {
 }
 
 export async function startSecretsManagerEndpoint(): Promise<SecretsManagerEndpoint> {
-  const secrets = new Map<string, { name: string; value: string; versionId: string }>();
+  const secrets = new Map<string, { name: string; value: string; versionId: string; nextRotation?: Date }>();
   const calls: Record<string, number> = {};
   const failures: string[] = [];
 
@@ -42,7 +44,7 @@ export async function startSecretsManagerEndpoint(): Promise<SecretsManagerEndpo
     calls[operation] = (calls[operation] ?? 0) + 1;
     const injected = failures.shift();
     if (injected !== undefined) return fail(res, injected, `injected ${injected}`);
-    if (req.method !== "POST" || operation !== "GetSecretValue") {
+    if (req.method !== "POST" || (operation !== "GetSecretValue" && operation !== "DescribeSecret")) {
       return fail(res, "InvalidRequestException", `${operation} is not faked`);
     }
     const body = JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}") as { SecretId?: unknown };
@@ -54,6 +56,16 @@ export async function startSecretsManagerEndpoint(): Promise<SecretsManagerEndpo
     const [arn, secret] = found ?? [];
     if (secret === undefined) {
       return fail(res, "ResourceNotFoundException", "Secrets Manager can't find the specified secret.");
+    }
+    if (operation === "DescribeSecret") {
+      // Metadata only, as the real DescribeSecret: no value.
+      return respond(res, 200, {
+        ARN: arn,
+        Name: secret.name,
+        ...(secret.nextRotation === undefined
+          ? {}
+          : { RotationEnabled: true, NextRotationDate: secret.nextRotation.getTime() / 1000 }),
+      });
     }
     respond(res, 200, {
       ARN: arn,
@@ -80,6 +92,12 @@ export async function startSecretsManagerEndpoint(): Promise<SecretsManagerEndpo
     ) {
       secrets.set(arn, { name, value, versionId: randomUUID() });
       return arn;
+    },
+    setNextRotation(arn, next) {
+      const secret = secrets.get(arn);
+      if (secret === undefined) throw new Error(`no secret ${arn}`);
+      const { nextRotation: _old, ...rest } = secret;
+      secrets.set(arn, next === undefined ? rest : { ...rest, nextRotation: next });
     },
     failNext(errorType, count = 1) {
       for (let n = 0; n < count; n++) failures.push(errorType);

@@ -21,6 +21,8 @@ export interface StartOptions {
   /** Added to a minimal environment; nothing from the test runner's environment leaks in but PATH and HOME. */
   readonly env?: Readonly<Record<string, string | undefined>>;
   readonly cwd?: string;
+  /** Characters of each stream kept; the rest is read and dropped (a long run logs a line per request). */
+  readonly outputLimit?: number;
 }
 
 const live = new Set<ServerProcess>();
@@ -59,12 +61,13 @@ export class ServerProcess {
       env,
       stdio: ["ignore", "pipe", "pipe"],
     });
+    const limit = options.outputLimit ?? Number.POSITIVE_INFINITY;
     this.child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
-      this.#stdout += chunk;
+      if (this.#stdout.length < limit) this.#stdout += chunk;
       this.#notify();
     });
     this.child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
-      this.#stderr += chunk;
+      if (this.#stderr.length < limit) this.#stderr += chunk;
       this.#notify();
     });
     this.exited = new Promise<ExitStatus>((resolve) => {

@@ -26,6 +26,35 @@ export async function listTenants(remote: Remote, out: Output) {
   json(out, { tenants: ids }, ids.length === 0 ? "(no tenants)" : ids.join("\n"));
 }
 
+/** Needs the tenant id twice, on the command line and in --confirm, as the API needs it in the body. */
+export async function deleteTenant(
+  remote: Remote,
+  out: Output,
+  tenantId: string,
+  confirm: string | undefined,
+) {
+  if (confirm !== tenantId) {
+    throw new UsageError(
+      `deleting a tenant destroys its keys for good: repeat its id, --confirm ${tenantId}`,
+    );
+  }
+  for (let attempt = 0; ; attempt += 1) {
+    const answer = await remote.operator.deleteTenant(tenantId);
+    if ("certificate" in answer) {
+      json(
+        out,
+        answer,
+        `${tenantId}: DEKs destroyed and items removed; certificate ${JSON.stringify(answer.certificate)}`,
+      );
+      return;
+    }
+    // 202: the sweep goes on; each call resumes it from its checkpoint.
+    if (attempt >= 100)
+      throw new ProblemFound(`${tenantId}: the deletion sweep is not finished`, "run the same command again");
+    await pause(500);
+  }
+}
+
 export async function showTenant(remote: Remote, out: Output, tenantId: string) {
   const tenant = await remote.operator.getTenant(tenantId);
   json(

@@ -96,3 +96,38 @@ export async function deleteSecret(remote: Remote, out: Output, tenant: string, 
   await remote.client.deleteSecret(tenant, name);
   out.write(out.json ? JSON.stringify({ deleted: true }) : `${tenant}/${name}: deleted`);
 }
+
+export async function versions(remote: Remote, out: Output, tenant: string, name: string) {
+  const rows: Record<string, unknown>[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await remote.operator.secretVersions(tenant, name, cursor === undefined ? {} : { cursor });
+    rows.push(...(page.versions as unknown as Record<string, unknown>[]));
+    cursor = page.nextCursor;
+  } while (cursor !== undefined);
+  out.write(
+    out.json
+      ? JSON.stringify({ versions: rows })
+      : table(rows, ["version", "labels", "createdAt", "createdBy", "dekVersion", "destroyed"]),
+  );
+}
+
+export async function destroy(remote: Remote, out: Output, tenant: string, name: string, version: string) {
+  const v = versionOf(version, "--version") as number;
+  await remote.operator.destroyVersion(tenant, name, v);
+  out.write(
+    out.json ? JSON.stringify({ destroyed: v }) : `${tenant}/${name}: version ${v} destroyed (irreversible)`,
+  );
+}
+
+export async function undelete(remote: Remote, out: Output, tenant: string, name: string) {
+  const restored = await remote.operator.undeleteSecret(tenant, name);
+  out.write(
+    out.json ? JSON.stringify(restored) : `${tenant}/${name}: restored at version ${restored.version}`,
+  );
+}
+
+export async function purge(remote: Remote, out: Output, tenant: string, name: string) {
+  await remote.operator.purgeSecret(tenant, name);
+  out.write(out.json ? JSON.stringify({ purged: true }) : `${tenant}/${name}: every version destroyed`);
+}

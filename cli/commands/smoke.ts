@@ -21,7 +21,8 @@ export async function smoke(remote: Remote, out: Output, tenant: string): Promis
       );
     }
   } finally {
-    await remote.client.deleteSecret(tenant, name);
+    // Purge, not delete: a soft delete would leave the throwaway value's ciphertext behind.
+    await remote.operator.purgeSecret(tenant, name);
   }
   const ms = Math.round(performance.now() - started);
   const result = { tenant, secret: name, wrote: written.version, readBack: true, removed: true, ms };

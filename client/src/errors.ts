@@ -106,6 +106,27 @@ export class DispatchUnavailableError extends StrongboxApiError {
   readonly code = "dispatch_unavailable";
 }
 
+export class VersionDestroyedError extends StrongboxApiError {
+  readonly code = "version_destroyed";
+}
+export class RecoveryWindowPassedError extends StrongboxApiError {
+  readonly code = "recovery_window_passed";
+}
+export class TenantDeletedError extends StrongboxApiError {
+  readonly code = "tenant_deleted";
+}
+export class ReferenceNotFoundError extends StrongboxApiError {
+  readonly code = "reference_not_found";
+}
+export class ReferenceDeniedError extends StrongboxApiError {
+  readonly code = "reference_denied";
+}
+export class ReferenceUnavailableError extends StrongboxApiError {
+  readonly code = "reference_unavailable";
+}
+export class VerificationFailedError extends StrongboxApiError {
+  readonly code = "verification_failed";
+}
 export class RateLimitedError extends StrongboxApiError {
   readonly code = "rate_limited";
 }
@@ -142,6 +163,13 @@ export const ERROR_CLASSES: { readonly [C in ErrorCode]: ApiErrorClass } = {
   dek_retired: DekRetiredError,
   directory_backfill_pending: DirectoryBackfillPendingError,
   dispatch_unavailable: DispatchUnavailableError,
+  version_destroyed: VersionDestroyedError,
+  recovery_window_passed: RecoveryWindowPassedError,
+  tenant_deleted: TenantDeletedError,
+  reference_not_found: ReferenceNotFoundError,
+  reference_denied: ReferenceDeniedError,
+  reference_unavailable: ReferenceUnavailableError,
+  verification_failed: VerificationFailedError,
   rate_limited: RateLimitedError,
   dek_exhausted: DekExhaustedError,
 };

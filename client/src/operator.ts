@@ -18,6 +18,8 @@ export type AuditFilter = Omit<Query<"listAuditTenant">, "cursor" | "limit">;
 /** `_system` is the scope of what belongs to no tenant; its audit routes have no tenant in the path. */
 const SYSTEM_SCOPE = "_system";
 const segment = encodeURIComponent;
+const secretPath = (tenantId: string, name: string) =>
+  `/v1/tenants/${segment(tenantId)}/secrets/${segment(name)}`;
 const auditBase = (scope: string) =>
   scope === SYSTEM_SCOPE ? "/v1/audit" : `/v1/tenants/${segment(scope)}/audit`;
 
@@ -73,6 +75,50 @@ export class StrongboxOperator {
 
   getTenant(tenantId: string): Promise<TenantView> {
     return this.#get(`/v1/tenants/${segment(tenantId)}`);
+  }
+
+  /**
+   * Crypto-shreds the tenant: its DEKs go first, then its items in a resumable sweep. 200 with the
+   * deletion certificate once done; 202 while the sweep goes on (call again to resume it).
+   */
+  deleteTenant(tenantId: string): Promise<Json<"deleteTenant", 200> | Json<"deleteTenant", 202>> {
+    return this.#send({
+      method: "DELETE",
+      path: `/v1/tenants/${segment(tenantId)}`,
+      body: { confirm: tenantId },
+      retryable: false,
+    });
+  }
+
+  deletionCertificate(tenantId: string): Promise<Json<"getDeletionCertificate", 200>> {
+    return this.#get(`/v1/tenants/${segment(tenantId)}/deletion-certificate`);
+  }
+
+  /** Metadata of every version, never a value. */
+  secretVersions(
+    tenantId: string,
+    name: string,
+    page: { limit?: number; cursor?: string } = {},
+  ): Promise<Json<"listSecretVersions", 200>> {
+    return this.#get(`${secretPath(tenantId, name)}/versions`, { limit: page.limit, cursor: page.cursor });
+  }
+
+  /** Irreversible: the version's ciphertext is removed. A retry of a destroyed version is a no-op. */
+  async destroyVersion(tenantId: string, name: string, version: number): Promise<void> {
+    await this.#send({
+      method: "DELETE",
+      path: `${secretPath(tenantId, name)}/versions/${version}`,
+      retryable: true,
+    });
+  }
+
+  undeleteSecret(tenantId: string, name: string): Promise<Json<"undeleteSecret", 200>> {
+    return this.#send({ method: "POST", path: `${secretPath(tenantId, name)}/undelete`, retryable: false });
+  }
+
+  /** Destroys everything held for the name: every version, and the name itself. */
+  async purgeSecret(tenantId: string, name: string): Promise<void> {
+    await this.#send({ method: "POST", path: `${secretPath(tenantId, name)}/purge`, retryable: true });
   }
 
   dekRotation(tenantId: string): Promise<DekRotationStatus> {

@@ -16,8 +16,10 @@ import { keyRoutes } from "./routes/keys.ts";
 import { openApiRoute, opsRoutes } from "./routes/ops.ts";
 import { rotationRoutes } from "./routes/rotation.ts";
 import { secretRoutes } from "./routes/secrets.ts";
+import { tenantDeletionRoutes } from "./routes/tenant-deletion.ts";
 import { tenantRoutes } from "./routes/tenants.ts";
 import { tokenRoutes } from "./routes/tokens.ts";
+import { versionRoutes } from "./routes/versions.ts";
 
 /** JSON-escaped 64 KiB values can grow up to six-fold; anything past this is refused unread. */
 const MAX_BODY_BYTES = 512 * 1024;
@@ -62,6 +64,8 @@ export function createApp(runtime: Runtime, options: AppOptions = {}): Hono<AppE
   app.route("/", keyRoutes(runtime));
   app.route("/", auditRoutes(runtime));
   app.route("/", tokenRoutes(runtime));
+  app.route("/", versionRoutes(runtime));
+  app.route("/", tenantDeletionRoutes(runtime));
   app.route("/", bindingRoutes(runtime));
   // Public, like /health: the contract holds no tenant, secret or token.
   openApiRoute(app);

@@ -98,6 +98,12 @@ export const auditVerifyQuerySchema = z
       .string()
       .regex(/^[0-9a-f]{64}$/, "expectHash must be 64 lowercase hex digits")
       .optional(),
+    cursor: z
+      .string()
+      .min(1)
+      .max(1024)
+      .optional()
+      .describe("a previous answer's nextCursor: the walk goes on where that call's time budget ran out"),
   })
   .refine((query) => (query.expectSequence === undefined) === (query.expectHash === undefined), {
     message: "expectSequence and expectHash go together",

@@ -10,7 +10,16 @@ import type { EnvironmentConfig } from "../config.ts";
 import { StrongboxFunction } from "../constructs/strongbox-function.ts";
 import type { DataStack } from "./data-stack.ts";
 import { EVENT_SOURCES } from "./event-contract.ts";
-import { grantKekUse, grantMac, grantPutEvents, grantTableItems, PARTITIONS } from "./grants.ts";
+import {
+  grantAuditQueueDeletes,
+  grantItemDeletes,
+  grantKekUse,
+  grantMac,
+  grantPutEvents,
+  grantTableItems,
+  grantVerifierInvoke,
+  PARTITIONS,
+} from "./grants.ts";
 
 export interface ApiStackProps extends StackProps {
   readonly config: EnvironmentConfig;
@@ -58,6 +67,10 @@ export class ApiStack extends Stack {
         PARTITIONS.binding,
       ],
     });
+    grantItemDeletes(role, data.table.tableArn, [PARTITIONS.tenant]);
+    grantVerifierInvoke(role, this, config.verifierFunctionNamePrefix);
+    // A read of the audit trail first chains what waits in that scope's queue.
+    grantAuditQueueDeletes(role, data.table.tableArn);
     grantKekUse(role, [data.kek], ["GenerateDataKey", "Decrypt"]);
     grantMac(role, data.auditMacKey, ["GenerateMac"]);
     // Its re-wrap requests, and the rotation events of an on-demand run (POST /v1/rotation/run).
@@ -66,6 +79,16 @@ export class ApiStack extends Stack {
       new iam.PolicyStatement({
         actions: ["secretsmanager:GetSecretValue"],
         resources: [data.bootstrapSecret.secretArn],
+      }),
+    );
+    // CredentialRefs: only secrets under the configured name prefix (Secrets Manager appends six
+    // characters to a secret's name in its ARN, hence the trailing wildcard).
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+        resources: [
+          `arn:${this.partition}:secretsmanager:${this.region}:${this.account}:secret:${config.referencedSecretNamePrefix}*`,
+        ],
       }),
     );
     // The secret's key policy trusts this role through IAM (key-policies.ts), so IAM must say so too.

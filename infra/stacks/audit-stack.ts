@@ -1,15 +1,17 @@
 import { Duration, Stack, type StackProps } from "aws-cdk-lib";
 import * as cloudtrail from "aws-cdk-lib/aws-cloudtrail";
+import type * as dynamodb from "aws-cdk-lib/aws-dynamodb";
 import * as events from "aws-cdk-lib/aws-events";
 import * as targets from "aws-cdk-lib/aws-events-targets";
 import * as iam from "aws-cdk-lib/aws-iam";
-import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
+import * as lambda from "aws-cdk-lib/aws-lambda";
+import { DynamoEventSource, SqsDlq, SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
 import type * as sqs from "aws-cdk-lib/aws-sqs";
 import type { Construct } from "constructs";
 import type { EnvironmentConfig } from "../config.ts";
 import { StrongboxFunction } from "../constructs/strongbox-function.ts";
 import type { DataStack } from "./data-stack.ts";
-import { grantMac, grantTableItems, PARTITIONS } from "./grants.ts";
+import { grantAuditQueueDeletes, grantMac, grantTableItems, PARTITIONS } from "./grants.ts";
 import { secureQueue } from "./queues.ts";
 
 export interface AuditStackProps extends StackProps {
@@ -21,7 +23,8 @@ export interface AuditStackProps extends StackProps {
 
 /**
  * CloudTrail's record of every call on this environment's keys, via EventBridge and SQS, into the audit
- * trail. The audit function can write audit records and MAC them; it can decrypt nothing.
+ * trail; and the audit sequencer: the table's stream of waiting audit records, in batches, into the
+ * chains. The audit function can write audit records and MAC them; it can decrypt nothing.
  */
 export class AuditStack extends Stack {
   readonly audit: StrongboxFunction;
@@ -93,13 +96,35 @@ export class AuditStack extends Stack {
         maxConcurrency: config.reservedConcurrency.audit,
       }),
     );
+    // The sequencer: inserts of waiting audit records only (filtered before Lambda is invoked), in
+    // batches of up to 1,000 gathered for at most a second. A batch that fails is retried from its
+    // first failed record, then halved, and after the retries goes to the dead-letter queue.
+    this.audit.function.addEventSource(
+      // The construct's Table declares its stream ARN optional; ITable, under exactOptionalPropertyTypes, does not.
+      new DynamoEventSource(data.table as unknown as dynamodb.ITable, {
+        startingPosition: lambda.StartingPosition.TRIM_HORIZON,
+        batchSize: 1000,
+        maxBatchingWindow: Duration.seconds(1),
+        bisectBatchOnError: true,
+        reportBatchItemFailures: true,
+        retryAttempts: 10,
+        onFailure: new SqsDlq(this.deadLetterQueue),
+        filters: [
+          lambda.FilterCriteria.filter({
+            eventName: lambda.FilterRule.isEqual("INSERT"),
+            dynamodb: { Keys: { sk: { S: lambda.FilterRule.beginsWith("NEW#") } } },
+          }),
+        ],
+      }),
+    );
+    grantAuditQueueDeletes(this.audit.role, data.table.tableArn);
     // BatchGetItem: the store coalesces reads asked for in the same tick, as a batch of events does.
     // It reads audit chains, tenant items (is the tenant a CloudTrail context names real?) and META
-    // (the KEK registry at start-up), and writes audit blocks only.
+    // (the KEK registry at start-up), and writes audit records and blocks only.
     grantTableItems(this.audit.role, data.table.tableArn, {
       read: ["GetItem", "BatchGetItem", "Query"],
       readPartitions: [PARTITIONS.audit, PARTITIONS.tenant, PARTITIONS.meta],
-      // Blocks are only ever put, each once (shared/storage/audit-repository.ts).
+      // Records and blocks are only ever put, each once (shared/storage/audit-repository.ts).
       write: ["PutItem"],
       writePartitions: [PARTITIONS.audit],
     });

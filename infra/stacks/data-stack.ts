@@ -152,6 +152,9 @@ export class DataStack extends Stack {
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED,
       encryptionKey: this.tableKey,
+      // The audit sequencer's input: each waiting audit record's insert, kept 24 hours by the stream
+      // whatever a table writer does to the item since (docs/audit-chain.md#the-sequencer).
+      stream: dynamodb.StreamViewType.NEW_IMAGE,
       deletionProtection: config.protectData,
       removalPolicy,
     });

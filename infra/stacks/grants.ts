@@ -61,6 +61,20 @@ export function grantTableItems(role: iam.IRole, tableArn: string, access: Table
 }
 
 /**
+ * DeleteItem, only in the given partitions: the version lifecycle's purge and the tenant-deletion sweep
+ * remove items from tenant partitions (T#), and nothing else is ever deleted.
+ */
+export function grantItemDeletes(role: iam.IRole, tableArn: string, partitions: readonly Partition[]): void {
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      actions: ["dynamodb:DeleteItem"],
+      resources: [tableArn],
+      conditions: onlyPartitions(partitions),
+    }),
+  );
+}
+
+/**
  * The one Scan the service makes: the one-off backfill of the tenant directory
  * (shared/storage/tenant-repository.ts ensureDirectory), which projects `tenantId` and filters on `sk`.
  * A Scan that asks for any other attribute (secret ciphertext, wrapped DEKs, token hashes) or for whole
@@ -118,6 +132,34 @@ export function grantPutEvents(role: iam.IRole, busArn: string, sources: readonl
         "ForAllValues:StringEquals": { "events:source": [...sources] },
         Null: { "events:source": "false" },
       },
+    }),
+  );
+}
+
+/** lambda:InvokeFunction on the rotation verification hooks: functions named with the stage's prefix only. */
+export function grantVerifierInvoke(
+  role: iam.IRole,
+  scope: { partition: string; region: string; account: string },
+  prefix: string,
+): void {
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      actions: ["lambda:InvokeFunction"],
+      resources: [`arn:${scope.partition}:lambda:${scope.region}:${scope.account}:function:${prefix}*`],
+    }),
+  );
+}
+
+/**
+ * Chained audit records leave the queue in batches of deletes (BatchWriteItem), allowed in the audit
+ * partitions only: a role that sequences cannot delete a token, a secret or a tenant's keys this way.
+ */
+export function grantAuditQueueDeletes(role: iam.IRole, tableArn: string): void {
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      actions: ["dynamodb:BatchWriteItem"],
+      resources: [tableArn],
+      conditions: onlyPartitions([PARTITIONS.audit]),
     }),
   );
 }

@@ -13,6 +13,7 @@ import {
   grantMac,
   grantPutEvents,
   grantTableItems,
+  grantVerifierInvoke,
   PARTITIONS,
 } from "./grants.ts";
 import { secureQueue } from "./queues.ts";
@@ -55,6 +56,7 @@ export class RotationStack extends Stack {
       },
     });
     const role = this.rotation.role;
+    grantVerifierInvoke(role, this, config.verifierFunctionNamePrefix);
     // Tenants and their secrets, audit blocks, the directory and META checkpoints; never a token.
     grantTableItems(role, data.table.tableArn, {
       read: ["GetItem", "BatchGetItem", "Query"],

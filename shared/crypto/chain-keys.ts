@@ -42,8 +42,11 @@ export interface ChainKey {
 
 const LABEL = "strongbox/audit-chain/v1";
 const KEY_BYTES = 32;
-/** Derived keys kept per process; a day's key is reused for every record of that day. */
-const MAX_CACHED_KEYS = 64;
+/**
+ * Derived keys kept per process; a day's key is reused for every record of that day. Over a year's
+ * worth, so that verify calls resuming a walk over a long chain derive each day once per process.
+ */
+const MAX_CACHED_KEYS = 400;
 
 const day = (at: Date) => at.toISOString().slice(0, 10);
 const DAY = /^\d{4}-\d{2}-\d{2}$/;

@@ -11,12 +11,58 @@ import type { AuditEvent } from "./types.ts";
  * (`chainGenesis`), and the MAC covers the scope.
  */
 export interface ChainedAuditRecord extends AuditEvent {
+  /** The id the request path gave the record; a sequencer chains each id once. */
+  readonly id?: string;
   readonly sequence: number;
   readonly prevHash: string;
   readonly hash: string;
   readonly mac: string;
   /** Names the key the MAC was made with (keeper and day); never the key itself. */
   readonly macKeyRef: string;
+}
+
+/**
+ * A record as the request path writes it, before a sequencer chains it: the event, a unique id, and a
+ * MAC over the scope and the record's hash (marked as pending, so it is never a chain MAC) under the
+ * day key. A table writer can delete one, which the stream (or the local witness) still shows, but
+ * cannot forge one the sequencer would take.
+ */
+export interface PendingAuditRecord extends AuditEvent {
+  readonly id: string;
+  readonly macKeyRef: string;
+  readonly mac: string;
+}
+
+const pendingShape = z.looseObject({
+  tenantId: z.string(),
+  action: z.string(),
+  outcome: z.string(),
+  actor: z.string(),
+  role: z.string(),
+  requestId: z.string(),
+  time: z.string(),
+  id: z.string().regex(/^[0-9a-f-]{36}$/),
+  macKeyRef: z.string(),
+  mac: z.string(),
+});
+
+export function isPendingRecordShape(value: unknown): value is PendingAuditRecord {
+  return pendingShape.safeParse(value).success;
+}
+
+/** A chain head as written outside the table, where service roles may append but not rewrite. */
+export interface ChainAnchor extends ChainHead {
+  readonly scope: string;
+  readonly time: string;
+}
+
+/** Append-only storage of chain anchors (S3 with Object Lock in AWS, a file under `.data/` locally). */
+export interface AnchorLog {
+  append(anchor: ChainAnchor): Promise<void>;
+  /** The anchor with the highest sequence this scope has, or undefined when it has none. */
+  latest(scope: string): Promise<ChainAnchor | undefined>;
+  /** Every scope with an anchor: a chain deleted whole still has its anchors. */
+  scopes(): Promise<string[]>;
 }
 
 /** What an audit listing or export is narrowed to; every field is optional and they combine with AND. */
@@ -92,7 +138,7 @@ export interface ChainHeads {
  * The bytes a record's hash covers: every field but the hash and the MAC, as sorted key/value pairs,
  * so that neither field order nor an added empty field changes what is hashed.
  */
-export function canonicalRecord(record: Omit<ChainedAuditRecord, "hash" | "mac">): string {
+export function canonicalRecord(record: object): string {
   const pairs = Object.entries(record)
     .filter(([, value]) => value !== undefined)
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
@@ -111,7 +157,9 @@ export type ChainBreakReason =
   | "key_day_mismatch"
   | "day_regressed"
   | "link_mismatch"
-  | "truncated";
+  | "truncated"
+  | "duplicate"
+  | "unsequenced";
 
 export const CHAIN_BREAK_EXPLANATIONS: Record<ChainBreakReason, string> = {
   missing: "the record is missing: deleted, or its neighbours reordered",
@@ -132,7 +180,10 @@ export const CHAIN_BREAK_EXPLANATIONS: Record<ChainBreakReason, string> = {
     "the record is dated on an earlier day than the record before it: records were rewritten with an older day's key",
   link_mismatch: "the record does not link to the one before it: records were removed, inserted or reordered",
   truncated:
-    "the chain ends before, or differs at, a head this instance appended or the verifier expected: its tail was deleted or rewritten",
+    "the chain ends before, or differs at, a head anchored outside the table, appended by this instance or expected by the verifier: its tail (or the whole chain) was deleted or rewritten",
+  duplicate: "the record's id is already in the chain: a record was copied or replayed into it",
+  unsequenced:
+    "records of this scope have waited longer than the sequencing bound without being chained: the sequencer is stopped, or records were forged into the queue",
 };
 
 export interface ChainVerification {
@@ -143,11 +194,18 @@ export interface ChainVerification {
   readonly records: number;
   readonly head?: ChainHead;
   readonly break?: { readonly sequence: number; readonly reason: ChainBreakReason; readonly message: string };
+  /** The latest anchor checked against, when the scope has one. */
+  readonly anchor?: ChainHead;
+  /** Present when this call stopped at its time budget: ask again with it to go on from there. */
+  readonly nextCursor?: string;
 }
 
 /** The one-line answer the verify command prints and the route returns as `summary`. */
 export function describeVerification(result: ChainVerification): string {
   if (result.break === undefined) {
+    if (result.nextCursor !== undefined) {
+      return `${result.scope}: intact up to sequence ${result.verifiedThrough} so far; continue with the cursor`;
+    }
     return `${result.scope}: intact up to sequence ${result.verifiedThrough}`;
   }
   return `${result.scope}: broken at sequence ${result.break.sequence}: ${result.break.message}`;

@@ -22,7 +22,10 @@ export interface DenialRecorder {
   deny(
     target: AuditTarget,
     requestId: string,
-    who: Pick<AuditEntry, "actor" | "role">,
+    who: Pick<AuditEntry, "actor" | "role"> & {
+      /** For an anonymous caller: the id it presented names a stored token, so it is no guess to collapse. */
+      readonly stored?: boolean;
+    },
     detail?: string,
   ): Promise<void>;
 }

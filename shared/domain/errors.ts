@@ -132,6 +132,48 @@ export class AuditRecordTooLargeError extends StrongboxError {
   readonly code = "audit_record_too_large";
 }
 
+/** The version's ciphertext was destroyed on request or past `maxVersions`; nothing can bring it back. */
+export class VersionDestroyedError extends StrongboxError {
+  readonly status = 410;
+  readonly code = "version_destroyed";
+}
+
+/** A deleted secret can be undeleted only within the recovery window; after it, only purged or overwritten. */
+export class RecoveryWindowPassedError extends StrongboxError {
+  readonly status = 410;
+  readonly code = "recovery_window_passed";
+}
+
+/** The tenant was deleted (crypto-shredded): nothing of it can be read or written again. */
+export class TenantDeletedError extends StrongboxError {
+  readonly status = 410;
+  readonly code = "tenant_deleted";
+}
+
+/** The referenced secret, its version stage, or its `#jsonKey` does not exist: the reference is wrong. */
+export class ReferenceNotFoundError extends StrongboxError {
+  readonly status = 422;
+  readonly code = "reference_not_found";
+}
+
+/** Secrets Manager refused the service's role: the reference is outside what infra grants. */
+export class ReferenceDeniedError extends StrongboxError {
+  readonly status = 502;
+  readonly code = "reference_denied";
+}
+
+/** Secrets Manager could not be reached, throttled, or failed: retry later. */
+export class ReferenceUnavailableError extends StrongboxError {
+  readonly status = 503;
+  readonly code = "reference_unavailable";
+}
+
+/** The rotation policy's verifier did not answer success: the pending version stays pending. */
+export class VerificationFailedError extends StrongboxError {
+  readonly status = 409;
+  readonly code = "verification_failed";
+}
+
 /** A costly operation asked for again sooner than its minimum interval allows; `Retry-After` says when. */
 export class RateLimitedError extends StrongboxError {
   readonly status = 429;

@@ -16,6 +16,7 @@ export type Permission =
   | "rotation:run"
   | "secret:rotate"
   | "health:read"
+  | "tenant:delete"
   | "binding:manage"
   | "tenant:list";
 
@@ -64,6 +65,14 @@ export const OPERATIONS = {
   "secret.promote": { permission: "secret:rotate", scope: "tenant" },
   "secret.rollback": { permission: "secret:rotate", scope: "tenant" },
   "health.read": { permission: "health:read", scope: "system" },
+  // Version lifecycle (issue 12 item 5): metadata listing, destruction, undelete within the window, purge.
+  "secret.versions": { permission: "secret:list", scope: "tenant" },
+  "secret.destroy-version": { permission: "secret:delete", scope: "tenant" },
+  "secret.undelete": { permission: "secret:delete", scope: "tenant" },
+  "secret.purge": { permission: "secret:delete", scope: "tenant" },
+  // Tenant deletion with crypto-shredding (issue 12 item 6), and its certificate.
+  "tenant.delete": { permission: "tenant:delete", scope: "tenant" },
+  "tenant.deletion-certificate": { permission: "audit:read", scope: "tenant" },
   "binding.create": { permission: "binding:manage", scope: "system" },
   "binding.list": { permission: "binding:manage", scope: "system" },
   "binding.delete": { permission: "binding:manage", scope: "system" },
@@ -96,6 +105,7 @@ const GRANTS: Record<Role, ReadonlySet<Permission>> = {
     "rotation:run",
     "secret:rotate",
     "health:read",
+    "tenant:delete",
     "binding:manage",
     "tenant:list",
   ]),

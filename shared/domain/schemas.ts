@@ -36,13 +36,25 @@ export const clientRequestTokenSchema = z
     message: `clientRequestToken must not start with ${SCHEDULED_TOKEN_PREFIX}, which the scheduled runner uses`,
   });
 
-export const putSecretSchema = z.strictObject({
-  value: secretValueSchema,
-  cas: z.number().int().min(0).optional(),
-  clientRequestToken: clientRequestTokenSchema.optional(),
-  /** `pending` writes the next version without making it current, for testing before promotion. */
-  stage: z.enum(["current", "pending"]).optional(),
-});
+/** Labelled versions are never pruned, so a secret may keep more than a small maximum for a while. */
+export const MIN_MAX_VERSIONS = 1;
+export const MAX_MAX_VERSIONS = 100;
+
+export const putSecretSchema = z
+  .strictObject({
+    value: secretValueSchema.optional(),
+    /** A `CredentialRef` (`aws-sm://…`) to hold instead of a value; parsed by the write (shared/domain/references.ts). */
+    ref: z.string().max(4096).optional(),
+    cas: z.number().int().min(0).optional(),
+    clientRequestToken: clientRequestTokenSchema.optional(),
+    /** `pending` writes the next version without making it current, for testing before promotion. */
+    stage: z.enum(["current", "pending"]).optional(),
+    /** Keep at most this many versions from now on; null lifts the limit. */
+    maxVersions: z.number().int().min(MIN_MAX_VERSIONS).max(MAX_MAX_VERSIONS).nullable().optional(),
+  })
+  .refine((body) => (body.value === undefined) !== (body.ref === undefined), {
+    message: "give value or ref, exactly one",
+  });
 
 export const MAX_ROTATION_PERIOD_DAYS = 3650;
 
@@ -62,15 +74,40 @@ export const generatorSchema = z
     path: ["alphabet"],
   });
 
+/** A verification hook: an HTTPS URL (local and self-hosted) or a Lambda function ARN (AWS). */
+export const verifierSchema = z.union([
+  z.strictObject({
+    url: z
+      .string()
+      .max(2048)
+      .refine((url) => URL.canParse(url) && new URL(url).protocol === "https:", {
+        message: "verifier url must be an https:// URL",
+      }),
+  }),
+  z.strictObject({
+    lambdaArn: z
+      .string()
+      .regex(
+        /^arn:aws(?:-[a-z]+)*:lambda:[a-z]{2}(?:-[a-z]+)+-\d:\d{12}:function:[A-Za-z0-9_-]{1,64}(?::[A-Za-z0-9_$-]{1,128})?$/,
+        "verifier lambdaArn must be a Lambda function ARN",
+      ),
+  }),
+]);
+
 /** null clears a setting; an absent field leaves it as it is. */
 export const rotationPolicySchema = z
   .strictObject({
     rotationPeriodDays: z.number().int().min(1).max(MAX_ROTATION_PERIOD_DAYS).nullable().optional(),
     generator: generatorSchema.nullable().optional(),
+    verifier: verifierSchema.nullable().optional(),
   })
-  .refine((policy) => policy.rotationPeriodDays !== undefined || policy.generator !== undefined, {
-    message: "set rotationPeriodDays, generator, or both",
-  });
+  .refine(
+    (policy) =>
+      policy.rotationPeriodDays !== undefined ||
+      policy.generator !== undefined ||
+      policy.verifier !== undefined,
+    { message: "set rotationPeriodDays, generator, verifier, or several" },
+  );
 
 export const rotateSecretSchema = z.strictObject({ clientRequestToken: clientRequestTokenSchema.optional() });
 
@@ -131,3 +168,6 @@ export type CreateBindingInput = z.infer<typeof createBindingSchema>;
 export type CreateTokenInput = z.infer<typeof createTokenSchema>;
 export type PutSecretInput = z.infer<typeof putSecretSchema>;
 export type RotationPolicyInput = z.infer<typeof rotationPolicySchema>;
+
+/** A tenant deletion names the tenant twice, in the path and here, so a mistyped path deletes nothing. */
+export const deleteTenantSchema = z.strictObject({ confirm: z.string().max(128) });

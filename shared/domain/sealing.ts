@@ -23,6 +23,10 @@ export interface DataKeyIssuer {
   generateFirst(tenantId: string): Promise<WrappedDataKey>;
 }
 
+/** Drops a tenant's unwrapped DEKs from this process's memory, once their wrapped form is destroyed. */
+export interface DataKeyForgetter {
+  forget(tenantId: string, version: number): void;
+}
 /**
  * AES-GCM with random 96-bit IVs stays within NIST SP 800-38D's bound only below 2^32 encryptions
  * under one key. By default the scheduled runner rotates a DEK at a quarter of that, and sealing is

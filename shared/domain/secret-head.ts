@@ -35,5 +35,7 @@ export function withNewCurrent(
     latestVersion: Math.max(head?.latestVersion ?? 0, current.version),
     ...(head === undefined ? {} : { previousVersion: head.current.version }),
     ...(rotation === undefined ? {} : { rotation }),
+    ...(head?.historyStart === undefined ? {} : { historyStart: head.historyStart }),
+    ...(head?.maxVersions === undefined ? {} : { maxVersions: head.maxVersions }),
   };
 }

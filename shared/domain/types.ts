@@ -1,4 +1,5 @@
 import type { AuditAction } from "./operations.ts";
+import type { VerifierSpec } from "./verification.ts";
 
 export const ROLES = ["admin", "operator", "runner", "auditor"] as const;
 export type Role = (typeof ROLES)[number];
@@ -38,6 +39,13 @@ export interface Tenant {
   readonly dekRotatedAt?: string;
   /** Bumped by every change of the tenant item; changes are conditional on the revision they read. */
   readonly revision?: number;
+  /**
+   * When the tenant was deleted: its wrapped DEKs were destroyed in the same write, so nothing sealed
+   * under them can be opened again. The item stays as a tombstone; every route on the tenant is 410.
+   */
+  readonly deletedAt?: string;
+  /** The DEK versions that write destroyed. */
+  readonly destroyedDekVersions?: readonly number[];
   /** Values sealed (or reserved for sealing) under the current DEK so far; a DEK rotation resets it. */
   readonly dekSeals?: number;
 }
@@ -57,6 +65,13 @@ export interface SealedVersion {
   readonly createdAt: string;
   /** The idempotency token the version was written with, as Secrets Manager's ClientRequestToken. */
   readonly clientRequestToken?: string;
+  /** The actor that wrote it (token id or IAM ARN), or `system` for the service's own rotations; absent on older versions. */
+  readonly createdBy?: string;
+  /**
+   * Set when the version is a `CredentialRef`: the reference, in plain text (it names where a value is,
+   * never the value). The envelope seals the same text, and a read refuses a version where they differ.
+   */
+  readonly reference?: string;
   /**
    * Set only by the service's own rotation when it generated the value (never from a request), so a
    * pending version a caller wrote is never taken for one the rotation may test and promote itself.
@@ -79,6 +94,8 @@ export interface GeneratorSpec {
 
 export interface RotationPolicy {
   readonly periodDays?: number;
+  /** Asked before a pending version is promoted, by hand or on schedule; see domain/verification.ts. */
+  readonly verifier?: VerifierSpec;
   readonly dueAt?: string;
   readonly generator?: GeneratorSpec;
   readonly lastRotatedAt?: string;
@@ -102,6 +119,29 @@ export interface SecretHead {
   /** The version labelled `pending`, written but not yet promoted, kept inline like the current one. */
   readonly pending?: SealedVersion;
   readonly rotation?: RotationPolicy;
+  /**
+   * The first version of the secret's present history. A write over a deleted secret starts a new
+   * history here, and nothing numbered below it is readable or listed again.
+   */
+  readonly historyStart?: number;
+  /** At most this many versions are kept; the oldest unlabelled ones past it are destroyed. */
+  readonly maxVersions?: number;
+  /** For a current version that is a reference: the referenced secret's next rotation, as of the write. */
+  readonly referenceRotationDueAt?: string;
+}
+
+export const VERSION_LABELS = ["current", "pending", "previous"] as const;
+
+/** What the versions listing shows of one version: never its value or ciphertext. */
+export interface VersionMetadata {
+  readonly version: number;
+  readonly createdAt: string;
+  readonly createdBy?: string;
+  readonly labels: readonly (typeof VERSION_LABELS)[number][];
+  /** The DEK version its ciphertext is sealed under; absent once destroyed. */
+  readonly dekVersion?: number;
+  readonly destroyed: boolean;
+  readonly destroyedAt?: string;
 }
 
 export interface SecretSummary {
@@ -110,6 +150,8 @@ export interface SecretSummary {
   readonly updatedAt: string;
   readonly pendingVersion?: number;
   readonly rotationDueAt?: string;
+  /** The `CredentialRef` the current version holds; listings show it and never resolve it. */
+  readonly reference?: string;
 }
 
 export interface SecretValue {
@@ -117,7 +159,12 @@ export interface SecretValue {
   readonly version: number;
   readonly value: string;
   readonly createdAt: string;
-  /** When the secret is next due for rotation, for clients that cache the value until then. */
+  /** The reference the value was resolved from, when the version is one. */
+  readonly reference?: string;
+  /**
+   * When the secret is next due for rotation, for clients that cache the value until then; for a
+   * reference, the referenced secret's next rotation (Secrets Manager's NextRotationDate).
+   */
   readonly rotationDueAt?: string;
   /** The version labelled `pending`, if any: the value is about to change. */
   readonly pendingVersion?: number;

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import type { Env } from "../domain/env.ts";
 import { ConfigError } from "../domain/errors.ts";
 import {
@@ -29,8 +30,27 @@ export interface RuntimeConfig {
   readonly awsRequestTimeoutMs: number;
   /** The KMS HMAC key that authenticates the audit chain (`AUDIT_MAC_KEY_ID`); needed with KMS. */
   readonly auditMacKeyId?: string;
+  /** `CredentialRef`s: how long a resolved value is reused at most, and a test endpoint for Secrets Manager. */
+  readonly references: { readonly cacheMs: number; readonly endpoint?: string };
+  /**
+   * Rotation verification hooks: a PEM bundle to trust for HTTPS hooks besides the system's (the
+   * contents of `VERIFIER_CA_FILE`), and a Lambda-protocol test endpoint (`LAMBDA_ENDPOINT`).
+   */
+  readonly verification: { readonly ca?: string; readonly lambdaEndpoint?: string };
+  /** How long a deleted secret can be undeleted (`SECRET_RECOVERY_WINDOW_DAYS`, 30 by default). */
+  readonly secretRecoveryWindowMs: number;
   /** Repeated denials by one actor within this window become one counted record; 0 turns that off. */
   readonly auditDenialWindowMs: number;
+  /**
+   * `deferred` (the default): the request path writes each record under its own key and a sequencer
+   * chains it (the stream function in AWS, the in-process one in `npm start`). `inline` chains each
+   * record before answering, as tests do to look at a chain as soon as a call returns.
+   */
+  readonly auditSequencing: "deferred" | "inline";
+  /** Verify reports records waiting longer than this to be chained. */
+  readonly auditUnsequencedBoundMs: number;
+  /** How long a moved chain may go without its head anchored outside the table; 0 anchors every batch. */
+  readonly auditAnchorIntervalMs: number;
   /** For CloudTrail ingestion: this environment's KMS key ARNs and the service's own role ARNs. */
   readonly kmsIngestion: { readonly watchedKeyArns: string[]; readonly serviceRoleArns: string[] };
   readonly rotation: {
@@ -55,6 +75,14 @@ export interface RuntimeConfig {
     /** Only for pointing the SDK at an EventBridge-protocol test endpoint. */
     readonly eventsEndpoint?: string;
   };
+}
+
+function sequencing(env: Env): RuntimeConfig["auditSequencing"] {
+  const value = env.AUDIT_SEQUENCING ?? "deferred";
+  if (value !== "deferred" && value !== "inline") {
+    throw new ConfigError("AUDIT_SEQUENCING", "AUDIT_SEQUENCING must be deferred or inline");
+  }
+  return value;
 }
 
 function positiveInteger(env: Env, name: string, fallback: number): number {
@@ -137,7 +165,16 @@ export function readRuntimeConfig(env: Env): RuntimeConfig {
         }
       : {}),
     ...(auditMacKeyId ? { auditMacKeyId } : {}),
+    references: {
+      cacheMs: nonNegativeInteger(env, "REFERENCE_CACHE_SECONDS", 60) * 1000,
+      ...(env.SECRETS_MANAGER_ENDPOINT?.trim() ? { endpoint: env.SECRETS_MANAGER_ENDPOINT.trim() } : {}),
+    },
+    verification: verificationConfig(env),
+    secretRecoveryWindowMs: positiveInteger(env, "SECRET_RECOVERY_WINDOW_DAYS", 30) * 24 * 3600 * 1000,
     auditDenialWindowMs: nonNegativeInteger(env, "AUDIT_DENIAL_WINDOW_SECONDS", 60) * 1000,
+    auditSequencing: sequencing(env),
+    auditUnsequencedBoundMs: positiveInteger(env, "AUDIT_UNSEQUENCED_BOUND_SECONDS", 300) * 1000,
+    auditAnchorIntervalMs: nonNegativeInteger(env, "AUDIT_ANCHOR_INTERVAL_SECONDS", 60) * 1000,
     kmsIngestion: {
       watchedKeyArns: list(env.WATCHED_KMS_KEY_ARNS),
       serviceRoleArns: list(env.SERVICE_ROLE_ARNS),
@@ -159,6 +196,23 @@ export function readRuntimeConfig(env: Env): RuntimeConfig {
       ...(eventsEndpoint ? { eventsEndpoint } : {}),
     },
   };
+}
+
+function verificationConfig(env: Env): RuntimeConfig["verification"] {
+  const caFile = env.VERIFIER_CA_FILE?.trim();
+  const lambdaEndpoint = env.LAMBDA_ENDPOINT?.trim();
+  let ca: string | undefined;
+  if (caFile) {
+    try {
+      ca = readFileSync(caFile, "utf8");
+    } catch {
+      throw new ConfigError("VERIFIER_CA_FILE", `VERIFIER_CA_FILE names ${caFile}, which cannot be read`);
+    }
+    if (!ca.includes("-----BEGIN CERTIFICATE-----")) {
+      throw new ConfigError("VERIFIER_CA_FILE", "VERIFIER_CA_FILE must hold PEM certificates");
+    }
+  }
+  return { ...(ca === undefined ? {} : { ca }), ...(lambdaEndpoint ? { lambdaEndpoint } : {}) };
 }
 
 /**

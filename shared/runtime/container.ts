@@ -5,22 +5,27 @@ import { ACTIVE_KEK_VARIABLES, loadLocalKek } from "../crypto/kek-source.ts";
 import type { Keyring } from "../crypto/keyring.ts";
 import { createKmsKeyring } from "../crypto/kms-keyring.ts";
 import { LocalKeyring } from "../crypto/local-keyring.ts";
+import type { AnchorLog } from "../domain/audit-chain.ts";
 import type { Env } from "../domain/env.ts";
 import { ConfigError } from "../domain/errors.ts";
+import type { ReferenceResolver } from "../domain/references.ts";
 import type { RewrapDispatch } from "../domain/rotation.ts";
+import type { RotationVerifier } from "../domain/verification.ts";
 import { createLogger, type Logger } from "../observability/logger.ts";
 import { CounterMetrics } from "../observability/metrics.ts";
 import { createRotationEvents, type RotationEvents } from "../observability/rotation-events.ts";
+import { SecretsManagerResolver } from "../references/secrets-manager-resolver.ts";
 import { BindingService } from "../services/access/binding-service.ts";
 import { CallerAuthentication } from "../services/access/caller-authentication.ts";
 import { OperationGate } from "../services/access/operation-gate.ts";
 import { TokenService } from "../services/access/token-service.ts";
-import { AuditLog } from "../services/audit/audit-log.ts";
+import { AuditLog, type PendingWitness } from "../services/audit/audit-log.ts";
 import { AuditQueries } from "../services/audit/audit-queries.ts";
 import { ChainVerifier } from "../services/audit/chain-verifier.ts";
 import { ChainWriter } from "../services/audit/chain-writer.ts";
 import { DenialWindows } from "../services/audit/denial-windows.ts";
 import { KmsEventIngester } from "../services/audit/kms-event-ingester.ts";
+import { Sequencer } from "../services/audit/sequencer.ts";
 import { DataKeys } from "../services/keys/data-keys.ts";
 import { DekRotation } from "../services/keys/dek-rotation.ts";
 import { DekSweep } from "../services/keys/dek-sweep.ts";
@@ -36,15 +41,19 @@ import { HeadWriter } from "../services/secrets/head-writer.ts";
 import { RotationPolicies } from "../services/secrets/rotation-policy.ts";
 import { SecretService } from "../services/secrets/secret-service.ts";
 import { ValueRotation } from "../services/secrets/value-rotation.ts";
+import { VersionLifecycle } from "../services/secrets/version-lifecycle.ts";
+import { TenantDeletion } from "../services/tenants/tenant-deletion.ts";
 import { TenantService } from "../services/tenants/tenant-service.ts";
 import { AuditRepository } from "../storage/audit-repository.ts";
 import { BindingRepository } from "../storage/binding-repository.ts";
 import { CheckpointRepository } from "../storage/checkpoint-repository.ts";
+import { DeletionRepository } from "../storage/deletion-repository.ts";
 import { DirectoryBackfill } from "../storage/directory-backfill.ts";
 import { SecretRepository } from "../storage/secret-repository.ts";
 import type { Table } from "../storage/table.ts";
 import { TenantRepository } from "../storage/tenant-repository.ts";
 import { TokenRepository } from "../storage/token-repository.ts";
+import { HookVerifier } from "../verifiers/hook-verifier.ts";
 import type { RuntimeConfig } from "./config.ts";
 
 export interface Runtime {
@@ -53,9 +62,13 @@ export interface Runtime {
   readonly metrics: CounterMetrics;
   readonly config: RuntimeConfig;
   readonly tenants: TenantService;
+  /** Tenant deletion by crypto-shredding, its checkpointed sweep and its certificate. */
+  readonly tenantDeletion: TenantDeletion;
   readonly secrets: SecretService;
   readonly rotationPolicies: RotationPolicies;
   readonly valueRotation: ValueRotation;
+  /** Versions listed, destroyed, pruned past maxVersions; secrets undeleted and purged. */
+  readonly versionLifecycle: VersionLifecycle;
   readonly tokens: TokenService;
   /** IAM principals' bindings to roles and tenants (`/v1/bindings`). */
   readonly bindings: BindingService;
@@ -67,6 +80,8 @@ export interface Runtime {
   readonly denials: DenialWindows;
   readonly auditQueries: AuditQueries;
   readonly chainWriter: ChainWriter;
+  /** Chains waiting records: run by the stream function, the local stream sequencer, or a catch-up. */
+  readonly sequencer: Sequencer;
   /** For operators' tools that verify without a request (audit:verify). */
   readonly chainVerifier: ChainVerifier;
   /** CloudTrail KMS events into the audit trail (functions/audit). */
@@ -152,6 +167,14 @@ export function createRuntime(options: {
    * `npm start` may; every other runtime answers work over all tenants with 503 until one has.
    */
   readonly directoryBackfill?: boolean;
+  /** Resolves `CredentialRef`s; by default Secrets Manager (`SECRETS_MANAGER_ENDPOINT` for a test endpoint). */
+  readonly references?: ReferenceResolver;
+  /** Calls rotation verification hooks; by default HTTPS and Lambda (`VERIFIER_CA_FILE` adds a CA). */
+  readonly verifier?: RotationVerifier;
+  /** Locally, where the request path's records are also written for the sequencer (the stream's stand-in). */
+  readonly auditWitness?: PendingWitness;
+  /** Where chain heads are anchored outside the table. */
+  readonly anchors?: AnchorLog;
 }): Runtime {
   const logger = options.logger ?? createLogger();
   const metrics = options.metrics ?? new CounterMetrics();
@@ -164,9 +187,23 @@ export function createRuntime(options: {
 
   const chainKeys = options.chainKeys ?? defaultChainKeys(keyring);
   const chainWriter = new ChainWriter(auditRepository, chainKeys, logger);
-  const chainVerifier = new ChainVerifier(auditRepository, chainKeys, chainWriter);
-  const auditLog = new AuditLog(chainWriter, metrics, logger);
-  const denials = new DenialWindows(auditLog, metrics, config.auditDenialWindowMs);
+  const sequencer = new Sequencer(chainWriter, auditRepository, chainKeys, options.anchors, metrics, logger, {
+    anchorIntervalMs: config.auditAnchorIntervalMs,
+  });
+  const chainVerifier = new ChainVerifier(auditRepository, chainKeys, chainWriter, {
+    unsequencedBoundMs: config.auditUnsequencedBoundMs,
+    ...(options.anchors === undefined ? {} : { anchors: options.anchors }),
+  });
+  const auditLog = new AuditLog(auditRepository, chainKeys, metrics, logger, {
+    ...(options.auditWitness === undefined ? {} : { witness: options.auditWitness }),
+    ...(config.auditSequencing === "inline" ? { inline: sequencer } : {}),
+  });
+  const denials = new DenialWindows(
+    auditLog,
+    metrics,
+    config.auditDenialWindowMs,
+    async (tenantId) => (await tenantRepository.get(tenantId)) !== undefined,
+  );
   const gate = new OperationGate(auditLog, denials);
   const integrity = new ItemMacs(chainKeys.itemKeys());
   const tokens = new TokenService({
@@ -192,7 +229,23 @@ export function createRuntime(options: {
   const dataKeys = new DataKeys(keyring, tenantRepository, new DataKeyCache(config.dataKeyCache));
   const sealer = new Sealer(dataKeys, metrics, rotationConfig.retireGraceMs / 2, rotationConfig.dekSealLimit);
   const heads = new HeadWriter(secretRepository, sealer);
-  const valueRotation = new ValueRotation(secretRepository, sealer, gate, heads);
+  const versionLifecycle = new VersionLifecycle(secretRepository, gate, heads, config.secretRecoveryWindowMs);
+  const valueRotation = new ValueRotation(
+    secretRepository,
+    sealer,
+    gate,
+    heads,
+    versionLifecycle,
+    options.verifier ??
+      new HookVerifier({
+        region: config.region,
+        ...(config.verification.ca === undefined ? {} : { ca: config.verification.ca }),
+        ...(config.verification.lambdaEndpoint === undefined
+          ? {}
+          : { lambdaEndpoint: config.verification.lambdaEndpoint }),
+      }),
+    metrics,
+  );
   const dekSweep = new DekSweep(
     tenantRepository,
     secretRepository,
@@ -249,7 +302,32 @@ export function createRuntime(options: {
     metrics,
     config,
     tenants: new TenantService(tenantRepository, dataKeys, gate),
-    secrets: new SecretService(secretRepository, sealer, callers, gate, heads),
+    tenantDeletion: new TenantDeletion({
+      tenants: tenantRepository,
+      deletions: new DeletionRepository(table),
+      checkpoints,
+      dataKeys,
+      integrity,
+      heads: chainWriter,
+      gate,
+      options: { leaseMs: rotationConfig.leaseMs, pageSize: rotationConfig.pageSize },
+    }),
+    secrets: new SecretService(
+      secretRepository,
+      sealer,
+      callers,
+      gate,
+      heads,
+      versionLifecycle,
+      tenantRepository,
+      options.references ??
+        new SecretsManagerResolver({
+          region: config.region,
+          cacheMs: config.references.cacheMs,
+          ...(config.references.endpoint === undefined ? {} : { endpoint: config.references.endpoint }),
+        }),
+    ),
+    versionLifecycle,
     rotationPolicies: new RotationPolicies(secretRepository, gate, heads),
     valueRotation,
     tokens,
@@ -258,8 +336,9 @@ export function createRuntime(options: {
     gate,
     auditLog,
     denials,
-    auditQueries: new AuditQueries(auditRepository, chainWriter, chainVerifier, gate),
+    auditQueries: new AuditQueries(auditRepository, chainWriter, chainVerifier, sequencer, gate),
     chainWriter,
+    sequencer,
     chainVerifier,
     kmsEvents: new KmsEventIngester(auditLog, tenantRepository, metrics, config.kmsIngestion),
     dekRotation,

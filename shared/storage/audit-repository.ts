@@ -4,6 +4,7 @@ import {
   type ChainedAuditRecord,
   type ChainHead,
   isChainedRecordShape,
+  type PendingAuditRecord,
 } from "../domain/audit-chain.ts";
 import { ValidationError } from "../domain/errors.ts";
 import type { Page } from "../domain/types.ts";
@@ -15,6 +16,8 @@ import {
   BLOCK_SORT_KEY,
   blockSortKey,
   firstSequenceOfBlock,
+  PENDING_PREFIX,
+  pendingSortKey,
   scopeOfAuditPartition,
 } from "./keys.ts";
 import type { Table } from "./table.ts";
@@ -28,6 +31,14 @@ export interface StoredRecord {
   readonly position: number;
   /** As stored, unchecked: the table may hold anything here, so readers check its shape first. */
   readonly record: ChainedAuditRecord;
+}
+
+/** A stored block as a sequencer reads it back: where it starts, its records, and its high-water time. */
+export interface StoredBlock {
+  readonly first: number;
+  readonly records: readonly StoredRecord[];
+  /** The latest record time in this block and every one before it; absent when the block has none. */
+  readonly hw?: string;
 }
 
 /** A block's records with their places: the block's key names the first, the rest follow in order. */
@@ -95,11 +106,91 @@ export class AuditRepository {
     this.#table = table;
   }
 
-  /** False when a block already starts at this sequence number: another writer appended first. */
-  appendBlock(scope: string, records: readonly ChainedAuditRecord[]): Promise<boolean> {
+  /**
+   * False when a block already starts at this sequence number: another writer appended first. `hw` is
+   * the latest record time in the chain through this block, so a sequencer looking for records it may
+   * already hold reads back only as far as blocks that could hold them.
+   */
+  appendBlock(scope: string, records: readonly ChainedAuditRecord[], hw?: string): Promise<boolean> {
     const first = records[0];
     if (first === undefined) throw new RangeError("an audit block needs at least one record");
-    return this.#table.putIfAbsent({ pk: auditPartition(scope), sk: blockSortKey(first.sequence), records });
+    return this.#table.putIfAbsent({
+      pk: auditPartition(scope),
+      sk: blockSortKey(first.sequence),
+      records,
+      ...(hw === undefined ? {} : { hw }),
+      // When the block was chained: how far sequencing lags behind the request path shows here.
+      sealedAt: new Date().toISOString(),
+    });
+  }
+
+  /**
+   * The request path's one write: a record under its own unique key, so no other writer can contend
+   * for it. False only if that id was already written, which a fresh id never is.
+   */
+  putPending(record: PendingAuditRecord): Promise<boolean> {
+    return this.#table.putIfAbsent({
+      pk: auditPartition(record.tenantId),
+      sk: pendingSortKey(record.time, record.id),
+      record,
+    });
+  }
+
+  /** Up to `limit` records waiting in a scope, oldest first, as stored (unchecked). */
+  async pending(scope: string, limit: number): Promise<unknown[]> {
+    const result = await this.#table.query({
+      keyCondition: "pk = :pk AND begins_with(sk, :prefix)",
+      values: { ":pk": auditPartition(scope), ":prefix": PENDING_PREFIX },
+      consistent: true,
+      limit,
+    });
+    return result.items.map((item) => item.record);
+  }
+
+  /** When the scope's oldest waiting record was written, by its key (what a forger cannot back-date unseen). */
+  async oldestPending(scope: string): Promise<string | undefined> {
+    const result = await this.#table.query({
+      keyCondition: "pk = :pk AND begins_with(sk, :prefix)",
+      values: { ":pk": auditPartition(scope), ":prefix": PENDING_PREFIX },
+      consistent: true,
+      limit: 1,
+      projection: "sk",
+    });
+    const sk = result.items[0]?.sk;
+    return typeof sk === "string" ? sk.slice(PENDING_PREFIX.length, sk.lastIndexOf("#")) : undefined;
+  }
+
+  /** Drops records a sequencer has chained (or found already chained). */
+  deletePending(
+    scope: string,
+    records: readonly { readonly time: string; readonly id: string }[],
+  ): Promise<void> {
+    return this.#table.deleteMany(
+      records.map((record) => ({ pk: auditPartition(scope), sk: pendingSortKey(record.time, record.id) })),
+    );
+  }
+
+  /** A scope's blocks, newest first, read consistently: the head, and the records a sequencer may already hold. */
+  async *recentBlocks(scope: string, pageSize = 4): AsyncGenerator<StoredBlock> {
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const result = await this.#table.query({
+        keyCondition: "pk = :pk AND begins_with(sk, :prefix)",
+        values: { ":pk": auditPartition(scope), ":prefix": BLOCK_PREFIX },
+        forward: false,
+        limit: pageSize,
+        consistent: true,
+        startKey,
+      });
+      for (const item of result.items) {
+        yield {
+          first: firstSequenceOfBlock(String(item.sk)),
+          records: recordsOf(item),
+          ...(typeof item.hw === "string" ? { hw: item.hw } : {}),
+        };
+      }
+      startKey = result.lastKey;
+    } while (startKey !== undefined);
   }
 
   /** The newest record's place and hash, read consistently: where an appender that lost a race picks up. */
@@ -200,18 +291,28 @@ export class AuditRepository {
     } while (startKey !== undefined);
   }
 
-  /** Every record of a scope, oldest first, block by block, for verification. */
-  async *walk(scope: string): AsyncGenerator<StoredRecord> {
+  /**
+   * Every record of a scope, oldest first, block by block, for verification; from `from` on when a
+   * verification resumes (the block holding it starts at most a block's length before it).
+   */
+  async *walk(scope: string, from = 1): AsyncGenerator<StoredRecord> {
     let startKey: Record<string, unknown> | undefined;
     do {
       const result = await this.#table.query({
-        keyCondition: "pk = :pk AND begins_with(sk, :prefix)",
-        values: { ":pk": auditPartition(scope), ":prefix": BLOCK_PREFIX },
+        keyCondition: "pk = :pk AND sk BETWEEN :low AND :high",
+        values: {
+          ":pk": auditPartition(scope),
+          // From the start, anything under the prefix counts, a block misplaced before record 1 too.
+          ":low": from <= MAX_BLOCK_RECORDS ? BLOCK_PREFIX : blockSortKey(from - MAX_BLOCK_RECORDS + 1),
+          ":high": BLOCK_RANGE_END,
+        },
         consistent: true,
         limit: BLOCKS_PER_PAGE,
         startKey,
       });
-      for (const item of result.items) yield* recordsOf(item);
+      for (const item of result.items) {
+        for (const stored of recordsOf(item)) if (from === 1 || stored.position >= from) yield stored;
+      }
       startKey = result.lastKey;
     } while (startKey !== undefined);
   }

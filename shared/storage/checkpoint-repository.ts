@@ -1,13 +1,29 @@
-import { DEK_AGE_SCAN_KEY, DUE_SCAN_KEY, KEK_REWRAP_KEY, PENDING_SWEEPS_KEY, sweepKey } from "./keys.ts";
+import {
+  DEK_AGE_SCAN_KEY,
+  DUE_SCAN_KEY,
+  deletionSweepKey,
+  KEK_REWRAP_KEY,
+  PENDING_SWEEPS_KEY,
+  sweepKey,
+} from "./keys.ts";
 import type { Key, Table } from "./table.ts";
 
-/** A piece of rotation work with a checkpoint: a tenant's sweep, the KEK re-wrap, the due scan, or the DEK age scan. */
-export type CheckpointedWork = { readonly sweepOf: string } | "kek-rewrap" | "due-scan" | "dek-age-scan";
+/**
+ * A piece of rotation work with a checkpoint: a tenant's sweep or deletion, the KEK re-wrap, the due
+ * scan, or the DEK age scan.
+ */
+export type CheckpointedWork =
+  | { readonly sweepOf: string }
+  | { readonly deletionOf: string }
+  | "kek-rewrap"
+  | "due-scan"
+  | "dek-age-scan";
 
 function keyOf(work: CheckpointedWork): Key {
   if (work === "kek-rewrap") return KEK_REWRAP_KEY;
   if (work === "due-scan") return DUE_SCAN_KEY;
   if (work === "dek-age-scan") return DEK_AGE_SCAN_KEY;
+  if ("deletionOf" in work) return deletionSweepKey(work.deletionOf);
   return sweepKey(work.sweepOf);
 }
 

@@ -49,11 +49,24 @@ export const BLOCK_SORT_KEY = /^SEQ#\d{12}$/;
 /** The sequence number of a block's first record. */
 export const firstSequenceOfBlock = (sk: string) => Number(sk.slice(BLOCK_PREFIX.length));
 
+/**
+ * Records the request path wrote and no sequencer has chained yet, in their scope's partition: sorted
+ * by time, so the oldest is one Query away, and unique by id, so no two writers ever contend.
+ */
+export const PENDING_PREFIX = "NEW#";
+export const pendingSortKey = (time: string, id: string) => `${PENDING_PREFIX}${time}#${id}`;
+
 const META = "META";
 export const KEK_REGISTRY_KEY: Key = { pk: META, sk: "KEKS" };
 export const PENDING_SWEEPS_KEY: Key = { pk: META, sk: "SWEEPS" };
 export const KEK_REWRAP_KEY: Key = { pk: META, sk: "KEK-REWRAP" };
 export const DUE_SCAN_KEY: Key = { pk: META, sk: "DUE-SCAN" };
+/** A tenant deletion's checkpoint and its certificate: outside the partition the deletion empties. */
+export const deletionSweepKey = (tenantId: string): Key => ({ pk: META, sk: `DELETION#${tenantId}` });
+export const deletionCertificateKey = (tenantId: string): Key => ({
+  pk: META,
+  sk: `DELETION-CERTIFICATE#${tenantId}`,
+});
 export const DEK_AGE_SCAN_KEY: Key = { pk: META, sk: "DEK-AGE-SCAN" };
 /**
  * Earlier versions marked their finished directory backfill here (`done: true`); it is still honoured.

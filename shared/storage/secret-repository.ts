@@ -29,13 +29,33 @@ interface HeadItem {
   /** Present only on a pending version the service's rotation generated itself. */
   pendingGenerated?: boolean;
   rotation?: RotationPolicy;
+  createdBy?: string;
+  pendingCreatedBy?: string;
+  historyStart?: number;
+  maxVersions?: number;
+  reference?: string;
+  pendingReference?: string;
+  referenceRotationDueAt?: string;
 }
 
+/** An archived version; a destroyed one keeps its metadata and loses its envelope. */
 interface VersionItem {
   version: number;
-  envelope: Uint8Array;
+  envelope?: Uint8Array;
   createdAt: string;
   clientRequestToken?: string;
+  createdBy?: string;
+  destroyedAt?: string;
+  reference?: string;
+}
+
+/** One archived version as the version lifecycle sees it: sealed, or destroyed with only its metadata left. */
+export interface ArchivedEntry {
+  readonly version: number;
+  readonly createdAt: string;
+  readonly createdBy?: string;
+  readonly sealed?: SealedVersion;
+  readonly destroyedAt?: string;
 }
 
 /** One stored ciphertext-bearing item, as the re-encryption sweep sees it. */
@@ -62,6 +82,8 @@ function headFromItem(item: HeadItem): SecretHead {
           ...(item.pendingClientRequestToken === undefined
             ? {}
             : { clientRequestToken: item.pendingClientRequestToken }),
+          ...(item.pendingCreatedBy === undefined ? {} : { createdBy: item.pendingCreatedBy }),
+          ...(item.pendingReference === undefined ? {} : { reference: item.pendingReference }),
           ...(item.pendingGenerated === true ? { generated: true as const } : {}),
         }
       : undefined;
@@ -73,6 +95,8 @@ function headFromItem(item: HeadItem): SecretHead {
       envelope: new Uint8Array(item.envelope),
       createdAt: item.createdAt,
       ...(item.clientRequestToken === undefined ? {} : { clientRequestToken: item.clientRequestToken }),
+      ...(item.createdBy === undefined ? {} : { createdBy: item.createdBy }),
+      ...(item.reference === undefined ? {} : { reference: item.reference }),
     },
     updatedAt: item.updatedAt,
     revision: item.revision ?? 0,
@@ -81,6 +105,11 @@ function headFromItem(item: HeadItem): SecretHead {
     ...(item.previousVersion === undefined ? {} : { previousVersion: item.previousVersion }),
     ...(pending === undefined ? {} : { pending }),
     ...(item.rotation === undefined ? {} : { rotation: item.rotation }),
+    ...(item.historyStart === undefined ? {} : { historyStart: item.historyStart }),
+    ...(item.maxVersions === undefined ? {} : { maxVersions: item.maxVersions }),
+    ...(item.referenceRotationDueAt === undefined
+      ? {}
+      : { referenceRotationDueAt: item.referenceRotationDueAt }),
   };
 }
 
@@ -97,6 +126,8 @@ function itemFromHead(head: SecretHead, revision: number): HeadItem {
     ...(head.current.clientRequestToken === undefined
       ? {}
       : { clientRequestToken: head.current.clientRequestToken }),
+    ...(head.current.createdBy === undefined ? {} : { createdBy: head.current.createdBy }),
+    ...(head.current.reference === undefined ? {} : { reference: head.current.reference }),
     ...(head.deletedAt === undefined ? {} : { deletedAt: head.deletedAt }),
     ...(head.previousVersion === undefined ? {} : { previousVersion: head.previousVersion }),
     ...(head.pending === undefined
@@ -108,18 +139,42 @@ function itemFromHead(head: SecretHead, revision: number): HeadItem {
           ...(head.pending.clientRequestToken === undefined
             ? {}
             : { pendingClientRequestToken: head.pending.clientRequestToken }),
+          ...(head.pending.createdBy === undefined ? {} : { pendingCreatedBy: head.pending.createdBy }),
+          ...(head.pending.reference === undefined ? {} : { pendingReference: head.pending.reference }),
           ...(head.pending.generated === true ? { pendingGenerated: true } : {}),
         }),
     ...(head.rotation === undefined ? {} : { rotation: head.rotation }),
+    ...(head.historyStart === undefined ? {} : { historyStart: head.historyStart }),
+    ...(head.maxVersions === undefined ? {} : { maxVersions: head.maxVersions }),
+    ...(head.referenceRotationDueAt === undefined
+      ? {}
+      : { referenceRotationDueAt: head.referenceRotationDueAt }),
   };
 }
 
-const sealedFromVersionItem = (item: VersionItem): SealedVersion => ({
-  version: item.version,
-  envelope: new Uint8Array(item.envelope),
-  createdAt: item.createdAt,
-  ...(item.clientRequestToken === undefined ? {} : { clientRequestToken: item.clientRequestToken }),
-});
+/** Undefined for a destroyed version, whose envelope is gone. */
+const sealedFromVersionItem = (item: VersionItem): SealedVersion | undefined =>
+  item.envelope === undefined
+    ? undefined
+    : {
+        version: item.version,
+        envelope: new Uint8Array(item.envelope),
+        createdAt: item.createdAt,
+        ...(item.clientRequestToken === undefined ? {} : { clientRequestToken: item.clientRequestToken }),
+        ...(item.createdBy === undefined ? {} : { createdBy: item.createdBy }),
+        ...(item.reference === undefined ? {} : { reference: item.reference }),
+      };
+
+function entryFromVersionItem(item: VersionItem): ArchivedEntry {
+  const sealed = sealedFromVersionItem(item);
+  return {
+    version: item.version,
+    createdAt: item.createdAt,
+    ...(item.createdBy === undefined ? {} : { createdBy: item.createdBy }),
+    ...(sealed === undefined ? {} : { sealed }),
+    ...(item.destroyedAt === undefined ? {} : { destroyedAt: item.destroyedAt }),
+  };
+}
 
 function sealedFromRaw(raw: Record<string, unknown>): SealedItem | undefined {
   const sk = raw.sk as string;
@@ -133,11 +188,9 @@ function sealedFromRaw(raw: Record<string, unknown>): SealedItem | undefined {
     };
   }
   if (sk.startsWith(VERSION_PREFIX)) {
-    return {
-      sk,
-      name: nameOfVersionSortKey(sk),
-      current: sealedFromVersionItem(raw as unknown as VersionItem),
-    };
+    // A destroyed version holds no ciphertext for a sweep to re-seal.
+    const current = sealedFromVersionItem(raw as unknown as VersionItem);
+    return current === undefined ? undefined : { sk, name: nameOfVersionSortKey(sk), current };
   }
   return undefined;
 }
@@ -179,8 +232,17 @@ export class SecretRepository {
     name: string,
     version: number,
   ): Promise<SealedVersion | undefined> {
+    return (await this.getArchivedEntry(tenantId, name, version))?.sealed;
+  }
+
+  /** An archived version with its metadata, destroyed or not. */
+  async getArchivedEntry(
+    tenantId: string,
+    name: string,
+    version: number,
+  ): Promise<ArchivedEntry | undefined> {
     const item = (await this.#table.get(versionKey(tenantId, name, version))) as VersionItem | undefined;
-    return item === undefined ? undefined : sealedFromVersionItem(item);
+    return item === undefined ? undefined : entryFromVersionItem(item);
   }
 
   /** The archived version written with a client request token, if any; a secret has few versions. */
@@ -188,7 +250,7 @@ export class SecretRepository {
     tenantId: string,
     name: string,
     token: string,
-  ): Promise<SealedVersion | undefined> {
+  ): Promise<ArchivedEntry | undefined> {
     const prefix = versionPrefix(name);
     let cursor: string | undefined;
     do {
@@ -202,7 +264,7 @@ export class SecretRepository {
         { partition: tenantPartition(tenantId), sortKeyPrefix: prefix, limit: 100, cursor },
       );
       const found = page.items[0];
-      if (found !== undefined) return sealedFromVersionItem(found as unknown as VersionItem);
+      if (found !== undefined) return entryFromVersionItem(found as unknown as VersionItem);
       cursor = page.nextCursor;
     } while (cursor !== undefined);
     return undefined;
@@ -215,6 +277,8 @@ export class SecretRepository {
       envelope: sealed.envelope,
       createdAt: sealed.createdAt,
       ...(sealed.clientRequestToken === undefined ? {} : { clientRequestToken: sealed.clientRequestToken }),
+      ...(sealed.createdBy === undefined ? {} : { createdBy: sealed.createdBy }),
+      ...(sealed.reference === undefined ? {} : { reference: sealed.reference }),
     };
     await this.#table.putIfAbsent({ ...versionKey(tenantId, name, sealed.version), ...item });
   }
@@ -244,6 +308,64 @@ export class SecretRepository {
     });
   }
 
+  /** Brings a deleted secret back, if it is still deleted since `deletedAt`; false otherwise. */
+  undelete(tenantId: string, name: string, deletedAt: string): Promise<boolean> {
+    return this.#table.update(headKey(tenantId, name), {
+      update: "REMOVE deletedAt SET revision = if_not_exists(revision, :zero) + :one",
+      condition: "deletedAt = :deletedAt",
+      values: { ":deletedAt": deletedAt, ":zero": 0, ":one": 1 },
+    });
+  }
+
+  /**
+   * Removes an archived version's ciphertext for good, keeping its metadata; false when there is no
+   * such archived version. Destroying a destroyed version changes nothing.
+   */
+  destroyArchived(tenantId: string, name: string, version: number, at: string): Promise<boolean> {
+    return this.#table.update(versionKey(tenantId, name, version), {
+      update: "REMOVE envelope SET destroyedAt = if_not_exists(destroyedAt, :at)",
+      condition: "attribute_exists(pk)",
+      values: { ":at": at },
+    });
+  }
+
+  /** One page of a secret's archived versions in version order, ciphertext included for its DEK version. */
+  async listArchived(
+    tenantId: string,
+    name: string,
+    limit: number,
+    cursor?: string,
+  ): Promise<Page<ArchivedEntry>> {
+    const pk = tenantPartition(tenantId);
+    const prefix = versionPrefix(name);
+    const page = await queryPage(
+      this.#table,
+      {
+        consistent: true,
+        keyCondition: "pk = :pk AND begins_with(sk, :prefix)",
+        values: { ":pk": pk, ":prefix": prefix },
+      },
+      { partition: pk, sortKeyPrefix: prefix, limit, cursor },
+    );
+    return { ...page, items: page.items.map((item) => entryFromVersionItem(item as unknown as VersionItem)) };
+  }
+
+  /** Deletes an archived version item outright: for versions of a history that ended, and purges. */
+  async removeArchived(tenantId: string, name: string, version: number): Promise<void> {
+    await this.#table.delete(versionKey(tenantId, name, version));
+  }
+
+  /**
+   * Deletes the head if it is still the deleted head the purge began with (a write since then started
+   * a new history, which is not the purge's to remove); the purge removes it last.
+   */
+  removeDeletedHead(tenantId: string, name: string, deletedAt: string): Promise<boolean> {
+    return this.#table.delete(headKey(tenantId, name), {
+      condition: "deletedAt = :deletedAt",
+      values: { ":deletedAt": deletedAt },
+    });
+  }
+
   /** Live secrets' names and versions; envelopes are not even read. */
   async list(tenantId: string, limit: number, cursor?: string): Promise<Page<SecretSummary>> {
     const pk = tenantPartition(tenantId);
@@ -252,20 +374,25 @@ export class SecretRepository {
       {
         keyCondition: "pk = :pk AND begins_with(sk, :prefix)",
         filter: "attribute_not_exists(deletedAt)",
-        projection: "#name, version, updatedAt, pendingVersion, rotation.dueAt",
-        names: { "#name": "name" },
+        projection:
+          "#name, version, updatedAt, pendingVersion, rotation.dueAt, #reference, referenceRotationDueAt",
+        names: { "#name": "name", "#reference": "reference" },
         values: { ":pk": pk, ":prefix": HEAD_PREFIX },
       },
       { partition: pk, sortKeyPrefix: HEAD_PREFIX, limit, cursor },
     );
     const items = page.items.map((item) => {
-      const dueAt = (item.rotation as { dueAt?: string } | undefined)?.dueAt;
+      // A reference's due date is its Secrets Manager rotation's, recorded at the write; a policy's wins.
+      const dueAt =
+        (item.rotation as { dueAt?: string } | undefined)?.dueAt ??
+        (typeof item.referenceRotationDueAt === "string" ? item.referenceRotationDueAt : undefined);
       return {
         name: item.name as string,
         version: item.version as number,
         updatedAt: item.updatedAt as string,
         ...(typeof item.pendingVersion === "number" ? { pendingVersion: item.pendingVersion } : {}),
         ...(dueAt === undefined ? {} : { rotationDueAt: dueAt }),
+        ...(typeof item.reference === "string" ? { reference: item.reference } : {}),
       };
     });
     return { ...page, items };

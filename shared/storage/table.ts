@@ -7,6 +7,8 @@ import {
   ResourceNotFoundException,
 } from "@aws-sdk/client-dynamodb";
 import {
+  BatchWriteCommand,
+  DeleteCommand,
   DynamoDBDocumentClient,
   PutCommand,
   QueryCommand,
@@ -194,6 +196,29 @@ export class Table {
     await send("UpdateItem", call);
   }
 
+  /** Deletes an item; deleting one that is not there is not an error. With a condition, false when it fails. */
+  delete(key: Key, options: Conditional): Promise<boolean>;
+  delete(key: Key): Promise<void>;
+  async delete(key: Key, options?: Conditional): Promise<unknown> {
+    const call = () =>
+      this.doc.send(
+        new DeleteCommand({
+          TableName: this.name,
+          Key: key,
+          ...given({ ConditionExpression: options?.condition }),
+          ...placeholders(options ?? {}),
+        }),
+      );
+    if (options === undefined) {
+      await send("DeleteItem", call);
+      return;
+    }
+    const outcome = await writeIf("DeleteItem", call);
+    // Refused only on a retry, with the item gone: the first attempt deleted it.
+    if (outcome === "refused-on-retry") return (await this.get(key)) === undefined;
+    return outcome === "written";
+  }
+
   /** A conditional update that answers with the item as it is after it; undefined when the condition failed. */
   async updateReturning(key: Key, options: UpdateOptions & Conditional): Promise<Item | undefined> {
     try {
@@ -213,6 +238,25 @@ export class Table {
     } catch (error) {
       if (isConditionFailure(error)) return undefined;
       throw error;
+    }
+  }
+
+  /**
+   * Deletes the items, 25 to a BatchWriteItem (its limit), retrying what DynamoDB leaves unprocessed
+   * a few times; throws when some still are, so the caller knows they may remain.
+   */
+  async deleteMany(keys: readonly Key[]): Promise<void> {
+    for (let start = 0; start < keys.length; start += 25) {
+      let requests = keys.slice(start, start + 25).map((key) => ({ DeleteRequest: { Key: key } }));
+      for (let attempt = 0; requests.length > 0; attempt += 1) {
+        if (attempt === 5)
+          throw new StoreUnavailableError("DynamoDB BatchWriteItem left deletes unprocessed");
+        const output = await send("BatchWriteItem", () =>
+          this.doc.send(new BatchWriteCommand({ RequestItems: { [this.name]: requests } })),
+        );
+        requests = (output.UnprocessedItems?.[this.name] ?? []) as typeof requests;
+        if (requests.length > 0) await new Promise((resolve) => setTimeout(resolve, 10 * 2 ** attempt));
+      }
     }
   }
 

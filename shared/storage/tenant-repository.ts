@@ -17,6 +17,8 @@ interface TenantItem {
   retiredDataKeys?: RetiredDataKey[];
   dekRotatedAt?: string;
   revision?: number;
+  deletedAt?: string;
+  destroyedDekVersions?: number[];
   /** Seals counted under the current DEK: moved only by ADD (reserveSeals) and reset by a DEK rotation. */
   dekSeals?: number;
 }
@@ -30,6 +32,8 @@ function tenantFromItem(item: TenantItem): Tenant {
     retiredDataKeys: item.retiredDataKeys ?? [],
     ...(item.dekRotatedAt === undefined ? {} : { dekRotatedAt: item.dekRotatedAt }),
     revision: item.revision ?? 0,
+    ...(item.deletedAt === undefined ? {} : { deletedAt: item.deletedAt }),
+    ...(item.destroyedDekVersions === undefined ? {} : { destroyedDekVersions: item.destroyedDekVersions }),
     dekSeals: item.dekSeals ?? 0,
   };
 }
@@ -43,6 +47,10 @@ function itemFromTenant(tenant: Tenant, revision: number): TenantItem {
     retiredDataKeys: [...(tenant.retiredDataKeys ?? [])],
     ...(tenant.dekRotatedAt === undefined ? {} : { dekRotatedAt: tenant.dekRotatedAt }),
     revision,
+    ...(tenant.deletedAt === undefined ? {} : { deletedAt: tenant.deletedAt }),
+    ...(tenant.destroyedDekVersions === undefined
+      ? {}
+      : { destroyedDekVersions: [...tenant.destroyedDekVersions] }),
   };
 }
 

@@ -232,12 +232,13 @@ const ROUTES: readonly RouteCase[] = [
     scoped: false,
     roles: ["admin"],
     okStatus: 201,
-    // A refused creation names a tenant that does not exist yet: it is recorded under that id.
+    // A refused creation names a tenant that does not exist yet: it goes to _system, so that no
+    // invented name opens a chain of its own (docs/audit-chain.md#denial-windows).
     prepare: async (_target, cell) => ({
       method: "POST",
       path: "/v1/tenants",
       body: { tenantId: `new-${cell}` },
-      auditScope: `new-${cell}`,
+      auditScope: SYSTEM_SCOPE,
     }),
     verify: async (_target, cell, granted) => {
       const tenant = await h.call("GET", `/v1/tenants/new-${cell}`, { token: admin });
@@ -504,6 +505,137 @@ const ROUTES: readonly RouteCase[] = [
     prepare: async () => ({ method: "POST", path: "/v1/rotation/run", auditScope: SYSTEM_SCOPE }),
     verify: async (_target, _cell, granted, response) => {
       if (granted) expect((await response.json()).due.scanComplete).toBe(true);
+    },
+  },
+  // Version lifecycle (issue 12 item 5).
+  {
+    route: "GET /v1/tenants/:tenantId/secrets/:name/versions",
+    action: "secret.versions",
+    scoped: true,
+    roles: ["admin", "operator", "runner"],
+    okStatus: 200,
+    prepare: async (target) => ({
+      method: "GET",
+      path: `/v1/tenants/${target}/secrets/${SHARED_NAME}/versions`,
+      auditScope: target,
+    }),
+    verify: async (_target, _cell, granted, response) => {
+      if (!granted) return;
+      const body = await response.json();
+      expect(body.versions[0]).toMatchObject({ version: 1, labels: ["current"], destroyed: false });
+      expect(response.text).not.toContain(ALPHA_VALUE);
+    },
+  },
+  {
+    route: "DELETE /v1/tenants/:tenantId/secrets/:name/versions/:version",
+    action: "secret.destroy-version",
+    scoped: true,
+    roles: ["admin", "operator"],
+    okStatus: 204,
+    prepare: async (target, cell) => {
+      await putAsAdmin(target, `destroy-${cell}`, "version one");
+      await putAsAdmin(target, `destroy-${cell}`, "version two");
+      return {
+        method: "DELETE",
+        path: `/v1/tenants/${target}/secrets/destroy-${cell}/versions/1`,
+        auditScope: target,
+      };
+    },
+    verify: async (target, cell, granted) => {
+      const read = await h.call("GET", `/v1/tenants/${target}/secrets/destroy-${cell}?version=1`, {
+        token: admin,
+        headers: REASON,
+      });
+      expect(read.status).toBe(granted ? 410 : 200);
+    },
+  },
+  {
+    route: "POST /v1/tenants/:tenantId/secrets/:name/undelete",
+    action: "secret.undelete",
+    scoped: true,
+    roles: ["admin", "operator"],
+    okStatus: 200,
+    prepare: async (target, cell) => {
+      await putAsAdmin(target, `undelete-${cell}`, "undeleted value");
+      const deleted = await h.call("DELETE", `/v1/tenants/${target}/secrets/undelete-${cell}`, {
+        token: admin,
+      });
+      expect(deleted.status).toBe(204);
+      return {
+        method: "POST",
+        path: `/v1/tenants/${target}/secrets/undelete-${cell}/undelete`,
+        auditScope: target,
+      };
+    },
+    verify: async (target, cell, granted) => {
+      expect((await adminRead(target, `undelete-${cell}`)).status).toBe(granted ? 200 : 404);
+    },
+  },
+  {
+    route: "POST /v1/tenants/:tenantId/secrets/:name/purge",
+    action: "secret.purge",
+    scoped: true,
+    roles: ["admin", "operator"],
+    okStatus: 204,
+    prepare: async (target, cell) => {
+      await putAsAdmin(target, `purge-${cell}`, "purged value");
+      return {
+        method: "POST",
+        path: `/v1/tenants/${target}/secrets/purge-${cell}/purge`,
+        auditScope: target,
+      };
+    },
+    verify: async (target, cell, granted) => {
+      expect((await adminRead(target, `purge-${cell}`)).status).toBe(granted ? 404 : 200);
+    },
+  },
+  // Tenant deletion (issue 12 item 6). Only admins may delete, so a granted (admin) cell deletes a
+  // tenant of its own rather than alpha or bravo, which every other cell needs; refused cells aim at
+  // the target itself and must leave it standing.
+  {
+    route: "DELETE /v1/tenants/:tenantId",
+    action: "tenant.delete",
+    scoped: true,
+    roles: ["admin"],
+    okStatus: 200,
+    prepare: async (target, cell) => {
+      // Admin cells are `admin-<target>`, or `iam-admin-<target>` on the IAM rerun.
+      const tenant = /(^|-)admin-/.test(cell) ? `gone-${cell}` : target;
+      if (tenant !== target) {
+        const created = await h.call("POST", "/v1/tenants", { token: admin, body: { tenantId: tenant } });
+        expect(created.status).toBe(201);
+        await putAsAdmin(tenant, "doomed", "shredded value");
+      }
+      return {
+        method: "DELETE",
+        path: `/v1/tenants/${tenant}`,
+        body: { confirm: tenant },
+        auditScope: tenant,
+      };
+    },
+    verify: async (target, cell, granted, response) => {
+      if (granted) {
+        expect((await response.json()).certificate).toMatchObject({ tenantId: `gone-${cell}` });
+        expect((await adminRead(`gone-${cell}`, "doomed")).status).toBe(410);
+      } else {
+        expect((await adminRead(target, SHARED_NAME)).status).toBe(200);
+      }
+    },
+  },
+  {
+    // Neither alpha nor bravo is deleted, so a granted caller reaches the use case and finds none: 404.
+    route: "GET /v1/tenants/:tenantId/deletion-certificate",
+    action: "tenant.deletion-certificate",
+    scoped: true,
+    roles: ["admin", "auditor"],
+    okStatus: 404,
+    prepare: async (target) => ({
+      method: "GET",
+      path: `/v1/tenants/${target}/deletion-certificate`,
+      auditScope: target,
+    }),
+    verify: async (_target, _cell, granted, response) => {
+      if (granted) expect((await response.json()).error.code).toBe("not_found");
     },
   },
   {

@@ -122,8 +122,16 @@ describe("route coverage", () => {
     ]);
     const write = doc.paths["/v1/tenants/{tenantId}/secrets/{name}"]?.put;
     const body = write?.requestBody?.content["application/json"]?.schema as any;
-    expect(Object.keys(body.properties).sort()).toEqual(["cas", "clientRequestToken", "stage", "value"]);
-    expect(body.required).toEqual(["value"]);
+    expect(Object.keys(body.properties).sort()).toEqual([
+      "cas",
+      "clientRequestToken",
+      "maxVersions",
+      "ref",
+      "stage",
+      "value",
+    ]);
+    // Exactly one of value and ref (a refinement the schema checks), so neither is required by shape.
+    expect(body.required ?? []).toEqual([]);
     expect(body.additionalProperties).toBe(false);
   });
 });

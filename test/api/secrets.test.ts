@@ -119,6 +119,14 @@ describe("secrets over the HTTP API", () => {
   });
 
   it("a warm read costs two DynamoDB requests: token and secret fetched together, then the audit append", async () => {
+    // As deployed: the record is written under its own key, and a sequencer chains it later.
+    const deployed = await startHarness({
+      store: { dynamo: h.dynamo, table: h.table },
+      keyring: h.runtime.keyring,
+      env: { AUDIT_SEQUENCING: "deferred" },
+    });
+    const read = (path: string) =>
+      deployed.call("GET", path, { token: admin, headers: { "x-audit-reason": "test" } });
     await read("/v1/tenants/acme/secrets/openai-key");
     const sent: string[] = [];
     h.table.doc.middlewareStack.add(
@@ -132,6 +140,8 @@ describe("secrets over the HTTP API", () => {
     h.table.doc.middlewareStack.remove("count-read-commands");
     expect(response.status).toBe(200);
     expect(sent).toEqual(["BatchGetItemCommand", "PutItemCommand"]);
+    // Chained now, as the sequencer would, so the listings below see them in order.
+    await deployed.runtime.sequencer.catchUp("acme");
   });
 
   it("a second tenant with the same id is a 409", async () => {

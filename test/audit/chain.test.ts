@@ -9,8 +9,8 @@ import type { LocalDynamo } from "../../shared/storage/local-dynamo.ts";
 import type { Table } from "../../shared/storage/table.ts";
 import { seedChain } from "../../testing/audit-chains.ts";
 import {
-  auditAppends,
   auditRecordKey,
+  chainBlockAppends,
   deleteRawItem,
   getRawAuditRecord,
   injectFault,
@@ -340,7 +340,7 @@ describe("group commit within one instance", () => {
 
   it("a block that cannot be written fails every caller in it, and the chain goes on intact afterwards", async () => {
     const tenant = await freshChain();
-    const fault = injectFault(store.table, auditAppends);
+    const fault = injectFault(store.table, chainBlockAppends);
     const results = await Promise.allSettled(
       Array.from({ length: 10 }, (_, n) => h.runtime.chainWriter.append(readEvent(tenant, n))),
     );

@@ -10,6 +10,7 @@ import { bootstrapToken } from "../../shared/crypto/tokens.ts";
 import { DAY_MS } from "../../shared/domain/time.ts";
 import { type Bundle, buildBundle, type Invocation, invokeBundle } from "../../testing/bundles.ts";
 import { kmsCallEvent, sqsBatch } from "../../testing/cloudtrail.ts";
+import { streamEventOf, waitingAuditItems } from "../../testing/dynamodb-stream.ts";
 import { httpApiEvent, IAM_ACCOUNT, iamApiEvent } from "../../testing/http-api-event.ts";
 import { callTable } from "../../testing/iam/call-table.ts";
 import { deliveriesFor } from "../../testing/iam/deliveries.ts";
@@ -43,6 +44,8 @@ let kek: DeployedKey;
 let macKey: DeployedKey;
 let previousKek: DeployedKey;
 const canary = `CANARY-${randomBytes(12).toString("hex")}`;
+const REFERENCED_VALUE = `REFERENCED-${randomBytes(8).toString("hex")}`;
+let referencedArn: string;
 const json = { "content-type": "application/json" };
 const auth = (token: string) => ({ authorization: `Bearer ${token}` });
 const adminJson = () => ({ ...json, ...auth(admin) });
@@ -110,6 +113,12 @@ beforeAll(async () => {
   previousKek = addKeyLike(stage, kek, "PreviousKek");
   const migrated = { KMS_KEY_ID_PREVIOUS: previousKek.arn };
   const env = (fn: "api" | "rotation" | "audit") => stage.functionEnv(fn, migrated);
+  // A secret a team keeps in Secrets Manager under the stage's reference prefix (infra/config.ts).
+  referencedArn = stage.secrets.putSecret(
+    "strongbox-ref/dev/partner-api",
+    REFERENCED_VALUE,
+    "arn:aws:secretsmanager:us-east-1:111111111111:secret:strongbox-ref/dev/partner-api-Ab12Cd",
+  );
 
   // Before the KEK moved: a tenant whose DEK is wrapped by the previous KEK.
   await invoke("api", { ...stage.functionEnv("api"), KMS_KEY_ID: previousKek.arn }, [
@@ -196,6 +205,40 @@ beforeAll(async () => {
     ],
     ["due", api("GET", "/v1/tenants/acme/rotation/due", { headers: auth(admin), query: "withinDays=0" })],
     ["delete secret", api("DELETE", "/v1/tenants/acme/secrets/partner-key", { headers: auth(admin) })],
+    // The version lifecycle: its purge is the API's one DeleteItem on a secret's items.
+    [
+      "undelete secret",
+      api("POST", "/v1/tenants/acme/secrets/partner-key/undelete", { headers: auth(admin) }),
+    ],
+    ["list versions", api("GET", "/v1/tenants/acme/secrets/api-token/versions", { headers: auth(admin) })],
+    [
+      "destroy version",
+      api("DELETE", "/v1/tenants/acme/secrets/api-token/versions/1", { headers: auth(admin) }),
+    ],
+    ["purge secret", api("POST", "/v1/tenants/acme/secrets/partner-key/purge", { headers: auth(admin) })],
+    // A CredentialRef: DescribeSecret on the write, GetSecretValue (and DescribeSecret) on the read.
+    [
+      "write reference",
+      api("PUT", "/v1/tenants/acme/secrets/partner-ref", {
+        headers: adminJson(),
+        body: JSON.stringify({ ref: `aws-sm://${referencedArn}` }),
+      }),
+    ],
+    ["read reference", api("GET", "/v1/tenants/acme/secrets/partner-ref", { headers: reading(admin) })],
+    // Tenant deletion: shred, sweep (DeleteItem in T#), certificate under META.
+    [
+      "create doomed tenant",
+      api("POST", "/v1/tenants", { headers: adminJson(), body: '{"tenantId":"doomed"}' }),
+    ],
+    [
+      "write doomed secret",
+      api("PUT", "/v1/tenants/doomed/secrets/key", { headers: adminJson(), body: '{"value":"shredded"}' }),
+    ],
+    [
+      "delete tenant",
+      api("DELETE", "/v1/tenants/doomed", { headers: adminJson(), body: '{"confirm":"doomed"}' }),
+    ],
+    ["deletion certificate", api("GET", "/v1/tenants/doomed/deletion-certificate", { headers: auth(admin) })],
     ["rotate dek", api("POST", "/v1/tenants/acme/rotate-dek", { headers: adminJson(), body: "{}" })],
     ["dek status", api("GET", "/v1/tenants/acme/rotation", { headers: auth(admin) })],
     ["kek report", api("GET", "/v1/kek", { headers: auth(admin) })],
@@ -296,6 +339,11 @@ beforeAll(async () => {
     ),
   );
   await invoke("audit", env("audit"), [["ingest", sqsBatch(...trail)]]);
+  // The table's stream, as it would deliver every waiting audit record so far to the sequencer
+  // (dynalite has none): the audit function chains them as its own role.
+  waitingBefore = await waitingAuditItems(stage.table);
+  await invoke("audit", env("audit"), [["sequence", streamEventOf(waitingBefore)]]);
+  waitingAfter = await waitingAuditItems(stage.table);
 
   await invoke("api", env("api"), [
     ["audit read", api("GET", "/v1/tenants/acme/audit", { headers: auth(admin), query: "limit=50" })],
@@ -324,6 +372,8 @@ afterAll(async () => {
   await stage?.close();
 });
 
+let waitingBefore: Record<string, unknown>[] = [];
+let waitingAfter: Record<string, unknown>[] = [];
 const status = (name: string) => answers.get(name)?.statusCode;
 const denies = (calls: readonly RecordedCall[]) =>
   calls.filter((c) => !c.allowed).map((c) => `${c.principal} ${c.action} on ${c.resource}: ${c.reason}`);
@@ -365,6 +415,35 @@ describe("the end-to-end flows through the bundled functions", () => {
       expect([step, status(step)]).toEqual([step, 200]);
     }
     expect(status("due")).toBe(200);
+  });
+
+  it("versions are listed and destroyed, a deleted secret undeleted and purged, with DeleteItem allowed", () => {
+    expect(status("undelete secret")).toBe(200);
+    expect(status("list versions")).toBe(200);
+    expect(status("destroy version")).toBe(204);
+    expect(status("purge secret")).toBe(204);
+    expect(flowCalls.some((c) => c.principal === "api" && c.action === "dynamodb:DeleteItem")).toBe(true);
+  });
+
+  it("a CredentialRef under the configured prefix is written and resolved through Secrets Manager", () => {
+    expect(status("write reference")).toBe(200);
+    expect(body("read reference")).toMatchObject({
+      value: REFERENCED_VALUE,
+      reference: `aws-sm://${referencedArn}`,
+    });
+    for (const action of ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]) {
+      expect(flowCalls.some((c) => c.principal === "api" && c.action === action)).toBe(true);
+    }
+  });
+
+  it("a tenant is deleted by crypto-shredding and its certificate verifies", () => {
+    expect(status("create doomed tenant")).toBe(201);
+    expect(status("write doomed secret")).toBe(200);
+    expect(status("delete tenant")).toBe(200);
+    expect(body("deletion certificate")).toMatchObject({
+      verified: true,
+      certificate: { tenantId: "doomed" },
+    });
   });
 
   it("DEK rotation and its status, the KEK report, the re-wrap and the on-demand rotation run answer", () => {
@@ -422,6 +501,12 @@ describe("the end-to-end flows through the bundled functions", () => {
     expect(system.some((e) => e.action === "kms.call" && e.actor === stage.shape.functions.api.roleArn)).toBe(
       true,
     );
+  });
+
+  it("the audit function, fed the stream, chains every waiting record and clears them from the queue", () => {
+    expect(waitingBefore.length).toBeGreaterThan(10);
+    expect(answers.get("sequence")).toEqual({ batchItemFailures: [] });
+    expect(waitingAfter).toEqual([]);
   });
 
   it("audit read, export and verify work on the tenant and the system scope", () => {

@@ -55,7 +55,7 @@ describe("cdk-nag AwsSolutions", () => {
     60_000,
   );
 
-  it("acknowledges wildcard resources only where its reason says: X-Ray's two actions", () => {
+  it("acknowledges wildcard resources only where its reason says: X-Ray's two actions, and ListStreams", () => {
     const app = new App({ context: { "aws:cdk:bundling-stacks": [] } });
     const stage = buildApp(app, { stages: ["prod"], env: {}, nag: false }).prod;
     const functionStacks = [stage?.api, stage?.rotation, stage?.audit] as Stack[];
@@ -70,9 +70,11 @@ describe("cdk-nag AwsSolutions", () => {
         ),
       ),
     );
-    expect(onEverything.map((s) => s.Action)).toEqual(
-      functionStacks.map(() => ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]),
-    );
+    expect(onEverything.map((s) => s.Action)).toEqual([
+      ...functionStacks.map(() => ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]),
+      // The audit sequencer's event source mapping finds the table's stream with it.
+      "dynamodb:ListStreams",
+    ]);
   }, 60_000);
 
   it("gives every acknowledgement a reason", () => {

@@ -243,8 +243,13 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
         const resource = JSON.stringify(s.Resource);
         if (actionsOf(s).some((a) => a.startsWith("dynamodb:")))
           expect(resource).toMatch(/strongbox-\w+-data:.*Table/);
-        if (actionsOf(s).some((a) => a.startsWith("secretsmanager:")))
-          expect(resource).toContain("BootstrapAdminToken");
+        // The bootstrap secret, or the secrets CredentialRefs may name (under the configured prefix).
+        if (actionsOf(s).some((a) => a.startsWith("secretsmanager:"))) {
+          expect(
+            resource.includes("BootstrapAdminToken") ||
+              resource.includes(`:secret:${config.referencedSecretNamePrefix}*`),
+          ).toBe(true);
+        }
         if (actionsOf(s).some((a) => a.startsWith("kms:")))
           expect(resource).toMatch(/Kek|AuditMacKey|BootstrapSecretKey/);
         if (!actionsOf(s).some((a) => a.startsWith("xray:"))) expect(s.Resource).not.toBe("*");
@@ -350,10 +355,43 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
       );
     });
 
-    it("gives the audit role no decrypt permission at all", () => {
-      const actions = roleStatements(t().audit).flatMap(actionsOf);
-      expect(actions.filter((a) => kmsCrypto.test(a))).toEqual([]);
+    it("gives the audit role no decrypt permission but the table key's, for reading the stream", () => {
+      const statements = roleStatements(t().audit);
+      const decrypting = statements.filter((s) => actionsOf(s).some((a) => kmsCrypto.test(a)));
+      // Streams of a table under a customer managed key are read with its key, which only DynamoDB
+      // may use, on this table's behalf (the key policy, checked below).
+      expect(decrypting.map((s) => [actionsOf(s), JSON.stringify(s.Resource)])).toEqual([
+        [["kms:Decrypt", "kms:DescribeKey"], expect.stringMatching(/TableKey/)],
+      ]);
+      const actions = statements.flatMap(actionsOf);
       expect(actions).toEqual(expect.arrayContaining(["kms:GenerateMac", "sqs:ReceiveMessage"]));
+    });
+
+    it("feeds the audit function (the sequencer) the table's stream of waiting audit records only", () => {
+      t().data.hasResourceProperties("AWS::DynamoDB::Table", {
+        StreamSpecification: { StreamViewType: "NEW_IMAGE" },
+      });
+      const mappings = Object.values(t().audit.findResources("AWS::Lambda::EventSourceMapping")).map(
+        (m) => (m as { Properties: Record<string, any> }).Properties,
+      );
+      const stream = mappings.find((m) => m.StartingPosition === "TRIM_HORIZON");
+      expect(stream).toMatchObject({
+        BatchSize: 1000,
+        MaximumBatchingWindowInSeconds: 1,
+        BisectBatchOnFunctionError: true,
+        FunctionResponseTypes: ["ReportBatchItemFailures"],
+        FilterCriteria: {
+          Filters: [
+            {
+              Pattern: JSON.stringify({
+                eventName: ["INSERT"],
+                dynamodb: { Keys: { sk: { S: [{ prefix: "NEW#" }] } } },
+              }),
+            },
+          ],
+        },
+      });
+      expect(stream?.DestinationConfig?.OnFailure?.Destination).toBeDefined();
     });
 
     it("lets the audit role make every table call its store makes, batched reads included", () => {
@@ -551,6 +589,41 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
       expect(decrypters).toEqual([apiUse]);
     });
 
+    it("lets the API read referenced secrets (CredentialRefs) only under the stage's configured name prefix", () => {
+      const reads = roleStatements(t().api).filter((s) =>
+        actionsOf(s).includes("secretsmanager:DescribeSecret"),
+      );
+      expect(reads.map(actionsOf)).toEqual([
+        ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+      ]);
+      const resources = JSON.stringify(reads[0]?.Resource);
+      expect(resources).toContain(`:secret:${config.referencedSecretNamePrefix}*`);
+      expect(resources).not.toMatch(/secret:\*"/);
+      for (const other of [t().rotation, t().audit]) {
+        expect(
+          roleStatements(other).filter((s) => actionsOf(s).includes("secretsmanager:DescribeSecret")),
+        ).toEqual([]);
+      }
+    });
+
+    it("lets the API and rotation roles invoke only verification hooks named with the stage's prefix", () => {
+      for (const template of [t().api, t().rotation]) {
+        const invokes = roleStatements(template).filter((s) =>
+          actionsOf(s).includes("lambda:InvokeFunction"),
+        );
+        const hooks = invokes.filter((s) =>
+          JSON.stringify(s.Resource).includes(config.verifierFunctionNamePrefix),
+        );
+        expect(hooks.map(actionsOf)).toEqual([["lambda:InvokeFunction"]]);
+        expect(JSON.stringify(hooks[0]?.Resource)).toContain(
+          `:function:${config.verifierFunctionNamePrefix}*`,
+        );
+      }
+      expect(roleStatements(t().audit).filter((s) => actionsOf(s).includes("lambda:InvokeFunction"))).toEqual(
+        [],
+      );
+    });
+
     it("refuses the bootstrap secret's value to all but the API role, and changes to all but the administrators", () => {
       const policy = onlyResource(t().data, "AWS::SecretsManager::ResourcePolicy");
       expect(JSON.stringify(policy.Properties.SecretId)).toContain("BootstrapAdminToken");
@@ -604,16 +677,29 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
     const mayWrite = (template: Template, pk: string) => writePatterns(template).some((p) => matches(p, pk));
 
     it("narrows every role's writes to the partitions it writes", () => {
+      // The API's second AUDIT#: its BatchWriteItem, which clears chained records from the audit queue;
+      // its second T#*: the DeleteItem of purges and tenant deletion.
       expect(writePatterns(t().api).sort()).toEqual([
+        "AUDIT#*",
         "AUDIT#*",
         "BINDINGS",
         "META",
+        "T#*",
         "T#*",
         "TENANTS",
         "TOKEN#*",
       ]);
       expect(writePatterns(t().rotation).sort()).toEqual(["AUDIT#*", "META", "T#*", "TENANTS"]);
-      expect(writePatterns(t().audit)).toEqual(["AUDIT#*"]);
+      expect(writePatterns(t().audit)).toEqual(["AUDIT#*", "AUDIT#*"]);
+    });
+
+    it("lets only the API delete items, and only in tenant partitions (purges, tenant deletion)", () => {
+      const deletes = (template: Template) =>
+        tableStatements(template).filter((s) => actionsOf(s).includes("dynamodb:DeleteItem"));
+      for (const other of [t().rotation, t().audit]) expect(deletes(other)).toEqual([]);
+      const api = deletes(t().api);
+      expect(api.map(actionsOf)).toEqual([["dynamodb:DeleteItem"]]);
+      expect(api[0]?.Condition?.["ForAllValues:StringLike"]?.["dynamodb:LeadingKeys"]).toEqual(["T#*"]);
     });
 
     it("never lets the audit role write a token, a tenant or a checkpoint, nor the rotation role a token", () => {
@@ -628,8 +714,18 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
       expect(mayWrite(t().api, token)).toBe(true);
     });
 
-    it("lets the audit role read only audit chains, tenant items and META", () => {
-      const reads = tableStatements(t().audit).filter((s) => !actionsOf(s).some((a) => writes.test(a)));
+    it("lets the audit role read only audit chains, tenant items and META, and the table's stream", () => {
+      const streamRead = /^dynamodb:(DescribeStream|GetRecords|GetShardIterator|ListStreams)$/;
+      const streams = tableStatements(t().audit).filter((s) => actionsOf(s).every((a) => streamRead.test(a)));
+      expect(streams.flatMap(actionsOf).sort()).toEqual([
+        "dynamodb:DescribeStream",
+        "dynamodb:GetRecords",
+        "dynamodb:GetShardIterator",
+        "dynamodb:ListStreams",
+      ]);
+      const reads = tableStatements(t().audit).filter(
+        (s) => !actionsOf(s).some((a) => writes.test(a) || streamRead.test(a)),
+      );
       for (const s of reads) {
         expect(s.Condition?.["ForAllValues:StringLike"]?.["dynamodb:LeadingKeys"]).toEqual([
           "AUDIT#*",

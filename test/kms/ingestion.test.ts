@@ -9,13 +9,7 @@ import type { LocalDynamo } from "../../shared/storage/local-dynamo.ts";
 import type { Table } from "../../shared/storage/table.ts";
 import { ACCOUNT, kmsCallEvent, sqsBatch } from "../../testing/cloudtrail.ts";
 import { auditAppends, injectFault } from "../../testing/faults.ts";
-import {
-  DUMMY_CREDENTIALS,
-  type Harness,
-  randomKek,
-  startHarness,
-  startStore,
-} from "../../testing/harness.ts";
+import { DUMMY_CREDENTIALS, type Harness, startHarness, startStore } from "../../testing/harness.ts";
 import { initialKeyId, type KmsEndpoint, startKmsEndpoint } from "../../testing/kms-endpoint.ts";
 
 // KMS cannot run here: the real KMS client talks to the loopback KMS-protocol endpoint, which also
@@ -248,7 +242,10 @@ describe("CloudTrail KMS events into the audit trail", () => {
 
 describe("functions/audit/handler.ts", () => {
   it("builds its runtime from the environment and answers an SQS batch with ReportBatchItemFailures", async () => {
-    vi.stubEnv("CREDENTIALS_KEK", Buffer.from(randomKek()).toString("base64"));
+    // The service's own keys: its records wait for a sequencer, which takes only records made with them.
+    vi.stubEnv("KMS_KEY_ID", "alias/strongbox-prod");
+    vi.stubEnv("AUDIT_MAC_KEY_ID", macKeyArn);
+    vi.stubEnv("KMS_ENDPOINT", kms.endpoint);
     vi.stubEnv("DYNAMODB_ENDPOINT", store.dynamo.endpoint);
     vi.stubEnv("TABLE_NAME", store.table.name);
     vi.stubEnv("AWS_ACCESS_KEY_ID", DUMMY_CREDENTIALS.accessKeyId);

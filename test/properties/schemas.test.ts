@@ -17,9 +17,11 @@ const DOCUMENTED_4XX: Record<number, readonly string[]> = {
   403: ["forbidden"],
   404: ["not_found"],
   405: ["method_not_allowed"],
-  409: ["conflict"],
+  409: ["conflict", "verification_failed"],
   413: ["payload_too_large", "audit_record_too_large"],
+  410: ["version_destroyed", "recovery_window_passed", "tenant_deleted"],
   415: ["unsupported_media_type"],
+  422: ["reference_not_found"],
   429: ["rate_limited"],
   431: ["headers_too_large"],
 };
@@ -107,6 +109,7 @@ const KNOWN_FIELDS = [
   "generator",
   "length",
   "alphabet",
+  "maxVersions",
 ] as const;
 const KNOWN_QUERY = [
   "version",

@@ -40,6 +40,14 @@ class Model {
     if (cas === 0 && this.live) return 409;
     if (cas !== undefined && cas > 0 && (!this.live || this.current?.version !== cas)) return 409;
     if (this.live && this.pending !== undefined) return 409;
+    if (this.exists && !this.live) {
+      // A write over a deleted secret starts a new history: nothing from before it is reachable.
+      this.archived.clear();
+      this.values.clear();
+      this.current = undefined;
+      this.pending = undefined;
+      this.previous = undefined;
+    }
     this.latest += 1;
     this.values.set(this.latest, value);
     this.#makeCurrent({ version: this.latest, value });

@@ -73,8 +73,14 @@ describe("the operations table", () => {
   it("grants each role the permissions it had: runner reads and lists, auditor reads the trail", () => {
     const allowed = (role: Principal["role"]) =>
       callable.filter((op) => isAllowed(principal(role), op, "acme"));
-    expect(allowed("runner").sort()).toEqual(["secret.list", "secret.read"]);
-    expect(allowed("auditor").sort()).toEqual(["audit.export", "audit.head", "audit.read", "audit.verify"]);
+    expect(allowed("runner").sort()).toEqual(["secret.list", "secret.read", "secret.versions"]);
+    expect(allowed("auditor").sort()).toEqual([
+      "audit.export",
+      "audit.head",
+      "audit.read",
+      "audit.verify",
+      "tenant.deletion-certificate",
+    ]);
     expect(allowed("operator").sort()).toEqual(
       [
         "rotation.read",
@@ -88,6 +94,11 @@ describe("the operations table", () => {
         "secret.write",
         "tenant.read",
         "tenant.rotate-dek",
+        // Version lifecycle (issue 12 item 5).
+        "secret.versions",
+        "secret.destroy-version",
+        "secret.undelete",
+        "secret.purge",
       ].sort(),
     );
   });
@@ -111,11 +122,22 @@ describe("the operation gate", () => {
   });
 
   it("records a refusal under the operation's own name, against the scope it tried", async () => {
+    const admin = await h.token("admin");
+    expect((await h.call("POST", "/v1/tenants", { token: admin, body: { tenantId: "gated" } })).status).toBe(
+      201,
+    );
     const ctx = { requestId: "r-denied", principal: principal("runner") };
     await expect(
       h.runtime.gate.begin(ctx, "secret.write", { tenantId: "gated", secretName: "k" }),
     ).rejects.toBeInstanceOf(AuthorizationError);
     const mine = (await records("gated")).filter((record) => record.requestId === "r-denied");
+    // A tenant that does not exist is no scope to record against: such a refusal goes to _system.
+    await expect(
+      h.runtime.gate.begin({ ...ctx, requestId: "r-nowhere" }, "secret.write", { tenantId: "nowhere" }),
+    ).rejects.toBeInstanceOf(AuthorizationError);
+    expect((await records(SYSTEM_SCOPE)).filter((record) => record.requestId === "r-nowhere")).toMatchObject([
+      { tenantId: SYSTEM_SCOPE, detail: "names tenant nowhere, which does not exist" },
+    ]);
     expect(mine).toMatchObject([
       { action: "secret.write", outcome: "denied", secretName: "k", actor: "t-runner", role: "runner" },
     ]);

@@ -23,6 +23,7 @@ export const secretValueBody = z.strictObject({
   pendingVersion: version
     .optional()
     .describe("the version labelled pending, when one waits to be promoted: the value will change soon"),
+  reference: z.string().optional().describe("the aws-sm:// reference the value was resolved from"),
 });
 
 export const secretWrittenBody = z.strictObject({ name: z.string(), version });
@@ -35,6 +36,7 @@ export const secretsPageBody = z.strictObject({
       updatedAt: time,
       pendingVersion: version.optional(),
       rotationDueAt: time.optional(),
+      reference: z.string().optional().describe("the aws-sm:// reference it holds; never resolved here"),
     }),
   ),
   nextCursor: cursor.optional(),
@@ -87,6 +89,9 @@ export const rotationPolicyBody = z.strictObject({
   rotationDueAt: time.optional(),
   generator: generator.optional(),
   lastRotatedAt: time.optional(),
+  verifier: z
+    .union([z.strictObject({ url: z.string() }), z.strictObject({ lambdaArn: z.string() })])
+    .optional(),
 });
 
 export const rotateResultBody = z.union([
@@ -215,7 +220,12 @@ export const auditVerifyBody = z.looseObject({
   verifiedThrough: count,
   records: count,
   head: chainHead.optional(),
+  anchor: chainHead.optional().describe("the latest head anchored outside the table, checked against"),
   break: z.looseObject({ sequence: count, reason: z.string(), message: z.string() }).optional(),
+  nextCursor: z
+    .string()
+    .optional()
+    .describe("present when this call's time budget ran out: ask again with ?cursor= to go on"),
   summary: z.string(),
 });
 
@@ -232,4 +242,53 @@ export const openApiBody = z.looseObject({
   openapi: z.string(),
   info: z.looseObject({}),
   paths: z.looseObject({}),
+});
+
+// The secret lifecycle (issue 12 items 5 and 6).
+export const versionsPageBody = z.strictObject({
+  name: z.string(),
+  deletedAt: time.optional(),
+  versions: z.array(
+    z.strictObject({
+      version,
+      createdAt: time,
+      createdBy: z.string().optional(),
+      labels: z.array(z.enum(["current", "pending", "previous"])),
+      dekVersion: version.optional(),
+      destroyed: z.boolean(),
+      destroyedAt: time.optional(),
+    }),
+  ),
+  nextCursor: cursor.optional(),
+});
+
+const deletionCounts = z.strictObject({ secrets: count, versions: count, other: count });
+
+const deletionCertificate = z.strictObject({
+  tenantId: z.string(),
+  requestedBy: z.string(),
+  shreddedAt: time,
+  completedAt: time,
+  dekVersionsDestroyed: z.array(version),
+  items: deletionCounts,
+  auditHead: chainHead.nullable(),
+  mac: z.string(),
+  macKeyRef: z.string(),
+});
+
+export const tenantDeletedBody = z.strictObject({
+  status: z.literal("deleted"),
+  certificate: deletionCertificate,
+});
+
+export const tenantDeletingBody = z.strictObject({
+  status: z.literal("deleting"),
+  phase: z.enum(["census", "remove", "done"]),
+  counts: deletionCounts,
+  stoppedBecause: z.enum(["deadline", "busy"]),
+});
+
+export const deletionCertificateBody = z.strictObject({
+  certificate: deletionCertificate,
+  verified: z.boolean(),
 });

@@ -28,6 +28,14 @@ export const ERROR_STATUS = {
   directory_backfill_pending: 503,
   dispatch_unavailable: 503,
   dek_exhausted: 503,
+  // The secret lifecycle (issue 12 items 4 to 7).
+  version_destroyed: 410,
+  recovery_window_passed: 410,
+  tenant_deleted: 410,
+  reference_not_found: 422,
+  reference_denied: 502,
+  reference_unavailable: 503,
+  verification_failed: 409,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
@@ -52,13 +60,21 @@ export const AUTHENTICATED: readonly ErrorCode[] = [
   "audit_unavailable",
 ];
 
-/** A route that reads or writes a tenant's secrets under its DEK. */
+/** A route that reads or writes a tenant's secrets under its DEK; a deleted tenant has none left. */
 export const SEALED: readonly ErrorCode[] = [
   "not_found",
   "decrypt_failed",
   "kek_mismatch",
   "dek_retired",
+  "tenant_deleted",
   "dek_exhausted",
+];
+
+/** A route whose secret may hold a CredentialRef, resolved or described through Secrets Manager. */
+export const REFERENCED: readonly ErrorCode[] = [
+  "reference_not_found",
+  "reference_denied",
+  "reference_unavailable",
 ];
 
 /** A route that takes a JSON body. */
@@ -74,11 +90,14 @@ const statusText: Record<number, string> = {
   404: "No such tenant, secret or version",
   405: "The route does not take this method",
   409: "A conflict with the secret's state",
+  410: "Gone for good: a destroyed version, a deleted tenant, a recovery window past",
   413: "Too large",
   415: "The body is not application/json",
+  422: "A reference that cannot be resolved as written",
   429: "Too soon: see Retry-After",
   431: "Request headers too large",
   500: "The service failed",
+  502: "Secrets Manager refused the service's role",
   503: "A dependency is unavailable; nothing was returned or changed",
 };
 

@@ -47,7 +47,8 @@ const exportDoc = {
 } satisfies Omit<RouteDoc, "operationId">;
 
 const verifyDoc = {
-  summary: "Verify the audit chain, optionally against a head recorded earlier",
+  summary:
+    "Verify the audit chain against its latest anchor, optionally a head recorded earlier; resumes with a cursor",
   tag: "audit",
   operation: "audit.verify",
   query: auditVerifyQuerySchema,
@@ -82,7 +83,7 @@ export function auditRoutes(runtime: Runtime): Hono<AppEnv> {
       query.expectSequence === undefined || query.expectHash === undefined
         ? undefined
         : { sequence: query.expectSequence, hash: query.expectHash };
-    const result = await runtime.auditQueries.verify(c.var.ctx, scope, expected);
+    const result = await runtime.auditQueries.verify(c.var.ctx, scope, expected, query.cursor);
     return c.json({ ...result, summary: describeVerification(result) });
   };
 

@@ -21,7 +21,7 @@ export function keyRoutes(runtime: Runtime): Hono<AppEnv> {
       operation: "tenant.rotate-dek",
       path: tenantPathSchema,
       responses: { 200: { description: "the new DEK version", schema: dekRotatedBody } },
-      errors: ["not_found", "conflict", "kek_mismatch", "rate_limited"],
+      errors: ["not_found", "conflict", "kek_mismatch", "tenant_deleted", "rate_limited"],
     }),
     authenticated("tenant.rotate-dek"),
     tenantScope(),

@@ -7,7 +7,7 @@ import { type AppEnv, jsonBody, pageBody, pageOf, parseWith, queryWith } from ".
 import { authenticator, principalOf } from "../middleware/authenticate.ts";
 import { secretScope, tenantScope } from "../middleware/tenant-scope.ts";
 import { secretsPageBody, secretValueBody, secretWrittenBody } from "../openapi/bodies.ts";
-import { JSON_BODY, SEALED } from "../openapi/error-codes.ts";
+import { JSON_BODY, REFERENCED, SEALED } from "../openapi/error-codes.ts";
 import { documented } from "../openapi/route-doc.ts";
 import {
   auditReasonSchema,
@@ -41,7 +41,7 @@ export function secretRoutes(runtime: Runtime): Hono<AppEnv> {
       path: secretPathSchema,
       body: putSecretSchema,
       responses: { 200: { description: "the version written", schema: secretWrittenBody } },
-      errors: [...JSON_BODY, ...SEALED, "conflict"],
+      errors: [...JSON_BODY, ...SEALED, ...REFERENCED, "conflict"],
     }),
     authenticated("secret.write"),
     secretScope(),
@@ -66,7 +66,7 @@ export function secretRoutes(runtime: Runtime): Hono<AppEnv> {
       query: versionQuerySchema,
       headers: z.object({ "X-Audit-Reason": auditReasonSchema }),
       responses: { 200: { description: "the value", schema: secretValueBody } },
-      errors: SEALED,
+      errors: [...SEALED, ...REFERENCED, "version_destroyed"],
     }),
     async (c) => {
       let input: ReturnType<typeof readInput>;

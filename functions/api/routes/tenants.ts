@@ -57,7 +57,7 @@ export function tenantRoutes(runtime: Runtime): Hono<AppEnv> {
       operation: "tenant.read",
       path: tenantPathSchema,
       responses: { 200: { description: "the tenant", schema: tenantBody } },
-      errors: ["not_found"],
+      errors: ["not_found", "tenant_deleted"],
     }),
     authenticated("tenant.read"),
     tenantScope(),

@@ -170,10 +170,12 @@ export class TokenService {
                 ? "expired_token"
                 : undefined;
     if (why !== undefined || record === undefined) {
+      // An id that names a stored token keeps a denial window of its own, never folded in with the
+      // anonymous guesses; any other presented id is the caller's to vary, so those collapse together.
       await this.#denials.deny(
         target,
         requestId,
-        { actor: parsed?.tokenId ?? "anonymous", role: "anonymous" },
+        { actor: parsed?.tokenId ?? "anonymous", role: "anonymous", stored: found !== "absent" },
         why,
       );
       throw new AuthenticationError("a valid bearer token is required");

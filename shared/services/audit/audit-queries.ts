@@ -11,6 +11,10 @@ import type { Page } from "../../domain/types.ts";
 import type { AuditRepository } from "../../storage/audit-repository.ts";
 import type { ChainVerifier } from "./chain-verifier.ts";
 import type { ChainWriter } from "./chain-writer.ts";
+import type { Sequencer } from "./sequencer.ts";
+
+/** A verify call over the API stops after this long and answers with a cursor, well inside API Gateway's 29 s. */
+export const VERIFY_BUDGET_MS = 10_000;
 
 /** How much of the records one export page may hold, in the measure of whoever answers with it. */
 export interface ExportBudget {
@@ -32,18 +36,30 @@ export class AuditQueries {
   readonly #repository: AuditRepository;
   readonly #writer: ChainWriter;
   readonly #verifier: ChainVerifier;
+  readonly #sequencer: Sequencer;
   readonly #gate: OperationGate;
 
   constructor(
     repository: AuditRepository,
     writer: ChainWriter,
     verifier: ChainVerifier,
+    sequencer: Sequencer,
     gate: OperationGate,
   ) {
     this.#repository = repository;
     this.#writer = writer;
     this.#verifier = verifier;
+    this.#sequencer = sequencer;
     this.#gate = gate;
+  }
+
+  /**
+   * Chains what waits in the scope's queue before the trail is read, so a caller sees every record
+   * written so far. Best effort: the stream's sequencer chains it anyway, and verify reports a wait
+   * past its bound.
+   */
+  async #catchUp(scope: string): Promise<void> {
+    await this.#sequencer.catchUp(scope).catch(() => undefined);
   }
 
   async list(
@@ -54,6 +70,7 @@ export class AuditQueries {
     filter: AuditFilter = {},
   ): Promise<Page<ChainedAuditRecord>> {
     const operation = await this.#gate.begin(ctx, "audit.read", { tenantId: scope });
+    await this.#catchUp(scope);
     const page = await this.#repository.query(scope, normalised(filter), { limit, cursor });
     await operation.succeeded();
     return page;
@@ -73,6 +90,7 @@ export class AuditQueries {
     page: { readonly cursor?: string | undefined; readonly budget: ExportBudget },
   ): Promise<Page<ChainedAuditRecord>> {
     const operation = await this.#gate.begin(ctx, "audit.export", { tenantId: scope });
+    await this.#catchUp(scope);
     const filters = Object.entries(filter)
       .filter(([, value]) => value !== undefined)
       .map(([name, value]) => `${name}=${value}`);
@@ -130,6 +148,7 @@ export class AuditQueries {
     scope: string,
   ): Promise<{ scope: string; head?: ChainHead; appendedHere?: ChainHead }> {
     const operation = await this.#gate.begin(ctx, "audit.head", { tenantId: scope });
+    await this.#catchUp(scope);
     // Taken before the head read's own audit record moves the chain on.
     const stored = await this.#writer.storedHead(scope);
     const appendedHere = this.#writer.knownHead(scope);
@@ -142,12 +161,21 @@ export class AuditQueries {
   }
 
   /** Walks the scope's chain; the verification itself goes on the record, with its answer. */
-  async verify(ctx: RequestContext, scope: string, expected?: ChainHead): Promise<ChainVerification> {
+  async verify(
+    ctx: RequestContext,
+    scope: string,
+    expected?: ChainHead,
+    cursor?: string,
+  ): Promise<ChainVerification> {
     const operation = await this.#gate.begin(ctx, "audit.verify", { tenantId: scope });
-    const result = await this.#verifier.verify(scope, expected);
+    if (cursor === undefined) await this.#catchUp(scope);
+    const result = await this.#verifier.verify(scope, expected, {
+      budgetMs: VERIFY_BUDGET_MS,
+      ...(cursor === undefined ? {} : { cursor }),
+    });
     const detail =
       result.break === undefined
-        ? `intact up to sequence ${result.verifiedThrough}`
+        ? `intact up to sequence ${result.verifiedThrough}${result.nextCursor === undefined ? "" : " so far"}`
         : `broken at sequence ${result.break.sequence}: ${result.break.reason}`;
     await operation.succeeded({ detail });
     return result;

@@ -2,12 +2,14 @@ import {
   type ChainKeys,
   chainGenesis,
   chainHash,
+  chainMac,
   chainMacMatches,
   latestKeyDay,
   refDay,
   utcDay,
 } from "../../crypto/chain-keys.ts";
 import {
+  type AnchorLog,
   CHAIN_BREAK_EXPLANATIONS,
   type ChainBreakReason,
   type ChainHead,
@@ -15,48 +17,89 @@ import {
   canonicalRecord,
   isChainedRecordShape,
 } from "../../domain/audit-chain.ts";
+import { ValidationError } from "../../domain/errors.ts";
 import type { AuditRepository } from "../../storage/audit-repository.ts";
 import type { ChainWriter } from "./chain-writer.ts";
+
+/** Where a verification stopped: the next record's place, and what it must link to and follow. */
+interface Resume {
+  readonly next: number;
+  readonly hash: string;
+  readonly day: string;
+}
+
+export interface VerifyOptions {
+  /** Where an earlier call stopped (its `nextCursor`). */
+  readonly cursor?: string;
+  /** Stop after about this long and answer with a cursor; unset walks to the end. */
+  readonly budgetMs?: number;
+}
+
+export interface VerifierOptions {
+  /** A record waiting longer than this to be chained is reported (`unsequenced`). */
+  readonly unsequencedBoundMs: number;
+  readonly anchors?: AnchorLog;
+}
 
 /** Proves a chain untouched, record by record, against the MAC keys the table never holds. */
 export class ChainVerifier {
   readonly #repository: AuditRepository;
   readonly #keys: ChainKeys;
   readonly #writer: ChainWriter;
+  readonly #options: VerifierOptions;
 
-  constructor(repository: AuditRepository, keys: ChainKeys, writer: ChainWriter) {
+  constructor(repository: AuditRepository, keys: ChainKeys, writer: ChainWriter, options: VerifierOptions) {
     this.#repository = repository;
     this.#keys = keys;
     this.#writer = writer;
+    this.#options = options;
   }
 
-  /** Every scope with a chain, for verifying them all. */
-  scopes(): Promise<string[]> {
-    return this.#repository.scopes();
+  /** Every scope with a chain, or with waiting records, or with an anchor (a chain deleted whole has one). */
+  async scopes(): Promise<string[]> {
+    const stored = await this.#repository.scopes();
+    const anchored = (await this.#options.anchors?.scopes()) ?? [];
+    return [...new Set([...stored, ...anchored])].sort();
   }
 
   /**
-   * Walks a chain from record 1 and stops at the first record that fails. The MAC check is what an
-   * attacker with write access to the table cannot pass: they can edit records and recompute every
-   * hash and link, but not the MAC, whose key is not in the database. A head recorded elsewhere
-   * (`expectedHead`) catches what no record can: a tail cut off, or rewritten, after it was taken.
+   * Walks a chain from record 1 (or from a cursor) and stops at the first record that fails. The MAC
+   * check is what an attacker with write access to the table cannot pass: they can edit records and
+   * recompute every hash and link, but not the MAC, whose key is not in the database. A head kept
+   * outside the table catches what no record can: a tail cut off, or rewritten, after it was taken.
+   * Those heads are the latest anchor, the head this instance appended, and `expectedHead`.
    */
-  async verify(scope: string, expectedHead?: ChainHead): Promise<ChainVerification> {
-    // Taken before the walk: records this instance appends while it walks are past what it reads, and
-    // must not count as a tail the store lost.
+  async verify(
+    scope: string,
+    expectedHead?: ChainHead,
+    options: VerifyOptions = {},
+  ): Promise<ChainVerification> {
+    const started = Date.now();
+    // Taken before the walk: records chained while it walks are past what it reads, and must not
+    // count as a tail the store lost.
     const known = this.#writer.knownHead(scope);
-    let previous: ChainHead = { sequence: 0, hash: chainGenesis(scope) };
-    let previousDay = "";
+    const anchor = await this.#options.anchors?.latest(scope);
+    const resume = options.cursor === undefined ? undefined : await this.#openCursor(scope, options.cursor);
+    let previous: ChainHead =
+      resume === undefined
+        ? { sequence: 0, hash: chainGenesis(scope) }
+        : { sequence: resume.next - 1, hash: resume.hash };
+    let previousDay = resume?.day ?? "";
     const latest = latestKeyDay();
+    const ids = new Set<string>();
+    const anchorHead =
+      anchor === undefined ? {} : { anchor: { sequence: anchor.sequence, hash: anchor.hash } };
     const broken = (sequence: number, reason: ChainBreakReason): ChainVerification => ({
       scope,
       intact: false,
       verifiedThrough: previous.sequence,
       records: previous.sequence,
       ...(previous.sequence === 0 ? {} : { head: previous }),
+      ...anchorHead,
       break: { sequence, reason, message: CHAIN_BREAK_EXPLANATIONS[reason] },
     });
-    for await (const { position, record } of this.#repository.walk(scope)) {
+    const heads = [expectedHead, anchor].filter((head): head is ChainHead => head !== undefined);
+    for await (const { position, record } of this.#repository.walk(scope, previous.sequence + 1)) {
       const expected = previous.sequence + 1;
       if (position !== expected) return broken(expected, "missing");
       if (!isChainedRecordShape(record)) return broken(position, "malformed");
@@ -79,20 +122,72 @@ export class ChainVerifier {
       if (typeof mac !== "string" || !chainMacMatches(key, scope, hash, mac))
         return broken(position, "mac_mismatch");
       if (record.prevHash !== previous.hash) return broken(position, "link_mismatch");
-      if (position === expectedHead?.sequence && hash !== expectedHead.hash)
+      if (heads.some((head) => position === head.sequence && hash !== head.hash)) {
         return broken(position, "truncated");
+      }
+      // Ids are checked within one call: a duplicate further apart than a call's budget goes unseen.
+      if (typeof record.id === "string") {
+        if (ids.has(record.id)) return broken(position, "duplicate");
+        ids.add(record.id);
+      }
       previous = { sequence: position, hash };
       previousDay = keyDay;
+      if (options.budgetMs !== undefined && Date.now() - started >= options.budgetMs) {
+        return {
+          scope,
+          intact: true,
+          verifiedThrough: previous.sequence,
+          records: previous.sequence,
+          head: previous,
+          ...anchorHead,
+          nextCursor: await this.#cursor(scope, { next: position + 1, hash, day: keyDay }),
+        };
+      }
     }
     // Deleting the newest records leaves a valid shorter chain; only a head kept elsewhere shows it.
-    const longest = Math.max(known?.sequence ?? 0, expectedHead?.sequence ?? 0);
+    const longest = Math.max(known?.sequence ?? 0, ...heads.map((head) => head.sequence));
     if (longest > previous.sequence) return broken(previous.sequence + 1, "truncated");
+    const oldest = await this.#repository.oldestPending(scope);
+    if (oldest !== undefined && Date.now() - Date.parse(oldest) > this.#options.unsequencedBoundMs) {
+      return broken(previous.sequence + 1, "unsequenced");
+    }
     return {
       scope,
       intact: true,
       verifiedThrough: previous.sequence,
       records: previous.sequence,
       ...(previous.sequence === 0 ? {} : { head: previous }),
+      ...anchorHead,
     };
+  }
+
+  /** A cursor is client input: it carries a MAC under today's key, so no caller can skip a walk. */
+  async #cursor(scope: string, resume: Resume): Promise<string> {
+    const key = await this.#keys.current(new Date());
+    const payload = JSON.stringify([resume.next, resume.hash, resume.day, key.ref]);
+    const mac = chainMac(key.key, scope, `cursor:${chainHash(payload)}`);
+    return Buffer.from(JSON.stringify([payload, mac])).toString("base64url");
+  }
+
+  async #openCursor(scope: string, cursor: string): Promise<Resume> {
+    try {
+      const [payload, mac] = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as unknown[];
+      if (typeof payload === "string" && typeof mac === "string") {
+        const [next, hash, day, ref] = JSON.parse(payload) as unknown[];
+        const key = typeof ref === "string" ? await this.#keys.forRef(ref) : undefined;
+        if (
+          key !== undefined &&
+          chainMacMatches(key, scope, `cursor:${chainHash(payload)}`, mac) &&
+          Number.isInteger(next) &&
+          typeof hash === "string" &&
+          typeof day === "string"
+        ) {
+          return { next: next as number, hash, day };
+        }
+      }
+    } catch {
+      // Falls through to the same answer as any other foreign cursor.
+    }
+    throw new ValidationError("cursor is not valid for this verification");
   }
 }

@@ -1,6 +1,6 @@
 import type { AuditEntry, AuditTarget, AuditTrail, DenialRecorder } from "../../domain/audit-trail.ts";
 import { now } from "../../domain/time.ts";
-import type { AuditEvent } from "../../domain/types.ts";
+import { type AuditEvent, SYSTEM_SCOPE } from "../../domain/types.ts";
 import type { MetricsRecorder } from "../../observability/metrics.ts";
 
 export const DEFAULT_DENIAL_WINDOW_MS = 60_000;
@@ -19,8 +19,13 @@ interface DenialWindow {
  * A denial is counted and recorded. Repeats by one actor in one scope within the window are not each
  * appended: the first is recorded in full at once, the rest are counted, and the count goes into the
  * chain as one `request.denied` record with `count` when the window closes, so a guessing run cannot
- * flood the chain. Unverified callers are one actor: the token id they claim is theirs to vary, so
- * keying on it would let them dodge the collapse.
+ * flood the chain. Callers presenting no token, or the id of no stored token, are one actor: the id
+ * they claim is theirs to vary, so keying on it would let them dodge the collapse. A presented
+ * id that names a stored token (revoked, expired, or with the wrong secret) is that token's actor and
+ * keeps a window of its own, so it is never hidden among the anonymous. Windows are bounded in number.
+ *
+ * A denial naming a tenant that does not exist goes into `_system`, naming the tenant in its detail:
+ * an invented tenant in a path must not open a chain of its own.
  */
 export class DenialWindows implements DenialRecorder {
   readonly #open = new Map<string, DenialWindow>();
@@ -29,28 +34,47 @@ export class DenialWindows implements DenialRecorder {
   /** How long repeated denials by one actor are collapsed into one record; 0 records each one. */
   readonly #windowMs: number;
 
-  constructor(trail: AuditTrail, metrics: MetricsRecorder, windowMs = DEFAULT_DENIAL_WINDOW_MS) {
+  readonly #tenantExists: (tenantId: string) => Promise<boolean>;
+
+  constructor(
+    trail: AuditTrail,
+    metrics: MetricsRecorder,
+    windowMs = DEFAULT_DENIAL_WINDOW_MS,
+    tenantExists: (tenantId: string) => Promise<boolean> = async () => true,
+  ) {
     this.#trail = trail;
     this.#metrics = metrics;
     this.#windowMs = windowMs;
+    this.#tenantExists = tenantExists;
   }
 
   async deny(
     target: AuditTarget,
     requestId: string,
-    who: Pick<AuditEntry, "actor" | "role">,
+    caller: Pick<AuditEntry, "actor" | "role"> & { readonly stored?: boolean },
     detail?: string,
   ): Promise<void> {
+    const { stored, ...who } = caller;
     this.#metrics.increment("AuthDenied");
+    const exists =
+      target.tenantId === SYSTEM_SCOPE || (await this.#tenantExists(target.tenantId).catch(() => false));
+    const scoped = exists ? target : { ...target, tenantId: SYSTEM_SCOPE };
+    const said = exists
+      ? detail
+      : [detail, `names tenant ${target.tenantId}, which does not exist`].filter(Boolean).join("; ");
     const entry: AuditEntry = {
-      ...target,
+      ...scoped,
       ...who,
       requestId,
       outcome: "denied",
-      ...(detail === undefined ? {} : { detail }),
+      ...(said === undefined ? {} : { detail: said }),
     };
     if (this.#windowMs === 0) return this.#trail.recordBestEffort(entry);
-    const key = JSON.stringify([target.tenantId, who.role, who.role === "anonymous" ? "" : who.actor]);
+    const key = JSON.stringify([
+      scoped.tenantId,
+      who.role,
+      who.role === "anonymous" && stored !== true ? "" : who.actor,
+    ]);
     const open = this.#open.get(key);
     const at = Date.now();
     if (open !== undefined && at - open.openedAt < this.#windowMs) {

@@ -1,7 +1,7 @@
 import type { DataKeyCache } from "../../crypto/data-key-cache.ts";
 import type { Keyring } from "../../crypto/keyring.ts";
-import { DecryptError, DekRetiredError, NotFoundError } from "../../domain/errors.ts";
-import type { DataKeyIssuer } from "../../domain/sealing.ts";
+import { DecryptError, DekRetiredError, NotFoundError, TenantDeletedError } from "../../domain/errors.ts";
+import type { DataKeyForgetter, DataKeyIssuer } from "../../domain/sealing.ts";
 import { now } from "../../domain/time.ts";
 import type { Tenant, WrappedDataKey } from "../../domain/types.ts";
 import type { TenantRepository } from "../../storage/tenant-repository.ts";
@@ -22,7 +22,7 @@ export interface CurrentDataKey {
 }
 
 /** Tenant data keys: generated wrapped, stored wrapped, and unwrapped only into the bounded cache. */
-export class DataKeys implements DataKeyIssuer {
+export class DataKeys implements DataKeyIssuer, DataKeyForgetter {
   readonly #keyring: Keyring;
   readonly #tenants: TenantRepository;
   readonly #cache: DataKeyCache;
@@ -59,6 +59,7 @@ export class DataKeys implements DataKeyIssuer {
     const readAtMs = performance.now();
     const tenant = await this.#tenants.reserveSeals(tenantId, seals);
     if (tenant === undefined) throw new NotFoundError(`tenant ${tenantId} does not exist`);
+    if (tenant.deletedAt !== undefined) throw deleted(tenantId);
     const version = tenant.currentDekVersion;
     return {
       version,
@@ -72,6 +73,7 @@ export class DataKeys implements DataKeyIssuer {
   async unwrapped(tenantId: string, version: number, tenant?: Tenant): Promise<Uint8Array> {
     return this.#cache.get(`${tenantId}#${version}`, async () => {
       const owner = tenant ?? (await this.#tenants.get(tenantId));
+      if (owner?.deletedAt !== undefined) throw deleted(tenantId);
       const wrapped = owner?.dataKeys.find((key) => key.version === version);
       if (wrapped === undefined) {
         if (owner?.retiredDataKeys?.some((key) => key.version === version)) {
@@ -89,3 +91,5 @@ export class DataKeys implements DataKeyIssuer {
     this.#cache.evict(`${tenantId}#${version}`);
   }
 }
+
+const deleted = (tenantId: string) => new TenantDeletedError(`tenant ${tenantId} was deleted`);

@@ -1,6 +1,12 @@
 import type { OperationGate } from "../../domain/audit-trail.ts";
 import type { RequestContext } from "../../domain/context.ts";
-import { ConflictError, NotFoundError, RateLimitedError, StrongboxError } from "../../domain/errors.ts";
+import {
+  ConflictError,
+  NotFoundError,
+  RateLimitedError,
+  StrongboxError,
+  TenantDeletedError,
+} from "../../domain/errors.ts";
 import type { DekAgeSummary, DekAgeWork, SweepState, TenantRotationStatus } from "../../domain/rotation.ts";
 import { now } from "../../domain/time.ts";
 import type { Tenant } from "../../domain/types.ts";
@@ -141,6 +147,8 @@ export class DekRotation implements DekAgeWork {
 
   /** Why a tenant's current DEK is due for rotation, if it is. */
   #wornBy(tenant: Tenant): "age" | "seals" | undefined {
+    // A deleted tenant's DEKs were shredded on purpose: it never gets a new one.
+    if (tenant.deletedAt !== undefined) return undefined;
     if ((tenant.dekSeals ?? 0) >= this.#options.sealThreshold) return "seals";
     const since = Date.parse(tenant.dekRotatedAt ?? tenant.createdAt);
     if (!(Date.now() - since < this.#options.periodMs)) return "age";
@@ -178,6 +186,7 @@ export class DekRotation implements DekAgeWork {
     for (let attempt = 0; attempt < MAX_TENANT_WRITE_ATTEMPTS; attempt += 1) {
       const tenant = await this.#tenants.get(tenantId);
       if (tenant === undefined) throw new NotFoundError(`tenant ${tenantId} does not exist`);
+      if (tenant.deletedAt !== undefined) throw new TenantDeletedError(`tenant ${tenantId} was deleted`);
       if (!proceed(tenant)) return { tenantId, dekVersion: tenant.currentDekVersion, rotated: false };
       const version =
         Math.max(

@@ -12,6 +12,7 @@ import type { Reseal, SealedItem, SecretRepository } from "../../storage/secret-
 import type { TenantRepository } from "../../storage/tenant-repository.ts";
 import { tally } from "./census.ts";
 import { type DataKeys, MAX_TENANT_WRITE_ATTEMPTS } from "./data-keys.ts";
+import { Pace } from "./pace.ts";
 import type { Sealer } from "./sealer.ts";
 
 /** A sweep re-reads an item a writer overtook this many times before leaving it to a later pass. */
@@ -40,6 +41,7 @@ export class DekSweep implements SweepWork {
   readonly #gate: OperationGate;
   readonly #logger: Logger;
   readonly #options: SweepOptions;
+  readonly #pace = new Pace();
 
   constructor(
     tenants: TenantRepository,
@@ -135,9 +137,10 @@ export class DekSweep implements SweepWork {
       const counts = { ...state.passCounts };
       let resealed = 0;
       let lost = 0;
-      // Items are independent, so a page's re-seals go out together; the checkpoint waits for all.
-      const outcomes = await Promise.all(
-        page.items.map((item) => this.#resealItem(tenantId, item, state.targetDekVersion, freshKey)),
+      // Items are independent, but a page's re-seals go out paced, so that reads on the same event
+      // loop are not queued behind them (see Pace); the checkpoint waits for all.
+      const outcomes = await this.#pace.map(page.items, (item) =>
+        this.#resealItem(tenantId, item, state.targetDekVersion, freshKey),
       );
       for (const outcome of outcomes) {
         resealed += outcome.resealed ? 1 : 0;

@@ -1,3 +1,4 @@
+import { TenantDeletedError } from "../../domain/errors.ts";
 import type { RotationEvent, RunSummary, ScheduledRotation } from "../../domain/rotation.ts";
 import { SCHEDULED_TOKEN_PREFIX } from "../../domain/schemas.ts";
 import { now } from "../../domain/time.ts";
@@ -120,6 +121,8 @@ export class DueScan {
           counts.notified += 1;
         }
       } catch (error) {
+        // A tenant deleted since the listing has nothing left to rotate; its sweep removes the heads.
+        if (error instanceof TenantDeletedError) continue;
         counts.failed += 1;
         recordFailure(this.#metrics, this.#logger, events, {
           tenantId,

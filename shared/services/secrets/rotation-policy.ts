@@ -5,6 +5,7 @@ import { ValidationError } from "../../domain/errors.ts";
 import type { RotationPolicyInput } from "../../domain/schemas.ts";
 import { DAY_MS } from "../../domain/time.ts";
 import type { GeneratorSpec, Page, RotationPolicy } from "../../domain/types.ts";
+import type { VerifierSpec } from "../../domain/verification.ts";
 import type { SecretRepository } from "../../storage/secret-repository.ts";
 import type { HeadWriter } from "./head-writer.ts";
 
@@ -17,6 +18,7 @@ export interface PolicyView {
   readonly rotationDueAt?: string;
   readonly generator?: GeneratorSpec;
   readonly lastRotatedAt?: string;
+  readonly verifier?: VerifierSpec;
 }
 
 export interface DueSecret {
@@ -36,6 +38,7 @@ function policyView(name: string, policy: RotationPolicy | undefined): PolicyVie
     ...(policy?.dueAt === undefined ? {} : { rotationDueAt: policy.dueAt }),
     ...(policy?.generator === undefined ? {} : { generator: policy.generator }),
     ...(policy?.lastRotatedAt === undefined ? {} : { lastRotatedAt: policy.lastRotatedAt }),
+    ...(policy?.verifier === undefined ? {} : { verifier: policy.verifier }),
   };
 }
 
@@ -76,6 +79,7 @@ export class RotationPolicies {
           const {
             periodDays: _p,
             generator: _g,
+            verifier: _v,
             dueAt: _d,
             notifiedDueAt: _n,
             ...kept
@@ -93,6 +97,14 @@ export class RotationPolicies {
                     length: requested.length,
                     ...(requested.alphabet === undefined ? {} : { alphabet: requested.alphabet }),
                   };
+          const verifier: VerifierSpec | null | undefined =
+            input.verifier === undefined
+              ? head.rotation?.verifier
+              : input.verifier === null
+                ? null
+                : "url" in input.verifier
+                  ? { url: input.verifier.url }
+                  : { lambdaArn: input.verifier.lambdaArn };
           const since = Date.parse(head.rotation?.lastRotatedAt ?? head.current.createdAt);
           const rotation: RotationPolicy = {
             ...kept,
@@ -100,6 +112,7 @@ export class RotationPolicies {
               ? {}
               : { periodDays, dueAt: new Date(since + periodDays * DAY_MS).toISOString() }),
             ...(generator === null || generator === undefined ? {} : { generator }),
+            ...(verifier === null || verifier === undefined ? {} : { verifier }),
           };
           const { rotation: _old, ...rest } = head;
           return { ...rest, ...(Object.keys(rotation).length === 0 ? {} : { rotation }) };

@@ -1,14 +1,17 @@
 import { generateSecretValue, matchesGenerator, newRequestToken } from "../../crypto/generate.ts";
 import type { AllowedOperation, OperationGate } from "../../domain/audit-trail.ts";
 import type { RequestContext } from "../../domain/context.ts";
-import { ConflictError, NotFoundError } from "../../domain/errors.ts";
+import { ConflictError, NotFoundError, VerificationFailedError } from "../../domain/errors.ts";
 import type { RotateResult, RotationEvent, ScheduledRotation } from "../../domain/rotation.ts";
 import type { SecretSealer } from "../../domain/sealing.ts";
 import { isLive, withNewCurrent } from "../../domain/secret-head.ts";
 import { now } from "../../domain/time.ts";
 import type { SealedVersion, SecretHead } from "../../domain/types.ts";
+import { describeVerifier, type RotationVerifier } from "../../domain/verification.ts";
+import type { MetricsRecorder } from "../../observability/metrics.ts";
 import type { SecretRepository } from "../../storage/secret-repository.ts";
 import type { HeadWriter } from "./head-writer.ts";
+import type { VersionLifecycle } from "./version-lifecycle.ts";
 
 /**
  * Rotation of secret values, with Secrets Manager's staging labels: `current`, `pending` and
@@ -20,12 +23,26 @@ export class ValueRotation implements ScheduledRotation {
   readonly #sealer: SecretSealer;
   readonly #gate: OperationGate;
   readonly #heads: HeadWriter;
+  readonly #lifecycle: VersionLifecycle;
+  readonly #verifier: RotationVerifier;
+  readonly #metrics: MetricsRecorder;
 
-  constructor(secrets: SecretRepository, sealer: SecretSealer, gate: OperationGate, heads: HeadWriter) {
+  constructor(
+    secrets: SecretRepository,
+    sealer: SecretSealer,
+    gate: OperationGate,
+    heads: HeadWriter,
+    lifecycle: VersionLifecycle,
+    verifier: RotationVerifier,
+    metrics: MetricsRecorder,
+  ) {
+    this.#verifier = verifier;
+    this.#metrics = metrics;
     this.#secrets = secrets;
     this.#sealer = sealer;
     this.#gate = gate;
     this.#heads = heads;
+    this.#lifecycle = lifecycle;
   }
 
   async rotate(
@@ -39,6 +56,8 @@ export class ValueRotation implements ScheduledRotation {
     return this.#rotateAudited(operation, tenantId, name, token ?? newRequestToken("manual-"), {
       events,
       adoptInFlight: false,
+      createdBy: ctx.principal.actor,
+      requestId: ctx.requestId,
     });
   }
 
@@ -51,7 +70,12 @@ export class ValueRotation implements ScheduledRotation {
     events: RotationEvent[],
   ): Promise<RotateResult> {
     const operation = this.#gate.system("secret.rotate", { tenantId, secretName: name }, requestId);
-    return this.#rotateAudited(operation, tenantId, name, token, { events, adoptInFlight: true });
+    return this.#rotateAudited(operation, tenantId, name, token, {
+      events,
+      adoptInFlight: true,
+      createdBy: "system",
+      requestId,
+    });
   }
 
   #rotateAudited(
@@ -59,7 +83,7 @@ export class ValueRotation implements ScheduledRotation {
     tenantId: string,
     name: string,
     token: string,
-    options: { events: RotationEvent[]; adoptInFlight: boolean },
+    options: RotateOptions,
   ): Promise<RotateResult> {
     return operation.change(
       () => this.#rotate(tenantId, name, token, options),
@@ -80,7 +104,7 @@ export class ValueRotation implements ScheduledRotation {
     tenantId: string,
     name: string,
     requested: string,
-    { events, adoptInFlight }: { events: RotationEvent[]; adoptInFlight: boolean },
+    { events, adoptInFlight, createdBy, requestId }: RotateOptions,
   ): Promise<RotateResult> {
     const head = await this.#liveHead(tenantId, name);
     const generator = head.rotation?.generator;
@@ -118,6 +142,7 @@ export class ValueRotation implements ScheduledRotation {
           envelope: key.seal(name, version, generateSecretValue(generator)),
           createdAt: now(),
           clientRequestToken: token,
+          createdBy,
           generated: true,
         };
         return { ...fresh, pending, latestVersion: version, updatedAt: pending.createdAt };
@@ -136,8 +161,12 @@ export class ValueRotation implements ScheduledRotation {
         `pending version ${pending.version} of ${name} failed its test; it was not promoted`,
       );
     }
+    // The policy's verification hook, if any, must pass before anything is promoted. On schedule the
+    // run's failure accounting counts it; on a request it is counted here.
+    await this.#verify(staged, pending.version, !adoptInFlight);
     // finishSecret: pending becomes current, current becomes previous.
     const finished = await this.#promote(tenantId, name, pending.version);
+    await this.#lifecycle.prune(tenantId, name, requestId);
     events.push({
       detailType: "Secret Rotated",
       detail: { tenantId, secretName: name, version: finished.current.version },
@@ -189,7 +218,10 @@ export class ValueRotation implements ScheduledRotation {
             `version ${version} of ${name} is not pending (version ${head.pending.version} is)`,
           );
         }
-        return labels(await this.#promote(tenantId, name, head.pending.version));
+        await this.#verify(head, head.pending.version, true);
+        const promoted = await this.#promote(tenantId, name, head.pending.version);
+        await this.#lifecycle.prune(tenantId, name, ctx.requestId);
+        return labels(promoted);
       },
       (result) => ({ version: result.current }),
     );
@@ -247,11 +279,39 @@ export class ValueRotation implements ScheduledRotation {
     });
   }
 
+  /**
+   * Asks the rotation policy's verifier about the pending version, with its coordinates only. A
+   * failure leaves the version pending and throws 409 `verification_failed`, which the operation
+   * records as its failed outcome; `count` adds it to RotationFailures.
+   */
+  async #verify(head: SecretHead, pendingVersion: number, count: boolean): Promise<void> {
+    const spec = head.rotation?.verifier;
+    if (spec === undefined) return;
+    const result = await this.#verifier.verify(spec, {
+      tenant: head.tenantId,
+      name: head.name,
+      pendingVersion,
+    });
+    if (result.ok) return;
+    if (count) this.#metrics.increment("RotationFailures");
+    throw new VerificationFailedError(
+      `pending version ${pendingVersion} of ${head.name} failed verification by ${describeVerifier(spec)}: ${result.detail}; it stays pending`,
+    );
+  }
+
   async #liveHead(tenantId: string, name: string): Promise<SecretHead> {
     const head = await this.#secrets.getHead(tenantId, name);
     if (!isLive(head)) throw new NotFoundError(`secret ${name} does not exist in tenant ${tenantId}`);
     return head;
   }
+}
+
+interface RotateOptions {
+  readonly events: RotationEvent[];
+  readonly adoptInFlight: boolean;
+  /** Who the new version is recorded as made by: the caller's token id, or `system`. */
+  readonly createdBy: string;
+  readonly requestId: string;
 }
 
 function labels(head: SecretHead) {

@@ -1,6 +1,6 @@
 import type { OperationGate } from "../../domain/audit-trail.ts";
 import type { RequestContext } from "../../domain/context.ts";
-import { ConflictError, NotFoundError } from "../../domain/errors.ts";
+import { ConflictError, NotFoundError, TenantDeletedError } from "../../domain/errors.ts";
 import type { DataKeyIssuer } from "../../domain/sealing.ts";
 import { now } from "../../domain/time.ts";
 import type { Page, Tenant, TenantView } from "../../domain/types.ts";
@@ -31,9 +31,12 @@ export class TenantService {
 
   async create(ctx: RequestContext, tenantId: string): Promise<TenantView> {
     const operation = await this.#gate.begin(ctx, "tenant.create", { tenantId });
-    if ((await this.#tenants.get(tenantId)) !== undefined) {
-      throw new ConflictError(`tenant ${tenantId} already exists`);
+    const existing = await this.#tenants.get(tenantId);
+    // A deleted tenant's id is never reused: tokens scoped to it and its kept audit chain name it.
+    if (existing?.deletedAt !== undefined) {
+      throw new ConflictError(`tenant ${tenantId} was deleted; its id is not reused`);
     }
+    if (existing !== undefined) throw new ConflictError(`tenant ${tenantId} already exists`);
     return operation.change(async () => {
       const tenant: Tenant = {
         tenantId,
@@ -59,6 +62,11 @@ export class TenantService {
     await this.#gate.begin(ctx, "tenant.read", { tenantId });
     const tenant = await this.#tenants.get(tenantId);
     if (tenant === undefined) throw new NotFoundError(`tenant ${tenantId} does not exist`);
+    if (tenant.deletedAt !== undefined) {
+      throw new TenantDeletedError(
+        `tenant ${tenantId} was deleted at ${tenant.deletedAt}; see its deletion certificate`,
+      );
+    }
     return view(tenant);
   }
 }
