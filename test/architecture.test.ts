@@ -40,6 +40,7 @@ const ROOMS = [
   "functions",
   "local",
   "scripts",
+  "cli",
   "infra",
   "testing",
   "test",
@@ -78,7 +79,7 @@ describe("layering", () => {
     expect(
       violations(
         (i) => inDir("shared")(i.file),
-        (i) => /^(functions|infra|local)\//.test(i.target),
+        (i) => /^(functions|infra|local|cli)\//.test(i.target),
       ),
     ).toEqual([]);
   });
@@ -120,20 +121,20 @@ describe("layering", () => {
 
   it("only shared/crypto touches KMS or node:crypto", () => {
     const cipher = (i: Import) => i.target === "node:crypto" || i.target.startsWith("@aws-sdk/client-kms");
-    const shipped = (i: Import) => /^(shared|functions|local|scripts)\//.test(i.file);
+    const shipped = (i: Import) => /^(shared|functions|local|scripts|cli)\//.test(i.file);
     expect(violations((i) => shipped(i) && !inDir("shared/crypto")(i.file), cipher)).toEqual([]);
   });
 
   it("only shared/storage touches DynamoDB", () => {
     const dynamo = (i: Import) =>
       /^@aws-sdk\/(client-dynamodb|lib-dynamodb)/.test(i.target) || i.target === "dynalite";
-    const shipped = (i: Import) => /^(shared|functions|local|scripts)\//.test(i.file);
+    const shipped = (i: Import) => /^(shared|functions|local|scripts|cli)\//.test(i.file);
     expect(violations((i) => shipped(i) && !inDir("shared/storage")(i.file), dynamo)).toEqual([]);
   });
 
   it("only shared/runtime (the bootstrap secret) and shared/references (CredentialRefs) read Secrets Manager", () => {
     const secrets = (i: Import) => i.target.startsWith("@aws-sdk/client-secrets-manager");
-    const shipped = (i: Import) => /^(shared|functions|local|scripts)\//.test(i.file);
+    const shipped = (i: Import) => /^(shared|functions|local|scripts|cli)\//.test(i.file);
     const allowed = (file: string) => inDir("shared/runtime")(file) || inDir("shared/references")(file);
     expect(violations((i) => shipped(i) && !allowed(i.file), secrets)).toEqual([]);
     expect(all.filter((i) => secrets(i) && inDir("shared/references")(i.file)).length).toBeGreaterThan(0);
@@ -149,7 +150,7 @@ describe("layering", () => {
     ).toEqual([]);
     expect(
       violations(
-        (i) => /^(shared|functions|local|scripts)\//.test(i.file) && !inDir("shared/runtime")(i.file),
+        (i) => /^(shared|functions|local|scripts|cli)\//.test(i.file) && !inDir("shared/runtime")(i.file),
         (i) => inDir("shared/references")(i.target) && !inDir("shared/references")(i.file),
       ),
     ).toEqual([]);
@@ -157,7 +158,7 @@ describe("layering", () => {
 
   it("only shared/verifiers calls verification hooks (Lambda, HTTPS), building on domain only, wired by runtime", () => {
     const lambda = (i: Import) => i.target.startsWith("@aws-sdk/client-lambda");
-    const shipped = (i: Import) => /^(shared|functions|local|scripts)\//.test(i.file);
+    const shipped = (i: Import) => /^(shared|functions|local|scripts|cli)\//.test(i.file);
     expect(all.filter((i) => shipped(i) && lambda(i)).map((i) => i.file)).toEqual([
       "shared/verifiers/hook-verifier.ts",
     ]);
@@ -169,7 +170,7 @@ describe("layering", () => {
     ).toEqual([]);
     expect(
       violations(
-        (i) => /^(shared|functions|local|scripts)\//.test(i.file) && !inDir("shared/runtime")(i.file),
+        (i) => /^(shared|functions|local|scripts|cli)\//.test(i.file) && !inDir("shared/runtime")(i.file),
         (i) => inDir("shared/verifiers")(i.target) && !inDir("shared/verifiers")(i.file),
       ),
     ).toEqual([]);
@@ -177,7 +178,7 @@ describe("layering", () => {
 
   it("only the rotation events, re-wrap request and break-glass event adapters touch EventBridge", () => {
     const eventBridge = (i: Import) => i.target.startsWith("@aws-sdk/client-eventbridge");
-    const shipped = (i: Import) => /^(shared|functions|local|scripts)\//.test(i.file);
+    const shipped = (i: Import) => /^(shared|functions|local|scripts|cli)\//.test(i.file);
     expect(all.filter((i) => shipped(i) && eventBridge(i)).map((i) => i.file)).toEqual([
       "shared/observability/break-glass-events.ts",
       "shared/observability/rewrap-requests.ts",
@@ -205,6 +206,16 @@ describe("layering", () => {
     ).toEqual([]);
   });
 
+  it("the CLI builds on shared only, never on a function, infra or the local server", () => {
+    expect(all.some((i) => inDir("cli")(i.file) && inDir("shared")(i.target))).toBe(true);
+    expect(
+      violations(
+        (i) => inDir("cli")(i.file),
+        (i) => /^(functions|infra|local|testing)\//.test(i.target),
+      ),
+    ).toEqual([]);
+  });
+
   it("the domain depends on nothing else in shared", () => {
     expect(
       violations(
@@ -219,7 +230,7 @@ describe("layering", () => {
     expect(
       violations(
         (i) => inDir("infra")(i.file),
-        (i) => /^(shared|functions|local|scripts)\//.test(i.target),
+        (i) => /^(shared|functions|local|scripts|cli)\//.test(i.target),
       ),
     ).toEqual([]);
   });
@@ -253,7 +264,9 @@ describe("layering", () => {
     for (const entry of entries) {
       const reached = [...closure(entry)];
       expect(reached.length).toBeGreaterThan(10);
-      expect(reached.filter((file) => /^(local|testing|test|bench|scripts|infra)\//.test(file))).toEqual([]);
+      expect(reached.filter((file) => /^(local|testing|test|bench|scripts|cli|infra)\//.test(file))).toEqual(
+        [],
+      );
     }
   });
 

@@ -275,7 +275,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * List tenant ids in order, one page at a time (admin: it names every tenant)
+         * @description Operation `tenant.list`; roles: admin.
+         */
+        get: operations["listTenants"];
         put?: never;
         /**
          * Create a tenant; it gets DEK version 1
@@ -1245,7 +1249,7 @@ export interface operations {
     listAuditSystem: {
         parameters: {
             query?: {
-                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "tenant.seal" | "tenant.unseal" | "system.seal" | "system.unseal" | "token.list" | "token.self" | "wrap.unwrap" | "wrap.lookup" | "breakglass.request" | "breakglass.approve" | "breakglass.activate" | "breakglass.revoke" | "binding.create" | "binding.list" | "binding.delete";
+                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "tenant.seal" | "tenant.unseal" | "system.seal" | "system.unseal" | "token.list" | "token.self" | "wrap.unwrap" | "wrap.lookup" | "breakglass.request" | "breakglass.approve" | "breakglass.activate" | "breakglass.revoke" | "binding.create" | "binding.list" | "binding.delete" | "tenant.list";
                 actor?: string;
                 cursor?: string;
                 from?: string;
@@ -1269,7 +1273,7 @@ export interface operations {
                     "application/json": {
                         events: ({
                             /** @enum {string} */
-                            action: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "tenant.seal" | "tenant.unseal" | "system.seal" | "system.unseal" | "token.list" | "token.self" | "wrap.unwrap" | "wrap.lookup" | "breakglass.request" | "breakglass.approve" | "breakglass.activate" | "breakglass.revoke" | "binding.create" | "binding.list" | "binding.delete";
+                            action: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "tenant.seal" | "tenant.unseal" | "system.seal" | "system.unseal" | "token.list" | "token.self" | "wrap.unwrap" | "wrap.lookup" | "breakglass.request" | "breakglass.approve" | "breakglass.activate" | "breakglass.revoke" | "binding.create" | "binding.list" | "binding.delete" | "tenant.list";
                             actor: string;
                             count?: number;
                             detail?: string;
@@ -1432,7 +1436,7 @@ export interface operations {
     exportAuditSystem: {
         parameters: {
             query?: {
-                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "tenant.seal" | "tenant.unseal" | "system.seal" | "system.unseal" | "token.list" | "token.self" | "wrap.unwrap" | "wrap.lookup" | "breakglass.request" | "breakglass.approve" | "breakglass.activate" | "breakglass.revoke" | "binding.create" | "binding.list" | "binding.delete";
+                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "tenant.seal" | "tenant.unseal" | "system.seal" | "system.unseal" | "token.list" | "token.self" | "wrap.unwrap" | "wrap.lookup" | "breakglass.request" | "breakglass.approve" | "breakglass.activate" | "breakglass.revoke" | "binding.create" | "binding.list" | "binding.delete" | "tenant.list";
                 actor?: string;
                 cursor?: string;
                 from?: string;
@@ -3113,6 +3117,147 @@ export interface operations {
             };
         };
     };
+    listTenants: {
+        parameters: {
+            query?: {
+                cursor?: string;
+                limit?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description one page of tenant ids */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description pass as `cursor` to get the next page; absent on the last page */
+                        nextCursor?: string;
+                        tenants: {
+                            tenantId: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Bad input, or a malformed HTTP request: invalid_request (docs/api.md#errors) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description No token, or an unknown, expired or revoked one: unauthenticated (docs/api.md#errors) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthenticated";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The role lacks the permission, or the token does not reach the tenant: forbidden (docs/api.md#errors) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Too large: payload_too_large, audit_record_too_large (docs/api.md#errors) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "payload_too_large" | "audit_record_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large: headers_too_large (docs/api.md#errors) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description The service failed: internal_error (docs/api.md#errors) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A dependency is unavailable; nothing was returned or changed: keyring_unavailable, store_unavailable, audit_unavailable (docs/api.md#errors) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "keyring_unavailable" | "store_unavailable" | "audit_unavailable";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
     createTenant: {
         parameters: {
             query?: never;
@@ -3754,7 +3899,7 @@ export interface operations {
     listAuditTenant: {
         parameters: {
             query?: {
-                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "tenant.seal" | "tenant.unseal" | "system.seal" | "system.unseal" | "token.list" | "token.self" | "wrap.unwrap" | "wrap.lookup" | "breakglass.request" | "breakglass.approve" | "breakglass.activate" | "breakglass.revoke" | "binding.create" | "binding.list" | "binding.delete";
+                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "tenant.seal" | "tenant.unseal" | "system.seal" | "system.unseal" | "token.list" | "token.self" | "wrap.unwrap" | "wrap.lookup" | "breakglass.request" | "breakglass.approve" | "breakglass.activate" | "breakglass.revoke" | "binding.create" | "binding.list" | "binding.delete" | "tenant.list";
                 actor?: string;
                 cursor?: string;
                 from?: string;
@@ -3780,7 +3925,7 @@ export interface operations {
                     "application/json": {
                         events: ({
                             /** @enum {string} */
-                            action: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "tenant.seal" | "tenant.unseal" | "system.seal" | "system.unseal" | "token.list" | "token.self" | "wrap.unwrap" | "wrap.lookup" | "breakglass.request" | "breakglass.approve" | "breakglass.activate" | "breakglass.revoke" | "binding.create" | "binding.list" | "binding.delete";
+                            action: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "tenant.seal" | "tenant.unseal" | "system.seal" | "system.unseal" | "token.list" | "token.self" | "wrap.unwrap" | "wrap.lookup" | "breakglass.request" | "breakglass.approve" | "breakglass.activate" | "breakglass.revoke" | "binding.create" | "binding.list" | "binding.delete" | "tenant.list";
                             actor: string;
                             count?: number;
                             detail?: string;
@@ -3943,7 +4088,7 @@ export interface operations {
     exportAuditTenant: {
         parameters: {
             query?: {
-                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "tenant.seal" | "tenant.unseal" | "system.seal" | "system.unseal" | "token.list" | "token.self" | "wrap.unwrap" | "wrap.lookup" | "breakglass.request" | "breakglass.approve" | "breakglass.activate" | "breakglass.revoke" | "binding.create" | "binding.list" | "binding.delete";
+                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "tenant.seal" | "tenant.unseal" | "system.seal" | "system.unseal" | "token.list" | "token.self" | "wrap.unwrap" | "wrap.lookup" | "breakglass.request" | "breakglass.approve" | "breakglass.activate" | "breakglass.revoke" | "binding.create" | "binding.list" | "binding.delete" | "tenant.list";
                 actor?: string;
                 cursor?: string;
                 from?: string;

@@ -1,22 +1,9 @@
 import type { operations } from "./api-types.ts";
 import { type CacheEvent, type CacheOptions, RotationAwareCache } from "./cache.ts";
 import { ReasonRequiredError, StrongboxApiError, StrongboxConfigError } from "./errors.ts";
+import type { Body, Json } from "./operation-types.ts";
 import { type Sigv4Options, sigv4 } from "./sigv4.ts";
 import { type ApiRequest, type Auth, type RetryOptions, Transport } from "./transport.ts";
-
-type Json<
-  O extends keyof operations,
-  S extends keyof operations[O]["responses"],
-> = operations[O]["responses"][S] extends {
-  content: { "application/json": infer B };
-}
-  ? B
-  : never;
-type Body<O extends keyof operations> = operations[O]["requestBody"] extends
-  | { content: { "application/json": infer B } }
-  | undefined
-  ? B
-  : never;
 
 /** The client never asks for a wrapped read (`wrapTtlSeconds`), so its reads answer with the value. */
 export type SecretValue = Exclude<Json<"getSecret", 200>, { wrap: unknown }>;
@@ -84,7 +71,7 @@ function reasonHeader(reason: unknown): string {
   return /^[\x20-\x24\x26-\x7e]*$/.test(text) ? text : `UTF-8''${encodeURIComponent(text)}`;
 }
 
-function parseBaseUrl(raw: unknown): URL {
+export function parseBaseUrl(raw: unknown): URL {
   let url: URL;
   try {
     url = new URL(String(raw));
@@ -299,7 +286,7 @@ function secretPath(tenantId: string, name: string): string {
   return `/v1/tenants/${segment(tenantId)}/secrets/${segment(name)}`;
 }
 
-function authOf(options: StrongboxClientOptions): Auth {
+export function authOf(options: Pick<StrongboxClientOptions, "token" | "sigv4">): Auth {
   if (options.token !== undefined && options.sigv4 !== undefined) {
     throw new StrongboxConfigError("give token or sigv4, not both");
   }

@@ -38,6 +38,8 @@ export interface ApiRequest {
   readonly query?: Readonly<Record<string, string | number | undefined>>;
   readonly headers?: Readonly<Record<string, string>>;
   readonly body?: unknown;
+  /** Answer with the body as text (an export's JSON lines) rather than parsed JSON. */
+  readonly raw?: boolean;
   /**
    * May this request be sent again after a 429, a 503 or a lost connection? Reads may; a write only
    * when it carries a clientRequestToken, which makes its repetition a no-op on the server.
@@ -99,7 +101,12 @@ export class Transport {
         continue;
       }
       const requestId = response.headers.get("x-request-id") ?? undefined;
-      if (response.ok) return { body: (await readBody(response)) as T, requestId };
+      if (response.ok) {
+        return {
+          body: (request.raw === true ? await response.text() : await readBody(response)) as T,
+          requestId,
+        };
+      }
       const body = await readBody(response).catch(() => undefined);
       if (!last && RETRYABLE_STATUS.has(response.status)) {
         await this.#backoff(attempt, response.headers.get("retry-after"));

@@ -24,7 +24,8 @@ export type Permission =
   | "token:self"
   | "breakglass:request"
   | "breakglass:approve"
-  | "binding:manage";
+  | "binding:manage"
+  | "tenant:list";
 
 interface OperationSpec {
   /**
@@ -104,6 +105,8 @@ export const OPERATIONS = {
   "binding.create": { permission: "binding:manage", scope: "system" },
   "binding.list": { permission: "binding:manage", scope: "system" },
   "binding.delete": { permission: "binding:manage", scope: "system" },
+  // Every tenant's id, so admin only: a tenant-scoped token must not learn which other tenants exist.
+  "tenant.list": { permission: "tenant:list", scope: "system" },
 } as const satisfies Record<string, OperationSpec>;
 
 /** An operation's name, which is also the action of its audit records. */
@@ -140,6 +143,7 @@ const GRANTS: Record<Role, ReadonlySet<Permission>> = {
     "breakglass:request",
     "breakglass:approve",
     "binding:manage",
+    "tenant:list",
   ]),
   operator: new Set<Permission>([
     "tenant:read",

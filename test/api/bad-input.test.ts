@@ -753,6 +753,13 @@ const CASES: readonly BadCase[] = [
     code: "not_found",
   },
   { title: "a bindings listing with limit 0", method: "GET", path: "/v1/bindings?limit=0", ...invalid },
+  { title: "a tenants listing with limit 0", method: "GET", path: "/v1/tenants?limit=0", ...invalid },
+  {
+    title: "a tenants listing with an unknown query field",
+    method: "GET",
+    path: "/v1/tenants?tenant=x",
+    ...invalid,
+  },
   {
     title: "a bindings listing with a cursor from a tenant's listing",
     method: "GET",

@@ -866,6 +866,20 @@ const ROUTES: readonly RouteCase[] = [
     },
   },
   {
+    route: "GET /v1/tenants",
+    action: "tenant.list",
+    scoped: false,
+    roles: ["admin"],
+    okStatus: 200,
+    prepare: async () => ({ method: "GET", path: "/v1/tenants?limit=999", auditScope: SYSTEM_SCOPE }),
+    verify: async (_target, _cell, granted, response) => {
+      if (!granted) return;
+      const ids = (await response.json()).tenants.map((t: { tenantId: string }) => t.tenantId);
+      expect(ids).toEqual([...ids].sort());
+      expect(ids.length).toBeGreaterThan(1);
+    },
+  },
+  {
     route: "GET /v1/bindings",
     action: "binding.list",
     scoped: false,

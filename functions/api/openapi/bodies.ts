@@ -54,6 +54,11 @@ export const tenantBody = z.strictObject({
   retiredDataKeys: z.array(retiredDataKey).optional(),
 });
 
+export const tenantsPageBody = z.strictObject({
+  tenants: z.array(z.strictObject({ tenantId: z.string() })),
+  nextCursor: cursor.optional(),
+});
+
 export const tokenIssuedBody = z.strictObject({
   id: z.string(),
   token: z.string().describe("sbx_…, shown once"),

@@ -1,13 +1,13 @@
 import { Hono } from "hono";
 import { createTenantSchema } from "../../../shared/domain/schemas.ts";
 import type { Runtime } from "../../../shared/runtime/container.ts";
-import { type AppEnv, jsonBody } from "../http.ts";
+import { type AppEnv, jsonBody, pageBody, pageOf, queryWith } from "../http.ts";
 import { authenticator } from "../middleware/authenticate.ts";
 import { tenantScope } from "../middleware/tenant-scope.ts";
-import { tenantBody } from "../openapi/bodies.ts";
+import { tenantBody, tenantsPageBody } from "../openapi/bodies.ts";
 import { JSON_BODY } from "../openapi/error-codes.ts";
 import { documented } from "../openapi/route-doc.ts";
-import { tenantPathSchema } from "../schemas.ts";
+import { pageQuerySchema, tenantPathSchema } from "../schemas.ts";
 
 export function tenantRoutes(runtime: Runtime): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -28,6 +28,23 @@ export function tenantRoutes(runtime: Runtime): Hono<AppEnv> {
     async (c) => {
       const { tenantId } = await jsonBody(c, createTenantSchema);
       return c.json(await runtime.tenants.create(c.var.ctx, tenantId), 201);
+    },
+  );
+
+  app.get(
+    "/v1/tenants",
+    documented({
+      operationId: "listTenants",
+      summary: "List tenant ids in order, one page at a time (admin: it names every tenant)",
+      tag: "tenants",
+      operation: "tenant.list",
+      query: pageQuerySchema,
+      responses: { 200: { description: "one page of tenant ids", schema: tenantsPageBody } },
+    }),
+    authenticated("tenant.list"),
+    async (c) => {
+      const { limit, cursor } = pageOf(queryWith(c, pageQuerySchema));
+      return c.json(pageBody("tenants", await runtime.tenants.list(c.var.ctx, limit, cursor)));
     },
   );
 

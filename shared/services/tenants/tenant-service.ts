@@ -3,7 +3,7 @@ import type { RequestContext } from "../../domain/context.ts";
 import { ConflictError, NotFoundError, TenantDeletedError } from "../../domain/errors.ts";
 import type { DataKeyIssuer } from "../../domain/sealing.ts";
 import { now } from "../../domain/time.ts";
-import type { Tenant, TenantView } from "../../domain/types.ts";
+import type { Page, Tenant, TenantView } from "../../domain/types.ts";
 import type { TenantRepository } from "../../storage/tenant-repository.ts";
 
 function view(tenant: Tenant): TenantView {
@@ -47,6 +47,15 @@ export class TenantService {
       if (!(await this.#tenants.create(tenant))) throw new ConflictError(`tenant ${tenantId} already exists`);
       return view(tenant);
     });
+  }
+
+  /** Tenant ids in order, from the tenant directory: one Query per page, never a Scan. */
+  async list(ctx: RequestContext, limit: number, cursor?: string): Promise<Page<{ tenantId: string }>> {
+    const operation = await this.#gate.begin(ctx, "tenant.list");
+    const page = await this.#tenants.listIds(cursor, limit);
+    await operation.succeeded();
+    const items = page.tenantIds.map((tenantId) => ({ tenantId }));
+    return page.last === undefined ? { items } : { items, nextCursor: page.last };
   }
 
   async get(ctx: RequestContext, tenantId: string): Promise<TenantView> {
