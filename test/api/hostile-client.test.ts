@@ -205,8 +205,8 @@ describe("authentication comes before validation", () => {
 describe("a wrong method on an existing route", () => {
   for (const [method, path, allow] of [
     ["PATCH", SECRET, "DELETE, GET, HEAD, PUT"],
-    ["POST", `/v1/tenants/${TENANT}`, "GET, HEAD"],
-    ["GET", "/v1/tenants", "POST"],
+    ["POST", `/v1/tenants/${TENANT}`, "DELETE, GET, HEAD"],
+    ["DELETE", "/v1/tenants", "GET, HEAD, POST"],
     ["PUT", "/v1/tokens/abc", "DELETE"],
     ["DELETE", "/health", "GET, HEAD"],
   ] as const) {

@@ -24,8 +24,11 @@ const SECRETS: Record<string, string[]> = { "openai-api-key": ["sk-1", "sk-2"], 
 afterEach(() => stopAllServers());
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
+// Tokens are MAC'd under an item key of the KEK active when they were issued, so once the old KEK is
+// removed the first bootstrap token no longer verifies, and a restart replaces it only when asked.
+const REISSUE = { STRONGBOX_REISSUE_BOOTSTRAP_TOKEN: "true" };
 const start = (env: Record<string, string>) =>
-  ServerProcess.start({ env: { DATA_DIR: dataDir, ROTATION_INTERVAL_SECONDS: "0", ...env } });
+  ServerProcess.start({ env: { DATA_DIR: dataDir, ROTATION_INTERVAL_SECONDS: "0", ...REISSUE, ...env } });
 const token = () => readFileSync(join(dataDir, "admin-token"), "utf8").trim();
 
 async function api(url: string, method: string, path: string, body?: unknown) {
@@ -114,6 +117,7 @@ describe("the rotation timer inside npm start", () => {
   it("finishes a DEK sweep on its own every ROTATION_INTERVAL_SECONDS", async () => {
     const server = ServerProcess.start({
       env: {
+        ...REISSUE,
         DATA_DIR: dataDir,
         CREDENTIALS_KEK: kekB.toString("base64"),
         ROTATION_INTERVAL_SECONDS: "1",
