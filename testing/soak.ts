@@ -35,8 +35,12 @@ const MIX: readonly [Kind, number][] = [
 const GENERATED_PER_TENANT = 2;
 /** When in the run (as a share of it) the server restarts on a new KEK and the re-wrap is requested. */
 const KEK_ROTATION_AT = 0.25;
-/** The RSS may grow this much from the post-warm-up baseline to the end of the run. */
-const RSS_GROWTH_LIMIT = { share: 0.25, atLeastBytes: 48 * 2 ** 20 };
+/**
+ * The RSS may grow this much from the post-warm-up baseline to the end of the run. The floor covers
+ * the suite's 20-second run, whose restarted server is still warming up (some 65 MiB in its first
+ * 15 s); the leak this check exists for grew 45-60 MiB a minute, which a 10-minute run shows at once.
+ */
+const RSS_GROWTH_LIMIT = { share: 0.25, atLeastBytes: 96 * 2 ** 20 };
 const KEPT_OUTPUT = 256 * 1024;
 const REWRAP_GRACE_MS = 60_000;
 
