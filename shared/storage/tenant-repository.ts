@@ -118,6 +118,13 @@ export class TenantRepository {
     return this.#table.putIfAbsent({ ...tenantKey(tenant.tenantId), ...itemFromTenant(tenant, 1) });
   }
 
+  /** Which of the named tenants (`*` aside) do not exist: for grants that must name real tenants. */
+  async missing(tenantIds: readonly string[]): Promise<string[]> {
+    const named = [...new Set(tenantIds)].filter((tenant) => tenant !== "*");
+    const found = await Promise.all(named.map((tenant) => this.get(tenant)));
+    return named.filter((_tenant, index) => found[index] === undefined);
+  }
+
   async get(tenantId: string): Promise<Tenant | undefined> {
     const item = (await this.#table.get(tenantKey(tenantId))) as TenantItem | undefined;
     return item === undefined ? undefined : tenantFromItem(item);

@@ -182,9 +182,7 @@ export class BindingService {
   }
 
   async #requireTenants(tenants: readonly string[]): Promise<void> {
-    const named = [...new Set(tenants)].filter((tenant) => tenant !== "*");
-    const found = await Promise.all(named.map((tenant) => this.#tenants.get(tenant)));
-    const missing = named.filter((_tenant, index) => found[index] === undefined);
+    const missing = await this.#tenants.missing(tenants);
     if (missing.length > 0) {
       throw new NotFoundError(`tenant ${missing.join(", ")} does not exist; create it before binding to it`);
     }
