@@ -58,6 +58,7 @@ async function withRemote(work: (remote: Remote) => Promise<unknown>): Promise<v
 
 const ops = () => import("./commands/operations.ts");
 const secretsCommands = () => import("./commands/secrets.ts");
+const incident = () => import("./commands/incident.ts");
 
 program
   .command("doctor")
@@ -90,6 +91,24 @@ tenants
   .option("--confirm <tenant>", "the tenant id again")
   .action((id: string, options: { confirm?: string }) =>
     withRemote(async (r) => (await ops()).deleteTenant(r, out(), id, options.confirm)),
+  );
+tenants
+  .command("seal")
+  .description("the kill switch: every call on the tenant (or, with --all, every tenant) is refused with 423")
+  .argument("[tenant]")
+  .option("--all", "seal every tenant at once")
+  .option("--reason <text>", "why (required; it goes into the audit trail)")
+  .action((id: string | undefined, options: { all?: boolean; reason?: string }) =>
+    withRemote(async (r) => (await incident()).seal(r, out(), id, options)),
+  );
+tenants
+  .command("unseal")
+  .description("lift the seal; where the stage wants a second admin, the first call only asks")
+  .argument("[tenant]")
+  .option("--all", "lift the global seal")
+  .option("--reason <text>", "why (required; it goes into the audit trail)")
+  .action((id: string | undefined, options: { all?: boolean; reason?: string }) =>
+    withRemote(async (r) => (await incident()).unseal(r, out(), id, options)),
   );
 tenants
   .command("show")
@@ -230,6 +249,52 @@ tokens
   .command("revoke")
   .argument("<id>")
   .action((id: string) => withRemote(async (r) => (await ops()).revokeToken(r, out(), id)));
+tokens
+  .command("list")
+  .description("the access review: every token's metadata (never a hash), filtered")
+  .option("--role <role>")
+  .option("--tenant <id>")
+  .option("--status <status>", "active, revoked, expired or failed_integrity")
+  .option("--expires-before <time>", "ISO 8601 UTC")
+  .action((options: { role?: string; tenant?: string; status?: string; expiresBefore?: string }) =>
+    withRemote(async (r) => (await incident()).listTokens(r, out(), options)),
+  );
+
+const breakGlass = program
+  .command("break-glass")
+  .description("time-limited admin access to one tenant, approved by another admin (seed 002 §4.2)");
+breakGlass
+  .command("request")
+  .argument("<tenant>")
+  .option("--reason <text>", "why (required)")
+  .option("--minutes <n>", "how long, once approved (1 to 60)", "30")
+  .action((tenant: string, options: { reason?: string; minutes: string }) =>
+    withRemote(async (r) => (await incident()).requestBreakGlass(r, out(), tenant, options)),
+  );
+breakGlass
+  .command("approve")
+  .description("a different admin approves; the deadline starts now")
+  .argument("<tenant>")
+  .argument("<id>")
+  .action((tenant: string, id: string) =>
+    withRemote(async (r) => (await incident()).approveBreakGlass(r, out(), tenant, id)),
+  );
+breakGlass
+  .command("activate")
+  .description("the requester takes the sbg_ credential, once; printed on stdout alone")
+  .argument("<tenant>")
+  .argument("<id>")
+  .action((tenant: string, id: string) =>
+    withRemote(async (r) => (await incident()).activateBreakGlass(r, out(), tenant, id)),
+  );
+breakGlass
+  .command("revoke")
+  .description("end it early: the credential stops at once")
+  .argument("<tenant>")
+  .argument("<id>")
+  .action((tenant: string, id: string) =>
+    withRemote(async (r) => (await incident()).revokeBreakGlass(r, out(), tenant, id)),
+  );
 
 program
   .command("smoke")

@@ -14,12 +14,21 @@ export type AuditVerification = Json<"verifyAuditTenant", 200>;
 export type TokenCreated = Json<"createToken", 201>;
 export type TokenInput = Body<"createToken">;
 export type AuditFilter = Omit<Query<"listAuditTenant">, "cursor" | "limit">;
+export type SealView = Json<"sealTenant", 200>;
+export type TokenFilter = Omit<Query<"listTokens">, "cursor" | "limit">;
+export type TokensPage = Json<"listTokens", 200>;
+export type BreakGlassRequest = Json<"requestBreakGlass", 201>;
+export type BreakGlassCredential = Json<"activateBreakGlass", 201>;
 
 /** `_system` is the scope of what belongs to no tenant; its audit routes have no tenant in the path. */
 const SYSTEM_SCOPE = "_system";
 const segment = encodeURIComponent;
 const secretPath = (tenantId: string, name: string) =>
   `/v1/tenants/${segment(tenantId)}/secrets/${segment(name)}`;
+const breakGlassPath = (tenantId: string, id?: string) =>
+  `/v1/tenants/${segment(tenantId)}/break-glass${id === undefined ? "" : `/${segment(id)}`}`;
+/** `*` is the global seal's scope, as the seal's view names it. */
+const sealBase = (scope: string) => (scope === "*" ? "/v1" : `/v1/tenants/${segment(scope)}`);
 const auditBase = (scope: string) =>
   scope === SYSTEM_SCOPE ? "/v1/audit" : `/v1/tenants/${segment(scope)}/audit`;
 
@@ -123,6 +132,54 @@ export class StrongboxOperator {
 
   dekRotation(tenantId: string): Promise<DekRotationStatus> {
     return this.#get(`/v1/tenants/${segment(tenantId)}/rotation`);
+  }
+
+  /** The kill switch: a tenant, or `*` for every tenant. */
+  seal(scope: string, reason: string): Promise<SealView> {
+    return this.#send({
+      method: "POST",
+      path: `${sealBase(scope)}/seal`,
+      body: { reason },
+      retryable: false,
+    });
+  }
+
+  /** `done` is false while the unseal waits for a second admin (the stage's UNSEAL_REQUIRES_SECOND_ADMIN). */
+  async unseal(scope: string, reason: string): Promise<{ view: SealView; done: boolean }> {
+    const answer = await this.#transport.send<SealView>({
+      method: "POST",
+      path: `${sealBase(scope)}/unseal`,
+      body: { reason },
+      retryable: false,
+    });
+    return { view: answer.body, done: answer.status === 200 };
+  }
+
+  /** The access review: one page of tokens' metadata, never a hash. */
+  listTokens(filter: TokenFilter = {}, page: { limit?: number; cursor?: string } = {}): Promise<TokensPage> {
+    return this.#get("/v1/tokens", { ...filter, limit: page.limit, cursor: page.cursor });
+  }
+
+  requestBreakGlass(tenantId: string, reason: string, durationMinutes: number): Promise<BreakGlassRequest> {
+    return this.#send({
+      method: "POST",
+      path: breakGlassPath(tenantId),
+      body: { reason, durationMinutes },
+      retryable: false,
+    });
+  }
+
+  approveBreakGlass(tenantId: string, id: string): Promise<BreakGlassRequest> {
+    return this.#send({ method: "POST", path: `${breakGlassPath(tenantId, id)}/approve`, retryable: false });
+  }
+
+  /** The requester's `sbg_` credential, shown once. */
+  activateBreakGlass(tenantId: string, id: string): Promise<BreakGlassCredential> {
+    return this.#send({ method: "POST", path: `${breakGlassPath(tenantId, id)}/activate`, retryable: false });
+  }
+
+  revokeBreakGlass(tenantId: string, id: string): Promise<BreakGlassRequest> {
+    return this.#send({ method: "POST", path: `${breakGlassPath(tenantId, id)}/revoke`, retryable: false });
   }
 
   createToken(input: TokenInput): Promise<TokenCreated> {

@@ -48,6 +48,8 @@ export interface ApiRequest {
 }
 
 export interface ApiAnswer<T> {
+  /** A 2xx: some routes answer 200 when done and 202 when the work waits on something else. */
+  readonly status: number;
   readonly body: T;
   readonly requestId: string | undefined;
 }
@@ -103,6 +105,7 @@ export class Transport {
       const requestId = response.headers.get("x-request-id") ?? undefined;
       if (response.ok) {
         return {
+          status: response.status,
           body: (request.raw === true ? await response.text() : await readBody(response)) as T,
           requestId,
         };

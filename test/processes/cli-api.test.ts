@@ -205,3 +205,120 @@ describe("strongbox against the API", () => {
     expect(server.output).not.toContain(CANARY);
   });
 });
+
+describe("the incident commands (seed 002 §7.1, §10.2, §4.2)", () => {
+  const issue = async (role: string, tenants: string) => {
+    const issued = await cli(["tokens", "issue", "--role", role, "--tenants", tenants, "--ttl", "1h"]);
+    expect(issued.code).toBe(0);
+    return {
+      token: issued.stdout.trim(),
+      id: /token (\S+) expires/.exec(issued.stderr)?.[1] as string,
+      as: { env: { STRONGBOX_TOKEN_FILE: undefined, STRONGBOX_TOKEN: issued.stdout.trim() } },
+    };
+  };
+
+  beforeAll(async () => {
+    expect((await cli(["tenants", "create", "incident"])).code).toBe(0);
+    expect((await cli(["secrets", "put", "incident", "db"], { stdin: `${CANARY}-incident` })).code).toBe(0);
+  });
+
+  it("tenants seal refuses every read of the tenant with 423 until tenants unseal; both need --reason", async () => {
+    const noReason = await cli(["tenants", "seal", "incident"]);
+    expect(noReason.code).toBe(2);
+    expect(noReason.stderr).toContain("--reason");
+    const both = await cli(["tenants", "seal", "incident", "--all", "--reason", "x"]);
+    expect(both.code).toBe(2);
+
+    const sealed = await cli(["tenants", "seal", "incident", "--reason", "suspected leak"]);
+    expect(sealed.code).toBe(0);
+    expect(sealed.stdout).toContain("incident: sealed");
+    const refused = await cli(["secrets", "get", "incident", "db", "--reason", "during the seal"]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("423 tenant_sealed");
+    // Another tenant answers as before.
+    expect((await cli(["secrets", "get", "acme", "api-key", "--reason", "other tenant"])).code).toBe(0);
+
+    const unsealed = await cli(["--json", "tenants", "unseal", "incident", "--reason", "rotated"]);
+    expect(unsealed.code).toBe(0);
+    expect(JSON.parse(unsealed.stdout)).toMatchObject({ scope: "incident", sealed: false, done: true });
+    const read = await cli(["secrets", "get", "incident", "db", "--reason", "after the seal"]);
+    expect(read.code).toBe(0);
+    expect(read.stdout).toBe(`${CANARY}-incident\n`);
+  });
+
+  it("tokens list shows the access review's metadata, filtered, and never a token or its hash", async () => {
+    const runner = await issue("runner", "incident");
+    const active = await cli(["--json", "tokens", "list", "--role", "runner", "--tenant", "incident"]);
+    expect(active.code).toBe(0);
+    const listed = (JSON.parse(active.stdout) as { tokens: { id: string; status: string; role: string }[] })
+      .tokens;
+    expect(listed).toContainEqual(
+      expect.objectContaining({ id: runner.id, status: "active", role: "runner" }),
+    );
+    expect(listed.every((t) => t.role === "runner")).toBe(true);
+    expect(active.stdout).not.toContain(runner.token.slice(4));
+
+    expect((await cli(["tokens", "revoke", runner.id])).code).toBe(0);
+    const revoked = await cli(["tokens", "list", "--status", "revoked"]);
+    expect(revoked.code).toBe(0);
+    expect(revoked.stdout.split("\n")[0]).toMatch(/^ID +STATUS +ROLE +TENANTS/);
+    expect(revoked.stdout).toMatch(new RegExp(`${runner.id} +revoked +runner +incident`));
+
+    const bad = await cli(["tokens", "list", "--status", "stolen"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("--status is one of");
+  });
+
+  it("break-glass: an operator requests, a different named admin approves, the credential reads until revoked", async () => {
+    const operator = await issue("operator", "incident");
+    const approver = await issue("admin", "*");
+
+    const requested = await cli(
+      ["--json", "break-glass", "request", "incident", "--reason", "pager 1234", "--minutes", "15"],
+      operator.as,
+    );
+    expect(requested.code).toBe(0);
+    const request = JSON.parse(requested.stdout) as { id: string; status: string };
+    expect(request.status).toBe("pending");
+    const tooLong = await cli(
+      ["break-glass", "request", "incident", "--reason", "x", "--minutes", "90"],
+      operator.as,
+    );
+    expect(tooLong.code).toBe(2);
+
+    // The requester cannot approve its own request, and neither can the bootstrap admin token.
+    const self = await cli(["break-glass", "approve", "incident", request.id], operator.as);
+    expect(self.code).toBe(1);
+    expect(self.stderr).toContain("403");
+    const bootstrap = await cli(["break-glass", "approve", "incident", request.id]);
+    expect(bootstrap.code).toBe(1);
+    expect(bootstrap.stderr).toContain("403");
+
+    const approved = await cli(["break-glass", "approve", "incident", request.id], approver.as);
+    expect(approved.code).toBe(0);
+    expect(approved.stdout).toContain("approved until");
+
+    const activated = await cli(["break-glass", "activate", "incident", request.id], operator.as);
+    expect(activated.code).toBe(0);
+    const credential = activated.stdout.trim();
+    expect(credential).toMatch(/^sbg_\S+$/);
+    const asBreakGlass = { env: { STRONGBOX_TOKEN_FILE: undefined, STRONGBOX_TOKEN: credential } };
+    const read = await cli(["secrets", "get", "incident", "db", "--reason", "break-glass"], asBreakGlass);
+    expect(read.code).toBe(0);
+    expect(read.stdout).toBe(`${CANARY}-incident\n`);
+    // An admin on its one tenant only.
+    const elsewhere = await cli(
+      ["secrets", "get", "acme", "api-key", "--reason", "break-glass"],
+      asBreakGlass,
+    );
+    expect(elsewhere.code).toBe(1);
+    expect(elsewhere.stderr).toContain("403");
+
+    const revoked = await cli(["break-glass", "revoke", "incident", request.id], approver.as);
+    expect(revoked.code).toBe(0);
+    const after = await cli(["secrets", "get", "incident", "db", "--reason", "after revoke"], asBreakGlass);
+    expect(after.code).toBe(1);
+    expect(after.stderr).toContain("401 unauthenticated");
+    expect(server.output).not.toContain(credential.slice(4));
+  });
+});
