@@ -103,19 +103,9 @@ export class StrongboxClient {
   readonly #cache: RotationAwareCache<SecretValue> | undefined;
 
   constructor(options: StrongboxClientOptions) {
-    const baseUrl = parseBaseUrl(options?.baseUrl);
-    const auth = authOf(options);
     if (options.reason !== undefined) reasonHeader(options.reason);
     this.#reason = options.reason;
-    this.#transport = new Transport({
-      baseUrl,
-      auth,
-      ...(options.retry === undefined ? {} : { retry: options.retry }),
-      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
-      ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
-      ...(options.random === undefined ? {} : { random: options.random }),
-      ...(options.sleep === undefined ? {} : { sleep: options.sleep }),
-    });
+    this.#transport = transportFor(options);
     const logger = options.logger;
     const onEvent = (event: CacheEvent) => {
       const [tenantId, name] = event.key.split("\u0000");
@@ -282,8 +272,27 @@ export class StrongboxClient {
   }
 }
 
-function secretPath(tenantId: string, name: string): string {
+export function secretPath(tenantId: string, name: string): string {
   return `/v1/tenants/${segment(tenantId)}/secrets/${segment(name)}`;
+}
+
+/** The transport both clients send through: the base URL and auth checked once, here. */
+export function transportFor(
+  options: Pick<
+    StrongboxClientOptions,
+    "baseUrl" | "token" | "sigv4" | "retry" | "timeoutMs" | "fetch" | "random" | "sleep"
+  >,
+): Transport {
+  const baseUrl = parseBaseUrl(options?.baseUrl);
+  return new Transport({
+    baseUrl,
+    auth: authOf(options),
+    ...(options.retry === undefined ? {} : { retry: options.retry }),
+    ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+    ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
+    ...(options.random === undefined ? {} : { random: options.random }),
+    ...(options.sleep === undefined ? {} : { sleep: options.sleep }),
+  });
 }
 
 export function authOf(options: Pick<StrongboxClientOptions, "token" | "sigv4">): Auth {

@@ -1,7 +1,7 @@
 import type { operations } from "./api-types.ts";
-import { authOf, parseBaseUrl, type StrongboxClientOptions } from "./client.ts";
+import { type StrongboxClientOptions, secretPath, transportFor } from "./client.ts";
 import type { Body, Json, Query } from "./operation-types.ts";
-import { type ApiRequest, Transport } from "./transport.ts";
+import type { ApiRequest, Transport } from "./transport.ts";
 
 export type HealthReport = Json<"getHealthReport", 200>;
 export type KekReport = Json<"getKekReport", 200>;
@@ -23,8 +23,6 @@ export type BreakGlassCredential = Json<"activateBreakGlass", 201>;
 /** `_system` is the scope of what belongs to no tenant; its audit routes have no tenant in the path. */
 const SYSTEM_SCOPE = "_system";
 const segment = encodeURIComponent;
-const secretPath = (tenantId: string, name: string) =>
-  `/v1/tenants/${segment(tenantId)}/secrets/${segment(name)}`;
 const breakGlassPath = (tenantId: string, id?: string) =>
   `/v1/tenants/${segment(tenantId)}/break-glass${id === undefined ? "" : `/${segment(id)}`}`;
 /** `*` is the global seal's scope, as the seal's view names it. */
@@ -43,13 +41,7 @@ export class StrongboxOperator {
   constructor(
     options: Pick<StrongboxClientOptions, "baseUrl" | "token" | "sigv4" | "retry" | "timeoutMs" | "fetch">,
   ) {
-    this.#transport = new Transport({
-      baseUrl: parseBaseUrl(options?.baseUrl),
-      auth: authOf(options),
-      ...(options.retry === undefined ? {} : { retry: options.retry }),
-      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
-      ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
-    });
+    this.#transport = transportFor(options);
   }
 
   /** The public health check: `{"status"}` only. */
