@@ -13,6 +13,7 @@ import {
 import { DataKeys } from "../shared/services/keys/data-keys.ts";
 import { KeyDiagnosis } from "../shared/services/keys/diagnosis.ts";
 import { Sealer } from "../shared/services/keys/sealer.ts";
+import { ANCHOR_FILE, AnchorFile } from "../shared/storage/anchor-file.ts";
 import { openTable } from "../shared/storage/local-dynamo.ts";
 import { SecretRepository } from "../shared/storage/secret-repository.ts";
 import { TenantRepository } from "../shared/storage/tenant-repository.ts";
@@ -50,6 +51,7 @@ export async function openLocalStore(env: Env, dataDir: string, keys: KeyringCho
       tableName: config.tableName,
       endpoint: config.dynamoEndpoint,
       localPath,
+      requestTimeoutMs: config.awsRequestTimeoutMs,
     });
   } catch {
     throw new ProblemFound(
@@ -58,7 +60,15 @@ export async function openLocalStore(env: Env, dataDir: string, keys: KeyringCho
     );
   }
   const { table } = store;
-  const runtime = createRuntime({ keyring: keys.keyring, chainKeys: keys.chainKeys, table, config });
+  // The anchors are what lets verify see a tail, or a whole chain, cut from the table.
+  const anchors = new AnchorFile(join(dataDir, ANCHOR_FILE));
+  const runtime = createRuntime({
+    keyring: keys.keyring,
+    chainKeys: keys.chainKeys,
+    table,
+    config,
+    anchors,
+  });
   const tenants = new TenantRepository(table);
   const dataKeys = new DataKeys(keys.keyring, tenants, new DataKeyCache(config.dataKeyCache));
   // Nothing here seals, so the snapshot freshness window is irrelevant: 0 keeps none.

@@ -111,6 +111,18 @@ tenants
     withRemote(async (r) => (await incident()).unseal(r, out(), id, options)),
   );
 tenants
+  .command("certificate")
+  .description("a deleted tenant's certificate and whether its MAC verifies (the API's with --url)")
+  .argument("<tenants...>")
+  .action(async (ids: string[]) => {
+    if (remoteWanted()) {
+      await withRemote(async (r) => (await ops()).certificatesRemote(r, out(), ids));
+      return;
+    }
+    const { certificatesLocal } = await import("./commands/audit-local.ts");
+    if (!(await certificatesLocal(env, out(), dataDir(), ids))) fail();
+  });
+tenants
   .command("show")
   .argument("<tenant>")
   .action((id: string) => withRemote(async (r) => (await ops()).showTenant(r, out(), id)));
@@ -373,14 +385,21 @@ audit
 audit
   .command("verify")
   .description("walk audit chains (the API's with --url, else the local store's); exit 1 on any break")
-  .argument("[scopes...]", "tenant ids or _system; default every chain")
-  .action(async (scopes: string[]) => {
+  .argument("[scopes...]", "tenant ids or _system; default every chain (local store)")
+  .option(
+    "--expect <scope:sequence:hash>",
+    "a head recorded earlier that the chain must still reach; repeatable",
+    (value: string, previous: string[]) => [...previous, value],
+    [] as string[],
+  )
+  .action(async (scopes: string[], options: { expect: string[] }) => {
+    const { expectedHeads, verifyLocal } = await import("./commands/audit-local.ts");
+    const expected = expectedHeads(options.expect);
     if (remoteWanted()) {
-      await withRemote(async (r) => (await ops()).auditVerifyRemote(r, out(), scopes));
+      await withRemote(async (r) => (await ops()).auditVerifyRemote(r, out(), scopes, expected));
       return;
     }
-    const { verifyLocal } = await import("./commands/audit-local.ts");
-    if (!(await verifyLocal(env, out(), dataDir(), scopes))) fail();
+    if (!(await verifyLocal(env, out(), dataDir(), scopes, expected))) fail();
   });
 
 program

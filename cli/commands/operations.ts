@@ -1,5 +1,6 @@
 import { writeFileSync } from "node:fs";
 import type { AuditFilter } from "../../client/src/index.ts";
+import type { ChainHead } from "../../shared/domain/audit-chain.ts";
 import { ProblemFound, UsageError } from "../errors.ts";
 import { readSecretInput } from "../input.ts";
 import { type Output, table } from "../output.ts";
@@ -54,6 +55,21 @@ export async function deleteTenant(
       throw new ProblemFound(`${tenantId}: the deletion sweep is not finished`, "run the same command again");
     await pause(500);
   }
+}
+
+/** The API checks each certificate's MAC itself; a tenant without one is a problem found (exit 1). */
+export async function certificatesRemote(remote: Remote, out: Output, tenants: readonly string[]) {
+  const checks = [];
+  for (const tenantId of tenants)
+    checks.push({ tenantId, ...(await remote.operator.deletionCertificate(tenantId)) });
+  json(
+    out,
+    { certificates: checks },
+    checks
+      .map((c) => `${c.tenantId}: ${c.verified ? "certificate verifies" : "certificate does NOT verify"}`)
+      .join("\n"),
+  );
+  return checks.every((c) => c.verified);
 }
 
 export async function showTenant(remote: Remote, out: Output, tenantId: string) {
@@ -296,15 +312,22 @@ export async function auditExport(remote: Remote, out: Output, scope: string, fi
 export async function auditVerifyRemote(
   remote: Remote,
   out: Output,
-  scopes: readonly string[],
+  requested: readonly string[],
+  expected: ReadonlyMap<string, ChainHead>,
 ): Promise<boolean> {
+  const scopes = [...new Set([...requested, ...expected.keys()])];
   if (scopes.length === 0) throw new UsageError("name the scopes to verify (tenant ids or _system)");
   const results = [];
-  for (const scope of scopes) results.push(await remote.operator.auditVerify(scope));
-  json(
-    out,
-    { chains: results },
-    results.map((r) => (r as { summary?: string }).summary ?? JSON.stringify(r)).join("\n"),
-  );
-  return results.every((r) => (r as { intact?: boolean }).intact === true);
+  for (const scope of scopes) {
+    const head = expected.get(scope);
+    const held = head === undefined ? {} : { expectSequence: String(head.sequence), expectHash: head.hash };
+    // Each call stops within API Gateway's limit; the cursor carries the walk on from there.
+    let result = await remote.operator.auditVerify(scope, held);
+    while (result.nextCursor !== undefined && result.intact) {
+      result = await remote.operator.auditVerify(scope, { ...held, cursor: result.nextCursor });
+    }
+    results.push(result);
+  }
+  json(out, { chains: results }, results.map((r) => r.summary).join("\n"));
+  return results.every((r) => r.intact);
 }

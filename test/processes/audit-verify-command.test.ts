@@ -1,10 +1,11 @@
-import { execFile } from "node:child_process";
-import { createRequire } from "node:module";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalKeyring } from "../../shared/crypto/local-keyring.ts";
 import type { LocalDynamo } from "../../shared/storage/local-dynamo.ts";
 import type { Table } from "../../shared/storage/table.ts";
+import { type CliResult, runCli } from "../../testing/cli-process.ts";
 import { auditRecordKey, deleteRawItem, getRawAuditRecord, putRawAuditRecord } from "../../testing/faults.ts";
 import {
   DUMMY_CREDENTIALS,
@@ -14,35 +15,24 @@ import {
   startStore,
 } from "../../testing/harness.ts";
 
-// `npm run audit:verify` as a child process, against the same dynalite the test's service writes to.
-const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
+// `strongbox audit verify` (what `npm run audit:verify` runs) as a child process, against the same dynalite the test's service writes to.
 
 const kek = randomKek();
+// Its own data folder: the anchors of a developer's `.data/` would name chains this table lacks.
+const dataDir = mkdtempSync(join(tmpdir(), "strongbox-cli-store-"));
 let store: { dynamo: LocalDynamo; table: Table };
 let h: Harness;
 
-function runVerify(...scopes: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ["--import", TSX_LOADER, "scripts/audit-verify.ts", ...scopes],
-      {
-        cwd: REPO_ROOT,
-        env: {
-          PATH: process.env.PATH ?? "",
-          CREDENTIALS_KEK: Buffer.from(kek).toString("base64"),
-          DYNAMODB_ENDPOINT: store.dynamo.endpoint,
-          TABLE_NAME: store.table.name,
-          AWS_ACCESS_KEY_ID: DUMMY_CREDENTIALS.accessKeyId,
-          AWS_SECRET_ACCESS_KEY: DUMMY_CREDENTIALS.secretAccessKey,
-          AWS_EC2_METADATA_DISABLED: "true",
-          AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
-          POWERTOOLS_LOG_LEVEL: "SILENT",
-        },
-      },
-      (error, stdout, stderr) => resolve({ code: error === null ? 0 : Number(error.code), stdout, stderr }),
-    );
+function runVerify(...scopes: string[]): Promise<CliResult> {
+  return runCli(["audit", "verify", ...scopes], {
+    env: {
+      DATA_DIR: dataDir,
+      CREDENTIALS_KEK: Buffer.from(kek).toString("base64"),
+      DYNAMODB_ENDPOINT: store.dynamo.endpoint,
+      TABLE_NAME: store.table.name,
+      AWS_ACCESS_KEY_ID: DUMMY_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: DUMMY_CREDENTIALS.secretAccessKey,
+    },
   });
 }
 
@@ -61,9 +51,10 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await store.dynamo.close();
+  rmSync(dataDir, { recursive: true, force: true });
 });
 
-describe("npm run audit:verify", () => {
+describe("strongbox audit verify on a store", () => {
   it("reports every chain in the table intact, with its last sequence, and exits 0", async () => {
     const result = await runVerify();
     expect(result.stderr).toBe("");

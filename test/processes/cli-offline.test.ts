@@ -2,8 +2,11 @@ import { randomBytes } from "node:crypto";
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openTable } from "../../shared/storage/local-dynamo.ts";
 import { runCli } from "../../testing/cli-process.ts";
+import { deleteRawItem } from "../../testing/faults.ts";
 import { ServerProcess, stopAllServers } from "../../testing/server-process.ts";
 
 // The real `strongbox` bin as a process, on a `.data/` the real `npm start` server wrote and then
@@ -244,6 +247,38 @@ describe("strongbox audit verify, offline", () => {
   it("prints each chain intact and exits 0", async () => {
     const result = await cli(["audit", "verify", "acme", "globex"]);
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/^acme: intact up to sequence \d+\nglobex: intact up to sequence \d+$/m);
+    expect(result.stdout).toMatch(
+      /^acme: intact up to sequence \d+ \(\d+ records in [0-9.]+ s\)\nglobex: intact up to sequence \d+ /m,
+    );
+  });
+
+  it("reports a chain deleted whole from the table as truncated, from the anchors alone, and exits 1", async () => {
+    const copy = tempDir("strongbox-cli-cut-");
+    cpSync(dataDir, copy, { recursive: true });
+    const store = await openTable({
+      region: "us-east-1",
+      tableName: "strongbox",
+      localPath: join(copy, "dynamodb"),
+    });
+    try {
+      const blocks = await store.table.doc.send(
+        new QueryCommand({
+          TableName: store.table.name,
+          KeyConditionExpression: "pk = :pk AND begins_with(sk, :seq)",
+          ExpressionAttributeValues: { ":pk": "AUDIT#acme", ":seq": "SEQ#" },
+        }),
+      );
+      expect(blocks.Items?.length).toBeGreaterThan(0);
+      for (const { pk, sk } of blocks.Items ?? []) await deleteRawItem(store.table, { pk, sk });
+    } finally {
+      await store.close();
+    }
+    // No scope named and no head given: the anchor file names acme and holds its last head.
+    const result = await cli(["audit", "verify"], { DATA_DIR: copy });
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(
+      /^acme: broken at sequence 1: the chain ends before, or differs at, a head/m,
+    );
+    expect(result.stdout).toMatch(/^globex: intact up to sequence \d+ /m);
   });
 });

@@ -1,45 +1,32 @@
-import { execFile } from "node:child_process";
-import { createRequire } from "node:module";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalKeyring } from "../../shared/crypto/local-keyring.ts";
 import { deletionCertificateKey } from "../../shared/storage/keys.ts";
 import type { LocalDynamo } from "../../shared/storage/local-dynamo.ts";
 import type { Table } from "../../shared/storage/table.ts";
+import { type CliResult, runCli } from "../../testing/cli-process.ts";
 import { getRawItem, putRawItem } from "../../testing/faults.ts";
 import { DUMMY_CREDENTIALS, randomKek, startHarness, startStore } from "../../testing/harness.ts";
 
-// `npm run tenant:certificate` as a child process, against the dynalite the test's service wrote to.
-const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
+// `strongbox tenants certificate` (what `npm run tenant:certificate` runs) as a child process, against the dynalite the test's service wrote to.
 
 const kek = randomKek();
+// Its own data folder: the anchors of a developer's `.data/` would name chains this table lacks.
+const dataDir = mkdtempSync(join(tmpdir(), "strongbox-cli-store-"));
 let store: { dynamo: LocalDynamo; table: Table };
 
-function runCheck(
-  kekUsed: Uint8Array,
-  ...tenants: string[]
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ["--import", TSX_LOADER, "scripts/deletion-certificate.ts", ...tenants],
-      {
-        cwd: REPO_ROOT,
-        env: {
-          PATH: process.env.PATH ?? "",
-          CREDENTIALS_KEK: Buffer.from(kekUsed).toString("base64"),
-          DYNAMODB_ENDPOINT: store.dynamo.endpoint,
-          TABLE_NAME: store.table.name,
-          AWS_ACCESS_KEY_ID: DUMMY_CREDENTIALS.accessKeyId,
-          AWS_SECRET_ACCESS_KEY: DUMMY_CREDENTIALS.secretAccessKey,
-          AWS_EC2_METADATA_DISABLED: "true",
-          AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
-          POWERTOOLS_LOG_LEVEL: "SILENT",
-        },
-      },
-      (error, stdout, stderr) => resolve({ code: error === null ? 0 : Number(error.code), stdout, stderr }),
-    );
+function runCheck(kekUsed: Uint8Array, ...tenants: string[]): Promise<CliResult> {
+  return runCli(["tenants", "certificate", ...tenants], {
+    env: {
+      DATA_DIR: dataDir,
+      CREDENTIALS_KEK: Buffer.from(kekUsed).toString("base64"),
+      DYNAMODB_ENDPOINT: store.dynamo.endpoint,
+      TABLE_NAME: store.table.name,
+      AWS_ACCESS_KEY_ID: DUMMY_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: DUMMY_CREDENTIALS.secretAccessKey,
+    },
   });
 }
 
@@ -56,9 +43,10 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await store.dynamo.close();
+  rmSync(dataDir, { recursive: true, force: true });
 });
 
-describe("npm run tenant:certificate", () => {
+describe("strongbox tenants certificate", () => {
   it("prints a deleted tenant's certificate, says it verifies, and exits 0", async () => {
     const result = await runCheck(kek, "gone");
     expect(result.stderr).toBe("");
@@ -83,9 +71,9 @@ describe("npm run tenant:certificate", () => {
     expect(none.stdout).toMatch(/^alive: no deletion certificate$/m);
   });
 
-  it("exits 2 with a usage line when no tenant is named", async () => {
+  it("exits 2 naming the missing argument when no tenant is named", async () => {
     const result = await runCheck(kek);
     expect(result.code).toBe(2);
-    expect(result.stderr).toMatch(/usage/);
+    expect(result.stderr).toContain("missing required argument 'tenants'");
   });
 });

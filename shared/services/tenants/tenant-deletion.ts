@@ -130,7 +130,7 @@ export class TenantDeletion {
     return check;
   }
 
-  /** For the operator's command (scripts/deletion-certificate.ts), which has no request to gate. */
+  /** For the operator's command (`strongbox tenants certificate`), which has no request to gate. */
   async check(tenantId: string): Promise<CertificateCheck | undefined> {
     const certificate = await this.#deletions.getCertificate(tenantId);
     if (certificate === undefined) return undefined;
