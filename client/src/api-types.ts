@@ -813,7 +813,7 @@ export interface paths {
         put?: never;
         /**
          * Unseal a tenant, or ask to where the stage wants a second admin
-         * @description 409 when the admin who asked to unseal is the one approving.
+         * @description 409 when the admin who asked to unseal is the one approving. A deleted tenant can still be unsealed, so its reads answer 410 `tenant_deleted`.
          *
          *     Operation `tenant.unseal`; roles: admin.
          */
@@ -6228,6 +6228,22 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "not_found";
+                            /** @description For operators; never holds a value, token or key. */
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Gone for good: a destroyed version, a deleted tenant, a recovery window past, a used or expired wrapping token: tenant_deleted (docs/api.md#errors) */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "tenant_deleted";
                             /** @description For operators; never holds a value, token or key. */
                             message: string;
                         };

@@ -158,6 +158,48 @@ describe("DELETE /v1/tenants/{t}", () => {
     expect(after.currentDekVersion).toBe(tombstone.currentDekVersion);
   });
 
+  it("a sealed tenant can be deleted: the seal stops use during the incident, the deletion ends it", async () => {
+    await populate("leaked", 1, 1);
+    const sealed = await h.call("POST", "/v1/tenants/leaked/seal", {
+      token: admin,
+      body: { reason: "leak" },
+    });
+    expect(sealed.status).toBe(200);
+    expect((await h.call("GET", secretPath("leaked", "s0"), { token: admin, headers: REASON })).status).toBe(
+      423,
+    );
+    const response = await remove("leaked");
+    expect(response.status).toBe(200);
+    expect((await response.json()).certificate).toMatchObject({
+      tenantId: "leaked",
+      dekVersionsDestroyed: [1, 2],
+    });
+    expect(await partition("leaked")).toEqual(["TENANT"]);
+    // The seal outlives the tenant's partition, so reads still fail closed as sealed.
+    expect((await h.call("GET", secretPath("leaked", "s0"), { token: admin, headers: REASON })).status).toBe(
+      423,
+    );
+    // Nothing is left to seal; lifting the leftover seal lets reads say what happened.
+    const reseal = await h.call("POST", "/v1/tenants/leaked/seal", {
+      token: admin,
+      body: { reason: "again" },
+    });
+    expect(reseal.status).toBe(410);
+    expect((await reseal.json()).error.code).toBe("tenant_deleted");
+    const unseal = await h.call("POST", "/v1/tenants/leaked/unseal", {
+      token: admin,
+      body: { reason: "done" },
+    });
+    expect(unseal.status).toBe(200);
+    const read = await h.call("GET", secretPath("leaked", "s0"), { token: admin, headers: REASON });
+    expect(read.status).toBe(410);
+    expect((await read.json()).error.code).toBe("tenant_deleted");
+    expect(read.text).not.toContain(CANARY);
+    expect(await partition("leaked")).toEqual(["TENANT"]);
+    const verify = await h.call("GET", "/v1/tenants/leaked/audit/verify", { token: admin });
+    expect(await verify.json()).toMatchObject({ intact: true });
+  });
+
   it("the certificate verifies through the route, and an edited one does not", async () => {
     const auditor = await h.token("auditor", ["doomed"]);
     const response = await h.call("GET", "/v1/tenants/doomed/deletion-certificate", { token: auditor });

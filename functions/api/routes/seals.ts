@@ -32,7 +32,7 @@ export function sealRoutes(runtime: Runtime): Hono<AppEnv> {
       path: tenantPathSchema,
       body: sealSchema,
       responses: { 200: sealed },
-      errors: [...JSON_BODY, "not_found"],
+      errors: [...JSON_BODY, "not_found", "tenant_deleted"],
     }),
     authenticated("tenant.seal"),
     tenantScope(),
@@ -47,7 +47,8 @@ export function sealRoutes(runtime: Runtime): Hono<AppEnv> {
     documented({
       operationId: "unsealTenant",
       summary: "Unseal a tenant, or ask to where the stage wants a second admin",
-      description: "409 when the admin who asked to unseal is the one approving.",
+      description:
+        "409 when the admin who asked to unseal is the one approving. A deleted tenant can still be unsealed, so its reads answer 410 `tenant_deleted`.",
       tag: "seal",
       operation: "tenant.unseal",
       path: tenantPathSchema,

@@ -1,6 +1,11 @@
 import type { OperationGate } from "../../domain/audit-trail.ts";
 import type { RequestContext } from "../../domain/context.ts";
-import { ConflictError, NotFoundError, StoreUnavailableError } from "../../domain/errors.ts";
+import {
+  ConflictError,
+  NotFoundError,
+  StoreUnavailableError,
+  TenantDeletedError,
+} from "../../domain/errors.ts";
 import type { ItemIntegrity } from "../../domain/item-integrity.ts";
 import { canonicalSeal, type DataKeyDropper, GLOBAL_SEAL_SCOPE, type SealRecord } from "../../domain/seal.ts";
 import { now } from "../../domain/time.ts";
@@ -62,9 +67,7 @@ export class SealControl {
     const operation = await this.#gate.begin(ctx, "tenant.seal", { tenantId });
     return operation.change(
       async () => {
-        if ((await this.#tenants.get(tenantId)) === undefined) {
-          throw new NotFoundError(`tenant ${tenantId} does not exist`);
-        }
+        await this.#liveTenant(tenantId);
         const view = await this.#sealScope(ctx, tenantId, reason);
         this.#dataKeys.forgetTenant(tenantId);
         return view;
@@ -117,8 +120,13 @@ export class SealControl {
     const me = ctx.principal.actor;
     let done = true;
     const view = await operation.change(
-      () =>
-        this.#write(scope, (current, failedIntegrity) => {
+      async () => {
+        // A deleted tenant may still be unsealed: the seal item outlives the tenant's partition, and
+        // lifting it is what lets its reads answer 410 tenant_deleted instead of 423.
+        if (scope !== GLOBAL_SEAL_SCOPE && (await this.#tenants.get(scope)) === undefined) {
+          throw new NotFoundError(`tenant ${scope} does not exist`);
+        }
+        return this.#write(scope, (current, failedIntegrity) => {
           if (current?.sealed !== true && !failedIntegrity) {
             done = true;
             return undefined;
@@ -146,10 +154,18 @@ export class SealControl {
             changedAt: now(),
             revision: (current?.revision ?? 0) + 1,
           };
-        }),
+        });
+      },
       () => ({ reason, detail: done ? "unsealed" : "unseal requested; awaiting a second admin" }),
     );
     return { view, done };
+  }
+
+  /** A deleted tenant has nothing left to seal: its DEKs are gone, and its partition is only the tombstone. */
+  async #liveTenant(tenantId: string): Promise<void> {
+    const tenant = await this.#tenants.get(tenantId);
+    if (tenant === undefined) throw new NotFoundError(`tenant ${tenantId} does not exist`);
+    if (tenant.deletedAt !== undefined) throw new TenantDeletedError(`tenant ${tenantId} was deleted`);
   }
 
   /**
