@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { DataKeyCache } from "../shared/crypto/data-key-cache.ts";
 import type { Env } from "../shared/domain/env.ts";
 import { CounterMetrics } from "../shared/observability/metrics.ts";
+import { createAnchorLog } from "../shared/runtime/anchors.ts";
 import { readRuntimeConfig } from "../shared/runtime/config.ts";
 import {
   createKeyring,
@@ -13,7 +14,7 @@ import {
 import { DataKeys } from "../shared/services/keys/data-keys.ts";
 import { KeyDiagnosis } from "../shared/services/keys/diagnosis.ts";
 import { Sealer } from "../shared/services/keys/sealer.ts";
-import { ANCHOR_FILE, AnchorFile } from "../shared/storage/anchor-file.ts";
+import { ANCHOR_FILE } from "../shared/storage/anchor-file.ts";
 import { openTable } from "../shared/storage/local-dynamo.ts";
 import { SecretRepository } from "../shared/storage/secret-repository.ts";
 import { TenantRepository } from "../shared/storage/tenant-repository.ts";
@@ -60,14 +61,16 @@ export async function openLocalStore(env: Env, dataDir: string, keys: KeyringCho
     );
   }
   const { table } = store;
-  // The anchors are what lets verify see a tail, or a whole chain, cut from the table.
-  const anchors = new AnchorFile(join(dataDir, ANCHOR_FILE));
+  // The anchors are what lets verify see a tail, or a whole chain, cut from the table. The bucket
+  // (AUDIT_ANCHOR_BUCKET) is only read from here: its policy lets none but the audit role put.
+  const anchors = createAnchorLog(config, join(dataDir, ANCHOR_FILE));
   const runtime = createRuntime({
     keyring: keys.keyring,
     chainKeys: keys.chainKeys,
     table,
     config,
     anchors,
+    anchorsReadOnly: config.auditAnchors !== undefined,
   });
   const tenants = new TenantRepository(table);
   const dataKeys = new DataKeys(keys.keyring, tenants, new DataKeyCache(config.dataKeyCache));

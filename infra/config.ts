@@ -46,6 +46,12 @@ export interface EnvironmentConfig {
   readonly verifierFunctionNamePrefix: string;
   /** A sealed tenant is unsealed by one admin's request and a different admin's approval (seed 002 §7.1). */
   readonly unsealRequiresSecondAdmin: boolean;
+  /**
+   * Days each audit chain anchor is locked in the anchor bucket (Object Lock, compliance mode): until
+   * then nobody, the account's root included, can delete or overwrite it. Where data is not protected
+   * the anchors also expire a day after their lock ends, so the bucket empties itself.
+   */
+  readonly auditAnchorRetentionDays: number;
 }
 
 const CONFIGS: Readonly<Record<EnvironmentName, Omit<EnvironmentConfig, "name">>> = {
@@ -62,6 +68,7 @@ const CONFIGS: Readonly<Record<EnvironmentName, Omit<EnvironmentConfig, "name">>
     verifierFunctionNamePrefix: "strongbox-verifier-dev-",
     reservedConcurrency: { audit: 2, rotation: 2 },
     unsealRequiresSecondAdmin: false,
+    auditAnchorRetentionDays: 1,
   },
   staging: {
     protectData: false,
@@ -76,6 +83,7 @@ const CONFIGS: Readonly<Record<EnvironmentName, Omit<EnvironmentConfig, "name">>
     verifierFunctionNamePrefix: "strongbox-verifier-staging-",
     reservedConcurrency: { audit: 5, rotation: 2 },
     unsealRequiresSecondAdmin: true,
+    auditAnchorRetentionDays: 30,
   },
   prod: {
     protectData: true,
@@ -90,6 +98,7 @@ const CONFIGS: Readonly<Record<EnvironmentName, Omit<EnvironmentConfig, "name">>
     verifierFunctionNamePrefix: "strongbox-verifier-prod-",
     reservedConcurrency: { audit: 10, rotation: 2 },
     unsealRequiresSecondAdmin: true,
+    auditAnchorRetentionDays: 365,
   },
 };
 

@@ -54,6 +54,14 @@ export const ACKNOWLEDGEMENTS: readonly Acknowledgement[] = [
       "The bucket only receives CloudTrail's log files (file validation on, SSL only, no public access);" +
       " server access logging would need a second bucket holding only records about this one.",
   },
+  {
+    paths: ["Data/AuditAnchors"],
+    id: "AwsSolutions-S1",
+    reason:
+      "The anchor bucket only ever receives the audit sequencer's conditional puts, under Object Lock with" +
+      " deletes refused by its policy; CloudTrail data events, not a second bucket of access logs, are" +
+      " where reads of it would be recorded.",
+  },
 ];
 
 function find(stage: StrongboxStage, path: string): IConstruct {
@@ -75,7 +83,15 @@ export function stageAcknowledgements(stage: StrongboxStage): Acknowledgement[] 
   const region = Token.isUnresolved(stack.region) ? "<AWS::Region>" : stack.region;
   const account = Token.isUnresolved(stack.account) ? "<AWS::AccountId>" : stack.account;
   const { referencedSecretNamePrefix, verifierFunctionNamePrefix } = stage.config;
+  const anchorBucket = `strongbox-${stage.config.name}-audit-anchors-${account}-${region}`;
   return [
+    {
+      paths: ["Api/ApiFunction/Role/DefaultPolicy", "Audit/AuditFunction/Role/DefaultPolicy"],
+      id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::${anchorBucket}/anchors/*]`,
+      reason:
+        "Audit chain anchors: one object per anchor, named by scope and sequence at run time, so the" +
+        " grant names the anchor prefix; the sequencer may put (conditionally) and get there, the API only get.",
+    },
     {
       paths: ["Api/ApiFunction/Role/DefaultPolicy"],
       id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:${region}:${account}:secret:${referencedSecretNamePrefix}*]`,

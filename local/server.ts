@@ -9,12 +9,13 @@ import { errorBody } from "../functions/api/http.ts";
 import { ConfigError, StrongboxError } from "../shared/domain/errors.ts";
 import { deadlineIn } from "../shared/domain/work.ts";
 import { createLogger } from "../shared/observability/logger.ts";
+import { createAnchorLog } from "../shared/runtime/anchors.ts";
 import { readRuntimeConfig } from "../shared/runtime/config.ts";
 import { createKeyring, createRuntime, type Runtime } from "../shared/runtime/container.ts";
 import { checkStartUp, StartUpRefusedError } from "../shared/runtime/start-up-check.ts";
 import { StreamSequencer } from "../shared/services/audit/stream-sequencer.ts";
 import { BackgroundRewrap } from "../shared/services/ops/background-rewrap.ts";
-import { ANCHOR_FILE, AnchorFile } from "../shared/storage/anchor-file.ts";
+import { ANCHOR_FILE } from "../shared/storage/anchor-file.ts";
 import { AUDIT_STREAM_FILE, AuditStreamFile } from "../shared/storage/audit-stream-file.ts";
 import { openTable } from "../shared/storage/local-dynamo.ts";
 import { ensureTableExists } from "../shared/storage/table.ts";
@@ -115,7 +116,8 @@ async function main(): Promise<void> {
   // One process is also the rotation function here: it may backfill the tenant directory, and a
   // re-wrap request goes to a worker in this process (the default dispatch).
   // The table has no stream here: the request path also appends each audit record to a file the
-  // sequencer in this process reads, and chain heads are anchored in another, both under .data/.
+  // sequencer in this process reads, and chain heads are anchored in another, both under .data/
+  // (the heads in the S3 bucket instead when AUDIT_ANCHOR_BUCKET names one).
   const auditStream = new AuditStreamFile(join(dataDir, AUDIT_STREAM_FILE));
   const runtime = createRuntime({
     keyring,
@@ -125,7 +127,7 @@ async function main(): Promise<void> {
     logger,
     directoryBackfill: true,
     auditWitness: auditStream,
-    anchors: new AnchorFile(join(dataDir, ANCHOR_FILE)),
+    anchors: createAnchorLog(config, join(dataDir, ANCHOR_FILE)),
   });
   const sequencer = new StreamSequencer(auditStream, runtime.sequencer, logger);
 

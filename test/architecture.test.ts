@@ -132,6 +132,14 @@ describe("layering", () => {
     expect(violations((i) => shipped(i) && !inDir("shared/storage")(i.file), dynamo)).toEqual([]);
   });
 
+  it("only shared/storage touches S3 (the audit anchor log)", () => {
+    const s3 = (i: Import) => i.target.startsWith("@aws-sdk/client-s3");
+    const shipped = (i: Import) => /^(shared|functions|local|scripts|cli)\//.test(i.file);
+    expect(all.filter((i) => shipped(i) && s3(i)).map((i) => i.file)).toEqual([
+      "shared/storage/s3-anchor-log.ts",
+    ]);
+  });
+
   it("only shared/runtime (the bootstrap secret) and shared/references (CredentialRefs) read Secrets Manager", () => {
     const secrets = (i: Import) => i.target.startsWith("@aws-sdk/client-secrets-manager");
     const shipped = (i: Import) => /^(shared|functions|local|scripts|cli)\//.test(i.file);

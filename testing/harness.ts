@@ -84,6 +84,8 @@ export interface HarnessOptions {
   readonly directoryBackfill?: boolean;
   readonly auditWitness?: PendingWitness;
   readonly anchors?: AnchorLog;
+  /** The API's way with the anchors on Lambda: verify reads them, the sequencer appends none. */
+  readonly anchorsReadOnly?: boolean;
 }
 
 function withRotation(config: RuntimeConfig, rotation: HarnessOptions["rotation"]): RuntimeConfig {
@@ -110,6 +112,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     ...(options.rewrapDispatch === undefined ? {} : { rewrapDispatch: options.rewrapDispatch }),
     ...(options.auditWitness === undefined ? {} : { auditWitness: options.auditWitness }),
     ...(options.anchors === undefined ? {} : { anchors: options.anchors }),
+    ...(options.anchorsReadOnly === undefined ? {} : { anchorsReadOnly: options.anchorsReadOnly }),
   });
   const app = createApp(runtime);
   return {

@@ -15,7 +15,8 @@ import { isStreamEvent, sequenceBatch } from "./sequence.ts";
 requireKmsIngestionConfig(readRuntimeConfig(process.env));
 // No start-up check: ingestion never uses the KEK, and must go on recording KMS events during a KEK
 // incident, when they matter most (docs/operations.md).
-const runtime = await createLambdaRuntime(process.env, { startUpCheck: false });
+// It anchors each chain's head in the anchor bucket (AUDIT_ANCHOR_BUCKET) after every stream batch.
+const runtime = await createLambdaRuntime(process.env, { startUpCheck: false, anchors: "append" });
 
 /**
  * Two event sources: CloudTrail's KMS events from SQS, and the table's stream, whose waiting audit

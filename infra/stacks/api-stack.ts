@@ -8,9 +8,10 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import type { Construct } from "constructs";
 import type { EnvironmentConfig } from "../config.ts";
 import { StrongboxFunction } from "../constructs/strongbox-function.ts";
-import type { DataStack } from "./data-stack.ts";
+import { auditAnchorBucketName, type DataStack } from "./data-stack.ts";
 import { EVENT_SOURCES } from "./event-contract.ts";
 import {
+  grantAnchorRead,
   grantAuditQueueDeletes,
   grantItemDeletes,
   grantKekUse,
@@ -44,6 +45,8 @@ export class ApiStack extends Stack {
         TABLE_NAME: data.table.tableName,
         KMS_KEY_ID: data.kek.keyArn,
         AUDIT_MAC_KEY_ID: data.auditMacKey.keyArn,
+        // The verify routes read the chains' anchors here; the audit function writes them.
+        AUDIT_ANCHOR_BUCKET: auditAnchorBucketName(this, config),
         BOOTSTRAP_TOKEN_SECRET_ARN: data.bootstrapSecret.secretArn,
         // The re-wrap request goes here, for the rotation function to pick up.
         EVENT_BUS_NAME: data.bus.eventBusName,
@@ -78,6 +81,7 @@ export class ApiStack extends Stack {
     grantAuditQueueDeletes(role, data.table.tableArn);
     grantKekUse(role, [data.kek], ["GenerateDataKey", "Decrypt"]);
     grantMac(role, data.auditMacKey, ["GenerateMac"]);
+    grantAnchorRead(role, `arn:${this.partition}:s3:::${auditAnchorBucketName(this, config)}`);
     // Its re-wrap requests, and the rotation events of an on-demand run (POST /v1/rotation/run).
     grantPutEvents(role, data.bus.eventBusArn, [EVENT_SOURCES.api, EVENT_SOURCES.rotation]);
     role.addToPrincipalPolicy(

@@ -10,8 +10,14 @@ import type * as sqs from "aws-cdk-lib/aws-sqs";
 import type { Construct } from "constructs";
 import type { EnvironmentConfig } from "../config.ts";
 import { StrongboxFunction } from "../constructs/strongbox-function.ts";
-import type { DataStack } from "./data-stack.ts";
-import { grantAuditQueueDeletes, grantMac, grantTableItems, PARTITIONS } from "./grants.ts";
+import { auditAnchorBucketName, type DataStack } from "./data-stack.ts";
+import {
+  grantAnchorAppend,
+  grantAuditQueueDeletes,
+  grantMac,
+  grantTableItems,
+  PARTITIONS,
+} from "./grants.ts";
 import { secureQueue } from "./queues.ts";
 
 export interface AuditStackProps extends StackProps {
@@ -60,6 +66,9 @@ export class AuditStack extends Stack {
         WATCHED_KMS_KEY_ARNS: watchedKeys.join(","),
         SERVICE_ROLE_ARNS: props.serviceRoles.map((role) => role.roleArn).join(","),
         AUDIT_MAC_KEY_ID: data.auditMacKey.keyArn,
+        AUDIT_ANCHOR_BUCKET: auditAnchorBucketName(this, config),
+        // No timer runs between invocations: each stream batch anchors the heads it moved.
+        AUDIT_ANCHOR_INTERVAL_SECONDS: "0",
         NODE_ENV: "production",
       },
     });
@@ -129,6 +138,7 @@ export class AuditStack extends Stack {
       writePartitions: [PARTITIONS.audit],
     });
     grantMac(this.audit.role, data.auditMacKey, ["GenerateMac"]);
+    grantAnchorAppend(this.audit.role, `arn:${this.partition}:s3:::${auditAnchorBucketName(this, config)}`);
     this.audit.role.addToPrincipalPolicy(
       new iam.PolicyStatement({ actions: ["kms:DescribeKey"], resources: [data.kek.keyArn] }),
     );

@@ -1,8 +1,9 @@
-import { RemovalPolicy, Stack, type StackProps } from "aws-cdk-lib";
+import { Duration, RemovalPolicy, Stack, type StackProps } from "aws-cdk-lib";
 import * as dynamodb from "aws-cdk-lib/aws-dynamodb";
 import * as events from "aws-cdk-lib/aws-events";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as kms from "aws-cdk-lib/aws-kms";
+import * as s3 from "aws-cdk-lib/aws-s3";
 import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import type { Construct } from "constructs";
 import type { EnvironmentConfig } from "../config.ts";
@@ -12,6 +13,13 @@ import { functionRoleArn, functionRoleUse, keyAdministratorArns, keyPolicy } fro
 export const TENANT_CONTEXT_KEY = "strongbox:tenant";
 /** `Null: false` on this condition key means "the tenant context key is present". */
 export const TENANT_CONTEXT_CONDITION = `kms:EncryptionContext:${TENANT_CONTEXT_KEY}`;
+
+/**
+ * The anchor bucket's name, from the stage, account and region alone: the function stacks name it (and
+ * their grants its ARN) without a cross-stack export, and an operator can tell it from the stage.
+ */
+export const auditAnchorBucketName = (stack: Stack, config: EnvironmentConfig): string =>
+  `strongbox-${config.name}-audit-anchors-${stack.account}-${stack.region}`;
 
 export interface DataStackProps extends StackProps {
   readonly config: EnvironmentConfig;
@@ -36,6 +44,8 @@ export class DataStack extends Stack {
   readonly bootstrapSecretKey: kms.Key;
   /** The stage's own bus: its events never meet another stage's on the account's default bus. */
   readonly bus: events.EventBus;
+  /** Audit chain heads, anchored outside the table (docs/audit-chain.md#anchors). */
+  readonly auditAnchors: s3.Bucket;
 
   constructor(scope: Construct, id: string, props: DataStackProps) {
     super(scope, id, props);
@@ -180,6 +190,8 @@ export class DataStack extends Stack {
     });
     this.#lockBootstrapSecret(config);
 
+    this.auditAnchors = this.#auditAnchors(config);
+
     this.bus = new events.EventBus(this, "Bus", { eventBusName: `strongbox-${config.name}` });
     // The rotation function acts on a re-wrap request from this bus, and consumers act on its rotation
     // events: only the two service roles may put events here, whatever other principals' IAM allows.
@@ -200,6 +212,76 @@ export class DataStack extends Stack {
         },
       }),
     );
+  }
+
+  /**
+   * The anchor bucket. Object Lock in compliance mode rather than governance: governance yields to any
+   * principal with s3:BypassGovernanceRetention, which an account administrator has, and an
+   * administrator who can also delete table records is exactly who the anchors must outlast. Versioning
+   * (which Object Lock requires) keeps every version a put would replace; the policy below also makes
+   * every put conditional, lets only the audit role put, and refuses deletes and retention changes to
+   * everyone. Anchors hold hashes, no secret: S3-managed encryption, no key for the roles to use.
+   */
+  #auditAnchors(config: EnvironmentConfig): s3.Bucket {
+    const days = config.auditAnchorRetentionDays;
+    const bucket = new s3.Bucket(this, "AuditAnchors", {
+      bucketName: auditAnchorBucketName(this, config),
+      objectLockEnabled: true,
+      objectLockDefaultRetention: s3.ObjectLockRetention.compliance(Duration.days(days)),
+      versioned: true,
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      // Locked objects outlive the stack: CloudFormation could not empty the bucket to delete it.
+      removalPolicy: RemovalPolicy.RETAIN,
+      lifecycleRules: config.protectData
+        ? []
+        : [
+            {
+              id: "ExpireAfterTheLock",
+              expiration: Duration.days(days + 1),
+              noncurrentVersionExpiration: Duration.days(1),
+            },
+          ],
+    });
+    const objects = bucket.arnForObjects("*");
+    bucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: "NoDeletesOrRetentionChanges",
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: [
+          "s3:DeleteObject",
+          "s3:DeleteObjectVersion",
+          "s3:PutObjectRetention",
+          "s3:PutObjectLegalHold",
+          "s3:BypassGovernanceRetention",
+        ],
+        resources: [objects],
+      }),
+    );
+    // S3 refuses a conditional put to a key that exists; one without the condition would add a version.
+    bucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: "OnlyConditionalWrites",
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ["s3:PutObject"],
+        resources: [objects],
+        conditions: { Null: { "s3:if-none-match": "true" } },
+      }),
+    );
+    bucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: "OnlyTheSequencerWrites",
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ["s3:PutObject"],
+        resources: [objects],
+        conditions: { ArnNotEquals: { "aws:PrincipalArn": functionRoleArn(this, config, "audit") } },
+      }),
+    );
+    return bucket;
   }
 
   /**

@@ -171,3 +171,36 @@ export function grantAuditQueueDeletes(role: iam.IRole, tableArn: string): void 
     }),
   );
 }
+
+/**
+ * Where the anchor log keeps its objects in the anchor bucket (shared/storage/s3-anchor-log.ts
+ * ANCHOR_PREFIX; test/infra/anchor-bucket.test.ts holds the two together).
+ */
+export const ANCHOR_PREFIX = "anchors/";
+
+/**
+ * The audit sequencer's anchors: PutObject under the prefix (the bucket policy requires each put to be
+ * conditional) and GetObject, to compare with an anchor already there. No delete, no retention change.
+ */
+export function grantAnchorAppend(role: iam.IRole, bucketArn: string): void {
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      actions: ["s3:PutObject", "s3:GetObject"],
+      resources: [`${bucketArn}/${ANCHOR_PREFIX}*`],
+    }),
+  );
+}
+
+/** Verify's reads: the list of a scope's anchors (newest first) and the anchor itself. */
+export function grantAnchorRead(role: iam.IRole, bucketArn: string): void {
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      actions: ["s3:ListBucket"],
+      resources: [bucketArn],
+      conditions: { StringLike: { "s3:prefix": [`${ANCHOR_PREFIX}*`] } },
+    }),
+  );
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({ actions: ["s3:GetObject"], resources: [`${bucketArn}/${ANCHOR_PREFIX}*`] }),
+  );
+}

@@ -56,11 +56,23 @@ export interface ChainAnchor extends ChainHead {
   readonly time: string;
 }
 
+/**
+ * What a log answers for a scope's newest anchor when the stored anchor does not say what its place in
+ * the log does (another scope or sequence, no hash, no anchor at all): written by someone other than
+ * the sequencer. It is no head to check against, and verify reports it (`anchor_mismatch`).
+ */
+export interface MismatchedAnchor {
+  readonly scope: string;
+  /** The sequence the anchor's place names. */
+  readonly sequence: number;
+  readonly mismatch: true;
+}
+
 /** Append-only storage of chain anchors (S3 with Object Lock in AWS, a file under `.data/` locally). */
 export interface AnchorLog {
   append(anchor: ChainAnchor): Promise<void>;
   /** The anchor with the highest sequence this scope has, or undefined when it has none. */
-  latest(scope: string): Promise<ChainAnchor | undefined>;
+  latest(scope: string): Promise<ChainAnchor | MismatchedAnchor | undefined>;
   /** Every scope with an anchor: a chain deleted whole still has its anchors. */
   scopes(): Promise<string[]>;
 }
@@ -158,6 +170,7 @@ export type ChainBreakReason =
   | "day_regressed"
   | "link_mismatch"
   | "truncated"
+  | "anchor_mismatch"
   | "duplicate"
   | "unsequenced";
 
@@ -181,6 +194,8 @@ export const CHAIN_BREAK_EXPLANATIONS: Record<ChainBreakReason, string> = {
   link_mismatch: "the record does not link to the one before it: records were removed, inserted or reordered",
   truncated:
     "the chain ends before, or differs at, a head anchored outside the table, appended by this instance or expected by the verifier: its tail (or the whole chain) was deleted or rewritten",
+  anchor_mismatch:
+    "the latest anchor outside the table does not say what its place in the anchor log does: it was written by someone other than the sequencer, so the chain's tail cannot be proven whole",
   duplicate: "the record's id is already in the chain: a record was copied or replayed into it",
   unsequenced:
     "records of this scope have waited longer than the sequencing bound without being chained: the sequencer is stopped, or records were forged into the queue",

@@ -51,6 +51,12 @@ export interface RuntimeConfig {
   readonly auditUnsequencedBoundMs: number;
   /** How long a moved chain may go without its head anchored outside the table; 0 anchors every batch. */
   readonly auditAnchorIntervalMs: number;
+  /**
+   * The S3 bucket chain heads are anchored in (`AUDIT_ANCHOR_BUCKET`, set by the CDK app), and an
+   * S3-protocol test endpoint (`S3_ENDPOINT`). Unset: `npm start` and the CLI's offline commands use
+   * the anchor file under the data directory, and a Lambda function anchors nowhere.
+   */
+  readonly auditAnchors?: { readonly bucket: string; readonly endpoint?: string };
   /** For CloudTrail ingestion: this environment's KMS key ARNs and the service's own role ARNs. */
   readonly kmsIngestion: { readonly watchedKeyArns: string[]; readonly serviceRoleArns: string[] };
   /** `UNSEAL_REQUIRES_SECOND_ADMIN`: an unseal needs one admin's request and a different admin's call. */
@@ -152,6 +158,8 @@ export function readRuntimeConfig(env: Env): RuntimeConfig {
   const eventBusName = env.EVENT_BUS_NAME?.trim();
   const eventsEndpoint = env.EVENTBRIDGE_ENDPOINT?.trim();
   const stage = env.STRONGBOX_ENVIRONMENT?.trim();
+  const anchorBucket = env.AUDIT_ANCHOR_BUCKET?.trim();
+  const s3Endpoint = env.S3_ENDPOINT?.trim();
   // Events without a stage would reach every stage's rules alike, a re-wrap request included.
   if (eventBusName && !stage) {
     throw new ConfigError(
@@ -185,6 +193,9 @@ export function readRuntimeConfig(env: Env): RuntimeConfig {
     auditSequencing: sequencing(env),
     auditUnsequencedBoundMs: positiveInteger(env, "AUDIT_UNSEQUENCED_BOUND_SECONDS", 300) * 1000,
     auditAnchorIntervalMs: nonNegativeInteger(env, "AUDIT_ANCHOR_INTERVAL_SECONDS", 60) * 1000,
+    ...(anchorBucket
+      ? { auditAnchors: { bucket: anchorBucket, ...(s3Endpoint ? { endpoint: s3Endpoint } : {}) } }
+      : {}),
     kmsIngestion: {
       watchedKeyArns: list(env.WATCHED_KMS_KEY_ARNS),
       serviceRoleArns: list(env.SERVICE_ROLE_ARNS),

@@ -197,6 +197,12 @@ export function createRuntime(options: {
   readonly auditWitness?: PendingWitness;
   /** Where chain heads are anchored outside the table. */
   readonly anchors?: AnchorLog;
+  /**
+   * Verify reads the anchors, but this runtime's sequencer appends none: the API's, whose role may only
+   * read them. What it chains on a read of the trail reaches the stream too, and the audit function's
+   * sequencer anchors the head it finds.
+   */
+  readonly anchorsReadOnly?: boolean;
 }): Runtime {
   const logger = options.logger ?? createLogger();
   const metrics = options.metrics ?? new CounterMetrics();
@@ -209,7 +215,8 @@ export function createRuntime(options: {
 
   const chainKeys = options.chainKeys ?? defaultChainKeys(keyring);
   const chainWriter = new ChainWriter(auditRepository, chainKeys, logger);
-  const sequencer = new Sequencer(chainWriter, auditRepository, chainKeys, options.anchors, metrics, logger, {
+  const appendedAnchors = options.anchorsReadOnly === true ? undefined : options.anchors;
+  const sequencer = new Sequencer(chainWriter, auditRepository, chainKeys, appendedAnchors, metrics, logger, {
     anchorIntervalMs: config.auditAnchorIntervalMs,
   });
   const chainVerifier = new ChainVerifier(auditRepository, chainKeys, chainWriter, {

@@ -4,6 +4,7 @@ import { createLogger } from "../observability/logger.ts";
 import { EventBridgeRewrapDispatch, NoRewrapDispatch } from "../observability/rewrap-requests.ts";
 import { createEventBridgeClient, createRotationEvents } from "../observability/rotation-events.ts";
 import { createTable } from "../storage/table.ts";
+import { createAnchorLog } from "./anchors.ts";
 import { ensureBootstrapToken } from "./bootstrap-secret.ts";
 import { readRuntimeConfig } from "./config.ts";
 import { createKeyring, createRuntime, type Runtime } from "./container.ts";
@@ -18,6 +19,11 @@ export interface LambdaRuntimeOptions {
   readonly startUpCheck?: boolean;
   /** May Scan the table to backfill the tenant directory: the rotation function only. */
   readonly directoryBackfill?: boolean;
+  /**
+   * How this function meets the anchor log (`AUDIT_ANCHOR_BUCKET`): `append` for the audit sequencer,
+   * `read` for the API's verify routes, none for the rest. Each role's S3 permissions match (infra/stacks/grants.ts).
+   */
+  readonly anchors?: "append" | "read";
 }
 
 /**
@@ -54,6 +60,7 @@ export async function createLambdaRuntime(env: Env, options: LambdaRuntimeOption
   const bus = { region: config.region, busName, endpoint, stage: config.stage };
   // One client for the rotation events and the re-wrap requests (readRuntimeConfig ensures a stage).
   const client = busName === undefined ? undefined : createEventBridgeClient(bus);
+  const anchors = options.anchors === undefined ? undefined : createAnchorLog(config);
   const runtime = createRuntime({
     keyring,
     chainKeys,
@@ -67,6 +74,7 @@ export async function createLambdaRuntime(env: Env, options: LambdaRuntimeOption
         ? new NoRewrapDispatch()
         : new EventBridgeRewrapDispatch(client, busName, config.stage),
     directoryBackfill: options.directoryBackfill ?? false,
+    ...(anchors === undefined ? {} : { anchors, anchorsReadOnly: options.anchors === "read" }),
   });
   if (startUpCheck) {
     try {

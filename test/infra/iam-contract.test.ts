@@ -4,6 +4,12 @@ import { join, resolve } from "node:path";
 import { DynamoDBClient, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { EventBridgeClient, PutEventsCommand } from "@aws-sdk/client-eventbridge";
 import { DecryptCommand, GenerateMacCommand, KMSClient, ReEncryptCommand } from "@aws-sdk/client-kms";
+import {
+  DeleteObjectCommand,
+  PutObjectCommand,
+  PutObjectRetentionCommand,
+  S3Client,
+} from "@aws-sdk/client-s3";
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bootstrapToken } from "../../shared/crypto/tokens.ts";
@@ -603,6 +609,27 @@ describe("the end-to-end flows through the bundled functions", () => {
     expect(waitingAfter).toEqual([]);
   });
 
+  it("the audit function anchors each chain's head in S3, conditionally, and verify checks against it", () => {
+    const bucket = stage.shape.functions.audit.environment.AUDIT_ANCHOR_BUCKET ?? "";
+    expect(bucket).toBe(stage.shape.functions.api.environment.AUDIT_ANCHOR_BUCKET);
+    const s3Calls = flowCalls.filter((c) => c.service === "s3");
+    const puts = s3Calls.filter((c) => c.action === "s3:PutObject");
+    expect(puts.length).toBeGreaterThanOrEqual(2);
+    expect(puts.every((c) => c.principal === "audit" && c.allowed)).toBe(true);
+    expect(puts.every((c) => c.context["s3:if-none-match"] === "*")).toBe(true);
+    expect(puts.map((c) => c.resource)).toContainEqual(
+      expect.stringMatching(new RegExp(`^arn:aws:s3:::${bucket}/anchors/acme/\\d{15}\\.json$`)),
+    );
+    for (const action of ["s3:ListBucket", "s3:GetObject"]) {
+      expect(s3Calls.some((c) => c.principal === "api" && c.action === action && c.allowed)).toBe(true);
+    }
+    expect(s3Calls.filter((c) => c.principal === "rotation")).toEqual([]);
+    const verified = body("audit verify");
+    expect(verified?.anchor?.sequence).toBeGreaterThan(0);
+    expect(verified?.anchor?.sequence).toBeLessThanOrEqual(verified?.records);
+    expect([...stage.s3.objects(bucket).keys()].some((key) => key.startsWith("anchors/acme/"))).toBe(true);
+  });
+
   it("audit read, export and verify work on the tenant and the system scope", () => {
     expect(status("audit read")).toBe(200);
     expect(status("audit export")).toBe(200);
@@ -650,6 +677,21 @@ describe("calls that the stage's policies must deny, made through the same proxy
       kekId: wrapped.kekId,
     };
   };
+  const s3As = (label: string) =>
+    new S3Client({
+      endpoint: stage.proxy.endpoint,
+      forcePathStyle: true,
+      region: "us-east-1",
+      credentials: stage.credentials(label),
+      maxAttempts: 1,
+    });
+  const anchorBucket = () => stage.shape.functions.audit.environment.AUDIT_ANCHOR_BUCKET ?? "";
+  /** The key of an anchor the flows wrote. */
+  const anchorKey = () => {
+    const key = [...stage.s3.objects(anchorBucket()).keys()].find((k) => k.startsWith("anchors/acme/"));
+    if (key === undefined) throw new Error("the flows anchored no acme chain");
+    return key;
+  };
   const lastCall = (label: string, action: string) =>
     [...stage.proxy.calls].reverse().find((c) => c.principal === label && c.action === action);
   const refused = async (label: string, action: string, send: () => Promise<unknown>) => {
@@ -659,6 +701,18 @@ describe("calls that the stage's policies must deny, made through the same proxy
     );
     expect([action, lastCall(label, action)?.allowed]).toEqual([action, false]);
     expect((error as Error | undefined)?.name).toBe("AccessDeniedException");
+  };
+
+  /** As `refused`, for S3, whose SDK names the error `AccessDenied`; the anchor is still there after. */
+  const s3Refused = async (label: string, action: string, send: () => Promise<unknown>) => {
+    const before = stage.s3.objects(anchorBucket()).get(anchorKey());
+    const error = await send().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect([action, lastCall(label, action)?.allowed]).toEqual([action, false]);
+    expect((error as Error | undefined)?.name).toBe("AccessDenied");
+    expect(stage.s3.objects(anchorBucket()).get(anchorKey())).toBe(before);
   };
 
   let poweruser: Principal;
@@ -773,6 +827,20 @@ describe("calls that the stage's policies must deny, made through the same proxy
       );
     });
 
+    it("deleting an anchor, or putting one", async () => {
+      await s3Refused("key-admin", "s3:DeleteObject", () =>
+        s3As("key-admin").send(new DeleteObjectCommand({ Bucket: anchorBucket(), Key: anchorKey() })),
+      );
+      expect(lastCall("key-admin", "s3:DeleteObject")?.reason).toMatch(
+        /explicit deny in a resource-based policy/,
+      );
+      await s3Refused("key-admin", "s3:PutObject", () =>
+        s3As("key-admin").send(
+          new PutObjectCommand({ Bucket: anchorBucket(), Key: anchorKey(), Body: "{}", IfNoneMatch: "*" }),
+        ),
+      );
+    });
+
     it("reading the bootstrap secret", async () => {
       const [secret] = stage.shape.secrets;
       await refused("key-admin", "secretsmanager:GetSecretValue", () =>
@@ -802,6 +870,46 @@ describe("calls that the stage's policies must deny, made through the same proxy
                 Detail: JSON.stringify({ stage: "dev", requestId: "forged" }),
               },
             ],
+          }),
+        ),
+      );
+    });
+  });
+
+  describe("the anchor bucket", () => {
+    it("the audit role deleting an anchor", async () => {
+      await s3Refused("audit", "s3:DeleteObject", () =>
+        s3As("audit").send(new DeleteObjectCommand({ Bucket: anchorBucket(), Key: anchorKey() })),
+      );
+    });
+
+    it("the audit role shortening an anchor's retention", async () => {
+      await s3Refused("audit", "s3:PutObjectRetention", () =>
+        s3As("audit").send(
+          new PutObjectRetentionCommand({
+            Bucket: anchorBucket(),
+            Key: anchorKey(),
+            Retention: { Mode: "GOVERNANCE", RetainUntilDate: new Date(Date.now() + 60_000) },
+          }),
+        ),
+      );
+    });
+
+    it("the audit role overwriting an anchor with an unconditional put", async () => {
+      await s3Refused("audit", "s3:PutObject", () =>
+        s3As("audit").send(new PutObjectCommand({ Bucket: anchorBucket(), Key: anchorKey(), Body: "{}" })),
+      );
+      expect(lastCall("audit", "s3:PutObject")?.reason).toMatch(/explicit deny in a resource-based policy/);
+    });
+
+    it("the API role putting an anchor, even conditionally", async () => {
+      await s3Refused("api", "s3:PutObject", () =>
+        s3As("api").send(
+          new PutObjectCommand({
+            Bucket: anchorBucket(),
+            Key: "anchors/acme/000000000000000.json",
+            Body: "{}",
+            IfNoneMatch: "*",
           }),
         ),
       );
@@ -853,6 +961,13 @@ describe("the contract has teeth", () => {
     expect(denies(after)[0]).toMatch(
       /^api dynamodb:PutItem on arn:aws:dynamodb:us-east-1:111111111111:table\/strongbox-dev: because no identity-based policy allows the dynamodb:PutItem action$/,
     );
+  });
+
+  it("without the audit role's s3:PutObject, every recorded anchor put is denied", async () => {
+    const { needed, after } = await cut("audit", "s3:PutObject");
+    expect(needed.length).toBeGreaterThan(0);
+    expect(needed.every((c) => c.allowed)).toBe(true);
+    expect(after.map((c) => c.allowed)).toEqual(needed.map(() => false));
   });
 
   it("without the rotation role's kms:ReEncryptTo, the re-wrap's recorded ReEncryptTo calls are denied", async () => {

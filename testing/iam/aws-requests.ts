@@ -1,7 +1,7 @@
 import type { Authorization } from "./policy-evaluator.ts";
 
 /**
- * AWS JSON-protocol requests (and Lambda's REST Invoke) read back into what IAM authorizes: the action,
+ * AWS JSON-protocol requests (and Lambda's REST Invoke, and S3's REST object calls) read back into what IAM authorizes: the action,
  * the resource ARN, and the request context that conditions read. Only what the wire carries is used,
  * the way the service itself builds the context; `Directory` turns names into ARNs.
  */
@@ -33,7 +33,7 @@ export interface WireRequest {
   readonly body: string;
 }
 
-export type Service = "dynamodb" | "kms" | "secretsmanager" | "events" | "lambda";
+export type Service = "dynamodb" | "kms" | "secretsmanager" | "events" | "lambda" | "s3";
 
 export interface ParsedRequest {
   readonly service: Service | undefined;
@@ -375,6 +375,92 @@ function events(operation: string, body: Json, directory: Directory): Authorizat
   }));
 }
 
+/** The service a SigV4 request is signed for: `Credential=<key>/<date>/<region>/<service>/aws4_request`. */
+function signedService(headers: WireRequest["headers"]): string | undefined {
+  const auth = headers.authorization;
+  return typeof auth === "string" ? /Credential=[^/]+\/[^/]+\/[^/]+\/([^/]+)\//.exec(auth)?.[1] : undefined;
+}
+
+/**
+ * An S3 REST request, path-style (`/<bucket>/<key>?<subresource>`, as a client with an endpoint sends
+ * it), read back into its action, as the S3 documentation maps operations to actions: the object's
+ * ARN (`arn:aws:s3:::bucket/key`) for object operations, the bucket's for ListObjectsV2, and the
+ * condition keys the request carries (`s3:if-none-match`, `s3:prefix`, ...).
+ */
+function s3(
+  request: WireRequest,
+  directory: Directory,
+): { operation: string; authorizations: Authorization[] } {
+  const url = new URL(request.path, "http://s3");
+  const [, bucket = "", ...rest] = url.pathname.split("/");
+  const key = decodeURIComponent(rest.join("/"));
+  const query = url.searchParams;
+  const header = (name: string) => {
+    const value = request.headers[name];
+    return typeof value === "string" ? value : undefined;
+  };
+  const bucketArn = `arn:${directory.partition}:s3:::${bucket}`;
+  const object = `${bucketArn}/${key}`;
+  const one = (operation: string, action: string, resource: string, context: Context = {}) => ({
+    operation,
+    authorizations: [{ action, resource, context }],
+  });
+  const method = request.method.toUpperCase();
+  if (key === "") {
+    if (method === "GET" && query.get("list-type") === "2") {
+      const context: Context = {};
+      for (const [param, name] of [
+        ["prefix", "s3:prefix"],
+        ["delimiter", "s3:delimiter"],
+        ["max-keys", "s3:max-keys"],
+      ] as const) {
+        const value = query.get(param);
+        if (value !== null) context[name] = value;
+      }
+      return one("ListObjectsV2", "s3:ListBucket", bucketArn, context);
+    }
+    return one(`${method} bucket`, `s3:${method}Bucket`, bucketArn);
+  }
+  const bypass = header("x-amz-bypass-governance-retention") === "true";
+  const withBypass = (parsed: { operation: string; authorizations: Authorization[] }) =>
+    bypass
+      ? {
+          ...parsed,
+          authorizations: [
+            ...parsed.authorizations,
+            { action: "s3:BypassGovernanceRetention", resource: object, context: {} },
+          ],
+        }
+      : parsed;
+  const version = query.get("versionId");
+  switch (method) {
+    case "PUT": {
+      if (query.has("retention"))
+        return withBypass(one("PutObjectRetention", "s3:PutObjectRetention", object));
+      if (query.has("legal-hold")) return one("PutObjectLegalHold", "s3:PutObjectLegalHold", object);
+      const context: Context = {};
+      const ifNoneMatch = header("if-none-match");
+      const ifMatch = header("if-match");
+      if (ifNoneMatch !== undefined) context["s3:if-none-match"] = ifNoneMatch;
+      if (ifMatch !== undefined) context["s3:if-match"] = ifMatch;
+      return one("PutObject", "s3:PutObject", object, context);
+    }
+    case "GET":
+    case "HEAD":
+      return version === null
+        ? one(method === "GET" ? "GetObject" : "HeadObject", "s3:GetObject", object)
+        : one("GetObjectVersion", "s3:GetObjectVersion", object);
+    case "DELETE":
+      return withBypass(
+        version === null
+          ? one("DeleteObject", "s3:DeleteObject", object)
+          : one("DeleteObjectVersion", "s3:DeleteObjectVersion", object),
+      );
+    default:
+      return one(`${method} object`, `s3:${method}Object`, object);
+  }
+}
+
 /** Reads one request; `callerAccount` is the signing principal's account (`kms:CallerAccount`). */
 export function parseRequest(
   request: WireRequest,
@@ -393,6 +479,9 @@ export function parseRequest(
         { action: "lambda:InvokeFunction", resource: directory.functionArn(name), context: {} },
       ],
     };
+  }
+  if (typeof target !== "string" && signedService(request.headers) === "s3") {
+    return { service: "s3", ...s3(request, directory) };
   }
   const [prefix = "", operation = ""] = typeof target === "string" ? target.split(".") : [];
   const service = TARGETS[prefix];

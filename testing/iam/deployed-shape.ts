@@ -57,6 +57,12 @@ export interface DeployedBus {
   readonly policy?: PolicyDocument;
 }
 
+export interface DeployedBucket {
+  readonly arn: string;
+  readonly name: string;
+  readonly policy?: PolicyDocument;
+}
+
 /** Everything the IAM contract needs to know about one stage, read from its resolved templates. */
 export interface DeployedShape {
   readonly stage: ResolvedStage;
@@ -66,6 +72,7 @@ export interface DeployedShape {
   readonly tables: readonly DeployedTable[];
   /** The stage's own buses and the account's `default` bus, which always exists. */
   readonly buses: readonly DeployedBus[];
+  readonly buckets: readonly DeployedBucket[];
 }
 
 const FUNCTION_STACKS: Record<FunctionName, "api" | "rotation" | "audit"> = {
@@ -185,8 +192,18 @@ export function deployedShape(stage: ResolvedStage): DeployedShape {
       ...(defaultPolicy === undefined ? {} : { policy: defaultPolicy }),
     },
   ];
+  const bucketPolicies = ofType(stage, "AWS::S3::BucketPolicy");
+  const buckets = ofType(stage, "AWS::S3::Bucket").map((bucket): DeployedBucket => {
+    const policy = bucketPolicies.find((p) => p.properties.Bucket === bucket.ref);
+    return {
+      arn: bucket.attributes.Arn as string,
+      name: bucket.ref,
+      ...(policy === undefined ? {} : { policy: asPolicy(policy.properties.PolicyDocument) }),
+    };
+  });
   return {
     stage,
+    buckets,
     functions: {
       api: deployedFunction(stage, "api"),
       rotation: deployedFunction(stage, "rotation"),

@@ -79,7 +79,7 @@ function secretsManagerManagedKey(account: string, region: string, partition: st
 
 /**
  * The stage's policies as the IAM contract evaluates them: each function's identity policies, the key
- * policies, and the resource policies of secrets, tables and buses, all from the resolved templates.
+ * policies, and the resource policies of secrets, tables, buses and buckets, all from the resolved templates.
  * Tests may add principals (an account user with `kms:*`) and keys the stage does not create (a
  * previous KEK), and derive a copy with one grant removed.
  */
@@ -158,6 +158,8 @@ export class IamContract {
     if (secret !== undefined) return secret.policy;
     const table = this.shape.tables.find((t) => arn === t.arn || arn.startsWith(`${t.arn}/`));
     if (table !== undefined) return table.policy;
+    const bucket = this.shape.buckets.find((b) => arn === b.arn || arn.startsWith(`${b.arn}/`));
+    if (bucket !== undefined) return bucket.policy;
     return this.shape.buses.find((b) => b.arn === arn)?.policy;
   }
 

@@ -5,8 +5,8 @@ import { parseRequest, type Service } from "./aws-requests.ts";
 import type { IamContract, Principal, RecordedCall } from "./iam-contract.ts";
 
 /**
- * A loopback HTTP proxy in front of the AWS stand-ins (dynalite and the KMS, Secrets Manager and
- * EventBridge endpoints). Every function process signs with its own access key id, which names its
+ * A loopback HTTP proxy in front of the AWS stand-ins (dynalite and the KMS, Secrets Manager,
+ * EventBridge and S3 endpoints). Every function process signs with its own access key id, which names its
  * principal; each request is read back into its authorizations, each is decided by the IAM contract
  * (the simulator over the stage's templates) and recorded. In `enforce` mode a denied request gets the
  * service's real AccessDeniedException instead of being forwarded; in `record` mode it goes through.
@@ -23,7 +23,7 @@ export interface Invocation {
 }
 
 export interface IamProxy {
-  /** One endpoint for every service: requests are routed by their `X-Amz-Target`. */
+  /** One endpoint for every service: requests are routed by their `X-Amz-Target` (S3's by their signature). */
   readonly endpoint: string;
   readonly calls: RecordedCall[];
   readonly invocations: Invocation[];
@@ -63,6 +63,12 @@ const DENIED: Record<
     contentType: "application/json",
     header: "AccessDeniedException",
     body: (message) => ({ Type: "User", Message: message }),
+  },
+  s3: {
+    status: 403,
+    contentType: "application/xml",
+    body: (message) =>
+      `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>${message.replace(/&/g, "&amp;").replace(/</g, "&lt;")}</Message></Error>`,
   },
 };
 

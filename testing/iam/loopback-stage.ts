@@ -6,6 +6,7 @@ import { type LocalDynamo, startLocalDynamo } from "../../shared/storage/local-d
 import { createTable, type Table } from "../../shared/storage/table.ts";
 import { type EventBridgeEndpoint, startEventBridgeEndpoint } from "../eventbridge-endpoint.ts";
 import { type KmsEndpoint, startKmsEndpoint } from "../kms-endpoint.ts";
+import { type S3Endpoint, startS3Endpoint } from "../s3-endpoint.ts";
 import { type SecretsManagerEndpoint, startSecretsManagerEndpoint } from "../secrets-manager-endpoint.ts";
 import {
   type DeployedKey,
@@ -21,7 +22,7 @@ import { resolveStage, uuidFor } from "./template-resolver.ts";
 /**
  * One stage's AWS on loopback, as its templates deploy it: the table its template defines, in dynalite;
  * its KMS keys under their ARNs and aliases; its secrets under their ARNs, with values made as the
- * template's GenerateSecretString would; an EventBridge stand-in; and the IAM proxy in front of all of
+ * template's GenerateSecretString would; EventBridge and S3 stand-ins; and the IAM proxy in front of all of
  * them, deciding each call against the stage's policies.
  */
 export interface LoopbackStage {
@@ -32,6 +33,8 @@ export interface LoopbackStage {
   readonly kms: KmsEndpoint;
   readonly secrets: SecretsManagerEndpoint;
   readonly events: EventBridgeEndpoint;
+  /** The S3 stand-in, holding the anchor bucket's objects. */
+  readonly s3: S3Endpoint;
   /** The stage's table, reached straight at dynalite (no proxy): for fixtures and assertions only. */
   readonly table: Table;
   /** What the stage's secret holds; the template generates it, the test needs it for the bootstrap token. */
@@ -53,6 +56,7 @@ export const LOOPBACK_VARIABLES = [
   "KMS_ENDPOINT",
   "SECRETS_MANAGER_ENDPOINT",
   "EVENTBRIDGE_ENDPOINT",
+  "S3_ENDPOINT",
   "AWS_ENDPOINT_URL",
   "AWS_REGION",
   "AWS_ACCESS_KEY_ID",
@@ -111,7 +115,7 @@ export async function startLoopbackStage(
   const shape = deployedShape(resolveStage(name));
   const { region } = shape.stage;
   const contract = new IamContract(shape);
-  const [dynamo, kms, secrets, events] = await Promise.all([
+  const [dynamo, kms, secrets, events, s3] = await Promise.all([
     startLocalDynamo(),
     startKmsEndpoint({
       keys: 0,
@@ -119,6 +123,7 @@ export async function startLoopbackStage(
     }),
     startSecretsManagerEndpoint(),
     startEventBridgeEndpoint(),
+    startS3Endpoint(),
   ]);
   await Promise.all(shape.tables.map((table) => createStageTable(dynamo.endpoint, region, table)));
   const values = new Map<string, string>();
@@ -135,6 +140,7 @@ export async function startLoopbackStage(
       kms: kms.endpoint,
       secretsmanager: secrets.endpoint,
       events: events.endpoint,
+      s3: s3.endpoint,
     },
   });
   for (const principal of contract.principals)
@@ -150,6 +156,7 @@ export async function startLoopbackStage(
     kms,
     secrets,
     events,
+    s3,
     table: createTable(
       {
         endpoint: dynamo.endpoint,
@@ -170,6 +177,7 @@ export async function startLoopbackStage(
         KMS_ENDPOINT: options.direct === true ? kms.endpoint : proxy.endpoint,
         SECRETS_MANAGER_ENDPOINT: options.direct === true ? secrets.endpoint : proxy.endpoint,
         EVENTBRIDGE_ENDPOINT: options.direct === true ? events.endpoint : proxy.endpoint,
+        S3_ENDPOINT: options.direct === true ? s3.endpoint : proxy.endpoint,
         // Any other client (Lambda Invoke, say) reaches the proxy too, through the SDK's own setting.
         AWS_ENDPOINT_URL: proxy.endpoint,
         AWS_REGION: region,
@@ -193,7 +201,14 @@ export async function startLoopbackStage(
       return { accessKeyId: accessKeyId(label), secretAccessKey: "iam-contract" };
     },
     async close() {
-      await Promise.all([proxy.close(), dynamo.close(), kms.close(), secrets.close(), events.close()]);
+      await Promise.all([
+        proxy.close(),
+        dynamo.close(),
+        kms.close(),
+        secrets.close(),
+        events.close(),
+        s3.close(),
+      ]);
     },
   };
 }

@@ -124,7 +124,11 @@ export class PolicyEvaluator {
       request: {
         principal: request.principal,
         action: auth.action,
-        resource: { resource: auth.resource, accountId: accountOf(auth.resource) },
+        // An S3 ARN names no account: the stage's buckets are the caller's account's.
+        resource: {
+          resource: auth.resource,
+          accountId: accountOf(auth.resource) || accountOf(request.principal),
+        },
         contextVariables: Object.fromEntries(
           Object.entries(auth.context).map(([k, v]) => [k, typeof v === "string" ? v : [...v]]),
         ),

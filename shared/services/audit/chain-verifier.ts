@@ -78,7 +78,11 @@ export class ChainVerifier {
     // Taken before the walk: records chained while it walks are past what it reads, and must not
     // count as a tail the store lost.
     const known = this.#writer.knownHead(scope);
-    const anchor = await this.#options.anchors?.latest(scope);
+    const latestAnchor = await this.#options.anchors?.latest(scope);
+    // An anchor that does not match its place in the log is no head: it is reported where the walk
+    // reaches its sequence, or ends before it, after every record up to there has verified.
+    const mismatched = latestAnchor !== undefined && "mismatch" in latestAnchor ? latestAnchor : undefined;
+    const anchor = latestAnchor === undefined || "mismatch" in latestAnchor ? undefined : latestAnchor;
     const resume = options.cursor === undefined ? undefined : await this.#openCursor(scope, options.cursor);
     let previous: ChainHead =
       resume === undefined
@@ -125,6 +129,7 @@ export class ChainVerifier {
       if (heads.some((head) => position === head.sequence && hash !== head.hash)) {
         return broken(position, "truncated");
       }
+      if (position === mismatched?.sequence) return broken(position, "anchor_mismatch");
       // Ids are checked within one call: a duplicate further apart than a call's budget goes unseen.
       if (typeof record.id === "string") {
         if (ids.has(record.id)) return broken(position, "duplicate");
@@ -147,6 +152,7 @@ export class ChainVerifier {
     // Deleting the newest records leaves a valid shorter chain; only a head kept elsewhere shows it.
     const longest = Math.max(known?.sequence ?? 0, ...heads.map((head) => head.sequence));
     if (longest > previous.sequence) return broken(previous.sequence + 1, "truncated");
+    if (mismatched !== undefined) return broken(previous.sequence + 1, "anchor_mismatch");
     const oldest = await this.#repository.oldestPending(scope);
     if (oldest !== undefined && Date.now() - Date.parse(oldest) > this.#options.unsequencedBoundMs) {
       return broken(previous.sequence + 1, "unsequenced");
