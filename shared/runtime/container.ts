@@ -331,6 +331,7 @@ export function createRuntime(options: {
     keyring,
     metrics,
     logger,
+    chainKeys.previousKeepers().length > 0,
   );
   const chainReanchor = new ChainReanchor({
     keys: chainKeys,

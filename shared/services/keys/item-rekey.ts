@@ -56,14 +56,22 @@ export class ItemRekey implements AuthorityRekey {
   readonly #keyring: Keyring;
   readonly #metrics: MetricsRecorder;
   readonly #logger: Logger;
+  readonly #itemKeyRotates: boolean;
 
+  /**
+   * `itemKeyRotates` is false where the item key's keeper is not the KEK (on AWS, AUDIT_MAC_KEY_ID,
+   * which a KMS_KEY_ID change leaves as it is), and without a previous KEK configured, under which
+   * nothing could verify: then only wraps are visited, for their payloads' data keys.
+   */
   constructor(
     stores: ItemRekeyStores,
     integrity: ItemIntegrity,
     keyring: Keyring,
     metrics: MetricsRecorder,
     logger: Logger,
+    itemKeyRotates: boolean,
   ) {
+    this.#itemKeyRotates = itemKeyRotates;
     this.#stores = stores;
     this.#integrity = integrity;
     this.#keyring = keyring;
@@ -77,6 +85,7 @@ export class ItemRekey implements AuthorityRekey {
     cursor: string | undefined,
     limit: number,
   ): Promise<RekeyPage> {
+    if (kind !== "wraps" && !this.#itemKeyRotates) return { rekeyed: 0, integrityFailures: 0 };
     const { ids, next } = await this.#ids(kind, cursor, limit);
     let rekeyed = 0;
     let integrityFailures = 0;
