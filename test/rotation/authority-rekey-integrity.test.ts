@@ -1,0 +1,221 @@
+import { randomUUID } from "node:crypto";
+import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { chainHash } from "../../shared/crypto/chain-keys.ts";
+import { kekFingerprint, LocalKeyring } from "../../shared/crypto/local-keyring.ts";
+import { canonicalRecord } from "../../shared/domain/audit-chain.ts";
+import type { KekReport } from "../../shared/domain/rotation.ts";
+import type { LocalDynamo } from "../../shared/storage/local-dynamo.ts";
+import type { Table } from "../../shared/storage/table.ts";
+import { getRawAuditRecord, getRawItem, putRawAuditRecord } from "../../testing/faults.ts";
+import { type Harness, randomKek, startHarness, startStore } from "../../testing/harness.ts";
+import { rewrapAndSettle } from "../../testing/rewrap.ts";
+
+/*
+ * What the KEK re-wrap's re-key must never do: make an item that fails its MAC valid, or let a seal
+ * item that fails count as anything but sealed; and what verify must still catch once the old KEK,
+ * and with it the old chain keys, are gone. Every edit here is one a principal with write access to
+ * the table, and none to the KEK, could make, through the real SDK.
+ */
+
+type Store = { dynamo: LocalDynamo; table: Table };
+const REASON = { "x-audit-reason": "authority re-key integrity test" };
+
+const instance = (store: Store, active: Uint8Array, previous: Uint8Array[] = []) =>
+  startHarness({
+    store,
+    keyring: new LocalKeyring({ active, previous }),
+    env: { AUDIT_DENIAL_WINDOW_SECONDS: "0", ROTATION_LEASE_SECONDS: "0" },
+  });
+
+async function setRaw(table: Table, key: { pk: string; sk: string }, field: string, value: unknown) {
+  await table.doc.send(
+    new UpdateCommand({
+      TableName: table.name,
+      Key: key,
+      UpdateExpression: "SET #f = :v",
+      ExpressionAttributeNames: { "#f": field },
+      ExpressionAttributeValues: { ":v": value },
+    }),
+  );
+}
+
+const sealKey = (scope: string) => ({ pk: `SEAL#${scope}`, sk: "SEAL" });
+const tokenKey = (id: string) => ({ pk: `TOKEN#${id}`, sk: "TOKEN" });
+
+describe("items that fail their MAC, across a KEK rotation", () => {
+  const kekA = randomKek();
+  const kekB = randomKek();
+  const fpA = kekFingerprint(kekA);
+  let store: Store;
+  let a: Harness;
+  let b: Harness;
+  let adminB: string;
+  let report: KekReport;
+  let edited: { token: string; id: string };
+  /** What instance A, on KEK A alone, answered after the edits and before the rotation. */
+  const beforeRotation: Record<string, number> = {};
+
+  const read = (h: Harness, tenant: string, token: string) =>
+    h.call("GET", `/v1/tenants/${tenant}/secrets/db`, { token, headers: REASON });
+
+  beforeAll(async () => {
+    store = await startStore();
+    a = await instance(store, kekA);
+    const admin = await a.token("admin");
+    for (const tenantId of ["sealed-edited", "sealed-flipped", "open-edited", "plain"]) {
+      expect((await a.call("POST", "/v1/tenants", { token: admin, body: { tenantId } })).status).toBe(201);
+      const put = await a.call("PUT", `/v1/tenants/${tenantId}/secrets/db`, {
+        token: admin,
+        body: { value: "v" },
+      });
+      expect(put.status).toBe(200);
+    }
+    const seal = (tenant: string, action: "seal" | "unseal") =>
+      a.call("POST", `/v1/tenants/${tenant}/${action}`, { token: admin, body: { reason: action } });
+    expect((await seal("sealed-edited", "seal")).status).toBe(200);
+    expect((await seal("sealed-flipped", "seal")).status).toBe(200);
+    expect((await seal("open-edited", "seal")).status).toBe(200);
+    expect((await seal("open-edited", "unseal")).status).toBe(200);
+    edited = await a.runtime.tokens.issue("runner", ["plain"], 3600);
+    expect((await read(a, "plain", edited.token)).status).toBe(200);
+
+    // Behind the service's back: a sealed item's reason, a sealed item flipped open, an open item's
+    // reason, and a runner token widened to admin.
+    await setRaw(store.table, sealKey("sealed-edited"), "reason", "nothing to see");
+    await setRaw(store.table, sealKey("sealed-flipped"), "sealed", false);
+    await setRaw(store.table, sealKey("open-edited"), "reason", "nothing to see");
+    await setRaw(store.table, tokenKey(edited.id), "role", "admin");
+    for (const tenant of ["sealed-edited", "sealed-flipped", "open-edited"]) {
+      beforeRotation[tenant] = (await read(a, tenant, admin)).status;
+    }
+    beforeRotation.edited = (await read(a, "plain", edited.token)).status;
+    // Instance A stops here: an instance still on the old KEK after the re-wrap would key new records
+    // by it, which no re-anchor attests (docs/rotation.md).
+
+    b = await instance(store, kekB, [kekA]);
+    report = await rewrapAndSettle(b, admin);
+    b = await instance(store, kekB);
+    adminB = await b.token("admin");
+  }, 60_000);
+  afterAll(() => store?.dynamo.close());
+
+  it("the re-wrap finishes, counting each as an integrity failure and leaving each under the old key", async () => {
+    expect(report.rewrap).toMatchObject({ phase: "done", rekey: { itemIntegrityFailures: 4 } });
+    for (const key of [sealKey("sealed-edited"), sealKey("sealed-flipped"), sealKey("open-edited")]) {
+      expect((await getRawItem(store.table, key)).macKeyRef).toBe(`local:${fpA}`);
+    }
+    expect((await getRawItem(store.table, tokenKey(edited.id))).macKeyRef).toBe(`local:${fpA}`);
+  });
+
+  it("a seal item that says sealed and fails its MAC counts as sealed, before the rotation and after it", async () => {
+    expect(beforeRotation["sealed-edited"]).toBe(423);
+    const response = await read(b, "sealed-edited", adminB);
+    expect(response.status).toBe(423);
+    expect((await response.json()).error.code).toBe("tenant_sealed");
+  });
+
+  it("a seal item flipped to unsealed by hand fails its MAC and counts as sealed, after the rotation too", async () => {
+    expect((await getRawItem(store.table, sealKey("sealed-flipped"))).sealed).toBe(false);
+    expect(beforeRotation["sealed-flipped"]).toBe(423);
+    expect((await read(b, "sealed-flipped", adminB)).status).toBe(423);
+  });
+
+  it("a seal item that says unsealed and fails its MAC counts as sealed too, and an admin's unseal lifts it", async () => {
+    expect(beforeRotation["open-edited"]).toBe(423);
+    expect((await read(b, "open-edited", adminB)).status).toBe(423);
+    const unsealed = await b.call("POST", "/v1/tenants/open-edited/unseal", {
+      token: adminB,
+      body: { reason: "re-sealed by an admin under the new KEK" },
+    });
+    expect(unsealed.status).toBe(200);
+    expect((await read(b, "open-edited", adminB)).status).toBe(200);
+  });
+
+  it("a token widened behind the service's back is still refused, and an untouched tenant still reads", async () => {
+    expect(beforeRotation.edited).toBe(401);
+    expect((await read(b, "plain", edited.token)).status).toBe(401);
+    expect((await read(b, "plain", adminB)).status).toBe(200);
+  });
+
+  it("once the old KEK is gone, verify still catches a record edited with its hash recomputed", async () => {
+    const intact = await b.runtime.chainVerifier.verify("plain");
+    expect(intact).toMatchObject({ intact: true });
+    const record = await getRawAuditRecord(store.table, "plain", 1);
+    expect(record.macKeyRef).toMatch(new RegExp(`^local:${fpA}:`));
+    const { hash: _hash, mac, ...body } = record;
+    const forged = { ...body, detail: "rewritten after the KEK left" };
+    await putRawAuditRecord(store.table, "plain", 1, {
+      ...forged,
+      hash: chainHash(canonicalRecord(forged)),
+      mac,
+    });
+    expect(await b.runtime.chainVerifier.verify("plain")).toMatchObject({
+      intact: false,
+      break: { sequence: 2, reason: "link_mismatch" },
+    });
+  });
+
+  it("once the old KEK is gone, a record appended under its key after the re-anchor is not attested", async () => {
+    const before = await b.runtime.chainVerifier.verify("sealed-edited");
+    expect(before).toMatchObject({ intact: true });
+    const head = before.head;
+    if (head === undefined) throw new Error("the chain has records");
+    const last = await getRawAuditRecord(store.table, "sealed-edited", head.sequence);
+    const { hash: _hash, mac, ...body } = last;
+    const day = String(last.time).slice(0, 10);
+    const forged = {
+      ...body,
+      id: randomUUID(),
+      sequence: head.sequence + 1,
+      prevHash: head.hash,
+      macKeyRef: `local:${fpA}:${day}`,
+      detail: "forged under a key no longer held",
+    };
+    await putRawAuditRecord(store.table, "sealed-edited", head.sequence + 1, {
+      ...forged,
+      hash: chainHash(canonicalRecord(forged)),
+      mac,
+    });
+    expect(await b.runtime.chainVerifier.verify("sealed-edited")).toMatchObject({
+      intact: false,
+      verifiedThrough: head.sequence,
+      break: { sequence: head.sequence + 1, reason: "unknown_mac_key" },
+    });
+  });
+});
+
+describe("GET /v1/kek for a previous KEK no DEK depends on", () => {
+  const kekA = randomKek();
+  const kekB = randomKek();
+  const fpA = kekFingerprint(kekA);
+  let store: Store;
+  let runner: string;
+  let admin: string;
+
+  beforeAll(async () => {
+    store = await startStore();
+    const a = await instance(store, kekA);
+    // No tenant, so no DEK and no registered KEK: only a token depends on KEK A.
+    admin = await a.token("admin");
+    runner = (await a.runtime.tokens.issue("auditor", ["anything"], 3600)).token;
+  });
+  afterAll(() => store?.dynamo.close());
+
+  it("says it may not be removed until a re-wrap to the active KEK has re-keyed what it keyed", async () => {
+    const b = await instance(store, kekB, [kekA]);
+    const before = await b.call("GET", "/v1/kek", { token: admin });
+    expect(before.status).toBe(200);
+    expect((await before.json()).keks.find((k: { kekId: string }) => k.kekId === fpA)).toMatchObject({
+      dataKeys: 0,
+      registered: false,
+      mayBeRemoved: false,
+      status: expect.stringContaining("keep it until a re-wrap to the active KEK finishes"),
+    });
+    const after = await rewrapAndSettle(b, admin);
+    expect(after.keks.find((k) => k.kekId === fpA)).toMatchObject({ mayBeRemoved: true });
+    const alone = await instance(store, kekB);
+    expect((await alone.call("GET", "/v1/tokens/self", { token: runner })).status).toBe(200);
+    expect((await alone.call("GET", "/v1/kek", { token: admin })).status).toBe(200);
+  });
+});
