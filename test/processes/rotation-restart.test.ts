@@ -103,7 +103,7 @@ describe("restarting with a new KEK", () => {
       deregistered: [fpA],
       rekey: { itemIntegrityFailures: 0, chainsBroken: [] },
     });
-    expect(keks.rewrap.rekey.itemsRekeyed).toBeGreaterThanOrEqual(1);
+    expect(keks.rewrap?.rekey?.itemsRekeyed).toBeGreaterThanOrEqual(1);
     expect(keks.keks.find((k: { kekId: string }) => k.kekId === fpA)).toMatchObject({
       mayBeRemoved: true,
     });

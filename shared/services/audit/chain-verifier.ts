@@ -136,6 +136,9 @@ export class ChainVerifier {
       }
       options.onKeeper?.(refKeeper(String(record.macKeyRef)));
       const key = await this.#keys.forRef(String(record.macKeyRef));
+      const dayFails = keyDay !== recordDay || keyDay < previousDay;
+      // No re-anchor attests a record that fails these, so its unknown key is the first thing wrong.
+      if (key === undefined && dayFails) return broken(position, "unknown_mac_key");
       if (keyDay !== recordDay) return broken(position, "key_day_mismatch");
       if (keyDay < previousDay) return broken(position, "day_regressed");
       if (key === undefined) {
