@@ -122,6 +122,9 @@ describe("restarting with a new KEK", () => {
     expect(tenant.json).toMatchObject({ scope: "acme", intact: true });
     const system = await api(url, "GET", "/v1/audit/verify");
     expect(system.json).toMatchObject({ intact: true });
+    // The stream file still holds records keyed by the old KEK; each was chained before it left.
+    expect(server.output).not.toContain("refused by the sequencer");
+    expect(server.output).not.toContain("failed its integrity check");
     expect(await server.stop()).toEqual({ code: 0, signal: null });
   });
 });

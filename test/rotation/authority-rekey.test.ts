@@ -57,7 +57,7 @@ beforeAll(async () => {
   store = await startStore();
   const a = await instance(kekA);
   old.admin = await a.token("admin");
-  for (const tenantId of ["acme", "locked"]) {
+  for (const tenantId of ["acme", "locked", "doomed"]) {
     expect((await a.call("POST", "/v1/tenants", { token: old.admin, body: { tenantId } })).status).toBe(201);
     const put = await a.call("PUT", `/v1/tenants/${tenantId}/secrets/db`, {
       token: old.admin,
@@ -65,6 +65,11 @@ beforeAll(async () => {
     });
     expect(put.status).toBe(200);
   }
+  const deleted = await a.call("DELETE", "/v1/tenants/doomed", {
+    token: old.admin,
+    body: { confirm: "doomed" },
+  });
+  expect(deleted.status).toBe(200);
   const runner = await a.call("POST", "/v1/tokens", {
     token: old.admin,
     body: { role: "runner", tenants: ["acme"], ttlSeconds: 3600 },
@@ -118,12 +123,12 @@ beforeAll(async () => {
     phase: "done",
     rekey: {
       step: "chains",
-      // The bootstrap-style admin, the runner, the operator, the approver, the binding, two seal
-      // items, the wrap and the break-glass request.
-      itemsRekeyed: 9,
+      // The first admin, the runner, the operator, the approver, the binding, two seal items, the
+      // deletion certificate, the wrap and the break-glass request.
+      itemsRekeyed: 10,
       itemIntegrityFailures: 0,
-      // _system, acme and locked.
-      chainsReanchored: 3,
+      // _system, acme, doomed and locked.
+      chainsReanchored: 4,
       chainsBroken: [],
     },
   });
@@ -178,8 +183,14 @@ describe("after the re-wrap, with the old KEK removed", () => {
     expect((await h.call("GET", "/v1/tenants/acme/audit", { token: old.breakGlass })).status).toBe(200);
   });
 
+  it("a deletion certificate made under the old KEK still verifies", async () => {
+    const check = await h.call("GET", "/v1/tenants/doomed/deletion-certificate", { token: admin });
+    expect(check.status).toBe(200);
+    expect(await check.json()).toMatchObject({ verified: true, certificate: { tenantId: "doomed" } });
+  });
+
   it("every audit chain verifies intact", async () => {
-    for (const scope of ["acme", "locked"]) {
+    for (const scope of ["acme", "locked", "doomed"]) {
       const verified = await h.call("GET", `/v1/tenants/${scope}/audit/verify`, { token: admin });
       expect(verified.status).toBe(200);
       expect(await verified.json()).toMatchObject({ scope, intact: true });
