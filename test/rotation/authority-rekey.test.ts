@@ -199,4 +199,18 @@ describe("after the re-wrap, with the old KEK removed", () => {
     expect(system.status).toBe(200);
     expect(await system.json()).toMatchObject({ intact: true });
   });
+
+  it("a walk resumed from its cursors one record at a time carries what awaits the re-anchor, and ends intact", async () => {
+    const verifier = h.runtime.chainVerifier;
+    let result = await verifier.verify("acme", undefined, { budgetMs: 0 });
+    const calls = [result];
+    while (result.nextCursor !== undefined) {
+      result = await verifier.verify("acme", undefined, { budgetMs: 0, cursor: result.nextCursor });
+      calls.push(result);
+    }
+    expect(calls.length).toBeGreaterThan(5);
+    // Until the walk meets the re-anchor, nothing keyed by the old KEK counts as verified.
+    expect(calls[0]).toMatchObject({ intact: true, verifiedThrough: 0, records: 1 });
+    expect(result).toMatchObject({ intact: true, verifiedThrough: result.records });
+  });
 });
