@@ -2,11 +2,20 @@ import { randomUUID } from "node:crypto";
 import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chainHash } from "../../shared/crypto/chain-keys.ts";
+import { ItemMacs } from "../../shared/crypto/item-integrity.ts";
 import { kekFingerprint, LocalKeyring } from "../../shared/crypto/local-keyring.ts";
 import { canonicalRecord } from "../../shared/domain/audit-chain.ts";
-import type { KekReport } from "../../shared/domain/rotation.ts";
+import { type KekReport, REKEY_KINDS, type RekeyKind } from "../../shared/domain/rotation.ts";
+import { ItemRekey } from "../../shared/services/keys/item-rekey.ts";
+import { BindingRepository } from "../../shared/storage/binding-repository.ts";
+import { BreakGlassRepository } from "../../shared/storage/break-glass-repository.ts";
+import { DeletionRepository } from "../../shared/storage/deletion-repository.ts";
 import type { LocalDynamo } from "../../shared/storage/local-dynamo.ts";
+import { SealRepository } from "../../shared/storage/seal-repository.ts";
 import type { Table } from "../../shared/storage/table.ts";
+import { TenantRepository } from "../../shared/storage/tenant-repository.ts";
+import { TokenRepository } from "../../shared/storage/token-repository.ts";
+import { WrapRepository } from "../../shared/storage/wrap-repository.ts";
 import { getRawAuditRecord, getRawItem, putRawAuditRecord } from "../../testing/faults.ts";
 import { type Harness, randomKek, startHarness, startStore } from "../../testing/harness.ts";
 import { rewrapAndSettle } from "../../testing/rewrap.ts";
@@ -217,5 +226,122 @@ describe("GET /v1/kek for a previous KEK no DEK depends on", () => {
     const alone = await instance(store, kekB);
     expect((await alone.call("GET", "/v1/tokens/self", { token: runner })).status).toBe(200);
     expect((await alone.call("GET", "/v1/kek", { token: admin })).status).toBe(200);
+  });
+});
+
+describe("a change that meets the re-key of its item", () => {
+  const kekA = randomKek();
+  const kekB = randomKek();
+  let store: Store;
+  let h: Harness;
+  let admin: string;
+  let rekey: ItemRekey;
+
+  /**
+   * Runs one re-key page of `kind` just before the first write whose update expression contains
+   * `marker`, as if the re-wrap got there between the change's read and its write.
+   */
+  function rekeyBefore(marker: string, kind: RekeyKind): { met: () => boolean; remove: () => void } {
+    let met = false;
+    const name = `rekey-before-${marker}`;
+    store.table.doc.middlewareStack.add(
+      (next) => async (args) => {
+        const input = args.input as { UpdateExpression?: string };
+        if (!met && input.UpdateExpression?.includes(marker)) {
+          met = true;
+          expect((await rekey.page(kind, kekFingerprint(kekB), undefined, 100)).rekeyed).toBe(1);
+        }
+        return next(args);
+      },
+      { step: "initialize", name },
+    );
+    return { met: () => met, remove: () => store.table.doc.middlewareStack.remove(name) };
+  }
+
+  beforeAll(async () => {
+    store = await startStore();
+    const a = await instance(store, kekA);
+    admin = await a.token("admin");
+    expect((await a.call("POST", "/v1/tenants", { token: admin, body: { tenantId: "acme" } })).status).toBe(
+      201,
+    );
+    expect(
+      (await a.call("PUT", "/v1/tenants/acme/secrets/db", { token: admin, body: { value: "v" } })).status,
+    ).toBe(200);
+    h = await instance(store, kekB, [kekA]);
+    const keyring = new LocalKeyring({ active: kekB, previous: [kekA] });
+    rekey = new ItemRekey(
+      {
+        tokens: new TokenRepository(store.table),
+        bindings: new BindingRepository(store.table),
+        seals: new SealRepository(store.table),
+        deletions: new DeletionRepository(store.table),
+        breakGlass: new BreakGlassRepository(store.table),
+        wraps: new WrapRepository(store.table),
+        tenants: new TenantRepository(store.table),
+      },
+      new ItemMacs(keyring.chainKeys().itemKeys()),
+      keyring,
+      h.runtime.metrics,
+      h.runtime.logger,
+      true,
+    );
+    // Everything issued before these tests is re-keyed already, so each page below moves one item.
+    for (const kind of REKEY_KINDS) await rekey.page(kind, kekFingerprint(kekB), undefined, 100);
+  });
+  afterAll(() => store?.dynamo.close());
+
+  it("a revocation is made on the re-keyed item, not answered 404", async () => {
+    const a = await instance(store, kekA, []);
+    const issued = await a.runtime.tokens.issue("runner", ["acme"], 3600);
+    const race = rekeyBefore("revokedAt", "tokens");
+    try {
+      const revoked = await h.call("DELETE", `/v1/tokens/${issued.id}`, { token: admin });
+      expect(race.met()).toBe(true);
+      expect(revoked.status).toBe(204);
+    } finally {
+      race.remove();
+    }
+    expect(
+      (await h.call("GET", "/v1/tenants/acme/secrets/db", { token: issued.token, headers: REASON })).status,
+    ).toBe(401);
+  });
+
+  it("a binding's delete is made on the re-keyed item, not answered 404", async () => {
+    const a = await instance(store, kekA, []);
+    const created = await a.call("POST", "/v1/bindings", {
+      token: await a.token("admin"),
+      body: { principalArn: "arn:aws:iam::123456789012:role/racer", role: "runner", tenants: ["acme"] },
+    });
+    expect(created.status).toBe(201);
+    const { bindingId } = await created.json();
+    const race = rekeyBefore("deletedAt", "bindings");
+    try {
+      const deleted = await h.call("DELETE", `/v1/bindings/${bindingId}`, { token: admin });
+      expect(race.met()).toBe(true);
+      expect(deleted.status).toBe(204);
+    } finally {
+      race.remove();
+    }
+  });
+
+  it("an unwrap is made on the re-keyed item, with its re-wrapped payload, not answered 410", async () => {
+    const a = await instance(store, kekA, []);
+    const wrapped = await a.call("GET", "/v1/tenants/acme/secrets/db?wrapTtlSeconds=300", {
+      token: await a.token("admin"),
+      headers: REASON,
+    });
+    expect(wrapped.status).toBe(200);
+    const { token } = (await wrapped.json()).wrap;
+    const race = rekeyBefore("usedAt", "wraps");
+    try {
+      const unwrapped = await h.call("POST", "/v1/unwrap", { body: { token } });
+      expect(race.met()).toBe(true);
+      expect(unwrapped.status).toBe(200);
+      expect(await unwrapped.json()).toMatchObject({ data: { value: "v" } });
+    } finally {
+      race.remove();
+    }
+    expect((await h.call("POST", "/v1/unwrap", { body: { token } })).status).toBe(410);
   });
 });
