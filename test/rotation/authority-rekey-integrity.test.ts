@@ -345,3 +345,43 @@ describe("a change that meets the re-key of its item", () => {
     expect((await h.call("POST", "/v1/unwrap", { body: { token } })).status).toBe(410);
   });
 });
+
+describe("audit records still waiting for the sequencer under the old KEK", () => {
+  const kekA = randomKek();
+  const kekB = randomKek();
+  let store: Store;
+
+  // As deployed: the request path writes records under their own keys, a sequencer chains them later.
+  const deferred = (active: Uint8Array, previous: Uint8Array[] = []) =>
+    startHarness({
+      store,
+      keyring: new LocalKeyring({ active, previous }),
+      env: { AUDIT_SEQUENCING: "deferred", ROTATION_LEASE_SECONDS: "0" },
+    });
+
+  beforeAll(async () => {
+    store = await startStore();
+  });
+  afterAll(() => store?.dynamo.close());
+
+  it("are chained by the re-wrap while their key is still there, so none is refused once it is gone", async () => {
+    const a = await deferred(kekA);
+    const admin = await a.token("admin");
+    expect((await a.call("POST", "/v1/tenants", { token: admin, body: { tenantId: "queued" } })).status).toBe(
+      201,
+    );
+    expect(
+      await store.table.query({ keyCondition: "pk = :pk", values: { ":pk": "AUDIT#queued" } }),
+    ).toMatchObject({
+      items: [expect.objectContaining({ sk: expect.stringMatching(/^NEW#/) }), expect.anything()],
+    });
+    const b = await deferred(kekB, [kekA]);
+    expect((await rewrapAndSettle(b, admin)).rewrap).toMatchObject({ phase: "done" });
+    const alone = await deferred(kekB);
+    expect(await alone.runtime.sequencer.catchUp("queued")).toMatchObject({ rejected: 0 });
+    const verified = await alone.runtime.chainVerifier.verify("queued");
+    expect(verified).toMatchObject({ intact: true });
+    // tenant.create's attempt and success, chained (and so MAC'd) under the new KEK: nothing to re-anchor.
+    expect(verified.records).toBe(2);
+  });
+});
