@@ -1249,7 +1249,7 @@ export interface operations {
     listAuditSystem: {
         parameters: {
             query?: {
-                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "tenant.seal" | "tenant.unseal" | "system.seal" | "system.unseal" | "token.list" | "token.self" | "wrap.unwrap" | "wrap.lookup" | "breakglass.request" | "breakglass.approve" | "breakglass.activate" | "breakglass.revoke" | "binding.create" | "binding.list" | "binding.delete" | "tenant.list";
+                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "audit.reanchor" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "tenant.seal" | "tenant.unseal" | "system.seal" | "system.unseal" | "token.list" | "token.self" | "wrap.unwrap" | "wrap.lookup" | "breakglass.request" | "breakglass.approve" | "breakglass.activate" | "breakglass.revoke" | "binding.create" | "binding.list" | "binding.delete" | "tenant.list";
                 actor?: string;
                 cursor?: string;
                 from?: string;
@@ -1273,7 +1273,7 @@ export interface operations {
                     "application/json": {
                         events: ({
                             /** @enum {string} */
-                            action: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "tenant.seal" | "tenant.unseal" | "system.seal" | "system.unseal" | "token.list" | "token.self" | "wrap.unwrap" | "wrap.lookup" | "breakglass.request" | "breakglass.approve" | "breakglass.activate" | "breakglass.revoke" | "binding.create" | "binding.list" | "binding.delete" | "tenant.list";
+                            action: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "audit.reanchor" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "tenant.seal" | "tenant.unseal" | "system.seal" | "system.unseal" | "token.list" | "token.self" | "wrap.unwrap" | "wrap.lookup" | "breakglass.request" | "breakglass.approve" | "breakglass.activate" | "breakglass.revoke" | "binding.create" | "binding.list" | "binding.delete" | "tenant.list";
                             actor: string;
                             count?: number;
                             detail?: string;
@@ -1436,7 +1436,7 @@ export interface operations {
     exportAuditSystem: {
         parameters: {
             query?: {
-                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "tenant.seal" | "tenant.unseal" | "system.seal" | "system.unseal" | "token.list" | "token.self" | "wrap.unwrap" | "wrap.lookup" | "breakglass.request" | "breakglass.approve" | "breakglass.activate" | "breakglass.revoke" | "binding.create" | "binding.list" | "binding.delete" | "tenant.list";
+                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "audit.reanchor" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "tenant.seal" | "tenant.unseal" | "system.seal" | "system.unseal" | "token.list" | "token.self" | "wrap.unwrap" | "wrap.lookup" | "breakglass.request" | "breakglass.approve" | "breakglass.activate" | "breakglass.revoke" | "binding.create" | "binding.list" | "binding.delete" | "tenant.list";
                 actor?: string;
                 cursor?: string;
                 from?: string;
@@ -2498,6 +2498,18 @@ export interface operations {
                             pass: number;
                             /** @enum {string} */
                             phase: "rewrap" | "done";
+                            rekey?: {
+                                chainsBroken: string[];
+                                chainsReanchored: number;
+                                itemIntegrityFailures: number;
+                                itemsRekeyed: number;
+                                /** @enum {string} */
+                                kind?: "tokens" | "bindings" | "tenants" | "break-glass" | "wraps";
+                                /** @enum {string} */
+                                step: "items" | "chains";
+                            } & {
+                                [key: string]: unknown;
+                            };
                             rewrapped: number;
                             targetKekId: string;
                             tenantsScanned: number;
@@ -2650,6 +2662,18 @@ export interface operations {
                             pass: number;
                             /** @enum {string} */
                             phase: "rewrap" | "done";
+                            rekey?: {
+                                chainsBroken: string[];
+                                chainsReanchored: number;
+                                itemIntegrityFailures: number;
+                                itemsRekeyed: number;
+                                /** @enum {string} */
+                                kind?: "tokens" | "bindings" | "tenants" | "break-glass" | "wraps";
+                                /** @enum {string} */
+                                step: "items" | "chains";
+                            } & {
+                                [key: string]: unknown;
+                            };
                             rewrapped: number;
                             targetKekId: string;
                             tenantsScanned: number;
@@ -3899,7 +3923,7 @@ export interface operations {
     listAuditTenant: {
         parameters: {
             query?: {
-                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "tenant.seal" | "tenant.unseal" | "system.seal" | "system.unseal" | "token.list" | "token.self" | "wrap.unwrap" | "wrap.lookup" | "breakglass.request" | "breakglass.approve" | "breakglass.activate" | "breakglass.revoke" | "binding.create" | "binding.list" | "binding.delete" | "tenant.list";
+                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "audit.reanchor" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "tenant.seal" | "tenant.unseal" | "system.seal" | "system.unseal" | "token.list" | "token.self" | "wrap.unwrap" | "wrap.lookup" | "breakglass.request" | "breakglass.approve" | "breakglass.activate" | "breakglass.revoke" | "binding.create" | "binding.list" | "binding.delete" | "tenant.list";
                 actor?: string;
                 cursor?: string;
                 from?: string;
@@ -3925,7 +3949,7 @@ export interface operations {
                     "application/json": {
                         events: ({
                             /** @enum {string} */
-                            action: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "tenant.seal" | "tenant.unseal" | "system.seal" | "system.unseal" | "token.list" | "token.self" | "wrap.unwrap" | "wrap.lookup" | "breakglass.request" | "breakglass.approve" | "breakglass.activate" | "breakglass.revoke" | "binding.create" | "binding.list" | "binding.delete" | "tenant.list";
+                            action: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "audit.reanchor" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "tenant.seal" | "tenant.unseal" | "system.seal" | "system.unseal" | "token.list" | "token.self" | "wrap.unwrap" | "wrap.lookup" | "breakglass.request" | "breakglass.approve" | "breakglass.activate" | "breakglass.revoke" | "binding.create" | "binding.list" | "binding.delete" | "tenant.list";
                             actor: string;
                             count?: number;
                             detail?: string;
@@ -4088,7 +4112,7 @@ export interface operations {
     exportAuditTenant: {
         parameters: {
             query?: {
-                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "tenant.seal" | "tenant.unseal" | "system.seal" | "system.unseal" | "token.list" | "token.self" | "wrap.unwrap" | "wrap.lookup" | "breakglass.request" | "breakglass.approve" | "breakglass.activate" | "breakglass.revoke" | "binding.create" | "binding.list" | "binding.delete" | "tenant.list";
+                action?: "tenant.create" | "tenant.read" | "secret.read" | "secret.write" | "secret.delete" | "secret.list" | "token.create" | "token.revoke" | "audit.read" | "request.denied" | "audit.verify" | "audit.export" | "audit.head" | "kms.call" | "tenant.rotate-dek" | "tenant.reencrypt" | "audit.reanchor" | "kek.rewrap" | "kek.read" | "rotation.read" | "rotation.run" | "secret.rotation-policy" | "secret.rotate" | "secret.promote" | "secret.rollback" | "health.read" | "secret.versions" | "secret.destroy-version" | "secret.undelete" | "secret.purge" | "tenant.delete" | "tenant.deletion-certificate" | "tenant.seal" | "tenant.unseal" | "system.seal" | "system.unseal" | "token.list" | "token.self" | "wrap.unwrap" | "wrap.lookup" | "breakglass.request" | "breakglass.approve" | "breakglass.activate" | "breakglass.revoke" | "binding.create" | "binding.list" | "binding.delete" | "tenant.list";
                 actor?: string;
                 cursor?: string;
                 from?: string;

@@ -71,7 +71,9 @@ export class ApiStack extends Stack {
         PARTITIONS.seal,
         PARTITIONS.tokenDirectory,
         PARTITIONS.wrap,
+        PARTITIONS.wrapDirectory,
         PARTITIONS.breakGlass,
+        PARTITIONS.breakGlassDirectory,
         PARTITIONS.binding,
       ],
     });

@@ -18,6 +18,9 @@ export const PARTITIONS = {
   breakGlass: "BG#*",
   /** Response-wrapping items. */
   wrap: "WRAP#*",
+  /** The live wraps by expiry, and every break-glass request: what the KEK re-wrap re-keys. */
+  wrapDirectory: "WRAPS",
+  breakGlassDirectory: "BREAK-GLASS",
   /** The kill switch's items, per tenant and global: read beside the token on every request. */
   seal: "SEAL#*",
   binding: "BINDINGS",

@@ -57,7 +57,9 @@ export class RotationStack extends Stack {
     });
     const role = this.rotation.role;
     grantVerifierInvoke(role, this, config.verifierFunctionNamePrefix);
-    // Tenants and their secrets, audit blocks, the directory and META checkpoints; never a token.
+    // Tenants and their secrets, audit blocks, the directory and META checkpoints; never a token. The
+    // live wraps too: the KEK re-wrap re-wraps their payloads' data keys (no escalation: this role
+    // decrypts every tenant's DEKs already), but never their MACs' key, which KMS_KEY_ID does not change.
     grantTableItems(role, data.table.tableArn, {
       read: ["GetItem", "BatchGetItem", "Query"],
       // Reads too: the backfill Scan lists partition keys, token ids among them, and must lead nowhere.
@@ -68,9 +70,17 @@ export class RotationStack extends Stack {
         PARTITIONS.directory,
         PARTITIONS.meta,
         PARTITIONS.seal,
+        PARTITIONS.wrap,
+        PARTITIONS.wrapDirectory,
       ],
       write: ["PutItem", "UpdateItem"],
-      writePartitions: [PARTITIONS.tenant, PARTITIONS.audit, PARTITIONS.directory, PARTITIONS.meta],
+      writePartitions: [
+        PARTITIONS.tenant,
+        PARTITIONS.audit,
+        PARTITIONS.directory,
+        PARTITIONS.meta,
+        PARTITIONS.wrap,
+      ],
     });
     grantDirectoryBackfillScan(role, data.table.tableArn);
     grantKekUse(role, [data.kek], ["GenerateDataKey", "Decrypt", "ReEncryptFrom", "ReEncryptTo"]);

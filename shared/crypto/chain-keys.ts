@@ -33,6 +33,12 @@ export interface ChainKeys {
    * never one of the chain's day keys, and one per process rather than one per day.
    */
   itemKeys(): ItemKeys;
+  /**
+   * The keepers this service holds besides the one new records are keyed by, as references name
+   * them (`local:<fingerprint>`): locally the previous KEKs; on AWS none, since rotating KMS_KEY_ID
+   * leaves AUDIT_MAC_KEY_ID as it is.
+   */
+  previousKeepers(): readonly string[];
 }
 
 export interface ChainKey {
@@ -62,6 +68,9 @@ export function utcDay(time: unknown): string | undefined {
 
 /** The last day whose keys exist yet, by this clock. */
 export const latestKeyDay = (now = Date.now()) => day(new Date(now + CLOCK_SKEW_MS));
+
+/** The keeper a reference names (all of it before the day), e.g. `local:<fingerprint>`. */
+export const refKeeper = (ref: string) => ref.slice(0, ref.lastIndexOf(":"));
 
 /** The day a reference names (its part after the last colon), or undefined when it names none. */
 export function refDay(ref: unknown): string | undefined {
@@ -124,6 +133,10 @@ export class LocalChainKeys implements ChainKeys {
     return this.#itemKeys;
   }
 
+  previousKeepers(): readonly string[] {
+    return [...this.#keks.keys()].filter((id) => id !== this.#activeId).map((id) => `local:${id}`);
+  }
+
   async current(at: Date): Promise<ChainKey> {
     const ref = `local:${this.#activeId}:${day(at)}`;
     const key = await this.forRef(ref);
@@ -156,6 +169,10 @@ export class KmsChainKeys implements ChainKeys {
   itemKeys(): ItemKeys {
     this.#itemKeys ??= new KmsItemKeys({ client: this.#client, keyId: this.#keyId });
     return this.#itemKeys;
+  }
+
+  previousKeepers(): readonly string[] {
+    return [];
   }
 
   async current(at: Date): Promise<ChainKey> {

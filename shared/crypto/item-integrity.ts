@@ -14,7 +14,8 @@ import { kmsGenerateMac } from "./kms-mac.ts";
  * - on AWS, KMS `GenerateMac` under `AUDIT_MAC_KEY_ID` over this label: one call per process, cached.
  *
  * An item stores the reference (`local:<KEK fingerprint>` or `kms:<key ARN>`), so items sealed under a
- * previous local KEK still verify while that KEK is configured (`CREDENTIALS_KEK_PREVIOUS`).
+ * previous local KEK still verify while that KEK is configured (`CREDENTIALS_KEK_PREVIOUS`), and the
+ * KEK re-wrap re-keys them under the active one before that KEK may go (shared/services/keys/item-rekey.ts).
  */
 export interface ItemKeys {
   current(): Promise<{ readonly ref: string; readonly key: Uint8Array }>;

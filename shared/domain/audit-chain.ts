@@ -157,6 +157,27 @@ export function canonicalRecord(record: object): string {
   return JSON.stringify(pairs);
 }
 
+/**
+ * A re-anchor record (action `audit.reanchor`, role `system`) says in its `detail` that the service
+ * verified the chain up to that head under every key it then held. Under the active key it stands
+ * for the records before it whose keys have gone since (docs/audit-chain.md#re-anchoring).
+ */
+export function reanchorDetail(head: ChainHead): string {
+  return `verified through ${head.sequence} ${head.hash}`;
+}
+
+export function reanchoredHead(record: {
+  action?: unknown;
+  role?: unknown;
+  detail?: unknown;
+}): ChainHead | undefined {
+  if (record.action !== "audit.reanchor" || record.role !== "system" || typeof record.detail !== "string") {
+    return undefined;
+  }
+  const found = /^verified through ([1-9]\d*) ([0-9a-f]{64})$/.exec(record.detail);
+  return found === null ? undefined : { sequence: Number(found[1]), hash: String(found[2]) };
+}
+
 export type ChainBreakReason =
   | "missing"
   | "malformed"
@@ -184,7 +205,8 @@ export const CHAIN_BREAK_EXPLANATIONS: Record<ChainBreakReason, string> = {
   hash_mismatch: "the record's content does not match its hash: it was edited",
   mac_mismatch:
     "the record's MAC does not verify: it was edited and its hash recomputed without the audit key",
-  unknown_mac_key: "the record names an audit key this service does not hold: it was forged or re-keyed",
+  unknown_mac_key:
+    "the record names an audit key this service does not hold, and no re-anchor under a key it holds attests it: it was forged or re-keyed",
   future_dated:
     "the record is dated after today, or names a key of a day that has not come: it was forged with a key derived ahead of time",
   key_day_mismatch:

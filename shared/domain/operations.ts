@@ -71,6 +71,8 @@ export const OPERATIONS = {
   "kms.call": { permission: null, scope: "either", whileSealed: true },
   "tenant.rotate-dek": { permission: "dek:rotate", scope: "tenant" },
   "tenant.reencrypt": { permission: null, scope: "tenant" },
+  // The KEK re-wrap's attestation that a chain verified under the keys it held before one is removed.
+  "audit.reanchor": { permission: null, scope: "either", whileSealed: true },
   "kek.rewrap": { permission: "kek:manage", scope: "system" },
   "kek.read": { permission: "kek:manage", scope: "system" },
   "rotation.read": { permission: "rotation:read", scope: "tenant" },

@@ -84,6 +84,64 @@ export interface RewrapState {
   /** When a DEK last failed to re-wrap. */
   readonly lastFailureAt?: string;
   readonly deregistered?: string[];
+  /** Authority items and audit chains moved onto the active KEK's keys, once every DEK is re-wrapped. */
+  readonly rekey?: RekeyState;
+}
+
+/** The authority items the re-key visits, in order; `tenants` is each tenant's seal and deletion certificate. */
+export const REKEY_KINDS = ["tokens", "bindings", "tenants", "break-glass", "wraps"] as const;
+export type RekeyKind = (typeof REKEY_KINDS)[number];
+
+/**
+ * The re-key's progress: where it is (`step`, and in the items the kind and page), what it re-keyed,
+ * and what it left alone because it verified under no configured key (`itemIntegrityFailures`) or was
+ * not intact under the keys configured (`chainsBroken`): those are never made valid.
+ */
+export interface RekeyState {
+  readonly step: "items" | "chains";
+  readonly kind?: RekeyKind;
+  readonly cursor?: string;
+  /** In the chains step: the scope being walked and where its walk stopped, when it did. */
+  readonly scope?: string;
+  readonly scopeCursor?: string;
+  /** Whether the scope's walk so far met a record keyed by a keeper other than the active one. */
+  readonly scopeStale?: boolean;
+  readonly itemsRekeyed: number;
+  readonly itemIntegrityFailures: number;
+  readonly chainsReanchored: number;
+  readonly chainsBroken: string[];
+}
+
+/** One page of authority items of one kind re-keyed; `cursor` is where the next page starts. */
+export interface RekeyPage {
+  readonly rekeyed: number;
+  readonly integrityFailures: number;
+  readonly cursor?: string;
+}
+
+/** Moves authority items' MACs (and wrapped payloads' data keys) onto the active KEK's keys. */
+export interface AuthorityRekey {
+  page(kind: RekeyKind, targetKekId: string, cursor: string | undefined, limit: number): Promise<RekeyPage>;
+}
+
+/** Where one scope's re-anchoring stands after a call. */
+export type ReanchorOutcome =
+  | { readonly status: "current" | "reanchored" | "broken" }
+  /** Out of time (`cursor` is where the walk goes on), or records keep landing under an old keeper. */
+  | { readonly status: "unfinished"; readonly cursor?: string; readonly stale: boolean };
+
+/**
+ * Makes an audit chain verifiable without the previous keepers' keys: verifies it under every key
+ * configured and, if any record needed a key other than the active one, appends a record under the
+ * active key that attests the chain as verified (docs/audit-chain.md#re-anchoring).
+ */
+export interface ChainReanchoring {
+  /** Whether any keeper other than the active one is configured: without one there is nothing to re-anchor. */
+  needed(): boolean;
+  reanchor(
+    scope: string,
+    options: { readonly budgetMs: number; readonly cursor?: string; readonly stale?: boolean },
+  ): Promise<ReanchorOutcome>;
 }
 
 /** The answer to a re-wrap request: whether it started a new re-wrap or continues one, and its state. */

@@ -31,6 +31,7 @@ import { SealGuard } from "../services/access/seal-guard.ts";
 import { TokenService } from "../services/access/token-service.ts";
 import { AuditLog, type PendingWitness } from "../services/audit/audit-log.ts";
 import { AuditQueries } from "../services/audit/audit-queries.ts";
+import { ChainReanchor } from "../services/audit/chain-reanchor.ts";
 import { ChainVerifier } from "../services/audit/chain-verifier.ts";
 import { ChainWriter } from "../services/audit/chain-writer.ts";
 import { DenialWindows } from "../services/audit/denial-windows.ts";
@@ -39,6 +40,7 @@ import { Sequencer } from "../services/audit/sequencer.ts";
 import { DataKeys } from "../services/keys/data-keys.ts";
 import { DekRotation } from "../services/keys/dek-rotation.ts";
 import { DekSweep } from "../services/keys/dek-sweep.ts";
+import { ItemRekey } from "../services/keys/item-rekey.ts";
 import { KekReporter } from "../services/keys/kek-report.ts";
 import { KekRewrap } from "../services/keys/kek-rewrap.ts";
 import { KeyringPayloadSealer } from "../services/keys/payload-sealer.ts";
@@ -322,7 +324,35 @@ export function createRuntime(options: {
     logger,
     rotationConfig,
   );
-  const kekRewrap = new KekRewrap(keyring, tenantRepository, checkpoints, metrics, logger, rotationConfig);
+  const itemRekey = new ItemRekey(
+    {
+      tokens: new TokenRepository(table),
+      bindings: new BindingRepository(table),
+      seals: sealRepository,
+      deletions: new DeletionRepository(table),
+      breakGlass: new BreakGlassRepository(table),
+      wraps: new WrapRepository(table),
+      tenants: tenantRepository,
+    },
+    integrity,
+    keyring,
+    metrics,
+    logger,
+    chainKeys.previousKeepers().length > 0,
+  );
+  const chainReanchor = new ChainReanchor({
+    keys: chainKeys,
+    verifier: chainVerifier,
+    sequencer,
+    trail: auditLog,
+    repository: auditRepository,
+    metrics,
+    logger,
+  });
+  const kekRewrap = new KekRewrap(keyring, tenantRepository, checkpoints, metrics, logger, rotationConfig, {
+    items: itemRekey,
+    chains: chainReanchor,
+  });
   const events =
     options.events ??
     createRotationEvents({

@@ -1,6 +1,7 @@
 import type { ItemSeal } from "../domain/item-integrity.ts";
 import { type BindingRecord, type Page, ROLES, type Role } from "../domain/types.ts";
 import type { Item } from "./item-reader.ts";
+import { resealItem } from "./item-reseal.ts";
 import { BINDINGS_PARTITION, bindingKey } from "./keys.ts";
 import { queryPage, type Table } from "./table.ts";
 
@@ -92,6 +93,11 @@ export class BindingRepository {
       { partition: BINDINGS_PARTITION, sortKeyPrefix: "", limit, cursor },
     );
     return { ...page, items: page.items.map((item) => ({ ...storedOf(item), sk: String(item.sk) })) };
+  }
+
+  /** Re-keys a binding's MAC over the content its old MAC verified; false when the item changed since. */
+  reseal(bindingId: string, sealedAs: string, seal: ItemSeal): Promise<boolean> {
+    return resealItem(this.#table, bindingKey(bindingId), sealedAs, seal);
   }
 
   /**

@@ -1,7 +1,9 @@
 import type { BreakGlassRecord } from "../domain/break-glass.ts";
 import type { ItemSeal } from "../domain/item-integrity.ts";
-import { breakGlassKey } from "./keys.ts";
-import type { Table } from "./table.ts";
+import type { Page } from "../domain/types.ts";
+import { resealItem } from "./item-reseal.ts";
+import { BREAK_GLASS_DIRECTORY_PARTITION, breakGlassDirectoryKey, breakGlassKey } from "./keys.ts";
+import { queryPage, type Table } from "./table.ts";
 
 const STATUSES = ["pending", "approved", "active", "revoked"] as const;
 const optionalString = (value: unknown) => value === undefined || typeof value === "string";
@@ -65,9 +67,28 @@ export class BreakGlassRepository {
   }
 
   /** Writes the record over exactly the item whose MAC the caller verified, or a new one (`replaces` undefined). */
-  put(record: BreakGlassRecord, seal: ItemSeal, replaces?: string): Promise<boolean> {
+  async put(record: BreakGlassRecord, seal: ItemSeal, replaces?: string): Promise<boolean> {
     const item = { ...breakGlassKey(record.id), ...record, mac: seal.mac, macKeyRef: seal.macKeyRef };
-    if (replaces === undefined) return this.#table.putIfAbsent(item);
+    if (replaces === undefined) {
+      // The directory entry first: no request exists that the KEK re-wrap cannot find to re-key.
+      await this.#table.put({ ...breakGlassDirectoryKey(record.id), id: record.id });
+      return this.#table.putIfAbsent(item);
+    }
     return this.#table.put(item, { condition: "mac = :replaces", values: { ":replaces": replaces } });
+  }
+
+  /** One page of break-glass request ids from the directory, in id order. */
+  async listIds(limit: number, cursor?: string): Promise<Page<string>> {
+    const page = await queryPage(
+      this.#table,
+      { keyCondition: "pk = :pk", projection: "sk", values: { ":pk": BREAK_GLASS_DIRECTORY_PARTITION } },
+      { partition: BREAK_GLASS_DIRECTORY_PARTITION, sortKeyPrefix: "", limit, cursor },
+    );
+    return { ...page, items: page.items.map((item) => String(item.sk)) };
+  }
+
+  /** Re-keys a request's MAC over the content its old MAC verified; false when the item changed since. */
+  reseal(id: string, sealedAs: string, seal: ItemSeal): Promise<boolean> {
+    return resealItem(this.#table, breakGlassKey(id), sealedAs, seal);
   }
 }

@@ -1,4 +1,6 @@
 import type { DeletionCertificate } from "../domain/deletion-certificate.ts";
+import type { ItemSeal } from "../domain/item-integrity.ts";
+import { resealItem } from "./item-reseal.ts";
 import {
   deletionCertificateKey,
   HEAD_PREFIX,
@@ -57,6 +59,11 @@ export class DeletionRepository {
   async getCertificate(tenantId: string): Promise<DeletionCertificate | undefined> {
     const item = await this.#table.get(deletionCertificateKey(tenantId));
     return item === undefined ? undefined : (item.certificate as DeletionCertificate);
+  }
+
+  /** Re-keys a certificate's MAC over the content its old MAC verified; false when it changed since. */
+  resealCertificate(tenantId: string, sealedAs: string, seal: ItemSeal): Promise<boolean> {
+    return resealItem(this.#table, deletionCertificateKey(tenantId), sealedAs, seal, { path: "certificate" });
   }
 
   /** Stores the first certificate made for the tenant; a resumed deletion keeps the one already there. */

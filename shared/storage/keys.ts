@@ -102,3 +102,20 @@ export const breakGlassKey = (id: string): Key => ({ pk: `BG#${id}`, sk: "BG" })
 
 /** The ids of every bootstrap admin token issued, so none of them can approve a break-glass. */
 export const BOOTSTRAP_TOKENS_KEY: Key = { pk: "META", sk: "BOOTSTRAP-TOKENS" };
+
+/**
+ * One small item per break-glass request (`sk` its id), written before the request, so the KEK
+ * re-wrap finds every one by a Query to re-key its MAC.
+ */
+export const BREAK_GLASS_DIRECTORY_PARTITION = "BREAK-GLASS";
+export const breakGlassDirectoryKey = (id: string): Key => ({ pk: BREAK_GLASS_DIRECTORY_PARTITION, sk: id });
+
+/**
+ * One small item per wrapping token, sorted by its expiry (`<expiresAt>#<wrapId>`) and written before
+ * it, so the KEK re-wrap lists the wraps still alive by one Query from now on and never the dead ones.
+ */
+export const WRAP_DIRECTORY_PARTITION = "WRAPS";
+export const wrapDirectoryKey = (expiresAt: string, wrapId: string): Key => ({
+  pk: WRAP_DIRECTORY_PARTITION,
+  sk: `${expiresAt}#${wrapId}`,
+});

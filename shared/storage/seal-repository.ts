@@ -1,5 +1,6 @@
 import type { ItemSeal } from "../domain/item-integrity.ts";
 import type { SealRecord } from "../domain/seal.ts";
+import { resealItem } from "./item-reseal.ts";
 import { sealKey } from "./keys.ts";
 import type { Table } from "./table.ts";
 
@@ -54,6 +55,11 @@ export class SealRepository {
       ...(record === undefined ? {} : { record }),
       ...(typeof mac === "string" && typeof macKeyRef === "string" ? { seal: { mac, macKeyRef } } : {}),
     };
+  }
+
+  /** Re-keys a seal item's MAC over the content its old MAC verified; false when the item changed since. */
+  reseal(scope: string, sealedAs: string, seal: ItemSeal): Promise<boolean> {
+    return resealItem(this.#table, sealKey(scope), sealedAs, seal);
   }
 
   /**

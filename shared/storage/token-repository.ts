@@ -1,6 +1,7 @@
 import { StoreUnavailableError } from "../domain/errors.ts";
 import type { ItemSeal } from "../domain/item-integrity.ts";
 import { type Page, ROLES, type Role, type TokenRecord } from "../domain/types.ts";
+import { resealItem } from "./item-reseal.ts";
 import {
   BOOTSTRAP_TOKENS_KEY,
   LOCAL_BOOTSTRAP_KEY,
@@ -97,6 +98,11 @@ export class TokenRepository {
       { partition: TOKEN_DIRECTORY_PARTITION, sortKeyPrefix: "", limit, cursor },
     );
     return { ...page, items: page.items.map((item) => String(item.sk)) };
+  }
+
+  /** Re-keys a token's MAC over the content its old MAC verified; false when the item changed since. */
+  reseal(tokenId: string, sealedAs: string, seal: ItemSeal): Promise<boolean> {
+    return resealItem(this.#table, tokenKey(tokenId), sealedAs, seal);
   }
 
   /** The token id the local server last issued as its bootstrap admin, if it ever did. */

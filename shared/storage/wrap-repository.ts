@@ -1,7 +1,9 @@
 import type { ItemSeal } from "../domain/item-integrity.ts";
+import type { Page } from "../domain/types.ts";
 import type { SealedPayload, WrapRecord } from "../domain/wrapping.ts";
-import { wrapKey } from "./keys.ts";
-import type { Table } from "./table.ts";
+import { resealItem } from "./item-reseal.ts";
+import { WRAP_DIRECTORY_PARTITION, wrapDirectoryKey, wrapKey } from "./keys.ts";
+import { queryPage, type Table } from "./table.ts";
 
 /** A wrap item as read; the table is not trusted, so each part may be missing. */
 export interface StoredWrap {
@@ -44,6 +46,8 @@ export class WrapRepository {
   }
 
   async create(record: WrapRecord, payload: SealedPayload, seal: ItemSeal): Promise<boolean> {
+    // The directory entry first: no live wrap exists that the KEK re-wrap cannot find.
+    await this.#table.put({ ...wrapDirectoryKey(record.expiresAt, record.wrapId), wrapId: record.wrapId });
     return this.#table.putIfAbsent({
       ...wrapKey(record.wrapId),
       ...record,
@@ -65,6 +69,43 @@ export class WrapRepository {
       ...(typeof mac === "string" && typeof macKeyRef === "string" ? { seal: { mac, macKeyRef } } : {}),
       ...(typeof usedAt === "string" ? { usedAt } : {}),
     };
+  }
+
+  /** One page of the ids of wraps expiring after `after` (an ISO time), soonest first. */
+  async listLiveIds(after: string, limit: number, cursor?: string): Promise<Page<string>> {
+    const page = await queryPage(
+      this.#table,
+      {
+        keyCondition: "pk = :pk AND sk > :after",
+        projection: "wrapId",
+        values: { ":pk": WRAP_DIRECTORY_PARTITION, ":after": after },
+      },
+      { partition: WRAP_DIRECTORY_PARTITION, sortKeyPrefix: "", limit, cursor },
+    );
+    return { ...page, items: page.items.map((item) => String(item.wrapId)) };
+  }
+
+  /**
+   * Re-keys a wrap's MAC over the content its old MAC verified and, while it still holds its payload,
+   * puts the payload's data key re-wrapped in place of the one wrapped by `fromKekId`. False when the
+   * item changed since (unwrapped, say).
+   */
+  reseal(
+    wrapId: string,
+    sealedAs: string,
+    seal: ItemSeal,
+    payload?: { readonly fromKekId: string; readonly kekId: string; readonly wrappedKey: Uint8Array },
+  ): Promise<boolean> {
+    if (payload === undefined) {
+      return resealItem(this.#table, wrapKey(wrapId), sealedAs, seal, {
+        condition: "attribute_not_exists(wrappedKey)",
+      });
+    }
+    return resealItem(this.#table, wrapKey(wrapId), sealedAs, seal, {
+      set: { kekId: payload.kekId, wrappedKey: payload.wrappedKey },
+      condition: "kekId = :fromKekId AND attribute_not_exists(usedAt)",
+      values: { ":fromKekId": payload.fromKekId },
+    });
   }
 
   /**

@@ -11,6 +11,7 @@ import { METRICS_NAMESPACE } from "../../shared/observability/emf-metrics.ts";
 import { ROTATION_EVENT_SOURCE } from "../../shared/observability/rotation-events.ts";
 import {
   auditPartition,
+  BREAK_GLASS_DIRECTORY_PARTITION,
   bindingKey,
   breakGlassKey,
   DIRECTORY_PARTITION,
@@ -19,6 +20,7 @@ import {
   TOKEN_DIRECTORY_PARTITION,
   tenantPartition,
   tokenKey,
+  WRAP_DIRECTORY_PARTITION,
   wrapKey,
 } from "../../shared/storage/keys.ts";
 import {
@@ -697,6 +699,7 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
         "AUDIT#*",
         "BG#*",
         "BINDINGS",
+        "BREAK-GLASS",
         "META",
         "SEAL#*",
         "T#*",
@@ -705,8 +708,10 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
         "TOKEN#*",
         "TOKENS",
         "WRAP#*",
+        "WRAPS",
       ]);
-      expect(writePatterns(t().rotation).sort()).toEqual(["AUDIT#*", "META", "T#*", "TENANTS"]);
+      // WRAP#: the KEK re-wrap re-wraps live wraps' payload keys.
+      expect(writePatterns(t().rotation).sort()).toEqual(["AUDIT#*", "META", "T#*", "TENANTS", "WRAP#*"]);
       expect(writePatterns(t().audit)).toEqual(["AUDIT#*", "AUDIT#*"]);
     });
 
@@ -873,6 +878,9 @@ describe("the table's partitions", () => {
     expect(PARTITIONS.tokenDirectory).toBe(TOKEN_DIRECTORY_PARTITION);
     expect(matches(PARTITIONS.wrap, wrapKey("abc").pk)).toBe(true);
     expect(matches(PARTITIONS.breakGlass, breakGlassKey("abc").pk)).toBe(true);
+    expect(PARTITIONS.wrapDirectory).toBe(WRAP_DIRECTORY_PARTITION);
+    expect(PARTITIONS.breakGlassDirectory).toBe(BREAK_GLASS_DIRECTORY_PARTITION);
+    expect(matches(PARTITIONS.wrap, WRAP_DIRECTORY_PARTITION)).toBe(false);
   });
 });
 

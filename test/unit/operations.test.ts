@@ -43,6 +43,7 @@ describe("the operations table", () => {
     const ownRecords = Object.entries(OPERATIONS).filter(([, spec]) => spec.permission === null);
     // The unwrap routes are authorised by the wrapping token itself, never by a role's permission.
     expect(ownRecords.map(([name]) => name).sort()).toEqual([
+      "audit.reanchor",
       "kms.call",
       "request.denied",
       "tenant.reencrypt",

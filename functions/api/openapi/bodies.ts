@@ -1,6 +1,7 @@
 import * as z from "zod";
 import { MAX_BREAK_GLASS_MINUTES } from "../../../shared/domain/break-glass.ts";
 import { AUDIT_ACTIONS } from "../../../shared/domain/operations.ts";
+import { REKEY_KINDS } from "../../../shared/domain/rotation.ts";
 import { GENERATOR_KINDS, ROLES } from "../../../shared/domain/types.ts";
 
 // The shapes of the answers, for the document. The request shapes are the schemas the routes parse
@@ -140,6 +141,16 @@ const rewrapState = z.looseObject({
   rewrapped: count,
   dataKeysByKek: counts,
   failedByKek: counts,
+  rekey: z
+    .looseObject({
+      step: z.enum(["items", "chains"]),
+      kind: z.enum(REKEY_KINDS).optional(),
+      itemsRekeyed: count,
+      itemIntegrityFailures: count,
+      chainsReanchored: count,
+      chainsBroken: z.array(z.string()),
+    })
+    .optional(),
 });
 
 export const kekReportBody = z.looseObject({

@@ -38,6 +38,9 @@ export interface BindingServiceDependencies {
   readonly logger: Logger;
 }
 
+/** A write over an item that changed since it was read is tried again this often, on a fresh read. */
+const CHANGED_ITEM_ATTEMPTS = 3;
+
 /**
  * Bindings map an IAM principal, verified by API Gateway's IAM authorization, to a role and tenants.
  * They are authority-bearing items like tokens: sealed with the item MAC, and an item that fails its
@@ -117,17 +120,21 @@ export class BindingService {
     });
     await operation.change(
       async () => {
-        const found = await this.#lookup(bindingId);
-        // An item that fails its check is no binding: it is not sealed anew, deleted or not.
-        if (!isVerified(found) || found.record.deletedAt !== undefined) {
-          throw new NotFoundError(`no binding ${bindingId}`);
+        // Read again when the write finds the item changed: a KEK re-wrap re-keying it gives it a new
+        // MAC over the same content, and must not make a delete answer that no such binding exists.
+        for (let attempt = 0; attempt < CHANGED_ITEM_ATTEMPTS; attempt += 1) {
+          const found = await this.#lookup(bindingId);
+          // An item that fails its check is no binding: it is not sealed anew, deleted or not.
+          if (!isVerified(found) || found.record.deletedAt !== undefined) {
+            throw new NotFoundError(`no binding ${bindingId}`);
+          }
+          const deleted = { ...found.record, deletedAt: now() };
+          const seal = await this.#integrity.seal(canonicalBinding(deleted));
+          if (await this.#bindings.markDeleted(bindingId, deleted.deletedAt, seal, found.seal.mac)) {
+            return found.record;
+          }
         }
-        const deleted = { ...found.record, deletedAt: now() };
-        const seal = await this.#integrity.seal(canonicalBinding(deleted));
-        if (!(await this.#bindings.markDeleted(bindingId, deleted.deletedAt, seal, found.seal.mac))) {
-          throw new NotFoundError(`no binding ${bindingId}`);
-        }
-        return found.record;
+        throw new ConflictError(`binding ${bindingId} kept changing while it was being deleted; retry`);
       },
       (record) => ({ detail: `deleted binding ${bindingId} of ${record.principalArn}` }),
     );

@@ -37,6 +37,9 @@ export interface ResponseWrappingDependencies {
   readonly logger: Logger;
 }
 
+/** An unwrap whose item changed under it (a re-key) reads it again this often before it gives up. */
+const CHANGED_ITEM_ATTEMPTS = 3;
+
 /**
  * Response wrapping (seed 002 §3.1). `wrap` stores a payload behind a new single-use wrapping token;
  * `unwrap` hands it out exactly once, the winner of one conditional write that also removes it;
@@ -110,9 +113,29 @@ export class ResponseWrapping implements ResponseWrapper {
           await this.#wraps.consume(record.wrapId, mac, now(), "expired");
           throw expired(record.wrapId);
         }
-        if (!(await this.#wraps.consume(record.wrapId, mac, now(), "unwrapped"))) throw used(record.wrapId);
-        const payload = await this.#sealer.open(record.scope, record.wrapId, stored.payload);
-        return { kind: record.kind, payload };
+        let current = { mac, payload: stored.payload };
+        for (let attempt = 0; ; attempt += 1) {
+          if (await this.#wraps.consume(record.wrapId, current.mac, now(), "unwrapped")) {
+            const payload = await this.#sealer.open(record.scope, record.wrapId, current.payload);
+            return { kind: record.kind, payload };
+          }
+          // The item changed since it was read. Used, it is 410; re-keyed by a KEK re-wrap (a new MAC
+          // over the same content, its payload's key re-wrapped), it is unwrapped as it is now.
+          const again = await this.#wraps.get(record.wrapId);
+          const content = canonicalWrap(record);
+          if (
+            attempt + 1 >= CHANGED_ITEM_ATTEMPTS ||
+            again?.record === undefined ||
+            again.seal === undefined ||
+            again.payload === undefined ||
+            again.usedAt !== undefined ||
+            canonicalWrap(again.record) !== content ||
+            !(await this.#integrity.verify(content, again.seal))
+          ) {
+            throw used(record.wrapId);
+          }
+          current = { mac: again.seal.mac, payload: again.payload };
+        }
       },
       () => ({ detail: `unwrapped ${record.kind} wrapped by ${record.creator}` }),
     );

@@ -1,7 +1,7 @@
 import { type MintedToken, mintToken, parseToken, tokenSecretMatches } from "../../crypto/tokens.ts";
 import type { AuditTarget, DenialRecorder, OperationGate } from "../../domain/audit-trail.ts";
 import type { RequestContext } from "../../domain/context.ts";
-import { AuthenticationError, NotFoundError } from "../../domain/errors.ts";
+import { AuthenticationError, ConflictError, NotFoundError } from "../../domain/errors.ts";
 import { canonicalToken, type ItemIntegrity, type ItemSeal } from "../../domain/item-integrity.ts";
 import type { CreateTokenInput } from "../../domain/schemas.ts";
 import { now } from "../../domain/time.ts";
@@ -51,6 +51,9 @@ export interface TokenServiceDependencies {
   /** Where a wrapped response goes (`wrapTtlSeconds`); set once the wrapper exists. */
   wrapper?: ResponseWrapper;
 }
+
+/** A write over an item that changed since it was read is tried again this often, on a fresh read. */
+const CHANGED_ITEM_ATTEMPTS = 3;
 
 export class TokenService {
   readonly #tokens: TokenRepository;
@@ -254,16 +257,19 @@ export class TokenService {
   async revoke(ctx: RequestContext, tokenId: string): Promise<void> {
     const operation = await this.#gate.begin(ctx, "token.revoke", { detail: `revoke ${tokenId}` });
     await operation.change(async () => {
-      const found = await this.#lookup(tokenId);
-      // An item that fails its check is no token: it is not sealed anew, revoked or not.
-      if (typeof found === "string" || found.record.revokedAt !== undefined) {
-        throw new NotFoundError(`no active token ${tokenId}`);
+      // Read again when the write finds the item changed: a KEK re-wrap re-keying it gives it a new
+      // MAC over the same content, and must not make a revocation answer that no such token exists.
+      for (let attempt = 0; attempt < CHANGED_ITEM_ATTEMPTS; attempt += 1) {
+        const found = await this.#lookup(tokenId);
+        // An item that fails its check is no token: it is not sealed anew, revoked or not.
+        if (typeof found === "string" || found.record.revokedAt !== undefined) {
+          throw new NotFoundError(`no active token ${tokenId}`);
+        }
+        const revokedAt = now();
+        const seal = await this.#integrity.seal(canonicalToken({ ...found.record, revokedAt }));
+        if (await this.#tokens.revoke(tokenId, revokedAt, seal, found.seal.mac)) return;
       }
-      const revokedAt = now();
-      const seal = await this.#integrity.seal(canonicalToken({ ...found.record, revokedAt }));
-      if (!(await this.#tokens.revoke(tokenId, revokedAt, seal, found.seal.mac))) {
-        throw new NotFoundError(`no active token ${tokenId}`);
-      }
+      throw new ConflictError(`token ${tokenId} kept changing while it was being revoked; retry`);
     });
   }
 

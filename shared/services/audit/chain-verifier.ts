@@ -6,6 +6,7 @@ import {
   chainMacMatches,
   latestKeyDay,
   refDay,
+  refKeeper,
   utcDay,
 } from "../../crypto/chain-keys.ts";
 import {
@@ -16,23 +17,33 @@ import {
   type ChainVerification,
   canonicalRecord,
   isChainedRecordShape,
+  reanchoredHead,
 } from "../../domain/audit-chain.ts";
 import { ValidationError } from "../../domain/errors.ts";
 import type { AuditRepository } from "../../storage/audit-repository.ts";
 import type { ChainWriter } from "./chain-writer.ts";
 
-/** Where a verification stopped: the next record's place, and what it must link to and follow. */
+/**
+ * Where a verification stopped: the next record's place, what it must link to and follow, and the
+ * runs of records (first and last sequence) met so far whose keys this service no longer holds,
+ * which a re-anchor further on must still attest.
+ */
 interface Resume {
   readonly next: number;
   readonly hash: string;
   readonly day: string;
+  readonly unattested?: readonly Run[];
 }
+
+type Run = readonly [number, number];
 
 export interface VerifyOptions {
   /** Where an earlier call stopped (its `nextCursor`). */
   readonly cursor?: string;
   /** Stop after about this long and answer with a cursor; unset walks to the end. */
   readonly budgetMs?: number;
+  /** Told the keeper (`local:<fingerprint>`, `kms:<ARN>`) of every record walked, for the re-anchoring. */
+  readonly onKeeper?: (keeper: string) => void;
 }
 
 export interface VerifierOptions {
@@ -68,6 +79,11 @@ export class ChainVerifier {
    * recompute every hash and link, but not the MAC, whose key is not in the database. A head kept
    * outside the table catches what no record can: a tail cut off, or rewritten, after it was taken.
    * Those heads are the latest anchor, the head this instance appended, and `expectedHead`.
+   *
+   * A record whose key this service no longer holds (its KEK was removed after a re-wrap) cannot be
+   * MAC-checked; every other check still applies, and it counts as verified only once a later
+   * re-anchor record, whose MAC does verify, attests the chain through it with the hash it has here.
+   * Since every hash covers the link before it, that MAC covers the records it attests.
    */
   async verify(
     scope: string,
@@ -89,14 +105,17 @@ export class ChainVerifier {
         ? { sequence: 0, hash: chainGenesis(scope) }
         : { sequence: resume.next - 1, hash: resume.hash };
     let previousDay = resume?.day ?? "";
+    let unattested: Run[] = [...(resume?.unattested ?? [])];
     const latest = latestKeyDay();
     const ids = new Set<string>();
     const anchorHead =
       anchor === undefined ? {} : { anchor: { sequence: anchor.sequence, hash: anchor.hash } };
+    // Records after the first one still unattested are not verified, whatever else they passed.
+    const verifiedThrough = () => (unattested[0] === undefined ? previous.sequence : unattested[0][0] - 1);
     const broken = (sequence: number, reason: ChainBreakReason): ChainVerification => ({
       scope,
       intact: false,
-      verifiedThrough: previous.sequence,
+      verifiedThrough: verifiedThrough(),
       records: previous.sequence,
       ...(previous.sequence === 0 ? {} : { head: previous }),
       ...anchorHead,
@@ -119,13 +138,30 @@ export class ChainVerifier {
       if (keyDay > latest || (recordDay !== undefined && recordDay > latest)) {
         return broken(position, "future_dated");
       }
+      options.onKeeper?.(refKeeper(String(record.macKeyRef)));
       const key = await this.#keys.forRef(String(record.macKeyRef));
-      if (key === undefined) return broken(position, "unknown_mac_key");
+      const dayFails = keyDay !== recordDay || keyDay < previousDay;
+      // No re-anchor attests a record that fails these, so its unknown key is the first thing wrong.
+      if (key === undefined && dayFails) return broken(position, "unknown_mac_key");
       if (keyDay !== recordDay) return broken(position, "key_day_mismatch");
       if (keyDay < previousDay) return broken(position, "day_regressed");
-      if (typeof mac !== "string" || !chainMacMatches(key, scope, hash, mac))
+      if (key === undefined) {
+        const last = unattested.at(-1);
+        if (last !== undefined && last[1] === position - 1)
+          unattested[unattested.length - 1] = [last[0], position];
+        else unattested.push([position, position]);
+      } else if (typeof mac !== "string" || !chainMacMatches(key, scope, hash, mac)) {
         return broken(position, "mac_mismatch");
+      }
       if (record.prevHash !== previous.hash) return broken(position, "link_mismatch");
+      const attests = key === undefined ? undefined : reanchoredHead(record);
+      if (attests !== undefined && unattested.length > 0 && attests.sequence < position) {
+        if ((await this.#hashAt(scope, attests.sequence)) !== attests.hash)
+          return broken(position, "link_mismatch");
+        unattested = unattested
+          .filter(([, last]) => last > attests.sequence)
+          .map(([first, last]): Run => [Math.max(first, attests.sequence + 1), last]);
+      }
       if (heads.some((head) => position === head.sequence && hash !== head.hash)) {
         return broken(position, "truncated");
       }
@@ -141,14 +177,21 @@ export class ChainVerifier {
         return {
           scope,
           intact: true,
-          verifiedThrough: previous.sequence,
+          verifiedThrough: verifiedThrough(),
           records: previous.sequence,
           head: previous,
           ...anchorHead,
-          nextCursor: await this.#cursor(scope, { next: position + 1, hash, day: keyDay }),
+          nextCursor: await this.#cursor(scope, {
+            next: position + 1,
+            hash,
+            day: keyDay,
+            ...(unattested.length === 0 ? {} : { unattested }),
+          }),
         };
       }
     }
+    const first = unattested[0];
+    if (first !== undefined) return broken(first[0], "unknown_mac_key");
     // Deleting the newest records leaves a valid shorter chain; only a head kept elsewhere shows it.
     const longest = Math.max(known?.sequence ?? 0, ...heads.map((head) => head.sequence));
     if (longest > previous.sequence) return broken(previous.sequence + 1, "truncated");
@@ -167,10 +210,26 @@ export class ChainVerifier {
     };
   }
 
+  /** The hash of the record at `sequence`, as stored now. */
+  async #hashAt(scope: string, sequence: number): Promise<unknown> {
+    for await (const { position, record } of this.#repository.walk(scope, sequence)) {
+      return position === sequence && typeof record === "object" && record !== null
+        ? (record as { hash?: unknown }).hash
+        : undefined;
+    }
+    return undefined;
+  }
+
   /** A cursor is client input: it carries a MAC under today's key, so no caller can skip a walk. */
   async #cursor(scope: string, resume: Resume): Promise<string> {
     const key = await this.#keys.current(new Date());
-    const payload = JSON.stringify([resume.next, resume.hash, resume.day, key.ref]);
+    const payload = JSON.stringify([
+      resume.next,
+      resume.hash,
+      resume.day,
+      key.ref,
+      ...(resume.unattested === undefined ? [] : [resume.unattested]),
+    ]);
     const mac = chainMac(key.key, scope, `cursor:${chainHash(payload)}`);
     return Buffer.from(JSON.stringify([payload, mac])).toString("base64url");
   }
@@ -179,7 +238,7 @@ export class ChainVerifier {
     try {
       const [payload, mac] = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as unknown[];
       if (typeof payload === "string" && typeof mac === "string") {
-        const [next, hash, day, ref] = JSON.parse(payload) as unknown[];
+        const [next, hash, day, ref, unattested] = JSON.parse(payload) as unknown[];
         const key = typeof ref === "string" ? await this.#keys.forRef(ref) : undefined;
         if (
           key !== undefined &&
@@ -188,7 +247,13 @@ export class ChainVerifier {
           typeof hash === "string" &&
           typeof day === "string"
         ) {
-          return { next: next as number, hash, day };
+          return {
+            next: next as number,
+            hash,
+            day,
+            // Its MAC verified, so this is what this service wrote.
+            ...(Array.isArray(unattested) ? { unattested: unattested as Run[] } : {}),
+          };
         }
       }
     } catch {

@@ -1,8 +1,17 @@
 import type { Keyring } from "../../crypto/keyring.ts";
 import { ConflictError, NotFoundError, StrongboxError } from "../../domain/errors.ts";
-import type { RewrapRun, RewrapState, RewrapWork } from "../../domain/rotation.ts";
+import {
+  type AuthorityRekey,
+  type ChainReanchoring,
+  REKEY_KINDS,
+  type RekeyState,
+  type RewrapRun,
+  type RewrapState,
+  type RewrapWork,
+} from "../../domain/rotation.ts";
 import { now } from "../../domain/time.ts";
 import type { WrappedDataKey } from "../../domain/types.ts";
+import { SYSTEM_SCOPE } from "../../domain/types.ts";
 import type { Deadline } from "../../domain/work.ts";
 import type { Logger } from "../../observability/logger.ts";
 import type { MetricsRecorder } from "../../observability/metrics.ts";
@@ -43,10 +52,29 @@ export function newRewrap(targetKekId: string): RewrapState {
 
 const anyFailed = (failedByKek: Record<string, number>) => Object.values(failedByKek).some((n) => n > 0);
 
+/** How long one call may walk one chain before it checkpoints where it stopped. */
+const REANCHOR_BUDGET_MS = 5_000;
+/** Broken chains named in the state; past this many only the count in the logs tells the rest. */
+const MAX_NAMED_BROKEN = 100;
+
+const FIRST_REKEY: RekeyState = {
+  step: "items",
+  kind: REKEY_KINDS[0],
+  itemsRekeyed: 0,
+  itemIntegrityFailures: 0,
+  chainsReanchored: 0,
+  chainsBroken: [],
+};
+
+/** A re-wrap whose every step is done, re-keying included: only then may the old KEK go. */
+export function rekeyedUnder(state: RewrapState | undefined, kekId: string): boolean {
+  return state?.phase === "done" && state.targetKekId === kekId && state.rekey !== undefined;
+}
+
 /**
  * The KEK re-wrap: every tenant's DEKs wrapped again under the active KEK (KMS ReEncrypt, so no DEK
- * leaves the keeper in plaintext), resumable from its checkpoint, and the old KEK deregistered once
- * nothing depends on it. Started by a request (rewrap-request.ts); this is the work itself, which on
+ * leaves the keeper in plaintext), then the authority items and audit chains re-keyed (the `rekey`
+ * step), resumable from its checkpoint, and the old KEK deregistered once nothing depends on it. Started by a request (rewrap-request.ts); this is the work itself, which on
  * AWS only the rotation function runs, since only its role may ReEncrypt.
  */
 export class KekRewrap implements RewrapWork {
@@ -56,6 +84,8 @@ export class KekRewrap implements RewrapWork {
   readonly #metrics: MetricsRecorder;
   readonly #logger: Logger;
   readonly #options: { readonly leaseMs: number; readonly pageSize: number };
+  readonly #items: AuthorityRekey;
+  readonly #chains: ChainReanchoring;
 
   constructor(
     keyring: Keyring,
@@ -64,7 +94,10 @@ export class KekRewrap implements RewrapWork {
     metrics: MetricsRecorder,
     logger: Logger,
     options: { readonly leaseMs: number; readonly pageSize: number },
+    rekey: { readonly items: AuthorityRekey; readonly chains: ChainReanchoring },
   ) {
+    this.#items = rekey.items;
+    this.#chains = rekey.chains;
     this.#keyring = keyring;
     this.#tenants = tenants;
     this.#checkpoints = checkpoints;
@@ -92,6 +125,17 @@ export class KekRewrap implements RewrapWork {
       await this.#tenants.requireDirectory();
       for (;;) {
         if (deadline.expired()) return { state, rewrapped: rewrappedThisRun, stoppedBecause: "deadline" };
+        if (state.rekey !== undefined) {
+          const step = await this.#rekeyStep(state);
+          state = step.finished ? await this.#finishRewrap(step.state) : step.state;
+          if (
+            !(await this.#checkpoints.checkpoint(REWRAP, owner, state, Date.now() + this.#options.leaseMs))
+          ) {
+            return { state, rewrapped: rewrappedThisRun, stoppedBecause: "busy" };
+          }
+          if (step.finished) return { state, rewrapped: rewrappedThisRun, stoppedBecause: "done" };
+          continue;
+        }
         const page = await this.#tenants.scan(state.cursor, this.#options.pageSize);
         const byKek: Record<string, number> = { ...state.dataKeysByKek };
         const failed: Record<string, number> = { ...state.failedByKek };
@@ -125,8 +169,8 @@ export class KekRewrap implements RewrapWork {
             state = nextPass(state);
             stoppedBecause = "failed";
           } else {
-            state = await this.#finishRewrap(state);
-            stoppedBecause = "done";
+            // Every DEK is on the target KEK: the authority items and chains are next.
+            state = { ...state, rekey: FIRST_REKEY };
           }
         }
         if (!(await this.#checkpoints.checkpoint(REWRAP, owner, state, Date.now() + this.#options.leaseMs))) {
@@ -137,6 +181,68 @@ export class KekRewrap implements RewrapWork {
     } finally {
       await this.#checkpoints.release(REWRAP, owner).catch(() => undefined);
     }
+  }
+
+  /**
+   * One page of authority items, or one chain's walk (or as much of it as the budget allows), then
+   * the state to checkpoint. Items go first: a chain re-anchored before a token was re-keyed would
+   * not attest the records that re-key makes, but those are under the active key anyway.
+   */
+  async #rekeyStep(state: RewrapState): Promise<{ state: RewrapState; finished: boolean }> {
+    const rekey = state.rekey ?? FIRST_REKEY;
+    const at = now();
+    if (rekey.step === "items") {
+      const kind = rekey.kind ?? REKEY_KINDS[0];
+      const page = await this.#items.page(kind, state.targetKekId, rekey.cursor, this.#options.pageSize);
+      const { cursor: _cursor, kind: _kind, ...rest } = rekey;
+      const counted = {
+        ...rest,
+        itemsRekeyed: rekey.itemsRekeyed + page.rekeyed,
+        itemIntegrityFailures: rekey.itemIntegrityFailures + page.integrityFailures,
+      };
+      const nextKind = REKEY_KINDS[REKEY_KINDS.indexOf(kind) + 1];
+      const next: RekeyState =
+        page.cursor !== undefined
+          ? { ...counted, kind, cursor: page.cursor }
+          : nextKind !== undefined
+            ? { ...counted, kind: nextKind }
+            : { ...counted, step: "chains" };
+      const finished = next.step === "chains" && !this.#chains.needed();
+      return { state: { ...state, rekey: next, updatedAt: at }, finished };
+    }
+    const scope = rekey.scope ?? (await this.#nextScope(rekey.cursor));
+    if (scope === undefined) return { state: { ...state, updatedAt: at }, finished: true };
+    const outcome = await this.#chains.reanchor(scope, {
+      budgetMs: REANCHOR_BUDGET_MS,
+      ...(rekey.scopeCursor === undefined ? {} : { cursor: rekey.scopeCursor }),
+      ...(rekey.scope === undefined ? {} : { stale: rekey.scopeStale === true }),
+    });
+    const { scope: _scope, scopeCursor: _scopeCursor, scopeStale: _scopeStale, ...rest } = rekey;
+    const next: RekeyState =
+      outcome.status === "unfinished"
+        ? {
+            ...rest,
+            scope,
+            scopeStale: outcome.stale,
+            ...(outcome.cursor === undefined ? {} : { scopeCursor: outcome.cursor }),
+          }
+        : {
+            ...rest,
+            cursor: scope,
+            chainsReanchored: rekey.chainsReanchored + (outcome.status === "reanchored" ? 1 : 0),
+            chainsBroken:
+              outcome.status === "broken" && rekey.chainsBroken.length < MAX_NAMED_BROKEN
+                ? [...rekey.chainsBroken, scope]
+                : rekey.chainsBroken,
+          };
+    return { state: { ...state, rekey: next, updatedAt: at }, finished: false };
+  }
+
+  /** Scopes in order: `_system`, then every tenant in the directory (a deleted tenant's chain is kept). */
+  async #nextScope(after: string | undefined): Promise<string | undefined> {
+    if (after === undefined) return SYSTEM_SCOPE;
+    const page = await this.#tenants.listIds(after === SYSTEM_SCOPE ? undefined : after, 1);
+    return page.tenantIds[0];
   }
 
   /**
