@@ -1,5 +1,5 @@
 import { writeFileSync } from "node:fs";
-import type { AuditFilter } from "../../client/src/index.ts";
+import { type AuditFilter, StrongboxApiError } from "../../client/src/index.ts";
 import type { ChainHead } from "../../shared/domain/audit-chain.ts";
 import { ProblemFound, UsageError } from "../errors.ts";
 import { readSecretInput } from "../input.ts";
@@ -60,13 +60,24 @@ export async function deleteTenant(
 /** The API checks each certificate's MAC itself; a tenant without one is a problem found (exit 1). */
 export async function certificatesRemote(remote: Remote, out: Output, tenants: readonly string[]) {
   const checks = [];
-  for (const tenantId of tenants)
-    checks.push({ tenantId, ...(await remote.operator.deletionCertificate(tenantId)) });
+  for (const tenantId of tenants) {
+    try {
+      checks.push({ tenantId, ...(await remote.operator.deletionCertificate(tenantId)) });
+    } catch (error) {
+      // One tenant without a certificate must not hide what the others' say.
+      if (!(error instanceof StrongboxApiError && error.code === "not_found")) throw error;
+      checks.push({ tenantId, certificate: undefined, verified: false });
+    }
+  }
   json(
     out,
     { certificates: checks },
     checks
-      .map((c) => `${c.tenantId}: ${c.verified ? "certificate verifies" : "certificate does NOT verify"}`)
+      .map((c) =>
+        c.certificate === undefined
+          ? `${c.tenantId}: no deletion certificate`
+          : `${c.tenantId}: ${c.verified ? "certificate verifies" : "certificate does NOT verify"}`,
+      )
       .join("\n"),
   );
   return checks.every((c) => c.verified);
@@ -321,10 +332,22 @@ export async function auditVerifyRemote(
   for (const scope of scopes) {
     const head = expected.get(scope);
     const held = head === undefined ? {} : { expectSequence: String(head.sequence), expectHash: head.hash };
-    // Each call stops within API Gateway's limit; the cursor carries the walk on from there.
+    // Each call stops within API Gateway's limit; the cursor carries the walk on from there. Every
+    // call walks at least one record, so a cursor that does not move the walk on is a fault.
     let result = await remote.operator.auditVerify(scope, held);
     while (result.nextCursor !== undefined && result.intact) {
-      result = await remote.operator.auditVerify(scope, { ...held, cursor: result.nextCursor });
+      const before = result;
+      result = await remote.operator.auditVerify(scope, { ...held, cursor: before.nextCursor });
+      if (
+        result.intact &&
+        result.nextCursor !== undefined &&
+        result.verifiedThrough <= before.verifiedThrough
+      ) {
+        throw new ProblemFound(
+          `${scope}: the verification stopped moving at sequence ${result.verifiedThrough}`,
+          "ask again later; if it persists, verify offline (strongbox audit verify without --url)",
+        );
+      }
     }
     results.push(result);
   }

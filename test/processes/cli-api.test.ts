@@ -104,6 +104,13 @@ describe("strongbox against the API", () => {
     const read = await cli(["secrets", "get", "doomed", "k", "--reason", "after deletion"]);
     expect(read.code).toBe(1);
     expect(read.stderr).toContain("410 tenant_deleted");
+    // Each tenant is reported, even after one without a certificate.
+    const certificates = await cli(["--json", "tenants", "certificate", "acme", "doomed"]);
+    expect(certificates.code).toBe(1);
+    expect(JSON.parse(certificates.stdout).certificates).toEqual([
+      { tenantId: "acme", verified: false },
+      expect.objectContaining({ tenantId: "doomed", verified: true }),
+    ]);
   });
 
   it("names the problem in one line with exit 1 for an unknown tenant, and exit 2 without a URL or a token", async () => {
