@@ -11,7 +11,7 @@ import { StrongboxFunction } from "../constructs/strongbox-function.ts";
 import type { DataStack } from "./data-stack.ts";
 import { EVENT_SOURCES } from "./event-contract.ts";
 import {
-  grantAuditQueueDeletes,
+  grantAuditQueueBatchWrites,
   grantItemDeletes,
   grantKekUse,
   grantMac,
@@ -75,7 +75,7 @@ export class ApiStack extends Stack {
     grantItemDeletes(role, data.table.tableArn, [PARTITIONS.tenant]);
     grantVerifierInvoke(role, this, config.verifierFunctionNamePrefix);
     // A read of the audit trail first chains what waits in that scope's queue.
-    grantAuditQueueDeletes(role, data.table.tableArn);
+    grantAuditQueueBatchWrites(role, data.table.tableArn);
     grantKekUse(role, [data.kek], ["GenerateDataKey", "Decrypt"]);
     grantMac(role, data.auditMacKey, ["GenerateMac"]);
     // Its re-wrap requests, and the rotation events of an on-demand run (POST /v1/rotation/run).

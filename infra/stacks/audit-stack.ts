@@ -11,7 +11,7 @@ import type { Construct } from "constructs";
 import type { EnvironmentConfig } from "../config.ts";
 import { StrongboxFunction } from "../constructs/strongbox-function.ts";
 import type { DataStack } from "./data-stack.ts";
-import { grantAuditQueueDeletes, grantMac, grantTableItems, PARTITIONS } from "./grants.ts";
+import { grantAuditQueueBatchWrites, grantMac, grantTableItems, PARTITIONS } from "./grants.ts";
 import { secureQueue } from "./queues.ts";
 
 export interface AuditStackProps extends StackProps {
@@ -117,7 +117,7 @@ export class AuditStack extends Stack {
         ],
       }),
     );
-    grantAuditQueueDeletes(this.audit.role, data.table.tableArn);
+    grantAuditQueueBatchWrites(this.audit.role, data.table.tableArn);
     // BatchGetItem: the store coalesces reads asked for in the same tick, as a batch of events does.
     // It reads audit chains, tenant items (is the tenant a CloudTrail context names real?) and META
     // (the KEK registry at start-up), and writes audit records and blocks only.

@@ -126,10 +126,11 @@ export class AuditRepository {
 
   /**
    * The request path's one write: a record under its own unique key, so no other writer can contend
-   * for it. False only if that id was already written, which a fresh id never is.
+   * for it (records of concurrent requests in one process share a call). False only if that id was
+   * already written, which a fresh id never is.
    */
   putPending(record: PendingAuditRecord): Promise<boolean> {
-    return this.#table.putIfAbsent({
+    return this.#table.putFresh({
       pk: auditPartition(record.tenantId),
       sk: pendingSortKey(record.time, record.id),
       record,

@@ -17,6 +17,7 @@ import {
 } from "@aws-sdk/lib-dynamodb";
 import { StoreUnavailableError, ValidationError } from "../domain/errors.ts";
 import type { Page } from "../domain/types.ts";
+import { FreshItemWriter } from "./fresh-item-writer.ts";
 import { type Item, ItemReader, type Key } from "./item-reader.ts";
 
 export type { Item, Key };
@@ -136,11 +137,13 @@ export class Table {
   readonly doc: DynamoDBDocumentClient;
   readonly name: string;
   readonly #reader: ItemReader;
+  readonly #fresh: FreshItemWriter;
 
   constructor(doc: DynamoDBDocumentClient, name: string) {
     this.doc = doc;
     this.name = name;
     this.#reader = new ItemReader(doc, name);
+    this.#fresh = new FreshItemWriter(doc, name, (item) => this.putIfAbsent(item));
   }
 
   /** A strongly consistent read; reads asked for in the same tick share one round trip. */
@@ -176,6 +179,14 @@ export class Table {
   /** Puts an item that must not exist yet; false when it does. */
   putIfAbsent(item: Key & Item): Promise<boolean> {
     return this.put(item, { condition: "attribute_not_exists(pk)" });
+  }
+
+  /**
+   * Puts an item whose key holds a fresh random id, so that no other writer can know it first; puts
+   * asked for together share one BatchWriteItem. False only if the key was taken.
+   */
+  putFresh(item: Key & Item): Promise<boolean> {
+    return this.#fresh.put(item);
   }
 
   update(key: Key, options: UpdateOptions & Conditional): Promise<boolean>;
