@@ -161,13 +161,15 @@ export class AuditRepository {
     return typeof sk === "string" ? sk.slice(PENDING_PREFIX.length, sk.lastIndexOf("#")) : undefined;
   }
 
-  /** Drops records a sequencer has chained (or found already chained). */
+  /** Drops records a sequencer has chained (or found already chained), of any scopes. */
   deletePending(
-    scope: string,
-    records: readonly { readonly time: string; readonly id: string }[],
+    records: readonly { readonly tenantId: string; readonly time: string; readonly id: string }[],
   ): Promise<void> {
     return this.#table.deleteMany(
-      records.map((record) => ({ pk: auditPartition(scope), sk: pendingSortKey(record.time, record.id) })),
+      records.map((record) => ({
+        pk: auditPartition(record.tenantId),
+        sk: pendingSortKey(record.time, record.id),
+      })),
     );
   }
 

@@ -253,21 +253,24 @@ export class Table {
   }
 
   /**
-   * Deletes the items, 25 to a BatchWriteItem (its limit), retrying what DynamoDB leaves unprocessed
-   * a few times; throws when some still are, so the caller knows they may remain.
+   * Deletes the items, 25 to a BatchWriteItem (its limit), the calls at once, retrying what DynamoDB
+   * leaves unprocessed a few times; throws when some still are, so the caller knows they may remain.
    */
   async deleteMany(keys: readonly Key[]): Promise<void> {
-    for (let start = 0; start < keys.length; start += 25) {
-      let requests = keys.slice(start, start + 25).map((key) => ({ DeleteRequest: { Key: key } }));
-      for (let attempt = 0; requests.length > 0; attempt += 1) {
-        if (attempt === 5)
-          throw new StoreUnavailableError("DynamoDB BatchWriteItem left deletes unprocessed");
-        const output = await send("BatchWriteItem", () =>
-          this.doc.send(new BatchWriteCommand({ RequestItems: { [this.name]: requests } })),
-        );
-        requests = (output.UnprocessedItems?.[this.name] ?? []) as typeof requests;
-        if (requests.length > 0) await new Promise((resolve) => setTimeout(resolve, 10 * 2 ** attempt));
-      }
+    const chunks: Key[][] = [];
+    for (let start = 0; start < keys.length; start += 25) chunks.push(keys.slice(start, start + 25));
+    await Promise.all(chunks.map((chunk) => this.#deleteBatch(chunk)));
+  }
+
+  async #deleteBatch(keys: readonly Key[]): Promise<void> {
+    let requests = keys.map((key) => ({ DeleteRequest: { Key: key } }));
+    for (let attempt = 0; requests.length > 0; attempt += 1) {
+      if (attempt === 5) throw new StoreUnavailableError("DynamoDB BatchWriteItem left deletes unprocessed");
+      const output = await send("BatchWriteItem", () =>
+        this.doc.send(new BatchWriteCommand({ RequestItems: { [this.name]: requests } })),
+      );
+      requests = (output.UnprocessedItems?.[this.name] ?? []) as typeof requests;
+      if (requests.length > 0) await new Promise((resolve) => setTimeout(resolve, 10 * 2 ** attempt));
     }
   }
 

@@ -90,6 +90,7 @@ export class Sequencer {
     let sequenced = 0;
     let duplicates = 0;
     const failures: unknown[] = [];
+    const chained: PendingAuditRecord[] = [];
     await Promise.all(
       [...byScope].map(async ([scope, records]) => {
         try {
@@ -98,8 +99,7 @@ export class Sequencer {
             if (state === "sequenced") sequenced += 1;
             else duplicates += 1;
           }
-          await this.#repository.deletePending(scope, records);
-          if (this.#anchorIntervalMs === 0) await this.#anchor(scope);
+          chained.push(...records);
         } catch (error) {
           failures.push(error);
           this.#logger.error("audit records could not be sequenced", {
@@ -110,8 +110,13 @@ export class Sequencer {
         }
       }),
     );
+    // The whole batch's chained records leave the queue together, full calls across scopes: a batch
+    // spread over many scopes would otherwise pay a call per scope for a record or two each.
+    await this.#repository.deletePending(chained);
     if (failures.length > 0) throw failures[0];
-    if (this.#anchorIntervalMs > 0) await this.anchorDue();
+    if (this.#anchorIntervalMs === 0)
+      await Promise.all([...byScope.keys()].map((scope) => this.#anchor(scope)));
+    else await this.anchorDue();
     return { sequenced, duplicates, rejected };
   }
 
