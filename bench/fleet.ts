@@ -14,9 +14,19 @@ import { DUMMY_CREDENTIALS, type Harness, startHarness, startStore } from "../te
 import { initialKeyId, startKmsEndpoint } from "../testing/kms-endpoint.ts";
 import { injectLatency, type Latency, latencyFromEnv } from "../testing/latency.ts";
 import { percentile } from "./load.ts";
-import { type CallCounter, countDynamoCalls, discardingLogger, formatNumber, report } from "./support.ts";
+import {
+  type CallCounter,
+  countDynamoCalls,
+  discardingLogger,
+  formatNumber,
+  report,
+  verdict,
+} from "./support.ts";
 
 const FLEET_SIZES = [1, 8, 32, 128] as const;
+/** Reads of one tenant must keep this share of the same fleet's reads spread over tenants. */
+const TARGET_ONE_TENANT_SHARE = 0.8;
+const RATIO_SIZES: readonly number[] = [32, 128];
 const MEASURE_MS = Number(process.env.FLEET_MEASURE_MS ?? 3000);
 const KEY_ALIAS = "alias/strongbox-fleet";
 const SECRET = "api-key";
@@ -81,8 +91,9 @@ async function readFor(
 /**
  * A Lambda fleet in a box: N service instances, each with its own runtime, SDK clients and caches,
  * each serving one request at a time as a Lambda instance does, all on one dynalite table. Every
- * DynamoDB and KMS call waits the injected latency (`FLEET_LATENCY_MS`, default 5 ± 2 ms). Rows read
- * one tenant from every instance, then the same N instances each read a tenant of its own.
+ * DynamoDB and KMS call waits the injected latency (`FLEET_LATENCY_MS`, default 5 ± 2 ms). At each N,
+ * one row reads one tenant from every instance, the next has the same N instances each read a tenant
+ * of its own.
  */
 export async function measureFleet(): Promise<void> {
   const latency: Latency = latencyFromEnv(process.env.FLEET_LATENCY_MS);
@@ -154,8 +165,11 @@ export async function measureFleet(): Promise<void> {
     report.note(
       "reads go through each instance's app in process; counts are the instances' own DynamoDB calls",
     );
-    for (const spread of [false, true]) {
-      for (const n of FLEET_SIZES) {
+    const readsPerSecond = new Map<string, number>();
+    // One tenant and spread alternate at each N, so a machine whose load drifts (other work on it)
+    // shifts both rows of a ratio alike.
+    for (const n of FLEET_SIZES) {
+      for (const spread of [false, true]) {
         const instances = fleet.slice(0, n);
         const tenantOf = (i: number) => (spread ? (tenants[i] as string) : (tenants[0] as string));
         // One read each first: data keys and day keys cached, as on a warm instance.
@@ -183,6 +197,7 @@ export async function measureFleet(): Promise<void> {
           (sequencing.calls.counts.get("PutItem") ?? 0) +
           (sequencing.calls.counts.get("BatchWriteItem") ?? 0);
         const label = `N=${n}, ${spread ? `${n} tenant${n === 1 ? "" : "s"}` : "one tenant"}`;
+        readsPerSecond.set(`${spread}:${n}`, row.reads / row.seconds);
         report.figure(
           `${label}: reads/s`,
           formatNumber(row.reads / row.seconds),
@@ -194,6 +209,14 @@ export async function measureFleet(): Promise<void> {
           `read→sequenced p50 ${formatNumber(percentile(lags, 50))} ms, p99 ${formatNumber(percentile(lags, 99))} ms (${lags.length} records)`,
         );
       }
+    }
+    for (const n of RATIO_SIZES) {
+      const share = (readsPerSecond.get(`false:${n}`) ?? 0) / (readsPerSecond.get(`true:${n}`) ?? Number.NaN);
+      report.figure(
+        `N=${n}: one tenant / spread reads/s (target ≥ ${TARGET_ONE_TENANT_SHARE})`,
+        formatNumber(share, 2),
+        verdict(share >= TARGET_ONE_TENANT_SHARE),
+      );
     }
     await sequencer.stop();
   } finally {

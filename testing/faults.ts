@@ -125,8 +125,25 @@ const auditPut = (call: SdkCall, prefix: string): boolean =>
   (putItemPartition(call.input)?.startsWith("AUDIT#") ?? false) &&
   (putItemSortKey(call.input)?.startsWith(prefix) ?? false);
 
-/** Matches exactly the request path's audit record writes (each record under its own key, waiting to be chained). */
-export const auditAppends = (call: SdkCall): boolean => auditPut(call, "NEW#");
+/** Whether a BatchWriteItem puts an item under the prefix in an audit partition. */
+const auditBatchPut = (call: SdkCall, prefix: string): boolean =>
+  call.commandName === "BatchWriteItemCommand" &&
+  Object.values((call.input.RequestItems ?? {}) as Record<string, unknown[]>).some((requests) =>
+    requests.some((request) => {
+      const put = (request as { PutRequest?: Record<string, unknown> }).PutRequest;
+      return (
+        put !== undefined &&
+        (putItemPartition(put)?.startsWith("AUDIT#") ?? false) &&
+        (putItemSortKey(put)?.startsWith(prefix) ?? false)
+      );
+    }),
+  );
+
+/**
+ * Matches exactly the request path's audit record writes (each record under its own key, waiting to be
+ * chained): alone a PutItem, several at once a BatchWriteItem.
+ */
+export const auditAppends = (call: SdkCall): boolean => auditPut(call, "NEW#") || auditBatchPut(call, "NEW#");
 
 /** Matches exactly the sequencer's block writes, which extend a chain. */
 export const chainBlockAppends = (call: SdkCall): boolean => auditPut(call, "SEQ#");

@@ -12,7 +12,7 @@ import { auditAnchorBucketName, type DataStack } from "./data-stack.ts";
 import { EVENT_SOURCES } from "./event-contract.ts";
 import {
   grantAnchorRead,
-  grantAuditQueueDeletes,
+  grantAuditQueueBatchWrites,
   grantItemDeletes,
   grantKekUse,
   grantMac,
@@ -80,7 +80,7 @@ export class ApiStack extends Stack {
     grantItemDeletes(role, data.table.tableArn, [PARTITIONS.tenant]);
     grantVerifierInvoke(role, this, config.verifierFunctionNamePrefix);
     // A read of the audit trail first chains what waits in that scope's queue.
-    grantAuditQueueDeletes(role, data.table.tableArn);
+    grantAuditQueueBatchWrites(role, data.table.tableArn);
     grantKekUse(role, [data.kek], ["GenerateDataKey", "Decrypt"]);
     grantMac(role, data.auditMacKey, ["GenerateMac"]);
     grantAnchorRead(role, `arn:${this.partition}:s3:::${auditAnchorBucketName(this, config)}`);

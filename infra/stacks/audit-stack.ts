@@ -13,7 +13,7 @@ import { StrongboxFunction } from "../constructs/strongbox-function.ts";
 import { auditAnchorBucketName, type DataStack } from "./data-stack.ts";
 import {
   grantAnchorAppend,
-  grantAuditQueueDeletes,
+  grantAuditQueueBatchWrites,
   grantMac,
   grantTableItems,
   PARTITIONS,
@@ -126,7 +126,7 @@ export class AuditStack extends Stack {
         ],
       }),
     );
-    grantAuditQueueDeletes(this.audit.role, data.table.tableArn);
+    grantAuditQueueBatchWrites(this.audit.role, data.table.tableArn);
     // BatchGetItem: the store coalesces reads asked for in the same tick, as a batch of events does.
     // It reads audit chains, tenant items (is the tenant a CloudTrail context names real?) and META
     // (the KEK registry at start-up), and writes audit records and blocks only.

@@ -162,10 +162,11 @@ export function grantVerifierInvoke(
 }
 
 /**
- * Chained audit records leave the queue in batches of deletes (BatchWriteItem), allowed in the audit
- * partitions only: a role that sequences cannot delete a token, a secret or a tenant's keys this way.
+ * Audit records enter the queue in batches of puts and chained ones leave it in batches of deletes
+ * (BatchWriteItem), allowed in the audit partitions only: a role that sequences cannot delete a token,
+ * a secret or a tenant's keys this way.
  */
-export function grantAuditQueueDeletes(role: iam.IRole, tableArn: string): void {
+export function grantAuditQueueBatchWrites(role: iam.IRole, tableArn: string): void {
   role.addToPrincipalPolicy(
     new iam.PolicyStatement({
       actions: ["dynamodb:BatchWriteItem"],

@@ -126,10 +126,11 @@ export class AuditRepository {
 
   /**
    * The request path's one write: a record under its own unique key, so no other writer can contend
-   * for it. False only if that id was already written, which a fresh id never is.
+   * for it (records of concurrent requests in one process share a call). False only if that id was
+   * already written, which a fresh id never is.
    */
   putPending(record: PendingAuditRecord): Promise<boolean> {
-    return this.#table.putIfAbsent({
+    return this.#table.putFresh({
       pk: auditPartition(record.tenantId),
       sk: pendingSortKey(record.time, record.id),
       record,
@@ -160,13 +161,15 @@ export class AuditRepository {
     return typeof sk === "string" ? sk.slice(PENDING_PREFIX.length, sk.lastIndexOf("#")) : undefined;
   }
 
-  /** Drops records a sequencer has chained (or found already chained). */
+  /** Drops records a sequencer has chained (or found already chained), of any scopes. */
   deletePending(
-    scope: string,
-    records: readonly { readonly time: string; readonly id: string }[],
+    records: readonly { readonly tenantId: string; readonly time: string; readonly id: string }[],
   ): Promise<void> {
     return this.#table.deleteMany(
-      records.map((record) => ({ pk: auditPartition(scope), sk: pendingSortKey(record.time, record.id) })),
+      records.map((record) => ({
+        pk: auditPartition(record.tenantId),
+        sk: pendingSortKey(record.time, record.id),
+      })),
     );
   }
 

@@ -17,6 +17,7 @@ import {
 } from "@aws-sdk/lib-dynamodb";
 import { StoreUnavailableError, ValidationError } from "../domain/errors.ts";
 import type { Page } from "../domain/types.ts";
+import { FreshItemWriter } from "./fresh-item-writer.ts";
 import { type Item, ItemReader, type Key } from "./item-reader.ts";
 
 export type { Item, Key };
@@ -136,11 +137,13 @@ export class Table {
   readonly doc: DynamoDBDocumentClient;
   readonly name: string;
   readonly #reader: ItemReader;
+  readonly #fresh: FreshItemWriter;
 
   constructor(doc: DynamoDBDocumentClient, name: string) {
     this.doc = doc;
     this.name = name;
     this.#reader = new ItemReader(doc, name);
+    this.#fresh = new FreshItemWriter(doc, name, (item) => this.putIfAbsent(item));
   }
 
   /** A strongly consistent read; reads asked for in the same tick share one round trip. */
@@ -176,6 +179,14 @@ export class Table {
   /** Puts an item that must not exist yet; false when it does. */
   putIfAbsent(item: Key & Item): Promise<boolean> {
     return this.put(item, { condition: "attribute_not_exists(pk)" });
+  }
+
+  /**
+   * Puts an item whose key holds a fresh random id, so that no other writer can know it first; puts
+   * asked for together share one BatchWriteItem. False only if the key was taken.
+   */
+  putFresh(item: Key & Item): Promise<boolean> {
+    return this.#fresh.put(item);
   }
 
   update(key: Key, options: UpdateOptions & Conditional): Promise<boolean>;
@@ -242,21 +253,24 @@ export class Table {
   }
 
   /**
-   * Deletes the items, 25 to a BatchWriteItem (its limit), retrying what DynamoDB leaves unprocessed
-   * a few times; throws when some still are, so the caller knows they may remain.
+   * Deletes the items, 25 to a BatchWriteItem (its limit), the calls at once, retrying what DynamoDB
+   * leaves unprocessed a few times; throws when some still are, so the caller knows they may remain.
    */
   async deleteMany(keys: readonly Key[]): Promise<void> {
-    for (let start = 0; start < keys.length; start += 25) {
-      let requests = keys.slice(start, start + 25).map((key) => ({ DeleteRequest: { Key: key } }));
-      for (let attempt = 0; requests.length > 0; attempt += 1) {
-        if (attempt === 5)
-          throw new StoreUnavailableError("DynamoDB BatchWriteItem left deletes unprocessed");
-        const output = await send("BatchWriteItem", () =>
-          this.doc.send(new BatchWriteCommand({ RequestItems: { [this.name]: requests } })),
-        );
-        requests = (output.UnprocessedItems?.[this.name] ?? []) as typeof requests;
-        if (requests.length > 0) await new Promise((resolve) => setTimeout(resolve, 10 * 2 ** attempt));
-      }
+    const chunks: Key[][] = [];
+    for (let start = 0; start < keys.length; start += 25) chunks.push(keys.slice(start, start + 25));
+    await Promise.all(chunks.map((chunk) => this.#deleteBatch(chunk)));
+  }
+
+  async #deleteBatch(keys: readonly Key[]): Promise<void> {
+    let requests = keys.map((key) => ({ DeleteRequest: { Key: key } }));
+    for (let attempt = 0; requests.length > 0; attempt += 1) {
+      if (attempt === 5) throw new StoreUnavailableError("DynamoDB BatchWriteItem left deletes unprocessed");
+      const output = await send("BatchWriteItem", () =>
+        this.doc.send(new BatchWriteCommand({ RequestItems: { [this.name]: requests } })),
+      );
+      requests = (output.UnprocessedItems?.[this.name] ?? []) as typeof requests;
+      if (requests.length > 0) await new Promise((resolve) => setTimeout(resolve, 10 * 2 ** attempt));
     }
   }
 

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { SecretRepository } from "../../shared/storage/secret-repository.ts";
-import { auditAppends, type InjectedFault, injectFault } from "../../testing/faults.ts";
+import { auditAppends, type InjectedFault, injectFault, type SdkCall } from "../../testing/faults.ts";
 import { type ApiResponse, type Harness, startHarness } from "../../testing/harness.ts";
 
 let h: Harness;
@@ -85,6 +85,55 @@ describe("reads fail closed when the audit record cannot be written", () => {
     });
     await expectAuditUnavailable(response);
     expect(response.text).not.toContain("old-value");
+  });
+});
+
+describe("concurrent reads in one process share one write of their records", () => {
+  const READS = 8;
+  const concurrentReads = () => Promise.all(Array.from({ length: READS }, () => read("db-password")));
+  const batchedAppend = (call: SdkCall) => call.commandName === "BatchWriteItemCommand" && auditAppends(call);
+
+  it("each read's record is stored under its own key and chained once", async () => {
+    let batches = 0;
+    const counter = injectFault(h.table, (call) => {
+      if (batchedAppend(call)) batches += 1;
+      return false;
+    });
+    try {
+      const responses = await concurrentReads();
+      for (const response of responses) expect(response.status).toBe(200);
+      expect(batches).toBeGreaterThan(0);
+      expect(batches).toBeLessThan(READS);
+      for (const response of responses) {
+        expect(await auditEventsFor("acme", response.headers.get("x-request-id"))).toEqual([
+          expect.objectContaining({ action: "secret.read", outcome: "success" }),
+        ]);
+      }
+    } finally {
+      counter.remove();
+    }
+  });
+
+  it("when that write fails, every read that shared it is 503 audit_unavailable and carries no value", async () => {
+    const failuresBefore = count("AuditWriteFailures");
+    let batchesRefused = 0;
+    const shared = injectFault(h.table, (call) => {
+      if (batchedAppend(call)) batchesRefused += 1;
+      return auditAppends(call);
+    });
+    let responses: ApiResponse[];
+    try {
+      responses = await concurrentReads();
+    } finally {
+      shared.remove();
+    }
+    expect(batchesRefused).toBeGreaterThan(0);
+    expect(count("AuditWriteFailures")).toBe(failuresBefore + READS);
+    for (const response of responses) {
+      await expectAuditUnavailable(response);
+      expect(response.text).not.toContain(SECRET);
+      expect(await auditEventsFor("acme", response.headers.get("x-request-id"))).toEqual([]);
+    }
   });
 });
 

@@ -147,6 +147,36 @@ describe("crash recovery", () => {
 
   // A sequencer that dies after its k-th DynamoDB write (a block put or a batch of deletes), at
   // every k from none to past the end: a fresh one takes over from the stream's checkpoint.
+  it("a batch whose records could not leave the queue holds the checkpoint, though later batches were chained and cleared", async () => {
+    const { stream, anchors } = files("clear-fails");
+    const writer = await instance(stream, anchors);
+    const tenantId = scope();
+    for (let n = 0; n < RECORDS; n += 1) await writer.h.runtime.auditLog.record(entry(tenantId, n));
+    const doomed = await instance(stream, anchors);
+    let clears = 0;
+    // Only the first batch's clearing fails; the batches after it are chained (and cleared) meanwhile.
+    const fault = injectFault(
+      doomed.table,
+      (call) => call.commandName === "BatchWriteItemCommand" && ++clears === 1,
+    );
+    await expect(
+      new StreamSequencer(stream, doomed.h.runtime.sequencer, doomed.h.runtime.logger, BATCH).drain(),
+    ).rejects.toThrow();
+    fault.remove();
+    expect(clears).toBeGreaterThan(1);
+    expect(stream.checkpoint()).toBe(0);
+    expect(await chainedRequestIds(tenantId)).toHaveLength(RECORDS);
+
+    const heir = await instance(stream, anchors);
+    await new StreamSequencer(stream, heir.h.runtime.sequencer, heir.h.runtime.logger, BATCH).drain();
+    expect(sorted(await chainedRequestIds(tenantId))).toEqual(
+      sorted(Array.from({ length: RECORDS }, (_, n) => `req-${tenantId}-${n}`)),
+    );
+    expect(await items("NEW#", tenantId)).toEqual([]);
+    expect(stream.checkpoint()).toBeGreaterThan(0);
+    expect(await heir.h.runtime.chainVerifier.verify(tenantId)).toMatchObject({ intact: true });
+  });
+
   it.each(Array.from({ length: 10 }, (_, k) => k))(
     "a sequencer that dies after %i writes loses nothing and chains nothing twice",
     async (k) => {

@@ -692,7 +692,7 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
     const mayWrite = (template: Template, pk: string) => writePatterns(template).some((p) => matches(p, pk));
 
     it("narrows every role's writes to the partitions it writes", () => {
-      // The API's second AUDIT#: its BatchWriteItem, which clears chained records from the audit queue;
+      // The API's second AUDIT#: its BatchWriteItem, which puts and clears records of the audit queue;
       // its second T#*: the DeleteItem of purges and tenant deletion.
       expect(writePatterns(t().api).sort()).toEqual([
         "AUDIT#*",

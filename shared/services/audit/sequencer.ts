@@ -64,11 +64,22 @@ export class Sequencer {
   }
 
   /**
-   * Chains a batch of stored images. Throws when some scope's records could not be chained, after
-   * the others are: the source then delivers the batch again, and what was chained comes back as
-   * duplicates.
+   * Chains a batch of stored images, and then takes them out of the queue. Throws when some scope's
+   * records could not be chained, after the others are: the source then delivers the batch again,
+   * and what was chained comes back as duplicates.
    */
   async integrate(images: readonly unknown[]): Promise<SequencedBatch> {
+    const { batch, cleared } = await this.chain(images);
+    await cleared;
+    return batch;
+  }
+
+  /**
+   * Chains a batch, as `integrate` does, and answers once every record is in its chain, with the
+   * queue's clearing still under way: a source that must not move on before it is done (the stream's
+   * checkpoint) awaits `cleared`, while it chains its next batch. `cleared` is never left unhandled.
+   */
+  async chain(images: readonly unknown[]): Promise<{ batch: SequencedBatch; cleared: Promise<void> }> {
     const byScope = new Map<string, PendingAuditRecord[]>();
     let rejected = 0;
     for (const image of images) {
@@ -90,6 +101,7 @@ export class Sequencer {
     let sequenced = 0;
     let duplicates = 0;
     const failures: unknown[] = [];
+    const chained: PendingAuditRecord[] = [];
     await Promise.all(
       [...byScope].map(async ([scope, records]) => {
         try {
@@ -98,7 +110,7 @@ export class Sequencer {
             if (state === "sequenced") sequenced += 1;
             else duplicates += 1;
           }
-          await this.#repository.deletePending(scope, records);
+          chained.push(...records);
           if (this.#anchorIntervalMs === 0) await this.#anchor(scope);
         } catch (error) {
           failures.push(error);
@@ -110,9 +122,16 @@ export class Sequencer {
         }
       }),
     );
-    if (failures.length > 0) throw failures[0];
+    // The whole batch's chained records leave the queue together, full calls across scopes: a batch
+    // spread over many scopes would otherwise pay a call per scope for a record or two each.
+    const cleared = this.#repository.deletePending(chained);
+    cleared.catch(() => undefined);
+    if (failures.length > 0) {
+      await cleared.catch(() => undefined);
+      throw failures[0];
+    }
     if (this.#anchorIntervalMs > 0) await this.anchorDue();
-    return { sequenced, duplicates, rejected };
+    return { batch: { sequenced, duplicates, rejected }, cleared };
   }
 
   /** Chains what waits in one scope's queue in the table, so a read of the trail sees every record so far. */

@@ -37,17 +37,36 @@ export class StreamSequencer {
     this.#batchRecords = batchRecords;
   }
 
-  /** Chains everything written so far, batch by batch; returns how many records it read. */
+  /**
+   * Chains everything written so far, batch by batch; returns how many records it read. A batch's
+   * records leave the table's queue while the next batch is chained, and the checkpoint passes a
+   * batch only once its records are chained and cleared and every batch before it is done.
+   */
   async drain(): Promise<number> {
     let total = 0;
-    for (;;) {
-      const from = this.#stream.checkpoint();
-      const { images, next } = this.#stream.read(from, this.#batchRecords);
-      if (images.length === 0) return total;
-      await this.#sequencer.integrate(images);
-      this.#stream.commit(next);
-      total += images.length;
+    let from = this.#stream.checkpoint();
+    let committed: Promise<void> = Promise.resolve();
+    try {
+      for (;;) {
+        const { images, next } = this.#stream.read(from, this.#batchRecords);
+        if (images.length === 0) break;
+        const { cleared } = await this.#sequencer.chain(images);
+        const previous = committed;
+        committed = (async () => {
+          await previous;
+          await cleared;
+          this.#stream.commit(next);
+        })();
+        committed.catch(() => undefined);
+        from = next;
+        total += images.length;
+      }
+    } finally {
+      // Never answers (or fails) with a commit still to come: a successor reads the checkpoint next.
+      await committed.catch(() => undefined);
     }
+    await committed;
+    return total;
   }
 
   /** Drains every `intervalMs`, one run at a time, and anchors what is due. */
