@@ -1,12 +1,13 @@
 import { Match, type Template } from "aws-cdk-lib/assertions";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ENVIRONMENT_NAMES, environmentConfig } from "../../infra/config.ts";
-import { TENANT_CONTEXT_CONDITION } from "../../infra/stacks/data-stack.ts";
+import { SYSTEM_TENANT_CONTEXT, TENANT_CONTEXT_CONDITION } from "../../infra/stacks/data-stack.ts";
 import { BREAK_GLASS_ACTIVATED, EVENT_SOURCES, REWRAP_REQUESTED } from "../../infra/stacks/event-contract.ts";
 import { PARTITIONS } from "../../infra/stacks/grants.ts";
 import { KEY_ADMINISTRATION_ACTIONS } from "../../infra/stacks/key-policies.ts";
 import { METRIC_NAMESPACE } from "../../infra/stacks/monitoring-stack.ts";
 import { BREAK_GLASS_ACTIVATED as BREAK_GLASS_EVENT } from "../../shared/domain/break-glass.ts";
+import { SYSTEM_SCOPE } from "../../shared/domain/types.ts";
 import { METRICS_NAMESPACE } from "../../shared/observability/emf-metrics.ts";
 import { ROTATION_EVENT_SOURCE } from "../../shared/observability/rotation-events.ts";
 import {
@@ -567,6 +568,17 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
       expect(principalsOf(deny as Statement)).toEqual(["*"]);
     });
 
+    it("never lets the rotation role decrypt or make a `_system` data key, a wrapped payload's", () => {
+      expect(SYSTEM_TENANT_CONTEXT).toBe(SYSTEM_SCOPE);
+      const deny = key("Kek").find((s) => s.Sid === "RotationNeverOpensSystemDataKeys");
+      expect(deny?.Effect).toBe("Deny");
+      expect(actionsOf(deny as Statement).sort()).toEqual(["kms:Decrypt", "kms:GenerateDataKey*"]);
+      expect(deny?.Condition).toEqual({
+        StringEquals: { [TENANT_CONTEXT_CONDITION]: SYSTEM_SCOPE },
+        ArnEquals: { "aws:PrincipalArn": fnRole("rotation") },
+      });
+    });
+
     it("lets the three writers of audit records derive chain keys from the MAC key, and nothing else", () => {
       expect(useByRole(key("AuditMacKey"))).toEqual({
         [fnRole("api")]: ["kms:GenerateMac"],
@@ -710,8 +722,16 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
         "WRAP#*",
         "WRAPS",
       ]);
-      // WRAP#: the KEK re-wrap re-wraps live wraps' payload keys.
+      // WRAP#: the KEK re-wrap re-wraps live wraps' payload keys, by UpdateItem alone.
       expect(writePatterns(t().rotation).sort()).toEqual(["AUDIT#*", "META", "T#*", "TENANTS", "WRAP#*"]);
+      const wrapWrites = tableStatements(t().rotation).filter((s) =>
+        (
+          s.Condition?.["ForAllValues:StringLike"]?.["dynamodb:LeadingKeys"] as string[] | undefined
+        )?.includes("WRAP#*"),
+      );
+      expect(wrapWrites.filter((s) => actionsOf(s).some((a) => writes.test(a))).map(actionsOf)).toEqual([
+        ["dynamodb:UpdateItem"],
+      ]);
       expect(writePatterns(t().audit)).toEqual(["AUDIT#*", "AUDIT#*"]);
     });
 
