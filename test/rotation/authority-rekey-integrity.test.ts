@@ -194,6 +194,68 @@ describe("items that fail their MAC, across a KEK rotation", () => {
   });
 });
 
+describe("a live wrap whose payload key names a KEK nobody has", () => {
+  const kekA = randomKek();
+  const kekB = randomKek();
+  const fpA = kekFingerprint(kekA);
+  let store: Store;
+  let b: Harness;
+  let report: KekReport;
+  let failures: number;
+  const wraps = { bogus: { id: "", token: "" }, intact: { id: "", token: "" } };
+  const wrapKey = (id: string) => ({ pk: `WRAP#${id}`, sk: "WRAP" });
+
+  beforeAll(async () => {
+    store = await startStore();
+    const a = await instance(store, kekA);
+    const admin = await a.token("admin");
+    expect((await a.call("POST", "/v1/tenants", { token: admin, body: { tenantId: "acme" } })).status).toBe(
+      201,
+    );
+    const put = await a.call("PUT", "/v1/tenants/acme/secrets/db", {
+      token: admin,
+      body: { value: "wrapped-value" },
+    });
+    expect(put.status).toBe(200);
+    for (const which of ["bogus", "intact"] as const) {
+      const wrapped = await a.call("GET", "/v1/tenants/acme/secrets/db?wrapTtlSeconds=3600", {
+        token: admin,
+        headers: REASON,
+      });
+      expect(wrapped.status).toBe(200);
+      const { id, token } = (await wrapped.json()).wrap;
+      wraps[which] = { id, token };
+    }
+    // A table writer's edit the wrap's MAC does not cover: its payload key now names no KEK.
+    await setRaw(store.table, wrapKey(wraps.bogus.id), "kekId", "bogus");
+
+    b = await instance(store, kekB, [kekA]);
+    const before = b.runtime.metrics.count("IntegrityFailures");
+    report = await rewrapAndSettle(b, admin);
+    failures = b.runtime.metrics.count("IntegrityFailures") - before;
+    b = await instance(store, kekB);
+  }, 60_000);
+  afterAll(() => store?.dynamo.close());
+
+  it("does not block the re-wrap: it finishes, counting the wrap as an integrity failure, and the old KEK may go", () => {
+    expect(report.rewrap).toMatchObject({ phase: "done", rekey: { itemIntegrityFailures: 1 } });
+    expect(failures).toBe(1);
+    expect(report.keks.find((k) => k.kekId === fpA)).toMatchObject({ mayBeRemoved: true });
+  });
+
+  it("is left as it was, and fails closed: its unwrap opens nothing, while the untouched wrap opens", async () => {
+    const left = await getRawItem(store.table, wrapKey(wraps.bogus.id));
+    expect(left.kekId).toBe("bogus");
+    expect(left.macKeyRef).toBe(`local:${fpA}`);
+    const refused = await b.call("POST", "/v1/unwrap", { body: { token: wraps.bogus.token } });
+    expect(refused.status).toBeGreaterThanOrEqual(400);
+    expect(refused.text).not.toContain("wrapped-value");
+    const opened = await b.call("POST", "/v1/unwrap", { body: { token: wraps.intact.token } });
+    expect(opened.status).toBe(200);
+    expect(await opened.json()).toMatchObject({ data: { value: "wrapped-value" } });
+  });
+});
+
 describe("GET /v1/kek for a previous KEK no DEK depends on", () => {
   const kekA = randomKek();
   const kekB = randomKek();

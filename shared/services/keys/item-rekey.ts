@@ -1,7 +1,7 @@
 import type { Keyring } from "../../crypto/keyring.ts";
 import { canonicalBreakGlass } from "../../domain/break-glass.ts";
 import { canonicalCertificate } from "../../domain/deletion-certificate.ts";
-import { ConflictError } from "../../domain/errors.ts";
+import { ConflictError, DecryptError, KekMismatchError } from "../../domain/errors.ts";
 import {
   canonicalBinding,
   canonicalToken,
@@ -251,29 +251,42 @@ export class ItemRekey implements AuthorityRekey {
       // Already under the active key: its own readers verify it, and nothing here would change it.
       if (fresh.macKeyRef === seal.macKeyRef && payloadCurrent) return "current";
       if (!(await this.#integrity.verify(content, seal))) return this.#failed(kind, id);
-      const rewrapped =
-        payload === undefined || payloadCurrent
-          ? undefined
-          : {
-              fromKekId: payload.kekId,
-              ...(await this.#keyring
-                .rewrap(
-                  { kekId: payload.kekId, ciphertext: payload.wrappedKey },
-                  { tenantId: payload.scope, dekVersion: 0 },
-                )
-                .then((wrapped) => ({ kekId: wrapped.kekId, wrappedKey: wrapped.ciphertext }))),
-            };
+      let rewrapped: { fromKekId: string; kekId: string; wrappedKey: Uint8Array } | undefined;
+      if (payload !== undefined && !payloadCurrent) {
+        try {
+          const wrapped = await this.#keyring.rewrap(
+            { kekId: payload.kekId, ciphertext: payload.wrappedKey },
+            { tenantId: payload.scope, dekVersion: 0 },
+          );
+          rewrapped = { fromKekId: payload.kekId, kekId: wrapped.kekId, wrappedKey: wrapped.ciphertext };
+        } catch (error) {
+          // The MAC does not cover a payload's key (canonicalWrap), so a table writer can name a KEK
+          // nobody has or spoil the ciphertext: such a wrap could never be opened anyway, and must not
+          // hold the re-wrap back forever. A keyring that is merely unavailable stops the re-wrap, which
+          // resumes here, rather than leave an openable wrap behind the old KEK's removal.
+          if (!(error instanceof KekMismatchError || error instanceof DecryptError)) throw error;
+          return this.#failed(kind, id, error.code);
+        }
+      }
       if (await write(seal.mac, fresh, rewrapped)) return "rekeyed";
     }
     throw new ConflictError(`${kind} ${id} kept changing during its re-key; the re-wrap resumes there`);
   }
 
-  #failed(kind: string, id: string): Outcome {
+  #failed(kind: string, id: string, payloadError?: string): Outcome {
     this.#metrics.increment("IntegrityFailures");
-    this.#logger.warn("authority item verifies under no configured key; the re-key leaves it as it is", {
-      kind,
-      id,
-    });
+    if (payloadError === undefined) {
+      this.#logger.warn("authority item verifies under no configured key; the re-key leaves it as it is", {
+        kind,
+        id,
+      });
+    } else {
+      this.#logger.warn("a wrap's payload key cannot be re-wrapped; the re-key leaves the wrap as it is", {
+        kind,
+        id,
+        code: payloadError,
+      });
+    }
     return "failed";
   }
 }
