@@ -127,8 +127,17 @@ export interface AuthorityRekey {
 /** Where one scope's re-anchoring stands after a call. */
 export type ReanchorOutcome =
   | { readonly status: "current" | "reanchored" | "broken" }
-  /** Out of time (`cursor` is where the walk goes on), or records keep landing under an old keeper. */
-  | { readonly status: "unfinished"; readonly cursor?: string; readonly stale: boolean };
+  /**
+   * Out of time (`cursor` is where the walk goes on), or records keep landing under an old keeper;
+   * `waiting` when records under a keeper that is going away still wait for the sequencer, which the
+   * re-wrap must not outlast (they could never be chained once that keeper is gone).
+   */
+  | {
+      readonly status: "unfinished";
+      readonly cursor?: string;
+      readonly stale: boolean;
+      readonly waiting?: boolean;
+    };
 
 /**
  * Makes an audit chain verifiable without the previous keepers' keys: verifies it under every key

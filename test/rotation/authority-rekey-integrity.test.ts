@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { BatchWriteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chainHash } from "../../shared/crypto/chain-keys.ts";
 import { ItemMacs } from "../../shared/crypto/item-integrity.ts";
@@ -446,4 +446,54 @@ describe("audit records still waiting for the sequencer under the old KEK", () =
     // tenant.create's attempt and success, chained (and so MAC'd) under the new KEK: nothing to re-anchor.
     expect(verified.records).toBe(2);
   });
+
+  it("that the bounded drain leaves behind keep the re-wrap from being done, and the old KEK from going", async () => {
+    // A store of its own: the test above finished a re-wrap to kekB already.
+    await store.dynamo.close();
+    store = await startStore();
+    const fpA = kekFingerprint(kekA);
+    const a = await deferred(kekA);
+    const admin = await a.token("admin");
+    expect(
+      (await a.call("POST", "/v1/tenants", { token: admin, body: { tenantId: "blocked" } })).status,
+    ).toBe(201);
+    // A table writer's junk in front of them: a full catch-up round of records the sequencer refuses,
+    // so the re-wrap's drain chains nothing and stops there.
+    // Just older than the real ones (verify calls a chain whose oldest waiting record is much older
+    // unsequenced, and so broken, which does not hold the re-wrap back).
+    const [first] = (
+      await store.table.query({
+        keyCondition: "pk = :pk AND begins_with(sk, :p)",
+        values: { ":pk": "AUDIT#blocked", ":p": "NEW#" },
+        consistent: true,
+      })
+    ).items;
+    const before = new Date(Date.parse(String(first?.sk).split("#")[1] ?? "") - 1000).toISOString();
+    const junk = Array.from({ length: 1000 }, (_, n) => ({
+      pk: "AUDIT#blocked",
+      sk: `NEW#${before}#junk-${String(n).padStart(4, "0")}`,
+      record: { junk: n },
+    }));
+    for (let at = 0; at < junk.length; at += 25) {
+      await store.table.doc.send(
+        new BatchWriteCommand({
+          RequestItems: {
+            [store.table.name]: junk.slice(at, at + 25).map((Item) => ({ PutRequest: { Item } })),
+          },
+        }),
+      );
+    }
+    const b = await deferred(kekB, [kekA]);
+    const report = await rewrapAndSettle(b, admin);
+    expect(report.rewrap?.phase).not.toBe("done");
+    expect(report.rewrap?.rekey).toMatchObject({ step: "chains", scope: "blocked" });
+    expect(report.keks.find((k) => k.kekId === fpA)).toMatchObject({ mayBeRemoved: false });
+    // The records it waits for are still there, and still open under the old KEK.
+    const waiting = await store.table.query({
+      keyCondition: "pk = :pk AND begins_with(sk, :p)",
+      values: { ":pk": "AUDIT#blocked", ":p": "NEW#" },
+      consistent: true,
+    });
+    expect(waiting.items.filter((item) => !String(item.sk).includes("#junk-"))).toHaveLength(2);
+  }, 60_000);
 });

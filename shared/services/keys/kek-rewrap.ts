@@ -134,6 +134,8 @@ export class KekRewrap implements RewrapWork {
             return { state, rewrapped: rewrappedThisRun, stoppedBecause: "busy" };
           }
           if (step.finished) return { state, rewrapped: rewrappedThisRun, stoppedBecause: "done" };
+          // Nothing this run can do about records waiting for the sequencer: a later run looks again.
+          if (step.waiting === true) return { state, rewrapped: rewrappedThisRun, stoppedBecause: "failed" };
           continue;
         }
         const page = await this.#tenants.scan(state.cursor, this.#options.pageSize);
@@ -188,7 +190,9 @@ export class KekRewrap implements RewrapWork {
    * the state to checkpoint. Items go first: a chain re-anchored before a token was re-keyed would
    * not attest the records that re-key makes, but those are under the active key anyway.
    */
-  async #rekeyStep(state: RewrapState): Promise<{ state: RewrapState; finished: boolean }> {
+  async #rekeyStep(
+    state: RewrapState,
+  ): Promise<{ state: RewrapState; finished: boolean; waiting?: boolean }> {
     const rekey = state.rekey ?? FIRST_REKEY;
     const at = now();
     if (rekey.step === "items") {
@@ -235,7 +239,11 @@ export class KekRewrap implements RewrapWork {
                 ? [...rekey.chainsBroken, scope]
                 : rekey.chainsBroken,
           };
-    return { state: { ...state, rekey: next, updatedAt: at }, finished: false };
+    return {
+      state: { ...state, rekey: next, updatedAt: at },
+      finished: false,
+      ...(outcome.status === "unfinished" && outcome.waiting === true ? { waiting: true } : {}),
+    };
   }
 
   /** Scopes in order: `_system`, then every tenant in the directory (a deleted tenant's chain is kept). */
