@@ -300,16 +300,17 @@ describe("a change that meets the re-key of its item", () => {
   let rekey: ItemRekey;
 
   /**
-   * Runs one re-key page of `kind` just before the first write whose update expression contains
-   * `marker`, as if the re-wrap got there between the change's read and its write.
+   * Runs one re-key page of `kind` just before the first write whose update or condition expression
+   * contains `marker`, as if the re-wrap got there between the change's read and its write.
    */
   function rekeyBefore(marker: string, kind: RekeyKind): { met: () => boolean; remove: () => void } {
     let met = false;
     const name = `rekey-before-${marker}`;
     store.table.doc.middlewareStack.add(
       (next) => async (args) => {
-        const input = args.input as { UpdateExpression?: string };
-        if (!met && input.UpdateExpression?.includes(marker)) {
+        const input = args.input as { UpdateExpression?: string; ConditionExpression?: string };
+        const expressions = `${input.UpdateExpression ?? ""} ${input.ConditionExpression ?? ""}`;
+        if (!met && expressions.includes(marker)) {
           met = true;
           expect((await rekey.page(kind, kekFingerprint(kekB), undefined, 100)).rekeyed).toBe(1);
         }
@@ -405,6 +406,45 @@ describe("a change that meets the re-key of its item", () => {
       race.remove();
     }
     expect((await h.call("POST", "/v1/unwrap", { body: { token } })).status).toBe(410);
+  });
+
+  it("a break-glass approval, activation and revoke are made on the re-keyed item, not answered 409", async () => {
+    const a = await instance(store, kekA, []);
+    const operator = await a.runtime.tokens.issue("operator", ["acme"], 3600);
+    const approver = await a.runtime.tokens.issue("admin", ["*"], 3600);
+    const path = async (step: string) => {
+      const asked = await a.call("POST", "/v1/tenants/acme/break-glass", {
+        token: operator.token,
+        body: { reason: "INC-9 racing a re-key", durationMinutes: 5 },
+      });
+      expect(asked.status).toBe(201);
+      return `/v1/tenants/acme/break-glass/${(await asked.json()).id}/${step}`;
+    };
+    /** The step, by instance B, with one break-glass re-key page run between its read and its write. */
+    const raced = async (url: string, token: string) => {
+      const race = rekeyBefore(":replaces", "break-glass");
+      try {
+        const answer = await h.call("POST", url, { token });
+        expect(race.met()).toBe(true);
+        return answer;
+      } finally {
+        race.remove();
+      }
+    };
+    const approving = await path("approve");
+    expect((await raced(approving, approver.token)).status).toBe(200);
+
+    const activating = await path("approve");
+    expect((await a.call("POST", activating, { token: approver.token })).status).toBe(200);
+    const activated = await raced(activating.replace(/approve$/, "activate"), operator.token);
+    expect(activated.status).toBe(201);
+    const { credential } = await activated.json();
+    expect((await h.call("GET", "/v1/tenants/acme/audit", { token: credential })).status).toBe(200);
+
+    const revoking = await path("revoke");
+    const revoked = await raced(revoking, approver.token);
+    expect(revoked.status).toBe(200);
+    expect(await revoked.json()).toMatchObject({ status: "revoked" });
   });
 });
 
