@@ -100,14 +100,16 @@ export class DataStack extends Stack {
       }),
     );
     // The rotation role decrypts every tenant's DEKs, but a `_system` data key opens a wrapped payload,
-    // an admin token among them: it may move such a key to the active KEK (ReEncrypt, inside KMS), never
-    // have one in the clear or make one, whatever else (an identity policy, a grant) allows it.
+    // an admin token among them: it may never have one in the clear, make one or re-encrypt one,
+    // whatever else (an identity policy, a grant) allows it. Re-encrypt too: KMS authorizes a ReEncrypt's
+    // source and destination contexts apart, so one from `_system` into a tenant's context would pass
+    // both sides and leave a key this role may decrypt.
     this.kek.addToResourcePolicy(
       new iam.PolicyStatement({
         sid: "RotationNeverOpensSystemDataKeys",
         effect: iam.Effect.DENY,
         principals: [new iam.AnyPrincipal()],
-        actions: ["kms:Decrypt", "kms:GenerateDataKey*"],
+        actions: ["kms:Decrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"],
         resources: ["*"],
         conditions: {
           StringEquals: { [TENANT_CONTEXT_CONDITION]: SYSTEM_TENANT_CONTEXT },

@@ -71,17 +71,6 @@ export function grantTableItems(role: iam.IRole, tableArn: string, access: Table
   );
 }
 
-/** UpdateItem alone, only in the given partitions: a change to an item that must exist already. */
-export function grantItemUpdates(role: iam.IRole, tableArn: string, partitions: readonly Partition[]): void {
-  role.addToPrincipalPolicy(
-    new iam.PolicyStatement({
-      actions: ["dynamodb:UpdateItem"],
-      resources: [tableArn],
-      conditions: onlyPartitions(partitions),
-    }),
-  );
-}
-
 /**
  * DeleteItem, only in the given partitions: the version lifecycle's purge and the tenant-deletion sweep
  * remove items from tenant partitions (T#), and nothing else is ever deleted.
@@ -119,8 +108,8 @@ export function grantDirectoryBackfillScan(role: iam.IRole, tableArn: string): v
 
 /**
  * KEK operations, usable only with the tenant in the encryption context. `neverOpenSystemKeys` refuses
- * Decrypt and GenerateDataKey under the `_system` context (wrapped payloads' data keys) whatever else
- * allows them; the KEK's policy says the same for the rotation role.
+ * Decrypt, GenerateDataKey and ReEncrypt under the `_system` context (wrapped payloads' data keys)
+ * whatever else allows them; the KEK's policy says the same for the rotation role.
  */
 export function grantKekUse(
   role: iam.IRole,
@@ -140,7 +129,7 @@ export function grantKekUse(
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         effect: iam.Effect.DENY,
-        actions: ["kms:Decrypt", "kms:GenerateDataKey*"],
+        actions: ["kms:Decrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"],
         resources,
         conditions: { StringEquals: { [TENANT_CONTEXT_CONDITION]: SYSTEM_TENANT_CONTEXT } },
       }),

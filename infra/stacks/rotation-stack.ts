@@ -9,7 +9,6 @@ import type { DataStack } from "./data-stack.ts";
 import { EVENT_SOURCES, REWRAP_REQUESTED } from "./event-contract.ts";
 import {
   grantDirectoryBackfillScan,
-  grantItemUpdates,
   grantKekUse,
   grantMac,
   grantPutEvents,
@@ -59,10 +58,11 @@ export class RotationStack extends Stack {
     const role = this.rotation.role;
     grantVerifierInvoke(role, this, config.verifierFunctionNamePrefix);
     // Tenants and their secrets, audit blocks, the directory and META checkpoints; never a token. The
-    // live wraps too: the KEK re-wrap moves their payloads' data keys to the active KEK. A wrap's payload
-    // may be a whole admin token, under a `_system` data key: this role may ReEncrypt that key inside KMS
-    // but never Decrypt it (the KEK's policy and grantKekUse below), so reading the envelope gives it
-    // nothing. It never re-keys their MACs either: KMS_KEY_ID does not change their key.
+    // live wraps too, which the KEK re-wrap visits. A wrap's payload may be a whole admin token, under a
+    // `_system` data key that this role may not decrypt, make or re-encrypt (the KEK's policy and
+    // grantKekUse below), so reading the envelope gives it nothing: the re-wrap waits for a wrap under
+    // the old KEK to be used or expire instead. Nor does it re-key their MACs: KMS_KEY_ID does not change
+    // their key. So it writes no wrap at all.
     grantTableItems(role, data.table.tableArn, {
       read: ["GetItem", "BatchGetItem", "Query"],
       // Reads too: the backfill Scan lists partition keys, token ids among them, and must lead nowhere.
@@ -79,8 +79,6 @@ export class RotationStack extends Stack {
       write: ["PutItem", "UpdateItem"],
       writePartitions: [PARTITIONS.tenant, PARTITIONS.audit, PARTITIONS.directory, PARTITIONS.meta],
     });
-    // A wrap's re-key changes an item that exists (shared/storage/item-reseal.ts): no PutItem there.
-    grantItemUpdates(role, data.table.tableArn, [PARTITIONS.wrap]);
     grantDirectoryBackfillScan(role, data.table.tableArn);
     grantKekUse(role, [data.kek], ["GenerateDataKey", "Decrypt", "ReEncryptFrom", "ReEncryptTo"], {
       neverOpenSystemKeys: true,

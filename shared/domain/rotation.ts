@@ -116,6 +116,8 @@ export interface RekeyState {
 export interface RekeyPage {
   readonly rekeyed: number;
   readonly integrityFailures: number;
+  /** Live wraps whose payload key this process may not move: the page is visited again later. */
+  readonly waiting?: number;
   readonly cursor?: string;
 }
 
@@ -163,7 +165,8 @@ export interface RewrapRun {
   readonly state: RewrapState;
   readonly rewrapped: number;
   /** `failed`: a pass ended with DEKs that could not be re-wrapped; the next run starts another. */
-  readonly stoppedBecause: "done" | "deadline" | "busy" | "failed";
+  /** `waiting`: on what no run can hurry, records for the sequencer or live wraps to be used or expire. */
+  readonly stoppedBecause: "done" | "deadline" | "busy" | "failed" | "waiting";
 }
 
 /**

@@ -39,7 +39,7 @@ interface Found {
   readonly payload?: { readonly kekId: string; readonly wrappedKey: Uint8Array; readonly scope: string };
 }
 
-type Outcome = "rekeyed" | "current" | "gone" | "failed";
+type Outcome = "rekeyed" | "current" | "gone" | "failed" | "waiting";
 
 /** An item is re-read and re-tried this often when a writer keeps changing it under the re-key. */
 const ATTEMPTS = 3;
@@ -57,11 +57,16 @@ export class ItemRekey implements AuthorityRekey {
   readonly #metrics: MetricsRecorder;
   readonly #logger: Logger;
   readonly #itemKeyRotates: boolean;
+  readonly #payloadsMove: boolean;
 
   /**
    * `itemKeyRotates` is false where the item key's keeper is not the KEK (on AWS, AUDIT_MAC_KEY_ID,
    * which a KMS_KEY_ID change leaves as it is), and without a previous KEK configured, under which
    * nothing could verify: then only wraps are visited, for their payloads' data keys.
+   * `payloadsMove` is false on AWS, where the rotation role may not touch a `_system` data key at all
+   * (KMS authorizes a ReEncrypt's two encryption contexts apart, so a role allowed to re-encrypt one
+   * could re-encrypt it into a tenant's context and decrypt it there): a live wrap whose payload key
+   * is under another KEK is then waited for, until it is used or expires, as the re-wrap's `waiting`.
    */
   constructor(
     stores: ItemRekeyStores,
@@ -70,8 +75,10 @@ export class ItemRekey implements AuthorityRekey {
     metrics: MetricsRecorder,
     logger: Logger,
     itemKeyRotates: boolean,
+    payloadsMove = true,
   ) {
     this.#itemKeyRotates = itemKeyRotates;
+    this.#payloadsMove = payloadsMove;
     this.#stores = stores;
     this.#integrity = integrity;
     this.#keyring = keyring;
@@ -89,13 +96,20 @@ export class ItemRekey implements AuthorityRekey {
     const { ids, next } = await this.#ids(kind, cursor, limit);
     let rekeyed = 0;
     let integrityFailures = 0;
+    let waiting = 0;
     for (const id of ids) {
       for (const outcome of await this.#visit(kind, id, targetKekId)) {
         if (outcome === "rekeyed") rekeyed += 1;
         if (outcome === "failed") integrityFailures += 1;
+        if (outcome === "waiting") waiting += 1;
       }
     }
-    return { rekeyed, integrityFailures, ...(next === undefined ? {} : { cursor: next }) };
+    return {
+      rekeyed,
+      integrityFailures,
+      ...(waiting === 0 ? {} : { waiting }),
+      ...(next === undefined ? {} : { cursor: next }),
+    };
   }
 
   async #ids(
@@ -251,6 +265,13 @@ export class ItemRekey implements AuthorityRekey {
       // Already under the active key: its own readers verify it, and nothing here would change it.
       if (fresh.macKeyRef === seal.macKeyRef && payloadCurrent) return "current";
       if (!(await this.#integrity.verify(content, seal))) return this.#failed(kind, id);
+      if (payload !== undefined && !payloadCurrent && !this.#payloadsMove) {
+        // One that names no configured KEK could never open: waiting for it would wait for nothing.
+        if (!(await this.#keyring.probe()).includes(payload.kekId)) {
+          return this.#failed(kind, id, "kek_mismatch");
+        }
+        return "waiting";
+      }
       let rewrapped: { fromKekId: string; kekId: string; wrappedKey: Uint8Array } | undefined;
       if (payload !== undefined && !payloadCurrent) {
         try {

@@ -134,8 +134,9 @@ export class KekRewrap implements RewrapWork {
             return { state, rewrapped: rewrappedThisRun, stoppedBecause: "busy" };
           }
           if (step.finished) return { state, rewrapped: rewrappedThisRun, stoppedBecause: "done" };
-          // Nothing this run can do about records waiting for the sequencer: a later run looks again.
-          if (step.waiting === true) return { state, rewrapped: rewrappedThisRun, stoppedBecause: "failed" };
+          // Nothing this run can do about records waiting for the sequencer, or live wraps whose payload
+          // key it may not move: a later run looks again.
+          if (step.waiting === true) return { state, rewrapped: rewrappedThisRun, stoppedBecause: "waiting" };
           continue;
         }
         const page = await this.#tenants.scan(state.cursor, this.#options.pageSize);
@@ -204,6 +205,15 @@ export class KekRewrap implements RewrapWork {
         itemsRekeyed: rekey.itemsRekeyed + page.rekeyed,
         itemIntegrityFailures: rekey.itemIntegrityFailures + page.integrityFailures,
       };
+      if ((page.waiting ?? 0) > 0) {
+        // The same page again on a later run, by when its waiting wraps are used or expired.
+        const again: RekeyState = {
+          ...counted,
+          kind,
+          ...(rekey.cursor === undefined ? {} : { cursor: rekey.cursor }),
+        };
+        return { state: { ...state, rekey: again, updatedAt: at }, finished: false, waiting: true };
+      }
       const nextKind = REKEY_KINDS[REKEY_KINDS.indexOf(kind) + 1];
       const next: RekeyState =
         page.cursor !== undefined
