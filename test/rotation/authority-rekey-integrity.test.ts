@@ -256,6 +256,63 @@ describe("a live wrap whose payload key names a KEK nobody has", () => {
   });
 });
 
+describe("live wraps where payload keys may not move (as on AWS, where the rotation role never touches `_system` keys)", () => {
+  it("waits for a wrap under the old KEK, writing nothing, and counts one naming no configured KEK", async () => {
+    const kekA = randomKek();
+    const kekB = randomKek();
+    const store = await startStore();
+    try {
+      const a = await instance(store, kekA);
+      const admin = await a.token("admin");
+      expect((await a.call("POST", "/v1/tenants", { token: admin, body: { tenantId: "acme" } })).status).toBe(
+        201,
+      );
+      expect(
+        (await a.call("PUT", "/v1/tenants/acme/secrets/db", { token: admin, body: { value: "v" } })).status,
+      ).toBe(200);
+      const ids: string[] = [];
+      for (let n = 0; n < 2; n += 1) {
+        const wrapped = await a.call("GET", "/v1/tenants/acme/secrets/db?wrapTtlSeconds=3600", {
+          token: admin,
+          headers: REASON,
+        });
+        ids.push((await wrapped.json()).wrap.id);
+      }
+      const [waiting, bogus] = ids.map((id) => ({ pk: `WRAP#${id}`, sk: "WRAP" }));
+      if (waiting === undefined || bogus === undefined) throw new Error("two wraps were made");
+      await setRaw(store.table, bogus, "kekId", "bogus");
+      const before = await getRawItem(store.table, waiting);
+      const keyring = new LocalKeyring({ active: kekB, previous: [kekA] });
+      const b = await instance(store, kekB, [kekA]);
+      const rekey = new ItemRekey(
+        {
+          tokens: new TokenRepository(store.table),
+          bindings: new BindingRepository(store.table),
+          seals: new SealRepository(store.table),
+          deletions: new DeletionRepository(store.table),
+          breakGlass: new BreakGlassRepository(store.table),
+          wraps: new WrapRepository(store.table),
+          tenants: new TenantRepository(store.table),
+        },
+        new ItemMacs(keyring.chainKeys().itemKeys()),
+        keyring,
+        b.runtime.metrics,
+        b.runtime.logger,
+        false,
+        false,
+      );
+      expect(await rekey.page("wraps", kekFingerprint(kekB), undefined, 100)).toEqual({
+        rekeyed: 0,
+        integrityFailures: 1,
+        waiting: 1,
+      });
+      expect(await getRawItem(store.table, waiting)).toEqual(before);
+    } finally {
+      await store.dynamo.close();
+    }
+  });
+});
+
 describe("GET /v1/kek for a previous KEK no DEK depends on", () => {
   const kekA = randomKek();
   const kekB = randomKek();
