@@ -13,6 +13,11 @@ import { functionRoleArn, functionRoleUse, keyAdministratorArns, keyPolicy } fro
 export const TENANT_CONTEXT_KEY = "strongbox:tenant";
 /** `Null: false` on this condition key means "the tenant context key is present". */
 export const TENANT_CONTEXT_CONDITION = `kms:EncryptionContext:${TENANT_CONTEXT_KEY}`;
+/**
+ * The tenant context of data keys that belong to no tenant: a wrapped payload's, which for a wrapped
+ * token is a whole admin token (shared/domain/types.ts SYSTEM_SCOPE).
+ */
+export const SYSTEM_TENANT_CONTEXT = "_system";
 
 /**
  * The anchor bucket's name, from the stage, account and region alone: the function stacks name it (and
@@ -91,6 +96,24 @@ export class DataStack extends Stack {
         resources: ["*"],
         conditions: {
           Null: { [TENANT_CONTEXT_CONDITION]: "true" },
+        },
+      }),
+    );
+    // The rotation role decrypts every tenant's DEKs, but a `_system` data key opens a wrapped payload,
+    // an admin token among them: it may never have one in the clear, make one or re-encrypt one,
+    // whatever else (an identity policy, a grant) allows it. Re-encrypt too: KMS authorizes a ReEncrypt's
+    // source and destination contexts apart, so one from `_system` into a tenant's context would pass
+    // both sides and leave a key this role may decrypt.
+    this.kek.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: "RotationNeverOpensSystemDataKeys",
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ["kms:Decrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"],
+        resources: ["*"],
+        conditions: {
+          StringEquals: { [TENANT_CONTEXT_CONDITION]: SYSTEM_TENANT_CONTEXT },
+          ArnEquals: { "aws:PrincipalArn": functionRoleArn(this, config, "rotation") },
         },
       }),
     );

@@ -1,6 +1,6 @@
 import * as iam from "aws-cdk-lib/aws-iam";
 import type * as kms from "aws-cdk-lib/aws-kms";
-import { TENANT_CONTEXT_CONDITION } from "./data-stack.ts";
+import { SYSTEM_TENANT_CONTEXT, TENANT_CONTEXT_CONDITION } from "./data-stack.ts";
 
 /**
  * The table's partition keys as patterns, laid out by shared/storage/keys.ts (infra imports no shared
@@ -106,8 +106,17 @@ export function grantDirectoryBackfillScan(role: iam.IRole, tableArn: string): v
   );
 }
 
-/** KEK operations, usable only with the tenant in the encryption context. */
-export function grantKekUse(role: iam.IRole, keys: readonly kms.IKey[], actions: readonly string[]): void {
+/**
+ * KEK operations, usable only with the tenant in the encryption context. `neverOpenSystemKeys` refuses
+ * Decrypt, GenerateDataKey and ReEncrypt under the `_system` context (wrapped payloads' data keys)
+ * whatever else allows them; the KEK's policy says the same for the rotation role.
+ */
+export function grantKekUse(
+  role: iam.IRole,
+  keys: readonly kms.IKey[],
+  actions: readonly string[],
+  options: { readonly neverOpenSystemKeys?: boolean } = {},
+): void {
   const resources = keys.map((key) => key.keyArn);
   role.addToPrincipalPolicy(
     new iam.PolicyStatement({
@@ -116,6 +125,16 @@ export function grantKekUse(role: iam.IRole, keys: readonly kms.IKey[], actions:
       conditions: { Null: { [TENANT_CONTEXT_CONDITION]: "false" } },
     }),
   );
+  if (options.neverOpenSystemKeys === true) {
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        effect: iam.Effect.DENY,
+        actions: ["kms:Decrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"],
+        resources,
+        conditions: { StringEquals: { [TENANT_CONTEXT_CONDITION]: SYSTEM_TENANT_CONTEXT } },
+      }),
+    );
+  }
   // DescribeKey carries no context: the keyring resolves aliases and checks the KEK at start-up with it.
   role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ["kms:DescribeKey"], resources }));
 }

@@ -58,8 +58,11 @@ export class RotationStack extends Stack {
     const role = this.rotation.role;
     grantVerifierInvoke(role, this, config.verifierFunctionNamePrefix);
     // Tenants and their secrets, audit blocks, the directory and META checkpoints; never a token. The
-    // live wraps too: the KEK re-wrap re-wraps their payloads' data keys (no escalation: this role
-    // decrypts every tenant's DEKs already), but never their MACs' key, which KMS_KEY_ID does not change.
+    // live wraps too, which the KEK re-wrap visits. A wrap's payload may be a whole admin token, under a
+    // `_system` data key that this role may not decrypt, make or re-encrypt (the KEK's policy and
+    // grantKekUse below), so reading the envelope gives it nothing: the re-wrap waits for a wrap under
+    // the old KEK to be used or expire instead. Nor does it re-key their MACs: KMS_KEY_ID does not change
+    // their key. So it writes no wrap at all.
     grantTableItems(role, data.table.tableArn, {
       read: ["GetItem", "BatchGetItem", "Query"],
       // Reads too: the backfill Scan lists partition keys, token ids among them, and must lead nowhere.
@@ -74,16 +77,12 @@ export class RotationStack extends Stack {
         PARTITIONS.wrapDirectory,
       ],
       write: ["PutItem", "UpdateItem"],
-      writePartitions: [
-        PARTITIONS.tenant,
-        PARTITIONS.audit,
-        PARTITIONS.directory,
-        PARTITIONS.meta,
-        PARTITIONS.wrap,
-      ],
+      writePartitions: [PARTITIONS.tenant, PARTITIONS.audit, PARTITIONS.directory, PARTITIONS.meta],
     });
     grantDirectoryBackfillScan(role, data.table.tableArn);
-    grantKekUse(role, [data.kek], ["GenerateDataKey", "Decrypt", "ReEncryptFrom", "ReEncryptTo"]);
+    grantKekUse(role, [data.kek], ["GenerateDataKey", "Decrypt", "ReEncryptFrom", "ReEncryptTo"], {
+      neverOpenSystemKeys: true,
+    });
     grantMac(role, data.auditMacKey, ["GenerateMac"]);
     grantPutEvents(role, bus.eventBusArn, [EVENT_SOURCES.rotation]);
 

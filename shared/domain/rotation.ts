@@ -116,6 +116,8 @@ export interface RekeyState {
 export interface RekeyPage {
   readonly rekeyed: number;
   readonly integrityFailures: number;
+  /** Live wraps whose payload key this process may not move: the page is visited again later. */
+  readonly waiting?: number;
   readonly cursor?: string;
 }
 
@@ -127,8 +129,17 @@ export interface AuthorityRekey {
 /** Where one scope's re-anchoring stands after a call. */
 export type ReanchorOutcome =
   | { readonly status: "current" | "reanchored" | "broken" }
-  /** Out of time (`cursor` is where the walk goes on), or records keep landing under an old keeper. */
-  | { readonly status: "unfinished"; readonly cursor?: string; readonly stale: boolean };
+  /**
+   * Out of time (`cursor` is where the walk goes on), or records keep landing under an old keeper;
+   * `waiting` when records under a keeper that is going away still wait for the sequencer, which the
+   * re-wrap must not outlast (they could never be chained once that keeper is gone).
+   */
+  | {
+      readonly status: "unfinished";
+      readonly cursor?: string;
+      readonly stale: boolean;
+      readonly waiting?: boolean;
+    };
 
 /**
  * Makes an audit chain verifiable without the previous keepers' keys: verifies it under every key
@@ -154,7 +165,8 @@ export interface RewrapRun {
   readonly state: RewrapState;
   readonly rewrapped: number;
   /** `failed`: a pass ended with DEKs that could not be re-wrapped; the next run starts another. */
-  readonly stoppedBecause: "done" | "deadline" | "busy" | "failed";
+  /** `waiting`: on what no run can hurry, records for the sequencer or live wraps to be used or expire. */
+  readonly stoppedBecause: "done" | "deadline" | "busy" | "failed" | "waiting";
 }
 
 /**

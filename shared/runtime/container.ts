@@ -339,6 +339,7 @@ export function createRuntime(options: {
     metrics,
     logger,
     chainKeys.previousKeepers().length > 0,
+    keyring.kind !== "kms",
   );
   const chainReanchor = new ChainReanchor({
     keys: chainKeys,

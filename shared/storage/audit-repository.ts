@@ -148,6 +148,22 @@ export class AuditRepository {
     return result.items.map((item) => item.record);
   }
 
+  /** Every record waiting in a scope, oldest first, as stored (unchecked), a page at a time. */
+  async *allPending(scope: string): AsyncGenerator<unknown> {
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const result = await this.#table.query({
+        keyCondition: "pk = :pk AND begins_with(sk, :prefix)",
+        values: { ":pk": auditPartition(scope), ":prefix": PENDING_PREFIX },
+        consistent: true,
+        limit: 1000,
+        startKey,
+      });
+      for (const item of result.items) yield item.record;
+      startKey = result.lastKey;
+    } while (startKey !== undefined);
+  }
+
   /** When the scope's oldest waiting record was written, by its key (what a forger cannot back-date unseen). */
   async oldestPending(scope: string): Promise<string | undefined> {
     const result = await this.#table.query({

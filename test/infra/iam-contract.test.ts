@@ -3,7 +3,13 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { DynamoDBClient, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { EventBridgeClient, PutEventsCommand } from "@aws-sdk/client-eventbridge";
-import { DecryptCommand, GenerateMacCommand, KMSClient, ReEncryptCommand } from "@aws-sdk/client-kms";
+import {
+  DecryptCommand,
+  GenerateDataKeyCommand,
+  GenerateMacCommand,
+  KMSClient,
+  ReEncryptCommand,
+} from "@aws-sdk/client-kms";
 import {
   DeleteObjectCommand,
   PutObjectCommand,
@@ -93,6 +99,11 @@ async function invoke(
 
 const api = (method: string, path: string, options: Parameters<typeof httpApiEvent>[2] = {}) =>
   httpApiEvent(method, path, options);
+const legacyWrapped = () =>
+  api("POST", "/v1/tokens", {
+    headers: adminJson(),
+    body: JSON.stringify({ role: "admin", tenants: ["*"], ttlSeconds: 3600, wrapTtlSeconds: 3600 }),
+  });
 const body = (name: string) => JSON.parse(answers.get(name)?.body ?? "null");
 
 beforeAll(async () => {
@@ -139,6 +150,10 @@ beforeAll(async () => {
         body: JSON.stringify({ value: canary }),
       }),
     ],
+    // Live wraps whose payloads' data keys (under `_system`) the KEK re-wrap may not move: one is
+    // unwrapped after it, the other stays live for the negative cases.
+    ["legacy: issue wrapped", legacyWrapped()],
+    ["legacy: issue wrapped, kept", legacyWrapped()],
   ]);
 
   await invoke("api", env("api"), [
@@ -437,6 +452,13 @@ beforeAll(async () => {
     ["system verify", api("GET", "/v1/audit/verify", { headers: auth(admin) })],
     ["legacy read", api("GET", "/v1/tenants/legacy/secrets/old-key", { headers: reading(admin) })],
     ["kek report after", api("GET", "/v1/kek", { headers: auth(admin) })],
+    [
+      "legacy unwrap",
+      api("POST", "/v1/unwrap", {
+        headers: json,
+        body: JSON.stringify({ token: String(body("legacy: issue wrapped")?.wrap?.token) }),
+      }),
+    ],
   ]);
   flowCalls = [...stage.proxy.calls];
 
@@ -586,6 +608,29 @@ describe("the end-to-end flows through the bundled functions", () => {
     expect(keks.find((k) => k.kekId === kek.arn)?.dataKeys).toBeGreaterThan(0);
     expect(keks.find((k) => k.kekId === previousKek.arn)?.dataKeys ?? 0).toBe(0);
     expect(body("legacy read")).toMatchObject({ value: canary });
+  });
+
+  it("the re-wrap leaves a live wrap's `_system` payload key where it is and waits: the old KEK stays, the wrap opens", async () => {
+    expect(status("legacy: issue wrapped")).toBe(201);
+    const kept = String(body("legacy: issue wrapped, kept")?.wrap?.id ?? "");
+    const item = await stage.table.get({ pk: `WRAP#${kept}`, sk: "WRAP" });
+    expect(item?.kekId).toBe(previousKek.arn);
+    const report = body("kek report after");
+    expect(report?.rewrap?.phase).not.toBe("done");
+    expect(report?.rewrap?.rekey).toMatchObject({ step: "items", kind: "wraps" });
+    expect(report?.keks?.find((k: { kekId: string }) => k.kekId === previousKek.arn)).toMatchObject({
+      mayBeRemoved: false,
+    });
+    expect(body("legacy unwrap")?.data?.token).toMatch(/^sbx_/);
+  });
+
+  it("the rotation role makes no KMS call with a `_system` encryption context in the flows", () => {
+    const system = flowCalls.filter(
+      (c) => c.principal === "rotation" && c.context["kms:EncryptionContext:strongbox:tenant"] === "_system",
+    );
+    expect(system).toEqual([]);
+    // It did re-encrypt tenants' DEKs in the same run.
+    expect(flowCalls.some((c) => c.principal === "rotation" && c.action === "kms:ReEncryptFrom")).toBe(true);
   });
 
   it("the audit function records CloudTrail's KMS events, flagging the foreign caller", () => {
@@ -910,6 +955,81 @@ describe("calls that the stage's policies must deny, made through the same proxy
             Key: "anchors/acme/000000000000000.json",
             Body: "{}",
             IfNoneMatch: "*",
+          }),
+        ),
+      );
+    });
+  });
+
+  describe("a live wrap's payload, as the rotation role (which may read WRAP# items) meets it", () => {
+    /** The kept wrap's payload data key, as the rotation role reads it from the table. */
+    const keptWrap = async () => {
+      const id = String(body("legacy: issue wrapped, kept")?.wrap?.id ?? "");
+      const item = await stage.table.get({ pk: `WRAP#${id}`, sk: "WRAP" });
+      if (!(item?.wrappedKey instanceof Uint8Array)) throw new Error("the kept wrap has no payload");
+      return {
+        blob: new Uint8Array(item.wrappedKey),
+        kekId: String(item.kekId),
+        context: { "strongbox:tenant": "_system", "strongbox:dek-version": "0" },
+      };
+    };
+
+    it("the rotation role cannot Decrypt a _system data key", async () => {
+      const key = await keptWrap();
+      await refused("rotation", "kms:Decrypt", () =>
+        kmsAs("rotation").send(
+          new DecryptCommand({ KeyId: key.kekId, CiphertextBlob: key.blob, EncryptionContext: key.context }),
+        ),
+      );
+      const call = lastCall("rotation", "kms:Decrypt");
+      expect(call?.reason).toMatch(/explicit deny/);
+      // The KEK's policy refuses it on its own, with the role's identity deny taken away.
+      const withoutIdentityDeny = stage.contract.withIdentityPolicies((p) =>
+        p.identityPolicies.map((named) => ({
+          ...named,
+          policy: { ...named.policy, Statement: named.policy.Statement.filter((st) => st.Effect !== "Deny") },
+        })),
+      );
+      const [again] = await withoutIdentityDeny.reevaluate(call === undefined ? [] : [call]);
+      expect(again?.allowed).toBe(false);
+      expect(again?.reason).toMatch(/explicit deny in a resource-based policy/);
+    });
+
+    it("the rotation role cannot ReEncrypt a _system data key, not even into a tenant's context", async () => {
+      const key = await keptWrap();
+      for (const destination of ["_system", "acme"]) {
+        await refused("rotation", "kms:ReEncryptFrom", () =>
+          kmsAs("rotation").send(
+            new ReEncryptCommand({
+              CiphertextBlob: key.blob,
+              SourceKeyId: key.kekId,
+              SourceEncryptionContext: key.context,
+              DestinationKeyId: kek.arn,
+              DestinationEncryptionContext: { "strongbox:tenant": destination, "strongbox:dek-version": "0" },
+            }),
+          ),
+        );
+      }
+    });
+
+    it("the rotation role cannot GenerateDataKey under the _system context", async () => {
+      await refused("rotation", "kms:GenerateDataKey", () =>
+        kmsAs("rotation").send(
+          new GenerateDataKeyCommand({
+            KeyId: kek.arn,
+            KeySpec: "AES_256",
+            EncryptionContext: { "strongbox:tenant": "_system", "strongbox:dek-version": "0" },
+          }),
+        ),
+      );
+    });
+
+    it("the rotation role cannot write a WRAP# item", async () => {
+      await refused("rotation", "dynamodb:PutItem", () =>
+        dynamoAs("rotation").send(
+          new PutItemCommand({
+            TableName: stage.table.name,
+            Item: { pk: { S: "WRAP#forged" }, sk: { S: "WRAP" } },
           }),
         ),
       );

@@ -1,12 +1,13 @@
 import { Match, type Template } from "aws-cdk-lib/assertions";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ENVIRONMENT_NAMES, environmentConfig } from "../../infra/config.ts";
-import { TENANT_CONTEXT_CONDITION } from "../../infra/stacks/data-stack.ts";
+import { SYSTEM_TENANT_CONTEXT, TENANT_CONTEXT_CONDITION } from "../../infra/stacks/data-stack.ts";
 import { BREAK_GLASS_ACTIVATED, EVENT_SOURCES, REWRAP_REQUESTED } from "../../infra/stacks/event-contract.ts";
 import { PARTITIONS } from "../../infra/stacks/grants.ts";
 import { KEY_ADMINISTRATION_ACTIONS } from "../../infra/stacks/key-policies.ts";
 import { METRIC_NAMESPACE } from "../../infra/stacks/monitoring-stack.ts";
 import { BREAK_GLASS_ACTIVATED as BREAK_GLASS_EVENT } from "../../shared/domain/break-glass.ts";
+import { SYSTEM_SCOPE } from "../../shared/domain/types.ts";
 import { METRICS_NAMESPACE } from "../../shared/observability/emf-metrics.ts";
 import { ROTATION_EVENT_SOURCE } from "../../shared/observability/rotation-events.ts";
 import {
@@ -296,8 +297,21 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
 
     it("is the only role that may re-encrypt, and only with the tenant in the encryption context", () => {
       const reEncrypt = (template: Template) =>
-        roleStatements(template).filter((s) => actionsOf(s).some((a) => a.startsWith("kms:ReEncrypt")));
+        roleStatements(template).filter(
+          (s) => s.Effect !== "Deny" && actionsOf(s).some((a) => a.startsWith("kms:ReEncrypt")),
+        );
       expect(reEncrypt(t().rotation)).toHaveLength(1);
+      // Its own deny of `_system` keys, beside the KEK policy's.
+      expect(
+        roleStatements(t().rotation)
+          .filter((s) => s.Effect === "Deny")
+          .map((s) => [actionsOf(s).sort(), s.Condition]),
+      ).toEqual([
+        [
+          ["kms:Decrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"],
+          { StringEquals: { [TENANT_CONTEXT_CONDITION]: SYSTEM_TENANT_CONTEXT } },
+        ],
+      ]);
       expect(reEncrypt(t().rotation)[0]?.Condition).toEqual({
         Null: { [TENANT_CONTEXT_CONDITION]: "false" },
       });
@@ -567,6 +581,21 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
       expect(principalsOf(deny as Statement)).toEqual(["*"]);
     });
 
+    it("never lets the rotation role decrypt, make or re-encrypt a `_system` data key, a wrapped payload's", () => {
+      expect(SYSTEM_TENANT_CONTEXT).toBe(SYSTEM_SCOPE);
+      const deny = key("Kek").find((s) => s.Sid === "RotationNeverOpensSystemDataKeys");
+      expect(deny?.Effect).toBe("Deny");
+      expect(actionsOf(deny as Statement).sort()).toEqual([
+        "kms:Decrypt",
+        "kms:GenerateDataKey*",
+        "kms:ReEncrypt*",
+      ]);
+      expect(deny?.Condition).toEqual({
+        StringEquals: { [TENANT_CONTEXT_CONDITION]: SYSTEM_SCOPE },
+        ArnEquals: { "aws:PrincipalArn": fnRole("rotation") },
+      });
+    });
+
     it("lets the three writers of audit records derive chain keys from the MAC key, and nothing else", () => {
       expect(useByRole(key("AuditMacKey"))).toEqual({
         [fnRole("api")]: ["kms:GenerateMac"],
@@ -710,8 +739,8 @@ describe.each(ENVIRONMENT_NAMES)("the %s stage", (env) => {
         "WRAP#*",
         "WRAPS",
       ]);
-      // WRAP#: the KEK re-wrap re-wraps live wraps' payload keys.
-      expect(writePatterns(t().rotation).sort()).toEqual(["AUDIT#*", "META", "T#*", "TENANTS", "WRAP#*"]);
+      // No WRAP#: on AWS the KEK re-wrap only reads live wraps, and waits for those under the old KEK.
+      expect(writePatterns(t().rotation).sort()).toEqual(["AUDIT#*", "META", "T#*", "TENANTS"]);
       expect(writePatterns(t().audit)).toEqual(["AUDIT#*", "AUDIT#*"]);
     });
 

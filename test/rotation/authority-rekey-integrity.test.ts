@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { BatchWriteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chainHash } from "../../shared/crypto/chain-keys.ts";
 import { ItemMacs } from "../../shared/crypto/item-integrity.ts";
@@ -194,6 +194,125 @@ describe("items that fail their MAC, across a KEK rotation", () => {
   });
 });
 
+describe("a live wrap whose payload key names a KEK nobody has", () => {
+  const kekA = randomKek();
+  const kekB = randomKek();
+  const fpA = kekFingerprint(kekA);
+  let store: Store;
+  let b: Harness;
+  let report: KekReport;
+  let failures: number;
+  const wraps = { bogus: { id: "", token: "" }, intact: { id: "", token: "" } };
+  const wrapKey = (id: string) => ({ pk: `WRAP#${id}`, sk: "WRAP" });
+
+  beforeAll(async () => {
+    store = await startStore();
+    const a = await instance(store, kekA);
+    const admin = await a.token("admin");
+    expect((await a.call("POST", "/v1/tenants", { token: admin, body: { tenantId: "acme" } })).status).toBe(
+      201,
+    );
+    const put = await a.call("PUT", "/v1/tenants/acme/secrets/db", {
+      token: admin,
+      body: { value: "wrapped-value" },
+    });
+    expect(put.status).toBe(200);
+    for (const which of ["bogus", "intact"] as const) {
+      const wrapped = await a.call("GET", "/v1/tenants/acme/secrets/db?wrapTtlSeconds=3600", {
+        token: admin,
+        headers: REASON,
+      });
+      expect(wrapped.status).toBe(200);
+      const { id, token } = (await wrapped.json()).wrap;
+      wraps[which] = { id, token };
+    }
+    // A table writer's edit the wrap's MAC does not cover: its payload key now names no KEK.
+    await setRaw(store.table, wrapKey(wraps.bogus.id), "kekId", "bogus");
+
+    b = await instance(store, kekB, [kekA]);
+    const before = b.runtime.metrics.count("IntegrityFailures");
+    report = await rewrapAndSettle(b, admin);
+    failures = b.runtime.metrics.count("IntegrityFailures") - before;
+    b = await instance(store, kekB);
+  }, 60_000);
+  afterAll(() => store?.dynamo.close());
+
+  it("does not block the re-wrap: it finishes, counting the wrap as an integrity failure, and the old KEK may go", () => {
+    expect(report.rewrap).toMatchObject({ phase: "done", rekey: { itemIntegrityFailures: 1 } });
+    expect(failures).toBe(1);
+    expect(report.keks.find((k) => k.kekId === fpA)).toMatchObject({ mayBeRemoved: true });
+  });
+
+  it("is left as it was, and fails closed: its unwrap opens nothing, while the untouched wrap opens", async () => {
+    const left = await getRawItem(store.table, wrapKey(wraps.bogus.id));
+    expect(left.kekId).toBe("bogus");
+    expect(left.macKeyRef).toBe(`local:${fpA}`);
+    const refused = await b.call("POST", "/v1/unwrap", { body: { token: wraps.bogus.token } });
+    expect(refused.status).toBeGreaterThanOrEqual(400);
+    expect(refused.text).not.toContain("wrapped-value");
+    const opened = await b.call("POST", "/v1/unwrap", { body: { token: wraps.intact.token } });
+    expect(opened.status).toBe(200);
+    expect(await opened.json()).toMatchObject({ data: { value: "wrapped-value" } });
+  });
+});
+
+describe("live wraps where payload keys may not move (as on AWS, where the rotation role never touches `_system` keys)", () => {
+  it("waits for a wrap under the old KEK, writing nothing, and counts one naming no configured KEK", async () => {
+    const kekA = randomKek();
+    const kekB = randomKek();
+    const store = await startStore();
+    try {
+      const a = await instance(store, kekA);
+      const admin = await a.token("admin");
+      expect((await a.call("POST", "/v1/tenants", { token: admin, body: { tenantId: "acme" } })).status).toBe(
+        201,
+      );
+      expect(
+        (await a.call("PUT", "/v1/tenants/acme/secrets/db", { token: admin, body: { value: "v" } })).status,
+      ).toBe(200);
+      const ids: string[] = [];
+      for (let n = 0; n < 2; n += 1) {
+        const wrapped = await a.call("GET", "/v1/tenants/acme/secrets/db?wrapTtlSeconds=3600", {
+          token: admin,
+          headers: REASON,
+        });
+        ids.push((await wrapped.json()).wrap.id);
+      }
+      const [waiting, bogus] = ids.map((id) => ({ pk: `WRAP#${id}`, sk: "WRAP" }));
+      if (waiting === undefined || bogus === undefined) throw new Error("two wraps were made");
+      await setRaw(store.table, bogus, "kekId", "bogus");
+      const before = await getRawItem(store.table, waiting);
+      const keyring = new LocalKeyring({ active: kekB, previous: [kekA] });
+      const b = await instance(store, kekB, [kekA]);
+      const rekey = new ItemRekey(
+        {
+          tokens: new TokenRepository(store.table),
+          bindings: new BindingRepository(store.table),
+          seals: new SealRepository(store.table),
+          deletions: new DeletionRepository(store.table),
+          breakGlass: new BreakGlassRepository(store.table),
+          wraps: new WrapRepository(store.table),
+          tenants: new TenantRepository(store.table),
+        },
+        new ItemMacs(keyring.chainKeys().itemKeys()),
+        keyring,
+        b.runtime.metrics,
+        b.runtime.logger,
+        false,
+        false,
+      );
+      expect(await rekey.page("wraps", kekFingerprint(kekB), undefined, 100)).toEqual({
+        rekeyed: 0,
+        integrityFailures: 1,
+        waiting: 1,
+      });
+      expect(await getRawItem(store.table, waiting)).toEqual(before);
+    } finally {
+      await store.dynamo.close();
+    }
+  });
+});
+
 describe("GET /v1/kek for a previous KEK no DEK depends on", () => {
   const kekA = randomKek();
   const kekB = randomKek();
@@ -238,16 +357,17 @@ describe("a change that meets the re-key of its item", () => {
   let rekey: ItemRekey;
 
   /**
-   * Runs one re-key page of `kind` just before the first write whose update expression contains
-   * `marker`, as if the re-wrap got there between the change's read and its write.
+   * Runs one re-key page of `kind` just before the first write whose update or condition expression
+   * contains `marker`, as if the re-wrap got there between the change's read and its write.
    */
   function rekeyBefore(marker: string, kind: RekeyKind): { met: () => boolean; remove: () => void } {
     let met = false;
     const name = `rekey-before-${marker}`;
     store.table.doc.middlewareStack.add(
       (next) => async (args) => {
-        const input = args.input as { UpdateExpression?: string };
-        if (!met && input.UpdateExpression?.includes(marker)) {
+        const input = args.input as { UpdateExpression?: string; ConditionExpression?: string };
+        const expressions = `${input.UpdateExpression ?? ""} ${input.ConditionExpression ?? ""}`;
+        if (!met && expressions.includes(marker)) {
           met = true;
           expect((await rekey.page(kind, kekFingerprint(kekB), undefined, 100)).rekeyed).toBe(1);
         }
@@ -344,6 +464,45 @@ describe("a change that meets the re-key of its item", () => {
     }
     expect((await h.call("POST", "/v1/unwrap", { body: { token } })).status).toBe(410);
   });
+
+  it("a break-glass approval, activation and revoke are made on the re-keyed item, not answered 409", async () => {
+    const a = await instance(store, kekA, []);
+    const operator = await a.runtime.tokens.issue("operator", ["acme"], 3600);
+    const approver = await a.runtime.tokens.issue("admin", ["*"], 3600);
+    const path = async (step: string) => {
+      const asked = await a.call("POST", "/v1/tenants/acme/break-glass", {
+        token: operator.token,
+        body: { reason: "INC-9 racing a re-key", durationMinutes: 5 },
+      });
+      expect(asked.status).toBe(201);
+      return `/v1/tenants/acme/break-glass/${(await asked.json()).id}/${step}`;
+    };
+    /** The step, by instance B, with one break-glass re-key page run between its read and its write. */
+    const raced = async (url: string, token: string) => {
+      const race = rekeyBefore(":replaces", "break-glass");
+      try {
+        const answer = await h.call("POST", url, { token });
+        expect(race.met()).toBe(true);
+        return answer;
+      } finally {
+        race.remove();
+      }
+    };
+    const approving = await path("approve");
+    expect((await raced(approving, approver.token)).status).toBe(200);
+
+    const activating = await path("approve");
+    expect((await a.call("POST", activating, { token: approver.token })).status).toBe(200);
+    const activated = await raced(activating.replace(/approve$/, "activate"), operator.token);
+    expect(activated.status).toBe(201);
+    const { credential } = await activated.json();
+    expect((await h.call("GET", "/v1/tenants/acme/audit", { token: credential })).status).toBe(200);
+
+    const revoking = await path("revoke");
+    const revoked = await raced(revoking, approver.token);
+    expect(revoked.status).toBe(200);
+    expect(await revoked.json()).toMatchObject({ status: "revoked" });
+  });
 });
 
 describe("audit records still waiting for the sequencer under the old KEK", () => {
@@ -384,4 +543,54 @@ describe("audit records still waiting for the sequencer under the old KEK", () =
     // tenant.create's attempt and success, chained (and so MAC'd) under the new KEK: nothing to re-anchor.
     expect(verified.records).toBe(2);
   });
+
+  it("that the bounded drain leaves behind keep the re-wrap from being done, and the old KEK from going", async () => {
+    // A store of its own: the test above finished a re-wrap to kekB already.
+    await store.dynamo.close();
+    store = await startStore();
+    const fpA = kekFingerprint(kekA);
+    const a = await deferred(kekA);
+    const admin = await a.token("admin");
+    expect(
+      (await a.call("POST", "/v1/tenants", { token: admin, body: { tenantId: "blocked" } })).status,
+    ).toBe(201);
+    // A table writer's junk in front of them: a full catch-up round of records the sequencer refuses,
+    // so the re-wrap's drain chains nothing and stops there.
+    // Just older than the real ones (verify calls a chain whose oldest waiting record is much older
+    // unsequenced, and so broken, which does not hold the re-wrap back).
+    const [first] = (
+      await store.table.query({
+        keyCondition: "pk = :pk AND begins_with(sk, :p)",
+        values: { ":pk": "AUDIT#blocked", ":p": "NEW#" },
+        consistent: true,
+      })
+    ).items;
+    const before = new Date(Date.parse(String(first?.sk).split("#")[1] ?? "") - 1000).toISOString();
+    const junk = Array.from({ length: 1000 }, (_, n) => ({
+      pk: "AUDIT#blocked",
+      sk: `NEW#${before}#junk-${String(n).padStart(4, "0")}`,
+      record: { junk: n },
+    }));
+    for (let at = 0; at < junk.length; at += 25) {
+      await store.table.doc.send(
+        new BatchWriteCommand({
+          RequestItems: {
+            [store.table.name]: junk.slice(at, at + 25).map((Item) => ({ PutRequest: { Item } })),
+          },
+        }),
+      );
+    }
+    const b = await deferred(kekB, [kekA]);
+    const report = await rewrapAndSettle(b, admin);
+    expect(report.rewrap?.phase).not.toBe("done");
+    expect(report.rewrap?.rekey).toMatchObject({ step: "chains", scope: "blocked" });
+    expect(report.keks.find((k) => k.kekId === fpA)).toMatchObject({ mayBeRemoved: false });
+    // The records it waits for are still there, and still open under the old KEK.
+    const waiting = await store.table.query({
+      keyCondition: "pk = :pk AND begins_with(sk, :p)",
+      values: { ":pk": "AUDIT#blocked", ":p": "NEW#" },
+      consistent: true,
+    });
+    expect(waiting.items.filter((item) => !String(item.sk).includes("#junk-"))).toHaveLength(2);
+  }, 60_000);
 });

@@ -31,6 +31,9 @@ export interface BreakGlassDependencies {
   readonly logger: Logger;
 }
 
+/** A write over a request that changed since it was read is tried again this often, on a fresh read. */
+const CHANGED_ITEM_ATTEMPTS = 3;
+
 /**
  * Break-glass (seed 002 §4.2). An operator asks for elevated access to one tenant, for at most 60
  * minutes, with a reason; a different admin, never a bootstrap admin token, approves; the requester
@@ -86,30 +89,32 @@ export class BreakGlass {
       tenantId,
       detail: `break-glass ${id}`,
     });
-    return operation.change(async () => {
-      const { record, mac } = await this.#find(tenantId, id);
-      if (record.status !== "pending")
-        throw new ConflictError(`break-glass ${id} is ${record.status}, not pending`);
-      if (record.requester === ctx.principal.actor) {
-        throw new AuthorizationError("the requester of a break-glass cannot approve it; another admin must");
-      }
-      // The bootstrap admin is the last resort, kept for when nobody else can act: it never approves.
-      if (await this.#isBootstrap(ctx.principal.actor)) {
-        throw new AuthorizationError(
-          "a bootstrap admin token cannot approve a break-glass; use a named admin's token",
-        );
-      }
-      const approvedAt = new Date();
-      const next: BreakGlassRecord = {
-        ...record,
-        status: "approved",
-        approver: ctx.principal.actor,
-        approvedAt: approvedAt.toISOString(),
-        expiresAt: new Date(approvedAt.getTime() + record.durationMinutes * 60_000).toISOString(),
-      };
-      await this.#write(next, mac);
-      return viewOf(next);
-    });
+    return operation.change(() =>
+      this.#update(tenantId, id, async (record) => {
+        if (record.status !== "pending")
+          throw new ConflictError(`break-glass ${id} is ${record.status}, not pending`);
+        if (record.requester === ctx.principal.actor) {
+          throw new AuthorizationError(
+            "the requester of a break-glass cannot approve it; another admin must",
+          );
+        }
+        // The bootstrap admin is the last resort, kept for when nobody else can act: it never approves.
+        if (await this.#isBootstrap(ctx.principal.actor)) {
+          throw new AuthorizationError(
+            "a bootstrap admin token cannot approve a break-glass; use a named admin's token",
+          );
+        }
+        const approvedAt = new Date();
+        const next: BreakGlassRecord = {
+          ...record,
+          status: "approved",
+          approver: ctx.principal.actor,
+          approvedAt: approvedAt.toISOString(),
+          expiresAt: new Date(approvedAt.getTime() + record.durationMinutes * 60_000).toISOString(),
+        };
+        return { next, result: viewOf(next) };
+      }),
+    );
   }
 
   /** Once, by the requester, while the approval is live: the credential, announced before it is handed out. */
@@ -122,29 +127,31 @@ export class BreakGlass {
       tenantId,
       detail: `break-glass ${id}`,
     });
-    return operation.change(async () => {
-      const { record, mac } = await this.#find(tenantId, id);
-      if (record.requester !== ctx.principal.actor) {
-        throw new AuthorizationError("only the requester of a break-glass may activate it");
-      }
-      if (record.status !== "approved" || record.expiresAt === undefined || !isBefore(record.expiresAt)) {
-        throw new ConflictError(
-          `break-glass ${id} is ${record.status === "approved" ? "past its deadline" : record.status}; it cannot be activated`,
-        );
-      }
-      const minted = mintBreakGlassCredential(record.id);
-      const next: BreakGlassRecord = { ...record, status: "active", credentialHash: minted.secretHash };
-      await this.#events.activated({
-        requestId: record.id,
-        tenantId,
-        requester: record.requester,
-        approver: record.approver ?? "",
-        expiresAt: record.expiresAt,
-      });
-      await this.#write(next, mac);
-      this.#metrics.increment("BreakGlassActive");
-      return { id: record.id, credential: minted.token, expiresAt: record.expiresAt };
-    });
+    const activated = await operation.change(() =>
+      this.#update(tenantId, id, async (record) => {
+        if (record.requester !== ctx.principal.actor) {
+          throw new AuthorizationError("only the requester of a break-glass may activate it");
+        }
+        if (record.status !== "approved" || record.expiresAt === undefined || !isBefore(record.expiresAt)) {
+          throw new ConflictError(
+            `break-glass ${id} is ${record.status === "approved" ? "past its deadline" : record.status}; it cannot be activated`,
+          );
+        }
+        const minted = mintBreakGlassCredential(record.id);
+        const next: BreakGlassRecord = { ...record, status: "active", credentialHash: minted.secretHash };
+        // Announced before the credential exists; a retry after a re-key announces it again.
+        await this.#events.activated({
+          requestId: record.id,
+          tenantId,
+          requester: record.requester,
+          approver: record.approver ?? "",
+          expiresAt: record.expiresAt,
+        });
+        return { next, result: { id: record.id, credential: minted.token, expiresAt: record.expiresAt } };
+      }),
+    );
+    this.#metrics.increment("BreakGlassActive");
+    return activated;
   }
 
   async revoke(ctx: RequestContext, tenantId: string, id: string): Promise<BreakGlassView> {
@@ -152,18 +159,18 @@ export class BreakGlass {
       tenantId,
       detail: `break-glass ${id}`,
     });
-    return operation.change(async () => {
-      const { record, mac } = await this.#find(tenantId, id);
-      if (record.status === "revoked") return viewOf(record);
-      const next: BreakGlassRecord = {
-        ...record,
-        status: "revoked",
-        revokedAt: now(),
-        revokedBy: ctx.principal.actor,
-      };
-      await this.#write(next, mac);
-      return viewOf(next);
-    });
+    return operation.change(() =>
+      this.#update(tenantId, id, async (record) => {
+        if (record.status === "revoked") return { result: viewOf(record) };
+        const next: BreakGlassRecord = {
+          ...record,
+          status: "revoked",
+          revokedAt: now(),
+          revokedBy: ctx.principal.actor,
+        };
+        return { next, result: viewOf(next) };
+      }),
+    );
   }
 
   /**
@@ -217,10 +224,30 @@ export class BreakGlass {
     return undefined;
   }
 
-  async #write(record: BreakGlassRecord, replaces?: string): Promise<void> {
+  /**
+   * A change to a request, made over the item as verified. A write that finds the item changed reads
+   * it again and decides again: a KEK re-wrap re-keying it gives it a new MAC over the same content,
+   * which must not answer 409; a real change (another approval, a revoke) is then what the checks see.
+   */
+  async #update<T>(
+    tenantId: string,
+    id: string,
+    decide: (record: BreakGlassRecord) => Promise<{ next?: BreakGlassRecord; result: T }>,
+  ): Promise<T> {
+    for (let attempt = 0; attempt < CHANGED_ITEM_ATTEMPTS; attempt += 1) {
+      const { record, mac } = await this.#find(tenantId, id);
+      const { next, result } = await decide(record);
+      if (next === undefined) return result;
+      const seal = await this.#integrity.seal(canonicalBreakGlass(next));
+      if (await this.#requests.put(next, seal, mac)) return result;
+    }
+    throw new ConflictError(`break-glass ${id} kept changing meanwhile; read it and retry`);
+  }
+
+  async #write(record: BreakGlassRecord): Promise<void> {
     const seal = await this.#integrity.seal(canonicalBreakGlass(record));
-    if (!(await this.#requests.put(record, seal, replaces))) {
-      throw new ConflictError(`break-glass ${record.id} changed meanwhile; read it and retry`);
+    if (!(await this.#requests.put(record, seal))) {
+      throw new ConflictError(`break-glass ${record.id} exists already; retry`);
     }
   }
 }

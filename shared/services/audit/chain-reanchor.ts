@@ -7,6 +7,7 @@ import type { Logger } from "../../observability/logger.ts";
 import type { MetricsRecorder } from "../../observability/metrics.ts";
 import type { AuditRepository } from "../../storage/audit-repository.ts";
 import type { ChainVerifier } from "./chain-verifier.ts";
+import { openPending } from "./pending-records.ts";
 import type { Sequencer } from "./sequencer.ts";
 
 /** Catch-ups of one scope's queue before its walk; each chains up to a thousand records. */
@@ -77,7 +78,10 @@ export class ChainReanchor implements ChainReanchoring {
         });
         return { status: "broken" };
       }
-      if (!stale || result.head === undefined) return { status: anchors === 0 ? "current" : "reanchored" };
+      if (!stale || result.head === undefined) {
+        if (await this.#waitingUnderOldKeeper(scope, active)) return this.#waiting(scope, stale);
+        return { status: anchors === 0 ? "current" : "reanchored" };
+      }
       await this.#trail.record({
         tenantId: scope,
         action: "audit.reanchor",
@@ -95,9 +99,34 @@ export class ChainReanchor implements ChainReanchoring {
         stale = false;
         continue;
       }
+      if (await this.#waitingUnderOldKeeper(scope, active)) return this.#waiting(scope, false);
       return { status: "reanchored" };
     }
     return { status: "unfinished", stale };
+  }
+
+  /**
+   * Whether a record made under a keeper other than the active one still waits in the scope's queue:
+   * the drain is bounded and stops at a round that chains nothing (records it refuses may stand in
+   * front), and once that keeper is gone the sequencer would refuse such a record, leaving an answered
+   * request with no chained record. Records no configured key made are refused now as then: not counted.
+   */
+  async #waitingUnderOldKeeper(scope: string, active: string): Promise<boolean> {
+    for await (const image of this.#repository.allPending(scope)) {
+      const record = await openPending(this.#keys, image);
+      if (record !== undefined && refKeeper(record.macKeyRef) !== active) return true;
+    }
+    return false;
+  }
+
+  #waiting(scope: string, stale: boolean): ReanchorOutcome {
+    this.#logger.warn(
+      "audit records under a previous KEK still wait for the sequencer; the re-wrap waits too",
+      {
+        scope,
+      },
+    );
+    return { status: "unfinished", stale, waiting: true };
   }
 
   async #drain(scope: string): Promise<void> {

@@ -1,7 +1,7 @@
 import type { Keyring } from "../../crypto/keyring.ts";
 import { canonicalBreakGlass } from "../../domain/break-glass.ts";
 import { canonicalCertificate } from "../../domain/deletion-certificate.ts";
-import { ConflictError } from "../../domain/errors.ts";
+import { ConflictError, DecryptError, KekMismatchError } from "../../domain/errors.ts";
 import {
   canonicalBinding,
   canonicalToken,
@@ -39,7 +39,7 @@ interface Found {
   readonly payload?: { readonly kekId: string; readonly wrappedKey: Uint8Array; readonly scope: string };
 }
 
-type Outcome = "rekeyed" | "current" | "gone" | "failed";
+type Outcome = "rekeyed" | "current" | "gone" | "failed" | "waiting";
 
 /** An item is re-read and re-tried this often when a writer keeps changing it under the re-key. */
 const ATTEMPTS = 3;
@@ -57,11 +57,16 @@ export class ItemRekey implements AuthorityRekey {
   readonly #metrics: MetricsRecorder;
   readonly #logger: Logger;
   readonly #itemKeyRotates: boolean;
+  readonly #payloadsMove: boolean;
 
   /**
    * `itemKeyRotates` is false where the item key's keeper is not the KEK (on AWS, AUDIT_MAC_KEY_ID,
    * which a KMS_KEY_ID change leaves as it is), and without a previous KEK configured, under which
    * nothing could verify: then only wraps are visited, for their payloads' data keys.
+   * `payloadsMove` is false on AWS, where the rotation role may not touch a `_system` data key at all
+   * (KMS authorizes a ReEncrypt's two encryption contexts apart, so a role allowed to re-encrypt one
+   * could re-encrypt it into a tenant's context and decrypt it there): a live wrap whose payload key
+   * is under another KEK is then waited for, until it is used or expires, as the re-wrap's `waiting`.
    */
   constructor(
     stores: ItemRekeyStores,
@@ -70,8 +75,10 @@ export class ItemRekey implements AuthorityRekey {
     metrics: MetricsRecorder,
     logger: Logger,
     itemKeyRotates: boolean,
+    payloadsMove = true,
   ) {
     this.#itemKeyRotates = itemKeyRotates;
+    this.#payloadsMove = payloadsMove;
     this.#stores = stores;
     this.#integrity = integrity;
     this.#keyring = keyring;
@@ -89,13 +96,20 @@ export class ItemRekey implements AuthorityRekey {
     const { ids, next } = await this.#ids(kind, cursor, limit);
     let rekeyed = 0;
     let integrityFailures = 0;
+    let waiting = 0;
     for (const id of ids) {
       for (const outcome of await this.#visit(kind, id, targetKekId)) {
         if (outcome === "rekeyed") rekeyed += 1;
         if (outcome === "failed") integrityFailures += 1;
+        if (outcome === "waiting") waiting += 1;
       }
     }
-    return { rekeyed, integrityFailures, ...(next === undefined ? {} : { cursor: next }) };
+    return {
+      rekeyed,
+      integrityFailures,
+      ...(waiting === 0 ? {} : { waiting }),
+      ...(next === undefined ? {} : { cursor: next }),
+    };
   }
 
   async #ids(
@@ -251,29 +265,49 @@ export class ItemRekey implements AuthorityRekey {
       // Already under the active key: its own readers verify it, and nothing here would change it.
       if (fresh.macKeyRef === seal.macKeyRef && payloadCurrent) return "current";
       if (!(await this.#integrity.verify(content, seal))) return this.#failed(kind, id);
-      const rewrapped =
-        payload === undefined || payloadCurrent
-          ? undefined
-          : {
-              fromKekId: payload.kekId,
-              ...(await this.#keyring
-                .rewrap(
-                  { kekId: payload.kekId, ciphertext: payload.wrappedKey },
-                  { tenantId: payload.scope, dekVersion: 0 },
-                )
-                .then((wrapped) => ({ kekId: wrapped.kekId, wrappedKey: wrapped.ciphertext }))),
-            };
+      if (payload !== undefined && !payloadCurrent && !this.#payloadsMove) {
+        // One that names no configured KEK could never open: waiting for it would wait for nothing.
+        if (!(await this.#keyring.probe()).includes(payload.kekId)) {
+          return this.#failed(kind, id, "kek_mismatch");
+        }
+        return "waiting";
+      }
+      let rewrapped: { fromKekId: string; kekId: string; wrappedKey: Uint8Array } | undefined;
+      if (payload !== undefined && !payloadCurrent) {
+        try {
+          const wrapped = await this.#keyring.rewrap(
+            { kekId: payload.kekId, ciphertext: payload.wrappedKey },
+            { tenantId: payload.scope, dekVersion: 0 },
+          );
+          rewrapped = { fromKekId: payload.kekId, kekId: wrapped.kekId, wrappedKey: wrapped.ciphertext };
+        } catch (error) {
+          // The MAC does not cover a payload's key (canonicalWrap), so a table writer can name a KEK
+          // nobody has or spoil the ciphertext: such a wrap could never be opened anyway, and must not
+          // hold the re-wrap back forever. A keyring that is merely unavailable stops the re-wrap, which
+          // resumes here, rather than leave an openable wrap behind the old KEK's removal.
+          if (!(error instanceof KekMismatchError || error instanceof DecryptError)) throw error;
+          return this.#failed(kind, id, error.code);
+        }
+      }
       if (await write(seal.mac, fresh, rewrapped)) return "rekeyed";
     }
     throw new ConflictError(`${kind} ${id} kept changing during its re-key; the re-wrap resumes there`);
   }
 
-  #failed(kind: string, id: string): Outcome {
+  #failed(kind: string, id: string, payloadError?: string): Outcome {
     this.#metrics.increment("IntegrityFailures");
-    this.#logger.warn("authority item verifies under no configured key; the re-key leaves it as it is", {
-      kind,
-      id,
-    });
+    if (payloadError === undefined) {
+      this.#logger.warn("authority item verifies under no configured key; the re-key leaves it as it is", {
+        kind,
+        id,
+      });
+    } else {
+      this.#logger.warn("a wrap's payload key cannot be re-wrapped; the re-key leaves the wrap as it is", {
+        kind,
+        id,
+        code: payloadError,
+      });
+    }
     return "failed";
   }
 }

@@ -134,6 +134,9 @@ export class KekRewrap implements RewrapWork {
             return { state, rewrapped: rewrappedThisRun, stoppedBecause: "busy" };
           }
           if (step.finished) return { state, rewrapped: rewrappedThisRun, stoppedBecause: "done" };
+          // Nothing this run can do about records waiting for the sequencer, or live wraps whose payload
+          // key it may not move: a later run looks again.
+          if (step.waiting === true) return { state, rewrapped: rewrappedThisRun, stoppedBecause: "waiting" };
           continue;
         }
         const page = await this.#tenants.scan(state.cursor, this.#options.pageSize);
@@ -188,7 +191,9 @@ export class KekRewrap implements RewrapWork {
    * the state to checkpoint. Items go first: a chain re-anchored before a token was re-keyed would
    * not attest the records that re-key makes, but those are under the active key anyway.
    */
-  async #rekeyStep(state: RewrapState): Promise<{ state: RewrapState; finished: boolean }> {
+  async #rekeyStep(
+    state: RewrapState,
+  ): Promise<{ state: RewrapState; finished: boolean; waiting?: boolean }> {
     const rekey = state.rekey ?? FIRST_REKEY;
     const at = now();
     if (rekey.step === "items") {
@@ -200,6 +205,15 @@ export class KekRewrap implements RewrapWork {
         itemsRekeyed: rekey.itemsRekeyed + page.rekeyed,
         itemIntegrityFailures: rekey.itemIntegrityFailures + page.integrityFailures,
       };
+      if ((page.waiting ?? 0) > 0) {
+        // The same page again on a later run, by when its waiting wraps are used or expired.
+        const again: RekeyState = {
+          ...counted,
+          kind,
+          ...(rekey.cursor === undefined ? {} : { cursor: rekey.cursor }),
+        };
+        return { state: { ...state, rekey: again, updatedAt: at }, finished: false, waiting: true };
+      }
       const nextKind = REKEY_KINDS[REKEY_KINDS.indexOf(kind) + 1];
       const next: RekeyState =
         page.cursor !== undefined
@@ -235,7 +249,11 @@ export class KekRewrap implements RewrapWork {
                 ? [...rekey.chainsBroken, scope]
                 : rekey.chainsBroken,
           };
-    return { state: { ...state, rekey: next, updatedAt: at }, finished: false };
+    return {
+      state: { ...state, rekey: next, updatedAt: at },
+      finished: false,
+      ...(outcome.status === "unfinished" && outcome.waiting === true ? { waiting: true } : {}),
+    };
   }
 
   /** Scopes in order: `_system`, then every tenant in the directory (a deleted tenant's chain is kept). */
