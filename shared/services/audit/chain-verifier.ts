@@ -102,7 +102,10 @@ export class ChainVerifier {
       ...anchorHead,
       break: { sequence, reason, message: CHAIN_BREAK_EXPLANATIONS[reason] },
     });
-    const heads = [expectedHead, anchor].filter((head): head is ChainHead => head !== undefined);
+    // A hidden or replaced anchor's first version still says how far the chain reached.
+    const heads = [expectedHead, anchor, mismatched?.original].filter(
+      (head): head is ChainHead => head !== undefined,
+    );
     for await (const { position, record } of this.#repository.walk(scope, previous.sequence + 1)) {
       const expected = previous.sequence + 1;
       if (position !== expected) return broken(expected, "missing");
