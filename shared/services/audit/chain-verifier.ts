@@ -129,10 +129,11 @@ export class ChainVerifier {
       if (typeof mac !== "string" || !chainMacMatches(key, scope, hash, mac))
         return broken(position, "mac_mismatch");
       if (record.prevHash !== previous.hash) return broken(position, "link_mismatch");
+      // First: where the anchor log was tampered with, that is what the operator must look at.
+      if (position === mismatched?.sequence) return broken(position, "anchor_mismatch");
       if (heads.some((head) => position === head.sequence && hash !== head.hash)) {
         return broken(position, "truncated");
       }
-      if (position === mismatched?.sequence) return broken(position, "anchor_mismatch");
       // Ids are checked within one call: a duplicate further apart than a call's budget goes unseen.
       if (typeof record.id === "string") {
         if (ids.has(record.id)) return broken(position, "duplicate");
