@@ -229,8 +229,7 @@ export async function startS3Endpoint(): Promise<S3Endpoint> {
     if (req.method === "GET" && key !== "") {
       count("GetObject");
       const versions = bucketOf(name).get(key) ?? [];
-      const version =
-        versionId === null ? versions.at(-1) : versions.find((v) => v.versionId === versionId);
+      const version = versionId === null ? versions.at(-1) : versions.find((v) => v.versionId === versionId);
       if (version === undefined) {
         return versionId === null
           ? error(res, 404, "NoSuchKey", "The specified key does not exist.")

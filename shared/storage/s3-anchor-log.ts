@@ -207,11 +207,13 @@ export class S3AnchorLog implements AnchorLog {
           entry(version.Key).versions.push(version.VersionId);
         }
       }
-      for (const deleted of page.DeleteMarkers ?? []) if (deleted.Key !== undefined) entry(deleted.Key).markers += 1;
+      for (const deleted of page.DeleteMarkers ?? [])
+        if (deleted.Key !== undefined) entry(deleted.Key).markers += 1;
       const ordered = [...keys.keys()].sort();
       const newest = ordered.findIndex((key) => (keys.get(key)?.versions.length ?? 0) > 0);
       const done =
         page.IsTruncated !== true ||
+        page.NextKeyMarker === undefined ||
         (newest !== -1 && newest < ordered.length - 1) ||
         (newest === -1 && ordered.length > HIDDEN_KEYS_READ);
       if (done) {
@@ -236,7 +238,12 @@ export class S3AnchorLog implements AnchorLog {
       const from: { KeyMarker?: string; VersionIdMarker?: string } = marker;
       const page: ListObjectVersionsCommandOutput = await this.#send("ListObjectVersions", () =>
         this.#client.send(
-          new ListObjectVersionsCommand({ Bucket: this.#bucket, Prefix: ANCHOR_PREFIX, Delimiter: "/", ...from }),
+          new ListObjectVersionsCommand({
+            Bucket: this.#bucket,
+            Prefix: ANCHOR_PREFIX,
+            Delimiter: "/",
+            ...from,
+          }),
         ),
       );
       for (const { Prefix: prefix } of page.CommonPrefixes ?? []) {
@@ -251,7 +258,9 @@ export class S3AnchorLog implements AnchorLog {
         page.IsTruncated === true && page.NextKeyMarker !== undefined
           ? {
               KeyMarker: page.NextKeyMarker,
-              ...(page.NextVersionIdMarker === undefined ? {} : { VersionIdMarker: page.NextVersionIdMarker }),
+              ...(page.NextVersionIdMarker === undefined
+                ? {}
+                : { VersionIdMarker: page.NextVersionIdMarker }),
             }
           : undefined;
     }

@@ -151,8 +151,11 @@ describe("S3AnchorLog", () => {
     await anchors.append(anchor("acme", 1));
     await anchors.append(anchor("acme", 2, "locked"));
     // Unconditional puts, as once the bucket policy is deleted: more versions than one page holds.
-    for (let n = 0; n < 12; n += 1) s3.putRaw(bucket, anchorKey("acme", 2), JSON.stringify(anchor("acme", 2, `forged-${n}`)));
-    expect(JSON.parse(s3.objects(bucket).get(anchorKey("acme", 2)) ?? "")).toMatchObject({ hash: "forged-11" });
+    for (let n = 0; n < 12; n += 1)
+      s3.putRaw(bucket, anchorKey("acme", 2), JSON.stringify(anchor("acme", 2, `forged-${n}`)));
+    expect(JSON.parse(s3.objects(bucket).get(anchorKey("acme", 2)) ?? "")).toMatchObject({
+      hash: "forged-11",
+    });
     expect(await anchors.latest("acme")).toEqual({
       scope: "acme",
       sequence: 2,
@@ -175,6 +178,16 @@ describe("S3AnchorLog", () => {
     s3.expire(bucket, anchorKey("solo", 9));
     expect(await anchors.latest("solo")).toEqual({ scope: "solo", sequence: 9, mismatch: true });
     expect((await anchors.scopes()).sort()).toEqual(["acme", "solo"]);
+  });
+
+  it("stops listing past a thousand keys hidden behind delete markers: the mismatch is shown already", async () => {
+    const { bucket, anchors } = log();
+    await anchors.append(anchor("acme", 1));
+    for (let sequence = 2; sequence <= 1_101; sequence += 1) s3.expire(bucket, anchorKey("acme", sequence));
+    const lists = s3.calls.ListObjectVersions ?? 0;
+    // Anchor 1, past the thousandth hidden key, is not read: no original comes back.
+    expect(await anchors.latest("acme")).toEqual({ scope: "acme", sequence: 1_101, mismatch: true });
+    expect((s3.calls.ListObjectVersions ?? 0) - lists).toBeLessThan(1_101 / 8);
   });
 
   it("fails as store_unavailable, naming the S3 operation, when S3 cannot be reached", async () => {
@@ -219,9 +232,11 @@ describe("the S3 stand-in's versioning", () => {
     await client.send(new PutObjectCommand({ Bucket, Key: "a/2", Body: "again", IfNoneMatch: "*" }));
 
     const entries: string[] = [];
-    let from: { KeyMarker?: string; VersionIdMarker?: string } = {};
+    let from: { KeyMarker?: string | undefined; VersionIdMarker?: string | undefined } = {};
     for (let pages = 1; ; pages += 1) {
-      const page = await client.send(new ListObjectVersionsCommand({ Bucket, Prefix: "a/", MaxKeys: 2, ...from }));
+      const page = await client.send(
+        new ListObjectVersionsCommand({ Bucket, Prefix: "a/", MaxKeys: 2, ...from }),
+      );
       // The SDK parts versions from markers; the stand-in lists them interleaved, as S3 does.
       entries.push(
         ...(page.Versions ?? []).map((v) => `${v.Key} ${v.IsLatest ? "latest" : "old"}`),

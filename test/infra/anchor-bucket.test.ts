@@ -162,7 +162,11 @@ describe.each(ENVIRONMENT_NAMES)("the %s anchor bucket", (env) => {
         Resource: resource(`:s3:::${bucketName(env)}`),
         Condition: { StringLike: { "s3:prefix": [`${ANCHOR_PREFIX}*`] } },
       }),
-      expect.objectContaining({ Effect: "Allow", Action: "s3:GetObjectVersion", Resource: resource(anchors) }),
+      expect.objectContaining({
+        Effect: "Allow",
+        Action: "s3:GetObjectVersion",
+        Resource: resource(anchors),
+      }),
     ]);
     expect(s3Statements(roleStatements(templates[env].rotation))).toEqual([]);
     const granted = [...audit, ...api].flatMap(actionsOf);
