@@ -7,7 +7,13 @@ import * as s3 from "aws-cdk-lib/aws-s3";
 import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import type { Construct } from "constructs";
 import type { EnvironmentConfig } from "../config.ts";
-import { functionRoleArn, functionRoleUse, keyAdministratorArns, keyPolicy } from "./key-policies.ts";
+import {
+  cloudFormationRoleArn,
+  functionRoleArn,
+  functionRoleUse,
+  keyAdministratorArns,
+  keyPolicy,
+} from "./key-policies.ts";
 
 /** The encryption-context key every KEK call carries (shared/crypto/keyring.ts encryptionContext). */
 export const TENANT_CONTEXT_KEY = "strongbox:tenant";
@@ -242,8 +248,11 @@ export class DataStack extends Stack {
    * principal with s3:BypassGovernanceRetention, which an account administrator has, and an
    * administrator who can also delete table records is exactly who the anchors must outlast. Versioning
    * (which Object Lock requires) keeps every version a put would replace; the policy below also makes
-   * every put conditional, lets only the audit role put, and refuses deletes and retention changes to
-   * everyone. Anchors hold hashes, no secret: S3-managed encryption, no key for the roles to use.
+   * every put conditional, lets only the audit role put, refuses deletes and retention changes to
+   * everyone, and the bucket's lifecycle, policy, lock and versioning to all but CloudFormation. No
+   * lifecycle rule expires current versions: that puts delete markers over locked anchors, which hides
+   * them from a listing of current objects (docs/deploy.md). Anchors hold hashes, no secret:
+   * S3-managed encryption, no key for the roles to use.
    */
   #auditAnchors(config: EnvironmentConfig): s3.Bucket {
     const days = config.auditAnchorRetentionDays;
@@ -257,17 +266,24 @@ export class DataStack extends Stack {
       enforceSSL: true,
       // Locked objects outlive the stack: CloudFormation could not empty the bucket to delete it.
       removalPolicy: RemovalPolicy.RETAIN,
-      lifecycleRules: config.protectData
-        ? []
-        : [
-            {
-              id: "ExpireAfterTheLock",
-              expiration: Duration.days(days + 1),
-              noncurrentVersionExpiration: Duration.days(1),
-            },
-          ],
     });
     const objects = bucket.arnForObjects("*");
+    bucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: "OnlyCloudFormationReconfigures",
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: [
+          "s3:PutLifecycleConfiguration",
+          "s3:PutBucketPolicy",
+          "s3:DeleteBucketPolicy",
+          "s3:PutBucketObjectLockConfiguration",
+          "s3:PutBucketVersioning",
+        ],
+        resources: [bucket.bucketArn],
+        conditions: { ArnNotEquals: { "aws:PrincipalArn": cloudFormationRoleArn(this) } },
+      }),
+    );
     bucket.addToResourcePolicy(
       new iam.PolicyStatement({
         sid: "NoDeletesOrRetentionChanges",

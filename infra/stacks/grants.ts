@@ -214,16 +214,22 @@ export function grantAnchorAppend(role: iam.IRole, bucketArn: string): void {
   );
 }
 
-/** Verify's reads: the list of a scope's anchors (newest first) and the anchor itself. */
+/**
+ * Verify's reads: the versions of a scope's anchors (newest first) and any version of an anchor, so that
+ * one hidden behind a delete marker or under a later version is still found and read (docs/audit-chain.md#anchors).
+ */
 export function grantAnchorRead(role: iam.IRole, bucketArn: string): void {
   role.addToPrincipalPolicy(
     new iam.PolicyStatement({
-      actions: ["s3:ListBucket"],
+      actions: ["s3:ListBucketVersions"],
       resources: [bucketArn],
       conditions: { StringLike: { "s3:prefix": [`${ANCHOR_PREFIX}*`] } },
     }),
   );
   role.addToPrincipalPolicy(
-    new iam.PolicyStatement({ actions: ["s3:GetObject"], resources: [`${bucketArn}/${ANCHOR_PREFIX}*`] }),
+    new iam.PolicyStatement({
+      actions: ["s3:GetObjectVersion"],
+      resources: [`${bucketArn}/${ANCHOR_PREFIX}*`],
+    }),
   );
 }

@@ -58,14 +58,20 @@ export interface ChainAnchor extends ChainHead {
 
 /**
  * What a log answers for a scope's newest anchor when the stored anchor does not say what its place in
- * the log does (another scope or sequence, no hash, no anchor at all): written by someone other than
- * the sequencer. It is no head to check against, and verify reports it (`anchor_mismatch`).
+ * the log does (another scope or sequence, no hash, no anchor at all), or when the log shows it hidden
+ * or replaced: written, or hidden, by someone other than the sequencer. It is no head to check against,
+ * and verify reports it (`anchor_mismatch`).
  */
 export interface MismatchedAnchor {
   readonly scope: string;
-  /** The sequence the anchor's place names. */
+  /** The highest sequence the suspicious anchors' places name. */
   readonly sequence: number;
   readonly mismatch: true;
+  /**
+   * What the newest anchor said when first written, where its later versions or delete markers hide or
+   * replace it: a head the chain must still reach and match, though the mismatch is reported regardless.
+   */
+  readonly original?: ChainHead;
 }
 
 /** Append-only storage of chain anchors (S3 with Object Lock in AWS, a file under `.data/` locally). */
@@ -217,7 +223,7 @@ export const CHAIN_BREAK_EXPLANATIONS: Record<ChainBreakReason, string> = {
   truncated:
     "the chain ends before, or differs at, a head anchored outside the table, appended by this instance or expected by the verifier: its tail (or the whole chain) was deleted or rewritten",
   anchor_mismatch:
-    "the latest anchor outside the table does not say what its place in the anchor log does: it was written by someone other than the sequencer, so the chain's tail cannot be proven whole",
+    "the latest anchor outside the table was hidden or replaced, or does not say what its place in the anchor log does: someone other than the sequencer wrote or hid it, so the chain's tail cannot be proven whole",
   duplicate: "the record's id is already in the chain: a record was copied or replayed into it",
   unsequenced:
     "records of this scope have waited longer than the sequencing bound without being chained: the sequencer is stopped, or records were forged into the queue",

@@ -1,4 +1,10 @@
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import {
+  GetObjectCommand,
+  ListObjectVersionsCommand,
+  type ListObjectVersionsCommandOutput,
+  PutObjectCommand,
+  S3Client,
+} from "@aws-sdk/client-s3";
 import type { AnchorLog, ChainAnchor, MismatchedAnchor } from "../domain/audit-chain.ts";
 import { StoreUnavailableError } from "../domain/errors.ts";
 
@@ -11,6 +17,14 @@ export const ANCHOR_PREFIX = "anchors/";
  */
 const INVERSION = 999_999_999_999_999;
 const DIGITS = 15;
+
+/**
+ * Entries per page of a scope's versions. The newest anchor and the key after it fit in one page when
+ * nothing is hidden; a page of a few keys keeps each verify's listing small however many anchors exist.
+ */
+const VERSIONS_PAGE = 8;
+/** Past this many keys hidden behind delete markers, the listing stops: the mismatch is already shown. */
+const HIDDEN_KEYS_READ = 1000;
 
 export interface S3AnchorConnection {
   readonly bucket: string;
@@ -41,6 +55,16 @@ function sequenceOf(key: string, scope: string): number | undefined {
   return sequence >= 1 ? sequence : undefined;
 }
 
+/** The sequence a key claims, a key this log never writes claiming a head past any. */
+const claimed = (key: string, scope: string) => sequenceOf(key, scope) ?? Number.MAX_SAFE_INTEGER;
+
+interface KeyVersions {
+  readonly key: string;
+  /** Newest first. */
+  readonly versions: readonly string[];
+  readonly markers: number;
+}
+
 function isAnchor(value: unknown): value is ChainAnchor {
   const v = value as Partial<ChainAnchor> | null;
   return (
@@ -62,6 +86,7 @@ const statusOf = (error: unknown) =>
  * (`anchors/<scope>/<10^15-1-sequence>.json`), so a scope's newest anchor is the first key listed. Every
  * put is conditional (`If-None-Match: *`), which the bucket policy requires, so an anchor once written
  * is never replaced; the service roles hold no delete or retention permission (infra/stacks/data-stack.ts).
+ * The reads do not trust that policy to stand: see `latest`.
  */
 export class S3AnchorLog implements AnchorLog {
   readonly #client: S3Client;
@@ -122,35 +147,102 @@ export class S3AnchorLog implements AnchorLog {
     );
   }
 
+  /**
+   * Read through the versions, not the current objects: a lifecycle rule or a delete puts delete markers
+   * over locked anchors, and a put without the condition (once the bucket policy is gone) adds a version
+   * over one, and Object Lock stops neither. Either leaves the newest anchor's key with more than its one
+   * version, or newer keys with nothing but delete markers; such an anchor is reported as a mismatch,
+   * carrying what the key's oldest version (the one its conditional put wrote) says.
+   */
   async latest(scope: string): Promise<ChainAnchor | MismatchedAnchor | undefined> {
-    const listed = await this.#send("ListObjectsV2", () =>
-      this.#client.send(
-        new ListObjectsV2Command({ Bucket: this.#bucket, Prefix: scopePrefix(scope), MaxKeys: 1 }),
-      ),
-    );
-    const key = listed.Contents?.[0]?.Key;
-    if (key === undefined) return undefined;
-    const sequence = sequenceOf(key, scope);
+    const keys = await this.#newestKeys(scope);
+    const newest = keys.find((key) => key.versions.length > 0);
+    const hidden = keys.filter((key) => key.versions.length === 0).map((key) => claimed(key.key, scope));
+    if (newest === undefined) {
+      return hidden.length === 0 ? undefined : { scope, sequence: Math.max(...hidden), mismatch: true };
+    }
+    const sequence = sequenceOf(newest.key, scope);
     // A key this log never writes sorts first only when someone else wrote it: it claims a head past any.
     if (sequence === undefined) return { scope, sequence: Number.MAX_SAFE_INTEGER, mismatch: true };
-    const body = await this.#read(key);
+    const claim = Math.max(sequence, ...hidden);
+    const body = await this.#read(newest.key, newest.versions.at(-1));
     if (!isAnchor(body) || body.scope !== scope || body.sequence !== sequence) {
-      return { scope, sequence, mismatch: true };
+      return { scope, sequence: claim, mismatch: true };
+    }
+    if (newest.versions.length > 1 || newest.markers > 0 || hidden.length > 0) {
+      return { scope, sequence: claim, mismatch: true, original: { sequence, hash: body.hash } };
     }
     return { scope, sequence, hash: body.hash, time: body.time };
   }
 
+  /**
+   * The scope's keys in key order, each with its version ids (newest first) and delete-marker count, up
+   * to and including the first key that has a version, and until a later key shows that one complete.
+   */
+  async #newestKeys(scope: string): Promise<KeyVersions[]> {
+    const keys = new Map<string, { versions: string[]; markers: number }>();
+    const entry = (key: string) => {
+      let found = keys.get(key);
+      if (found === undefined) {
+        found = { versions: [], markers: 0 };
+        keys.set(key, found);
+      }
+      return found;
+    };
+    let marker: { KeyMarker?: string; VersionIdMarker?: string } = {};
+    for (;;) {
+      const page: ListObjectVersionsCommandOutput = await this.#send("ListObjectVersions", () =>
+        this.#client.send(
+          new ListObjectVersionsCommand({
+            Bucket: this.#bucket,
+            Prefix: scopePrefix(scope),
+            MaxKeys: VERSIONS_PAGE,
+            ...marker,
+          }),
+        ),
+      );
+      // Within a key S3 lists the newest version first, so each key's ids stay newest first across pages.
+      for (const version of page.Versions ?? []) {
+        if (version.Key !== undefined && version.VersionId !== undefined) {
+          entry(version.Key).versions.push(version.VersionId);
+        }
+      }
+      for (const deleted of page.DeleteMarkers ?? [])
+        if (deleted.Key !== undefined) entry(deleted.Key).markers += 1;
+      const ordered = [...keys.keys()].sort();
+      const newest = ordered.findIndex((key) => (keys.get(key)?.versions.length ?? 0) > 0);
+      const done =
+        page.IsTruncated !== true ||
+        page.NextKeyMarker === undefined ||
+        (newest !== -1 && newest < ordered.length - 1) ||
+        (newest === -1 && ordered.length > HIDDEN_KEYS_READ);
+      if (done) {
+        const through = newest === -1 ? ordered : ordered.slice(0, newest + 1);
+        return through.map((key) => ({ key, ...(keys.get(key) ?? { versions: [], markers: 0 }) }));
+      }
+      marker = {
+        ...(page.NextKeyMarker === undefined ? {} : { KeyMarker: page.NextKeyMarker }),
+        ...(page.NextVersionIdMarker === undefined ? {} : { VersionIdMarker: page.NextVersionIdMarker }),
+      };
+    }
+  }
+
+  /**
+   * Every scope with a key under the prefix, a scope whose anchors are all behind delete markers
+   * included: the versions listing folds a scope's keys into one common prefix whatever they hold.
+   */
   async scopes(): Promise<string[]> {
     const scopes: string[] = [];
-    let token: string | undefined;
-    do {
-      const page = await this.#send("ListObjectsV2", () =>
+    let marker: { KeyMarker?: string; VersionIdMarker?: string } | undefined = {};
+    while (marker !== undefined) {
+      const from: { KeyMarker?: string; VersionIdMarker?: string } = marker;
+      const page: ListObjectVersionsCommandOutput = await this.#send("ListObjectVersions", () =>
         this.#client.send(
-          new ListObjectsV2Command({
+          new ListObjectVersionsCommand({
             Bucket: this.#bucket,
             Prefix: ANCHOR_PREFIX,
             Delimiter: "/",
-            ...(token === undefined ? {} : { ContinuationToken: token }),
+            ...from,
           }),
         ),
       );
@@ -162,15 +254,29 @@ export class S3AnchorLog implements AnchorLog {
           // A folder whose name is no encoding this log writes holds no anchor it wrote.
         }
       }
-      token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
-    } while (token !== undefined);
+      marker =
+        page.IsTruncated === true && page.NextKeyMarker !== undefined
+          ? {
+              KeyMarker: page.NextKeyMarker,
+              ...(page.NextVersionIdMarker === undefined
+                ? {}
+                : { VersionIdMarker: page.NextVersionIdMarker }),
+            }
+          : undefined;
+    }
     return scopes;
   }
 
-  /** The object's body as JSON; what does not parse comes back as undefined. */
-  async #read(key: string): Promise<unknown> {
+  /** The object's body (its current version, or the one named) as JSON; what does not parse is undefined. */
+  async #read(key: string, versionId?: string): Promise<unknown> {
     const object = await this.#send("GetObject", () =>
-      this.#client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: key })),
+      this.#client.send(
+        new GetObjectCommand({
+          Bucket: this.#bucket,
+          Key: key,
+          ...(versionId === undefined ? {} : { VersionId: versionId }),
+        }),
+      ),
     );
     const text = (await object.Body?.transformToString("utf8")) ?? "";
     try {

@@ -1,12 +1,14 @@
 import { QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sequenceBatch } from "../../functions/audit/sequence.ts";
+import { chainHash, chainMac } from "../../shared/crypto/chain-keys.ts";
 import { LocalKeyring } from "../../shared/crypto/local-keyring.ts";
+import { canonicalRecord } from "../../shared/domain/audit-chain.ts";
 import type { AuditEntry } from "../../shared/domain/audit-trail.ts";
 import { anchorKey, S3AnchorLog } from "../../shared/storage/s3-anchor-log.ts";
 import { createTable } from "../../shared/storage/table.ts";
 import { streamEventOf } from "../../testing/dynamodb-stream.ts";
-import { deleteRawItem } from "../../testing/faults.ts";
+import { deleteRawItem, putRawItem } from "../../testing/faults.ts";
 import { DUMMY_CREDENTIALS, randomKek, startHarness, startStore } from "../../testing/harness.ts";
 import { type S3Endpoint, startS3Endpoint } from "../../testing/s3-endpoint.ts";
 
@@ -14,7 +16,9 @@ import { type S3Endpoint, startS3Endpoint } from "../../testing/s3-endpoint.ts";
  * Chains anchored in S3 as the functions do it on Lambda: the audit function's sequencer, fed stream
  * batches, anchors each chain's head after every batch (`AUDIT_ANCHOR_INTERVAL_SECONDS=0`, as its
  * template sets); the API's runtime verifies against the anchors and appends none. The S3 endpoint is
- * a stand-in (testing/s3-endpoint.ts): Object Lock and conditional-write enforcement cannot run here.
+ * a stand-in (testing/s3-endpoint.ts): Object Lock, lifecycle rules and conditional-write enforcement
+ * cannot run here, so what an account administrator can still do past them (delete markers from a
+ * lifecycle `Expiration` rule, a put once the bucket policy is deleted) is made directly in the stand-in.
  * Every runtime has its own table client, its own S3 client and its own memory of chain heads, as
  * separate Lambda instances do.
  */
@@ -201,5 +205,82 @@ describe("verify against the S3 anchors", () => {
       break: { reason: "anchor_mismatch", sequence: 7 },
     });
     expect(result.anchor).toBeUndefined();
+  });
+
+  it("reports a cut tail as a break when a lifecycle rule has put delete markers over every anchor", async () => {
+    const { tenantId, sequencer } = await anchoredChain();
+    for (const sequence of [3, 6]) s3.expire(BUCKET, anchorKey(tenantId, sequence));
+    expect(storedAnchors(tenantId)).toEqual([]);
+    const last = (await items("SEQ#", tenantId)).at(-1) as Record<string, any>;
+    await deleteRawItem(sequencer.table, { pk: last.pk, sk: last.sk });
+    const cut = (last.records as { sequence: number }[])[0]?.sequence ?? 0;
+    const result = await (await instance("api")).h.runtime.chainVerifier.verify(tenantId);
+    // The locked first version of anchor 6 still says the chain reached 6.
+    expect(result).toMatchObject({
+      intact: false,
+      verifiedThrough: cut - 1,
+      break: { reason: "truncated", sequence: cut },
+    });
+    expect(result.anchor).toBeUndefined();
+  });
+
+  it("reports a hidden anchor as anchor_mismatch even where the table is whole", async () => {
+    const { tenantId } = await anchoredChain();
+    s3.expire(BUCKET, anchorKey(tenantId, 6));
+    expect(await (await instance("api")).h.runtime.chainVerifier.verify(tenantId)).toMatchObject({
+      intact: false,
+      verifiedThrough: 5,
+      break: { reason: "anchor_mismatch", sequence: 6 },
+    });
+  });
+
+  it("lists and reports a chain deleted whole whose anchors are all behind delete markers", async () => {
+    const { tenantId, sequencer } = await anchoredChain();
+    for (const block of await items("SEQ#", tenantId))
+      await deleteRawItem(sequencer.table, { pk: block.pk, sk: block.sk });
+    for (const sequence of [3, 6]) s3.expire(BUCKET, anchorKey(tenantId, sequence));
+    const verifier = await instance("api");
+    expect(await verifier.h.runtime.chainVerifier.scopes()).toContain(tenantId);
+    expect(await verifier.h.runtime.chainVerifier.verify(tenantId)).toMatchObject({
+      intact: false,
+      verifiedThrough: 0,
+      break: { reason: "truncated", sequence: 1 },
+    });
+  });
+
+  it("reports a second version over the newest anchor's key as anchor_mismatch, the locked first version still checked", async () => {
+    const { tenantId } = await anchoredChain();
+    const [, sixth] = storedAnchors(tenantId);
+    // An unconditional put, as once the bucket policy is deleted: a current version naming another hash.
+    s3.putRaw(BUCKET, anchorKey(tenantId, 6), JSON.stringify({ ...sixth, hash: "f".repeat(64) }));
+    expect(storedAnchors(tenantId).at(-1)).toMatchObject({ sequence: 6, hash: "f".repeat(64) });
+    const result = await (await instance("api")).h.runtime.chainVerifier.verify(tenantId);
+    expect(result).toMatchObject({
+      intact: false,
+      verifiedThrough: 5,
+      break: { reason: "anchor_mismatch", sequence: 6 },
+    });
+    expect(result.anchor).toBeUndefined();
+  });
+
+  it("reports a rewritten tail as anchor_mismatch when a second version over the newest anchor matches it", async () => {
+    const { tenantId, sequencer } = await anchoredChain();
+    // Record 6 rewritten with a valid MAC (today's key, as someone holding the KEK derives it), and the
+    // anchor's key given a current version naming the rewritten hash: every current object agrees.
+    const block = (await items("SEQ#", tenantId)).at(-1) as Record<string, any>;
+    const records = block.records as Record<string, unknown>[];
+    const { hash: _hash, mac: _mac, ...body } = records.at(-1) as Record<string, unknown>;
+    const rewritten = { ...body, actor: "someone-else" };
+    const hash = chainHash(canonicalRecord(rewritten as never));
+    const today = await new LocalKeyring({ active: kek, previous: [] }).chainKeys().current(new Date());
+    const forged = { ...rewritten, hash, mac: chainMac(today.key, tenantId, hash) };
+    await putRawItem(sequencer.table, { ...block, records: [...records.slice(0, -1), forged] });
+    const [, sixth] = storedAnchors(tenantId);
+    s3.putRaw(BUCKET, anchorKey(tenantId, 6), JSON.stringify({ ...sixth, hash }));
+    expect(await (await instance("api")).h.runtime.chainVerifier.verify(tenantId)).toMatchObject({
+      intact: false,
+      verifiedThrough: 5,
+      break: { reason: "anchor_mismatch", sequence: 6 },
+    });
   });
 });

@@ -74,14 +74,42 @@ describe.each(ENVIRONMENT_NAMES)("the %s anchor bucket", (env) => {
     expect(DeletionPolicy).toBe("Retain");
   });
 
-  it("expires anchors after their lock only where data is not protected", () => {
-    const { Properties: p } = bucket(env);
-    const days = environmentConfig(env).auditAnchorRetentionDays;
-    if (environmentConfig(env).protectData) expect(p.LifecycleConfiguration).toBeUndefined();
-    else
-      expect(p.LifecycleConfiguration.Rules).toEqual([
-        expect.objectContaining({ ExpirationInDays: days + 1, Status: "Enabled" }),
-      ]);
+  it("has no lifecycle rule that could put delete markers over current anchors", () => {
+    // An Expiration rule hides every anchor behind a delete marker, which Object Lock does not stop.
+    const rules = (bucket(env).Properties.LifecycleConfiguration?.Rules ?? []) as Record<string, unknown>[];
+    const current = ["ExpirationInDays", "ExpirationDate", "ExpiredObjectDeleteMarker", "Transitions"];
+    expect(rules.flatMap((rule) => current.filter((field) => field in rule))).toEqual([]);
+  });
+
+  it("refuses its lifecycle, policy, lock and versioning to everyone but CloudFormation's role", () => {
+    expect(bucketPolicy(env)).toContainEqual(
+      expect.objectContaining({
+        Effect: "Deny",
+        Principal: { AWS: "*" },
+        Action: [
+          "s3:PutLifecycleConfiguration",
+          "s3:PutBucketPolicy",
+          "s3:DeleteBucketPolicy",
+          "s3:PutBucketObjectLockConfiguration",
+          "s3:PutBucketVersioning",
+        ],
+        Resource: { "Fn::GetAtt": [expect.any(String), "Arn"] },
+        Condition: {
+          ArnNotEquals: {
+            "aws:PrincipalArn": {
+              "Fn::Join": [
+                "",
+                [
+                  "arn:",
+                  { Ref: "AWS::Partition" },
+                  `:iam::${ACCOUNT}:role/cdk-hnb659fds-cfn-exec-role-${ACCOUNT}-${REGION}`,
+                ],
+              ],
+            },
+          },
+        },
+      }),
+    );
   });
 
   it("refuses deletes and retention changes to everyone, unconditional puts, puts by anyone but the audit role, and plain HTTP", () => {
@@ -115,7 +143,7 @@ describe.each(ENVIRONMENT_NAMES)("the %s anchor bucket", (env) => {
     expect(bucketPolicy(env).filter((s) => s.Effect === "Allow")).toEqual([]);
   });
 
-  it("grants the sequencer put and get under the anchor prefix, the API list and get, rotation nothing, and no role a destructive action", () => {
+  it("grants the sequencer put and get under the anchor prefix, the API the versions' list and get, rotation nothing, and no role a destructive action", () => {
     const anchors = `:s3:::${bucketName(env)}/${ANCHOR_PREFIX}*`;
     const resource = (suffix: string) => ({ "Fn::Join": ["", ["arn:", { Ref: "AWS::Partition" }, suffix]] });
     const audit = s3Statements(roleStatements(templates[env].audit));
@@ -130,11 +158,15 @@ describe.each(ENVIRONMENT_NAMES)("the %s anchor bucket", (env) => {
     expect(api).toEqual([
       expect.objectContaining({
         Effect: "Allow",
-        Action: "s3:ListBucket",
+        Action: "s3:ListBucketVersions",
         Resource: resource(`:s3:::${bucketName(env)}`),
         Condition: { StringLike: { "s3:prefix": [`${ANCHOR_PREFIX}*`] } },
       }),
-      expect.objectContaining({ Effect: "Allow", Action: "s3:GetObject", Resource: resource(anchors) }),
+      expect.objectContaining({
+        Effect: "Allow",
+        Action: "s3:GetObjectVersion",
+        Resource: resource(anchors),
+      }),
     ]);
     expect(s3Statements(roleStatements(templates[env].rotation))).toEqual([]);
     const granted = [...audit, ...api].flatMap(actionsOf);

@@ -11,7 +11,10 @@ import {
   ReEncryptCommand,
 } from "@aws-sdk/client-kms";
 import {
+  DeleteBucketPolicyCommand,
   DeleteObjectCommand,
+  PutBucketLifecycleConfigurationCommand,
+  PutBucketVersioningCommand,
   PutObjectCommand,
   PutObjectRetentionCommand,
   S3Client,
@@ -665,9 +668,15 @@ describe("the end-to-end flows through the bundled functions", () => {
     expect(puts.map((c) => c.resource)).toContainEqual(
       expect.stringMatching(new RegExp(`^arn:aws:s3:::${bucket}/anchors/acme/\\d{15}\\.json$`)),
     );
-    for (const action of ["s3:ListBucket", "s3:GetObject"]) {
+    // Verify reads versions, so that an anchor hidden or replaced in S3 is still found.
+    for (const action of ["s3:ListBucketVersions", "s3:GetObjectVersion"]) {
       expect(s3Calls.some((c) => c.principal === "api" && c.action === action && c.allowed)).toBe(true);
     }
+    expect(s3Calls.filter((c) => c.principal === "api" && c.action === "s3:ListBucketVersions")).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ context: expect.objectContaining({ "s3:prefix": "anchors/acme/" }) }),
+      ]),
+    );
     expect(s3Calls.filter((c) => c.principal === "rotation")).toEqual([]);
     const verified = body("audit verify");
     expect(verified?.anchor?.sequence).toBeGreaterThan(0);
@@ -882,6 +891,31 @@ describe("calls that the stage's policies must deny, made through the same proxy
       await s3Refused("key-admin", "s3:PutObject", () =>
         s3As("key-admin").send(
           new PutObjectCommand({ Bucket: anchorBucket(), Key: anchorKey(), Body: "{}", IfNoneMatch: "*" }),
+        ),
+      );
+    });
+
+    it("expiring the anchors by lifecycle, deleting the bucket policy, or suspending versioning", async () => {
+      const Bucket = anchorBucket();
+      await s3Refused("key-admin", "s3:PutLifecycleConfiguration", () =>
+        s3As("key-admin").send(
+          new PutBucketLifecycleConfigurationCommand({
+            Bucket,
+            LifecycleConfiguration: {
+              Rules: [{ ID: "hide", Status: "Enabled", Filter: { Prefix: "" }, Expiration: { Days: 1 } }],
+            },
+          }),
+        ),
+      );
+      expect(lastCall("key-admin", "s3:PutLifecycleConfiguration")?.reason).toMatch(
+        /explicit deny in a resource-based policy/,
+      );
+      await s3Refused("key-admin", "s3:DeleteBucketPolicy", () =>
+        s3As("key-admin").send(new DeleteBucketPolicyCommand({ Bucket })),
+      );
+      await s3Refused("key-admin", "s3:PutBucketVersioning", () =>
+        s3As("key-admin").send(
+          new PutBucketVersioningCommand({ Bucket, VersioningConfiguration: { Status: "Suspended" } }),
         ),
       );
     });

@@ -384,7 +384,7 @@ function signedService(headers: WireRequest["headers"]): string | undefined {
 /**
  * An S3 REST request, path-style (`/<bucket>/<key>?<subresource>`, as a client with an endpoint sends
  * it), read back into its action, as the S3 documentation maps operations to actions: the object's
- * ARN (`arn:aws:s3:::bucket/key`) for object operations, the bucket's for ListObjectsV2, and the
+ * ARN (`arn:aws:s3:::bucket/key`) for object operations, the bucket's for listings and its configuration, and the
  * condition keys the request carries (`s3:if-none-match`, `s3:prefix`, ...).
  */
 function s3(
@@ -407,7 +407,8 @@ function s3(
   });
   const method = request.method.toUpperCase();
   if (key === "") {
-    if (method === "GET" && query.get("list-type") === "2") {
+    const listing = method === "GET" && (query.get("list-type") === "2" || query.has("versions"));
+    if (listing) {
       const context: Context = {};
       for (const [param, name] of [
         ["prefix", "s3:prefix"],
@@ -417,7 +418,21 @@ function s3(
         const value = query.get(param);
         if (value !== null) context[name] = value;
       }
-      return one("ListObjectsV2", "s3:ListBucket", bucketArn, context);
+      return query.has("versions")
+        ? one("ListObjectVersions", "s3:ListBucketVersions", bucketArn, context)
+        : one("ListObjectsV2", "s3:ListBucket", bucketArn, context);
+    }
+    // The bucket's own configuration, by subresource, as the anchor bucket's policy names it.
+    const configuration: Record<string, [string, string]> = {
+      "PUT lifecycle": ["PutBucketLifecycleConfiguration", "s3:PutLifecycleConfiguration"],
+      "PUT policy": ["PutBucketPolicy", "s3:PutBucketPolicy"],
+      "DELETE policy": ["DeleteBucketPolicy", "s3:DeleteBucketPolicy"],
+      "PUT object-lock": ["PutObjectLockConfiguration", "s3:PutBucketObjectLockConfiguration"],
+      "PUT versioning": ["PutBucketVersioning", "s3:PutBucketVersioning"],
+    };
+    for (const subresource of query.keys()) {
+      const found = configuration[`${method} ${subresource}`];
+      if (found !== undefined) return one(found[0], found[1], bucketArn);
     }
     return one(`${method} bucket`, `s3:${method}Bucket`, bucketArn);
   }

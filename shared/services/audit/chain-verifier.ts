@@ -121,7 +121,10 @@ export class ChainVerifier {
       ...anchorHead,
       break: { sequence, reason, message: CHAIN_BREAK_EXPLANATIONS[reason] },
     });
-    const heads = [expectedHead, anchor].filter((head): head is ChainHead => head !== undefined);
+    // A hidden or replaced anchor's first version still says how far the chain reached.
+    const heads = [expectedHead, anchor, mismatched?.original].filter(
+      (head): head is ChainHead => head !== undefined,
+    );
     for await (const { position, record } of this.#repository.walk(scope, previous.sequence + 1)) {
       const expected = previous.sequence + 1;
       if (position !== expected) return broken(expected, "missing");
@@ -162,10 +165,11 @@ export class ChainVerifier {
           .filter(([, last]) => last > attests.sequence)
           .map(([first, last]): Run => [Math.max(first, attests.sequence + 1), last]);
       }
+      // First: where the anchor log was tampered with, that is what the operator must look at.
+      if (position === mismatched?.sequence) return broken(position, "anchor_mismatch");
       if (heads.some((head) => position === head.sequence && hash !== head.hash)) {
         return broken(position, "truncated");
       }
-      if (position === mismatched?.sequence) return broken(position, "anchor_mismatch");
       // Ids are checked within one call: a duplicate further apart than a call's budget goes unseen.
       if (typeof record.id === "string") {
         if (ids.has(record.id)) return broken(position, "duplicate");
