@@ -1,5 +1,3 @@
-import { BatchWriteCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { StoreUnavailableError } from "../domain/errors.ts";
 import type { Item, Key } from "./item-reader.ts";
 
 interface Waiter {
@@ -10,8 +8,6 @@ interface Waiter {
 
 /** BatchWriteItem takes at most 25 requests. */
 const MAX_BATCH = 25;
-/** Unprocessed items come back under throttling; retried with backoff a few times, then refused. */
-const MAX_UNPROCESSED_ROUNDS = 5;
 
 /**
  * Puts of items under fresh keys (a random id in the key, so no other writer ever holds the key),
@@ -22,20 +18,20 @@ const MAX_UNPROCESSED_ROUNDS = 5;
  * not go on without its write (an audit record) still fails closed.
  */
 export class FreshItemWriter {
-  readonly #doc: DynamoDBDocumentClient;
-  readonly #tableName: string;
   readonly #putOne: (item: Key & Item) => Promise<boolean>;
+  readonly #putMany: (items: readonly (Key & Item)[]) => Promise<void>;
   #pending: Waiter[] = [];
 
-  /** `putOne` is the lone put: conditional on the key being absent. */
+  /**
+   * `putOne` is the lone put, conditional on the key being absent; `putMany` is one BatchWriteItem of
+   * up to 25 puts that throws unless every one was stored.
+   */
   constructor(
-    doc: DynamoDBDocumentClient,
-    tableName: string,
     putOne: (item: Key & Item) => Promise<boolean>,
+    putMany: (items: readonly (Key & Item)[]) => Promise<void>,
   ) {
-    this.#doc = doc;
-    this.#tableName = tableName;
     this.#putOne = putOne;
+    this.#putMany = putMany;
   }
 
   /** False only when a lone put found its key taken, which a fresh key never is. */
@@ -58,7 +54,7 @@ export class FreshItemWriter {
     }
     for (let start = 0; start < waiters.length; start += MAX_BATCH) {
       const batch = waiters.slice(start, start + MAX_BATCH);
-      this.#putBatch(batch.map((waiter) => waiter.item)).then(
+      this.#putMany(batch.map((waiter) => waiter.item)).then(
         () => {
           for (const waiter of batch) waiter.resolve(true);
         },
@@ -68,29 +64,4 @@ export class FreshItemWriter {
       );
     }
   }
-
-  async #putBatch(items: readonly (Key & Item)[]): Promise<void> {
-    let requests: Record<string, unknown>[] = items.map((item) => ({ PutRequest: { Item: item } }));
-    for (let round = 0; requests.length > 0; round += 1) {
-      if (round === MAX_UNPROCESSED_ROUNDS) {
-        throw new StoreUnavailableError("DynamoDB BatchWriteItem left puts unprocessed");
-      }
-      if (round > 0) await new Promise((resolve) => setTimeout(resolve, 10 * 2 ** round));
-      let output: { UnprocessedItems?: Record<string, unknown[]> | undefined };
-      try {
-        output = await this.#doc.send(
-          new BatchWriteCommand({ RequestItems: { [this.#tableName]: requests as never } }),
-        );
-      } catch (error) {
-        throw storeError("BatchWriteItem", error);
-      }
-      requests = (output.UnprocessedItems?.[this.#tableName] ?? []) as Record<string, unknown>[];
-    }
-  }
-}
-
-/** The operation and the error's name, never the items. */
-function storeError(operation: string, error: unknown): StoreUnavailableError {
-  const name = error instanceof Error ? error.name : "unknown error";
-  return new StoreUnavailableError(`DynamoDB ${operation} failed: ${name}`, { cause: error });
 }

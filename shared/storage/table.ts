@@ -143,7 +143,14 @@ export class Table {
     this.doc = doc;
     this.name = name;
     this.#reader = new ItemReader(doc, name);
-    this.#fresh = new FreshItemWriter(doc, name, (item) => this.putIfAbsent(item));
+    this.#fresh = new FreshItemWriter(
+      (item) => this.putIfAbsent(item),
+      (items) =>
+        this.#batchWrite(
+          items.map((item) => ({ PutRequest: { Item: item } })),
+          "puts",
+        ),
+    );
   }
 
   /** A strongly consistent read; reads asked for in the same tick share one round trip. */
@@ -262,15 +269,26 @@ export class Table {
     await Promise.all(chunks.map((chunk) => this.#deleteBatch(chunk)));
   }
 
-  async #deleteBatch(keys: readonly Key[]): Promise<void> {
-    let requests = keys.map((key) => ({ DeleteRequest: { Key: key } }));
-    for (let attempt = 0; requests.length > 0; attempt += 1) {
-      if (attempt === 5) throw new StoreUnavailableError("DynamoDB BatchWriteItem left deletes unprocessed");
+  #deleteBatch(keys: readonly Key[]): Promise<void> {
+    return this.#batchWrite(
+      keys.map((key) => ({ DeleteRequest: { Key: key } })),
+      "deletes",
+    );
+  }
+
+  /**
+   * One BatchWriteItem of at most 25 requests, retrying what DynamoDB leaves unprocessed (under
+   * throttling) a few times with backoff; throws when some still are, so the caller knows.
+   */
+  async #batchWrite(requests: readonly Record<string, unknown>[], what: string): Promise<void> {
+    let left = requests;
+    for (let attempt = 0; left.length > 0; attempt += 1) {
+      if (attempt === 5) throw new StoreUnavailableError(`DynamoDB BatchWriteItem left ${what} unprocessed`);
       const output = await send("BatchWriteItem", () =>
-        this.doc.send(new BatchWriteCommand({ RequestItems: { [this.name]: requests } })),
+        this.doc.send(new BatchWriteCommand({ RequestItems: { [this.name]: left as never } })),
       );
-      requests = (output.UnprocessedItems?.[this.name] ?? []) as typeof requests;
-      if (requests.length > 0) await new Promise((resolve) => setTimeout(resolve, 10 * 2 ** attempt));
+      left = (output.UnprocessedItems?.[this.name] ?? []) as typeof left;
+      if (left.length > 0) await new Promise((resolve) => setTimeout(resolve, 10 * 2 ** attempt));
     }
   }
 
